@@ -1,0 +1,1 @@
+"""madoguchi queue server: the lobby's domain core (pure) and its shells (storage, websocket server)."""
