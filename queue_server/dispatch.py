@@ -1,0 +1,83 @@
+"""Which ticket a counter calls next. Pure.
+
+Candidates are tickets with a READY step in one of the counter's departments and no step now
+called or being served elsewhere (a citizen is at one counter at a time). A ticket waits in
+every ready department's queue at once; the first counter that calls it takes it.
+
+Order: priority class first (a reservation whose slot has come, then assistance needed), then the
+longest ready-wait. The aging bound keeps priority from starving anyone: a ticket whose ready-wait
+has reached the bound is *escalated* and is served before every non-escalated ticket; escalated
+tickets go oldest first. So a walk-in never waits past the bound behind later priority tickets,
+and within a class the order is FIFO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .model import Priority, Step, StepState, Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPolicy:
+    aging_bound: float = 20 * 60.0  # seconds
+    reservation_grace: float = 5 * 60.0  # a reservation counts as due this long before its slot
+
+
+def priority(ticket: Ticket, now: float, policy: DispatchPolicy) -> Priority:
+    """The ticket's class at ``now``: reservations count only once their slot is (nearly) due."""
+    if ticket.reserved_for is not None and now >= ticket.reserved_for - policy.reservation_grace:
+        return Priority.RESERVATION
+    if ticket.assistance:
+        return Priority.ASSISTANCE
+    return Priority.NORMAL
+
+
+def ready_steps(ticket: Ticket, departments: frozenset[str] | set[str]) -> list[Step]:
+    """Steps of a callable ticket that a counter with these departments could call now."""
+    if ticket.closed is not None:
+        return []
+    found = []
+    for s in ticket.steps:
+        if s.state is StepState.CALLED or s.state is StepState.SERVING:
+            return []  # the citizen is at another counter
+        if s.state is StepState.READY and s.department in departments:
+            found.append(s)
+    return found
+
+
+def dispatch_key(ticket: Ticket, step: Step, now: float, policy: DispatchPolicy) -> tuple:
+    """Sort key: smaller is called first."""
+    since = step.ready_since if step.ready_since is not None else ticket.issued_at
+    if now - since >= policy.aging_bound:
+        return (0, 0, since, ticket.issued_at, ticket.number)
+    return (1, -int(priority(ticket, now, policy)), since, ticket.issued_at, ticket.number)
+
+
+def queue_for(
+    tickets: Iterable[Ticket], departments: frozenset[str] | set[str], now: float, policy: DispatchPolicy
+) -> list[tuple[Ticket, Step]]:
+    """The counter's queue in call order: one entry per ticket (its best ready step)."""
+    entries = []
+    for t in tickets:
+        steps = ready_steps(t, departments)
+        if steps:
+            best = min(steps, key=lambda s: dispatch_key(t, s, now, policy))
+            entries.append((dispatch_key(t, best, now, policy), t, best))
+    entries.sort(key=lambda e: e[0])
+    return [(t, s) for _, t, s in entries]
+
+
+def choose_next(
+    tickets: Iterable[Ticket], departments: frozenset[str] | set[str], now: float, policy: DispatchPolicy
+) -> tuple[Ticket, Step] | None:
+    """The ticket and step the counter should call now, or None when its queue is empty."""
+    best: tuple | None = None
+    chosen: tuple[Ticket, Step] | None = None
+    for t in tickets:
+        for s in ready_steps(t, departments):
+            key = dispatch_key(t, s, now, policy)
+            if best is None or key < best:
+                best, chosen = key, (t, s)
+    return chosen

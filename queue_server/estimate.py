@@ -1,0 +1,135 @@
+"""Wait estimates per department and per ticket. Pure.
+
+Baseline formula (documented in docs/protocol.md, "Wait estimates"). For department *d*:
+
+- ``c_d`` — effective counters: every open counter serving *d* contributes ``1/k`` where *k* is
+  the number of departments it serves (a shared counter gives each department a share of its time).
+- ``R_d`` — residual work at the counters now busy with a *d* step: for each, the step's planned
+  minutes minus the minutes already spent (never below zero; a called step counts in full).
+- The tickets queued for *d* in dispatch order have planned minutes ``m_0, m_1, …``.
+
+The ticket at position *n* (0 = next to be called) waits::
+
+    W_n = 0                                  if n < idle_d (an idle counter will call it at once)
+    W_n = (R_d + m_0 + … + m_{n-1}) / c_d    otherwise
+
+and a newcomer waits ``W_N`` with N the queue length. With exponential service and one department
+this is the M/M/c conditional wait (n+1)/(cμ) when every m equals the mean; using each ticket's
+planned minutes makes a long bereavement session count for more than a certificate. No open
+counter for *d* means the wait is unknown (None), never a made-up number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .dispatch import DispatchPolicy, queue_for
+from .model import ACTIVE_STEP_STATES, Counter, CounterState, Ticket
+
+MINUTE = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentWait:
+    department: str
+    waiting: int  # tickets in the queue
+    counters: float  # effective open counters (c_d)
+    wait_minutes: float | None  # for a newcomer; None when no counter serves the department
+    positions: Mapping[str, float | None]  # ticket id -> its own estimated wait, minutes
+
+
+def _effective_counters(department: str, counters: Iterable[Counter]) -> tuple[float, list[Counter]]:
+    serving = [c for c in counters if c.state is CounterState.OPEN and department in c.departments]
+    return sum(1.0 / len(c.departments) for c in serving), serving
+
+
+def department_wait(
+    department: str,
+    tickets: Iterable[Ticket],
+    counters: Iterable[Counter],
+    now: float,
+    policy: DispatchPolicy,
+) -> DepartmentWait:
+    """Queue length and estimated waits for one department (see the module docstring)."""
+    tickets = list(tickets)
+    counters = list(counters)
+    c_d, serving = _effective_counters(department, counters)
+    queue = queue_for(tickets, frozenset({department}), now, policy)
+    busy_at: dict[int, float] = {}
+    for t in tickets:
+        s = t.active_step
+        if s is not None and s.counter is not None and s.state in ACTIVE_STEP_STATES:
+            spent = (now - s.started_at) / MINUTE if s.started_at is not None else 0.0
+            busy_at[s.counter] = max(0.0, s.minutes - spent)
+    idle = sum(1 for c in serving if c.number not in busy_at)
+    residual = sum(busy_at.get(c.number, 0.0) for c in serving)
+    positions: dict[str, float | None] = {}
+    work = residual
+    for n, (t, s) in enumerate(queue):
+        positions[t.id] = _wait(n, idle, work, c_d)
+        work += s.minutes
+    return DepartmentWait(
+        department=department,
+        waiting=len(queue),
+        counters=c_d,
+        wait_minutes=_wait(len(queue), idle, work, c_d),
+        positions=positions,
+    )
+
+
+def _wait(position: int, idle: int, work_minutes: float, c_d: float) -> float | None:
+    if c_d <= 0:
+        return None
+    if position < idle:
+        return 0.0
+    return work_minutes / c_d
+
+
+def all_department_waits(
+    departments: Iterable[str],
+    tickets: Iterable[Ticket],
+    counters: Iterable[Counter],
+    now: float,
+    policy: DispatchPolicy,
+) -> dict[str, DepartmentWait]:
+    """department_wait for each department."""
+    tickets = list(tickets)
+    counters = list(counters)
+    return {d: department_wait(d, tickets, counters, now, policy) for d in departments}
+
+
+def ticket_wait(ticket: Ticket, waits: Mapping[str, DepartmentWait]) -> float | None:
+    """A waiting ticket's estimated wait: the shortest among the queues it stands in."""
+    found = [w.positions[ticket.id] for w in waits.values() if ticket.id in w.positions]
+    known = [f for f in found if f is not None]
+    return min(known) if known else None
+
+
+def ticket_position(ticket: Ticket, tickets: Iterable[Ticket], now: float, policy: DispatchPolicy) -> int | None:
+    """How many tickets are ahead of this one in the shortest of its department queues."""
+    best: int | None = None
+    departments = {s.department for s in ticket.steps if s.state.value == "ready"}
+    tickets = list(tickets)
+    for d in departments:
+        q = queue_for(tickets, frozenset({d}), now, policy)
+        for n, (t, _) in enumerate(q):
+            if t.id == ticket.id:
+                best = n if best is None else min(best, n)
+                break
+    return best
+
+
+def visit_minutes(route_minutes: Iterable[tuple[str, float]], waits: Mapping[str, DepartmentWait]) -> float | None:
+    """Expected time in the building for a new plan: each step's queue wait plus its service.
+
+    ``route_minutes`` is (department, service minutes) per step. Unknown when a department has no
+    open counter.
+    """
+    total = 0.0
+    for department, minutes in route_minutes:
+        w = waits.get(department)
+        if w is None or w.wait_minutes is None:
+            return None
+        total += w.wait_minutes + minutes
+    return total

@@ -1,0 +1,272 @@
+"""Legal moves of a ticket and its steps. Pure: a Ticket in, a new Ticket out, or TransitionError.
+
+Each function checks that the move is legal from the current state and returns the new value;
+the caller (server or simulation) stores it and writes the event. Nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .model import (
+    ACTIVE_STEP_STATES,
+    OPEN_STEP_STATES,
+    RouteStep,
+    Step,
+    StepState,
+    Ticket,
+    TicketState,
+)
+
+
+class TransitionError(Exception):
+    """An illegal move. ``code`` is stable (protocol error code); ``field`` names the culprit."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def new_ticket(
+    *,
+    ticket_id: str,
+    site: str,
+    day: str,
+    prefix: str,
+    number: int,
+    purposes: Sequence[str],
+    lang: str,
+    route: Sequence[RouteStep],
+    now: float,
+    public_token: str,
+    assistance: bool = False,
+    reserved_for: float | None = None,
+    device: str = "",
+) -> Ticket:
+    """Issue a ticket: its route's steps with no prerequisite are ready at once."""
+    if not route:
+        raise TransitionError("empty_route", "the plan has no step to queue for", "purposes")
+    for i, r in enumerate(route):
+        bad = [a for a in r.after if not 0 <= a < i]
+        if bad:
+            raise TransitionError("bad_route", f"step {i} waits for {bad}: only earlier steps allowed", "route")
+    steps = tuple(
+        Step(
+            index=i,
+            department=r.department,
+            procedures=tuple(r.procedures),
+            after=tuple(r.after),
+            minutes=r.minutes,
+            state=StepState.PENDING if r.after else StepState.READY,
+            ready_since=None if r.after else now,
+        )
+        for i, r in enumerate(route)
+    )
+    return Ticket(
+        id=ticket_id,
+        site=site,
+        day=day,
+        prefix=prefix,
+        number=number,
+        purposes=tuple(purposes),
+        lang=lang,
+        issued_at=now,
+        steps=steps,
+        public_token=public_token,
+        assistance=assistance,
+        reserved_for=reserved_for,
+        device=device,
+    )
+
+
+def _open(ticket: Ticket) -> None:
+    if ticket.closed is not None:
+        raise TransitionError("ticket_closed", f"ticket {ticket.label} is already {ticket.closed.value}", "ticket")
+
+
+def _step(ticket: Ticket, index: int) -> Step:
+    if not 0 <= index < len(ticket.steps):
+        raise TransitionError("unknown_step", f"ticket {ticket.label} has no step {index}", "step")
+    return ticket.steps[index]
+
+
+def _with_step(ticket: Ticket, step: Step) -> Ticket:
+    steps = list(ticket.steps)
+    steps[step.index] = step
+    return replace(ticket, steps=tuple(steps))
+
+
+def _expect(ticket: Ticket, step: Step, *states: StepState, action: str) -> None:
+    if step.state not in states:
+        allowed = " or ".join(s.value for s in states)
+        raise TransitionError(
+            "illegal_transition",
+            f"cannot {action} ticket {ticket.label} step {step.index}: it is {step.state.value}, not {allowed}",
+            "step",
+        )
+
+
+def _expect_counter(ticket: Ticket, step: Step, counter: int, action: str) -> None:
+    if step.counter != counter:
+        raise TransitionError(
+            "not_your_ticket",
+            f"cannot {action} ticket {ticket.label}: it is at counter {step.counter}, not {counter}",
+            "counter",
+        )
+
+
+def call(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
+    """A counter calls the ticket for one of its ready steps."""
+    _open(ticket)
+    step = _step(ticket, index)
+    _expect(ticket, step, StepState.READY, action="call")
+    active = ticket.active_step
+    if active is not None:
+        raise TransitionError(
+            "ticket_busy", f"ticket {ticket.label} is already at counter {active.counter}", "ticket"
+        )
+    return _with_step(ticket, replace(step, state=StepState.CALLED, counter=counter, called_at=now))
+
+
+def recall(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
+    """Call the same number again (the citizen has not come yet)."""
+    _open(ticket)
+    step = _step(ticket, index)
+    _expect(ticket, step, StepState.CALLED, action="recall")
+    _expect_counter(ticket, step, counter, "recall")
+    return _with_step(ticket, replace(step, recalls=step.recalls + 1, called_at=now))
+
+
+def start(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
+    """The citizen arrived at the counter: service starts."""
+    _open(ticket)
+    step = _step(ticket, index)
+    _expect(ticket, step, StepState.CALLED, action="start")
+    _expect_counter(ticket, step, counter, "start")
+    return _with_step(ticket, replace(step, state=StepState.SERVING, started_at=now))
+
+
+def complete(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
+    """Service done: later steps whose prerequisites are all done become ready; the last closes."""
+    _open(ticket)
+    step = _step(ticket, index)
+    _expect(ticket, step, StepState.SERVING, action="complete")
+    _expect_counter(ticket, step, counter, "complete")
+    ticket = _with_step(ticket, replace(step, state=StepState.DONE, completed_at=now))
+    return _release_ready(ticket, now)
+
+
+def _release_ready(ticket: Ticket, now: float) -> Ticket:
+    finished = {s.index for s in ticket.steps if s.state in (StepState.DONE, StepState.CANCELLED)}
+    steps = tuple(
+        replace(s, state=StepState.READY, ready_since=now)
+        if s.state is StepState.PENDING and all(a in finished for a in s.after)
+        else s
+        for s in ticket.steps
+    )
+    ticket = replace(ticket, steps=steps)
+    if not any(s.state in OPEN_STEP_STATES for s in steps):
+        ticket = replace(ticket, closed=TicketState.DONE)
+    return ticket
+
+
+def transfer(ticket: Ticket, index: int, counter: int, department: str, now: float) -> Ticket:
+    """Send the step to another department's queue (wrong counter, or a colleague's speciality).
+
+    The citizen keeps the place earned: the step is ready again at once, with its original
+    ready time, so the transfer does not push them to the back of the line.
+    """
+    _open(ticket)
+    step = _step(ticket, index)
+    _expect(ticket, step, StepState.CALLED, StepState.SERVING, action="transfer")
+    _expect_counter(ticket, step, counter, "transfer")
+    if department == step.department:
+        raise TransitionError("same_department", f"step {index} is already for {department}", "department")
+    moved = replace(
+        step,
+        department=department,
+        state=StepState.READY,
+        counter=None,
+        called_at=None,
+        started_at=None,
+        recalls=0,
+        ready_since=step.ready_since if step.ready_since is not None else now,
+    )
+    return replace(_with_step(ticket, moved), transfers=ticket.transfers + 1)
+
+
+def add_procedure(
+    ticket: Ticket, index: int, counter: int, department: str, procedures: Sequence[str], minutes: float, now: float
+) -> Ticket:
+    """A procedure found at the counter (手戻り: rework). Counted on the ticket.
+
+    For the counter's own department it joins the current step; for another department it
+    becomes a new step, ready once the current step completes (the citizen is still here).
+    """
+    _open(ticket)
+    step = _step(ticket, index)
+    _expect(ticket, step, StepState.CALLED, StepState.SERVING, action="add a procedure to")
+    _expect_counter(ticket, step, counter, "add a procedure to")
+    if not procedures:
+        raise TransitionError("missing_field", "name at least one procedure to add", "procedures")
+    if department == step.department:
+        merged = step.procedures + tuple(p for p in procedures if p not in step.procedures)
+        return _with_step(ticket, replace(step, procedures=merged, minutes=step.minutes + minutes, rework=True))
+    new = Step(
+        index=len(ticket.steps),
+        department=department,
+        procedures=tuple(procedures),
+        after=(index,),
+        minutes=minutes,
+        state=StepState.PENDING,
+        rework=True,
+    )
+    return replace(ticket, steps=ticket.steps + (new,))
+
+
+def no_show(ticket: Ticket, index: int, counter: int, now: float, max_recalls: int) -> Ticket:
+    """Mark the citizen absent after ``max_recalls`` recalls; the visit closes."""
+    _open(ticket)
+    step = _step(ticket, index)
+    _expect(ticket, step, StepState.CALLED, action="mark no-show")
+    _expect_counter(ticket, step, counter, "mark no-show")
+    if step.recalls < max_recalls:
+        raise TransitionError(
+            "too_early",
+            f"recall ticket {ticket.label} {max_recalls - step.recalls} more time(s) before marking no-show",
+            "step",
+        )
+    steps = tuple(
+        replace(s, state=StepState.NO_SHOW, completed_at=now)
+        if s.index == index
+        else replace(s, state=StepState.CANCELLED)
+        if s.state in OPEN_STEP_STATES
+        else s
+        for s in ticket.steps
+    )
+    return replace(ticket, steps=steps, closed=TicketState.NO_SHOW)
+
+
+def cancel(ticket: Ticket, now: float) -> Ticket:
+    """Close the visit: every open step is cancelled (the citizen left, or asked to stop)."""
+    _open(ticket)
+    if any(s.state in ACTIVE_STEP_STATES for s in ticket.steps):
+        active = ticket.active_step
+        assert active is not None
+        raise TransitionError(
+            "ticket_busy", f"ticket {ticket.label} is at counter {active.counter}; finish it there", "ticket"
+        )
+    steps = tuple(replace(s, state=StepState.CANCELLED) if s.state in OPEN_STEP_STATES else s for s in ticket.steps)
+    return replace(ticket, steps=steps, closed=TicketState.CANCELLED)
+
+
+def requeue(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
+    """Put a called (not started) step back in its queue, keeping its place (counter paused)."""
+    _open(ticket)
+    step = _step(ticket, index)
+    _expect(ticket, step, StepState.CALLED, action="return to the queue")
+    _expect_counter(ticket, step, counter, "return to the queue")
+    return _with_step(ticket, replace(step, state=StepState.READY, counter=None, called_at=None, recalls=0))

@@ -1,0 +1,41 @@
+import pytest
+
+from queue_server.dispatch import DispatchPolicy
+from queue_server.estimate import department_wait, ticket_position, visit_minutes
+from queue_server.model import Counter, CounterState, RouteStep
+from queue_server.transitions import call, start
+
+from .core_helpers import ticket
+
+P = DispatchPolicy()
+
+
+def c(n, *deps, state=CounterState.OPEN):
+    return Counter("honcho", n, frozenset(deps), state=state)
+
+
+def test_idle_counter_means_no_wait_for_the_first_in_line():
+    w = department_wait("shimin", [ticket(1, now=0)], [c(1, "shimin")], 10, P)
+    assert w.waiting == 1 and w.positions["t1"] == 0.0
+    assert w.wait_minutes == pytest.approx(5.0)  # the newcomer waits for t1's 5 planned minutes
+
+
+def test_waits_add_the_planned_minutes_ahead_and_the_residual_work():
+    serving = start(call(ticket(9, (RouteStep("shimin", (), (), 12),), now=0), 0, 1, 0), 0, 1, 60)  # 1 min spent
+    waiting = [ticket(1, (RouteStep("shimin", (), (), 10),), now=1), ticket(2, now=2)]
+    w = department_wait("shimin", [serving, *waiting], [c(1, "shimin"), c(2, "shimin", "kosodate")], 120, P)
+    # c_d = 1 + 1/2; counter 2 is idle so t1 goes at once; t2 waits for 11 min residual + 10 planned
+    assert w.counters == pytest.approx(1.5)
+    assert w.positions["t1"] == 0.0
+    assert w.positions["t2"] == pytest.approx((11 + 10) / 1.5)
+
+
+def test_no_open_counter_gives_an_unknown_wait():
+    w = department_wait("kaigo", [ticket(1)], [c(1, "kaigo", state=CounterState.PAUSED)], 0, P)
+    assert w.wait_minutes is None
+    assert visit_minutes([("kaigo", 5)], {"kaigo": w}) is None
+
+
+def test_position_counts_tickets_ahead_in_the_shortest_queue():
+    ts = [ticket(1, now=0), ticket(2, now=1), ticket(3, now=2)]
+    assert ticket_position(ts[2], ts, 5, P) == 2
