@@ -1,0 +1,448 @@
+"""Storage shell: SQLAlchemy 2 models and the transactional writes of the lobby.
+
+SQLite (WAL mode) is the embedded default; PostgreSQL by URL. The schema is created and upgraded
+by Alembic (queue_server/migrations). Every state change and its event row are written in one
+transaction; the server acknowledges only after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from .model import Counter, CounterState, Step, StepState, Ticket, TicketState
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SiteRow(Base):
+    __tablename__ = "sites"
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_ja: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+
+
+class DepartmentRow(Base):
+    __tablename__ = "departments"
+    site: Mapped[str] = mapped_column(ForeignKey("sites.key"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_ja: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+
+
+class CounterRow(Base):
+    __tablename__ = "counters"
+    site: Mapped[str] = mapped_column(ForeignKey("sites.key"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    departments: Mapped[list] = mapped_column(JSON)
+    floor: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(16), default="closed")
+    staff: Mapped[str] = mapped_column(String(100), default="")
+
+
+class NumberSeqRow(Base):
+    """The last ticket number given per site, local day and prefix: numbers are never reused."""
+
+    __tablename__ = "number_seq"
+    site: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    site: Mapped[str] = mapped_column(String(32))
+    day: Mapped[str] = mapped_column(String(10))
+    prefix: Mapped[str] = mapped_column(String(8))
+    number: Mapped[int] = mapped_column(Integer)
+    purposes: Mapped[list] = mapped_column(JSON)
+    lang: Mapped[str] = mapped_column(String(8))
+    issued_at: Mapped[float] = mapped_column(Float)
+    public_token: Mapped[str] = mapped_column(String(64), unique=True)
+    closed: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    assistance: Mapped[bool] = mapped_column(Boolean, default=False)
+    reserved_for: Mapped[float | None] = mapped_column(Float, nullable=True)
+    device: Mapped[str] = mapped_column(String(64), default="")
+    transfers: Mapped[int] = mapped_column(Integer, default=0)
+    prefilled: Mapped[bool] = mapped_column(Boolean, default=False)  # kept for KPIs after erasure
+    # Personal data read from a My Number card: shown only to counter consoles, erased at close.
+    prefill: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    __table_args__ = (
+        UniqueConstraint("site", "day", "prefix", "number", name="uq_ticket_number"),
+        Index("ix_tickets_site_day", "site", "day"),
+    )
+
+
+class StepRow(Base):
+    __tablename__ = "steps"
+    ticket: Mapped[str] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    department: Mapped[str] = mapped_column(String(32))
+    procedures: Mapped[list] = mapped_column(JSON)
+    after: Mapped[list] = mapped_column(JSON)
+    minutes: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    ready_since: Mapped[float | None] = mapped_column(Float, nullable=True)
+    counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    called_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    recalls: Mapped[int] = mapped_column(Integer, default=0)
+    rework: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReservationRow(Base):
+    __tablename__ = "reservations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    site: Mapped[str] = mapped_column(String(32))
+    day: Mapped[str] = mapped_column(String(10))
+    slot_start: Mapped[float] = mapped_column(Float)
+    slot_end: Mapped[float] = mapped_column(Float)
+    purposes: Mapped[list] = mapped_column(JSON)
+    code: Mapped[str] = mapped_column(String(16))  # check-in code given when booking
+    ticket: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    __table_args__ = (UniqueConstraint("site", "day", "code", name="uq_reservation_code"),)
+
+
+class EventRow(Base):
+    """The append-only event log: KPIs, wait estimates and calibration read it."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)  # per-site sequence number, as pushed to clients
+    at: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(32))
+    ticket: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    __table_args__ = (
+        UniqueConstraint("site", "seq", name="uq_event_seq"),
+        Index("ix_events_site_at", "site", "at"),
+        Index("ix_events_ticket", "ticket"),
+    )
+
+
+class RequestRow(Base):
+    """Replies to requests that carried an idempotency key: a retry gets the same reply."""
+
+    __tablename__ = "requests"
+    site: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    reply: Mapped[dict] = mapped_column(JSON)
+    at: Mapped[float] = mapped_column(Float)
+
+
+# ---------------------------------------------------------------------------- engine
+
+
+def default_url(var_dir: str | Path = "var") -> str:
+    return f"sqlite:///{Path(var_dir) / 'madoguchi.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode loses nothing when the *process* dies (SIGKILL); FULL would also
+            # survive power loss at ~2x the commit cost. Set MADOGUCHI_SQLITE_SYNC=FULL for that.
+            import os
+
+            cur.execute(f"PRAGMA synchronous={os.environ.get('MADOGUCHI_SQLITE_SYNC', 'NORMAL')}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+# ---------------------------------------------------------------------------- mapping
+
+
+def ticket_values(t: Ticket) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "site": t.site,
+        "day": t.day,
+        "prefix": t.prefix,
+        "number": t.number,
+        "purposes": list(t.purposes),
+        "lang": t.lang,
+        "issued_at": t.issued_at,
+        "public_token": t.public_token,
+        "closed": t.closed.value if t.closed else None,
+        "assistance": t.assistance,
+        "reserved_for": t.reserved_for,
+        "device": t.device,
+        "transfers": t.transfers,
+    }
+
+
+def step_values(ticket_id: str, s: Step) -> dict[str, Any]:
+    return {
+        "ticket": ticket_id,
+        "index": s.index,
+        "department": s.department,
+        "procedures": list(s.procedures),
+        "after": list(s.after),
+        "minutes": s.minutes,
+        "state": s.state.value,
+        "ready_since": s.ready_since,
+        "counter": s.counter,
+        "called_at": s.called_at,
+        "started_at": s.started_at,
+        "completed_at": s.completed_at,
+        "recalls": s.recalls,
+        "rework": s.rework,
+    }
+
+
+def ticket_from_rows(row: TicketRow, steps: Sequence[StepRow]) -> Ticket:
+    return Ticket(
+        id=row.id,
+        site=row.site,
+        day=row.day,
+        prefix=row.prefix,
+        number=row.number,
+        purposes=tuple(row.purposes),
+        lang=row.lang,
+        issued_at=row.issued_at,
+        public_token=row.public_token,
+        closed=TicketState(row.closed) if row.closed else None,
+        assistance=row.assistance,
+        reserved_for=row.reserved_for,
+        device=row.device,
+        transfers=row.transfers,
+        steps=tuple(
+            Step(
+                index=s.index,
+                department=s.department,
+                procedures=tuple(s.procedures),
+                after=tuple(s.after),
+                minutes=s.minutes,
+                state=StepState(s.state),
+                ready_since=s.ready_since,
+                counter=s.counter,
+                called_at=s.called_at,
+                started_at=s.started_at,
+                completed_at=s.completed_at,
+                recalls=s.recalls,
+                rework=s.rework,
+            )
+            for s in sorted(steps, key=lambda s: s.index)
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------- writes
+
+
+@dataclass
+class Batch:
+    """Everything one group commit writes."""
+
+    new_tickets: list[tuple[Ticket, dict | None]] = field(default_factory=list)  # with prefill
+    tickets: dict[str, tuple[Ticket | None, Ticket]] = field(default_factory=dict)  # id -> (old, new)
+    counters: list[Counter] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    numbers: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (site, day, prefix) -> last
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.new_tickets or self.tickets or self.counters or self.events or self.requests)
+
+
+class Store:
+    """Reads at start-up and group-committed writes."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def _upsert(self, session: Session, model: type[Base], rows: list[dict], keys: list[str]) -> None:
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        for row in rows:
+            stmt = insert(model).values(**row)
+            stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: v for k, v in row.items() if k not in keys})
+            session.execute(stmt)
+
+    def sync_config(self, sites: Iterable[Any]) -> None:
+        """Mirror the site config (sites, departments, counters) into the database."""
+        with Session(self.engine) as s, s.begin():
+            for site in sites:
+                self._upsert(s, SiteRow, [{"key": site.key, "name_ja": site.name["ja"], "name_en": site.name["en"]}], ["key"])
+                self._upsert(
+                    s,
+                    DepartmentRow,
+                    [
+                        {"site": site.key, "key": d, "name_ja": n["ja"], "name_en": n["en"]}
+                        for d, n in site.department_names.items()
+                    ],
+                    ["site", "key"],
+                )
+                existing = {r.number for r in s.scalars(select(CounterRow).where(CounterRow.site == site.key))}
+                for c in site.counters:
+                    if c.number in existing:
+                        row = s.get(CounterRow, (site.key, c.number))
+                        row.departments, row.floor = list(c.departments), c.floor
+                    else:
+                        s.add(CounterRow(site=site.key, number=c.number, departments=list(c.departments), floor=c.floor))
+
+    def write(self, batch: Batch) -> None:
+        """One transaction: tickets, steps, counters, numbers, events, idempotent replies."""
+        with Session(self.engine) as s, s.begin():
+            for t, prefill in batch.new_tickets:
+                s.add(TicketRow(**ticket_values(t), prefill=prefill, prefilled=prefill is not None))
+            s.flush()
+            for old, new in batch.tickets.values():
+                values = ticket_values(new)
+                if old is None or ticket_values(old) != values:
+                    changes = {k: v for k, v in values.items() if k != "id"}
+                    if new.closed is not None:
+                        changes["prefill"] = None  # personal data goes when the visit ends
+                    s.query(TicketRow).filter(TicketRow.id == new.id).update(changes)
+                old_steps = {st.index: st for st in old.steps} if old else {}
+                rows = [step_values(new.id, st) for st in new.steps if old_steps.get(st.index) != st]
+                self._upsert(s, StepRow, rows, ["ticket", "index"])
+            for c in batch.counters:
+                s.query(CounterRow).filter(CounterRow.site == c.site, CounterRow.number == c.number).update(
+                    {"state": c.state.value, "staff": c.staff}
+                )
+            self._upsert(
+                s,
+                NumberSeqRow,
+                [{"site": k[0], "day": k[1], "prefix": k[2], "last": v} for k, v in batch.numbers.items()],
+                ["site", "day", "prefix"],
+            )
+            if batch.events:
+                s.execute(EventRow.__table__.insert(), batch.events)
+            for r in batch.requests:
+                s.add(RequestRow(**r))
+
+    # ------------------------------------------------------------------ reads
+    def load_tickets(self, site: str, day: str) -> list[Ticket]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(TicketRow).where(TicketRow.site == site, TicketRow.day == day)).all()
+            ids = [r.id for r in rows]
+            steps: dict[str, list[StepRow]] = {i: [] for i in ids}
+            for chunk in range(0, len(ids), 500):
+                for st in s.scalars(select(StepRow).where(StepRow.ticket.in_(ids[chunk : chunk + 500]))):
+                    steps[st.ticket].append(st)
+            return [ticket_from_rows(r, steps[r.id]) for r in rows]
+
+    def load_counters(self, site: str) -> list[Counter]:
+        with Session(self.engine) as s:
+            return [
+                Counter(site, r.number, frozenset(r.departments), r.floor, CounterState(r.state), r.staff)
+                for r in s.scalars(select(CounterRow).where(CounterRow.site == site))
+            ]
+
+    def last_number(self, site: str, day: str, prefix: str) -> int:
+        with Session(self.engine) as s:
+            row = s.get(NumberSeqRow, (site, day, prefix))
+            return row.last if row else 0
+
+    def last_numbers(self, site: str, day: str) -> dict[str, int]:
+        with Session(self.engine) as s:
+            return {r.prefix: r.last for r in s.scalars(select(NumberSeqRow).where(NumberSeqRow.site == site, NumberSeqRow.day == day))}
+
+    def last_seq(self, site: str) -> int:
+        from sqlalchemy import func
+
+        with Session(self.engine) as s:
+            return s.scalar(select(func.max(EventRow.seq)).where(EventRow.site == site)) or 0
+
+    def events_since(self, site: str, seq: int, limit: int = 10000) -> list[dict[str, Any]]:
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(EventRow).where(EventRow.site == site, EventRow.seq > seq).order_by(EventRow.seq).limit(limit)
+            ).all()
+            return [event_dict(r) for r in rows]
+
+    def request_reply(self, site: str, key: str) -> dict | None:
+        with Session(self.engine) as s:
+            row = s.get(RequestRow, (site, key))
+            return row.reply if row else None
+
+    def prefill(self, ticket_id: str) -> dict | None:
+        with Session(self.engine) as s:
+            row = s.get(TicketRow, ticket_id)
+            return row.prefill if row else None
+
+    def erase_prefill_before(self, site: str, day: str) -> int:
+        """End-of-day erasure: personal data of any earlier day's ticket goes, closed or not."""
+        with Session(self.engine) as s, s.begin():
+            return s.query(TicketRow).filter(
+                TicketRow.site == site, TicketRow.day < day, TicketRow.prefill.is_not(None)
+            ).update({"prefill": None})
+
+
+def event_dict(r: EventRow) -> dict[str, Any]:
+    return {
+        "seq": r.seq,
+        "site": r.site,
+        "at": r.at,
+        "kind": r.kind,
+        "ticket": r.ticket,
+        "step": r.step,
+        "counter": r.counter,
+        "actor": r.actor,
+        "payload": r.payload if isinstance(r.payload, dict) else json.loads(r.payload or "{}"),
+    }
