@@ -23,6 +23,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from printers.errors import PrinterConfigError
+from printers.escpos_bytes import Raster
 from printers.layout import BigNumber, Block, QrCode, Rule, Space, TextLine
 
 WIDTHS = (384, 512, 576)  # 58 mm; 80 mm at 180 dpi (TM-T88V); 80 mm at 203 dpi (TM-T20II, TM-T88VI)
@@ -369,3 +370,8 @@ def render_ticket_image(blocks: Sequence[Block], width: int = 576, lang: str = "
     strips = [render_block(b, width, lang, fonts) for b in blocks]
     edge = to_1bit(_blank(width, round(16 * _scale(width))))
     return stack([edge, *strips, edge], width)
+
+
+def render_image_ops(blocks: Sequence[Block], width: int = 576, lang: str = "ja") -> list[Raster]:
+    """The ticket as ESC/POS operations: one raster image (encoded as GS v 0 by python-escpos)."""
+    return [Raster(render_ticket_image(blocks, width, lang))]

@@ -1,0 +1,114 @@
+"""Real-time printer status (DLE EOT) → a clear status object and, for a fault, a typed error.
+
+Epson ESC/POS answers ``DLE EOT n`` with one byte at once, even while printing or offline.
+Every answer byte has the fixed pattern 0xx1xx10 (bits 1 and 4 set, 0 and 7 clear), which is how
+a reply is told apart from a device that is not an ESC/POS printer. Bits used (TM-series manual):
+
+- n=1 printer status: bit 3 offline.
+- n=2 offline cause: bit 2 cover open, bit 3 paper fed by the button, bit 5 stopped by paper end,
+  bit 6 error.
+- n=3 error cause: bit 3 autocutter error, bit 5 unrecoverable error, bit 6 auto-recoverable error.
+- n=4 roll paper sensor: bits 2–3 near end, bits 5–6 paper end.
+
+The parsing is pure; :func:`query_status` is the thin I/O part over any python-escpos printer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from printers.errors import CoverOpen, PaperOut, PrinterError, PrinterOffline, PrinterTimeout
+
+DLE_EOT = b"\x10\x04"
+QUERIES = (1, 2, 3, 4)  # printer, offline cause, error cause, roll paper sensor
+
+
+def is_status_byte(b: int) -> bool:
+    """True for a well-formed DLE EOT answer (fixed bits 0xx1xx10)."""
+    return b & 0b1001_0011 == 0b0001_0010
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterStatus:
+    """What the printer said about itself. ``raw`` keeps the answer bytes for the fault log."""
+
+    offline: bool = False
+    cover_open: bool = False
+    paper_end: bool = False
+    paper_near_end: bool = False  # not a fault: the kiosk may tell staff to bring a roll
+    error: bool = False
+    cutter_error: bool = False
+    unrecoverable: bool = False
+    raw: bytes = b""
+
+    def fault(self, printer: str = "") -> PrinterError | None:
+        """The error to raise before printing, or None when the printer can print.
+
+        Paper end wins over cover open: changing the roll opens the cover, and the roll is what
+        staff must bring.
+        """
+        detail = f"status bytes {self.raw.hex(' ')}"
+        if self.paper_end:
+            return PaperOut(f"roll paper end ({detail})", printer=printer)
+        if self.cover_open:
+            return CoverOpen(f"cover open ({detail})", printer=printer)
+        if self.error or self.cutter_error or self.unrecoverable:
+            what = (
+                "autocutter error"
+                if self.cutter_error
+                else "unrecoverable error"
+                if self.unrecoverable
+                else "error"
+            )
+            return PrinterOffline(f"printer {what} ({detail})", printer=printer)
+        if self.offline:
+            return PrinterOffline(f"printer offline ({detail})", printer=printer)
+        return None
+
+
+def parse_status(printer: int, offline_cause: int, error_cause: int, paper: int) -> PrinterStatus:
+    """Decode the four DLE EOT answers (n = 1, 2, 3, 4)."""
+    return PrinterStatus(
+        offline=bool(printer & 0x08),
+        cover_open=bool(offline_cause & 0x04),
+        paper_end=bool(offline_cause & 0x20) or bool(paper & 0x60),
+        paper_near_end=bool(paper & 0x0C),
+        error=bool(offline_cause & 0x40),
+        cutter_error=bool(error_cause & 0x08),
+        unrecoverable=bool(error_cause & 0x20),
+        raw=bytes((printer, offline_cause, error_cause, paper)),
+    )
+
+
+class StatusDevice(Protocol):
+    """The two methods of a python-escpos printer that a status query needs."""
+
+    def _raw(self, msg: bytes) -> None: ...
+    def _read(self) -> bytes: ...
+
+
+def query_status(device: StatusDevice, printer: str = "") -> PrinterStatus:
+    """Ask DLE EOT 1–4 one at a time and parse the answers.
+
+    Raises :class:`PrinterTimeout` when the device does not answer (the transport's own timeout
+    fires) and :class:`PrinterError` when it answers something that is not a status byte.
+    """
+    answers: list[int] = []
+    for n in QUERIES:
+        device._raw(DLE_EOT + bytes((n,)))
+        try:
+            reply = device._read()
+        except TimeoutError as e:  # socket.timeout is TimeoutError since Python 3.10
+            raise PrinterTimeout(f"no answer to DLE EOT {n}", printer=printer) from e
+        if not reply:
+            # A TCP peer that closed the connection reads b""; so do serial and USB after their timeout.
+            raise PrinterOffline(
+                f"no answer to DLE EOT {n}: connection closed or read timed out", printer=printer
+            )
+        if not is_status_byte(reply[0]):
+            raise PrinterError(
+                f"not an ESC/POS status answer to DLE EOT {n}: {reply[:8].hex(' ')}", printer=printer
+            )
+        answers.append(reply[0])
+    return parse_status(*answers)
