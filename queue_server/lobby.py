@@ -144,7 +144,10 @@ class Lobby:
     def recall(self, number: int, now: float) -> Change:
         t, i = self._current(number)
         new = tr.recall(t, i, number, now)
-        ev = Event("recalled", t.id, i, number, {"number": t.label, "recalls": new.steps[i].recalls})
+        ev = Event(
+            "recalled", t.id, i, number,
+            {"number": t.label, "department": t.steps[i].department, "recalls": new.steps[i].recalls},
+        )
         return self._do(Change(tickets={t.id: new}, events=(ev,)))
 
     def start(self, number: int, now: float) -> Change:

@@ -416,6 +416,18 @@ class Store:
             ).all()
             return [event_dict(r) for r in rows]
 
+    def recent_calls(self, site: str, day: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest call events (newest first), to refill the board's history after a restart."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(EventRow)
+                .join(TicketRow, TicketRow.id == EventRow.ticket)
+                .where(EventRow.site == site, EventRow.kind == "called", TicketRow.day == day)
+                .order_by(EventRow.seq.desc())
+                .limit(limit)
+            ).all()
+            return [event_dict(r) for r in rows]
+
     def request_reply(self, site: str, key: str) -> dict | None:
         with Session(self.engine) as s:
             row = s.get(RequestRow, (site, key))

@@ -1,0 +1,210 @@
+"""Subcommands of the queue server: init, server, demo, check-config. Imports stay inside functions."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("init", help="create var/ (database schema, device tokens in var/secrets.toml)")
+    _common(p)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("server", help="run the websocket queue server (also serves the web pages)")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("demo", help="start the server on the sample config with SQLite and print device URLs")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--no-kiosk", action="store_true", help="do not open the kiosk window")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check-config", help="validate site config, catalogue and message tables")
+    p.add_argument("--config-dir", default=None, help="folder with site.toml and catalogue/ (default config/)")
+    p.set_defaults(func=cmd_check_config)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config-dir", default=None, help="folder with site.toml and catalogue/ (default config/)")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///var/madoguchi.db)")
+    p.add_argument("--secrets", default="var/secrets.toml", help="device tokens file (created when missing)")
+
+
+def _setup(args: argparse.Namespace):
+    from pathlib import Path
+
+    from .config import DEFAULT_CONFIG_DIR, load_city
+    from .storage import Store, default_url
+    from .tokens import ensure
+
+    config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
+    city = load_city(config_dir / "site.toml")
+    store = Store(args.db or default_url())
+    tokens, created = ensure(Path(args.secrets), [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+    catalogue = load_catalogue_if_present(config_dir, city)
+    return city, store, tokens, created, catalogue
+
+
+def load_catalogue_if_present(config_dir, city):
+    """The procedure catalogue, or None when the folder is missing (the server still runs)."""
+    cat_dir = config_dir / "catalogue"
+    if not cat_dir.is_dir() or not any(cat_dir.glob("*.toml")):
+        return None
+    from .catalogue import load_catalogue
+
+    return load_catalogue(cat_dir, city.raw)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .problems import ConfigError
+
+    try:
+        city, store, tokens, created, _ = _setup(args)
+    except ConfigError as e:
+        print(e)
+        return 1
+    store.migrate()
+    store.sync_config(city.sites.values())
+    print(f"database ready: {store.url}")
+    print(f"device tokens: {args.secrets} ({'created' if created else 'kept'})")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from .problems import ConfigError
+    from .server import QueueServer, run_server
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "websockets"):  # one line per connection or migration step drowns the log
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        city, store, tokens, _, catalogue = _setup(args)
+    except ConfigError as e:
+        print(e)
+        return 1
+    qs = QueueServer(city, store, tokens, catalogue)
+
+    def ready(port: int) -> None:
+        print(f"madoguchi server listening on ws://{args.host}:{port}/ws", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_server(qs, args.host, args.port, ready))
+    return 0
+
+
+def device_urls(host: str, port: int, tokens, city) -> list[str]:
+    """The lines `demo` prints: what each device needs to connect."""
+    base = f"http://{host}:{port}"
+    ws = f"ws://{host}:{port}/ws"
+    lines = [
+        f"Queue server      {ws}",
+        f"Lobby board       {base}/board/?site=honcho&token={tokens.roles['display']}",
+        f"Admin page        {base}/admin/?token={tokens.roles['admin']}",
+        f"Kiosk             python run.py kiosk --server {ws} --device kiosk-1   (token from var/secrets.toml)",
+        f"Kiosk token       {tokens.roles['kiosk']}",
+        "Counter consoles:",
+    ]
+    for site, counters in tokens.counters.items():
+        if site != "honcho":
+            continue
+        for n, tok in sorted(counters.items()):
+            lines.append(f"  counter {n:>2}     {base}/counter/?site={site}&counter={n}&token={tok}")
+    lines.append(f"Phone status page {base}/status/?t=<token printed on each ticket as a QR code>")
+    lines.append(f"Health, metrics   {base}/healthz  {base}/metrics")
+    return lines
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import os
+    import subprocess
+    import sys
+
+    from .problems import ConfigError
+    from .server import QueueServer, run_server
+
+    logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        city, store, tokens, _, catalogue = _setup(args)
+    except ConfigError as e:
+        print(e)
+        return 1
+    qs = QueueServer(city, store, tokens, catalogue)
+    kiosk: list[subprocess.Popen] = []
+
+    def ready(port: int) -> None:
+        print("madoguchi demo — Sakata City (酒田市), SQLite at", store.url)
+        for line in device_urls(args.host, port, tokens, city):
+            print(" ", line)
+        has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        if args.no_kiosk:
+            pass
+        elif has_display:
+            kiosk.append(subprocess.Popen([sys.executable, "run.py", "kiosk", "--server", f"ws://{args.host}:{port}/ws",
+                                           "--device", "kiosk-1", "--secrets", args.secrets]))
+            print("  Kiosk window opened.")
+        else:
+            print("  No display here: start the kiosk on a machine with a screen with the Kiosk line above.")
+        print("Press Ctrl+C to stop.", flush=True)
+
+    try:
+        asyncio.run(run_server(qs, args.host, args.port, ready))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in kiosk:
+            p.terminate()
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    import tomllib
+    from pathlib import Path
+
+    from .config import DEFAULT_CONFIG_DIR, validate_site_config
+    from .i18n import load_messages
+    from .problems import Problem
+
+    config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
+    site_file = config_dir / "site.toml"
+    problems: list[Problem] = []
+    raw = None
+    try:
+        text = site_file.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
+        problems += validate_site_config(raw, str(site_file), text)
+    except OSError as e:
+        problems.append(Problem(str(site_file), "-", f"cannot read: {e.strerror}"))
+    except tomllib.TOMLDecodeError as e:
+        problems.append(Problem(str(site_file), "-", f"TOML syntax error: {e}"))
+    cat_dir = config_dir / "catalogue"
+    if cat_dir.is_dir():
+        from .catalogue import validate_catalogue
+
+        problems += validate_catalogue(cat_dir, raw)
+    else:
+        problems.append(Problem(str(cat_dir), "-", "no catalogue folder"))
+    root = Path(__file__).resolve().parent.parent
+    for table in sorted(root.glob("*/messages.toml")) + sorted(root.glob("*/*/messages.toml")):
+        try:
+            for line in load_messages(table).missing():
+                problems.append(Problem(str(table), "-", line.split(": ", 1)[1]))
+        except tomllib.TOMLDecodeError as e:
+            problems.append(Problem(str(table), "-", f"TOML syntax error: {e}"))
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{len(problems)} problem(s) found.")
+        return 1
+    print(f"configuration OK: {site_file}, {cat_dir}")
+    return 0

@@ -1,0 +1,197 @@
+"""Per-site state the server keeps in memory: the lobby, numbering, sequence, recent calls.
+
+Derived views for each kind of client (board, counter console, public page) are built here from
+the lobby, with nothing personal outside the counter's own view.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import CityConfig, SiteConfig
+from .dispatch import DispatchPolicy, priority, queue_for
+from .estimate import DepartmentWait, all_department_waits, ticket_wait
+from .i18n import pick
+from .lobby import Lobby
+from .model import Counter, Priority, StepState, Ticket
+
+RECENT_CALLS = 20
+
+
+@dataclass
+class SiteHub:
+    config: SiteConfig
+    lobby: Lobby
+    day: str
+    seq: int = 0
+    numbers: dict[tuple[str, str], int] = field(default_factory=dict)  # (day, prefix) -> last given
+    recent_calls: deque = field(default_factory=lambda: deque(maxlen=RECENT_CALLS))
+    help_alerts: list[dict] = field(default_factory=list)
+    by_token: dict[str, str] = field(default_factory=dict)  # public token -> ticket id
+    waits_cache: tuple[float, dict[str, DepartmentWait]] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.config.key
+
+    def index_tokens(self) -> None:
+        self.by_token = {t.public_token: t.id for t in self.lobby.tickets.values()}
+
+    def next_number(self, day: str, prefix: str) -> int:
+        n = self.numbers.get((day, prefix), 0) + 1
+        self.numbers[(day, prefix)] = n
+        return n
+
+    def department_name(self, key: str, lang: str) -> str:
+        names = self.config.department_names.get(key)
+        return pick(names, lang) if names else key
+
+    def waits(self, now: float) -> dict[str, DepartmentWait]:
+        """Department waits, computed at most once per instant (many clients ask at once)."""
+        if self.waits_cache and self.waits_cache[0] == now:
+            return self.waits_cache[1]
+        w = all_department_waits(
+            self.config.departments, self.lobby.open_tickets(), self.lobby.counters.values(), now, self.lobby.policy
+        )
+        self.waits_cache = (now, w)
+        return w
+
+    # ------------------------------------------------------------------ views
+    def counter_view(self, c: Counter) -> dict[str, Any]:
+        cfg = self.config.counter(c.number)
+        return {
+            "number": c.number,
+            "departments": sorted(c.departments),
+            "floor": cfg.floor if cfg else c.floor,
+            "state": c.state.value,
+        }
+
+    def call_view(self, ev: Mapping[str, Any]) -> dict[str, Any]:
+        """A call as boards show it, built from the event alone (so it can be replayed from the log)."""
+        counter = ev["counter"]
+        department = ev["payload"].get("department", "")
+        cfg = self.config.counter(counter)
+        return {
+            "seq": ev["seq"],
+            "number": ev["payload"].get("number", ""),
+            "counter": counter,
+            "floor": cfg.floor if cfg else 1,
+            "department": department,
+            "department_name": dict(self.config.department_names.get(department, {})),
+            "at": ev["at"],
+            "recall": ev["kind"] == "recalled",
+        }
+
+    def board_view(self, now: float) -> dict[str, Any]:
+        """What a lobby board shows: calls now and recently, and waits per department."""
+        waits = self.waits(now)
+        called = []
+        for t in self.lobby.open_tickets():
+            s = t.active_step
+            if s is not None and s.state is StepState.CALLED:
+                called.append({"number": t.label, "counter": s.counter, "department": s.department, "at": s.called_at})
+        called.sort(key=lambda c: c["at"] or 0)
+        return {
+            "site": self.key,
+            "site_name": dict(self.config.name),
+            "seq": self.seq,
+            "called": called,
+            "recent_calls": list(self.recent_calls),
+            "waits": self.waits_view(waits),
+            "counters": [self.counter_view(c) for c in sorted(self.lobby.counters.values(), key=lambda c: c.number)],
+        }
+
+    def waits_view(self, waits: Mapping[str, DepartmentWait]) -> list[dict[str, Any]]:
+        return [
+            {
+                "department": d,
+                "name": dict(self.config.department_names.get(d, {})),
+                "waiting": w.waiting,
+                "wait_minutes": None if w.wait_minutes is None else round(w.wait_minutes, 1),
+                "open_counters": round(w.counters, 2),
+            }
+            for d, w in waits.items()
+        ]
+
+    def queue_view(self, c: Counter, now: float) -> list[dict[str, Any]]:
+        """A counter's queue in call order, with priority marks and waits (no personal data)."""
+        policy: DispatchPolicy = self.lobby.policy
+        out = []
+        for t, s in queue_for(self.lobby.open_tickets(), c.departments, now, policy):
+            p = priority(t, now, policy)
+            out.append(
+                {
+                    "ticket": t.id,
+                    "number": t.label,
+                    "department": s.department,
+                    "step": s.index,
+                    "procedures": list(s.procedures),
+                    "waited_minutes": round((now - (s.ready_since or t.issued_at)) / 60, 1),
+                    "priority": p.name.lower() if p is not Priority.NORMAL else None,
+                    "escalated": now - (s.ready_since or t.issued_at) >= policy.aging_bound,
+                }
+            )
+        return out
+
+    def ticket_view(self, t: Ticket) -> dict[str, Any]:
+        """The staff view of a ticket (plan and state; prefill is added by the server separately)."""
+        return {
+            "id": t.id,
+            "number": t.label,
+            "purposes": list(t.purposes),
+            "lang": t.lang,
+            "state": t.state.value,
+            "issued_at": t.issued_at,
+            "assistance": t.assistance,
+            "reserved_for": t.reserved_for,
+            "transfers": t.transfers,
+            "rework": t.rework_count,
+            "steps": [
+                {
+                    "index": s.index,
+                    "department": s.department,
+                    "department_name": self.department_name(s.department, "ja"),
+                    "procedures": list(s.procedures),
+                    "state": s.state.value,
+                    "counter": s.counter,
+                    "minutes": s.minutes,
+                    "recalls": s.recalls,
+                    "rework": s.rework,
+                }
+                for s in t.steps
+            ],
+        }
+
+    def public_view(self, t: Ticket, now: float) -> dict[str, Any]:
+        """The phone status page: number, position, wait, called state. Nothing personal."""
+        from .estimate import ticket_position
+
+        s = t.active_step
+        called = None
+        if s is not None:
+            cfg = self.config.counter(s.counter or 0)
+            called = {"counter": s.counter, "floor": cfg.floor if cfg else 1, "state": s.state.value}
+        waiting = t.closed is None and s is None
+        wait = ticket_wait(t, self.waits(now)) if waiting else None
+        return {
+            "number": t.label,
+            "site": self.key,
+            "site_name": dict(self.config.name),
+            "state": t.state.value,
+            "position": ticket_position(t, self.lobby.open_tickets(), now, self.lobby.policy) if waiting else None,
+            "wait_minutes": None if wait is None else round(wait, 1),
+            "called": called,
+            "steps": [
+                {"department": x.department, "name": dict(self.config.department_names.get(x.department, {})), "state": x.state.value}
+                for x in t.steps
+            ],
+            "lang": t.lang,
+        }
+
+
+def make_hub(city: CityConfig, site: SiteConfig, counters: list[Counter], day: str) -> SiteHub:
+    policy = DispatchPolicy(aging_bound=city.policy.aging_bound_minutes * 60)
+    return SiteHub(config=site, lobby=Lobby(site.key, counters, policy, city.policy.max_recalls), day=day)

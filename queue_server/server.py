@@ -1,0 +1,732 @@
+"""The websocket queue server: one authority for kiosks, counters, boards and phones.
+
+Shape: connections parse requests (protocol.py) and hand every state-changing or state-reading
+request to one writer task. The writer applies a batch of requests to the in-memory lobbies
+(pure core), writes the whole batch in one transaction in a worker thread (group commit), and
+only then replies and pushes. A failed commit undoes the batch in memory. So "call next" from two
+counters at the same instant can never take the same ticket, and nothing is acknowledged that a
+crash could lose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import mimetypes
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request as HttpRequest
+from websockets.http11 import Response
+
+from . import protocol as P
+from .config import CityConfig
+from .hub import SiteHub, make_hub
+from .lobby import Change
+from .model import CounterState
+from .storage import Batch, Store
+from .tokens import Tokens
+from .transitions import TransitionError, new_ticket
+
+log = logging.getLogger("madoguchi.server")
+ROOT = Path(__file__).resolve().parent.parent
+WEB_ROOTS = {
+    "/board/": ROOT / "display_board" / "web",
+    "/counter/": ROOT / "counter" / "web",
+    "/status/": ROOT / "display_board" / "status_web",
+    "/admin/": ROOT / "counter" / "admin_web",
+}
+MAX_BATCH = 256
+FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
+
+
+class Reply(Exception):
+    """Raised inside an operation to answer with a protocol error (nothing is written)."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+@dataclass(eq=False)  # identity: each connection is its own client
+class Client:
+    ws: ServerConnection
+    role: str = ""
+    site: str = ""
+    device: str = ""
+    counter: int | None = None
+    ticket: str | None = None  # public role: ticket id
+    staff: str = ""
+
+
+@dataclass
+class Outcome:
+    result: Any
+    change: Change | None = None
+    batch: Batch | None = None  # extra rows (new ticket with prefill, numbers)
+    pushes: list[tuple[str, str, Any]] = field(default_factory=list)  # (audience, kind, data) after commit
+    undo: Callable[[], None] | None = None
+
+
+@dataclass
+class Job:
+    client: Client
+    req: P.Request
+    fut: asyncio.Future
+    idem: str | None
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self.batches = 0
+        self.batched_jobs = 0
+        self.commit_seconds = 0.0
+        self.pushes = 0
+
+    def text(self, server: QueueServer) -> str:
+        lines = [
+            "# HELP madoguchi_requests_total Requests handled, by type.",
+            "# TYPE madoguchi_requests_total counter",
+        ]
+        lines += [f'madoguchi_requests_total{{type="{k}"}} {v}' for k, v in sorted(self.requests.items())]
+        lines += ["# HELP madoguchi_errors_total Error replies, by code.", "# TYPE madoguchi_errors_total counter"]
+        lines += [f'madoguchi_errors_total{{code="{k}"}} {v}' for k, v in sorted(self.errors.items())]
+        lines += [
+            "# TYPE madoguchi_commits_total counter",
+            f"madoguchi_commits_total {self.batches}",
+            "# TYPE madoguchi_committed_requests_total counter",
+            f"madoguchi_committed_requests_total {self.batched_jobs}",
+            "# TYPE madoguchi_commit_seconds_total counter",
+            f"madoguchi_commit_seconds_total {self.commit_seconds:.6f}",
+            "# TYPE madoguchi_pushes_total counter",
+            f"madoguchi_pushes_total {self.pushes}",
+            "# HELP madoguchi_connections Open websocket connections, by role.",
+            "# TYPE madoguchi_connections gauge",
+        ]
+        roles: dict[str, int] = {}
+        for c in server.clients:
+            roles[c.role or "none"] = roles.get(c.role or "none", 0) + 1
+        lines += [f'madoguchi_connections{{role="{r}"}} {n}' for r, n in sorted(roles.items())]
+        lines += ["# HELP madoguchi_waiting Tickets waiting, by site.", "# TYPE madoguchi_waiting gauge"]
+        for key, hub in server.hubs.items():
+            waiting = sum(1 for t in hub.lobby.open_tickets() if t.active_step is None)
+            lines.append(f'madoguchi_waiting{{site="{key}"}} {waiting}')
+        return "\n".join(lines) + "\n"
+
+
+class QueueServer:
+    def __init__(self, city: CityConfig, store: Store, tokens: Tokens, catalogue: Any = None,
+                 clock: Callable[[], float] = time.time):
+        self.city = city
+        self.store = store
+        self.tokens = tokens
+        self.catalogue = catalogue
+        self.clock = clock
+        self.tz = ZoneInfo(city.timezone)
+        self.hubs: dict[str, SiteHub] = {}
+        self.clients: set[Client] = set()
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.idem: dict[tuple[str, str], Any] = {}
+        self.metrics = Metrics()
+        self.dirty: set[str] = set()
+        self._tasks: list[asyncio.Task] = []
+
+    # ------------------------------------------------------------------ start-up
+    def local_day(self, now: float) -> str:
+        """The site's local date: Asia/Tokyo, never UTC (a 08:30 JST ticket is 23:30 UTC the day before)."""
+        return datetime.fromtimestamp(now, self.tz).date().isoformat()
+
+    def load(self) -> None:
+        """Create/upgrade the schema and rebuild every site's state from the database."""
+        self.store.migrate()
+        self.store.sync_config(self.city.sites.values())
+        now = self.clock()
+        day = self.local_day(now)
+        for key, site in self.city.sites.items():
+            counters = self.store.load_counters(key)
+            hub = make_hub(self.city, site, counters, day)
+            hub.lobby.load(self.store.load_tickets(key, day))
+            hub.index_tokens()
+            hub.seq = self.store.last_seq(key)
+            for prefix, last in self.store.last_numbers(key, day).items():
+                hub.numbers[(day, prefix)] = last
+            self.store.erase_prefill_before(key, day)
+            for ev in reversed(self.store.recent_calls(key, day)):
+                hub.recent_calls.appendleft(hub.call_view(ev))
+            self.hubs[key] = hub
+        log.info("loaded %d sites", len(self.hubs))
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._flusher())]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    # ------------------------------------------------------------------ connections
+    async def handler(self, ws: ServerConnection) -> None:
+        client = Client(ws)
+        self.clients.add(client)
+        try:
+            async for raw in ws:
+                await self._on_message(client, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(client)
+
+    async def _on_message(self, client: Client, raw: str | bytes) -> None:
+        try:
+            req = P.parse(raw)
+        except P.ProtocolError as e:
+            return await self._send_error(client, e.re, e.code, e.message, e.field)
+        self.metrics.requests[req.type] = self.metrics.requests.get(req.type, 0) + 1
+        try:
+            if req.type == "hello":
+                return await self._hello(client, req)
+            if not client.role:
+                raise Reply("hello_first", "send hello with your role and token first")
+            if req.type not in P.ALLOWED[client.role]:
+                raise Reply("not_allowed", f"role {client.role!r} may not send {req.type!r}", "type")
+            if req.type == "ping":
+                return await self._send(client, P.reply(req.id, {"pong": self.clock()}))
+            if req.type == "plan":
+                return await self._send(client, P.reply(req.id, self._plan(client, req.body)))
+        except Reply as e:
+            return await self._send_error(client, req.id, e.code, e.message, e.field)
+        idem = req.body.get("idempotency_key")
+        job = Job(client, req, asyncio.get_running_loop().create_future(), f"{client.site}:{idem}" if idem else None)
+        await self.queue.put(job)
+        msg = await job.fut
+        await self._send(client, msg)
+
+    async def _send(self, client: Client, msg: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await client.ws.send(msg)
+
+    async def _send_error(self, client: Client, re: Any, code: str, message: str, fld: str | None = None) -> None:
+        self.metrics.errors[code] = self.metrics.errors.get(code, 0) + 1
+        await self._send(client, P.error(re, code, message, fld))
+
+    async def _hello(self, client: Client, req: P.Request) -> None:
+        b = req.body
+        if client.role:
+            raise Reply("already_hello", "this connection already said hello")
+        role = b["role"]
+        if role not in P.ROLES:
+            raise Reply("bad_field", f"role must be one of {', '.join(P.ROLES)}", "role")
+        site = b.get("site") or next(iter(self.hubs))
+        hub = self.hubs.get(site)
+        if hub is None:
+            raise Reply("unknown_site", f"no site {site!r}; sites: {', '.join(self.hubs)}", "site")
+        now = self.clock()
+        if role == "public":
+            tid = hub.by_token.get(b.get("ticket") or "")
+            if tid is None:
+                raise Reply("unknown_ticket", "no ticket with that status token today", "ticket")
+            client.ticket = tid
+        elif role == "counter":
+            number = b.get("counter")
+            if number is None or number not in hub.lobby.counters:
+                raise Reply("unknown_counter", f"site {site} has no counter {number!r}", "counter")
+            if not self.tokens.check(role, b.get("token"), site, number):
+                raise Reply("bad_token", "wrong token for this counter", "token")
+            client.counter = number
+            client.staff = (b.get("staff") or "")[:100]
+        elif not self.tokens.check(role, b.get("token")):
+            raise Reply("bad_token", f"wrong token for role {role}", "token")
+        client.role, client.site, client.device = role, site, (b.get("device") or "")[:64]
+        result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now}
+        last = b.get("last_seq")
+        missed = await self._missed(hub, client, last) if last is not None else []
+        result["missed"] = len(missed)
+        result["snapshot"] = self._snapshot(hub, client, now)
+        await self._send(client, P.reply(req.id, result))
+        for msg in missed:
+            await self._send(client, msg)
+
+    async def _missed(self, hub: SiteHub, client: Client, last: int) -> list[str]:
+        """Call pushes after ``last`` rebuilt from the committed event log, so a board that was
+        away (or a server that restarted) never misses a call; the client drops seqs it has seen."""
+        if client.role not in ("display", "counter", "admin") or last >= hub.seq:
+            return []
+        events = await asyncio.to_thread(self.store.events_since, hub.key, max(last, hub.seq - 2000), 2000)
+        return [
+            P.push("call", hub.key, ev["seq"], hub.call_view(ev))
+            for ev in events
+            if ev["kind"] in ("called", "recalled")
+        ]
+
+    def _snapshot(self, hub: SiteHub, client: Client, now: float) -> dict[str, Any]:
+        if client.role == "public":
+            return {"status": hub.public_view(hub.lobby.tickets[client.ticket], now)}
+        if client.role == "counter":
+            c = hub.lobby.counters[client.counter]
+            cur = hub.lobby.ticket_at(c.number)
+            return {
+                "counter": hub.counter_view(c),
+                "queue": hub.queue_view(c, now),
+                "current": self._current_view(hub, cur) if cur else None,
+                "help": hub.help_alerts[-20:],
+                "departments": {d: dict(n) for d, n in hub.config.department_names.items()},
+                "board": hub.board_view(now),
+            }
+        return {"board": hub.board_view(now)}
+
+    def _current_view(self, hub: SiteHub, ticket: Any) -> dict[str, Any]:
+        view = hub.ticket_view(ticket)
+        return view
+
+    # ------------------------------------------------------------------ plan preview (read-only)
+    def _plan(self, client: Client, b: dict[str, Any]) -> dict[str, Any]:
+        hub = self.hubs[client.site]
+        plan = self._make_plan(b)
+        from .journey import plan_to_dict
+
+        now = self.clock()
+        waits = hub.waits(now)
+        route = plan.route
+        return {
+            "plan": plan_to_dict(plan),
+            "wait_minutes": _round(self._first_wait(route, waits)),
+            "visit_minutes": _round(_visit(route, waits)),
+            "waits": hub.waits_view(waits),
+        }
+
+    def _make_plan(self, b: dict[str, Any]) -> Any:
+        if self.catalogue is None:
+            raise Reply("bad_purpose", "no procedure catalogue is loaded on this server", "purposes")
+        from .journey import PlanError, plan_visit, resolve_purpose
+
+        answers = b.get("answers") or {}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items()):
+            raise Reply("bad_field", "answers must map question ids to strings", "answers")
+        if not b["purposes"] or not all(isinstance(p, str) for p in b["purposes"]):
+            raise Reply("bad_field", "purposes must be a non-empty array of strings", "purposes")
+        lang = b.get("lang") or "ja"
+        try:
+            purposes = [resolve_purpose(self.catalogue, p) for p in b["purposes"]]
+            return plan_visit(self.catalogue, purposes, answers, lang)
+        except (PlanError, KeyError, ValueError) as e:
+            fld = getattr(e, "field", None) or "purposes"
+            raise Reply("bad_purpose", str(e), fld) from None
+
+    @staticmethod
+    def _first_wait(route: Any, waits: Any) -> float | None:
+        firsts = [r for r in route if not r.after]
+        known = [waits[r.department].wait_minutes for r in firsts if r.department in waits]
+        known = [k for k in known if k is not None]
+        return min(known) if known else None
+
+    # ------------------------------------------------------------------ the writer
+    async def _writer(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            while len(jobs) < MAX_BATCH and not self.queue.empty():
+                jobs.append(self.queue.get_nowait())
+            try:
+                await self._run_batch(jobs)
+            except Exception:  # never let one bad batch stop the server
+                log.exception("batch failed")
+                for j in jobs:
+                    if not j.fut.done():
+                        j.fut.set_result(P.error(j.req.id, "internal", P.ERROR_CODES["internal"]))
+
+    async def _run_batch(self, jobs: list[Job]) -> None:
+        now = self.clock()
+        batch = Batch()
+        done: list[tuple[Job, Outcome, list[tuple[SiteHub, dict]]]] = []
+        seq_before = {k: h.seq for k, h in self.hubs.items()}
+        fresh_idem: list[str] = []
+        for job in jobs:
+            if job.idem and job.idem in self.idem:
+                job.fut.set_result(P.reply(job.req.id, self.idem[job.idem]))
+                continue
+            if job.idem and job.idem not in self.idem:
+                cached = await asyncio.to_thread(self.store.request_reply, *job.idem.split(":", 1))
+                if cached is not None:
+                    self.idem[job.idem] = cached
+                    job.fut.set_result(P.reply(job.req.id, cached))
+                    continue
+            hub = self.hubs[job.client.site]
+            try:
+                out = self._execute(hub, job, now)
+            except (Reply, TransitionError) as e:
+                self.metrics.errors[e.code] = self.metrics.errors.get(e.code, 0) + 1
+                job.fut.set_result(P.error(job.req.id, e.code, e.message, e.field))
+                continue
+            events = []
+            if out.change is not None:
+                for ev in out.change.events:
+                    hub.seq += 1
+                    events.append(
+                        {
+                            "site": hub.key,
+                            "seq": hub.seq,
+                            "at": now,
+                            "kind": ev.kind,
+                            "ticket": ev.ticket,
+                            "step": ev.step,
+                            "counter": ev.counter,
+                            "actor": _actor(job.client),
+                            "payload": dict(ev.payload),
+                        }
+                    )
+                    batch.events.append(events[-1])
+                for tid, new in out.change.tickets.items():
+                    old = out.change.undo.tickets.get(tid) if out.change.undo else None
+                    if new is None:
+                        continue
+                    prev = batch.tickets.get(tid)
+                    batch.tickets[tid] = (prev[0] if prev else old, new)
+                batch.counters.extend(out.change.counters.values())
+            if out.batch is not None:
+                batch.new_tickets.extend(out.batch.new_tickets)
+                batch.numbers.update(out.batch.numbers)
+                batch.events.extend(out.batch.events)
+            if job.idem:
+                self.idem[job.idem] = out.result
+                fresh_idem.append(job.idem)
+                site, key = job.idem.split(":", 1)
+                batch.requests.append({"site": site, "key": key, "reply": out.result, "at": now})
+            done.append((job, out, [(hub, e) for e in events]))
+        # tickets issued in this batch are inserted, not updated
+        new_ids = {t.id for t, _ in batch.new_tickets}
+        for tid in list(batch.tickets):
+            if tid in new_ids:
+                old, new = batch.tickets.pop(tid)
+                batch.new_tickets = [(new if t.id == tid else t, p) for t, p in batch.new_tickets]
+        if batch:
+            t0 = time.perf_counter()
+            try:
+                await asyncio.to_thread(self.store.write, batch)
+            except Exception as e:
+                log.error("commit failed, undoing %d requests: %s", len(done), type(e).__name__)
+                for job, out, _ in reversed(done):
+                    if out.change is not None and out.change.undo is not None:
+                        self.hubs[job.client.site].lobby.apply(out.change.undo)
+                    if out.undo:
+                        out.undo()
+                    job.fut.set_result(P.error(job.req.id, "storage_error", P.ERROR_CODES["storage_error"]))
+                for k, s in seq_before.items():
+                    self.hubs[k].seq = s
+                for k in fresh_idem:
+                    self.idem.pop(k, None)
+                return
+            self.metrics.commit_seconds += time.perf_counter() - t0
+            self.metrics.batches += 1
+            self.metrics.batched_jobs += len(done)
+        for job, out, events in done:
+            job.fut.set_result(P.reply(job.req.id, out.result))
+            hub = self.hubs[job.client.site]
+            self.dirty.add(hub.key)
+            for h, ev in events:
+                self._push_event(h, ev, now)
+            for audience, kind, data in out.pushes:
+                self._push(hub, audience, kind, data)
+
+    # ------------------------------------------------------------------ operations
+    def _execute(self, hub: SiteHub, job: Job, now: float) -> Outcome:
+        c, b, t = job.client, job.req.body, job.req.type
+        lobby = hub.lobby
+        if t == "issue":
+            return self._issue(hub, c, b, now)
+        if t == "help":
+            alert = {"device": c.device, "reason": (b.get("reason") or "")[:200], "at": now, "kind": "help"}
+            hub.help_alerts.append(alert)
+            del hub.help_alerts[:-100]
+            return Outcome({"ok": True}, self._log_only(hub, "help_requested", alert), pushes=[("counters", "help", alert)])
+        if t == "device_fault":
+            alert = {"device": c.device, "device_kind": b["device_kind"], "code": b["code"],
+                     "detail": (b.get("detail") or "")[:200], "at": now, "kind": "fault"}
+            hub.help_alerts.append(alert)
+            del hub.help_alerts[:-100]
+            return Outcome({"ok": True}, self._log_only(hub, "device_fault", alert), pushes=[("counters", "help", alert)])
+        if t == "status":
+            return Outcome(hub.public_view(lobby.tickets[c.ticket], now))
+        if t == "snapshot":
+            return Outcome({"board": hub.board_view(now), "tickets": [hub.ticket_view(x) for x in lobby.tickets.values()]})
+        if t == "cancel":
+            ch = lobby.cancel(b["ticket"], now, b.get("reason") or "")
+            return Outcome({"ticket": hub.ticket_view(lobby.tickets[b["ticket"]])}, ch)
+        if t == "events":
+            raise Reply("not_allowed", "use the KPI report for history")  # kept small on purpose
+        # counter role from here on
+        n = c.counter
+        assert n is not None
+        if t == "call_next":
+            got, ch = lobby.call_next(n, now)
+            if got is None:
+                return Outcome({"ticket": None})
+            return Outcome({"ticket": self._current_view(hub, got)}, ch)
+        if t == "call":
+            got, ch = lobby.call_ticket(n, b["ticket"], now)
+            return Outcome({"ticket": self._current_view(hub, got)}, ch)
+        if t in ("recall", "start", "no_show", "requeue"):
+            ch = getattr(lobby, t)(n, now)
+            tid = next(iter(ch.tickets))
+            return Outcome({"ticket": self._current_view(hub, lobby.tickets[tid])}, ch)
+        if t == "complete":
+            got, ch = lobby.complete(n, now)
+            nxt = [{"department": s.department, "name": dict(hub.config.department_names.get(s.department, {}))}
+                   for s in got.steps if s.state.value in ("ready", "pending")]
+            return Outcome({"ticket": self._current_view(hub, got), "next": nxt}, ch)
+        if t == "transfer":
+            self._check_department(hub, b["department"])
+            ch = lobby.transfer(n, b["department"], now)
+            return Outcome({"ticket": self._current_view(hub, lobby.tickets[next(iter(ch.tickets))])}, ch)
+        if t == "add_procedure":
+            self._check_department(hub, b["department"])
+            procs = [p for p in b["procedures"] if isinstance(p, str) and p]
+            if len(procs) != len(b["procedures"]):
+                raise Reply("bad_field", "procedures must be non-empty strings", "procedures")
+            minutes = float(b.get("minutes") or self.city.policy.default_service_minutes)
+            ch = lobby.add_procedure(n, b["department"], procs, minutes, now)
+            return Outcome({"ticket": self._current_view(hub, lobby.tickets[next(iter(ch.tickets))])}, ch)
+        if t in ("open", "pause", "close"):
+            state = {"open": CounterState.OPEN, "pause": CounterState.PAUSED, "close": CounterState.CLOSED}[t]
+            staff = (b.get("staff") or c.staff or "")[:100] if t == "open" else None
+            ch = lobby.set_counter(n, state, staff)
+            return Outcome({"counter": hub.counter_view(lobby.counters[n])}, ch)
+        if t == "queue":
+            return Outcome({"queue": hub.queue_view(lobby.counters[n], now)})
+        if t == "current":
+            cur = lobby.ticket_at(n)
+            view = self._current_view(hub, cur) if cur else None
+            if cur is not None:
+                # card prefill is shown only here, to the counter serving the ticket
+                view["prefill"] = self.store.prefill(cur.id)
+            return Outcome({"ticket": view})
+        raise Reply("unknown_type", f"no handler for {t!r}", "type")
+
+    def _check_department(self, hub: SiteHub, d: str) -> None:
+        if d not in hub.config.departments:
+            raise Reply("unknown_department", f"site {hub.key} has no department {d!r}", "department")
+
+    def _log_only(self, hub: SiteHub, kind: str, payload: dict) -> Change:
+        from .lobby import Event
+
+        return Change(events=(Event(kind, payload=payload),))
+
+    def _issue(self, hub: SiteHub, c: Client, b: dict[str, Any], now: float) -> Outcome:
+        plan = self._make_plan(b)
+        route = plan.route
+        if not route:
+            raise Reply("empty_route", "nothing to queue for: every procedure is online, external or elsewhere", "purposes")
+        lang = b.get("lang") or "ja"
+        kinds = {"certificate": "certificate", "consultation": "consultation"}
+        kind = kinds.get(plan.purposes[0], "life_event") if plan.purposes else "life_event"
+        prefix = self.city.numbering.get(kind, "")
+        day = self.local_day(now)
+        number = hub.next_number(day, prefix)
+        prefill = b.get("prefill")
+        if prefill is not None:
+            prefill = {k: str(v)[:200] for k, v in prefill.items() if k in ("name", "address", "birth_date", "sex")}
+        ticket = new_ticket(
+            ticket_id=str(uuid.uuid4()),
+            site=hub.key,
+            day=day,
+            prefix=prefix,
+            number=number,
+            purposes=plan.purposes,
+            lang=lang,
+            route=route,
+            now=now,
+            public_token=secrets.token_urlsafe(16),
+            assistance=bool(b.get("assistance")) and c.role in ("kiosk", "admin"),
+            device=c.device,
+        )
+        ch = hub.lobby.issue(ticket)
+        hub.by_token[ticket.public_token] = ticket.id
+        from .journey import plan_to_dict
+
+        waits = hub.waits(now)
+        wait = self._first_wait(route, waits)
+        result = {
+            "ticket": {
+                "id": ticket.id,
+                "number": ticket.label,
+                "day": day,
+                "issued_at": now,
+                "public_token": ticket.public_token,
+                "status_url": f"{self.city.public_base_url.rstrip('/')}/status/?t={ticket.public_token}",
+                "site": hub.key,
+                "site_name": dict(hub.config.name),
+            },
+            "route": [
+                {
+                    "department": r.department,
+                    "name": dict(hub.config.department_names.get(r.department, {})),
+                    "counters": [x.number for x in hub.config.counters if r.department in x.departments],
+                    "floor": min((x.floor for x in hub.config.counters if r.department in x.departments), default=1),
+                }
+                for r in route
+            ],
+            "plan": plan_to_dict(plan),
+            "wait_minutes": _round(wait),
+            "visit_minutes": _round(_visit(route, waits)),
+            "prefilled": prefill is not None,
+        }
+
+        def undo() -> None:
+            hub.by_token.pop(ticket.public_token, None)
+
+        extra = Batch(new_tickets=[(ticket, prefill)], numbers={(hub.key, day, prefix): number})
+        return Outcome(result, ch, extra, undo=undo)
+
+    # ------------------------------------------------------------------ pushes
+    def _wants(self, client: Client, audience: str) -> bool:
+        if audience == "all":
+            return client.role in ("display", "counter", "admin")
+        if audience == "counters":
+            return client.role in ("counter", "admin")
+        if audience.startswith("ticket:"):
+            return client.role == "public" and client.ticket == audience[7:]
+        return client.role == audience
+
+    def _push(self, hub: SiteHub, audience: str, kind: str, data: Any, seq: int | None = None) -> None:
+        msg = P.push(kind, hub.key, hub.seq if seq is None else seq, data)
+        targets = [c.ws for c in self.clients if c.site == hub.key and c.role and self._wants(c, audience)]
+        if targets:
+            self.metrics.pushes += len(targets)
+            broadcast(targets, msg)
+
+    def _push_event(self, hub: SiteHub, ev: dict, now: float) -> None:
+        kind = ev["kind"]
+        if kind in ("called", "recalled"):
+            view = hub.call_view(ev)
+            if kind == "called":
+                hub.recent_calls.appendleft(view)
+            self._push(hub, "all", "call", view, seq=ev["seq"])
+            t = hub.lobby.tickets[ev["ticket"]]
+            self._push(hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
+        self._push(hub, "admin", "event", ev, seq=ev["seq"])
+
+    async def _flusher(self) -> None:
+        """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL."""
+        last: dict[tuple[int, str], str] = {}
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            if not self.dirty:
+                continue
+            sites, self.dirty = self.dirty, set()
+            now = self.clock()
+            for key in sites:
+                hub = self.hubs[key]
+                waits_data = hub.waits_view(hub.waits(now))
+                self._push_if_changed(last, hub, "display", "waits", waits_data)
+                for client in [c for c in self.clients if c.site == key]:
+                    if client.role == "counter":
+                        q = hub.queue_view(hub.lobby.counters[client.counter], now)
+                        self._push_one(last, client, hub, "queue", {"queue": q, "waits": waits_data})
+                    elif client.role == "public" and client.ticket in hub.lobby.tickets:
+                        self._push_one(last, client, hub, "status", hub.public_view(hub.lobby.tickets[client.ticket], now))
+
+    def _push_if_changed(self, last: dict, hub: SiteHub, audience: str, kind: str, data: Any) -> None:
+        body = json.dumps(data, sort_keys=True, ensure_ascii=False)
+        k = (0, f"{hub.key}:{audience}:{kind}")
+        if last.get(k) != body:
+            last[k] = body
+            self._push(hub, audience, kind, data)
+
+    def _push_one(self, last: dict, client: Client, hub: SiteHub, kind: str, data: Any) -> None:
+        body = json.dumps(data, sort_keys=True, ensure_ascii=False)
+        k = (id(client), kind)
+        if last.get(k) != body:
+            last[k] = body
+            self.metrics.pushes += 1
+            broadcast([client.ws], P.push(kind, hub.key, hub.seq, data))
+
+    # ------------------------------------------------------------------ HTTP
+    def process_request(self, connection: ServerConnection, request: HttpRequest) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            return None
+        if path == "/healthz":
+            body = {"ok": True, "sites": {k: {"seq": h.seq} for k, h in self.hubs.items()}}
+            return _response(HTTPStatus.OK, json.dumps(body).encode(), "application/json")
+        if path == "/metrics":
+            return _response(HTTPStatus.OK, self.metrics.text(self).encode(), "text/plain; version=0.0.4")
+        if path == "/":
+            links = "".join(f'<li><a href="{p}">{p}</a></li>' for p in WEB_ROOTS)
+            return _response(HTTPStatus.OK, f"<!doctype html><meta charset=utf-8><title>madoguchi</title><ul>{links}</ul>".encode(), "text/html; charset=utf-8")
+        for prefix, root in WEB_ROOTS.items():
+            if path == prefix.rstrip("/"):
+                return _redirect(prefix)
+            if path.startswith(prefix):
+                return _static(root, path[len(prefix):] or "index.html")
+        if path.startswith("/audio/"):
+            return _static(ROOT / "var" / "audio", path[len("/audio/"):])
+        return _response(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+
+
+def _actor(c: Client) -> str:
+    if c.role == "counter":
+        return f"counter:{c.counter}"  # staff names stay out of the event log's actor field
+    return f"{c.role}:{c.device}" if c.device else c.role
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+def _visit(route: Any, waits: Any) -> float | None:
+    from .estimate import visit_minutes
+
+    return visit_minutes([(r.department, r.minutes) for r in route], waits)
+
+
+def _response(status: HTTPStatus, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> Response:
+    headers = Headers({"Content-Type": ctype, "Content-Length": str(len(body)), "Cache-Control": "no-cache"})
+    for k, v in (extra or {}).items():
+        headers[k] = v
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _redirect(location: str) -> Response:
+    return _response(HTTPStatus.FOUND, b"", "text/plain", {"Location": location})
+
+
+def _static(root: Path, rel: str) -> Response:
+    root = root.resolve()
+    target = (root / rel).resolve()
+    if target.is_dir():
+        target = target / "index.html"
+    if not target.is_relative_to(root) or not target.is_file():
+        return _response(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+    ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+        ctype += "; charset=utf-8"
+    return _response(HTTPStatus.OK, target.read_bytes(), ctype)
+
+
+async def run_server(qs: QueueServer, host: str, port: int, ready: Callable[[int], None] | None = None,
+                     stop: asyncio.Future | None = None) -> None:
+    """Serve until ``stop`` resolves (or forever)."""
+    await asyncio.to_thread(qs.load)
+    await qs.start()
+    async with serve(qs.handler, host, port, process_request=qs.process_request, compression=None,
+                     max_size=2 * P.MAX_MESSAGE_BYTES, ping_interval=20, ping_timeout=20) as server:
+        actual = server.sockets[0].getsockname()[1] if server.sockets else port
+        if ready:
+            ready(actual)
+        await (stop if stop is not None else asyncio.get_running_loop().create_future())
+    await qs.stop()
