@@ -1,0 +1,666 @@
+"""The procedure catalogue: loading and validating ``config/catalogue/*.toml``.
+
+The catalogue is data a city edits (see docs/catalogue.md). Each purpose file (one per life event,
+``certificates.toml``, ``consultation.toml``) holds a ``[purpose]`` table, its ``[questions.*]``
+and its ``[procedures.*]``. Shared tables — ``[documents.*]``, ``[deadlines.*]``,
+``[alternatives.*]``, ``[places.*]``, ``[answers]``, ``[labels]`` and ``[catalogue]`` (the
+department order) — may live in any file; the shipped catalogue keeps them in ``common.toml``.
+
+Loading reads the files once and returns plain frozen data; nothing here touches the world
+afterwards. Every problem found is reported at once, each with its file and line, because a
+city editor fixing one typo at a time through a slow deploy loop would give up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from queue_server.conditions import (
+    ALWAYS,
+    CHOICE,
+    MULTI,
+    NUMBER,
+    YESNO,
+    Condition,
+    ConditionError,
+    check_condition,
+    parse_condition,
+)
+from queue_server.i18n import LANGUAGES
+from queue_server.problems import ConfigError, Problem
+
+Texts = Mapping[str, str]
+
+PURPOSE_KINDS = ("life_event", "certificate", "consultation")
+QUESTION_KINDS = (YESNO, CHOICE, NUMBER, MULTI)
+ALTERNATIVE_KINDS = ("online", "convenience_store", "mail")
+ANSWER_LABELS = ("yes", "no", "unknown")
+# Labels the CLI and kiosk print around a plan; the catalogue must translate each one.
+LABEL_KEYS = (
+    "plan_title", "step", "minutes", "documents", "deadline", "online", "external",
+    "to_confirm", "total", "question", "answers", "where",
+)
+
+_TOP_LEVEL = ("catalogue", "purpose", "questions", "procedures", "documents", "deadlines",
+              "alternatives", "places", "answers", "labels")
+_PROCEDURE_KEYS = frozenset({"name", "department", "external", "when", "documents", "deadline",
+                             "alternative", "minutes", "cv", "after", "note", "extra_minutes"})
+_QUESTION_KEYS = frozenset({"kind", "text", "help", "choice", "min", "max"})
+_ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Question:
+    """A yes/no, choice, multiple-choice or number question the kiosk asks on one screen."""
+
+    id: str
+    purpose: str
+    kind: str
+    text: Texts
+    help: Texts
+    choices: tuple[str, ...] = ()  # values of a choice or multi question, in display order
+    choice_text: Mapping[str, Texts] = field(default_factory=dict)
+    min: int | None = None
+    max: int | None = None
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """One administrative act: where it is done, when it applies, what to bring."""
+
+    id: str
+    purpose: str
+    name: Texts
+    department: str | None  # None for an external procedure (shown, never queued)
+    external: str | None  # a place key when the act is done outside city hall
+    condition: Condition
+    documents: tuple[str, ...]
+    deadline: str | None
+    alternative: str | None
+    minutes: float  # (est.) mean service minutes, domain.md §4
+    cv: float  # (est.) coefficient of variation of the lognormal prior
+    after: tuple[str, ...]  # procedure ids (same purpose) that must be done first
+    note: Texts | None = None
+    extra_minutes: tuple[str, float] | None = None  # (number question, minutes per unit above 1)
+
+
+@dataclass(frozen=True)
+class Purpose:
+    """A reason to visit: a life event, a certificate request or a consultation."""
+
+    id: str
+    kind: str
+    name: Texts
+    aliases: tuple[str, ...]
+    questions: tuple[str, ...]  # question ids in asking order
+    procedures: tuple[str, ...]  # procedure ids in file order
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    name: Texts
+
+
+@dataclass(frozen=True)
+class Deadline:
+    id: str
+    text: Texts
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Another way to get it done: online (マイナポータル, 電子申請), convenience store, mail."""
+
+    id: str
+    kind: str
+    text: Texts
+    path: str  # appended to the site's online_base_url, unless it is already an absolute URL
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an external procedure is done (pension office, legal affairs bureau, family court)."""
+
+    id: str
+    name: Texts
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Everything the planner needs, as plain frozen data."""
+
+    purposes: Mapping[str, Purpose]
+    questions: Mapping[str, Question]
+    procedures: Mapping[str, Procedure]
+    documents: Mapping[str, Document]
+    deadlines: Mapping[str, Deadline]
+    alternatives: Mapping[str, Alternative]
+    places: Mapping[str, Place]
+    department_order: tuple[str, ...]
+    department_names: Mapping[str, Texts]
+    answer_labels: Mapping[str, Texts]
+    labels: Mapping[str, Texts]
+    online_base_url: str = ""
+
+    def url(self, path: str) -> str:
+        """An absolute link for an alternative's path (placeholder base from site config)."""
+        if not path or re.match(r"^[a-z]+://", path):
+            return path
+        return self.online_base_url.rstrip("/") + "/" + path.lstrip("/") if self.online_base_url else path
+
+
+# ------------------------------------------------------------------ locating lines
+
+
+class _Locator:
+    """Finds the line of a table header or of a key inside a table in one TOML file's text.
+
+    tomllib gives no positions; headers and ``key =`` lines are found by text, which is exact
+    for the shapes the catalogue uses (one table per header, one key per line).
+    """
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+        self.headers: dict[str, int] = {}
+        for i, line in enumerate(self.lines):
+            m = re.match(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$", line)
+            if m:
+                self.headers.setdefault(re.sub(r"\s*\.\s*", ".", m.group(1)).replace('"', ""), i + 1)
+
+    def table(self, header: str) -> int | None:
+        return self.headers.get(header)
+
+    def key(self, header: str, key: str) -> int | None:
+        start = self.headers.get(header)
+        if start is None:
+            # a key of a parent table written as a dotted key, e.g. "questions.x" inside [questions]
+            return None
+        pattern = re.compile(r"^\s*" + re.escape(key).replace(r"\.", r"\s*\.\s*") + r"\s*=")
+        for i in range(start, len(self.lines)):
+            if re.match(r"^\s*\[", self.lines[i]):
+                break
+            if pattern.match(self.lines[i]):
+                return i + 1
+        return start
+
+    def where(self, header: str, key: str | None = None) -> str:
+        line = self.key(header, key) if key else self.table(header)
+        path = f"{header}.{key}" if key else header
+        return f"line {line} ({path})" if line else path
+
+
+# ------------------------------------------------------------------ loading
+
+
+@dataclass
+class _File:
+    path: Path
+    name: str
+    data: dict
+    loc: _Locator
+
+
+@dataclass
+class _Builder:
+    """Collects entries and problems while reading every file of a catalogue directory."""
+
+    site: Mapping | None
+    problems: list[Problem] = field(default_factory=list)
+    files: list[_File] = field(default_factory=list)
+    origin: dict[tuple[str, str], tuple[_File, str]] = field(default_factory=dict)  # (kind, id) -> (file, header)
+
+    def problem(self, f: _File, where: str, reason: str) -> None:
+        self.problems.append(Problem(f.name, where, reason))
+
+    def texts(self, f: _File, header: str, key: str, value: object, *, required: bool = True) -> Texts | None:
+        """Check a multilingual string table: every language present and non-empty."""
+        if value is None:
+            if required:
+                self.problem(f, f.loc.where(header), f"missing {key!r} (a table of texts in {', '.join(LANGUAGES)})")
+            return None
+        if isinstance(value, str):
+            self.problem(f, f.loc.where(header, key),
+                         f"{key!r} must be a table of texts keyed by language, e.g. {{ ja = \"…\", en = \"…\" }}")
+            return {"ja": value}
+        if not isinstance(value, dict):
+            self.problem(f, f.loc.where(header, key), f"{key!r} must be a table of texts keyed by language")
+            return None
+        for lang in LANGUAGES:
+            text = value.get(lang)
+            if not isinstance(text, str) or not text.strip():
+                self.problem(f, f.loc.where(header, key), f"missing translation {lang!r} of {header}.{key}")
+        for lang in value:
+            if lang not in LANGUAGES:
+                self.problem(f, f.loc.where(header, key),
+                             f"unknown language {lang!r} in {header}.{key} (languages: {', '.join(LANGUAGES)})")
+        return {k: str(v) for k, v in value.items() if isinstance(v, str)}
+
+    def claim(self, f: _File, kind: str, id_: str, header: str) -> bool:
+        """Record where an id is defined; report a duplicate. False when the id is unusable."""
+        if not _ID_RE.match(id_):
+            self.problem(f, f.loc.where(header),
+                         f"bad {kind} id {id_!r}: use lower-case ASCII letters, digits and '_'")
+            return False
+        if (kind, id_) in self.origin:
+            other, other_header = self.origin[(kind, id_)]
+            self.problem(f, f.loc.where(header),
+                         f"duplicate {kind} id {id_!r}: already defined in {other.name} "
+                         f"{other.loc.where(other_header)}")
+            return False
+        self.origin[(kind, id_)] = (f, header)
+        return True
+
+
+def _read_files(directory: Path, b: _Builder) -> None:
+    paths = sorted(directory.glob("*.toml"))
+    if not paths:
+        b.problems.append(Problem(str(directory), "-", "no catalogue files (*.toml) found"))
+    for path in paths:
+        name = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            m = re.search(r"line (\d+)", str(e))
+            b.problems.append(Problem(name, f"line {m.group(1)}" if m else "-", f"TOML syntax error: {e}"))
+            continue
+        except (OSError, UnicodeDecodeError) as e:
+            b.problems.append(Problem(name, "-", f"cannot read: {e}"))
+            continue
+        b.files.append(_File(path, name, data, _Locator(text)))
+
+
+def _positive(b: _Builder, f: _File, header: str, key: str, value: object, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        b.problem(f, f.loc.where(header, key), f"{key!r} must be a non-negative number, got {value!r}")
+        return default
+    return float(value)
+
+
+def _str_list(b: _Builder, f: _File, header: str, key: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        b.problem(f, f.loc.where(header, key), f"{key!r} must be a list of strings")
+        return ()
+    return tuple(value)
+
+
+def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, list[Problem]]:
+    b = _Builder(site)
+    _read_files(Path(directory), b)
+
+    documents: dict[str, Document] = {}
+    deadlines: dict[str, Deadline] = {}
+    alternatives: dict[str, Alternative] = {}
+    places: dict[str, Place] = {}
+    answer_labels: dict[str, Texts] = {}
+    labels: dict[str, Texts] = {}
+    department_order: list[str] = []
+    order_file: _File | None = None
+
+    # Shared tables first: purposes refer to them.
+    for f in b.files:
+        for key in f.data:
+            if key not in _TOP_LEVEL:
+                b.problem(f, f.loc.where(key), f"unknown table [{key}] (expected one of: {', '.join(_TOP_LEVEL)})")
+        cat = f.data.get("catalogue")
+        if isinstance(cat, dict) and "department_order" in cat:
+            if order_file is not None:
+                b.problem(f, f.loc.where("catalogue", "department_order"),
+                          f"department_order is already set in {order_file.name}")
+            else:
+                order_file = f
+                department_order = list(_str_list(b, f, "catalogue", "department_order", cat["department_order"]))
+        for id_, entry in _tables(b, f, "documents"):
+            h = f"documents.{id_}"
+            if b.claim(f, "document", id_, h):
+                documents[id_] = Document(id_, b.texts(f, h, "name", entry.get("name")) or {})
+        for id_, entry in _tables(b, f, "deadlines"):
+            h = f"deadlines.{id_}"
+            if b.claim(f, "deadline", id_, h):
+                deadlines[id_] = Deadline(id_, b.texts(f, h, "text", entry.get("text")) or {})
+        for id_, entry in _tables(b, f, "alternatives"):
+            h = f"alternatives.{id_}"
+            kind = entry.get("kind")
+            if kind not in ALTERNATIVE_KINDS:
+                b.problem(f, f.loc.where(h, "kind"),
+                          f"alternative kind must be one of {', '.join(ALTERNATIVE_KINDS)}, got {kind!r}")
+            path = entry.get("path", "")
+            if not isinstance(path, str):
+                b.problem(f, f.loc.where(h, "path"), "'path' must be a string")
+                path = ""
+            if b.claim(f, "alternative", id_, h):
+                alternatives[id_] = Alternative(id_, str(kind), b.texts(f, h, "text", entry.get("text")) or {}, path)
+        for id_, entry in _tables(b, f, "places"):
+            h = f"places.{id_}"
+            if b.claim(f, "place", id_, h):
+                places[id_] = Place(id_, b.texts(f, h, "name", entry.get("name")) or {}, str(entry.get("url", "")))
+        for table, target, expected in (("answers", answer_labels, ANSWER_LABELS), ("labels", labels, LABEL_KEYS)):
+            entries = f.data.get(table)
+            if entries is None:
+                continue
+            if not isinstance(entries, dict):
+                b.problem(f, f.loc.where(table), f"[{table}] must be a table")
+                continue
+            for key, value in entries.items():
+                if key not in expected:
+                    b.problem(f, f.loc.where(table, key), f"unknown {table} key {key!r} (expected: {', '.join(expected)})")
+                    continue
+                if b.claim(f, table, key, table):
+                    target[key] = b.texts(f, table, key, value) or {}
+
+    for table, target, expected in (("answers", answer_labels, ANSWER_LABELS), ("labels", labels, LABEL_KEYS)):
+        for key in expected:
+            if key not in target:
+                b.problems.append(Problem(str(directory), f"[{table}]", f"missing [{table}] text {key!r}"))
+
+    site_departments: Mapping[str, Mapping] = {}
+    if site is not None:
+        site_departments = site.get("departments", {}) or {}
+        if order_file is not None:
+            for key in department_order:
+                if key not in site_departments:
+                    b.problem(order_file, order_file.loc.where("catalogue", "department_order"),
+                              f"unknown department key {key!r} in department_order "
+                              f"(site departments: {', '.join(site_departments)})")
+    if order_file is None:
+        b.problems.append(Problem(str(directory), "[catalogue]",
+                                  "missing [catalogue] department_order (shimin first, then the others)"))
+
+    purposes: dict[str, Purpose] = {}
+    questions: dict[str, Question] = {}
+    procedures: dict[str, Procedure] = {}
+    for f in b.files:
+        if "purpose" in f.data:
+            _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, alternatives,
+                           places, department_order, site_departments if site is not None else None)
+        elif "questions" in f.data or "procedures" in f.data:
+            b.problem(f, f.loc.where("questions" if "questions" in f.data else "procedures"),
+                      "questions and procedures need a [purpose] table in the same file")
+
+    # Aliases resolve purposes from Japanese names: two purposes must not share one.
+    seen_alias: dict[str, str] = {}
+    for p in purposes.values():
+        for alias in (p.id, *p.aliases):
+            if alias in seen_alias and seen_alias[alias] != p.id:
+                f = next(x for x in b.files if x.name == p.file)
+                b.problem(f, f.loc.where("purpose", "aliases"),
+                          f"alias {alias!r} is also used by purpose {seen_alias[alias]!r}")
+            seen_alias[alias] = p.id
+
+    department_names: dict[str, Texts] = {}
+    for key, entry in site_departments.items():
+        if isinstance(entry, Mapping) and isinstance(entry.get("name"), Mapping):
+            department_names[key] = dict(entry["name"])
+    base = ""
+    if site is not None:
+        base = str((site.get("city") or {}).get("online_base_url", ""))
+
+    catalogue = Catalogue(
+        purposes=purposes, questions=questions, procedures=procedures, documents=documents,
+        deadlines=deadlines, alternatives=alternatives, places=places,
+        department_order=tuple(department_order), department_names=department_names,
+        answer_labels=answer_labels, labels=labels, online_base_url=base,
+    )
+    return catalogue, b.problems
+
+
+def _tables(b: _Builder, f: _File, name: str) -> Iterable[tuple[str, dict]]:
+    section = f.data.get(name)
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        b.problem(f, f.loc.where(name), f"[{name}] must contain tables [{name}.<id>]")
+        return
+    for id_, entry in section.items():
+        if not isinstance(entry, dict):
+            b.problem(f, f.loc.where(name, id_), f"{name}.{id_} must be a table [{name}.{id_}]")
+            continue
+        yield id_, entry
+
+
+def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, alternatives, places,
+                   department_order, site_departments) -> None:
+    head = f.data["purpose"]
+    if not isinstance(head, dict):
+        b.problem(f, f.loc.where("purpose"), "[purpose] must be a table")
+        return
+    pid = head.get("id")
+    if not isinstance(pid, str):
+        b.problem(f, f.loc.where("purpose"), "[purpose] needs an 'id' (ASCII key such as \"death\")")
+        return
+    if not b.claim(f, "purpose", pid, "purpose"):
+        return
+    kind = head.get("kind", "life_event")
+    if kind not in PURPOSE_KINDS:
+        b.problem(f, f.loc.where("purpose", "kind"), f"purpose kind must be one of {', '.join(PURPOSE_KINDS)}, got {kind!r}")
+    name = b.texts(f, "purpose", "name", head.get("name")) or {}
+    aliases = _str_list(b, f, "purpose", "aliases", head.get("aliases"))
+
+    # Questions of this purpose, in file order (the kiosk asks them in this order).
+    own: dict[str, Question] = {}
+    for qid, entry in _tables(b, f, "questions"):
+        h = f"questions.{qid}"
+        for key in entry:
+            if key not in _QUESTION_KEYS:
+                b.problem(f, f.loc.where(h, key), f"unknown key {key!r} in {h} (expected: {', '.join(sorted(_QUESTION_KEYS))})")
+        if not b.claim(f, "question", qid, h):
+            continue
+        qkind = entry.get("kind", YESNO)
+        if qkind not in QUESTION_KINDS:
+            b.problem(f, f.loc.where(h, "kind"), f"question kind must be one of {', '.join(QUESTION_KINDS)}, got {qkind!r}")
+            qkind = YESNO
+        choice = entry.get("choice") or {}
+        choices: tuple[str, ...] = ()
+        choice_text: dict[str, Texts] = {}
+        if qkind in (CHOICE, MULTI):
+            if not isinstance(choice, dict) or len(choice) < 2:
+                b.problem(f, f.loc.where(h), f"a {qkind} question needs at least two 'choice.<value> = {{ ja = … }}' lines")
+                choice = choice if isinstance(choice, dict) else {}
+            for value, texts in choice.items():
+                if value == "unknown" or not _ID_RE.match(value):
+                    b.problem(f, f.loc.where(h, f"choice.{value}"),
+                              f"bad choice value {value!r} (lower-case ASCII; 'unknown' is always offered)")
+                choice_text[value] = b.texts(f, h, f"choice.{value}", texts) or {}
+            choices = tuple(choice)
+        elif choice:
+            b.problem(f, f.loc.where(h, "choice"), f"a {qkind} question takes no choices")
+        lo, hi = entry.get("min"), entry.get("max")
+        for key, v in (("min", lo), ("max", hi)):
+            if v is not None and (qkind != NUMBER or not isinstance(v, int) or isinstance(v, bool)):
+                b.problem(f, f.loc.where(h, key), f"{key!r} is for number questions and must be a whole number")
+        q = Question(
+            id=qid, purpose=pid, kind=qkind,
+            text=b.texts(f, h, "text", entry.get("text")) or {},
+            help=b.texts(f, h, "help", entry.get("help")) or {},
+            choices=choices, choice_text=choice_text,
+            min=lo if isinstance(lo, int) else None, max=hi if isinstance(hi, int) else None,
+        )
+        own[qid] = q
+        questions[qid] = q
+
+    kinds = {q.id: q.kind for q in own.values()}
+    choice_map = {q.id: q.choices for q in own.values()}
+    used: set[str] = set()
+    own_procs: dict[str, Procedure] = {}
+    raw_after: dict[str, tuple[str, ...]] = {}
+    for proc_id, entry in _tables(b, f, "procedures"):
+        h = f"procedures.{proc_id}"
+        for key in entry:
+            if key not in _PROCEDURE_KEYS:
+                b.problem(f, f.loc.where(h, key),
+                          f"unknown key {key!r} in {h} (expected: {', '.join(sorted(_PROCEDURE_KEYS))})")
+        if not b.claim(f, "procedure", proc_id, h):
+            continue
+        pname = b.texts(f, h, "name", entry.get("name")) or {}
+        department = entry.get("department")
+        external = entry.get("external")
+        if (department is None) == (external is None):
+            b.problem(f, f.loc.where(h), "a procedure needs either 'department' (queued) or 'external' (a place key)")
+        if department is not None:
+            if not isinstance(department, str):
+                b.problem(f, f.loc.where(h, "department"), "'department' must be a department key")
+                department = None
+            elif site_departments is not None and department not in site_departments:
+                b.problem(f, f.loc.where(h, "department"),
+                          f"unknown department key {department!r} (site departments: {', '.join(site_departments)})")
+            elif department_order and department not in department_order:
+                b.problem(f, f.loc.where(h, "department"),
+                          f"department {department!r} is not in [catalogue] department_order")
+        if external is not None and external not in places:
+            b.problem(f, f.loc.where(h, "external"), f"unknown place {external!r} (places: {', '.join(places)})")
+        cond = ALWAYS
+        when = entry.get("when")
+        if when is not None:
+            if not isinstance(when, str):
+                b.problem(f, f.loc.where(h, "when"), "'when' must be a condition string")
+            else:
+                try:
+                    cond = parse_condition(when)
+                    check_condition(cond, kinds, choice_map)
+                except ConditionError as e:
+                    b.problem(f, f.loc.where(h, "when"), _condition_reason(e, when))
+                    cond = ALWAYS
+                else:
+                    used |= cond.names()
+        docs = _str_list(b, f, h, "documents", entry.get("documents"))
+        for d in docs:
+            if d not in documents:
+                b.problem(f, f.loc.where(h, "documents"), f"unknown document {d!r} (add it under [documents.{d}])")
+        deadline = entry.get("deadline")
+        if deadline is not None and deadline not in deadlines:
+            b.problem(f, f.loc.where(h, "deadline"), f"unknown deadline {deadline!r} (add it under [deadlines.{deadline}])")
+        alternative = entry.get("alternative")
+        if alternative is not None and alternative not in alternatives:
+            b.problem(f, f.loc.where(h, "alternative"),
+                      f"unknown alternative {alternative!r} (add it under [alternatives.{alternative}])")
+        extra = entry.get("extra_minutes")
+        extra_minutes = None
+        if extra is not None:
+            q = extra.get("question") if isinstance(extra, dict) else None
+            per = extra.get("minutes") if isinstance(extra, dict) else None
+            if q not in kinds or kinds[q] != NUMBER or not isinstance(per, int | float):
+                b.problem(f, f.loc.where(h, "extra_minutes"),
+                          "extra_minutes must be { question = \"<number question of this purpose>\", minutes = N }")
+            else:
+                extra_minutes = (q, float(per))
+                used.add(q)
+        note = b.texts(f, h, "note", entry.get("note"), required=False)
+        raw_after[proc_id] = _str_list(b, f, h, "after", entry.get("after"))
+        own_procs[proc_id] = Procedure(
+            id=proc_id, purpose=pid, name=pname,
+            department=department if isinstance(department, str) else None,
+            external=external if isinstance(external, str) else None,
+            condition=cond, documents=docs,
+            deadline=deadline if isinstance(deadline, str) else None,
+            alternative=alternative if isinstance(alternative, str) else None,
+            minutes=_positive(b, f, h, "minutes", entry.get("minutes"), 0.0 if external else 8.0),
+            cv=_positive(b, f, h, "cv", entry.get("cv"), 0.5),
+            after=raw_after[proc_id], note=note, extra_minutes=extra_minutes,
+        )
+        if department is not None and entry.get("minutes") is None:
+            b.problem(f, f.loc.where(h), "a queued procedure needs 'minutes' (an (est.) prior, domain.md §4)")
+
+    # Order constraints: only towards an earlier department (so any plan's route is acyclic
+    # by construction) and within the same purpose (ids of other files may be absent).
+    rank = {d: i for i, d in enumerate(department_order)}
+    for proc_id, afters in raw_after.items():
+        p = own_procs[proc_id]
+        for a in afters:
+            h = f"procedures.{proc_id}"
+            other = own_procs.get(a)
+            if other is None:
+                b.problem(f, f.loc.where(h, "after"), f"'after' names {a!r}, which is not a procedure of this file")
+            elif p.department is None or other.department is None:
+                b.problem(f, f.loc.where(h, "after"), f"'after' links {proc_id!r} and {a!r}, but external procedures are never queued")
+            elif rank.get(other.department, 0) > rank.get(p.department, 0):
+                b.problem(f, f.loc.where(h, "after"),
+                          f"{proc_id!r} ({p.department}) cannot come after {a!r} ({other.department}): "
+                          "department_order puts it later")
+
+    for qid in own:
+        if qid not in used:
+            b.problem(f, f.loc.where(f"questions.{qid}"), f"unused question {qid!r}: no condition of this file reads it")
+    for proc_id, p in own_procs.items():
+        if p.condition is not ALWAYS and not _reachable(p.condition, own):
+            b.problem(f, f.loc.where(f"procedures.{proc_id}", "when"),
+                      f"unreachable procedure {proc_id!r}: no answers make '{p.condition.source}' true")
+    procedures.update(own_procs)
+    purposes[pid] = Purpose(id=pid, kind=str(kind), name=name, aliases=aliases, questions=tuple(own),
+                            procedures=tuple(own_procs), file=f.name)
+
+
+def _condition_reason(e: ConditionError, source: str) -> str:
+    if e.reason.startswith("unknown answer id"):
+        return f"{e.reason} in condition '{source}' (questions of this file only)"
+    return f"bad condition '{source}': {e.reason}"
+
+
+def probe_values(q: Question, conditions: Iterable[Condition]) -> list[object]:
+    """Definite typed values worth trying for a question (every distinct outcome is among them).
+
+    A number question only matters at the thresholds its conditions compare it with, so trying
+    each literal and its neighbours covers every region; a multiple-choice question is probed with
+    the empty set, each single choice, all of them, and all but one.
+    """
+    if q.kind == YESNO:
+        return ["yes", "no"]
+    if q.kind == CHOICE:
+        return list(q.choices)
+    if q.kind == MULTI:
+        full = frozenset(q.choices)
+        sets = [frozenset(), full, *(frozenset({c}) for c in q.choices), *(full - {c} for c in q.choices)]
+        return list(dict.fromkeys(sets))
+    nums: set[float] = {float(q.min) if q.min is not None else 0.0}
+    for c in conditions:
+        for lit in c.literals_for(q.id):
+            if isinstance(lit, float) and not isinstance(lit, bool):
+                nums |= {lit - 1, lit, lit + 1}
+    return sorted(nums)
+
+
+def _reachable(cond: Condition, questions: Mapping[str, Question], limit: int = 20000) -> bool:
+    """Whether some definite answers make the condition true (exhaustive over probe values)."""
+    names = sorted(cond.names())
+    domains = [probe_values(questions[n], [cond]) for n in names]
+    size = 1
+    for d in domains:
+        size *= max(1, len(d))
+    if size > limit:  # too many to enumerate: do not claim it unreachable
+        return True
+    for combo in itertools.product(*domains):
+        if cond.evaluate(dict(zip(names, combo, strict=True))) is True:
+            return True
+    return False
+
+
+def validate_catalogue(directory: Path | str, site_config: Mapping | None = None) -> list[Problem]:
+    """Every problem of the catalogue in ``directory`` (file + line + reason); [] when clean.
+
+    ``site_config`` is the parsed site.toml: with it, department keys are checked against the
+    site's departments. Never raises for a bad catalogue; check-config prints the list.
+    """
+    _, problems = _build(Path(directory), site_config)
+    return problems
+
+
+def load_catalogue(directory: Path | str, site: Mapping | None = None) -> Catalogue:
+    """Read and validate the catalogue; raise ConfigError carrying every problem found.
+
+    ``site`` is the parsed site.toml (for department keys and names and ``online_base_url``).
+    """
+    catalogue, problems = _build(Path(directory), site)
+    if problems or catalogue is None:
+        raise ConfigError(problems)
+    return catalogue

@@ -1,0 +1,372 @@
+"""The journey planner: from purposes and answers to a personal procedure list (個人別手続きリスト).
+
+Pure functions over the loaded catalogue: no I/O, no clock. The kiosk calls ``next_question``
+until it returns None, then ``plan_visit``; the server turns ``plan.route`` into a ticket's steps;
+the simulation plans synthetic citizens with the same code.
+
+Unknown answers never drop a procedure that might apply: such a procedure stays in the plan
+with ``to_confirm=True`` (confirmed at the counter), see queue_server.conditions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from queue_server.catalogue import Catalogue, Procedure, Question, probe_values
+from queue_server.conditions import NUMBER, UNKNOWN, typed_answer
+from queue_server.i18n import LANGUAGES, pick
+from queue_server.model import RouteStep
+
+
+class PlanError(ValueError):
+    """A request the planner cannot serve: unknown purpose, unknown answer id or bad value.
+
+    ``field`` names the offending purpose or answer id (the protocol's ``error.field``).
+    """
+
+    def __init__(self, message: str, field: str = ""):
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class DocumentItem:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AlternativeItem:
+    """Another way to do a procedure: online or at a convenience store, with its link."""
+
+    procedure: str
+    procedure_name: str
+    kind: str
+    text: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PlannedProcedure:
+    id: str
+    purpose: str
+    name: str
+    to_confirm: bool  # an unknown answer keeps it: staff confirm whether it applies
+    documents: tuple[DocumentItem, ...]
+    deadline: str | None
+    alternative: AlternativeItem | None
+    note: str | None
+    minutes: float
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One department visit: its procedures, the steps that must come first, expected minutes."""
+
+    index: int
+    department: str
+    department_name: str
+    procedures: tuple[PlannedProcedure, ...]
+    after: tuple[int, ...]
+    minutes: float
+
+
+@dataclass(frozen=True)
+class ExternalItem:
+    """A procedure done outside city hall: shown on the list, never queued."""
+
+    id: str
+    purpose: str
+    name: str
+    where: str
+    url: str
+    deadline: str | None
+    documents: tuple[DocumentItem, ...]
+    to_confirm: bool
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The personal procedure list for one visit (one or several purposes)."""
+
+    purposes: tuple[str, ...]
+    lang: str
+    steps: tuple[PlanStep, ...]
+    documents: tuple[DocumentItem, ...]  # merged over all steps, first-use order, no duplicates
+    online: tuple[AlternativeItem, ...]
+    external: tuple[ExternalItem, ...]
+    minutes: float  # (est.) expected service minutes at counters, to-confirm procedures included
+    minutes_sd: float  # (est.) standard deviation, procedures taken as independent
+
+    @property
+    def route(self) -> tuple[RouteStep, ...]:
+        """The hand-off to the ticket core: one RouteStep per department visit."""
+        return tuple(
+            RouteStep(s.department, tuple(p.id for p in s.procedures), s.after, s.minutes) for s in self.steps
+        )
+
+    @property
+    def procedure_ids(self) -> frozenset[str]:
+        """Every procedure on the list, queued or external."""
+        return frozenset(p.id for s in self.steps for p in s.procedures) | {e.id for e in self.external}
+
+    @property
+    def to_confirm(self) -> frozenset[str]:
+        """Procedures kept because an answer was unknown."""
+        return frozenset(p.id for s in self.steps for p in s.procedures if p.to_confirm) | {
+            e.id for e in self.external if e.to_confirm
+        }
+
+
+# ------------------------------------------------------------------ purposes and answers
+
+
+def resolve_purpose(catalogue: Catalogue, name: str) -> str:
+    """The purpose id for an id, an alias (死亡, 死亡届) or a name in any language (Death)."""
+    key = name.strip()
+    if key in catalogue.purposes:
+        return key
+    folded = key.casefold()
+    for p in catalogue.purposes.values():
+        if key in p.aliases or folded in (t.casefold() for t in p.name.values()) or folded == p.id.casefold():
+            return p.id
+    raise PlanError(f"unknown purpose {name!r} (known: {', '.join(catalogue.purposes)})", "purposes")
+
+
+def _purposes(catalogue: Catalogue, purposes: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(purposes, str):  # a lone "death" would otherwise be split into letters
+        purposes = (purposes,)
+    ids = tuple(dict.fromkeys(resolve_purpose(catalogue, p) for p in purposes))
+    if not ids:
+        raise PlanError("no purpose given", "purposes")
+    return ids
+
+
+def questions_for(catalogue: Catalogue, purposes: Sequence[str]) -> tuple[Question, ...]:
+    """Every question of the purposes, in asking order (purpose order, then file order)."""
+    return tuple(catalogue.questions[q] for pid in _purposes(catalogue, purposes) for q in catalogue.purposes[pid].questions)
+
+
+def _typed(catalogue: Catalogue, answers: Mapping[str, str]) -> dict[str, object]:
+    typed: dict[str, object] = {}
+    for qid, raw in answers.items():
+        q = catalogue.questions.get(qid)
+        if q is None:
+            raise PlanError(f"unknown answer id {qid!r}", qid)
+        try:
+            value = typed_answer(q.kind, None if raw is None else str(raw))
+        except ValueError as e:
+            raise PlanError(f"answer {qid!r}: {e}", qid) from None
+        if q.kind == "choice" and value is not None and value not in q.choices:
+            raise PlanError(f"answer {qid!r}: {value!r} is not one of {', '.join(q.choices)} or unknown", qid)
+        if q.kind == "multi" and value is not None and not value <= set(q.choices):  # type: ignore[operator]
+            raise PlanError(f"answer {qid!r}: choose among {', '.join(q.choices)}", qid)
+        if q.kind == NUMBER and value is not None and (
+            (q.min is not None and value < q.min) or (q.max is not None and value > q.max)  # type: ignore[operator]
+        ):
+            raise PlanError(f"answer {qid!r}: {raw} is outside {q.min}–{q.max}", qid)
+        typed[qid] = value
+    return typed
+
+
+def _applies(proc: Procedure, typed: Mapping[str, object]) -> bool | None:
+    return proc.condition.evaluate(typed)
+
+
+# ------------------------------------------------------------------ questions
+
+
+def next_question(catalogue: Catalogue, purposes: Sequence[str], answers: Mapping[str, str]) -> Question | None:
+    """The next question worth asking, or None when the plan is settled.
+
+    A question is skipped while no value of it can change whether any procedure applies given
+    the answers so far (e.g. "on NHI?" once the age says late-stage elderly insurance). It is
+    asked again later if another answer makes it matter; "unknown" counts as answered.
+    """
+    ids = _purposes(catalogue, purposes)
+    typed = _typed(catalogue, answers)
+    procs = [catalogue.procedures[p] for pid in ids for p in catalogue.purposes[pid].procedures]
+    for q in questions_for(catalogue, ids):
+        if q.id in answers:
+            continue
+        readers = [p for p in procs if q.id in p.condition.names()]
+        if any(_matters(q, p, typed) for p in readers):
+            return q
+    return None
+
+
+def _matters(q: Question, proc: Procedure, typed: Mapping[str, object]) -> bool:
+    now = _applies(proc, typed)
+    if proc.extra_minutes and proc.extra_minutes[0] == q.id and now is not False:
+        return True  # the answer changes the time estimate
+    if now is not None:
+        return False  # settled by other answers: Kleene logic is monotonic, no value of q flips it
+    return any(_applies(proc, {**typed, q.id: value}) != now for value in probe_values(q, [proc.condition]))
+
+
+# ------------------------------------------------------------------ planning
+
+
+def _docs(catalogue: Catalogue, ids: Sequence[str], lang: str) -> tuple[DocumentItem, ...]:
+    return tuple(DocumentItem(d, pick(catalogue.documents[d].name, lang)) for d in ids)
+
+
+def _minutes(proc: Procedure, typed: Mapping[str, object]) -> float:
+    minutes = proc.minutes
+    if proc.extra_minutes:
+        qid, per = proc.extra_minutes
+        n = typed.get(qid)
+        if isinstance(n, float) and n > 1:
+            minutes += per * (n - 1)
+    return minutes
+
+
+def plan_visit(catalogue: Catalogue, purposes: Sequence[str], answers: Mapping[str, str], lang: str) -> Plan:
+    """The personal procedure list for the purposes given the answers, in ``lang``.
+
+    Steps are grouped by department in ``department_order`` (shimin first); ``after`` links a
+    step to the earlier steps whose procedures must be accepted first. Several purposes share one
+    step per department. Unanswered questions count as unknown. Raises PlanError for an
+    unknown purpose, an unknown answer id or a value the question cannot take.
+    """
+    if lang not in LANGUAGES:
+        raise PlanError(f"unknown language {lang!r} (languages: {', '.join(LANGUAGES)})", "lang")
+    ids = _purposes(catalogue, purposes)
+    typed = _typed(catalogue, answers)
+
+    chosen: list[tuple[Procedure, bool]] = []
+    for pid in ids:
+        for proc_id in catalogue.purposes[pid].procedures:
+            proc = catalogue.procedures[proc_id]
+            applies = _applies(proc, typed)
+            if applies is not False:
+                chosen.append((proc, applies is None))
+
+    rank = {d: i for i, d in enumerate(catalogue.department_order)}
+    departments = sorted({p.department for p, _ in chosen if p.department}, key=lambda d: (rank.get(d, len(rank)), d))
+    index_of = {d: i for i, d in enumerate(departments)}
+    dept_of = {p.id: p.department for p, _ in chosen}
+
+    def alternative(proc: Procedure) -> AlternativeItem | None:
+        if not proc.alternative:
+            return None
+        alt = catalogue.alternatives[proc.alternative]
+        return AlternativeItem(proc.id, pick(proc.name, lang), alt.kind, pick(alt.text, lang), catalogue.url(alt.path))
+
+    def deadline(proc: Procedure) -> str | None:
+        return pick(catalogue.deadlines[proc.deadline].text, lang) if proc.deadline else None
+
+    steps: list[PlanStep] = []
+    for d in departments:
+        items = tuple(
+            PlannedProcedure(
+                id=p.id, purpose=p.purpose, name=pick(p.name, lang), to_confirm=unsure,
+                documents=_docs(catalogue, p.documents, lang), deadline=deadline(p),
+                alternative=alternative(p), note=pick(p.note, lang) if p.note else None,
+                minutes=_minutes(p, typed),
+            )
+            for p, unsure in chosen
+            if p.department == d
+        )
+        # A prerequisite that is not on the plan (e.g. the funeral home already filed the death
+        # registration) imposes nothing; one in the same step is handled by procedure order.
+        after = sorted({
+            index_of[dept_of[a]]
+            for p, _ in chosen if p.department == d
+            for a in p.after
+            if a in dept_of and dept_of[a] and dept_of[a] != d
+        })
+        name = pick(catalogue.department_names[d], lang) if d in catalogue.department_names else d
+        steps.append(PlanStep(index_of[d], d, name, items, tuple(after), sum(i.minutes for i in items)))
+
+    external = tuple(
+        ExternalItem(
+            id=p.id, purpose=p.purpose, name=pick(p.name, lang),
+            where=pick(catalogue.places[p.external].name, lang) if p.external else "",
+            url=catalogue.places[p.external].url if p.external else "",
+            deadline=deadline(p), documents=_docs(catalogue, p.documents, lang), to_confirm=unsure,
+            note=pick(p.note, lang) if p.note else None,
+        )
+        for p, unsure in chosen
+        if p.department is None
+    )
+    documents = tuple({d.id: d for s in steps for p in s.procedures for d in p.documents}.values())
+    online = tuple(p.alternative for s in steps for p in s.procedures if p.alternative)
+    queued = [(p, _minutes(p, typed)) for p, _ in chosen if p.department]
+    total = sum(m for _, m in queued)
+    sd = math.sqrt(sum((m * p.cv) ** 2 for p, m in queued))
+    return Plan(ids, lang, tuple(steps), documents, online, external, total, sd)
+
+
+# ------------------------------------------------------------------ JSON
+
+
+def question_to_dict(catalogue: Catalogue, q: Question, lang: str) -> dict:
+    """A question as the kiosk shows it, in ``lang``: text, help and the answers to offer."""
+    if q.kind == "yesno":
+        values = ["yes", "no"]
+        choices = [{"value": v, "text": pick(catalogue.answer_labels[v], lang)} for v in values]
+    else:
+        choices = [{"value": v, "text": pick(q.choice_text[v], lang)} for v in q.choices]
+    choices.append({"value": UNKNOWN, "text": pick(catalogue.answer_labels[UNKNOWN], lang)})
+    out = {"id": q.id, "purpose": q.purpose, "kind": q.kind, "text": pick(q.text, lang),
+           "help": pick(q.help, lang), "choices": choices}
+    if q.kind == NUMBER:
+        out["min"], out["max"] = q.min, q.max
+    return out
+
+
+def _docs_dict(docs: Sequence[DocumentItem]) -> list[dict]:
+    return [{"id": d.id, "name": d.name} for d in docs]
+
+
+def _alt_dict(a: AlternativeItem | None) -> dict | None:
+    if a is None:
+        return None
+    return {"procedure": a.procedure, "procedure_name": a.procedure_name, "kind": a.kind, "text": a.text, "url": a.url}
+
+
+def plan_to_dict(plan: Plan) -> dict:
+    """The plan as JSON-ready data (server protocol, kiosk, printer)."""
+    return {
+        "purposes": list(plan.purposes),
+        "lang": plan.lang,
+        "steps": [
+            {
+                "index": s.index,
+                "department": s.department,
+                "department_name": s.department_name,
+                "after": list(s.after),
+                "minutes": round(s.minutes, 1),
+                "procedures": [
+                    {
+                        "id": p.id, "purpose": p.purpose, "name": p.name, "to_confirm": p.to_confirm,
+                        "documents": _docs_dict(p.documents), "deadline": p.deadline,
+                        "alternative": _alt_dict(p.alternative), "note": p.note, "minutes": round(p.minutes, 1),
+                    }
+                    for p in s.procedures
+                ],
+            }
+            for s in plan.steps
+        ],
+        "documents": _docs_dict(plan.documents),
+        "online": [_alt_dict(a) for a in plan.online],
+        "external": [
+            {
+                "id": e.id, "purpose": e.purpose, "name": e.name, "where": e.where, "url": e.url,
+                "deadline": e.deadline, "documents": _docs_dict(e.documents), "to_confirm": e.to_confirm,
+                "note": e.note,
+            }
+            for e in plan.external
+        ],
+        "minutes": round(plan.minutes, 1),
+        "minutes_sd": round(plan.minutes_sd, 1),
+        "to_confirm": sorted(plan.to_confirm),
+        "route": [
+            {"department": r.department, "procedures": list(r.procedures), "after": list(r.after), "minutes": round(r.minutes, 1)}
+            for r in plan.route
+        ],
+    }
