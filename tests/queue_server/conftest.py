@@ -1,7 +1,7 @@
 import pytest
 
 from tests.support.live_server import LiveServer
-from tests.support.postgres import postgres_url  # noqa: F401  (fixture)
+from tests.support.postgres import fresh_postgres, postgres_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

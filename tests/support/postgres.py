@@ -60,3 +60,20 @@ def postgres_url():
     finally:
         subprocess.run([*run_as, pg_ctl, "-D", data, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL)
         shutil.rmtree(base, ignore_errors=True)
+
+
+_counter = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url):
+    """A new, empty database in the session's cluster for one test."""
+    import psycopg
+
+    name = f"t{next(_counter)}"
+    base = postgres_url.rsplit("/", 1)[0]
+    host_port = base.split("@", 1)[1]
+    host, port = host_port.split(":")
+    with psycopg.connect(host=host, port=int(port), user="madoguchi", dbname="postgres", autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    yield f"{base}/{name}"
