@@ -1,0 +1,111 @@
+"""Subcommands ``simulate`` and ``staff``. Only argparse at the top level: ``run.py --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``simulate`` and ``staff`` to run.py's subcommands."""
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a lobby scenario (staffing, waits) with replications",
+        description="Simulate a scenario of config/scenarios/ (a path or a name) and print waits per "
+        "department with 95%% confidence intervals.",
+    )
+    p.add_argument("scenario", help="scenario TOML file, or a name under config/scenarios/")
+    p.add_argument("-r", "--replications", type=int, default=10, help="independent replications (default 10)")
+    p.add_argument("-s", "--seed", type=int, default=1, help="random seed (same seed, same result)")
+    p.add_argument("-j", "--jobs", type=int, default=0, help="parallel processes (default: CPU count)")
+    p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
+    p.add_argument("--plots", metavar="DIR", help="write PNG plots (waits by hour, queue length, utilisation)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--live", metavar="WS_URL", help=argparse.SUPPRESS)
+    p.set_defaults(func=_simulate)
+
+    s = sub.add_parser(
+        "staff",
+        help="staffing advisor: fewest counter-hours per slot meeting a wait target",
+        description="Erlang C per time slot and department, then checked and adjusted by simulation.",
+    )
+    s.add_argument("scenario", help="scenario TOML file, or a name under config/scenarios/")
+    s.add_argument("--target", default=None, help='e.g. "90%% within 30 min" (default: the scenario\'s target)')
+    s.add_argument("-r", "--replications", type=int, default=6, help="replications per simulation check (default 6)")
+    s.add_argument("-s", "--seed", type=int, default=1)
+    s.add_argument("-j", "--jobs", type=int, default=0)
+    s.add_argument("--rounds", type=int, default=6, help="at most this many simulate-and-adjust rounds")
+    s.add_argument("--json", metavar="FILE", help="write the schedule and its simulated result as JSON")
+    s.set_defaults(func=_staff)
+
+
+def _load(name: str):
+    import sys
+
+    from queue_server.problems import ConfigError
+
+    from .runner import scenario_path
+    from .scenario import load_scenario
+
+    try:
+        return load_scenario(scenario_path(name))
+    except ConfigError as e:
+        print(f"scenario {name}: {len(e.problems)} problem(s)", file=sys.stderr)
+        for pr in e.problems:
+            print(f"  {pr}", file=sys.stderr)
+        return None
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import sys
+
+    if args.live:
+        print("live mode is not built yet: it needs the server protocol (docs/protocol.md)", file=sys.stderr)
+        return 2
+    sc = _load(args.scenario)
+    if sc is None:
+        return 2
+    from . import report
+    from .runner import default_jobs, run_replications
+    from .stats import combine
+
+    jobs = args.jobs or default_jobs()
+    reps = run_replications(sc, args.replications, args.seed, jobs=jobs, progress=not args.quiet)
+    summary = combine(sc, reps)
+    summary["seed"] = args.seed
+    print(report.table(sc, summary))
+    if args.json:
+        report.write_json(summary, args.json)
+        print(f"JSON: {args.json}")
+    if args.plots:
+        for p in report.plots(sc, summary, args.plots):
+            print(f"plot: {p}")
+    return 0
+
+
+def _staff(args: argparse.Namespace) -> int:
+    import sys
+
+    sc = _load(args.scenario)
+    if sc is None:
+        return 2
+    from . import advisor
+
+    try:
+        share, within = advisor.parse_target(args.target) if args.target else (sc.target_share, sc.target_minutes)
+    except ValueError as e:
+        print(f"--target: {e}", file=sys.stderr)
+        return 2
+    from .runner import default_jobs
+
+    result = advisor.advise(
+        sc, share, within, replications=args.replications, seed=args.seed, jobs=args.jobs or default_jobs(),
+        rounds=args.rounds, log=lambda m: print(m, file=sys.stderr),
+    )
+    print(advisor.format_result(sc, result))
+    if args.json:
+        import json
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(advisor.result_to_dict(result), ensure_ascii=False, indent=1), encoding="utf-8")
+        print(f"JSON: {args.json}")
+    return 0 if result.met else 1
