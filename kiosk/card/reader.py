@@ -455,6 +455,11 @@ class CardSession:
         if rv != scard.SCARD_S_SUCCESS:
             log.info("card: %s failed: %s", label, _pcsc_text(rv))
             raise _pcsc_error(rv, label)
+        if not response:
+            # No status word at all: the card left mid-command. vpcd reports a vanished card
+            # this way, and contactless readers do when the card leaves the field.
+            log.info("card: %s got no answer: card gone", label)
+            raise CardRemoved(f"{label}: empty response")
         try:
             data, sw = cmd.split_response(response)
         except ValueError as e:

@@ -136,7 +136,7 @@ def insert_card(pcscd: str) -> Iterator[Callable[..., object]]:
     reader empty, so the next test starts from a clean reader. It also checks that no test ever
     made the card select EF 0001 (the My Number).
     """
-    from tests.kiosk.virtual_card import VirtualMyNumberCard
+    from tests.kiosk.virtual_card import VirtualMyNumberCard, wait_for_empty_poll
 
     cards: list[VirtualMyNumberCard] = []
 
@@ -151,6 +151,8 @@ def insert_card(pcscd: str) -> Iterator[Callable[..., object]]:
     yield insert
     for card in cards:
         card.remove()
+    if cards:
+        wait_for_empty_poll()
     wait_reader_state(False)
     for card in cards:
         assert card.error is None, f"virtual card failed: {card.error!r}"

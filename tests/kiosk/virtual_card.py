@@ -341,6 +341,22 @@ class VirtualMyNumberCard:
         return chunk + (SW_OK if len(chunk) == le else SW_EOF)
 
 
+def wait_for_empty_poll(host: str = VPCD_HOST, port: int = VPCD_PORT, timeout: float = 5.0) -> None:
+    """Return once pcscd's polling thread has looked at the reader while no card was in it.
+
+    Why: pcscd learns that a card left only from its presence poll (every ~400 ms). If a card
+    vanishes inside a transmit and the next card connects before that poll, pcscd never sees
+    the reader empty and misses the new card. So a probe connects in place of a card and waits
+    for the poll's ATR request — proof the poll ran with no card — then leaves without
+    answering, which the poll takes for "no card".
+    """
+    with socket.create_connection((host, port), timeout=timeout) as probe:
+        try:
+            probe.recv(2)
+        except TimeoutError:
+            raise TimeoutError(f"pcscd did not poll the vpcd reader within {timeout} s") from None
+
+
 def on_command(header: str) -> Hook:
     """A hook firing on commands that start with the given hex bytes (e.g. ``"00A4020C020002"``)."""
     prefix = bytes.fromhex(header)
