@@ -58,7 +58,7 @@ HANGUL_FONTS = (  # Debian fonts-nanum or fonts-noto-cjk
 )
 
 # Pixel sizes at 576 dots. Body text ≈ 3.8 mm high: readable at arm's length by older eyes.
-SIZES = {"title": 34, "heading": 31, "body": 29, "small": 24}
+SIZES = {"title": 34, "heading": 32, "body": 29, "small": 24}
 LINE_FACTOR = 1.32
 MARGIN = 10
 BIG_NUMBER_HEIGHT = 0.30  # of the width: ~22 mm of digit height on 80 mm paper
@@ -158,11 +158,17 @@ def _pil_font(path: str, size: int) -> ImageFont.FreeTypeFont:
 
 
 # ---------------------------------------------------------------- text measuring and wrapping
-def _runs(text: str, lang: str, fonts: FontSet) -> list[tuple[str, str]]:
-    """Split ``text`` into (font path, substring) runs of one font each."""
+def _runs(text: str, lang: str, fonts: FontSet, bold: bool = False) -> list[tuple[str, str]]:
+    """Split ``text`` into (font path, substring) runs of one font each.
+
+    Bold Latin uses the real bold face; fonts without one are emboldened when drawn.
+    """
+    bold_latin = bold and fonts.latin is not None and fonts.latin_bold is not None
     runs: list[tuple[str, str]] = []
     for ch in text:
         path = fonts.font_for(lang, ch).path
+        if bold_latin and path == fonts.latin.path and ord(ch) in fonts.latin_bold.chars:
+            path = fonts.latin_bold.path
         if runs and runs[-1][0] == path:
             runs[-1] = (path, runs[-1][1] + ch)
         else:
@@ -170,8 +176,8 @@ def _runs(text: str, lang: str, fonts: FontSet) -> list[tuple[str, str]]:
     return runs
 
 
-def _measure(text: str, size: int, lang: str, fonts: FontSet) -> float:
-    return sum(_pil_font(p, size).getlength(s) for p, s in _runs(text, lang, fonts))
+def _measure(text: str, size: int, lang: str, fonts: FontSet, bold: bool = False) -> float:
+    return sum(_pil_font(p, size).getlength(s) for p, s in _runs(text, lang, fonts, bold))
 
 
 def _units(text: str) -> list[str]:
@@ -245,27 +251,31 @@ def render_text(block: TextLine, width: int, lang: str, fonts: FontSet) -> Image
     avail = width - 2 * margin - indent
 
     def measure(t: str) -> float:
-        return _measure(t, size, lang, fonts)
+        return _measure(t, size, lang, fonts, bold)
 
     lines = wrap(block.text, avail, measure)
     line_h = round(size * LINE_FACTOR)
     img = _blank(width, line_h * len(lines))
     draw = ImageDraw.Draw(img)
     ascent = _pil_font(fonts.cjk.path, size).getmetrics()[0]
-    stroke = max(1, round(size / 30)) if bold else 0
+    bold_px = (2 if size >= 28 else 1) if bold else 0
     for i, line in enumerate(lines):
         baseline = i * line_h + round((line_h - size) / 2) + ascent
         x = (width - measure(line)) / 2 if block.align == "center" else margin + indent
         if i == 0 and block.marker.strip():
-            _draw_runs(draw, margin, baseline, block.marker, size, lang, fonts, stroke)
-        _draw_runs(draw, x, baseline, line, size, lang, fonts, stroke)
+            _draw_runs(draw, margin, baseline, block.marker, size, lang, fonts, bold_px)
+        _draw_runs(draw, x, baseline, line, size, lang, fonts, bold_px)
     return img
 
 
-def _draw_runs(draw, x: float, baseline: int, text: str, size: int, lang: str, fonts: FontSet, stroke: int):
-    for path, run in _runs(text, lang, fonts):
+def _draw_runs(draw, x: float, baseline: int, text: str, size: int, lang: str, fonts: FontSet, bold_px: int):
+    """Draw font runs along one baseline. Bold is faked (the Japanese fonts have no bold face) by
+    drawing again ``bold_px`` dots to the right: a stroke outline would fill in dense kanji (課, 齢)."""
+    bold_face = fonts.latin_bold.path if fonts.latin_bold else None
+    for path, run in _runs(text, lang, fonts, bold=bold_px > 0):
         font = _pil_font(path, size)
-        draw.text((x, baseline), run, font=font, fill=0, anchor="ls", stroke_width=stroke, stroke_fill=0)
+        for dx in range(1 if path == bold_face else bold_px + 1):
+            draw.text((x + dx, baseline), run, font=font, fill=0, anchor="ls")
         x += font.getlength(run)
 
 
