@@ -169,8 +169,10 @@ def plots(sc: Scenario, summary: Mapping[str, Any], out_dir: str | Path) -> list
     ax.set_ylabel("平均待ち時間（分）")
     ax.set_title(f"時間帯別の平均待ち時間 — {summary['title']}（{summary['replications']} 回の平均、95%信頼区間）")
     if sc.kind == "lobby":
-        ax.set_xticks(range(int(sc.open_minute // 60), int(sc.close_minute // 60) + 2))
-        ax.set_xticklabels([f"{h}時" for h in range(int(sc.open_minute // 60), int(sc.close_minute // 60) + 2)])
+        hours = range(int(sc.open_minute // 60), int(sc.close_minute // 60) + 2)
+        ax.set_xticks(list(hours))
+        ax.set_xticklabels([f"{h}時" for h in hours])
+        ax.set_xlim(sc.open_minute / 60 - 0.25, sc.close_minute / 60 + 0.75)  # later steps of late tickets
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
@@ -237,7 +239,7 @@ def plots(sc: Scenario, summary: Mapping[str, Any], out_dir: str | Path) -> list
     ax.set_yticklabels(ylabels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
-    ax.set_xlabel("稼働率（%）= 対応中の時間 ÷ 在席時間")
+    ax.set_xlabel("稼働率（%）= 対応中の時間 ÷ 在席時間　　赤: 90%以上　橙: 80%以上")
     ax.set_title(f"窓口別の稼働率 — {summary['title']}")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -222,8 +222,14 @@ class _Checker:
         return s
 
 
-def load_scenario(path: str | Path, city: CityConfig | None = None) -> Scenario:
-    """Read and validate a scenario file; raise ConfigError listing every problem found."""
+def load_scenario(
+    path: str | Path, city: CityConfig | None = None, *, _raw_only: bool = False, _seen: tuple[str, ...] = ()
+) -> Scenario:
+    """Read and validate a scenario file; raise ConfigError listing every problem found.
+
+    ``[scenario] extends = "other.toml"`` (beside this file) starts from that scenario: tables
+    merge key by key, lists (days, counters, reservations) are replaced whole.
+    """
     path = Path(path)
     file = str(path)
     try:
@@ -234,7 +240,31 @@ def load_scenario(path: str | Path, city: CityConfig | None = None) -> Scenario:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([Problem(file, "-", f"TOML syntax error: {e}")]) from None
-    return parse_scenario(raw, file, text, city, base=path.parent)
+    parent = raw.get("scenario", {}).get("extends") if isinstance(raw.get("scenario"), Mapping) else None
+    if parent is not None:
+        here = where(file, text, "scenario.extends", "extends")
+        if not isinstance(parent, str):
+            raise ConfigError([Problem(file, here, f"extends takes a file name, not {parent!r}")])
+        base_path = path.parent / parent
+        if str(base_path.resolve()) in (*_seen, str(path.resolve())):
+            raise ConfigError([Problem(file, here, f"{parent} extends itself (a cycle)")])
+        if not base_path.exists():
+            raise ConfigError([Problem(file, here, f"no scenario {base_path} to extend")])
+        base_raw = _raw_with_parents(base_path, (*_seen, str(path.resolve())))
+        raw = _merge(base_raw, raw)
+    return raw if _raw_only else parse_scenario(raw, file, text, city, base=path.parent)
+
+
+def _raw_with_parents(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
+    return load_scenario(path, _raw_only=True, _seen=seen)  # type: ignore[return-value]
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: tables merge key by key, anything else (lists too) replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
 
 
 def parse_scenario(
