@@ -58,7 +58,7 @@ class NotMyNumberCard(CardError):
 
     code = "not_my_number_card"
     message_key = "card.error.not_my_number_card"
-    retryable = False
+    # Retryable: the citizen may simply have presented another IC card (a transit card).
 
 
 class WrongPin(CardError):

@@ -233,7 +233,7 @@ def test_not_a_my_number_card(insert_card: Insert, privacy: PrivacyGuard) -> Non
     card = insert_card(has_ap=False)
     with CardSession(CONFIG) as session:
         error = privacy.raises(NotMyNumberCard, session.wait_for_card)
-    assert not error.retryable
+    assert error.retryable  # another card (a transit IC card?) may have been presented
     assert "6A 82" in str(error)
     assert [c.ins for c in card.commands] == [0xA4]
 
