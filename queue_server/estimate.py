@@ -22,9 +22,9 @@ counter for *d* means the wait is unknown (None), never a made-up number.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .dispatch import DispatchPolicy, queue_for
+from .dispatch import DispatchPolicy, dispatch_key, queue_for
 from .model import ACTIVE_STEP_STATES, Counter, CounterState, Ticket
 
 MINUTE = 60.0
@@ -37,6 +37,7 @@ class DepartmentWait:
     counters: float  # effective open counters (c_d)
     wait_minutes: float | None  # for a newcomer; None when no counter serves the department
     positions: Mapping[str, float | None]  # ticket id -> its own estimated wait, minutes
+    ranks: Mapping[str, int] = field(default_factory=dict)  # ticket id -> tickets ahead of it
 
 
 def _effective_counters(department: str, counters: Iterable[Counter]) -> tuple[float, list[Counter]]:
@@ -65,9 +66,11 @@ def department_wait(
     idle = sum(1 for c in serving if c.number not in busy_at)
     residual = sum(busy_at.get(c.number, 0.0) for c in serving)
     positions: dict[str, float | None] = {}
+    ranks: dict[str, int] = {}
     work = residual
     for n, (t, s) in enumerate(queue):
         positions[t.id] = _wait(n, idle, work, c_d)
+        ranks[t.id] = n
         work += s.minutes
     return DepartmentWait(
         department=department,
@@ -75,6 +78,7 @@ def department_wait(
         counters=c_d,
         wait_minutes=_wait(len(queue), idle, work, c_d),
         positions=positions,
+        ranks=ranks,
     )
 
 
@@ -93,10 +97,44 @@ def all_department_waits(
     now: float,
     policy: DispatchPolicy,
 ) -> dict[str, DepartmentWait]:
-    """department_wait for each department."""
-    tickets = list(tickets)
+    """department_wait for each department, in one pass over the tickets (the server calls this
+    on every issue; scanning the lobby once per department was its hottest loop)."""
+    departments = list(departments)
     counters = list(counters)
-    return {d: department_wait(d, tickets, counters, now, policy) for d in departments}
+    wanted = set(departments)
+    queues: dict[str, list[tuple[tuple, Ticket, float]]] = {d: [] for d in departments}
+    busy_at: dict[int, float] = {}
+    for t in tickets:
+        if t.closed is not None:
+            continue
+        s = t.active_step
+        if s is not None:
+            if s.counter is not None:
+                spent = (now - s.started_at) / MINUTE if s.started_at is not None else 0.0
+                busy_at[s.counter] = max(0.0, s.minutes - spent)
+            continue
+        best: dict[str, tuple[tuple, float]] = {}
+        for st in t.steps:
+            if st.state.value == "ready" and st.department in wanted:
+                key = dispatch_key(t, st, now, policy)
+                if st.department not in best or key < best[st.department][0]:
+                    best[st.department] = (key, st.minutes)
+        for d, (key, minutes) in best.items():
+            queues[d].append((key, t, minutes))
+    out = {}
+    for d in departments:
+        c_d, serving = _effective_counters(d, counters)
+        q = sorted(queues[d], key=lambda e: e[0])
+        idle = sum(1 for c in serving if c.number not in busy_at)
+        work = sum(busy_at.get(c.number, 0.0) for c in serving)
+        positions: dict[str, float | None] = {}
+        ranks: dict[str, int] = {}
+        for n, (_, t, minutes) in enumerate(q):
+            positions[t.id] = _wait(n, idle, work, c_d)
+            ranks[t.id] = n
+            work += minutes
+        out[d] = DepartmentWait(d, len(q), c_d, _wait(len(q), idle, work, c_d), positions, ranks)
+    return out
 
 
 def ticket_wait(ticket: Ticket, waits: Mapping[str, DepartmentWait]) -> float | None:
@@ -104,6 +142,12 @@ def ticket_wait(ticket: Ticket, waits: Mapping[str, DepartmentWait]) -> float | 
     found = [w.positions[ticket.id] for w in waits.values() if ticket.id in w.positions]
     known = [f for f in found if f is not None]
     return min(known) if known else None
+
+
+def ticket_rank(ticket: Ticket, waits: Mapping[str, DepartmentWait]) -> int | None:
+    """Tickets ahead of this one in the shortest of its queues, from precomputed waits."""
+    found = [w.ranks[ticket.id] for w in waits.values() if ticket.id in w.ranks]
+    return min(found) if found else None
 
 
 def ticket_position(ticket: Ticket, tickets: Iterable[Ticket], now: float, policy: DispatchPolicy) -> int | None:

@@ -13,12 +13,13 @@ from typing import Any
 
 from .config import CityConfig, SiteConfig
 from .dispatch import DispatchPolicy, priority, queue_for
-from .estimate import DepartmentWait, all_department_waits, ticket_wait
+from .estimate import DepartmentWait, all_department_waits, ticket_rank, ticket_wait
 from .i18n import pick
 from .lobby import Lobby
 from .model import Counter, Priority, StepState, Ticket
 
 RECENT_CALLS = 20
+WAITS_MAX_AGE = 0.5  # seconds
 
 
 @dataclass
@@ -49,9 +50,13 @@ class SiteHub:
         names = self.config.department_names.get(key)
         return pick(names, lang) if names else key
 
-    def waits(self, now: float) -> dict[str, DepartmentWait]:
-        """Department waits, computed at most once per instant (many clients ask at once)."""
-        if self.waits_cache and self.waits_cache[0] == now:
+    def waits(self, now: float, fresh: bool = False) -> dict[str, DepartmentWait]:
+        """Department waits, recomputed at most every WAITS_MAX_AGE seconds.
+
+        Every issue reply and every public page needs them; an estimate half a second old is as
+        good as a fresh one, and recomputing per request was the server's hottest loop.
+        """
+        if not fresh and self.waits_cache and 0 <= now - self.waits_cache[0] < WAITS_MAX_AGE:
             return self.waits_cache[1]
         w = all_department_waits(
             self.config.departments, self.lobby.open_tickets(), self.lobby.counters.values(), now, self.lobby.policy
@@ -167,21 +172,22 @@ class SiteHub:
 
     def public_view(self, t: Ticket, now: float) -> dict[str, Any]:
         """The phone status page: number, position, wait, called state. Nothing personal."""
-        from .estimate import ticket_position
-
         s = t.active_step
         called = None
         if s is not None:
             cfg = self.config.counter(s.counter or 0)
             called = {"counter": s.counter, "floor": cfg.floor if cfg else 1, "state": s.state.value}
         waiting = t.closed is None and s is None
-        wait = ticket_wait(t, self.waits(now)) if waiting else None
+        waits = self.waits(now)
+        if waiting and not any(t.id in w.ranks for w in waits.values()):
+            waits = self.waits(now, fresh=True)  # issued since the cached estimate
+        wait = ticket_wait(t, waits) if waiting else None
         return {
             "number": t.label,
             "site": self.key,
             "site_name": dict(self.config.name),
             "state": t.state.value,
-            "position": ticket_position(t, self.lobby.open_tickets(), now, self.lobby.policy) if waiting else None,
+            "position": ticket_rank(t, waits) if waiting else None,
             "wait_minutes": None if wait is None else round(wait, 1),
             "called": called,
             "steps": [

@@ -633,9 +633,13 @@ class QueueServer:
                 hub = self.hubs[key]
                 waits_data = hub.waits_view(hub.waits(now))
                 self._push_if_changed(last, hub, "display", "waits", waits_data)
+                queues: dict[frozenset[str], list] = {}  # consoles with the same departments share a queue
                 for client in [c for c in self.clients if c.site == key]:
                     if client.role == "counter":
-                        q = hub.queue_view(hub.lobby.counters[client.counter], now)
+                        counter = hub.lobby.counters[client.counter]
+                        if counter.departments not in queues:
+                            queues[counter.departments] = hub.queue_view(counter, now)
+                        q = queues[counter.departments]
                         self._push_one(last, client, hub, "queue", {"queue": q, "waits": waits_data})
                     elif client.role == "public" and client.ticket in hub.lobby.tickets:
                         self._push_one(last, client, hub, "status", hub.public_view(hub.lobby.tickets[client.ticket], now))

@@ -351,6 +351,9 @@ class Store:
             for t, prefill in batch.new_tickets:
                 s.add(TicketRow(**ticket_values(t), prefill=prefill, prefilled=prefill is not None))
             s.flush()
+            new_steps = [step_values(t.id, st) for t, _ in batch.new_tickets for st in t.steps]
+            if new_steps:
+                s.execute(StepRow.__table__.insert(), new_steps)
             for old, new in batch.tickets.values():
                 values = ticket_values(new)
                 if old is None or ticket_values(old) != values:

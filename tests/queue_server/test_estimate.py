@@ -39,3 +39,23 @@ def test_no_open_counter_gives_an_unknown_wait():
 def test_position_counts_tickets_ahead_in_the_shortest_queue():
     ts = [ticket(1, now=0), ticket(2, now=1), ticket(3, now=2)]
     assert ticket_position(ts[2], ts, 5, P) == 2
+
+
+def test_all_department_waits_agrees_with_one_department_at_a_time():
+    from queue_server.estimate import all_department_waits
+
+    route = (RouteStep("shimin", (), (), 7), RouteStep("kosodate", (), (0,), 4))
+    ts = [ticket(i, route if i % 2 else (RouteStep("kosodate", (), (), 3),), now=i) for i in range(1, 12)]
+    ts[0] = start(call(ts[0], 0, 1, 20), 0, 1, 30)
+    counters = [c(1, "shimin"), c(2, "shimin", "kosodate"), c(3, "kosodate")]
+    together = all_department_waits(["shimin", "kosodate"], ts, counters, 100, P)
+    for d in ("shimin", "kosodate"):
+        assert together[d] == department_wait(d, ts, counters, 100, P)
+
+
+def test_ranks_from_the_waits_match_ticket_position():
+    from queue_server.estimate import all_department_waits, ticket_rank
+
+    ts = [ticket(i, now=i) for i in range(1, 6)]
+    waits = all_department_waits(["shimin"], ts, [c(1, "shimin")], 10, P)
+    assert [ticket_rank(t, waits) for t in ts] == [ticket_position(t, ts, 10, P) for t in ts] == [0, 1, 2, 3, 4]

@@ -95,3 +95,10 @@ def test_server_flow_on_postgresql(fresh_postgres, tmp_path):
         asyncio.run(after())
     finally:
         live.kill()
+
+
+def test_a_new_ticket_is_stored_with_all_its_steps(store):
+    t = ticket(3, DEATH_ROUTE, now=5.0)
+    store.write(Batch(new_tickets=[(t, None)]))
+    (loaded,) = store.load_tickets("honcho", t.day)
+    assert loaded == t and len(loaded.steps) == 3
