@@ -13,7 +13,9 @@ strip in its place. The big number uses magnified ASCII; the QR code is always a
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
+from dataclasses import replace
 
 from printers.escpos_bytes import (
     KANJI_OFF,
@@ -114,6 +116,7 @@ def render_kanji_ops(blocks: Sequence[Block], width: int = 576, lang: str = "ja"
 
     for block in blocks:
         if isinstance(block, TextLine):
+            block = replace(block, text=unicodedata.normalize("NFC", block.text))
             ok = printable_in_kanji_mode(block.text) and printable_in_kanji_mode(block.marker or " ")
             ops.extend(_text_ops(block, width) if ok else [as_image(block)])
         elif isinstance(block, BigNumber):

@@ -161,7 +161,8 @@ def test_deadline_passes_results_and_errors_through():
 
 # ---------------------------------------------------------------- CLI
 def test_cli_top_level_imports_only_argparse():
-    tree = ast.parse(Path("printers/cli.py").read_text(encoding="utf-8"))
+    cli = Path(__file__).resolve().parents[2] / "printers" / "cli.py"
+    tree = ast.parse(cli.read_text(encoding="utf-8"))
     top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     names = {a.name for n in top for a in n.names} | {n.module for n in top if isinstance(n, ast.ImportFrom)}
     assert names <= {"argparse", "__future__", "annotations"}
