@@ -216,6 +216,7 @@ class _Builder:
     problems: list[Problem] = field(default_factory=list)
     files: list[_File] = field(default_factory=list)
     origin: dict[tuple[str, str], tuple[_File, str]] = field(default_factory=dict)  # (kind, id) -> (file, header)
+    empty: bool = False  # no files at all: one problem says so, not twenty about missing tables
 
     def problem(self, f: _File, where: str, reason: str) -> None:
         self.problems.append(Problem(f.name, where, reason))
@@ -263,6 +264,7 @@ def _read_files(directory: Path, b: _Builder) -> None:
     paths = sorted(directory.glob("*.toml"))
     if not paths:
         b.problems.append(Problem(str(directory), "-", "no catalogue files (*.toml) found"))
+        b.empty = True
     for path in paths:
         name = str(path)
         try:
@@ -299,6 +301,8 @@ def _str_list(b: _Builder, f: _File, header: str, key: str, value: object) -> tu
 def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, list[Problem]]:
     b = _Builder(site)
     _read_files(Path(directory), b)
+    if b.empty:
+        return None, b.problems
 
     documents: dict[str, Document] = {}
     deadlines: dict[str, Deadline] = {}
@@ -501,8 +505,8 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
             if key not in _PROCEDURE_KEYS:
                 b.problem(f, f.loc.where(h, key),
                           f"unknown key {key!r} in {h} (expected: {', '.join(sorted(_PROCEDURE_KEYS))})")
-        if not b.claim(f, "procedure", proc_id, h):
-            continue
+        # A duplicate is still checked (its condition marks questions used), just not kept.
+        duplicate = not b.claim(f, "procedure", proc_id, h)
         pname = b.texts(f, h, "name", entry.get("name")) or {}
         department = entry.get("department")
         external = entry.get("external")
@@ -557,7 +561,12 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
                 extra_minutes = (q, float(per))
                 used.add(q)
         note = b.texts(f, h, "note", entry.get("note"), required=False)
-        raw_after[proc_id] = _str_list(b, f, h, "after", entry.get("after"))
+        afters = _str_list(b, f, h, "after", entry.get("after"))
+        if department is not None and entry.get("minutes") is None:
+            b.problem(f, f.loc.where(h), "a queued procedure needs 'minutes' (an (est.) prior, domain.md §4)")
+        if duplicate:
+            continue
+        raw_after[proc_id] = afters
         own_procs[proc_id] = Procedure(
             id=proc_id, purpose=pid, name=pname,
             department=department if isinstance(department, str) else None,
@@ -567,10 +576,8 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
             alternative=alternative if isinstance(alternative, str) else None,
             minutes=_positive(b, f, h, "minutes", entry.get("minutes"), 0.0 if external else 8.0),
             cv=_positive(b, f, h, "cv", entry.get("cv"), 0.5),
-            after=raw_after[proc_id], note=note, extra_minutes=extra_minutes,
+            after=afters, note=note, extra_minutes=extra_minutes,
         )
-        if department is not None and entry.get("minutes") is None:
-            b.problem(f, f.loc.where(h), "a queued procedure needs 'minutes' (an (est.) prior, domain.md §4)")
 
     # Order constraints: only towards an earlier department (so any plan's route is acyclic
     # by construction) and within the same purpose (ids of other files may be absent).
