@@ -97,6 +97,7 @@ class Metrics:
         self.batched_jobs = 0
         self.commit_seconds = 0.0
         self.pushes = 0
+        self.last_broadcast = (0, 0.0)  # (subscribers, seconds) of the latest fan-out
 
     def text(self, server: QueueServer) -> str:
         lines = [
@@ -115,6 +116,9 @@ class Metrics:
             f"madoguchi_commit_seconds_total {self.commit_seconds:.6f}",
             "# TYPE madoguchi_pushes_total counter",
             f"madoguchi_pushes_total {self.pushes}",
+            "# HELP madoguchi_last_broadcast_seconds Server time to hand the latest push to all its subscribers.",
+            "# TYPE madoguchi_last_broadcast_seconds gauge",
+            f'madoguchi_last_broadcast_seconds{{subscribers="{self.last_broadcast[0]}"}} {self.last_broadcast[1]:.6f}',
             "# HELP madoguchi_connections Open websocket connections, by role.",
             "# TYPE madoguchi_connections gauge",
         ]
@@ -166,6 +170,10 @@ class QueueServer:
             for prefix, last in self.store.last_numbers(key, day).items():
                 hub.numbers[(day, prefix)] = last
             self.store.erase_prefill_before(key, day)
+            # replies to idempotent requests of the last day: a kiosk retrying after a restart gets
+            # its ticket back without a database read on the hot path
+            for k, reply in self.store.recent_requests(key, now - 86400).items():
+                self.idem[f"{key}:{k}"] = reply
             for ev in reversed(self.store.recent_calls(key, day)):
                 hub.recent_calls.appendleft(hub.call_view(ev))
             self.hubs[key] = hub
@@ -360,12 +368,6 @@ class QueueServer:
             if job.idem and job.idem in self.idem:
                 job.fut.set_result(P.reply(job.req.id, self.idem[job.idem]))
                 continue
-            if job.idem and job.idem not in self.idem:
-                cached = await asyncio.to_thread(self.store.request_reply, *job.idem.split(":", 1))
-                if cached is not None:
-                    self.idem[job.idem] = cached
-                    job.fut.set_result(P.reply(job.req.id, cached))
-                    continue
             hub = self.hubs[job.client.site]
             try:
                 out = self._execute(hub, job, now)
@@ -607,7 +609,9 @@ class QueueServer:
         targets = [c.ws for c in self.clients if c.site == hub.key and c.role and self._wants(c, audience)]
         if targets:
             self.metrics.pushes += len(targets)
+            t0 = time.perf_counter()
             broadcast(targets, msg)
+            self.metrics.last_broadcast = (len(targets), time.perf_counter() - t0)
 
     def _push_event(self, hub: SiteHub, ev: dict, now: float) -> None:
         kind = ev["kind"]

@@ -431,6 +431,11 @@ class Store:
             ).all()
             return [event_dict(r) for r in rows]
 
+    def recent_requests(self, site: str, since: float) -> dict[str, dict]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(RequestRow).where(RequestRow.site == site, RequestRow.at >= since))
+            return {r.key: r.reply for r in rows}
+
     def request_reply(self, site: str, key: str) -> dict | None:
         with Session(self.engine) as s:
             row = s.get(RequestRow, (site, key))
