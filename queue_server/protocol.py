@@ -62,7 +62,6 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     # admin
     "snapshot": {},
     "cancel": {"ticket": (_S, True), "reason": (_S, False)},
-    "events": {"since": (_I, False), "limit": (_I, False)},
 }
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -73,7 +72,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "display": frozenset({"ping"}),
     "public": frozenset({"ping", "status"}),
-    "admin": frozenset({"ping", "snapshot", "cancel", "events"}),
+    "admin": frozenset({"ping", "snapshot", "cancel"}),
 }
 
 ERROR_CODES = {
