@@ -87,6 +87,7 @@ class DayRecord:
     st_ready: list[float] = field(default_factory=list)
     st_wait: list[float] = field(default_factory=list)
     st_outcome: list[int] = field(default_factory=list)
+    st_reserved: list[bool] = field(default_factory=list)  # the ticket holds a reservation
     # one row per closed ticket: purpose, issue time, close time, final state, reserved
     tk_purpose: list[str] = field(default_factory=list)
     tk_issued: list[float] = field(default_factory=list)
@@ -153,8 +154,17 @@ class _Counter:
 class LobbyDay:
     """One simulated day of one lobby (or one run of a station)."""
 
-    def __init__(self, sc: Scenario, router: Router, day: dt.date, rng: random.Random, day_label: str | None = None):
+    def __init__(
+        self,
+        sc: Scenario,
+        router: Router,
+        day: dt.date,
+        rng: random.Random,
+        day_label: str | None = None,
+        check_dispatch: bool = False,
+    ):
         self.sc = sc
+        self.check_dispatch = check_dispatch  # tests: compare every pick with a scan of the whole lobby
         self.router = router
         self.day = day
         self.rng = rng
@@ -323,6 +333,7 @@ class LobbyDay:
         r.st_ready.append(s.ready_since if s.ready_since is not None else v.ticket.issued_at)
         r.st_wait.append(wait)
         r.st_outcome.append(outcome)
+        r.st_reserved.append(v.ticket.reserved_for is not None)
 
     def _leave_queues(self, v: _Visit, now: float, outcome: int | None, exit_at: float | None = None) -> None:
         """Take every READY step of v out of its queue; record them when ``outcome`` is given."""
@@ -434,6 +445,10 @@ class LobbyDay:
             if c.on_duty:
                 cands = self._candidates(c)
                 pick = choose_next(cands, c.departments, env.now, self.policy) if cands else None
+                if self.check_dispatch:
+                    full = choose_next([v.ticket for v in self.visits.values()], c.departments, env.now, self.policy)
+                    if (full and (full[0].id, full[1].index)) != (pick and (pick[0].id, pick[1].index)):
+                        raise AssertionError(f"counter {c.number} at {env.now}: indexed pick {pick} != full scan {full}")
             else:
                 pick = None
             if pick is None:

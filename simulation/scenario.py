@@ -516,6 +516,8 @@ def _lobby(
         )
 
     share, minutes = _target(ck, target, city.policy.wait_target_minutes)
+    # dispatch policy: site.toml's unless the scenario tries another (e.g. a longer aging bound)
+    pol = ck.table(raw, "policy", "policy", required=False)
     return Scenario(
         name=name,
         title=title,
@@ -535,8 +537,10 @@ def _lobby(
         counters=counters,
         slot_minutes=ck.number(stf, "slot_minutes", "staffing.slot_minutes", 60.0, lo=5.0),
         reservations=tuple(res),
-        max_recalls=city.policy.max_recalls,
-        aging_bound_minutes=city.policy.aging_bound_minutes,
+        max_recalls=int(ck.number(pol, "max_recalls", "policy.max_recalls", city.policy.max_recalls, lo=0)),
+        aging_bound_minutes=ck.number(
+            pol, "aging_bound_minutes", "policy.aging_bound_minutes", city.policy.aging_bound_minutes, lo=0.0
+        ),
         catalogue_dir=catalogue_dir,
         departments=tuple(site.departments),
     )
