@@ -259,11 +259,20 @@ def _raw_with_parents(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
     return load_scenario(path, _raw_only=True, _seen=seen)  # type: ignore[return-value]
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``: tables merge key by key, anything else (lists too) replaces."""
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``over`` on top of ``base``: tables merge key by key, anything else (lists too) replaces.
+
+    One exception: an answer's distribution (``purposes.X.answers.Q``) is replaced whole — a
+    merged distribution would mix two scenarios' probabilities into one that sums past 1.
+    """
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+        here = (*path, k)
+        is_answer = len(here) == 4 and here[0] == "purposes" and here[2] == "answers"
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) and not is_answer:
+            out[k] = _merge(out[k], v, here)
+        else:
+            out[k] = v
     return out
 
 
