@@ -1,7 +1,8 @@
 """``print_ticket``: the one call the kiosk makes. Layout → renderer → bytes → device, under a deadline.
 
 The job is encoded to bytes first (CPU only), then one worker thread opens the device, asks its
-status (DLE EOT) where the device can answer, and writes the bytes. The caller waits at most
+status (DLE EOT) where the device can answer, writes the bytes, and asks once more to confirm the
+printer has read the job to its end. The caller waits at most
 ``timeout`` seconds (plus the line time of a slow serial link) for all of that: a hung printer,
 a dead network path or a peer that accepts and never answers ends in :class:`PrinterTimeout`,
 and the connection is closed behind it so the worker thread ends too.
@@ -18,7 +19,7 @@ from typing import Any, Literal, TypeVar
 from printers import backends
 from printers.errors import PrinterConfigError, PrinterTimeout
 from printers.layout import PrintableTicket, layout_ticket
-from printers.status import PrinterStatus, query_status
+from printers.status import PrinterStatus, confirm_received, query_status
 
 Renderer = Literal["image", "kanji"]
 RENDERERS: tuple[str, ...] = ("image", "kanji")
@@ -138,6 +139,11 @@ def send_job(
                 if fault is not None:
                     raise fault
             backends.write(device, data, target)
+            if check:
+                try:
+                    confirm_received(device, target.url)
+                except Exception as e:  # noqa: BLE001 - socket/serial errors become typed errors
+                    raise backends.translate(e, target, "confirm") from e
             kept = device.output if target.kind == "dummy" else b""
             return status, kept
         finally:

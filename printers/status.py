@@ -112,3 +112,20 @@ def query_status(device: StatusDevice, printer: str = "") -> PrinterStatus:
             )
         answers.append(reply[0])
     return parse_status(*answers)
+
+
+def confirm_received(device: StatusDevice, printer: str = "") -> None:
+    """After the job: ask DLE EOT 1 and wait for any answer.
+
+    Real-time commands are answered when the printer reads them from its input, in stream order,
+    so an answer here proves the whole job reached the printer — a TCP send that completed only
+    proves it reached the socket buffers. Only liveness is checked: a raster may contain the
+    bytes of a DLE EOT by chance, which a printer answers too, so the byte read may be for that.
+    """
+    device._raw(DLE_EOT + b"\x01")
+    try:
+        reply = device._read()
+    except TimeoutError as e:
+        raise PrinterTimeout("job sent but the printer did not read it to the end", printer=printer) from e
+    if not reply:
+        raise PrinterOffline("connection closed before the job was read to the end", printer=printer)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 NORMAL = {1: 0x12, 2: 0x12, 3: 0x12, 4: 0x12}
@@ -22,6 +23,7 @@ class FakePrinter:
     status: dict[int, int] | None = field(default_factory=lambda: dict(NORMAL))  # None: never answer
     received: bytearray = field(default_factory=bytearray)
     connections: int = 0
+    stop_reading_after: int | None = None  # a printer that jams mid-job: stops taking bytes
 
     def __post_init__(self) -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -53,6 +55,9 @@ class FakePrinter:
         conn.settimeout(0.1)
         pending = b""
         while not self._stop:
+            if self.stop_reading_after is not None and len(self.received) >= self.stop_reading_after:
+                time.sleep(0.05)
+                continue
             try:
                 chunk = conn.recv(65536)
             except TimeoutError:
@@ -61,6 +66,8 @@ class FakePrinter:
                 return
             if not chunk:
                 return
+            if self.stop_reading_after is not None:
+                chunk = chunk[: max(0, self.stop_reading_after - len(self.received))]
             self.received += chunk
             if self.status is None:
                 continue  # a hung printer: takes the bytes, never answers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import ImageChops
@@ -133,3 +134,26 @@ def test_encode_rejects_an_image_wider_than_the_paper():
 
     with pytest.raises(ValueError, match="wide"):
         encode([Raster(Image.new("1", (600, 10), 1))], 576)
+
+
+def test_a_wrong_byte_in_kanji_text_changes_the_decoded_text():
+    ticket = sample_ticket("ja")
+    data = render_ticket_bytes(ticket, "kanji", 576)
+    good = KANJI_ON + "受付番号".encode("cp932") + KANJI_OFF
+    bad = data.replace(good, KANJI_ON + "受付番号".encode("cp932")[:-1] + b"\x8d" + KANJI_OFF)
+    assert bad != data
+    texts = [t.text for t in parse(bad).texts]
+    assert "受付番号" not in texts
+
+
+def test_package_exports_load_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, printers.cli; assert 'PIL' not in sys.modules and 'escpos' not in sys.modules;"
+        "from printers import print_ticket, PrintableTicket, PaperOut; print(PaperOut.code)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "paper_out"

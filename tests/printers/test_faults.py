@@ -101,8 +101,21 @@ def test_healthy_fake_printer_receives_exactly_the_rendered_job(fake_printer):
     assert fake_printer.done.wait(2)
     received = bytes(fake_printer.received)
     queries = b"".join(b"\x10\x04" + bytes((n,)) for n in (1, 2, 3, 4))
-    assert received == queries + render_ticket_bytes(ticket, "kanji", 576)
-    assert parse(received).status_queries == [1, 2, 3, 4]
+    # Status first, then the job, then DLE EOT 1 to confirm the printer read the job to its end.
+    assert received == queries + render_ticket_bytes(ticket, "kanji", 576) + b"\x10\x04\x01"
+    assert parse(received).status_queries == [1, 2, 3, 4, 1]
+
+
+def test_printer_that_stops_reading_mid_job_times_out_although_the_send_completed(job):
+    # 120 KB fit in loopback socket buffers: without the closing DLE EOT this would "succeed".
+    printer = fp.FakePrinter(status=dict(fp.NORMAL), stop_reading_after=5000)
+    try:
+        err, took = _elapsed(lambda: _send(printer.url, job))
+        assert isinstance(err, PrinterTimeout), err
+        assert took < TIMEOUT + 0.4
+        assert len(printer.received) == 5000
+    finally:
+        printer.close()
 
 
 def test_paper_near_end_prints_and_reports_the_warning():
