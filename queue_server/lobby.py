@@ -100,10 +100,21 @@ class Lobby:
             raise TransitionError("unknown_ticket", f"no open ticket {ticket_id!r} at {self.site}", "ticket") from None
 
     # ------------------------------------------------------------------ moves
-    def issue(self, ticket: Ticket) -> Change:
+    def issue(self, ticket: Ticket, facts: Mapping[str, Any] | None = None) -> Change:
+        """Add a new ticket. ``facts`` go into the event for the KPIs (nothing personal)."""
         if ticket.id in self.tickets:
             raise TransitionError("duplicate_ticket", f"ticket {ticket.id} exists", "ticket")
-        ev = Event("issued", ticket.id, payload={"number": ticket.label})
+        payload = {
+            "number": ticket.label,
+            "purposes": list(ticket.purposes),
+            "lang": ticket.lang,
+            "assistance": ticket.assistance,
+            "reserved": ticket.reserved_for is not None,
+            "steps": [{"department": s.department, "procedures": list(s.procedures), "minutes": s.minutes}
+                      for s in ticket.steps],
+            **(facts or {}),
+        }
+        ev = Event("issued", ticket.id, payload=payload)
         return self._do(Change(tickets={ticket.id: ticket}, events=(ev,)))
 
     def call_next(self, number: int, now: float) -> tuple[Ticket | None, Change]:
@@ -153,13 +164,19 @@ class Lobby:
     def start(self, number: int, now: float) -> Change:
         t, i = self._current(number)
         new = tr.start(t, i, number, now)
-        return self._do(Change(tickets={t.id: new}, events=(Event("started", t.id, i, number),)))
+        ev = Event("started", t.id, i, number, {"department": t.steps[i].department})
+        return self._do(Change(tickets={t.id: new}, events=(ev,)))
 
     def complete(self, number: int, now: float) -> tuple[Ticket, Change]:
         t, i = self._current(number)
         new = tr.complete(t, i, number, now)
         ready = [s.department for s in new.steps if s.state.value == "ready"]
-        ev = Event("completed", t.id, i, number, {"next": ready, "closed": new.closed is not None})
+        step = t.steps[i]
+        ev = Event(
+            "completed", t.id, i, number,
+            {"department": step.department, "procedures": list(step.procedures), "next": ready,
+             "closed": new.closed is not None},
+        )
         return new, self._do(Change(tickets={t.id: new}, events=(ev,)))
 
     def transfer(self, number: int, department: str, now: float) -> Change:
@@ -179,7 +196,8 @@ class Lobby:
     def no_show(self, number: int, now: float) -> Change:
         t, i = self._current(number)
         new = tr.no_show(t, i, number, now, self.max_recalls)
-        return self._do(Change(tickets={t.id: new}, events=(Event("no_show", t.id, i, number),)))
+        ev = Event("no_show", t.id, i, number, {"department": t.steps[i].department})
+        return self._do(Change(tickets={t.id: new}, events=(ev,)))
 
     def requeue(self, number: int, now: float) -> Change:
         t, i = self._current(number)

@@ -554,7 +554,15 @@ class QueueServer:
             assistance=bool(b.get("assistance")) and c.role in ("kiosk", "admin"),
             device=c.device,
         )
-        ch = hub.lobby.issue(ticket)
+        procedures = [p for st in plan.steps for p in st.procedures]
+        facts = {
+            "prefilled": prefill is not None,
+            # every procedure of the visit could have been done online or at a convenience store
+            "online_capable": bool(procedures) and all(p.alternative is not None for p in procedures),
+            "to_confirm": sum(1 for p in procedures if p.to_confirm),
+            "device": c.device,
+        }
+        ch = hub.lobby.issue(ticket, facts)
         hub.by_token[ticket.public_token] = ticket.id
         from .journey import plan_to_dict
 
