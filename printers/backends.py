@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -162,6 +163,10 @@ def open_device(target: PrinterTarget, timeout: float) -> Any:
         raise translate(e.__context__ or e, target, "open") from e
     except OSError as e:
         raise translate(e, target, "open") from e
+    if target.kind == "network":
+        # The closing 3-byte DLE EOT follows a large write: with Nagle's algorithm and the peer's
+        # delayed ACK it would wait ~40 ms for nothing.
+        device.device.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return device
 
 
