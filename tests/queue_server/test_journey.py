@@ -391,3 +391,10 @@ def test_cli_reports_a_broken_catalogue(tmp_path):
     assert out.returncode == 1
     assert "department 'hoken' is not in [catalogue] department_order" in out.stderr
     assert f"{broken / 'pets.toml'}:line " in out.stderr
+
+
+def test_cli_module_imports_only_argparse_at_top_level():
+    code = ("import sys, queue_server.catalogue_cli; "
+            "print(sorted(m for m in ('queue_server.catalogue', 'queue_server.journey', 'tomllib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
