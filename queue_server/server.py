@@ -149,6 +149,7 @@ class QueueServer:
         self.metrics = Metrics()
         self.dirty: set[str] = set()
         self._tasks: list[asyncio.Task] = []
+        self.announcer: Any = None  # display_board.announcer.Announcer, started in start()
 
     # ------------------------------------------------------------------ start-up
     def local_day(self, now: float) -> str:
@@ -181,8 +182,12 @@ class QueueServer:
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._flusher())]
+        if self.announcer is None:
+            self.announcer = _start_announcer()
 
     async def stop(self) -> None:
+        if self.announcer is not None:
+            self.announcer.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -278,10 +283,23 @@ class QueueServer:
             return []
         events = await asyncio.to_thread(self.store.events_since, hub.key, max(last, hub.seq - 2000), 2000)
         return [
-            P.push("call", hub.key, ev["seq"], hub.call_view(ev))
+            # only a call of the last minute is still worth announcing (and synthesising)
+            P.push("call", hub.key, ev["seq"], self._with_audio(hub.call_view(ev), self.clock() - ev["at"] < 60))
             for ev in events
             if ev["kind"] in ("called", "recalled")
         ]
+
+    def _catalogue_json(self) -> bytes:
+        if getattr(self, "_catalogue_cache", None) is None:
+            self._catalogue_cache = _catalogue_names(self.catalogue)  # built once: the catalogue is fixed
+        return self._catalogue_cache
+
+    def _with_audio(self, view: dict[str, Any], fresh: bool = True) -> dict[str, Any]:
+        """Add the URL of the call's voice announcement; synthesis runs in another process, so
+        the push is never delayed (the board retries the URL until the file is ready)."""
+        if self.announcer is not None and fresh:
+            view["audio"] = self.announcer.request(view["number"], view["counter"])
+        return view
 
     def _snapshot(self, hub: SiteHub, client: Client, now: float) -> dict[str, Any]:
         if client.role == "public":
@@ -622,7 +640,7 @@ class QueueServer:
     def _push_event(self, hub: SiteHub, ev: dict, now: float) -> None:
         kind = ev["kind"]
         if kind in ("called", "recalled"):
-            view = hub.call_view(ev)
+            view = self._with_audio(hub.call_view(ev))
             if kind == "called":
                 hub.recent_calls.appendleft(view)
             self._push(hub, "all", "call", view, seq=ev["seq"])
@@ -679,6 +697,8 @@ class QueueServer:
             return _response(HTTPStatus.OK, json.dumps(body).encode(), "application/json")
         if path == "/metrics":
             return _response(HTTPStatus.OK, self.metrics.text(self).encode(), "text/plain; version=0.0.4")
+        if path == "/catalogue.json":
+            return _response(HTTPStatus.OK, self._catalogue_json(), "application/json; charset=utf-8")
         if path == "/":
             links = "".join(f'<li><a href="{p}">{p}</a></li>' for p in WEB_ROOTS)
             return _response(HTTPStatus.OK, f"<!doctype html><meta charset=utf-8><title>madoguchi</title><ul>{links}</ul>".encode(), "text/html; charset=utf-8")
@@ -690,6 +710,32 @@ class QueueServer:
         if path.startswith("/audio/"):
             return _static(ROOT / "var" / "audio", path[len("/audio/"):])
         return _response(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+
+
+def _catalogue_names(catalogue: Any) -> bytes:
+    """Procedure and document names for the counter console (ticket views carry only ids).
+    Public catalogue text: nothing personal."""
+    body: dict[str, Any] = {"procedures": {}, "documents": {}}
+    if catalogue is not None:
+        body["procedures"] = {
+            k: {"name": dict(p.name), "department": p.department, "documents": list(p.documents), "minutes": p.minutes}
+            for k, p in catalogue.procedures.items()
+        }
+        body["documents"] = {k: dict(d.name) for k, d in catalogue.documents.items()}
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _start_announcer() -> Any:
+    """The boards' voice announcer, or None when speech is unavailable (boards then chime only)."""
+    try:
+        from display_board.announcer import Announcer
+
+        announcer = Announcer()
+        announcer.start()
+        return announcer
+    except Exception as e:  # a missing voice package must never stop the queue server
+        log.warning("voice announcements off: %s", e)
+        return None
 
 
 def _actor(c: Client) -> str:

@@ -1,0 +1,201 @@
+"""Offline voice calls for the lobby boards: a chime, the Japanese call, then the English call.
+
+「受付番号 123 番の方、3 番窓口へお越しください」 is spoken by pyopenjtalk (pyopenjtalk-plus, no
+network), the English phrase by espeak-ng; both are joined with a chime into one WAV file per
+phrase under var/audio/, named by a hash of the texts, so a recall (same number, same counter)
+plays the cached file again. The server pushes the call first and only then asks for the audio:
+synthesis runs in a separate worker *process*, because pyopenjtalk holds the GIL for up to a
+second on the first phrase and a thread would stall every push of the event loop meanwhile.
+A board fetches ``/audio/<name>.wav``; it answers 404 until the file is complete (files are
+written under a temporary name and renamed), and the board retries.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import io
+import logging
+import math
+import multiprocessing
+import os
+import shutil
+import subprocess
+import wave
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("madoguchi.announcer")
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CACHE = ROOT / "var" / "audio"
+RATE = 24000  # Hz: plenty for speech and half the bytes of pyopenjtalk's 48 kHz
+VOICE_VERSION = "1"  # bump when the chime, voices or layout change: new file names, no stale cache
+
+# Spoken phrase per language. Only languages with an offline voice are spoken; the board shows
+# the other languages as text. The spaces around the numbers are removed before synthesis.
+VOICE_PHRASES: Mapping[str, str] = {
+    "ja": "受付番号{number}番の方、{counter}番窓口へお越しください",
+    "en": "Ticket number {number}, please come to counter {counter}.",
+}
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """The texts of one call announcement."""
+
+    ja: str
+    en: str
+
+    @property
+    def name(self) -> str:
+        """Cache file name: same texts, same file (a recall reuses it)."""
+        digest = hashlib.sha256(f"{VOICE_VERSION}\n{self.ja}\n{self.en}".encode()).hexdigest()[:20]
+        return f"call-{digest}.wav"
+
+
+def call_phrase(number: str, counter: int) -> Phrase:
+    """The phrase for ticket ``number`` called to ``counter``."""
+    return Phrase(
+        ja=VOICE_PHRASES["ja"].format(number=number, counter=counter),
+        en=VOICE_PHRASES["en"].format(number=_spell_for_english(number), counter=counter),
+    )
+
+
+def _spell_for_english(number: str) -> str:
+    # "R12" read by espeak as a word sounds wrong; letters apart from digits are read one by one
+    return " ".join(number) if not number.isdigit() else number
+
+
+# ---------------------------------------------------------------------------- synthesis (worker)
+def chime(rate: int = RATE) -> np.ndarray:
+    """A two-tone ding-dong (E5 then C5, decaying), float in [-1, 1]."""
+    parts = []
+    for freq, length in ((659.25, 0.55), (523.25, 0.9)):
+        t = np.arange(int(rate * length)) / rate
+        env = np.exp(-3.5 * t) * np.minimum(1.0, t / 0.01)  # 10 ms attack avoids a click
+        tone = np.sin(2 * math.pi * freq * t) + 0.25 * np.sin(2 * math.pi * 2 * freq * t)
+        parts.append(0.45 * env * tone)
+    return np.concatenate(parts)
+
+
+def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+    if src == dst or len(x) == 0:
+        return x
+    n = int(round(len(x) * dst / src))
+    return np.interp(np.linspace(0, len(x) - 1, n), np.arange(len(x)), x)
+
+
+def _normalise(x: np.ndarray, peak: float = 0.85) -> np.ndarray:
+    m = float(np.max(np.abs(x))) if len(x) else 0.0
+    return x * (peak / m) if m > 0 else x
+
+
+def speak_japanese(text: str) -> np.ndarray:
+    """Japanese speech at RATE, float in [-1, 1] (pyopenjtalk-plus, offline)."""
+    import pyopenjtalk  # imported in the worker only: loading the dictionary takes ~2 s
+
+    x, sr = pyopenjtalk.tts(text)
+    return _normalise(_resample(np.asarray(x, dtype=np.float64), sr, RATE))
+
+
+def speak_english(text: str) -> np.ndarray:
+    """English speech at RATE, float in [-1, 1] (espeak-ng, offline)."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng)")
+    wav = subprocess.run([exe, "-v", "en", "-s", "140", "--stdout", text], check=True, capture_output=True,
+                         timeout=30).stdout
+    with wave.open(io.BytesIO(wav)) as w:
+        sr, frames = w.getframerate(), w.readframes(w.getnframes())
+    x = np.frombuffer(frames, dtype="<i2").astype(np.float64) / 32768.0
+    return _normalise(_resample(x, sr, RATE))
+
+
+def render(phrase: Phrase) -> bytes:
+    """The whole announcement as a 16-bit mono WAV: chime, Japanese, English."""
+    gap = np.zeros(int(RATE * 0.35))
+    x = np.concatenate([chime(), gap, speak_japanese(phrase.ja), gap, gap, speak_english(phrase.en), gap])
+    pcm = (np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm)
+    return buf.getvalue()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write under a temporary name, then rename: a reader sees no file or the whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def render_to(number: str, counter: int, cache_dir: str) -> str:
+    """Worker entry point: synthesise one call into the cache (if missing); return the file name."""
+    phrase = call_phrase(number, counter)
+    path = Path(cache_dir) / phrase.name
+    if not path.is_file():
+        write_atomically(path, render(phrase))
+    return phrase.name
+
+
+def _warm_up() -> None:
+    speak_japanese("あ")  # loads the dictionary and voice once, before the first real call
+
+
+def wav_seconds(path: Path) -> float:
+    """Duration of a WAV file in seconds."""
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+# ---------------------------------------------------------------------------- the server's side
+class Announcer:
+    """Hands out audio URLs for calls and synthesises them in one background worker process.
+
+    ``request`` never blocks: it answers the URL at once and queues the synthesis; one worker
+    keeps the order of requests (the board plays calls in order too) and never takes both cores.
+    """
+
+    def __init__(self, cache_dir: Path = DEFAULT_CACHE, url_prefix: str = "/audio/") -> None:
+        self.cache_dir = Path(cache_dir)
+        self.url_prefix = url_prefix
+        self._pending: dict[str, cf.Future] = {}
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the worker and warm it up (dictionary load) before the first call needs it."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        # spawn, not fork: forking a process that runs an event loop and threads can deadlock
+        self._pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._pool.submit(_warm_up)
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def request(self, number: str, counter: int) -> str:
+        """The URL the board will play for this call; synthesis is queued if the file is missing."""
+        name = call_phrase(number, counter).name
+        if self._pool is not None and name not in self._pending and not (self.cache_dir / name).is_file():
+            fut = self._pool.submit(render_to, number, counter, str(self.cache_dir))
+            self._pending[name] = fut
+            fut.add_done_callback(lambda f, n=name: self._done(n, f))
+        return self.url_prefix + name
+
+    def _done(self, name: str, fut: cf.Future) -> None:
+        self._pending.pop(name, None)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("announcement %s failed: %s", name, fut.exception())
+
+    def synthesise(self, number: str, counter: int) -> Path:
+        """Blocking: make sure the file exists and return its path (tests, pre-generation)."""
+        return self.cache_dir / render_to(number, counter, str(self.cache_dir))
