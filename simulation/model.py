@@ -527,7 +527,8 @@ class LobbyDay:
         """After closing: when no counter is busy, the day is over; tickets left are unserved."""
         if not self.arrivals_done or self.done.triggered:
             return
-        if any(c.serving for c in self.counters):
+        # a counter still serving, or woken and not yet run, may yet call someone
+        if any(c.serving or not c.idle for c in self.counters):
             return
         now = self.env.now
         for v in list(self.visits.values()):

@@ -6,9 +6,10 @@ Definitions (docs/simulation.md repeats them for planners):
   ready to its call, minus any time the citizen spent at another counter meanwhile (a ticket
   waits in every ready department at once, but waits only while it is not being served).
   Mean, p50, p90 and max are over steps *served* (called with the citizen present), in minutes.
-- **within target**: steps served within the target wait, as a share of every step that left a
-  queue — served, absent when called (no-show, including citizens who left silently), left
-  (cancelled on the phone after running out of patience) or unserved at the end of the day.
+- **within target**: steps *called* within the target wait, as a share of every step that left a
+  queue — called (served, or absent when called: a no-show is not a staffing failure unless it
+  waited past the target first), left (cancelled on the phone after running out of patience) or
+  unserved at the end of the day. The call-centre "service level".
 - **utilisation** of a department: busy time over on-duty time of the counters that serve it
   (a counter is busy from the call to the end of service, walking time and recalls included).
 - **queue length**: tickets waiting for the department (time-average and maximum).
@@ -126,10 +127,10 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
                 cell = hourly[d].setdefault(h, [0.0, 0.0])
                 cell[0] += w / MIN
                 cell[1] += 1
-                if w <= target:
-                    within[d] += 1
-                    if k is not None:
-                        slot_in[d][k] += 1
+            if o in (SERVED, ABSENT) and w <= target:
+                within[d] += 1
+                if k is not None:
+                    slot_in[d][k] += 1
         for d in range(nd):
             area[d] += r.q_area[d]
             qmax[d] = max(qmax[d], r.q_max[d])

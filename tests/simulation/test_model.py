@@ -133,3 +133,14 @@ def test_counters_follow_lunch_rotation(normal):
     assert sum(bins) > 0
     duty = rec.counter_duty_bins[1]
     assert sum(duty[i0 : i0 + 3]) == 0
+
+
+def test_nobody_is_left_unserved_while_counters_stay_for_overtime(normal):
+    """Counters on duty at closing serve everyone already holding a ticket (a race here once
+    ended the day while a woken counter had not yet called its citizen)."""
+    from simulation.model import UNSERVED
+
+    for i, day in enumerate(normal.days):
+        rec = LobbyDay(normal, router_for(normal), day, random.Random(stream_seed(8, 0, i))).run()
+        assert UNSERVED not in rec.st_outcome
+        assert rec.end_s >= rec.close_s
