@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Simulation throughput: our lobby model on the M/M/c station beside Ciw and a bare SimPy M/M/c,
+same parameters, same run; then the wall time of 30 replications of the April peak week.
+
+Prints a table and JSON; never asserts a time. Usage:
+
+    python bench/sim_bench.py [--customers 50000] [--replications 30] [--jobs 2] [--json FILE]
+
+Rows:
+- ``model``: simulation.model on config/scenarios/mmc_station.toml — every ticket goes through
+  queue_server.transitions and every call through dispatch.choose_next.
+- ``model, fast replace (what-if)``: the same, with ``dataclasses.replace`` inside
+  queue_server.transitions swapped for a field-copying version for this row only, to show how
+  much of the model's time the core's generic ``replace`` takes. Not how the project runs.
+- ``transitions only``: new_ticket + call + start + complete per customer, no SimPy.
+- ``bare SimPy``: one process per customer and a ``simpy.Resource`` (tech.md's reference).
+- ``Ciw``: ``ciw.Simulation`` with exponential arrivals and service, c servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from queue_server import transitions  # noqa: E402
+from queue_server.model import RouteStep  # noqa: E402
+from simulation.erlang import mean_wait  # noqa: E402
+from simulation.model import SERVED, LobbyDay, scenario_router  # noqa: E402
+from simulation.runner import run_replications  # noqa: E402
+from simulation.scenario import load_scenario  # noqa: E402
+
+
+def _station(customers: int):
+    sc = load_scenario(ROOT / "config" / "scenarios" / "mmc_station.toml")
+    st = sc.purposes["service"]
+    lam_h = st.yearly  # arrivals per hour
+    hours = customers / lam_h
+    sc = dataclasses.replace(sc, close_minute=hours * 60.0, warmup_minutes=0.0)
+    sc = dataclasses.replace(
+        sc, counters=tuple(dataclasses.replace(c, windows=((0.0, hours * 60.0),)) for c in sc.counters)
+    )
+    c = len(sc.counters)
+    svc = st.route[0].minutes
+    return sc, c, lam_h / 60.0, 1.0 / svc, hours * 60.0  # per minute
+
+
+def bench_model(customers: int, seed: int = 1) -> dict:
+    sc, c, lam, mu, _ = _station(customers)
+    t0 = time.perf_counter()
+    rec = LobbyDay(sc, scenario_router(sc), sc.days[0], random.Random(seed)).run()
+    el = time.perf_counter() - t0
+    waits = [w for w, o in zip(rec.st_wait, rec.st_outcome, strict=True) if o == SERVED]
+    return {"customers": len(waits), "seconds": el, "wait_min": sum(waits) / len(waits) / 60.0}
+
+
+_REPLACERS: dict[type, object] = {}
+
+
+def _fast_replace(obj, **changes):
+    """dataclasses.replace for these frozen slotted classes, as generated straight-line code.
+
+    What a core helper could do: no per-call field introspection, no __init__ round trip.
+    """
+    cls = type(obj)
+    fn = _REPLACERS.get(cls)
+    if fn is None:
+        names = [f.name for f in dataclasses.fields(cls)]
+        body = "\n".join(
+            f"    s(new, {n!r}, ch[{n!r}] if {n!r} in ch else obj.{n})" for n in names
+        )
+        src = f"def r(obj, ch):\n    new = new_(cls)\n{body}\n    return new\n"
+        ns = {"new_": object.__new__, "cls": cls, "s": object.__setattr__}
+        exec(src, ns)  # noqa: S102 — bench-only what-if, generated from the class's own field names
+        fn = _REPLACERS[cls] = ns["r"]
+    return fn(obj, changes)
+
+
+def bench_model_fast_replace(customers: int, seed: int = 1) -> dict:
+    original = transitions.replace
+    transitions.replace = _fast_replace  # what-if, this row only
+    try:
+        return bench_model(customers, seed)
+    finally:
+        transitions.replace = original
+
+
+def bench_transitions(customers: int, fast: bool = False) -> dict:
+    original = transitions.replace
+    if fast:
+        transitions.replace = _fast_replace
+    try:
+        return _bench_transitions(customers)
+    finally:
+        transitions.replace = original
+
+
+def _bench_transitions(customers: int) -> dict:
+    route = (RouteStep("shimin", (), (), 5.0),)
+    t0 = time.perf_counter()
+    for i in range(customers):
+        t = transitions.new_ticket(
+            ticket_id=str(i), site="s", day="d", prefix="", number=i, purposes=("x",), lang="ja",
+            route=route, now=1.0, public_token="",
+        )
+        t = transitions.call(t, 0, 1, 2.0)
+        t = transitions.start(t, 0, 1, 2.0)
+        t = transitions.complete(t, 0, 1, 3.0)
+    return {"customers": customers, "seconds": time.perf_counter() - t0, "wait_min": None}
+
+
+def bench_simpy(customers: int, seed: int = 1) -> dict:
+    import simpy
+
+    _, c, lam, mu, horizon = _station(customers)
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    res = simpy.Resource(env, capacity=c)
+    waits: list[float] = []
+
+    def customer():
+        t = env.now
+        with res.request() as req:
+            yield req
+            waits.append(env.now - t)
+            yield env.timeout(rng.expovariate(mu))
+
+    def source():
+        while True:
+            yield env.timeout(rng.expovariate(lam))
+            if env.now >= horizon:
+                return
+            env.process(customer())
+
+    env.process(source())
+    t0 = time.perf_counter()
+    env.run()
+    el = time.perf_counter() - t0
+    return {"customers": len(waits), "seconds": el, "wait_min": sum(waits) / len(waits)}
+
+
+def bench_ciw(customers: int, seed: int = 1) -> dict | None:
+    try:
+        import ciw
+    except ImportError:
+        return None
+    _, c, lam, mu, horizon = _station(customers)
+    net = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(lam)],
+        service_distributions=[ciw.dists.Exponential(mu)],
+        number_of_servers=[c],
+    )
+    ciw.seed(seed)
+    sim = ciw.Simulation(net)
+    t0 = time.perf_counter()
+    sim.simulate_until_max_time(horizon)
+    el = time.perf_counter() - t0
+    recs = sim.get_all_records()
+    return {"customers": len(recs), "seconds": el, "wait_min": sum(r.waiting_time for r in recs) / len(recs)}
+
+
+def bench_april(replications: int, jobs: int, seed: int = 1) -> dict:
+    sc = load_scenario(ROOT / "config" / "scenarios" / "april_peak_week.toml")
+    t0 = time.perf_counter()
+    reps = run_replications(sc, replications, seed, jobs=jobs)
+    el = time.perf_counter() - t0
+    tickets = sum(sum(r["tickets"].values()) for r in reps)
+    steps = sum(r["overall"]["exits"] for r in reps)
+    return {
+        "replications": replications,
+        "jobs": jobs,
+        "seconds": el,
+        "tickets": tickets,
+        "steps": steps,
+        "days": len(sc.days) * replications,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--customers", type=int, default=50_000, help="customers per M/M/c run (tech.md used 200,000)")
+    ap.add_argument("--replications", type=int, default=30)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--json", metavar="FILE")
+    args = ap.parse_args(argv)
+
+    _, c, lam, mu, _ = _station(args.customers)
+    rho = lam / (c * mu)
+    erlang = mean_wait(lam, mu, c)
+    rows = [
+        ("model (transitions + choose_next)", bench_model(args.customers)),
+        ("model, fast replace (what-if)", bench_model_fast_replace(args.customers)),
+        ("transitions only (no SimPy)", bench_transitions(args.customers)),
+        ("transitions only, fast replace", bench_transitions(args.customers, fast=True)),
+        ("bare SimPy (process + Resource)", bench_simpy(args.customers)),
+        ("Ciw 3.x", bench_ciw(args.customers)),
+    ]
+    april = bench_april(args.replications, args.jobs)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    print(f"M/M/{c}, rho = {rho:.2f}, mean service {1 / mu:g} min, ~{args.customers:,} customers per run; "
+          f"Erlang C Wq = {erlang:.2f} min")
+    print(f"{'implementation':36} {'customers':>10} {'seconds':>8} {'customers/s':>12} {'mean wait':>10}")
+    out_rows = {}
+    for name, r in rows:
+        if r is None:
+            print(f"{name:36} {'(not installed)':>10}")
+            continue
+        rate = r["customers"] / r["seconds"]
+        w = f"{r['wait_min']:.2f}" if r["wait_min"] is not None else "–"
+        print(f"{name:36} {r['customers']:>10,} {r['seconds']:>8.2f} {rate:>12,.0f} {w:>10}")
+        out_rows[name] = {**r, "customers_per_s": rate}
+    print()
+    print(
+        f"April peak week: {april['replications']} replications × 5 days on {april['jobs']} processes: "
+        f"{april['seconds']:.1f} s wall ({april['tickets'] / april['replications']:.0f} tickets and "
+        f"{april['steps'] / april['replications']:.0f} counter steps per replication)"
+    )
+    result = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_1min": load,
+        },
+        "mmc": {"c": c, "rho": rho, "service_minutes": 1 / mu, "erlang_wq_minutes": erlang, "rows": out_rows},
+        "april_peak_week": april,
+    }
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
