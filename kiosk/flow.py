@@ -1,0 +1,783 @@
+"""The kiosk's screens as a pure state machine: events in, a new state and commands out.
+
+No Kivy, no sockets, no clock: the shell (kiosk/app.py) turns touches, server replies, printer
+and card-reader results and a one-second tick into *events*, calls :meth:`Kiosk.step`, shows
+``state.screen`` and executes the returned *commands* (talk to the server, print, drive the card
+reader) off the UI thread. Like h11 or the websockets protocol objects, this module decides and
+the shell does the I/O, so every path — offline, printer failure, idle reset, staff assist — is
+tested with plain pytest.
+
+    kiosk = Kiosk(FlowConfig(catalogue, device="kiosk-1"))
+    state = kiosk.initial()
+    state, commands = kiosk.step(state, ChooseLanguage("en"))
+    state, commands = kiosk.step(state, ChoosePurpose("death"))   # -> first question
+    ...
+
+Privacy: the answers, the card record and the reservation code live only in the state and are
+gone after a reset (:meth:`Kiosk.reset` keeps nothing a citizen entered). PINs never enter the
+state: the card PIN goes from the view's pad straight to the reader, the staff PIN is compared
+here and dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kiosk.card import flow as card_flow
+from queue_server.catalogue import Catalogue
+from queue_server.conditions import MULTI, NUMBER, UNKNOWN
+from queue_server.i18n import LANGUAGES
+from queue_server.journey import (
+    PlanError,
+    next_question,
+    plan_to_dict,
+    plan_visit,
+    question_to_dict,
+    questions_for,
+)
+
+
+class Screen(enum.Enum):
+    """What the kiosk shows. The view for each lives in kiosk/screens/."""
+
+    LANGUAGE = "language"  # start screen: choose a language (also the attract screen)
+    PURPOSE = "purpose"  # life events, certificates, consultation, reservation check-in
+    RESERVATION = "reservation"  # reservation code on a digit pad
+    QUESTION = "question"  # one question per screen
+    CONVENIENCE = "convenience"  # "this certificate is also at a convenience store" (before the list)
+    PLAN = "plan"  # the personal procedure list with waits
+    CARD_OFFER = "card_offer"  # "use your My Number card instead of writing forms?"
+    CARD = "card"  # the card screens (kiosk.card.flow)
+    ISSUING = "issuing"  # waiting for the server's ticket
+    OFFLINE = "offline"  # server unreachable while a ticket is pending
+    PRINTING = "printing"
+    DONE = "done"  # number, route, wait, QR
+    ABANDONED = "abandoned"  # the pending ticket was given up: no number
+    ERROR = "error"  # the server refused the ticket
+    STAFF_PIN = "staff_pin"  # staff-assist PIN pad
+
+
+#: Screens where the idle countdown does not run: nothing entered yet, or the kiosk (not the
+#: citizen) is the one working.
+NO_IDLE = frozenset({Screen.LANGUAGE, Screen.ISSUING, Screen.PRINTING})
+#: Purposes offered on the purpose screen, in display order (life events first, as in the seed).
+PURPOSES: tuple[str, ...] = (
+    "birth", "death", "move_in", "move_within", "move_out", "marriage", "divorce", "certificate", "consultation",
+)
+MAX_STAFF_PIN_TRIES = 3
+MAX_NUMBER_DIGITS = 3
+MAX_RESERVATION_DIGITS = 8
+
+
+# ------------------------------------------------------------------ events (shell -> flow)
+@dataclass(frozen=True)
+class Tick:
+    """Once a second from the shell's clock: drives the idle countdown."""
+
+    now: float
+
+
+@dataclass(frozen=True)
+class Touched:
+    """Any touch on the screen (before the button's own event): the citizen is still here."""
+
+    now: float
+
+
+@dataclass(frozen=True)
+class ChooseLanguage:
+    lang: str
+
+
+@dataclass(frozen=True)
+class ToggleLargeText:
+    pass
+
+
+@dataclass(frozen=True)
+class ToggleHighContrast:
+    pass
+
+
+@dataclass(frozen=True)
+class HelpPressed:
+    """"Call staff": an alert with the kiosk id on every counter console."""
+
+
+@dataclass(frozen=True)
+class ChoosePurpose:
+    purpose: str
+
+
+@dataclass(frozen=True)
+class ChooseReservation:
+    pass
+
+
+@dataclass(frozen=True)
+class PadDigit:
+    """A digit on the number pad (age, household size, reservation code)."""
+
+    digit: str
+
+
+@dataclass(frozen=True)
+class PadDelete:
+    pass
+
+
+@dataclass(frozen=True)
+class PadDone:
+    """OK on the number pad: submit the number (question) or the code (reservation)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """yes / no / a choice value / "unknown" (わからない). For a multi question: submit the selection."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class ToggleChoice:
+    """Select or deselect one value of a multiple-choice question."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class Back:
+    pass
+
+
+@dataclass(frozen=True)
+class Restart:
+    """"Start over": the same wipe as the idle reset."""
+
+
+@dataclass(frozen=True)
+class TakeNumber:
+    """On the list (or the convenience-store notice): go on towards a ticket."""
+
+
+@dataclass(frozen=True)
+class UseCard:
+    pass
+
+
+@dataclass(frozen=True)
+class SkipCard:
+    pass
+
+
+@dataclass(frozen=True)
+class CardEvent:
+    """An event of the card screens (reader results and the card screens' own buttons)."""
+
+    event: card_flow.Event
+
+
+@dataclass(frozen=True)
+class PlanReceived:
+    seq: int
+    result: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PlanFailed:
+    seq: int
+    code: str
+
+
+@dataclass(frozen=True)
+class Connected:
+    pass
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The connection is down; the client retries in ``retry_in`` seconds."""
+
+    retry_in: float = 0.0
+
+
+@dataclass(frozen=True)
+class IssueSucceeded:
+    key: str
+    result: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class IssueFailed:
+    """The server answered the issue with an error (nothing was created)."""
+
+    key: str
+    code: str
+
+
+@dataclass(frozen=True)
+class Abandon:
+    """"Stop waiting" on the offline screen: the pending ticket is given up."""
+
+
+@dataclass(frozen=True)
+class Printed:
+    pass
+
+
+@dataclass(frozen=True)
+class PrintFailed:
+    code: str  # PrinterError.code
+    message_key: str  # key into printers/messages.toml
+    detail: str = ""  # technical cause, for staff only
+
+
+@dataclass(frozen=True)
+class Finish:
+    """"Done" on the last screen."""
+
+
+@dataclass(frozen=True)
+class StaffPressed:
+    pass
+
+
+@dataclass(frozen=True)
+class StaffPinSubmitted:
+    """The staff PIN from the masked pad; compared at once and never kept."""
+
+    pin: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StaffExit:
+    pass
+
+
+Event = (
+    Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | ChoosePurpose
+    | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
+    | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | IssueSucceeded
+    | IssueFailed | Abandon | Printed | PrintFailed | Finish | StaffPressed | StaffPinSubmitted | StaffExit
+)
+
+
+# ------------------------------------------------------------------ commands (flow -> shell)
+@dataclass(frozen=True)
+class FetchPlan:
+    """Ask the server for the list with waits (``plan``); answer with PlanReceived/PlanFailed."""
+
+    seq: int
+    purposes: tuple[str, ...]
+    answers: Mapping[str, str]
+    lang: str
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Send ``issue`` until it is answered once (same idempotency key on every retry)."""
+
+    request: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        return str(self.request["idempotency_key"])
+
+
+@dataclass(frozen=True)
+class AbandonIssue:
+    key: str
+
+
+@dataclass(frozen=True)
+class PrintTicket:
+    result: Mapping[str, Any] = field(repr=False)
+    lang: str
+
+
+@dataclass(frozen=True)
+class SendHelp:
+    reason: str = "staff_help"
+
+
+@dataclass(frozen=True)
+class SendFault:
+    device_kind: str
+    code: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CardWait:
+    """Open a card session and wait for a card (then CardEvent(CardPresented) or Failed)."""
+
+
+@dataclass(frozen=True)
+class CardTriesLeft:
+    pass
+
+
+@dataclass(frozen=True)
+class CardVerify:
+    """Verify the PIN the view's pad holds (the PIN never passes through the flow)."""
+
+    confirm_last_try: bool
+
+
+@dataclass(frozen=True)
+class CardRead:
+    pass
+
+
+@dataclass(frozen=True)
+class CardClose:
+    """Cancel any wait and close the session (resets the card: its PIN state is gone)."""
+
+
+@dataclass(frozen=True)
+class WipeInput:
+    """The shell forgets whatever the views hold (PIN pad buffers, scroll positions)."""
+
+
+Command = (
+    FetchPlan | Issue | AbandonIssue | PrintTicket | SendHelp | SendFault | CardWait | CardTriesLeft | CardVerify
+    | CardRead | CardClose | WipeInput
+)
+
+
+# ------------------------------------------------------------------ configuration and state
+@dataclass(frozen=True)
+class FlowConfig:
+    """What the flow needs from the world, fixed for the kiosk's life."""
+
+    catalogue: Catalogue = field(repr=False)
+    device: str = "kiosk-1"
+    #: Prefix of idempotency keys; must differ after every kiosk start (the server remembers a
+    #: day of keys, so a restarted counter would otherwise get yesterday's... today's old ticket).
+    key_prefix: str = "kiosk-1"
+    idle_seconds: float = 90.0  # no touch for this long shows the countdown
+    warning_seconds: float = 20.0  # the visible countdown before everything is wiped
+    card_enabled: bool = False  # a card reader is configured
+    printer_enabled: bool = False  # a printer is configured
+    staff_pin: str | None = field(default=None, repr=False)  # None: no staff-assist mode
+    purposes: tuple[str, ...] = PURPOSES
+
+
+@dataclass(frozen=True)
+class KioskState:
+    """One immutable state of the kiosk. Fields marked personal are wiped by the reset."""
+
+    screen: Screen = Screen.LANGUAGE
+    lang: str = "ja"
+    large_text: bool = False
+    high_contrast: bool = False
+    assist: bool = False  # staff-assist mode: tickets get the assistance priority
+    # --- what the citizen entered (personal: wiped by reset) ---
+    purposes: tuple[str, ...] = ()
+    answers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (question id, value), in order
+    question: str | None = None  # id of the question on screen
+    entry: str = field(default="", repr=False)  # digits on the pad (number question, reservation code)
+    selection: tuple[str, ...] = ()  # values chosen on a multi question
+    reservation_code: str | None = field(default=None, repr=False)
+    plan: Mapping[str, Any] | None = field(default=None, repr=False)  # plan_to_dict shape
+    waits: Mapping[str, Any] | None = None  # {"wait_minutes", "visit_minutes"} from the server
+    plan_offline: bool = False  # the server could not be asked: no waits
+    card: card_flow.CardFlow | None = None
+    prefill: Mapping[str, str] | None = field(default=None, repr=False)
+    issue_result: Mapping[str, Any] | None = field(default=None, repr=False)
+    print_error: str | None = None  # printers message key when printing failed
+    printed: bool = False
+    error_code: str | None = None  # server error code on the ERROR screen
+    notice: str | None = None  # a one-line message key under the screen's text (help sent, wrong PIN…)
+    staff_tries: int = 0
+    # --- the device (kept across resets) ---
+    online: bool = False
+    retry_in: float = 0.0
+    pending_key: str | None = None  # the ticket being issued
+    key_seq: int = 0  # last idempotency key number used
+    plan_seq: int = 0  # to drop a plan reply that arrives after the citizen moved on
+    last_activity: float = 0.0
+
+    @property
+    def answer_map(self) -> dict[str, str]:
+        return dict(self.answers)
+
+    def idle_left(self, now: float, config: FlowConfig) -> int | None:
+        """Seconds shown on the idle countdown, or None while no countdown is due."""
+        if self.screen in NO_IDLE:
+            return None
+        idle = now - self.last_activity
+        if idle < config.idle_seconds:
+            return None
+        return max(0, math.ceil(config.idle_seconds + config.warning_seconds - idle))
+
+
+# ------------------------------------------------------------------ the machine
+class Kiosk:
+    """The transition function over :class:`KioskState` for one kiosk's configuration."""
+
+    def __init__(self, config: FlowConfig):
+        self.config = config
+        self.catalogue = config.catalogue
+
+    def initial(self, now: float = 0.0) -> KioskState:
+        return KioskState(last_activity=now)
+
+    # ---------------------------------------------------------------- helpers for views
+    def question_view(self, state: KioskState) -> dict | None:
+        """The question on screen in the state's language (question_to_dict shape)."""
+        if state.question is None:
+            return None
+        return question_to_dict(self.catalogue, self.catalogue.questions[state.question], state.lang)
+
+    def progress(self, state: KioskState) -> tuple[int, int]:
+        """(number of this question, at most how many questions remain after it).
+
+        Questions are skipped when their answer cannot change the list, so the total is only an
+        upper bound: the citizen sees "question 3, at most 9 more" rather than a promise.
+        """
+        asked = len(state.answers) + 1
+        if not state.purposes:
+            return asked, 0
+        answered = set(state.answer_map)
+        left = sum(
+            1 for q in questions_for(self.catalogue, state.purposes) if q.id not in answered and q.id != state.question
+        )
+        return asked, left
+
+    def convenience_items(self, state: KioskState) -> list[Mapping[str, Any]]:
+        """Alternatives on the list that a convenience store offers (shown before the number)."""
+        if not state.plan:
+            return []
+        return [a for a in state.plan.get("online", []) if a and a.get("kind") == "convenience_store"]
+
+    # ---------------------------------------------------------------- the transition
+    def step(self, state: KioskState, event: Event) -> tuple[KioskState, list[Command]]:
+        """The state after ``event`` and the commands the shell must run, in order."""
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is None:  # pragma: no cover - every Event type has a handler
+            raise TypeError(f"unknown event {event!r}")
+        return handler(state, event)
+
+    def reset(self, state: KioskState, now: float | None = None) -> tuple[KioskState, list[Command]]:
+        """Back to the start with nothing a citizen entered; device fields survive."""
+        cmds: list[Command] = [WipeInput()]
+        if state.screen is Screen.CARD:
+            cmds.insert(0, CardClose())
+        if state.pending_key is not None:
+            cmds.insert(0, AbandonIssue(state.pending_key))
+        fresh = KioskState(
+            online=state.online,
+            retry_in=state.retry_in,
+            key_seq=state.key_seq,
+            plan_seq=state.plan_seq + 1,  # a late plan reply for the last citizen is dropped
+            last_activity=state.last_activity if now is None else now,
+        )
+        return fresh, cmds
+
+    # --- clock and touches
+    def _on_Tick(self, s: KioskState, e: Tick) -> tuple[KioskState, list[Command]]:
+        if s.screen is Screen.LANGUAGE:
+            # Nothing entered yet, but a language or display toggle left behind is reset quietly.
+            if e.now - s.last_activity >= self.config.idle_seconds and _differs_from_fresh(s):
+                return self.reset(s, e.now)
+            return s, []
+        left = s.idle_left(e.now, self.config)
+        if left is not None and left <= 0:
+            return self.reset(s, e.now)
+        return s, []
+
+    def _on_Touched(self, s: KioskState, e: Touched) -> tuple[KioskState, list[Command]]:
+        return replace(s, last_activity=e.now), []
+
+    # --- on every screen
+    def _on_ChooseLanguage(self, s: KioskState, e: ChooseLanguage) -> tuple[KioskState, list[Command]]:
+        if e.lang not in LANGUAGES:
+            raise ValueError(f"unknown language {e.lang!r}")
+        s = replace(s, lang=e.lang, notice=None)
+        if s.screen is Screen.LANGUAGE:
+            return replace(s, screen=Screen.PURPOSE), []
+        if s.plan is not None and s.screen in (Screen.PLAN, Screen.CONVENIENCE, Screen.CARD_OFFER):
+            return self._with_plan(s, s.screen)  # the list in the new language
+        return s, []
+
+    def _on_ToggleLargeText(self, s: KioskState, e: ToggleLargeText) -> tuple[KioskState, list[Command]]:
+        return replace(s, large_text=not s.large_text), []
+
+    def _on_ToggleHighContrast(self, s: KioskState, e: ToggleHighContrast) -> tuple[KioskState, list[Command]]:
+        return replace(s, high_contrast=not s.high_contrast), []
+
+    def _on_HelpPressed(self, s: KioskState, e: HelpPressed) -> tuple[KioskState, list[Command]]:
+        # Offline, the client keeps the alert and sends it on reconnect; the citizen is told so.
+        return replace(s, notice="help.sent" if s.online else "help.queued"), [SendHelp("staff_help")]
+
+    def _on_Restart(self, s: KioskState, e: Restart) -> tuple[KioskState, list[Command]]:
+        return self.reset(s)
+
+    def _on_Back(self, s: KioskState, e: Back) -> tuple[KioskState, list[Command]]:
+        s = replace(s, notice=None)
+        if s.screen is Screen.PURPOSE:
+            return replace(s, screen=Screen.LANGUAGE), []
+        if s.screen is Screen.RESERVATION:
+            return replace(s, screen=Screen.PURPOSE, entry=""), []
+        if s.screen is Screen.STAFF_PIN:
+            return replace(s, screen=Screen.LANGUAGE, staff_tries=0), []
+        if s.screen in (Screen.QUESTION, Screen.PLAN, Screen.CONVENIENCE):
+            if s.screen is Screen.PLAN and self.convenience_items(s):
+                return replace(s, screen=Screen.CONVENIENCE), []
+            if not s.answers:
+                return replace(s, screen=Screen.PURPOSE, purposes=(), question=None, entry="", selection=(),
+                               plan=None, waits=None), []
+            # Re-ask the last answered question, showing the earlier answer's selection cleared.
+            last, _ = s.answers[-1]
+            return replace(s, screen=Screen.QUESTION, answers=s.answers[:-1], question=last, entry="",
+                           selection=(), plan=None, waits=None), []
+        if s.screen is Screen.CARD_OFFER:
+            return replace(s, screen=Screen.PLAN), []
+        if s.screen is Screen.CARD:
+            return replace(s, screen=Screen.CARD_OFFER, card=None, prefill=None), [CardClose()]
+        if s.screen is Screen.ERROR:
+            return replace(s, screen=Screen.PLAN, error_code=None), []
+        return s, []  # no way back once a ticket is on its way
+
+    # --- purpose and reservation
+    def _on_ChoosePurpose(self, s: KioskState, e: ChoosePurpose) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.PURPOSE or e.purpose not in self.catalogue.purposes:
+            return s, []
+        return self._advance(replace(s, purposes=(e.purpose,), answers=(), notice=None))
+
+    def _on_ChooseReservation(self, s: KioskState, e: ChooseReservation) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.PURPOSE:
+            return s, []
+        return replace(s, screen=Screen.RESERVATION, entry="", notice=None), []
+
+    def _on_PadDigit(self, s: KioskState, e: PadDigit) -> tuple[KioskState, list[Command]]:
+        limit = MAX_RESERVATION_DIGITS if s.screen is Screen.RESERVATION else MAX_NUMBER_DIGITS
+        if not (e.digit.isdigit() and len(e.digit) == 1) or len(s.entry) >= limit:
+            return s, []
+        return replace(s, entry=s.entry + e.digit, notice=None), []
+
+    def _on_PadDelete(self, s: KioskState, e: PadDelete) -> tuple[KioskState, list[Command]]:
+        return replace(s, entry=s.entry[:-1], notice=None), []
+
+    def _on_PadDone(self, s: KioskState, e: PadDone) -> tuple[KioskState, list[Command]]:
+        if s.screen is Screen.RESERVATION:
+            if len(s.entry) < 4:
+                return replace(s, notice="reservation.too_short"), []
+            # The booking's purpose is asked next, so its list and questions are the usual ones.
+            return replace(s, screen=Screen.PURPOSE, reservation_code=s.entry, entry="",
+                           notice="reservation.noted"), []
+        if s.screen is Screen.QUESTION and s.entry:
+            return self._on_Answer(s, Answer(str(int(s.entry))))
+        return s, []
+
+    # --- questions
+    def _on_ToggleChoice(self, s: KioskState, e: ToggleChoice) -> tuple[KioskState, list[Command]]:
+        q = self.catalogue.questions.get(s.question or "")
+        if s.screen is not Screen.QUESTION or q is None or q.kind != MULTI or e.value not in q.choices:
+            return s, []
+        chosen = [v for v in s.selection if v != e.value] if e.value in s.selection else [*s.selection, e.value]
+        order = {v: i for i, v in enumerate(q.choices)}
+        return replace(s, selection=tuple(sorted(chosen, key=order.__getitem__)), notice=None), []
+
+    def _on_Answer(self, s: KioskState, e: Answer) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.QUESTION or s.question is None:
+            return s, []
+        q = self.catalogue.questions[s.question]
+        value = e.value
+        if q.kind == MULTI and value != UNKNOWN:
+            if not s.selection:
+                return replace(s, notice="question.choose_one"), []
+            value = ",".join(s.selection)
+        if q.kind == NUMBER and value != UNKNOWN:
+            n = int(value)
+            if (q.min is not None and n < q.min) or (q.max is not None and n > q.max):
+                return replace(s, notice="question.out_of_range", entry=""), []
+        answers = (*s.answers, (q.id, value))
+        return self._advance(replace(s, answers=answers, entry="", selection=(), notice=None))
+
+    def _advance(self, s: KioskState) -> tuple[KioskState, list[Command]]:
+        """The next question, or the list when every question that matters is answered."""
+        q = next_question(self.catalogue, s.purposes, s.answer_map)
+        if q is not None:
+            return replace(s, screen=Screen.QUESTION, question=q.id, entry="", selection=()), []
+        s = replace(s, question=None)
+        first = Screen.PLAN
+        s2, cmds = self._with_plan(s, first)
+        if self.convenience_items(s2):
+            s2 = replace(s2, screen=Screen.CONVENIENCE)  # said first, before the list and the number
+        return s2, cmds
+
+    def _with_plan(self, s: KioskState, screen: Screen) -> tuple[KioskState, list[Command]]:
+        """Show the list computed here at once (same catalogue as the server) and ask the
+        server for the same list with the live waits; the waits fill in when it answers."""
+        try:
+            plan = plan_to_dict(plan_visit(self.catalogue, s.purposes, s.answer_map, s.lang))
+        except PlanError:  # pragma: no cover - answers come from the catalogue's own choices
+            return replace(s, screen=Screen.ERROR, error_code="bad_purpose"), []
+        seq = s.plan_seq + 1
+        s = replace(s, screen=screen, plan=plan, waits=None, plan_offline=not s.online, plan_seq=seq)
+        if not s.online:
+            return s, []
+        return s, [FetchPlan(seq, s.purposes, s.answer_map, s.lang)]
+
+    def _on_PlanReceived(self, s: KioskState, e: PlanReceived) -> tuple[KioskState, list[Command]]:
+        if e.seq != s.plan_seq or s.plan is None:
+            return s, []  # a reply for an earlier list (or an earlier citizen)
+        r = e.result
+        return replace(s, plan=r.get("plan") or s.plan, plan_offline=False,
+                       waits={"wait_minutes": r.get("wait_minutes"), "visit_minutes": r.get("visit_minutes")}), []
+
+    def _on_PlanFailed(self, s: KioskState, e: PlanFailed) -> tuple[KioskState, list[Command]]:
+        if e.seq != s.plan_seq:
+            return s, []
+        return replace(s, plan_offline=True, waits=None), []
+
+    # --- towards the ticket
+    def _on_TakeNumber(self, s: KioskState, e: TakeNumber) -> tuple[KioskState, list[Command]]:
+        if s.screen is Screen.CONVENIENCE:
+            return replace(s, screen=Screen.PLAN), []
+        if s.screen is not Screen.PLAN or not (s.plan and s.plan.get("steps")):
+            return s, []
+        if self.config.card_enabled and not s.assist:
+            return replace(s, screen=Screen.CARD_OFFER), []
+        return self._issue(s)
+
+    def _on_UseCard(self, s: KioskState, e: UseCard) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.CARD_OFFER:
+            return s, []
+        return replace(s, screen=Screen.CARD, card=card_flow.CardFlow.start(), prefill=None), [CardWait()]
+
+    def _on_SkipCard(self, s: KioskState, e: SkipCard) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.CARD_OFFER:
+            return s, []
+        return self._issue(replace(s, prefill=None))
+
+    def _on_CardEvent(self, s: KioskState, e: CardEvent) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.CARD or s.card is None or s.card.finished:
+            return s, []  # a late reader result after the citizen left the card screens
+        try:
+            card = s.card.on(e.event)
+        except card_flow.FlowError:
+            return s, []  # e.g. a double tap delivered twice: ignore, never crash the kiosk
+        s = replace(s, card=card)
+        step = card.step
+        if step is card_flow.Step.DONE:
+            prefill = card.record.to_payload() if card.record is not None else None
+            s2, cmds = self._issue(replace(s, card=None, prefill=prefill))
+            return s2, [CardClose(), *cmds]
+        if step is card_flow.Step.SKIPPED:
+            s2, cmds = self._issue(replace(s, card=None, prefill=None))
+            return s2, [CardClose(), *cmds]
+        follow: dict[card_flow.Step, Command] = {
+            card_flow.Step.CHECKING: CardTriesLeft(),
+            card_flow.Step.VERIFYING: CardVerify(card.last_try_confirmed),
+            card_flow.Step.READING: CardRead(),
+        }
+        if step is card_flow.Step.INSERT_CARD:  # "try again" after an error
+            return s, [CardClose(), CardWait()]
+        if step is card_flow.Step.FAILED:
+            return s, [CardClose()]
+        return s, [follow[step]] if step in follow else []
+
+    def _issue(self, s: KioskState) -> tuple[KioskState, list[Command]]:
+        seq = s.key_seq + 1
+        key = f"{self.config.key_prefix}-{seq:06d}"
+        request: dict[str, Any] = {
+            "purposes": list(s.purposes),
+            "answers": s.answer_map,
+            "lang": s.lang,
+            "idempotency_key": key,
+            "assistance": s.assist,
+        }
+        if s.prefill is not None:
+            request["prefill"] = dict(s.prefill)
+        if s.reservation_code:
+            request["reservation_code"] = s.reservation_code
+        screen = Screen.ISSUING if s.online else Screen.OFFLINE
+        return replace(s, screen=screen, key_seq=seq, pending_key=key, notice=None), [Issue(request)]
+
+    def _on_Connected(self, s: KioskState, e: Connected) -> tuple[KioskState, list[Command]]:
+        s = replace(s, online=True, retry_in=0.0)
+        if s.screen is Screen.OFFLINE:
+            return replace(s, screen=Screen.ISSUING), []  # the client re-sends the same key itself
+        if s.plan is not None and s.screen in (Screen.PLAN, Screen.CONVENIENCE) and s.waits is None:
+            seq = s.plan_seq + 1
+            return replace(s, plan_seq=seq), [FetchPlan(seq, s.purposes, s.answer_map, s.lang)]
+        return s, []
+
+    def _on_Disconnected(self, s: KioskState, e: Disconnected) -> tuple[KioskState, list[Command]]:
+        s = replace(s, online=False, retry_in=e.retry_in)
+        if s.screen is Screen.ISSUING:
+            return replace(s, screen=Screen.OFFLINE), []
+        return s, []
+
+    def _on_IssueSucceeded(self, s: KioskState, e: IssueSucceeded) -> tuple[KioskState, list[Command]]:
+        if e.key != s.pending_key:
+            return s, []  # abandoned or already completed: exactly once
+        s = replace(s, pending_key=None, issue_result=e.result, prefill=None)
+        if self.config.printer_enabled:
+            return replace(s, screen=Screen.PRINTING), [PrintTicket(e.result, s.lang)]
+        return replace(s, screen=Screen.DONE, printed=False, print_error=None), []
+
+    def _on_IssueFailed(self, s: KioskState, e: IssueFailed) -> tuple[KioskState, list[Command]]:
+        if e.key != s.pending_key:
+            return s, []
+        return replace(s, pending_key=None, screen=Screen.ERROR, error_code=e.code, prefill=None), []
+
+    def _on_Abandon(self, s: KioskState, e: Abandon) -> tuple[KioskState, list[Command]]:
+        if s.screen not in (Screen.OFFLINE, Screen.ISSUING) or s.pending_key is None:
+            return s, []
+        key = s.pending_key
+        return replace(s, pending_key=None, screen=Screen.ABANDONED, prefill=None), [AbandonIssue(key)]
+
+    def _on_Printed(self, s: KioskState, e: Printed) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.PRINTING:
+            return s, []
+        return replace(s, screen=Screen.DONE, printed=True, print_error=None), []
+
+    def _on_PrintFailed(self, s: KioskState, e: PrintFailed) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.PRINTING:
+            return s, []
+        # The ticket exists: it is shown on screen with its QR, and staff are told the printer is down.
+        return replace(s, screen=Screen.DONE, printed=False, print_error=e.message_key), [
+            SendFault("printer", e.code, e.detail)
+        ]
+
+    def _on_Finish(self, s: KioskState, e: Finish) -> tuple[KioskState, list[Command]]:
+        if s.screen not in (Screen.DONE, Screen.ABANDONED, Screen.ERROR):
+            return s, []
+        return self.reset(s)
+
+    # --- staff assist
+    def _on_StaffPressed(self, s: KioskState, e: StaffPressed) -> tuple[KioskState, list[Command]]:
+        if not self.config.staff_pin or s.screen is not Screen.LANGUAGE:
+            return s, []
+        return replace(s, screen=Screen.STAFF_PIN, staff_tries=0, notice=None), [WipeInput()]
+
+    def _on_StaffPinSubmitted(self, s: KioskState, e: StaffPinSubmitted) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.STAFF_PIN or not self.config.staff_pin:
+            return s, []
+        if hmac.compare_digest(e.pin.encode(), self.config.staff_pin.encode()):
+            return replace(s, screen=Screen.PURPOSE, assist=True, staff_tries=0, notice="staff.on"), [WipeInput()]
+        tries = s.staff_tries + 1
+        if tries >= MAX_STAFF_PIN_TRIES:
+            return replace(s, screen=Screen.LANGUAGE, staff_tries=0, notice=None), [WipeInput()]
+        return replace(s, staff_tries=tries, notice="staff.pin_wrong"), [WipeInput()]
+
+    def _on_StaffExit(self, s: KioskState, e: StaffExit) -> tuple[KioskState, list[Command]]:
+        return self.reset(s)
+
+
+def _differs_from_fresh(s: KioskState) -> bool:
+    return s.lang != "ja" or s.large_text or s.high_contrast or s.notice is not None
+
+
+def answers_in_order(state: KioskState) -> Sequence[tuple[str, str]]:
+    """The answers given so far, in asking order (for a summary or a test)."""
+    return state.answers
