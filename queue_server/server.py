@@ -469,6 +469,16 @@ class QueueServer:
         lobby = hub.lobby
         if t == "issue":
             return self._issue(hub, c, b, now)
+        if t == "end_of_day":  # internal, never from a client (not in protocol.FIELDS)
+            tickets, events, old = {}, [], {}
+            for ticket in list(lobby.open_tickets()):
+                if ticket.day < hub.day and ticket.active_step is None:
+                    ch = lobby.cancel(ticket.id, now, "end_of_day")
+                    tickets.update(ch.tickets)
+                    events.extend(ch.events)
+                    old.update(ch.undo.tickets if ch.undo else {})
+            return Outcome({"cancelled": len(tickets)}, Change(tickets=tickets, events=tuple(events),
+                                                               undo=Change(tickets=old)))
         if t == "help":
             alert = {"device": c.device, "reason": (b.get("reason") or "")[:200], "at": now, "kind": "help"}
             hub.help_alerts.append(alert)
@@ -648,11 +658,26 @@ class QueueServer:
             self._push(hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
         self._push(hub, "admin", "event", ev, seq=ev["seq"])
 
+    async def _roll_day(self) -> None:
+        """At local midnight: close yesterday's waiting tickets and erase their card data."""
+        today = self.local_day(self.clock())
+        for hub in self.hubs.values():
+            if hub.day >= today:
+                continue
+            hub.day = today
+            system = Client(ws=None, role="admin", site=hub.key, device="end-of-day")  # type: ignore[arg-type]
+            job = Job(system, P.Request("end_of_day", None, {}), asyncio.get_running_loop().create_future(), None)
+            await self.queue.put(job)
+            await job.fut
+            await asyncio.to_thread(self.store.erase_prefill_before, hub.key, today)
+            hub.help_alerts.clear()
+
     async def _flusher(self) -> None:
         """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL."""
         last: dict[tuple[int, str], str] = {}
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
+            await self._roll_day()
             if not self.dirty:
                 continue
             sites, self.dirty = self.dirty, set()
