@@ -409,7 +409,7 @@ def _aggregate(
                             _r(tickets / n_days) if n_days else None, *w.cells(), _share(w.within, w.n)))
     tables["hourly"] = Table("hourly", "時間帯別", (
         Column("hour", "時刻"), Column("tickets", "発券数", "件"), Column("visitors", "来庁者数", "人"),
-        Column("tickets_per_day", "1日平均発券数", "件"), *STAT_COLUMNS[:1],
+        Column("tickets_per_day", "1日平均発券数", "件"), Column("n", "待ち件数", "件"),
         *(Column(f"wait_{c.key}", f"待ち時間{c.ja}", c.unit) for c in STAT_COLUMNS[1:]),
         Column("within_target", "目標内割合", "比率"),
     ), hourly_rows)
