@@ -7,6 +7,7 @@ each test gets fresh pages. Screenshots go to tests/screenshots/web/ (git-ignore
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import shutil
 from pathlib import Path
@@ -74,7 +75,10 @@ def status_url(live: LiveServer, public_token: str) -> str:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    """Run a websocket coroutine to the end. Sync Playwright keeps an event loop running in this
+    thread, so asyncio.run() must happen in another one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=60)
 
 
 async def _issue(live: LiveServer, purposes: list[str], **kw) -> dict:

@@ -1,0 +1,372 @@
+// Staff counter console. Query: site, counter, token (may be typed instead), lang (default ja).
+// Buttons and single-letter shortcuts for every action; the card prefill of the ticket at this
+// counter is shown here and nowhere else (it comes only from the `current` request).
+import { I18n, Link, el, params, pick } from "/board/common.js";
+
+const LANG = params.get("lang") || "ja";
+const SITE = params.get("site") || undefined;
+const COUNTER = Number(params.get("counter"));
+
+const S = {
+  i18n: null,
+  catalogue: { procedures: {}, documents: {} },
+  link: null,
+  counter: null,        // {number, departments, floor, state}
+  departments: {},      // key -> names
+  queue: [],
+  current: null,        // staff view of the ticket at this counter (+ prefill)
+  next: null,           // after complete: where the ticket goes now
+  alerts: [],
+  selected: 0,          // index into the queue for keyboard calling
+  staff: "",
+  busy: false,
+};
+window.__console = S;
+
+const t = (key, fields = {}) => S.i18n.t(key, LANG, fields);
+const $ = (id) => document.getElementById(id);
+const procName = (id) => pick(S.catalogue.procedures[id]?.name, LANG) || id;
+const deptName = (key) => pick(S.departments[key], LANG) || key;
+
+function applyTexts(root = document) {
+  for (const node of root.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+}
+
+// ------------------------------------------------------------------ rendering
+function renderHeader() {
+  $("counter-title").textContent = `${t("console.title")} — ${t("board.counter_n", { n: COUNTER })}`;
+  if (S.counter) {
+    $("counter-departments").textContent = S.counter.departments.map(deptName).join("・");
+    const pill = $("counter-state");
+    pill.textContent = t(`counter.${S.counter.state}`);
+    pill.className = `pill ${S.counter.state}`;
+  }
+  $("staff-label").textContent = t("console.staff", { staff: S.staff });
+}
+
+const ACTION_LABEL = { pause: () => (S.counter?.state === "open" ? "action.pause" : "action.resume") };
+
+function renderActions() {
+  const cur = S.current;
+  const step = cur && cur.steps.find((s) => s.counter === COUNTER && (s.state === "called" || s.state === "serving"));
+  const open = S.counter?.state === "open";
+  const enabled = {
+    call_next: open && !cur,
+    recall: step?.state === "called",
+    start: step?.state === "called",
+    complete: step?.state === "serving",
+    transfer: !!step,
+    add_procedure: step?.state === "serving",
+    no_show: step?.state === "called",
+    requeue: step?.state === "called",
+    pause: !cur,
+  };
+  for (const b of document.querySelectorAll("#actions button")) {
+    const a = b.dataset.action;
+    const key = (ACTION_LABEL[a] || (() => `action.${a}`))();
+    b.replaceChildren(el("kbd", {}, b.dataset.key.toUpperCase()), t(key));
+    b.disabled = !enabled[a] || S.link?.state !== "online";
+  }
+}
+
+function renderQueue() {
+  $("queue-count").textContent = t("board.people", { n: S.queue.length });
+  if (!S.queue.length) {
+    $("queue").replaceChildren(el("li", { class: "empty" }, t("console.queue_empty")));
+    return;
+  }
+  S.selected = Math.min(S.selected, S.queue.length - 1);
+  $("queue").replaceChildren(...S.queue.map((q, i) => el("li", { class: i === S.selected ? "selected" : "", dataset: { ticket: q.ticket, number: q.number } },
+    el("span", { class: "num" }, q.number),
+    el("span", { class: "what" },
+      q.priority ? el("span", { class: `mark ${q.priority}` }, t(`console.${q.priority}`)) : null,
+      q.escalated ? el("span", { class: "mark escalated" }, t("console.escalated")) : null,
+      deptName(q.department), " ", t("console.waited", { n: Math.round(q.waited_minutes) }),
+      el("small", {}, q.procedures.map(procName).join("、"))),
+    el("button", { type: "button", onclick: () => act("call", { ticket: q.ticket }), disabled: !!S.current || S.counter?.state !== "open" }, t("action.call")))));
+}
+
+function fmtDate(s) {
+  return /^\d{8}$/.test(s) ? `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6)}` : s;
+}
+
+function renderCurrent() {
+  const box = $("current");
+  const cur = S.current;
+  const nextBox = S.next ? el("p", { class: "next", id: "next" }, S.next.length
+    ? t("console.next_to", { places: S.next.map((n) => pick(n.name, LANG)).join("、") })
+    : t("console.visit_done")) : null;
+  if (!cur) {
+    box.replaceChildren(...[nextBox, el("p", { class: "empty" }, t("console.no_current"))].filter(Boolean));
+    return;
+  }
+  const here = cur.steps.find((s) => s.counter === COUNTER && (s.state === "called" || s.state === "serving"));
+  const docs = new Set();
+  for (const p of here ? here.procedures : []) for (const d of S.catalogue.procedures[p]?.documents || []) docs.add(d);
+  const prefill = cur.prefill;
+  box.replaceChildren(
+    el("div", { class: "ticket-head" },
+      el("span", { class: "ticket-number", id: "current-number" }, cur.number),
+      here ? el("span", { class: `ticket-state ${here.state}`, id: "current-state" }, t(`state.${here.state}`)) : null,
+      here && here.recalls ? el("span", {}, t("console.recalls", { n: here.recalls })) : null,
+      cur.assistance ? el("span", { class: "mark assistance" }, t("console.assistance")) : null,
+      cur.reserved_for ? el("span", { class: "mark reservation" }, t("console.reservation")) : null),
+    el("h3", {}, t("console.plan")),
+    el("ol", { class: "steps" }, cur.steps.map((s) => el("li", { class: s === here ? "here" : s.state },
+      el("span", { class: "st" }, t(`state.${s.state}`)),
+      el("span", { class: "dept" }, deptName(s.department)),
+      el("div", { class: "procs" }, s.procedures.map(procName).join("、"))))),
+    docs.size ? el("h3", {}, t("console.documents")) : null,
+    docs.size ? el("ul", { class: "docs" }, [...docs].map((d) => el("li", {}, pick(S.catalogue.documents[d], LANG) || d))) : null,
+    el("h3", {}, t("console.prefill")),
+    prefill
+      ? el("div", { class: "prefill", id: "prefill" },
+        el("dl", {}, ["name", "address", "birth_date", "sex"].filter((k) => prefill[k]).flatMap((k) => [
+          el("dt", {}, t(`field.${k}`)),
+          el("dd", {}, k === "sex" ? t(`sex.${prefill[k]}`) : k === "birth_date" ? fmtDate(prefill[k]) : prefill[k])])),
+        el("p", {}, t("console.prefill_note")))
+      : el("p", { class: "empty" }, t("console.no_prefill")));
+}
+
+function renderAlerts() {
+  if (!S.alerts.length) {
+    $("alerts").replaceChildren(el("li", { class: "empty" }, t("console.no_alerts")));
+    return;
+  }
+  $("alerts").replaceChildren(...S.alerts.map((a, i) => el("li", { class: `${a.kind}${a.fresh ? " fresh" : ""}` },
+    el("button", { type: "button", onclick: () => { S.alerts.splice(i, 1); renderAlerts(); } }, t("action.dismiss")),
+    el("time", {}, new Date(a.at * 1000).toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit" })),
+    a.kind === "fault" ? t("alert.fault", a) : t("alert.help", a),
+    a.reason ? el("div", {}, a.reason) : null)));
+}
+
+function render() {
+  renderHeader();
+  renderActions();
+  renderQueue();
+  renderCurrent();
+  renderAlerts();
+}
+
+function say(text, kind = "ok") {
+  const m = $("message");
+  m.textContent = text;
+  m.className = `message ${kind}`;
+}
+
+function errorText(err) {
+  const key = `error.${err.code}`;
+  return key in S.i18n.table ? t(key) : t("error.generic", { code: err.code, message: err.message || "" });
+}
+
+// ------------------------------------------------------------------ actions
+async function refreshCurrent() {
+  try {
+    S.current = (await S.link.request("current")).ticket;
+  } catch (err) { say(errorText(err), "error"); }
+}
+
+async function act(type, body = {}) {
+  if (S.busy) return;
+  S.busy = true;
+  try {
+    if (type === "pause") type = S.counter.state === "open" ? "pause" : "open";
+    const result = await S.link.request(type, type === "open" ? { staff: S.staff, ...body } : body);
+    if (result.counter) S.counter = result.counter;
+    if ("ticket" in result) {
+      if (type === "call_next" || type === "call") S.next = null;
+      if (type === "complete") S.next = result.next;
+      // the ticket leaves this counter on complete, transfer, no-show and requeue
+      if (["complete", "transfer", "no_show", "requeue"].includes(type) || !result.ticket) S.current = null;
+      else await refreshCurrent();
+    }
+    say(type === "call_next" && !result.ticket ? t("console.queue_empty") : `${t(`action.${type === "open" ? "resume" : type}`)} ✓`);
+  } catch (err) {
+    say(errorText(err), "error");
+  } finally {
+    S.busy = false;
+    render();
+  }
+}
+
+function openTransfer() {
+  const sel = $("transfer-department");
+  const here = S.current?.steps.find((s) => s.counter === COUNTER)?.department;
+  sel.replaceChildren(...Object.keys(S.departments).filter((d) => d !== here).map((d) => el("option", { value: d }, deptName(d))));
+  const dlg = $("transfer-dialog");
+  dlg.returnValue = "";
+  dlg.showModal();
+  sel.focus();
+}
+
+function fillProcedures() {
+  const dep = $("add-department").value;
+  const procs = Object.entries(S.catalogue.procedures).filter(([, p]) => p.department === dep);
+  $("add-procedure").replaceChildren(...procs.map(([id, p]) => el("option", { value: id }, pick(p.name, LANG))));
+  fillMinutes();
+}
+function fillMinutes() {
+  const p = S.catalogue.procedures[$("add-procedure").value];
+  $("add-minutes").value = p ? Math.round(p.minutes) : "";
+}
+
+function openAdd() {
+  const sel = $("add-department");
+  sel.replaceChildren(...Object.keys(S.departments).map((d) => el("option", { value: d }, deptName(d))));
+  fillProcedures();
+  const dlg = $("add-dialog");
+  dlg.returnValue = "";
+  dlg.showModal();
+  sel.focus();
+}
+
+const ACTIONS = {
+  call_next: () => act("call_next"),
+  recall: () => act("recall"),
+  start: () => act("start"),
+  complete: () => act("complete"),
+  transfer: openTransfer,
+  add_procedure: openAdd,
+  no_show: () => act("no_show"),
+  requeue: () => act("requeue"),
+  pause: () => act("pause"),
+};
+
+function onKey(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (document.querySelector("dialog[open]") || $("app").hidden) return;
+  if (["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement?.tagName)) return;
+  const key = e.key.toLowerCase();
+  const button = document.querySelector(`#actions button[data-key="${key}"]`);
+  if (button) {
+    e.preventDefault();
+    if (!button.disabled) ACTIONS[button.dataset.action]();
+    return;
+  }
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    e.preventDefault();
+    S.selected = Math.max(0, Math.min(S.queue.length - 1, S.selected + (e.key === "ArrowDown" ? 1 : -1)));
+    renderQueue();
+  } else if (e.key === "Enter" && document.activeElement === document.body && S.queue[S.selected] && !S.current) {
+    e.preventDefault();
+    act("call", { ticket: S.queue[S.selected].ticket });
+  }
+}
+
+// ------------------------------------------------------------------ connection
+function onReady(result) {
+  const snap = result.snapshot;
+  S.counter = snap.counter;
+  S.departments = snap.departments;
+  S.queue = snap.queue;
+  S.current = snap.current;
+  // help alerts of the day stay in the snapshot; show the last few, newest first
+  S.alerts = (snap.help || []).slice(-5).reverse();
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  if (S.current) refreshCurrent().then(render);
+  if (S.openOnReady) {
+    S.openOnReady = false;
+    act("open");
+  }
+  render();
+}
+
+function onPush(msg) {
+  if (msg.push === "queue") {
+    S.queue = msg.data.queue;
+    renderQueue();
+  } else if (msg.push === "help") {
+    S.alerts.unshift({ ...msg.data, fresh: true });
+    renderAlerts();
+    beep();
+    setTimeout(() => { for (const a of S.alerts) a.fresh = false; }, 4000);
+  }
+}
+
+function onState(s) {
+  $("conn").textContent = t(`conn.${s}`);
+  $("offline").hidden = s !== "offline";
+  if (S.counter) renderActions();
+}
+
+function onFatal(err) {
+  $("app").hidden = true;
+  $("signin").hidden = false;
+  $("signin-error").textContent = errorText(err);
+  S.link = null;
+}
+
+let audioCtx = null;
+function beep() {
+  try {
+    audioCtx = audioCtx || new AudioContext();
+    const o = audioCtx.createOscillator();
+    const g = audioCtx.createGain();
+    o.frequency.value = 880;
+    g.gain.setValueAtTime(0.2, audioCtx.currentTime);
+    g.gain.exponentialRampToValueAtTime(0.001, audioCtx.currentTime + 0.4);
+    o.connect(g).connect(audioCtx.destination);
+    o.start();
+    o.stop(audioCtx.currentTime + 0.4);
+  } catch (e) { /* no sound device */ }
+}
+
+function signIn(e) {
+  e.preventDefault();
+  S.staff = $("staff").value.trim();
+  const token = $("token").value.trim();
+  if (!S.staff || !token) return;
+  localStorage.setItem("madoguchi.console.staff", S.staff);
+  $("signin-error").textContent = "";
+  if (S.link) S.link.stop();
+  // signing in opens the counter; a later reconnect does not (a paused counter stays paused)
+  S.openOnReady = true;
+  S.link = new Link({
+    hello: () => ({ role: "counter", site: SITE, counter: COUNTER, token, staff: S.staff }),
+    onReady, onPush, onState, onFatal,
+  }).start();
+}
+
+function signOut() {
+  if (S.link) S.link.stop();
+  S.link = null;
+  $("app").hidden = true;
+  $("signin").hidden = false;
+}
+
+async function main() {
+  [S.i18n, S.catalogue] = await Promise.all([
+    I18n.load("/board/messages.json"),
+    fetch("/catalogue.json").then((r) => r.json()).catch(() => ({ procedures: {}, documents: {} })),
+  ]);
+  document.documentElement.lang = LANG;
+  applyTexts();
+  $("signin-counter").textContent = t("board.counter_n", { n: COUNTER });
+  $("staff").value = localStorage.getItem("madoguchi.console.staff") || "";
+  $("token").value = params.get("token") || "";
+  $("signin").addEventListener("submit", signIn);
+  $("signout").addEventListener("click", signOut);
+  for (const b of document.querySelectorAll("#actions button")) b.addEventListener("click", () => ACTIONS[b.dataset.action]());
+  $("transfer-dialog").addEventListener("close", () => {
+    if ($("transfer-dialog").returnValue === "ok") act("transfer", { department: $("transfer-department").value });
+  });
+  $("add-department").addEventListener("change", fillProcedures);
+  $("add-procedure").addEventListener("change", fillMinutes);
+  $("add-dialog").addEventListener("close", () => {
+    if ($("add-dialog").returnValue !== "ok") return;
+    const minutes = Number($("add-minutes").value);
+    act("add_procedure", { department: $("add-department").value, procedures: [$("add-procedure").value],
+      ...(minutes > 0 ? { minutes } : {}) });
+  });
+  for (const dlg of document.querySelectorAll("dialog")) {
+    // Enter confirms from any field (the form's implicit submit would pick the first button: cancel)
+    dlg.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") { e.preventDefault(); if (dlg.querySelector("form").reportValidity()) dlg.close("ok"); }
+    });
+  }
+  document.addEventListener("keydown", onKey);
+  ($("staff").value ? $("token").value ? $("signin-button") : $("token") : $("staff")).focus();
+}
+
+main();

@@ -1,0 +1,116 @@
+// Phone status page: the ticket's number, place in the queue, estimated wait, and a clear called
+// state. The URL carries the ticket's unguessable public token (?t=…). Nothing personal is shown:
+// the server's public view has none.
+import { I18n, LANGS, Link, el, params, pick } from "/board/common.js";
+
+const S = { i18n: null, status: null, lang: null, alerts: false, lastAlert: 0, updated: null };
+window.__status = S;
+const $ = (id) => document.getElementById(id);
+const t = (key, fields = {}) => S.i18n.t(key, S.lang, fields);
+
+function render() {
+  document.documentElement.lang = S.lang;
+  $("lang-label").textContent = t("status.language");
+  $("number-caption").textContent = t("status.your_number");
+  $("steps-title").textContent = t("status.steps");
+  $("privacy").textContent = t("status.privacy");
+  $("alerts").textContent = S.alerts ? t("status.alerts_on") : t("status.enable_alerts");
+  $("alerts").classList.toggle("on", S.alerts);
+  document.title = t("status.title");
+  const st = S.status;
+  if (!st) return;
+  $("site").textContent = pick(st.site_name, S.lang);
+  $("number").textContent = st.number;
+  $("updated").textContent = S.updated ? t("status.updated", { time: S.updated.toLocaleTimeString(S.lang === "ja-easy" ? "ja" : S.lang, { hour: "2-digit", minute: "2-digit" }) }) : "";
+  const box = $("state");
+  const called = st.called;
+  box.className = "state";
+  if (called && called.state === "called") {
+    box.classList.add("called");
+    const counter = t("board.counter_n", { n: called.counter });
+    const floor = t("board.floor_n", { n: called.floor });
+    box.replaceChildren(el("p", { class: "big" }, t("status.called_title")),
+      el("p", { class: "where", id: "called-counter" }, counter),
+      el("p", { class: "sub" }, t("status.go_to", { counter, floor })));
+  } else if (called && called.state === "serving") {
+    box.replaceChildren(el("p", { class: "big" }, t("status.serving")));
+  } else if (["done", "no_show", "cancelled"].includes(st.state)) {
+    box.classList.add(st.state === "done" ? "done" : "closed");
+    box.replaceChildren(el("p", { class: "big" }, t(`status.${st.state}`)));
+  } else {
+    const ahead = st.position === 0 ? t("status.next") : st.position === null || st.position === undefined ? "" : t("status.ahead", { n: st.position });
+    const wait = st.wait_minutes === null || st.wait_minutes === undefined ? t("board.unknown_wait")
+      : st.wait_minutes < 1 ? t("board.no_wait") : t("board.minutes", { n: Math.ceil(st.wait_minutes) });
+    box.replaceChildren(el("p", { class: "big", id: "position" }, ahead || t("state.waiting")),
+      el("p", { class: "sub" }, `${t("status.wait")}: `, el("strong", { id: "wait" }, wait)));
+  }
+  $("steps").replaceChildren(...st.steps.map((s) => el("li", { class: s.state },
+    pick(s.name, S.lang), el("span", { class: "st" }, t(`state.${s.state}`)))));
+}
+
+function alertCalled() {
+  // vibration and sound only where the phone allows (sound needs the tap on the alerts button)
+  const now = Date.now();
+  if (now - S.lastAlert < 8000) return;  // the same call arrives as an event push and a refresh
+  S.lastAlert = now;
+  if (navigator.vibrate) navigator.vibrate([400, 150, 400, 150, 400]);
+  if (S.alerts && S.audio) {
+    const ctx = S.audio;
+    [0, 0.35, 0.7].forEach((at) => {
+      const o = ctx.createOscillator();
+      const g = ctx.createGain();
+      o.frequency.value = 880;
+      g.gain.setValueAtTime(0.3, ctx.currentTime + at);
+      g.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + at + 0.3);
+      o.connect(g).connect(ctx.destination);
+      o.start(ctx.currentTime + at);
+      o.stop(ctx.currentTime + at + 0.3);
+    });
+  }
+}
+
+function update(status) {
+  const wasCalled = S.status?.called?.state === "called";
+  S.status = status;
+  S.updated = new Date();
+  if (!S.lang) S.lang = params.get("lang") || localStorage.getItem("madoguchi.status.lang") || status.lang || "ja";
+  if (!LANGS.includes(S.lang)) S.lang = "ja";
+  $("lang").value = S.lang;
+  render();
+  if (status.called?.state === "called" && (!wasCalled || Date.now() - S.lastAlert > 8000)) alertCalled();
+}
+
+async function main() {
+  S.i18n = await I18n.load("/board/messages.json");
+  S.lang = params.get("lang") || localStorage.getItem("madoguchi.status.lang") || null;
+  $("lang").replaceChildren(...LANGS.map((l) => el("option", { value: l }, S.i18n.t("lang_name", l))));
+  $("lang").addEventListener("change", () => {
+    S.lang = $("lang").value;
+    localStorage.setItem("madoguchi.status.lang", S.lang);
+    render();
+  });
+  $("alerts").addEventListener("click", () => {
+    S.alerts = true;
+    try { S.audio = S.audio || new AudioContext(); S.audio.resume(); } catch (e) { /* no sound */ }
+    if (navigator.vibrate) navigator.vibrate(50);
+    render();
+  });
+  if (!S.lang) S.lang = "ja";
+  render();
+  const token = params.get("t") || "";
+  new Link({
+    hello: () => ({ role: "public", ticket: token, site: params.get("site") || undefined }),
+    onReady: (result) => update(result.snapshot.status),
+    onPush: (msg) => { if (msg.push === "status") update(msg.data); },
+    onState: (s) => {
+      $("offline").hidden = s !== "offline";
+      $("offline").textContent = S.i18n ? S.i18n.t("conn.offline", S.lang || "ja") : "";
+    },
+    onFatal: () => {
+      $("state").replaceChildren(el("p", { class: "big", id: "not-found" }, t("status.not_found")));
+      $("number").textContent = "—";
+    },
+  }).start();
+}
+
+main();
