@@ -20,7 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     p.add_argument("--plots", metavar="DIR", help="write PNG plots (waits by hour, queue length, utilisation)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--live", metavar="WS_URL", help=argparse.SUPPRESS)
+    p.add_argument("--live", metavar="WS_URL", help="drive a running server (ws://HOST:PORT) in scaled real time")
+    p.add_argument("--speed", type=float, default=60.0, help="live: simulated seconds per second (default 60)")
+    p.add_argument("--secrets", default="var/secrets.toml", help="live: the server's device tokens file")
+    p.add_argument("--day", type=int, default=0, help="live: which day of the scenario to play (0 = first)")
+    p.add_argument("--minutes", type=float, help="live: play only this many simulated minutes from opening")
     p.set_defaults(func=_simulate)
 
     s = sub.add_parser(
@@ -56,14 +60,12 @@ def _load(name: str):
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    import sys
 
-    if args.live:
-        print("live mode is not built yet: it needs the server protocol (docs/protocol.md)", file=sys.stderr)
-        return 2
     sc = _load(args.scenario)
     if sc is None:
         return 2
+    if args.live:
+        return _live(sc, args)
     from . import report
     from .runner import default_jobs, run_replications
     from .stats import combine
@@ -80,6 +82,37 @@ def _simulate(args: argparse.Namespace) -> int:
         for p in report.plots(sc, summary, args.plots):
             print(f"plot: {p}")
     return 0
+
+
+def _live(sc, args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+    from pathlib import Path
+
+    from .live import run_live
+
+    if not Path(args.secrets).exists():
+        print(f"--secrets: {args.secrets} not found (the server's tokens; `run.py init` writes them)", file=sys.stderr)
+        return 2
+    try:
+        stats = asyncio.run(
+            run_live(
+                sc, args.live, args.speed, Path(args.secrets), seed=args.seed, day_index=args.day,
+                minutes=args.minutes, log=lambda m: print(m, file=sys.stderr),
+            )
+        )
+    except (OSError, ValueError) as e:
+        print(f"live: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(
+        f"live: issued {stats.issued}, called {stats.called}, completed {stats.completed}, "
+        f"no-shows {stats.no_shows} at {stats.counters} counters"
+    )
+    for e in stats.errors[:20]:
+        print(f"  error: {e}", file=sys.stderr)
+    return 1 if stats.errors else 0
 
 
 def _staff(args: argparse.Namespace) -> int:

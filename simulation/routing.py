@@ -17,12 +17,14 @@ import math
 import random
 import tomllib
 from bisect import bisect_right
+from collections.abc import Callable
 from itertools import accumulate
 
 from queue_server.catalogue import Catalogue, load_catalogue
 from queue_server.conditions import MULTI, NUMBER, UNKNOWN, YESNO
 from queue_server.config import DEFAULT_CONFIG_DIR
 from queue_server.journey import PlanError, plan_visit, questions_for, resolve_purpose
+from queue_server.model import RouteStep
 from queue_server.problems import ConfigError, Problem
 
 from .model import Route, Router, service_params
@@ -84,29 +86,37 @@ def load_for(sc: Scenario) -> Catalogue:
     return load_catalogue(sc.catalogue_dir or DEFAULT_CONFIG_DIR / "catalogue", site)
 
 
+def answer_sampler(sc: Scenario) -> Callable[[str, random.Random], dict[str, str]]:
+    """Draw one citizen's kiosk answers for a purpose (question id -> raw answer)."""
+    draws: dict[str, list[tuple[str, list[str], list[float]]]] = {}
+    for key, p in sc.purposes.items():
+        draws[key] = [(qid, list(dist), list(accumulate(dist.values()))) for qid, dist in p.answers.items()]
+
+    def draw(purpose: str, rng: random.Random) -> dict[str, str]:
+        out = {}
+        for qid, values, cum in draws[purpose]:
+            i = bisect_right(cum, rng.random() * cum[-1]) if cum and cum[-1] > 0 else 0
+            out[qid] = values[min(i, len(values) - 1)]
+        return out
+
+    return draw
+
+
 def planner_router(sc: Scenario, cat: Catalogue | None = None) -> Router:
     """A router drawing answers and asking the planner; raises ConfigError on bad answers."""
     cat = cat or load_for(sc)
     problems, _notes = check_answers(sc, cat)
     if problems:
         raise ConfigError(problems)
-    draws: dict[str, list[tuple[str, list[str], list[float]]]] = {}
+    draw = answer_sampler(sc)
     direct: dict[str, Route] = {}
     for key, p in sc.purposes.items():
         if p.route is not None:
-            from .model import RouteStep
-
             direct[key] = (
                 tuple(RouteStep(s.department, (), s.after, s.minutes) for s in p.route),
                 tuple(service_params(s.minutes, s.minutes * s.cv, s.distribution) for s in p.route),
             )
-            continue
-        qs = []
-        for qid, dist in p.answers.items():
-            values = list(dist)
-            qs.append((qid, values, list(accumulate(dist[v] for v in values))))
-        draws[key] = qs
-    ids = {k: resolve_purpose(cat, k) for k in draws}
+    ids = {k: resolve_purpose(cat, k) for k, p in sc.purposes.items() if p.route is None}
     cv = {pid: proc.cv for pid, proc in cat.procedures.items()}
     cache: dict[tuple, Route] = {}
 
@@ -114,14 +124,11 @@ def planner_router(sc: Scenario, cat: Catalogue | None = None) -> Router:
         d = direct.get(purpose)
         if d is not None:
             return d
-        answers = []
-        for qid, values, cum in draws[purpose]:
-            i = bisect_right(cum, rng.random() * cum[-1]) if cum[-1] > 0 else 0
-            answers.append((qid, values[min(i, len(values) - 1)]))
-        k = (purpose, tuple(v for _, v in answers))
+        answers = draw(purpose, rng)
+        k = (purpose, tuple(answers.values()))
         r = cache.get(k)
         if r is None:
-            plan = plan_visit(cat, [ids[purpose]], dict(answers), "ja")
+            plan = plan_visit(cat, [ids[purpose]], answers, "ja")
             service = tuple(
                 service_params(s.minutes, math.sqrt(sum((p.minutes * cv.get(p.id, 0.5)) ** 2 for p in s.procedures)))
                 for s in plan.steps

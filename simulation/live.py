@@ -1,0 +1,259 @@
+"""Live mode: drive a running queue server in scaled real time through the real protocol.
+
+Simulated kiosks issue tickets (``issue``) as the scenario's arrivals come, with answers drawn
+like the offline model's; simulated staff at each counter ``open``, ``call_next``, ``start``,
+``complete`` (or ``recall`` and ``no_show`` for an absent citizen) and ``pause`` for their breaks.
+The server decides everything else — numbers, routes, dispatch — so its board shows a busy lobby
+and its event log records a realistic day (the KPI calibration round trip reads it back).
+
+Time: the scenario day runs from opening, ``speed`` simulated seconds per wall second (60 = one
+hour a minute). Service times are lognormal around each step's planned minutes (cv 0.5), divided
+by the counter's speed. Not in live mode: patience (leavers), reservations (the server books them
+itself), counters the server does not know (extra scenario counters have no token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .arrivals import generate
+from .model import MIN
+from .scenario import CounterPlan, Scenario
+
+SERVICE_CV = 0.5  # live mode knows only the step's planned minutes
+
+
+class ProtocolError(RuntimeError):
+    """The server answered a request with an error."""
+
+
+@dataclass
+class LiveStats:
+    issued: int = 0
+    called: int = 0
+    completed: int = 0
+    no_shows: int = 0
+    errors: list[str] = field(default_factory=list)
+    counters: int = 0
+    skipped_counters: list[int] = field(default_factory=list)
+
+
+class _Conn:
+    """One websocket: requests matched to replies by id; pushes wake whoever waits for them."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.waiting: dict[int, asyncio.Future] = {}
+        self.pushed = asyncio.Event()
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, url: str, **hello: Any) -> tuple[_Conn, dict]:
+        from websockets.asyncio.client import connect
+
+        ws = await connect(url, compression=None, max_size=None)
+        c = cls(ws)
+        return c, await c.ok("hello", **hello)
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.ws:
+                msg = json.loads(raw)
+                if "push" in msg:
+                    self.pushed.set()
+                elif msg.get("re") in self.waiting:
+                    self.waiting.pop(msg["re"]).set_result(msg)
+        for f in self.waiting.values():
+            if not f.done():
+                f.set_exception(ConnectionError("the server closed the connection"))
+
+    async def ok(self, type_: str, **body: Any) -> dict:
+        rid = next(self._ids)
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[rid] = fut
+        await self.ws.send(json.dumps({"type": type_, "id": rid, **body}, ensure_ascii=False))
+        msg = await asyncio.wait_for(fut, 30)
+        if "error" in msg:
+            e = msg["error"]
+            raise ProtocolError(f"{type_}: {e.get('code')}: {e.get('message')}")
+        return msg["result"]
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        self.reader.cancel()
+
+
+def ws_endpoint(url: str) -> str:
+    """``ws://host:port`` → ``ws://host:port/ws`` (the protocol's path); an explicit path is kept."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    u = urlsplit(url)
+    if u.scheme not in ("ws", "wss") or not u.netloc:
+        raise ValueError(f"expected ws://HOST:PORT, got {url!r}")
+    return urlunsplit((u.scheme, u.netloc, u.path if u.path not in ("", "/") else "/ws", u.query, ""))
+
+
+async def run_live(
+    sc: Scenario,
+    url: str,
+    speed: float,
+    secrets: Path,
+    seed: int = 1,
+    day_index: int = 0,
+    minutes: float | None = None,
+    log: Callable[[str], None] | None = None,
+) -> LiveStats:
+    """Play one scenario day against the server at ``url``; return what was done."""
+    from queue_server.tokens import read as read_tokens
+
+    from .routing import answer_sampler
+
+    say = log or (lambda _m: None)
+    if sc.kind != "lobby":
+        raise ValueError("live mode needs a lobby scenario (a site with counters)")
+    tokens = read_tokens(secrets)
+    url = ws_endpoint(url)
+    rng = random.Random(seed)
+    day = sc.days[day_index % len(sc.days)]
+    open_s = sc.open_minute * MIN
+    end_s = sc.close_minute * MIN if minutes is None else open_s + minutes * MIN
+    stats = LiveStats()
+    wall0 = time.monotonic()
+
+    def wall(sim_s: float) -> float:
+        return wall0 + (sim_s - open_s) / speed
+
+    def sim_now() -> float:
+        return open_s + (time.monotonic() - wall0) * speed
+
+    async def sleep_until(sim_s: float) -> None:
+        delay = wall(sim_s) - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    draw = answer_sampler(sc)
+    arrivals = [(t * MIN, p) for t, p in generate(sc, day, rng) if t * MIN < end_s]
+    kiosk, _ = await _Conn.open(url, role="kiosk", device="sim-kiosk", site=sc.site, token=tokens.roles.get("kiosk"))
+    arrivals_done = asyncio.Event()
+    say(f"live: {len(arrivals)} arrivals planned for {day} {_clock(open_s)}–{_clock(end_s)} at ×{speed:g}")
+
+    async def kiosks() -> None:
+        for n, (t, purpose) in enumerate(arrivals):
+            await sleep_until(t)
+            assist = rng.random() < sc.behaviour.assistance
+            try:
+                await kiosk.ok(
+                    "issue", purposes=[purpose], answers=draw(purpose, rng), lang="ja",
+                    idempotency_key=f"sim-{seed}-{day}-{n}", assistance=assist,
+                )
+                stats.issued += 1
+            except ProtocolError as e:
+                if "empty_route" not in str(e):  # a plan with nothing to queue for is a legal answer
+                    stats.errors.append(str(e))
+        arrivals_done.set()
+
+    async def staff(plan: CounterPlan, token: str) -> None:
+        conn, _ = await _Conn.open(url, role="counter", site=sc.site, counter=plan.number, token=token, staff="sim")
+        crng = random.Random(f"{seed}:{plan.number}")
+        is_open = False
+        empty_after_close = 0
+        try:
+            while True:
+                now = sim_now()
+                on = any(a * MIN <= now < b * MIN for a, b in plan.windows) and now < end_s
+                if now >= end_s and arrivals_done.is_set():
+                    # after closing: serve who is left; stop after two quiet looks (a later step
+                    # of a ticket now at another counter may still come to this one)
+                    if not is_open:
+                        await conn.ok("open")
+                        is_open = True
+                    got = await conn.ok("call_next")
+                    if got["ticket"] is None:
+                        empty_after_close += 1
+                        if empty_after_close >= 2:
+                            break
+                        conn.pushed.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(conn.pushed.wait(), max(0.2, 600.0 / speed))
+                        continue
+                    empty_after_close = 0
+                    await _serve(conn, plan, got["ticket"], crng)
+                    continue
+                if on and not is_open:
+                    await conn.ok("open", staff="sim")
+                    is_open = True
+                elif not on and is_open:
+                    await conn.ok("pause")
+                    is_open = False
+                if not is_open:
+                    nxt = min((a * MIN for a, _ in plan.windows if a * MIN > now), default=end_s)
+                    await asyncio.sleep(max(0.05, min(wall(min(nxt, end_s)) - time.monotonic(), 1.0)))
+                    continue
+                got = await conn.ok("call_next")
+                if got["ticket"] is None:
+                    conn.pushed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(conn.pushed.wait(), max(0.05, 30.0 / speed))
+                    continue
+                await _serve(conn, plan, got["ticket"], crng)
+        except ProtocolError as e:
+            stats.errors.append(f"counter {plan.number}: {e}")
+        finally:
+            with contextlib.suppress(Exception):
+                if is_open:
+                    await conn.ok("close")
+            await conn.close()
+
+    async def _serve(conn: _Conn, plan: CounterPlan, ticket: dict, crng: random.Random) -> None:
+        stats.called += 1
+        step = next(s for s in ticket["steps"] if s["state"] == "called" and s["counter"] == plan.number)
+        if crng.random() < sc.behaviour.no_show:
+            for _ in range(sc.max_recalls):
+                await asyncio.sleep(sc.behaviour.recall_seconds / speed)
+                await conn.ok("recall")
+            await asyncio.sleep(sc.behaviour.recall_seconds / speed)
+            await conn.ok("no_show")
+            stats.no_shows += 1
+            return
+        await asyncio.sleep(sc.behaviour.walk_seconds / speed)
+        await conn.ok("start")
+        mean = max(float(step.get("minutes") or 5.0), 0.1) * MIN
+        s2 = math.log(1 + SERVICE_CV**2)
+        service = crng.lognormvariate(math.log(mean) - s2 / 2, math.sqrt(s2)) / plan.speed
+        await asyncio.sleep(service / speed)
+        await conn.ok("complete")
+        stats.completed += 1
+
+    tasks = []
+    for plan in sc.counters:
+        token = tokens.counters.get(sc.site, {}).get(plan.number)
+        if token is None:
+            stats.skipped_counters.append(plan.number)
+            continue
+        tasks.append(asyncio.create_task(staff(plan, token)))
+    stats.counters = len(tasks)
+    if stats.skipped_counters:
+        say(f"live: counters {stats.skipped_counters} have no token on the server: not staffed")
+    try:
+        await asyncio.gather(kiosks(), *tasks)
+    finally:
+        await kiosk.close()
+    return stats
+
+
+def _clock(sec: float) -> str:
+    m = int(sec // 60)
+    return f"{m // 60:02d}:{m % 60:02d}"
