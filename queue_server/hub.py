@@ -33,6 +33,7 @@ class SiteHub:
     help_alerts: list[dict] = field(default_factory=list)
     by_token: dict[str, str] = field(default_factory=dict)  # public token -> ticket id
     waits_cache: tuple[float, dict[str, DepartmentWait]] | None = None
+    reservations: dict[tuple[str, str], dict] = field(default_factory=dict)  # (day, code) -> row
 
     @property
     def key(self) -> str:

@@ -32,7 +32,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     # kiosk
     "plan": {"purposes": (_L, True), "answers": (_O, False), "lang": (_S, False)},
     "issue": {
-        "purposes": (_L, True),
+        "purposes": (_L, False),  # required unless reservation_code names a booking with its purposes
         "answers": (_O, False),
         "lang": (_S, False),
         "idempotency_key": (_S, True),
@@ -62,6 +62,9 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     # admin
     "snapshot": {},
     "cancel": {"ticket": (_S, True), "reason": (_S, False)},
+    "reserve": {"day": (_S, True), "start": (_S, True), "minutes": (_I, False), "purposes": (_L, True),
+                "idempotency_key": (_S, False)},
+    "reservations": {"day": (_S, False)},
 }
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -72,7 +75,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "display": frozenset({"ping"}),
     "public": frozenset({"ping", "status"}),
-    "admin": frozenset({"ping", "snapshot", "cancel"}),
+    "admin": frozenset({"ping", "snapshot", "cancel", "reserve", "reservations"}),
 }
 
 ERROR_CODES = {
@@ -103,6 +106,7 @@ ERROR_CODES = {
     "same_department": "the step is already for that department",
     "unknown_department": "no such department at this site",
     "unknown_reservation": "no reservation with that code today",
+    "reservation_used": "that reservation has already been checked in",
     "storage_error": "the change could not be saved; nothing was changed",
     "internal": "unexpected server error; nothing was changed",
 }

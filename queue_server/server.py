@@ -175,6 +175,8 @@ class QueueServer:
             # its ticket back without a database read on the hot path
             for k, reply in self.store.recent_requests(key, now - 86400).items():
                 self.idem[f"{key}:{k}"] = reply
+            for r in self.store.load_reservations(key, day):
+                hub.reservations[(r["day"], r["code"])] = r
             for ev in reversed(self.store.recent_calls(key, day)):
                 hub.recent_calls.appendleft(hub.call_view(ev))
             self.hubs[key] = hub
@@ -345,7 +347,9 @@ class QueueServer:
         answers = b.get("answers") or {}
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items()):
             raise Reply("bad_field", "answers must map question ids to strings", "answers")
-        if not b["purposes"] or not all(isinstance(p, str) for p in b["purposes"]):
+        if not b.get("purposes"):
+            raise Reply("missing_field", "name at least one purpose (or a reservation_code)", "purposes")
+        if not all(isinstance(p, str) for p in b["purposes"]):
             raise Reply("bad_field", "purposes must be a non-empty array of strings", "purposes")
         lang = b.get("lang") or "ja"
         try:
@@ -422,6 +426,7 @@ class QueueServer:
                 batch.new_tickets.extend(out.batch.new_tickets)
                 batch.numbers.update(out.batch.numbers)
                 batch.events.extend(out.batch.events)
+                batch.reservations.extend(out.batch.reservations)
             if job.idem:
                 self.idem[job.idem] = out.result
                 fresh_idem.append(job.idem)
@@ -492,6 +497,12 @@ class QueueServer:
             return Outcome({"ok": True}, self._log_only(hub, "device_fault", alert), pushes=[("counters", "help", alert)])
         if t == "status":
             return Outcome(hub.public_view(lobby.tickets[c.ticket], now))
+        if t == "reserve":
+            return self._reserve(hub, b, now)
+        if t == "reservations":
+            day = b.get("day") or self.local_day(now)
+            rows = sorted((r for (d, _), r in hub.reservations.items() if d == day), key=lambda r: r["slot_start"])
+            return Outcome({"reservations": rows})
         if t == "snapshot":
             return Outcome({"board": hub.board_view(now), "tickets": [hub.ticket_view(x) for x in lobby.tickets.values()]})
         if t == "cancel":
@@ -554,7 +565,45 @@ class QueueServer:
 
         return Change(events=(Event(kind, payload=payload),))
 
+    def _reserve(self, hub: SiteHub, b: dict[str, Any], now: float) -> Outcome:
+        """Book a slot (来庁予約); the citizen checks in at the kiosk with the code."""
+        import re as _re
+
+        if not _re.fullmatch(r"\d{4}-\d{2}-\d{2}", b["day"]):
+            raise Reply("bad_field", "day must be YYYY-MM-DD", "day")
+        if not _re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", b["start"]):
+            raise Reply("bad_field", "start must be HH:MM", "start")
+        self._make_plan({"purposes": b["purposes"], "answers": {}})  # purposes must exist
+        start = datetime.fromisoformat(f"{b['day']}T{b['start']}").replace(tzinfo=self.tz).timestamp()
+        minutes = b.get("minutes") or 60
+        if not 5 <= minutes <= 480:
+            raise Reply("bad_field", "minutes must be between 5 and 480", "minutes")
+        while True:
+            code = f"{secrets.randbelow(10**6):06d}"
+            if (b["day"], code) not in hub.reservations:
+                break
+        row = {"id": str(uuid.uuid4()), "site": hub.key, "day": b["day"], "slot_start": start,
+               "slot_end": start + minutes * 60, "purposes": list(b["purposes"]), "code": code, "ticket": None}
+        hub.reservations[(b["day"], code)] = row
+
+        def undo() -> None:
+            hub.reservations.pop((b["day"], code), None)
+
+        ev = Change(events=(_event("reserved", {"day": b["day"], "start": b["start"], "minutes": minutes,
+                                                "purposes": list(b["purposes"])}),))
+        return Outcome({"reservation": row}, ev, Batch(reservations=[row]), undo=undo)
+
     def _issue(self, hub: SiteHub, c: Client, b: dict[str, Any], now: float) -> Outcome:
+        reservation = None
+        code = b.get("reservation_code")
+        if code is not None:
+            reservation = hub.reservations.get((self.local_day(now), code.strip()))
+            if reservation is None:
+                raise Reply("unknown_reservation", "no reservation with that code today", "reservation_code")
+            if reservation["ticket"] is not None:
+                raise Reply("reservation_used", "that reservation has already been checked in", "reservation_code")
+            if not b.get("purposes"):
+                b = {**b, "purposes": reservation["purposes"]}
         plan = self._make_plan(b)
         route = plan.route
         if not route:
@@ -562,6 +611,8 @@ class QueueServer:
         lang = b.get("lang") or "ja"
         kinds = {"certificate": "certificate", "consultation": "consultation"}
         kind = kinds.get(plan.purposes[0], "life_event") if plan.purposes else "life_event"
+        if reservation is not None:
+            kind = "reservation"
         prefix = self.city.numbering.get(kind, "")
         day = self.local_day(now)
         number = hub.next_number(day, prefix)
@@ -580,6 +631,7 @@ class QueueServer:
             now=now,
             public_token=secrets.token_urlsafe(16),
             assistance=bool(b.get("assistance")) and c.role in ("kiosk", "admin"),
+            reserved_for=reservation["slot_start"] if reservation else None,
             device=c.device,
         )
         procedures = [p for st in plan.steps for p in st.procedures]
@@ -622,10 +674,15 @@ class QueueServer:
             "prefilled": prefill is not None,
         }
 
+        extra = Batch(new_tickets=[(ticket, prefill)], numbers={(hub.key, day, prefix): number})
+        if reservation is not None:
+            reservation["ticket"] = ticket.id
+            extra.reservations.append(dict(reservation))
+
         def undo() -> None:
             hub.by_token.pop(ticket.public_token, None)
-
-        extra = Batch(new_tickets=[(ticket, prefill)], numbers={(hub.key, day, prefix): number})
+            if reservation is not None:
+                reservation["ticket"] = None
         return Outcome(result, ch, extra, undo=undo)
 
     # ------------------------------------------------------------------ pushes
@@ -761,6 +818,12 @@ def _start_announcer() -> Any:
     except Exception as e:  # a missing voice package must never stop the queue server
         log.warning("voice announcements off: %s", e)
         return None
+
+
+def _event(kind: str, payload: dict) -> Any:
+    from .lobby import Event
+
+    return Event(kind, payload=payload)
 
 
 def _actor(c: Client) -> str:

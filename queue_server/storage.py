@@ -295,9 +295,11 @@ class Batch:
     events: list[dict[str, Any]] = field(default_factory=list)
     numbers: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (site, day, prefix) -> last
     requests: list[dict[str, Any]] = field(default_factory=list)
+    reservations: list[dict[str, Any]] = field(default_factory=list)  # rows to insert or update
 
     def __bool__(self) -> bool:
-        return bool(self.new_tickets or self.tickets or self.counters or self.events or self.requests)
+        return bool(self.new_tickets or self.tickets or self.counters or self.events or self.requests
+                    or self.reservations)
 
 
 class Store:
@@ -378,6 +380,7 @@ class Store:
                 s.execute(EventRow.__table__.insert(), batch.events)
             for r in batch.requests:
                 s.add(RequestRow(**r))
+            self._upsert(s, ReservationRow, batch.reservations, ["id"])
 
     # ------------------------------------------------------------------ reads
     def load_tickets(self, site: str, day: str) -> list[Ticket]:
@@ -430,6 +433,15 @@ class Store:
                 .limit(limit)
             ).all()
             return [event_dict(r) for r in rows]
+
+    def load_reservations(self, site: str, day: str) -> list[dict[str, Any]]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(ReservationRow).where(ReservationRow.site == site, ReservationRow.day == day))
+            return [
+                {"id": r.id, "site": r.site, "day": r.day, "slot_start": r.slot_start, "slot_end": r.slot_end,
+                 "purposes": list(r.purposes), "code": r.code, "ticket": r.ticket}
+                for r in rows
+            ]
 
     def recent_requests(self, site: str, since: float) -> dict[str, dict]:
         with Session(self.engine) as s:
