@@ -20,7 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -272,17 +273,32 @@ def compute(
     the clock. ``department_names`` only labels rows (key -> Japanese name).
     """
     now = time.time() if now is None else now
-    names = dict(department_names or {})
+    with log_tables(engine, period, now) as (conn, d):
+        tables = _aggregate(conn, d, period, target_minutes, dict(department_names or {}), now)
+    return Report(period.site, period.first, period.last, target_minutes, tables, now)
+
+
+TEMP_TABLES = ("kpi_open", "kpi_occ", "kpi_svc", "kpi_wait", "kpi_ev", "kpi_tk")
+
+
+def _drop(conn: Connection) -> None:
+    for t in TEMP_TABLES:
+        conn.execute(text(f"DROP TABLE IF EXISTS {t}"))
+
+
+@contextmanager
+def log_tables(engine: Engine, period: Period, now: float | None = None) -> Iterator[tuple[Connection, _Dialect]]:
+    """A connection holding the temporary tables of :func:`_build` (for calibration, which fits the
+    simulation to the same waits, services and open periods the KPIs report)."""
+    now = time.time() if now is None else now
     with engine.connect() as conn:
         d = _Dialect(conn.dialect.name)
         try:
             _build(conn, d, period, now)
-            tables = _aggregate(conn, d, period, target_minutes, names, now)
+            yield conn, d
         finally:
-            for t in ("kpi_occ", "kpi_svc", "kpi_wait", "kpi_ev", "kpi_tk"):
-                conn.execute(text(f"DROP TABLE IF EXISTS {t}"))
+            _drop(conn)
             conn.rollback()
-    return Report(period.site, period.first, period.last, target_minutes, tables, now)
 
 
 def _build(conn: Connection, d: _Dialect, period: Period, now: float) -> None:
@@ -296,7 +312,8 @@ def _build(conn: Connection, d: _Dialect, period: Period, now: float) -> None:
     conn.execute(text(d.temp("kpi_tk", f"""
         SELECT ticket, seq, at, {d.day('at', off)} AS day, {d.hour('at', off)} AS hour,
                {d.jflag('reserved')} AS reserved, {d.jflag('prefilled')} AS prefilled,
-               {d.jflag('online_capable')} AS online, {d.jflag('assistance')} AS assistance
+               {d.jflag('online_capable')} AS online, {d.jflag('assistance')} AS assistance,
+               {d.jarray('purposes')} AS purposes, {d.jarray('steps')} AS route
         FROM events
         WHERE site = :site AND kind = 'issued' AND at >= :start AND at < :end""")), p)
     conn.execute(text("CREATE INDEX kpi_tk_ticket ON kpi_tk (ticket)"))
@@ -359,6 +376,19 @@ def _build(conn: Connection, d: _Dialect, period: Period, now: float) -> None:
                kind
         FROM m
         WHERE kind IN ('completed', 'transferred', 'no_show', 'requeued') AND called IS NOT NULL""")))
+    # Counter open periods: from a `counter_open` to the counter's next state event (paused,
+    # closed, or open again), cut at the local day's end (a counter left open overnight is not
+    # open all night) and at `now` (live figures for today).
+    day_end = f"(({d.day('at', off)} + 1) * 86400.0 - {off})"
+    conn.execute(text(d.temp("kpi_open", f"""
+        WITH c AS (
+            SELECT counter, at, kind, LEAD(at) OVER (PARTITION BY counter ORDER BY seq) AS nxt
+            FROM events WHERE site = :site AND at >= :start AND at < :end
+              AND kind IN ('counter_open', 'counter_paused', 'counter_closed') AND counter IS NOT NULL
+        )
+        SELECT counter, {d.day('at', off)} AS day, at AS start_at,
+               {d.least(d.least('COALESCE(nxt, :now)', day_end), ':now')} AS end_at
+        FROM c WHERE kind = 'counter_open' AND at < :now""")), {**p, "now": now})
 
 
 def _aggregate(
@@ -457,20 +487,9 @@ def _aggregate(
     ), [(int(r.k), int(r.tickets), _share(int(r.tickets), visitors)) for r in depts])
     depts_mean = (sum(int(r.k) * int(r.tickets) for r in depts) / visitors) if visitors else None
 
-    # ---- counters: open periods (open event to the counter's next state event, cut at the local
-    # day's end and at `now`) against occupancy
-    day_expr = d.day("at", off)
-    day_end = f"(({day_expr} + 1) * 86400.0 - {off})"
-    open_rows = q(f"""
-        WITH c AS (
-            SELECT counter, at, kind, LEAD(at) OVER (PARTITION BY counter ORDER BY seq) AS nxt
-            FROM events WHERE site = :site AND at >= :start AND at < :end
-              AND kind IN ('counter_open', 'counter_paused', 'counter_closed') AND counter IS NOT NULL
-        )
-        SELECT counter, SUM({d.least(d.least('COALESCE(nxt, :now)', day_end), ':now')} - at) AS open_s
-        FROM c WHERE kind = 'counter_open' AND at < :now GROUP BY counter""",
-        site=period.site, start=start, end=end, now=now)
-    open_s = {int(r.counter): max(0.0, float(r.open_s or 0)) for r in open_rows}
+    # ---- counters: open periods against occupancy
+    open_s = {int(r.counter): max(0.0, float(r.open_s or 0))
+              for r in q("SELECT counter, SUM(end_at - start_at) AS open_s FROM kpi_open GROUP BY counter")}
     occ = {int(r.counter): r for r in q("""
         SELECT counter, SUM(occupied) AS occupied, SUM(serving) AS serving,
                COUNT(*) AS ends, SUM(CASE WHEN kind = 'completed' THEN 1 ELSE 0 END) AS completed
@@ -493,6 +512,7 @@ def _aggregate(
     busy_total = sum(float(r.occupied) for r in occ.values()) / 60.0
 
     # ---- alerts (kiosk help requests and device faults) per day
+    day_expr = d.day("at", off)
     alert_rows = q(f"""
         SELECT {day_expr} AS day, SUM(CASE WHEN kind = 'help_requested' THEN 1 ELSE 0 END) AS help,
                SUM(CASE WHEN kind = 'device_fault' THEN 1 ELSE 0 END) AS faults
