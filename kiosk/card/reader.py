@@ -177,6 +177,7 @@ class CardSession:
         self._verified = False
         self._broken = False  # a call timed out: the worker may be stuck, do not queue more
         self._cancelled = threading.Event()
+        self._closed = threading.Event()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -202,12 +203,23 @@ class CardSession:
 
         if self._broken:
             self._worker.submit(cleanup)
+            self._worker.submit(self._closed.set)
         else:
             try:
                 self._worker.call(cleanup, self.config.command_timeout)
             except CardError:
                 log.warning("card: closing the session timed out")
+            else:
+                self._closed.set()
         self._worker.stop()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """After :meth:`close`: wait until the card and context are really released.
+
+        Normally immediate; after a :class:`ReaderTimeout` the release waits behind the stuck
+        command, and the kiosk should not open a new session on that reader before it is done.
+        """
+        return self._closed.wait(timeout)
 
     def cancel(self) -> None:
         """End a pending :meth:`wait_for_card` with :class:`Cancelled` (call from another thread)."""

@@ -353,7 +353,9 @@ def test_reader_timeout_when_the_card_stops_answering(insert_card: Insert, priva
     privacy.raises(ReaderTimeout, session.tries_left)
     session.close()
     assert time.monotonic() - start < 1.5
-    card.remove()  # unblocks pcscd; the fixture then waits for the reader to be empty
+    assert not session.wait_closed(0), "the release waits behind the stuck command"
+    card.remove()  # unblocks pcscd: the stuck command fails, then the queued release runs
+    assert session.wait_closed(5)
 
 
 def test_every_error_has_a_code_and_a_message_key() -> None:

@@ -18,15 +18,21 @@ on its side and delayed ACK on ours every APDU would wait ~40 ms for our ACK. Re
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
+import os
+import shutil
+import signal
 import socket
 import struct
+import subprocess
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 VPCD_HOST = "127.0.0.1"
 VPCD_PORT = 35963
+VPCD_READER = "Virtual PCD 00 00"  # the PC/SC name of the vpcd slot on TCP 35963
 
 CTRL_OFF, CTRL_ON, CTRL_RESET, CTRL_ATR = 0x00, 0x01, 0x02, 0x04
 # A minimal T=1 ATR: TS 3B, T0 80 (TD1 follows, no historical bytes), TD1 80, TD2 01 (T=1), TCK.
@@ -342,19 +348,35 @@ class VirtualMyNumberCard:
 
 
 def wait_for_empty_poll(host: str = VPCD_HOST, port: int = VPCD_PORT, timeout: float = 5.0) -> None:
-    """Return once pcscd's polling thread has looked at the reader while no card was in it.
+    """Return once pcscd's presence poll has looked at the reader while no card was in it.
 
     Why: pcscd learns that a card left only from its presence poll (every ~400 ms). If a card
     vanishes inside a transmit and the next card connects before that poll, pcscd never sees
     the reader empty and misses the new card. So a probe connects in place of a card and waits
-    for the poll's ATR request — proof the poll ran with no card — then leaves without
-    answering, which the poll takes for "no card".
+    for the poll's lone ATR request (04) — proof the poll ran with no card — then leaves without
+    answering, which the poll takes for "no card". A reset or power-up from a late
+    ``SCardDisconnect`` (01/02 first) is not a poll: the probe leaves and tries again.
     """
-    with socket.create_connection((host, port), timeout=timeout) as probe:
-        try:
-            probe.recv(2)
-        except TimeoutError:
-            raise TimeoutError(f"pcscd did not poll the vpcd reader within {timeout} s") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"pcscd did not poll the vpcd reader within {timeout} s")
+        with socket.create_connection((host, port), timeout=remaining) as probe:
+            frame = b""
+            try:
+                # vpcd writes the length and the payload in two sends: read until all three bytes
+                # are in (ACKing at once, or Nagle on vpcd's side holds the payload back ~40 ms).
+                while len(frame) < 3:
+                    chunk = probe.recv(3 - len(frame))
+                    if not chunk:
+                        break
+                    probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                    frame += chunk
+            except TimeoutError:
+                continue
+            if frame == b"\x00\x01" + bytes([CTRL_ATR]):
+                return
 
 
 def on_command(header: str) -> Hook:
@@ -363,6 +385,114 @@ def on_command(header: str) -> Hook:
     return lambda apdu: apdu.startswith(prefix)
 
 
-def birth_date(text: str = TEST_BIRTH) -> dt.date:
-    """The test vector's birth date as a date."""
-    return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+def wait_reader_state(present: bool, timeout: float = 5.0, reader: str = VPCD_READER) -> None:
+    """Block until pcscd reports a card present (or absent) in ``reader``: event-driven, no sleep."""
+    from smartcard import scard
+
+    rv, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    assert rv == scard.SCARD_S_SUCCESS, "PC/SC context"
+    try:
+        state = scard.SCARD_STATE_UNAWARE
+        deadline = time.monotonic() + timeout
+        while True:
+            ms = max(0, int((deadline - time.monotonic()) * 1000))
+            rv, new = scard.SCardGetStatusChange(ctx, ms, [(reader, state)])
+            if rv == scard.SCARD_S_SUCCESS:
+                _, event, _ = new[0]
+                if bool(event & scard.SCARD_STATE_PRESENT) == present:
+                    return
+                state = event & ~scard.SCARD_STATE_CHANGED
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{reader}: card {'present' if present else 'absent'} not seen in {timeout} s")
+    finally:
+        scard.SCardReleaseContext(ctx)
+
+
+# -- pcscd ------------------------------------------------------------------------------------
+
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
+PCSCD_PID_FILE = Path("/run/pcscd/pcscd.pid")
+
+
+class PcscdNotInstalled(RuntimeError):
+    """pcscd or the vpcd driver is missing: the device tests cannot run here."""
+
+
+class PcscdFailed(RuntimeError):
+    """pcscd is installed but could not be started or reached."""
+
+
+def pcsc_readers() -> list[str] | None:
+    """Readers pcscd lists now, or ``None`` if the PC/SC service does not answer."""
+    from smartcard import scard
+
+    rv, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if rv != scard.SCARD_S_SUCCESS:
+        return None
+    try:
+        rv, readers = scard.SCardListReaders(ctx, [])
+        return list(readers) if rv == scard.SCARD_S_SUCCESS else []
+    finally:
+        scard.SCardReleaseContext(ctx)
+
+
+def _running_pcscd_pid() -> int | None:
+    try:
+        pid = int(PCSCD_PID_FILE.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def running_pcscd(log_path: Path, timeout: float = 15.0) -> Iterator[str]:
+    """Make sure a pcscd with the vpcd reader runs for the ``with`` block; yield the reader name.
+
+    Starts ``pcscd --foreground`` (root needed) in its own process group and kills exactly that
+    group afterwards; waits by polling PC/SC until the reader is listed. A pcscd that already
+    runs (a developer's) is used as it is and left running.
+    """
+    binary = shutil.which("pcscd") or ("/usr/sbin/pcscd" if os.path.exists("/usr/sbin/pcscd") else None)
+    if binary is None:
+        raise PcscdNotInstalled("pcscd is not installed (Debian: apt-get install pcscd vsmartcard-vpcd)")
+    if not VPCD_DRIVER.exists() or not VPCD_CONF.exists():
+        raise PcscdNotInstalled("vsmartcard-vpcd is not installed (Debian: apt-get install vsmartcard-vpcd)")
+    if _running_pcscd_pid() is not None:
+        if VPCD_READER not in (pcsc_readers() or []):
+            raise PcscdFailed(f"a pcscd is already running without the {VPCD_READER!r} reader; stop it first")
+        yield VPCD_READER
+        return
+    if os.geteuid() != 0:
+        raise PcscdFailed("starting pcscd needs root (it writes /run/pcscd); run the device tests as root")
+    with log_path.open("wb") as log_file:
+        # Default log level on purpose: `-a`/`-d` would write APDUs, the PIN included, to the log.
+        proc = subprocess.Popen(
+            [binary, "--foreground"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own process group: teardown kills exactly this daemon
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise PcscdFailed(f"pcscd exited with {proc.returncode}: {log_path.read_text(errors='replace')}")
+            readers = pcsc_readers()
+            if readers and VPCD_READER in readers:
+                break
+            if time.monotonic() > deadline:
+                raise PcscdFailed(f"pcscd did not list {VPCD_READER!r} within {timeout} s (readers: {readers})")
+            time.sleep(0.05)  # the daemon's socket is not there yet: nothing to wait on but time
+        yield VPCD_READER
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
