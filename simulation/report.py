@@ -165,7 +165,7 @@ def plots(sc: Scenario, summary: Mapping[str, Any], out_dir: str | Path) -> list
         if hs:
             ax.errorbar([h + 0.5 for h in hs], ms, yerr=es, marker="o", ms=4, capsize=3, label=label[d])
     ax.axhline(sc.target_minutes, color="crimson", ls="--", lw=1, label=f"目標 {sc.target_minutes:g} 分")
-    ax.set_xlabel("時刻（待ち始めた時間帯）")
+    ax.set_xlabel("時刻（待ち始めた時間帯）" if sc.kind == "lobby" else "経過時間（時間、ウォームアップ後）")
     ax.set_ylabel("平均待ち時間（分）")
     ax.set_title(f"時間帯別の平均待ち時間 — {summary['title']}（{summary['replications']} 回の平均、95%信頼区間）")
     if sc.kind == "lobby":

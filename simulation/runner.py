@@ -48,8 +48,9 @@ def replicate(sc: Scenario, seed: int, replication: int) -> dict[str, Any]:
     import random
 
     router = router_for(sc)
+    label = "M/M/c" if sc.kind == "station" else None  # a station's run has no calendar day
     days = [
-        LobbyDay(sc, router, day, random.Random(stream_seed(seed, replication, i))).run()
+        LobbyDay(sc, router, day, random.Random(stream_seed(seed, replication, i)), day_label=label).run()
         for i, day in enumerate(sc.days)
     ]
     return summarise_replication(sc, days)
