@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "simulate",
         help="simulate a lobby scenario (staffing, waits) with replications",
         description="Simulate a scenario of config/scenarios/ (a path or a name) and print waits per "
-        "department with 95%% confidence intervals.",
+        "department with 95% confidence intervals.",
     )
     p.add_argument("scenario", help="scenario TOML file, or a name under config/scenarios/")
     p.add_argument("-r", "--replications", type=int, default=10, help="independent replications (default 10)")
