@@ -21,6 +21,8 @@ import multiprocessing
 import os
 import shutil
 import subprocess
+import threading
+import time
 import wave
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -146,6 +148,27 @@ def render_to(number: str, counter: int, cache_dir: str) -> str:
     return phrase.name
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: exit when the server dies, even by SIGKILL (no orphaned synthesisers)."""
+    parent = os.getppid()
+    try:  # Linux: the kernel signals us when the parent goes
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+    def watch() -> None:  # elsewhere: poll for re-parenting
+        while os.getppid() == parent:
+            time.sleep(2)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _warm_up() -> None:
     speak_japanese("あ")  # loads the dictionary and voice once, before the first real call
 
@@ -174,7 +197,8 @@ class Announcer:
         """Start the worker and warm it up (dictionary load) before the first call needs it."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         # spawn, not fork: forking a process that runs an event loop and threads can deadlock
-        self._pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_die_with_parent)
         self._pool.submit(_warm_up)
 
     def stop(self) -> None:

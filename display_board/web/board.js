@@ -253,13 +253,15 @@ function addCall(c, announceIt) {
   return true;
 }
 
-function onReady(result) {
+function onReady(result, resumedFrom) {
   state.offset = result.server_time - Date.now() / 1000;
   const board = result.snapshot.board;
   state.site = board.site_name;
   state.waits = board.waits;
   state.counters = board.counters;
-  for (const c of board.recent_calls || []) addCall(c, false);
+  // oldest first, so calls made while we were away are announced in their order; the replayed
+  // pushes that follow carry the same seqs and are dropped as already seen
+  for (const c of [...(board.recent_calls || [])].reverse()) addCall(c, resumedFrom !== null && c.seq > resumedFrom);
   render();
 }
 

@@ -41,7 +41,7 @@ const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
 
 /**
  * One websocket to the server. `hello()` builds the hello body (without last_seq); `onReady(result)`
- * gets the hello result (with snapshot); `onPush(msg)` every push; `onState(state)` one of
+ * gets the hello result (with snapshot) and the last_seq it resumed from (null on a first hello); `onPush(msg)` every push; `onState(state)` one of
  * "connecting", "online", "offline". Requests return promises of results; errors reject with
  * the server's {code, message, field}.
  */
@@ -78,9 +78,10 @@ export class Link {
         this.attempt = 0;
         this.pendingMissed = result.missed || 0;
         this.helloSeq = result.seq;
+        this.lastHello = { seq: result.seq, missed: result.missed || 0, lastSeqSent: body.last_seq ?? null };
         if (this.lastSeq === null || this.pendingMissed === 0) this.lastSeq = Math.max(this.lastSeq ?? 0, result.seq);
         this._setState("online");
-        this.onReady && this.onReady(result);
+        this.onReady && this.onReady(result, body.last_seq ?? null);
         this._startPing();
       } catch (err) {
         // a wrong token or unknown ticket will not get better by retrying

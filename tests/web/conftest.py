@@ -20,6 +20,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots" / "web"
+ROOT_AUDIO = Path(__file__).resolve().parents[2] / "var" / "audio"  # where the server caches announcements
 _keys = itertools.count(1)
 
 pytestmark = pytest.mark.browser
