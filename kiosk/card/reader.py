@@ -103,6 +103,9 @@ def _pcsc_error(code: int, during: str) -> CardError:
         return NoReader(text)
     if code == scard.SCARD_E_TIMEOUT:
         return ReaderTimeout(text)
+    if code == scard.SCARD_E_SHARING_VIOLATION:
+        # Another program holds the card; from the citizen's side the reader "does not answer".
+        return ReaderTimeout(f"{text} (reader in use by another program)")
     if code == scard.SCARD_E_CANCELLED:
         return Cancelled(text)
     return ReaderTimeout(f"{text} (unexpected PC/SC error)")
@@ -386,6 +389,8 @@ class CardSession:
                 raise OneTryLeft()
             command = cmd.verify_pin(pin)
             as_list = list(command)
+            # A VERIFY, right or wrong, replaces whatever the card had verified before.
+            self._verified = False
             _, sw = self.transmit(as_list, label="00 20 00 80 (VERIFY)")
         finally:
             _wipe(pin)
