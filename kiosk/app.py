@@ -1,0 +1,400 @@
+"""The Kivy shell: window, touches, clock, and the slow work (server, printer, card) off the UI thread.
+
+Everything the kiosk decides is in kiosk/flow.py; this module only
+
+- turns touches and the one-second clock into flow events (:meth:`KioskShell.dispatch`),
+- rebuilds the page from the new state (kiosk/screens/) when it changed,
+- runs the flow's commands: the websocket client thread (kiosk/client.py), a printer thread
+  (printers.print_ticket, bounded by its own deadline), a card-reader thread (kiosk/card/reader.py),
+- and brings every result back to the UI thread with ``Clock.schedule_once``.
+
+Import this module only after deciding the window (``prepare_kivy``): Kivy reads its
+configuration when it is first imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def prepare_kivy(width: int, height: int, fullscreen: bool = False, kivy_home: str | None = None) -> None:
+    """Kivy settings that must be made before Kivy is imported, then the CJK default font.
+
+    - no Kivy command-line parsing (run.py owns argv), logs through logging, not the console;
+    - only the touch/mouse provider the platform gives: a real touch screen that also has the mouse
+      provider would deliver every touch twice (the shell also drops a repeated event within
+      :data:`REPEAT_WINDOW` for that reason).
+    """
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    os.environ.setdefault("KIVY_NO_FILELOG", "1")
+    if kivy_home:
+        os.environ.setdefault("KIVY_HOME", kivy_home)
+    from kivy.config import Config
+
+    Config.set("graphics", "width", str(width))
+    Config.set("graphics", "height", str(height))
+    Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
+    Config.set("graphics", "resizable", "0" if fullscreen else "1")
+    Config.set("kivy", "exit_on_escape", "0")
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+    from kiosk.fonts import register_default_font
+
+    register_default_font()  # before any widget exists, or early labels show boxes
+
+
+#: Two touches at one spot closer than this (seconds) are one touch reported twice.
+REPEAT_WINDOW = 0.25
+
+
+@dataclass(frozen=True)
+class KioskSettings:
+    """One kiosk's configuration (from the command line and the secrets file)."""
+
+    server: str
+    device: str
+    token: str = field(repr=False)
+    site: str | None = None
+    printer: str | None = None
+    renderer: str = "image"
+    printer_width: int = 576
+    printer_timeout: float = 5.0
+    portrait: bool = False
+    fullscreen: bool = False
+    idle_seconds: float = 90.0
+    warning_seconds: float = 20.0
+    staff_pin: str | None = field(default=None, repr=False)
+    card: bool = False
+    config_dir: Path = ROOT / "config"
+
+
+class CardDriver:
+    """The card reader behind the card screens: one CardSession at a time in a worker thread."""
+
+    def __init__(self, post: Callable[[Any], None]):
+        self.post = post
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def _run(self, work: Callable[[Any], Any], done: Callable[[Any], Any]) -> None:
+        from kiosk.card import flow as C
+        from kiosk.card.errors import CardError, NoReader
+
+        def go() -> None:
+            try:
+                with self._lock:
+                    if self._session is None:
+                        from kiosk.card.reader import CardSession
+
+                        self._session = CardSession()
+                    session = self._session
+                result = work(session)
+            except CardError as e:
+                self.post(C.Failed(e))
+            except ImportError as e:  # pyscard missing: the card feature is off, not the kiosk
+                self.post(C.Failed(NoReader(f"pyscard not available: {e}")))
+            else:
+                self.post(done(result))
+
+        threading.Thread(target=go, name="card-flow", daemon=True).start()
+
+    def wait(self) -> None:
+        from kiosk.card import flow as C
+
+        self._run(lambda s: s.wait_for_card(), lambda _: C.CardPresented())
+
+    def tries(self) -> None:
+        from kiosk.card import flow as C
+
+        self._run(lambda s: s.tries_left(), C.TriesRead)
+
+    def verify(self, pin: bytearray, confirm_last_try: bool) -> None:
+        from kiosk.card import flow as C
+
+        # verify_pin wipes the bytearray before it returns or raises
+        self._run(lambda s: s.verify_pin(pin, confirm_last_try=confirm_last_try), lambda _: C.PinVerified())
+
+    def read(self) -> None:
+        from kiosk.card import flow as C
+
+        self._run(lambda s: s.read_record(), C.RecordRead)
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.cancel()
+            threading.Thread(target=session.close, name="card-close", daemon=True).start()
+
+
+class KioskShell:
+    """The UI-thread side of the kiosk: state, page, commands. Build with :meth:`build`."""
+
+    def __init__(self, settings: KioskSettings, *, client: Any = None, clock: Callable[[], float] = time.monotonic):
+        from kiosk import flow as F
+        from kiosk.card import MESSAGES_PATH as CARD_MESSAGES
+        from printers.layout import default_messages as printer_messages
+        from queue_server.catalogue import load_catalogue
+        from queue_server.i18n import load_messages
+
+        self.settings = settings
+        self.clock = clock
+        with (settings.config_dir / "site.toml").open("rb") as f:
+            site = tomllib.load(f)
+        catalogue = load_catalogue(settings.config_dir / "catalogue", site)
+        boot = format(int(time.time()), "x")  # new keys after every start: the server remembers a day of keys
+        self.kiosk = F.Kiosk(F.FlowConfig(
+            catalogue, device=settings.device, key_prefix=f"{settings.device}-{boot}",
+            idle_seconds=settings.idle_seconds, warning_seconds=settings.warning_seconds,
+            card_enabled=settings.card, printer_enabled=bool(settings.printer), staff_pin=settings.staff_pin,
+        ))
+        self.state = self.kiosk.initial(clock())
+        self.messages = load_messages(ROOT / "kiosk" / "messages.toml")
+        self.card_messages = load_messages(CARD_MESSAGES)
+        self.printer_messages = printer_messages()
+        self.pin = bytearray()  # the PIN pad's digits (card or staff): never in the flow state
+        self.card = CardDriver(lambda e: self.post(F.CardEvent(e)))
+        self.client = client
+        self.root: Any = None
+        self.page: Any = None
+        self.overlay: Any = None
+        self._shown: Any = None
+        self._countdown: int | None = None
+        self._last_touch: tuple[tuple[float, float], float] = ((-1e9, -1e9), -1e9)
+        self.repeat_window = REPEAT_WINDOW
+        self.print_results: list[Any] = []  # PrintResult of each print (tests, diagnostics)
+        self.screens_shown: list[Any] = []  # (screen, monotonic time) each time a page is built
+        self.on_render: Callable[[Any], None] | None = None
+
+    # ---------------------------------------------------------------- Kivy side
+    def build(self) -> Any:
+        from kivy.clock import Clock
+        from kivy.uix.floatlayout import FloatLayout
+
+        shell = self
+
+        class Root(FloatLayout):
+            def on_touch_down(self, touch: Any) -> bool:
+                from kiosk import flow as F
+
+                if shell.is_repeat(touch.pos):
+                    return True  # the same touch from a second input provider: swallow it
+                shell.dispatch(F.Touched(shell.clock()))
+                return super().on_touch_down(touch)
+
+        self.root = Root()
+        if self.client is None:
+            from kiosk.client import KioskClient
+
+            self.client = KioskClient(self.settings.server, self.settings.device, self.settings.token,
+                                      self.post, site=self.settings.site)
+        self.client.start()
+        Clock.schedule_interval(lambda dt: self.tick(), 1.0)
+        self.render(force=True)
+        return self.root
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.stop()
+        self.card.close()
+
+    def is_repeat(self, pos: tuple[float, float]) -> bool:
+        """True for a touch at the same spot as the previous one within ``repeat_window``:
+        with mouse and touch providers both on, a real touch screen reports each touch twice,
+        and the second one would land on whatever the first one's page put there."""
+        now = self.clock()
+        (x0, y0), t0 = self._last_touch
+        self._last_touch = (pos, now)
+        return now - t0 < self.repeat_window and abs(pos[0] - x0) < 20 and abs(pos[1] - y0) < 20
+
+    def post(self, event: Any) -> None:
+        """From any thread: deliver ``event`` on the UI thread."""
+        from kivy.clock import Clock
+
+        Clock.schedule_once(lambda dt: self.dispatch(event), 0)
+
+    def tick(self) -> None:
+        from kiosk import flow as F
+
+        self.dispatch(F.Tick(self.clock()))
+        self._update_overlay()
+
+    def dispatch(self, event: Any) -> None:
+        """Feed one event to the flow, run its commands, redraw if the state changed."""
+        from kiosk import flow as F
+
+        self.state, commands = self.kiosk.step(self.state, event)
+        if os.environ.get("MADOGUCHI_KIOSK_TRACE"):
+            print("kiosk:", type(event).__name__, "->", self.state.screen.value, [type(c).__name__ for c in commands])
+        for c in commands:
+            self._run(c)
+        if isinstance(event, F.Touched):
+            self._update_overlay()
+            return
+        self.render()
+
+    def _run(self, c: Any) -> None:
+        from kiosk import flow as F
+
+        if isinstance(c, F.FetchPlan):
+            self.client.plan(c.seq, c.purposes, c.answers, c.lang)
+        elif isinstance(c, F.Issue):
+            self.client.issue(c.request)
+        elif isinstance(c, F.AbandonIssue):
+            self.client.abandon(c.key)
+        elif isinstance(c, F.SendHelp):
+            self.client.help(c.reason)
+        elif isinstance(c, F.SendFault):
+            self.client.fault(c.device_kind, c.code, c.detail)
+        elif isinstance(c, F.PrintTicket):
+            self._print(c)
+        elif isinstance(c, F.CardWait):
+            self.card.wait()
+        elif isinstance(c, F.CardTriesLeft):
+            self.card.tries()
+        elif isinstance(c, F.CardVerify):
+            pin, self.pin = self.pin, bytearray()
+            self.card.verify(pin, c.confirm_last_try)
+        elif isinstance(c, F.CardRead):
+            self.card.read()
+        elif isinstance(c, F.CardClose):
+            self.card.close()
+        elif isinstance(c, F.WipeInput):
+            self._wipe_pin()
+
+    def _wipe_pin(self) -> None:
+        for i in range(len(self.pin)):
+            self.pin[i] = 0
+        self.pin = bytearray()
+
+    def _print(self, c: Any) -> None:
+        """Print in a thread; print_ticket bounds the device time by its own deadline."""
+        from kiosk import flow as F
+        from kiosk.ticket import printable_ticket
+
+        s = self.settings
+
+        def go() -> None:
+            from printers.errors import PrinterError
+            from printers.printing import print_ticket
+
+            try:
+                result = print_ticket(s.printer, printable_ticket(c.result, c.lang), s.renderer, s.printer_width,
+                                      s.printer_timeout)
+            except PrinterError as e:
+                log.warning("kiosk: printing failed: %s", e.code)
+                self.post(F.PrintFailed(e.code, e.message_key, e.detail))
+            except Exception as e:  # noqa: BLE001 - any other fault: the citizen still gets the screen
+                log.exception("kiosk: printing crashed")
+                self.post(F.PrintFailed("printer_error", "error.printer_error", type(e).__name__))
+            else:
+                self.print_results.append(result)
+                self.post(F.Printed())
+
+        threading.Thread(target=go, name="kiosk-print", daemon=True).start()
+
+    # ---------------------------------------------------------------- PIN pad (shell-held digits)
+    def pin_digit(self, d: str) -> None:
+        if len(self.pin) < 8:
+            self.pin.append(ord(d))
+        self.render(force=True)
+
+    def pin_delete(self) -> None:
+        if self.pin:
+            self.pin[-1] = 0
+            del self.pin[-1]
+        self.render(force=True)
+
+    def pin_submit(self) -> None:
+        from kiosk import flow as F
+        from kiosk.card import flow as C
+
+        if self.state.screen is F.Screen.STAFF_PIN:
+            pin = self.pin.decode()
+            self._wipe_pin()
+            self.dispatch(F.StaffPinSubmitted(pin))
+        elif self.state.screen is F.Screen.CARD and len(self.pin) == 4:
+            self.dispatch(F.CardEvent(C.PinSubmitted()))
+
+    # ---------------------------------------------------------------- drawing
+    def theme(self) -> Any:
+        from kivy.core.window import Window
+
+        from kiosk.screens.widgets import Theme
+
+        return Theme(scale=1.3 if self.state.large_text else 1.0, high_contrast=self.state.high_contrast,
+                     portrait=Window.height > Window.width)
+
+    def render(self, force: bool = False) -> None:
+        from kiosk.screens import ViewContext, build
+
+        # last_activity and the retry countdown alone change nothing on the page
+        key = (replace(self.state, last_activity=0.0), len(self.pin), self.theme())
+        if not force and key == self._shown:
+            return
+        self._shown = key
+        ctx = ViewContext(
+            state=self.state, kiosk=self.kiosk, messages=self.messages, card_messages=self.card_messages,
+            printer_messages=self.printer_messages, theme=self.theme(), send=self.dispatch,
+            pin_length=len(self.pin), pin_digit=self.pin_digit, pin_delete=self.pin_delete,
+            pin_submit=self.pin_submit, staff_enabled=bool(self.settings.staff_pin),
+        )
+        page = build(ctx)
+        if self.page is not None:
+            self.root.remove_widget(self.page)
+        self.page = page
+        self.root.add_widget(page, index=1 if self.overlay is not None else 0)
+        self.screens_shown.append((self.state.screen, self.clock()))
+        self._countdown = None
+        self._update_overlay()
+        if self.on_render is not None:
+            self.on_render(self.state)
+
+    def _update_overlay(self) -> None:
+        """The idle countdown sits above the page, updated in place every second."""
+        from kiosk import flow as F
+        from kiosk.screens.overlay import idle_overlay
+
+        left = self.state.idle_left(self.clock(), self.kiosk.config)
+        if left == self._countdown and (left is None) == (self.overlay is None):
+            return
+        self._countdown = left
+        if self.overlay is not None:
+            self.root.remove_widget(self.overlay)
+            self.overlay = None
+        if left is not None:
+            self.overlay = idle_overlay(self.theme(), self.messages, self.state.lang, left,
+                                        lambda: self.dispatch(F.Touched(self.clock())))
+            self.root.add_widget(self.overlay)
+
+
+def run_app(settings: KioskSettings) -> int:
+    """Open the kiosk window and run until it is closed."""
+    w, h = (1080, 1920) if settings.portrait else (1920, 1080)
+    prepare_kivy(w, h, settings.fullscreen)
+    from kivy.app import App
+
+    shell = KioskShell(settings)
+
+    class KioskApp(App):
+        title = "madoguchi kiosk"
+
+        def build(self) -> Any:
+            return shell.build()
+
+        def on_stop(self) -> None:
+            shell.stop()
+
+    KioskApp().run()
+    return 0

@@ -1,0 +1,107 @@
+"""Start (language), purpose, reservation code and staff PIN screens."""
+
+from __future__ import annotations
+
+from kivy.uix.anchorlayout import AnchorLayout
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.gridlayout import GridLayout
+from kivy.uix.widget import Widget
+
+from kiosk import flow as F
+from kiosk.screens import ViewContext
+from kiosk.screens.widgets import BigButton, digit_pad, fill
+from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES, pick
+
+
+def language(ctx: ViewContext) -> Widget:
+    """Welcome and the seven languages, each written in itself; the staff entry sits apart."""
+    th = ctx.theme
+    box = BoxLayout(orientation="vertical", spacing=24)
+    box.add_widget(ctx.text(ctx.messages.get("language.welcome", "ja"), "title", halign="center"))
+    # The prompt in Japanese and English first: most visitors read one of them.
+    box.add_widget(ctx.text(ctx.messages.get("language.title", "ja") + "\n"
+                            + ctx.messages.get("language.title", "en"), "heading", halign="center",
+                            color=th.muted))
+    cols = 2 if th.portrait else 4
+    grid = GridLayout(cols=cols, spacing=20, size_hint_y=None)
+    grid.bind(minimum_height=grid.setter("height"))
+    for code in LANGUAGES:
+        grid.add_widget(BigButton(LANGUAGE_NAMES[code], code, th, lambda c=code: ctx.send(F.ChooseLanguage(c)),
+                                  role="title", height=round(170 * th.scale), primary=True, name=f"lang-{code}"))
+    box.add_widget(grid)
+    box.add_widget(Widget())
+    if ctx.staff_enabled:
+        row = BoxLayout(size_hint_y=None, height=96)
+        row.add_widget(Widget())
+        staff = ctx.button(ctx.t("staff.button"), F.StaffPressed(), role="small", height=96, name="staff")
+        staff.size_hint_x, staff.width = None, 220
+        row.add_widget(staff)
+        box.add_widget(row)
+    return box
+
+
+def purpose(ctx: ViewContext) -> Widget:
+    """Life events, certificates, consultation and reservation check-in as big buttons."""
+    th = ctx.theme
+    box = BoxLayout(orientation="vertical", spacing=20)
+    box.add_widget(ctx.text(ctx.t("purpose.title"), "title"))
+    cols = 2 if th.portrait else 3
+    grid = GridLayout(cols=cols, spacing=18)
+    cat = ctx.kiosk.catalogue
+    for pid in ctx.kiosk.config.purposes:
+        grid.add_widget(ctx.button(bracket_break(pick(cat.purposes[pid].name, ctx.lang)), F.ChoosePurpose(pid),
+                                   role="heading", height=0, name=f"purpose-{pid}"))
+    if ctx.state.reservation_code is None:
+        grid.add_widget(ctx.button(ctx.t("purpose.reservation"), F.ChooseReservation(), role="heading", height=0,
+                                   primary=True, name="purpose-reservation"))
+    box.add_widget(grid)
+    return box
+
+
+def bracket_break(name: str) -> str:
+    """Start a full-width parenthesis on its own line: "転居（市内で引っ越し）" would otherwise wrap
+    inside the brackets and leave a lone "）" (Kivy wraps CJK at any character, with no kinsoku)."""
+    head, sep, tail = name.partition("（")
+    return f"{head}\n{sep}{tail}" if sep and head else name
+
+
+def _masked(ctx: ViewContext, shown: str) -> Widget:
+    th = ctx.theme
+    holder = AnchorLayout(size_hint=(None, None), size=(624, 130))
+    fill(holder, th.panel, th.border, 2)
+    holder.add_widget(ctx.text(shown or " ", "title", halign="center"))
+    return holder
+
+
+def _pad_screen(ctx: ViewContext, title: str, shown: str, on_digit, on_delete, on_ok, hint: str = "") -> Widget:
+    th = ctx.theme
+    outer = BoxLayout(orientation="vertical", spacing=18)
+    outer.add_widget(ctx.text(title, "title"))
+    if hint:
+        outer.add_widget(ctx.text(hint, "body", color=th.muted))
+    if ctx.state.notice and ctx.state.notice in ("staff.pin_wrong", "reservation.too_short",
+                                                 "question.out_of_range"):
+        outer.add_widget(ctx.text(ctx.t(ctx.state.notice), "heading", color=th.accent))
+    centre = AnchorLayout(anchor_x="center", anchor_y="top")
+    col = BoxLayout(orientation="vertical", spacing=16, size_hint=(None, None), width=624)
+    col.add_widget(_masked(ctx, shown))
+    key_h = 110 if not th.portrait else 140
+    pad = digit_pad(th, ctx.lang, on_digit, on_delete, on_ok, ctx.t("nav.ok"), ctx.t("nav.delete"), key_h)
+    col.add_widget(pad)
+    col.height = 130 + 16 + pad.height
+    centre.add_widget(col)
+    outer.add_widget(centre)
+    return outer
+
+
+def reservation(ctx: ViewContext) -> Widget:
+    s = ctx.state
+    return _pad_screen(ctx, ctx.t("reservation.title"), s.entry,
+                       lambda d: ctx.send(F.PadDigit(d)), lambda: ctx.send(F.PadDelete()),
+                       lambda: ctx.send(F.PadDone()))
+
+
+def staff_pin(ctx: ViewContext) -> Widget:
+    """Masked: the digits stay in the shell's buffer; only dots are drawn."""
+    return _pad_screen(ctx, ctx.t("staff.title"), "●" * ctx.pin_length, ctx.pin_digit, ctx.pin_delete,
+                       ctx.pin_submit)

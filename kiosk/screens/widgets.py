@@ -1,0 +1,216 @@
+"""Building blocks of the kiosk views: themed text, big buttons, digit pads, QR codes.
+
+Sizes are in pixels of a 1080-pixel-high (landscape) or 1080-pixel-wide (portrait) screen. The
+smallest touch target is :data:`MIN_TARGET_PX`: 15 mm on the smallest full-HD kiosk screen we
+expect (21.5", 4.03 px/mm) is 61 px; targets here are larger still.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kivy.core.image import Image as CoreImage
+from kivy.graphics import Color, Line, Rectangle
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.button import Button
+from kivy.uix.gridlayout import GridLayout
+from kivy.uix.image import Image
+from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+
+from kiosk.fonts import markup
+
+#: 15 mm at 4.03 px/mm (21.5" full-HD panel), rounded up.
+MIN_TARGET_PX = 61
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Colours and sizes for one combination of the large-text and high-contrast toggles."""
+
+    scale: float
+    high_contrast: bool
+    portrait: bool
+
+    # colours (r, g, b, a)
+    @property
+    def bg(self) -> tuple[float, ...]:
+        return (0, 0, 0, 1) if self.high_contrast else (0.96, 0.96, 0.94, 1)
+
+    @property
+    def fg(self) -> tuple[float, ...]:
+        return (1, 1, 1, 1) if self.high_contrast else (0.08, 0.08, 0.1, 1)
+
+    @property
+    def muted(self) -> tuple[float, ...]:
+        return (0.9, 0.9, 0.9, 1) if self.high_contrast else (0.3, 0.3, 0.33, 1)
+
+    @property
+    def primary(self) -> tuple[float, ...]:
+        return (1, 0.86, 0, 1) if self.high_contrast else (0.0, 0.33, 0.62, 1)
+
+    @property
+    def primary_fg(self) -> tuple[float, ...]:
+        return (0, 0, 0, 1) if self.high_contrast else (1, 1, 1, 1)
+
+    @property
+    def secondary(self) -> tuple[float, ...]:
+        return (0.15, 0.15, 0.15, 1) if self.high_contrast else (0.86, 0.87, 0.88, 1)
+
+    @property
+    def secondary_fg(self) -> tuple[float, ...]:
+        return (1, 1, 1, 1) if self.high_contrast else (0.08, 0.08, 0.1, 1)
+
+    @property
+    def accent(self) -> tuple[float, ...]:  # notices, warnings
+        return (1, 0.86, 0, 1) if self.high_contrast else (0.72, 0.22, 0.0, 1)
+
+    @property
+    def panel(self) -> tuple[float, ...]:
+        return (0.1, 0.1, 0.1, 1) if self.high_contrast else (1, 1, 1, 1)
+
+    @property
+    def border(self) -> tuple[float, ...]:
+        return (1, 1, 1, 1) if self.high_contrast else (0.75, 0.76, 0.78, 1)
+
+    # sizes (px)
+    def font(self, role: str) -> float:
+        base = {"huge": 150, "title": 50, "heading": 40, "body": 34, "button": 38, "small": 28, "bar": 27}[role]
+        return round(base * self.scale)
+
+    @property
+    def button_height(self) -> int:
+        return round(max(120, 120 * self.scale))
+
+    @property
+    def bar_height(self) -> int:
+        return 92
+
+    @property
+    def pad(self) -> int:
+        return 24
+
+
+def fill(widget: Widget, color: Sequence[float], border: Sequence[float] | None = None, width: float = 2) -> None:
+    """Paint a background (and a border) behind ``widget`` that follows its size."""
+    with widget.canvas.before:
+        Color(*color)
+        rect = Rectangle(pos=widget.pos, size=widget.size)
+        if border is not None:
+            Color(*border)
+            line = Line(rectangle=(*widget.pos, *widget.size), width=width)
+        else:
+            line = None
+
+    def update(*_: object) -> None:
+        rect.pos, rect.size = widget.pos, widget.size
+        if line is not None:
+            line.rectangle = (*widget.pos, *widget.size)
+
+    widget.bind(pos=update, size=update)
+
+
+class Text(Label):
+    """A wrapping paragraph whose height follows its text (for stacks and scroll views)."""
+
+    def __init__(self, text: str, lang: str, theme: Theme, role: str = "body", color=None, bold: bool = False,
+                 halign: str = "left", fixed_height: bool = False, **kw: object):
+        super().__init__(
+            text=markup(text, lang, bold=bold or role in ("title", "huge", "heading")),
+            markup=True,
+            font_size=theme.font(role),
+            color=color or theme.fg,
+            halign=halign,
+            valign="middle",
+            size_hint_y=None if not fixed_height else kw.pop("size_hint_y", 1),
+            line_height=1.15,
+            **kw,
+        )
+        self.plain = text  # what the citizen reads: tests look for it
+        self.bind(width=lambda *_: setattr(self, "text_size", (self.width, None)))
+        if not fixed_height:
+            self.bind(texture_size=lambda *_: setattr(self, "height", self.texture_size[1] + 8))
+
+
+class BigButton(Button):
+    """A touch target of at least 15 mm that wraps its label and fires ``on_tap`` once per press."""
+
+    def __init__(self, text: str, lang: str, theme: Theme, on_tap: Callable[[], None], primary: bool = False,
+                 role: str = "button", height: int | None = None, selected: bool = False, name: str = "",
+                 **kw: object):
+        bg = theme.primary if primary or selected else theme.secondary
+        fg = theme.primary_fg if primary or selected else theme.secondary_fg
+        super().__init__(
+            text=markup(text, lang, bold=primary or selected),
+            markup=True,
+            font_size=theme.font(role),
+            color=fg,
+            background_normal="",
+            background_down="",
+            background_color=bg,
+            halign="center",
+            valign="middle",
+            size_hint_y=None if height != 0 else 1,
+            **kw,
+        )
+        if height != 0:
+            self.height = height or theme.button_height
+        self.plain = text
+        self.name = name or text
+        self.selected = selected
+        self._on_tap = on_tap
+        self.bind(size=lambda *_: setattr(self, "text_size", (self.width - 24, self.height - 12)))
+        if theme.high_contrast:
+            fill(self, (0, 0, 0, 0), theme.border, 2)
+        self.bind(on_release=lambda *_: self._on_tap())
+
+
+def qr_image(data: str, size: int) -> Image:
+    """A QR code as a Kivy image (black on white with a quiet zone, readable in high contrast too)."""
+    import qrcode
+
+    qr = qrcode.QRCode(border=3, box_size=10, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(data)
+    qr.make(fit=True)
+    buf = io.BytesIO()
+    qr.make_image(fill_color="black", back_color="white").save(buf, format="PNG")
+    buf.seek(0)
+    texture = CoreImage(buf, ext="png").texture
+    texture.mag_filter = "nearest"  # crisp modules, no blur
+    img = Image(texture=texture, size_hint=(None, None), size=(size, size), fit_mode="contain")
+    img.qr_data = data
+    return img
+
+
+def digit_pad(theme: Theme, lang: str, on_digit: Callable[[str], None], on_delete: Callable[[], None],
+              on_ok: Callable[[], None], ok_text: str, delete_text: str, key_height: int = 120) -> GridLayout:
+    """A 3×4 digit pad: 1–9, delete, 0, OK (the kiosk has no IME and needs none)."""
+    grid = GridLayout(cols=3, spacing=12, size_hint=(None, None))
+    grid.width = 3 * 200 + 2 * 12
+    grid.height = 4 * key_height + 3 * 12
+    for d in "123456789":
+        grid.add_widget(BigButton(d, lang, theme, lambda d=d: on_digit(d), role="title", height=key_height,
+                                  name=f"digit-{d}"))
+    grid.add_widget(BigButton(delete_text, lang, theme, on_delete, height=key_height, name="pad-delete"))
+    grid.add_widget(BigButton("0", lang, theme, lambda: on_digit("0"), role="title", height=key_height,
+                              name="digit-0"))
+    grid.add_widget(BigButton(ok_text, lang, theme, on_ok, primary=True, height=key_height, name="pad-ok"))
+    return grid
+
+
+def hbox(*children: Widget, spacing: int = 16, height: int | None = None, **kw: object) -> BoxLayout:
+    box = BoxLayout(orientation="horizontal", spacing=spacing, size_hint_y=None if height else 1, **kw)
+    if height:
+        box.height = height
+    for c in children:
+        box.add_widget(c)
+    return box
+
+
+def vstack(spacing: int = 16, padding: int = 0) -> BoxLayout:
+    """A vertical stack whose height follows its children (to put in a ScrollView)."""
+    box = BoxLayout(orientation="vertical", spacing=spacing, padding=padding, size_hint_y=None)
+    box.bind(minimum_height=box.setter("height"))
+    return box

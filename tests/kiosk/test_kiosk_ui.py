@@ -1,0 +1,444 @@
+"""The Kivy kiosk under SDL_VIDEODRIVER=offscreen, driven by simulated touches, against the real
+server on a loopback port: the whole 死亡① visit, the offline path, the printer-failure path.
+
+Every screen is saved as a PNG under tests/screenshots/kiosk/ (git-ignored) in ja and en, with
+one in large-text mode, one in high contrast and one in portrait: look at them after a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+os.environ.setdefault("KIVY_HOME", "/tmp/madoguchi-kivy-test")
+
+from kiosk.app import KioskSettings, prepare_kivy  # noqa: E402
+
+prepare_kivy(1920, 1080)
+
+from kivy.base import EventLoop  # noqa: E402
+from kivy.core.window import Window  # noqa: E402
+from kivy.tests.common import UnitTestTouch  # noqa: E402
+
+from kiosk import flow as F  # noqa: E402
+from kiosk.card import flow as C  # noqa: E402
+from kiosk.screens.widgets import MIN_TARGET_PX, BigButton  # noqa: E402
+from tests.kiosk.test_flow import DEATH_1  # noqa: E402
+from tests.support.live_server import Client, LiveServer  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "tests" / "screenshots" / "kiosk"
+STAFF_PIN = "2468"
+
+
+# ------------------------------------------------------------------ fixtures and helpers
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    d = tmp_path_factory.mktemp("kiosk-server")
+    srv = LiveServer(db_url=f"sqlite:///{d / 'lobby.db'}", secrets=d / "secrets.toml").start()
+
+    async def open_counters():  # open counters, so the lists show real wait estimates
+        for n in (1, 5, 6, 7, 10, 11):
+            c, r = await Client.open(srv.url, role="counter", site="honcho", counter=n,
+                                     token=srv.tokens().counters["honcho"][n], staff="テスト")
+            await c.ok("open")
+            await c.close()
+
+    run(open_counters())
+    yield srv
+    srv.kill()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def window() -> Iterator[None]:
+    EventLoop.ensure_window()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield
+
+
+class Kiosk:
+    """A KioskShell in the offscreen window, with touch and screenshot helpers."""
+
+    def __init__(self, shell):
+        self.shell = shell
+
+    @property
+    def state(self) -> F.KioskState:
+        return self.shell.state
+
+    def pump(self, until: Callable[[], bool] = lambda: True, timeout: float = 10.0, frames: int = 2) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            EventLoop.idle()
+            if until():
+                for _ in range(frames):
+                    EventLoop.idle()
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out on screen {self.state.screen}: {self.state.notice}")
+            time.sleep(0.005)
+
+    def buttons(self) -> list[BigButton]:
+        return [w for w in self.shell.root.walk(restrict=True) if isinstance(w, BigButton)]
+
+    def button(self, name: str) -> BigButton:
+        found = [b for b in self.buttons() if b.name == name]
+        assert found, f"no button {name!r} on {self.state.screen}: {[b.name for b in self.buttons()]}"
+        return found[0]
+
+    def texts(self) -> str:
+        return "\n".join(getattr(w, "plain", "") for w in self.shell.root.walk(restrict=True))
+
+    def tap(self, name: str) -> None:
+        """A real touch at the button's centre, through the window's input dispatch."""
+        EventLoop.idle()  # lay out a page built since the last frame, so the centre is real
+        EventLoop.idle()
+        b = self.button(name)
+        x, y = b.to_window(*b.center)
+        touch = UnitTestTouch(x, y)
+        touch.touch_down()
+        touch.touch_up()
+        self.pump(frames=1)
+
+    def wait_screen(self, screen: F.Screen, timeout: float = 10.0) -> None:
+        self.pump(lambda: self.state.screen is screen, timeout)
+
+    def shot(self, name: str) -> Path:
+        EventLoop.idle()
+        path = SHOTS / f"{name}.png"
+        self.shell.root.export_to_png(str(path))
+        self.check_targets()
+        return path
+
+    def check_targets(self) -> None:
+        for b in self.buttons():
+            assert b.height >= MIN_TARGET_PX and b.width >= MIN_TARGET_PX, (b.name, b.size)
+
+    def answer_death_1(self, lang: str, shots: bool) -> None:
+        seen = set()
+        while self.state.screen is F.Screen.QUESTION:
+            q = self.shell.kiosk.catalogue.questions[self.state.question]
+            value = DEATH_1[q.id]
+            if shots and q.kind not in seen:
+                self.shot(f"{lang}-04-question-{q.kind}")
+                seen.add(q.kind)
+            before = len(self.state.answers)
+            if q.kind == "number":
+                for d in value:
+                    self.tap(f"digit-{d}")
+                if shots and q.id == "deceased_age":
+                    self.shot(f"{lang}-04-question-number-entered")
+                self.tap("pad-ok")
+            else:
+                self.tap(f"answer-{value}")
+            assert len(self.state.answers) == before + 1, q.id
+
+
+@pytest.fixture
+def kiosk(live: LiveServer, tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
+    made: list = []
+
+    def make(**kw) -> Kiosk:
+        from kiosk.app import KioskShell
+
+        settings = KioskSettings(
+            server=kw.pop("server", live.url), device=kw.pop("device", "kiosk-ui"),
+            token=live.tokens().roles["kiosk"], staff_pin=STAFF_PIN,
+            printer=kw.pop("printer", f"file://{tmp_path / 'ticket.bin'}"), **kw,
+        )
+        shell = KioskShell(settings)
+        shell.repeat_window = 0.0  # test taps come faster than any hand; the doubling has its own test
+        root = shell.build()
+        Window.add_widget(root)
+        made.append((shell, root))
+        k = Kiosk(shell)
+        k.pump(lambda: shell.state.online or settings.server != live.url, 10)
+        return k
+
+    yield make
+    for shell, root in made:
+        shell.stop()
+        Window.remove_widget(root)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def admin_tickets(live: LiveServer) -> list[dict]:
+    c, r = await Client.open(live.url, role="admin", token=live.tokens().roles["admin"], site="honcho")
+    assert "result" in r, r
+    tickets = (await c.ok("snapshot"))["tickets"]
+    await c.close()
+    return tickets
+
+
+class FakeCard:
+    """Stands in for the reader thread: records what the flow asked for, posts nothing itself."""
+
+    def __init__(self) -> None:
+        self.pins: list[bytes] = []
+
+    def wait(self) -> None: ...
+    def tries(self) -> None: ...
+    def read(self) -> None: ...
+    def close(self) -> None: ...
+
+    def verify(self, pin: bytearray, confirm_last_try: bool) -> None:
+        self.pins.append(bytes(pin))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ the whole visit
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_death_1_by_touch_issues_one_ticket_prints_it_and_shows_its_number(kiosk, live, lang, tmp_path):
+    k = kiosk()
+    before = len(run(admin_tickets(live)))
+    k.shot(f"{lang}-01-language")
+    k.tap(f"lang-{lang}")
+    assert k.state.screen is F.Screen.PURPOSE and k.state.lang == lang
+    k.shot(f"{lang}-02-purpose")
+    k.tap("purpose-death")
+    k.answer_death_1(lang, shots=True)
+    assert k.state.screen is F.Screen.PLAN
+    k.pump(lambda: k.state.waits is not None)  # the server's wait estimate arrived
+    k.shot(f"{lang}-05-plan")
+    assert [s["department"] for s in k.state.plan["steps"]] == [
+        "shimin", "hoken_nenkin", "kaigo", "shogai", "zeimu", "nouzei", "suido"]
+    k.tap("take-number")
+    k.wait_screen(F.Screen.DONE)
+    number = k.state.issue_result["ticket"]["number"]
+    assert k.state.printed and number in k.texts().split("\n")
+    k.shot(f"{lang}-09-done")
+    data = (tmp_path / "ticket.bin").read_bytes()
+    assert data.startswith(b"\x1b@") and len(data) > 5000  # an image ticket went to the printer file
+    tickets = run(admin_tickets(live))
+    assert len(tickets) == before + 1  # issued exactly once
+    k.tap("finish")
+    assert k.state.screen is F.Screen.LANGUAGE and k.state.answers == () and k.state.issue_result is None
+
+
+def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk, live):
+    """Screens the death walk does not pass: certificates (convenience store, multi-select),
+    reservation, choice question, card screens, staff PIN, idle countdown, issuing/printing, errors."""
+    from kiosk.card.errors import WrongPin
+    from kiosk.card.record import CardRecord, Sex
+
+    k = kiosk(card=True)
+    for lang in ("ja", "en"):
+        sh = k.shell
+        k.tap(f"lang-{lang}")
+        k.tap("purpose-certificate")
+        k.tap("choice-juminhyo")
+        k.tap("choice-koseki")
+        k.shot(f"{lang}-04-question-multi-selected")
+        k.tap("answer-next")
+        k.pump(lambda: k.state.screen is F.Screen.CONVENIENCE)
+        k.shot(f"{lang}-03-convenience")
+        k.tap("convenience-continue")
+        k.pump(lambda: k.state.waits is not None)
+        k.tap("take-number")
+        assert k.state.screen is F.Screen.CARD_OFFER
+        k.shot(f"{lang}-06-card-offer")
+        # the card screens, fed with the results the reader thread would post
+        sh.card = FakeCard()
+        k.tap("card-use")
+        k.shot(f"{lang}-07-card-insert")
+        sh.dispatch(F.CardEvent(C.CardPresented()))
+        sh.dispatch(F.CardEvent(C.TriesRead(3)))
+        k.tap("digit-1")
+        k.tap("digit-2")
+        assert "●●" in k.texts() and "12" not in k.texts()  # masked
+        k.shot(f"{lang}-07-card-pin")
+        for d in "34":
+            k.tap(f"digit-{d}")
+        k.tap("pad-ok")
+        assert sh.card.pins == [b"1234"] and sh.pin == bytearray()  # handed to the reader, not kept
+        sh.dispatch(F.CardEvent(C.Failed(WrongPin(1))))
+        k.shot(f"{lang}-07-card-one-try-left")
+        record = CardRecord("黒桐\u3000幹也", "山形県酒田市本町二丁目2番45号", dt.date(1980, 2, 17), Sex.MALE)
+        for e in (C.LastTryConfirmed(), C.PinSubmitted(), C.PinVerified(), C.RecordRead(record)):
+            sh.dispatch(F.CardEvent(e))
+        k.shot(f"{lang}-07-card-consent")
+        k.tap("card-decline")  # declined: the ticket is issued without the card data
+        k.wait_screen(F.Screen.DONE)
+        assert k.state.issue_result["prefilled"] is False
+        k.tap("finish")
+        # reservation code and a choice question (consultation)
+        k.tap(f"lang-{lang}")
+        k.tap("purpose-reservation")
+        for d in "2031":
+            k.tap(f"digit-{d}")
+        k.shot(f"{lang}-02-reservation")
+        k.tap("pad-ok")
+        k.tap("purpose-consultation")
+        k.shot(f"{lang}-04-question-choice")
+        k.tap("restart")
+        # staff PIN and assist mode
+        k.tap("staff")
+        for d in "1111":
+            k.tap(f"digit-{d}")
+        k.tap("pad-ok")
+        k.shot(f"{lang}-08-staff-pin-wrong")
+        for d in STAFF_PIN:
+            k.tap(f"digit-{d}")
+        k.tap("pad-ok")
+        assert k.state.assist and k.state.screen is F.Screen.PURPOSE
+        k.tap(f"lang-{lang}")
+        k.shot(f"{lang}-08-staff-assist-purpose")
+        k.tap("staff-exit")
+        # transient screens, shown from states the flow produces
+        for screen, name in ((F.Screen.ISSUING, "10-issuing"), (F.Screen.PRINTING, "10-printing"),
+                             (F.Screen.ABANDONED, "12-abandoned")):
+            sh.state = F.KioskState(screen=screen, lang=lang, online=True)
+            sh.render()
+            k.shot(f"{lang}-{name}")
+        sh.state = F.KioskState(screen=F.Screen.ERROR, lang=lang, online=True, error_code="storage_error")
+        sh.render()
+        k.shot(f"{lang}-12-error")
+        # the idle countdown over a question
+        sh.state = F.KioskState(lang=lang, online=True)
+        sh.render()
+        k.tap(f"lang-{lang}")
+        k.tap("purpose-move_in")
+        sh.state = F.replace(sh.state, last_activity=sh.clock() - sh.kiosk.config.idle_seconds - 3)
+        sh.tick()
+        k.pump(frames=1)
+        assert sh.overlay is not None
+        k.shot(f"{lang}-13-idle-countdown")
+        k.tap("idle-continue")
+        assert sh.overlay is None and k.state.screen is F.Screen.QUESTION
+        k.tap("restart")
+
+    # large text, high contrast, portrait: the done screen and the plan
+    k.tap("lang-ja")
+    k.tap("toggle-large")
+    k.tap("purpose-death")
+    k.answer_death_1("ja", shots=False)
+    k.pump(lambda: k.state.waits is not None)
+    k.shot("ja-large-05-plan")
+    k.tap("toggle-large")
+    k.tap("toggle-contrast")
+    k.shot("ja-contrast-05-plan")
+    k.tap("toggle-contrast")
+    Window.size = (1080, 1920)
+    try:
+        k.pump(frames=2)
+        k.shell.render(force=True)
+        k.shot("ja-portrait-05-plan")
+        k.tap("take-number")
+        k.tap("card-skip")
+        k.wait_screen(F.Screen.DONE)
+        k.shot("ja-portrait-09-done")
+        k.tap("finish")
+        k.shell.render(force=True)
+        k.shot("ja-portrait-01-language")
+    finally:
+        Window.size = (1920, 1080)
+        k.pump(frames=2)
+
+
+# ------------------------------------------------------------------ faults
+def test_offline_shows_a_clear_screen_reconnects_and_issues_exactly_once(kiosk, tmp_path):
+    port = free_port()
+    srv = LiveServer(db_url=f"sqlite:///{tmp_path / 'offline.db'}", secrets=tmp_path / "secrets.toml")
+    srv.start(port=port)
+    tokens = srv.tokens()
+    srv.kill()  # down before the kiosk ever sees it
+    from kiosk.app import KioskShell
+
+    settings = KioskSettings(server=f"ws://127.0.0.1:{port}/ws", device="kiosk-off", token=tokens.roles["kiosk"],
+                             printer=None)
+    shell = KioskShell(settings)
+    shell.repeat_window = 0.0
+    root = shell.build()
+    Window.add_widget(root)
+    k = Kiosk(shell)
+    try:
+        k.tap("lang-en")
+        k.tap("purpose-death")
+        k.answer_death_1("en", shots=False)
+        assert k.state.plan_offline
+        k.shot("en-05-plan-offline")
+        k.tap("take-number")
+        assert k.state.screen is F.Screen.OFFLINE
+        k.pump(lambda: k.state.retry_in > 0)
+        k.shot("en-11-offline")
+        assert "Cannot reach the server" in k.texts()
+        key = k.state.pending_key
+        srv.start(port=port)
+        k.wait_screen(F.Screen.DONE, timeout=30)
+        number = k.state.issue_result["ticket"]["number"]
+        assert number in k.texts().split("\n")
+        tickets = run(admin_tickets(srv))
+        assert len(tickets) == 1
+        # the same key again (a retry after a lost reply) returns the same ticket, never a second one
+        async def again():
+            c, _ = await Client.open(srv.url, role="kiosk", device="kiosk-off", token=tokens.roles["kiosk"])
+            r = await c.ok("issue", purposes=["death"], answers={}, lang="en", idempotency_key=key)
+            await c.close()
+            return r
+        assert run(again())["ticket"]["number"] == number
+        assert len(run(admin_tickets(srv))) == 1
+    finally:
+        shell.stop()
+        Window.remove_widget(root)
+        srv.kill()
+
+
+def test_printer_failure_shows_the_ticket_with_its_qr_and_alerts_staff(kiosk, live):
+    async def counter():
+        tok = live.tokens().counters["honcho"][1]
+        c, r = await Client.open(live.url, role="counter", site="honcho", counter=1, token=tok, staff="佐藤")
+        return c
+
+    k = kiosk(printer="network://127.0.0.1:9", printer_timeout=1.0, device="kiosk-pf")
+    k.tap("lang-ja")
+    k.tap("purpose-certificate")
+    k.tap("choice-nouzei")
+    k.tap("answer-next")
+    k.pump(lambda: k.state.waits is not None)
+
+    async def scenario():
+        c = await counter()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: None)
+        return c
+
+    c = run(scenario()) if False else None  # noqa: F841 - the alert is checked below on a live socket
+
+    async def watch():
+        tok = live.tokens().counters["honcho"][1]
+        cl, _ = await Client.open(live.url, role="counter", site="honcho", counter=1, token=tok, staff="佐藤")
+        return cl
+
+    loop = asyncio.new_event_loop()
+    try:
+        cl = loop.run_until_complete(watch())
+        k.tap("take-number")
+        k.wait_screen(F.Screen.DONE)
+        assert k.state.print_error is not None and not k.state.printed
+        qrs = [w for w in k.shell.root.walk(restrict=True) if getattr(w, "qr_data", "")]
+        assert qrs and qrs[0].qr_data == k.state.issue_result["ticket"]["status_url"]
+        k.shot("ja-09-done-printer-failed")
+        push = loop.run_until_complete(cl.wait_push(
+            lambda p: p.get("push") == "help" and p["data"].get("device") == "kiosk-pf", timeout=10))
+        assert push["data"]["kind"] == "fault" and push["data"]["device_kind"] == "printer"
+        loop.run_until_complete(cl.close())
+    finally:
+        loop.close()
