@@ -236,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         "mmc": {"c": c, "rho": rho, "service_minutes": 1 / mu, "erlang_wq_minutes": erlang, "rows": out_rows},
         "april_peak_week": april,
     }
-    print(json.dumps(result, ensure_ascii=False, indent=1))
-    if args.json:
+    if args.json:  # before stdout, which a pager or `head` may close early
         Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(json.dumps(result, ensure_ascii=False, indent=1))
     return 0
 
 
