@@ -94,7 +94,9 @@ def privacy(caplog: pytest.LogCaptureFixture) -> Iterator[PrivacyGuard]:
     caplog.set_level(logging.DEBUG)
     guard = PrivacyGuard()
     yield guard
-    haystack = [caplog.text, *(r.getMessage() for r in caplog.records), *guard.texts]
+    # caplog.records/text hold only the current phase (teardown here): gather every phase.
+    records = [r for when in ("setup", "call", "teardown") for r in caplog.get_records(when)]  # type: ignore[arg-type]
+    haystack = [*(r.getMessage() for r in records), *(repr(r.args) for r in records), *guard.texts]
     for secret in _secrets():
         for text in haystack:
             assert secret not in text, "personal data or PIN leaked into a log line or an error"
