@@ -181,6 +181,7 @@ class CardSession:
         self._broken = False  # a call timed out: the worker may be stuck, do not queue more
         self._cancelled = threading.Event()
         self._closed = threading.Event()
+        self._closing = False
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -191,7 +192,13 @@ class CardSession:
         self.close()
 
     def close(self) -> None:
-        """Reset and release the card, release the context. Never blocks on a stuck reader."""
+        """Reset and release the card, release the context. Never blocks on a stuck reader.
+
+        Idempotent: a second call does nothing.
+        """
+        if self._closing:
+            return
+        self._closing = True
         card, context = self._card, self._context
         self._card = self._context = None
         self._verified = False

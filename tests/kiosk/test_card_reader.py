@@ -222,7 +222,9 @@ def test_waiting_can_be_cancelled_from_another_thread(pcscd: str, privacy: Priva
     start = time.monotonic()
     privacy.raises(Cancelled, session.wait_for_card)
     session.close()
+    session.close()  # idempotent: must not wait on the stopped worker
     assert time.monotonic() - start < 3
+    assert session.wait_closed(0)
 
 
 def test_waits_for_a_card_presented_later(insert_card: Insert) -> None:
