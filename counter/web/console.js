@@ -111,13 +111,7 @@ function renderCurrent() {
       here && here.recalls ? el("span", {}, t("console.recalls", { n: here.recalls })) : null,
       cur.assistance ? el("span", { class: "mark assistance" }, t("console.assistance")) : null,
       cur.reserved_for ? el("span", { class: "mark reservation" }, t("console.reservation")) : null),
-    el("h3", {}, t("console.plan")),
-    el("ol", { class: "steps" }, cur.steps.map((s) => el("li", { class: s === here ? "here" : s.state },
-      el("span", { class: "st" }, t(`state.${s.state}`)),
-      el("span", { class: "dept" }, deptName(s.department)),
-      el("div", { class: "procs" }, s.procedures.map(procName).join("、"))))),
-    docs.size ? el("h3", {}, t("console.documents")) : null,
-    docs.size ? el("ul", { class: "docs" }, [...docs].map((d) => el("li", {}, pick(S.catalogue.documents[d], LANG) || d))) : null,
+    // the card data first: it is what staff copy into forms
     el("h3", {}, t("console.prefill")),
     prefill
       ? el("div", { class: "prefill", id: "prefill" },
@@ -125,7 +119,14 @@ function renderCurrent() {
           el("dt", {}, t(`field.${k}`)),
           el("dd", {}, k === "sex" ? t(`sex.${prefill[k]}`) : k === "birth_date" ? fmtDate(prefill[k]) : prefill[k])])),
         el("p", {}, t("console.prefill_note")))
-      : el("p", { class: "empty" }, t("console.no_prefill")));
+      : el("p", { class: "empty" }, t("console.no_prefill")),
+    docs.size ? el("h3", {}, t("console.documents")) : null,
+    docs.size ? el("ul", { class: "docs" }, [...docs].map((d) => el("li", {}, pick(S.catalogue.documents[d], LANG) || d))) : null,
+    el("h3", {}, t("console.plan")),
+    el("ol", { class: "steps" }, cur.steps.map((s) => el("li", { class: s === here ? "here" : s.state },
+      el("span", { class: "st" }, t(`state.${s.state}`)),
+      el("span", { class: "dept" }, deptName(s.department)),
+      el("div", { class: "procs" }, s.procedures.map(procName).join("、"))))));
 }
 
 function renderAlerts() {

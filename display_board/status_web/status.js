@@ -107,6 +107,7 @@ async function main() {
       $("offline").textContent = S.i18n ? S.i18n.t("conn.offline", S.lang || "ja") : "";
     },
     onFatal: () => {
+      $("main").classList.add("not-found");
       $("state").replaceChildren(el("p", { class: "big", id: "not-found" }, t("status.not_found")));
       $("number").textContent = "—";
     },

@@ -1,0 +1,70 @@
+"""The citizen's phone status page (from the ticket's QR code) in a real browser."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.web.conftest import as_counter, issue, shot, status_url
+
+pytestmark = pytest.mark.browser
+
+# Record vibration requests (headless chromium has no vibrator; the page must still ask for it).
+VIBRATE_SPY = "window.__vibrations = []; navigator.vibrate = (p) => { window.__vibrations.push(p); return true; };"
+
+
+@pytest.fixture
+def phone(browser):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                              is_mobile=True, has_touch=True)
+    ctx.add_init_script(VIBRATE_SPY)
+    yield ctx
+    ctx.close()
+
+
+def test_public_page_shows_position_and_wait_then_the_called_state_with_the_counter(live, phone):
+    as_counter(live, 1, ("open", {}))
+    first = issue(live, ("certificate",))["ticket"]
+    mine = issue(live, ("certificate",))["ticket"]
+    page = phone.new_page()
+    page.goto(status_url(live, mine["public_token"]))
+    page.wait_for_selector("#position")
+    assert page.locator("#number").inner_text() == mine["number"]
+    assert page.locator("#position").inner_text() == "あなたの前に 1人"
+    assert "分" in page.locator("#wait").inner_text()
+    page.locator("#alerts").tap()  # the tap that lets the page make a sound later
+    shot(page, "status-waiting")
+
+    as_counter(live, 1, ("call", {"ticket": first["id"]}), ("start", {}), ("complete", {}))
+    page.wait_for_function("document.querySelector('#position') && document.querySelector('#position').textContent === 'まもなく呼ばれます'")
+
+    t0 = time.monotonic()
+    as_counter(live, 1, ("call", {"ticket": mine["id"]}))
+    page.wait_for_selector("#called-counter", timeout=2000)
+    assert time.monotonic() - t0 < 1.5
+    assert page.locator("#called-counter").inner_text() == "1番窓口"
+    assert "1階" in page.locator("#state").inner_text()
+    assert "called" in page.locator("#state").get_attribute("class")
+    assert page.evaluate("window.__vibrations.length") >= 1
+    shot(page, "status-called")
+
+    # the same page in English, as a visitor would switch it
+    page.select_option("#lang", "en")
+    assert page.locator("#called-counter").inner_text() == "Counter 1"
+    assert "Please go to Counter 1, Floor 1" in page.locator("#state").inner_text()
+    shot(page, "status-called-en")
+
+    # a certificate visit goes on to the tax departments: the page goes back to waiting for them
+    as_counter(live, 1, ("start", {}), ("complete", {}))
+    page.wait_for_selector("#position")
+    assert page.locator("#steps li").first.get_attribute("class") == "done"
+    assert "called" not in page.locator("#state").get_attribute("class")
+
+
+def test_an_unknown_token_says_so_and_shows_no_number(live, phone):
+    page = phone.new_page()
+    page.goto(status_url(live, "not-a-real-token"))
+    page.wait_for_selector("#not-found")
+    assert page.locator("#number").inner_text() == "—"
+    shot(page, "status-not-found")
