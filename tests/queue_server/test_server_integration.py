@@ -4,7 +4,7 @@ import asyncio
 import json
 import urllib.request
 
-from tests.support.live_server import Client
+from tests.support.live_server import Client, LiveServer
 
 
 def run(coro):
@@ -121,7 +121,9 @@ def test_board_reconnecting_after_a_missed_push_catches_up(live):
     run(scenario())
 
 
-def test_public_client_sees_its_ticket_and_nothing_personal(live):
+def test_public_client_sees_its_ticket_and_nothing_personal(tmp_path):
+    live = LiveServer(db_url=f"sqlite:///{tmp_path / 'p.db'}", secrets=tmp_path / "s.toml", log_level="DEBUG").start()
+
     async def scenario():
         k = await kiosk(live)
         prefill = {"name": "黒桐　幹也", "address": "東京都清瀬市観布子南１２－７－２０２", "birth_date": "19800217", "sex": "1"}
@@ -147,8 +149,15 @@ def test_public_client_sees_its_ticket_and_nothing_personal(live):
                 assert secret not in everything
         # the card data is erased when the visit closes
         assert a["prefilled"] is True
+        return prefill
 
-    run(scenario())
+    prefill = run(scenario())
+    live.kill()
+    server_log = "".join(live.log)
+    assert "DEBUG" in server_log or "INFO" in server_log  # the log was really captured at debug level
+    for secret in prefill.values():
+        if len(secret) > 1:
+            assert secret not in server_log
 
 
 def test_bad_input_gets_a_clear_error_and_the_connection_keeps_working(live):

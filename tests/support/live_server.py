@@ -30,6 +30,7 @@ class LiveServer:
     proc: subprocess.Popen | None = None
     port: int = 0
     log: list[str] = field(default_factory=list)
+    log_level: str = "WARNING"
 
     @property
     def url(self) -> str:
@@ -42,7 +43,7 @@ class LiveServer:
     def start(self, port: int = 0, timeout: float = 30.0) -> LiveServer:
         cmd = [sys.executable, str(ROOT / "run.py"), "server", "--port", str(port or self.port or 0),
                "--db", self.db_url, "--secrets", str(self.secrets), "--config-dir", str(self.config_dir),
-               "--log-level", "WARNING"]
+               "--log-level", self.log_level]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
@@ -62,6 +63,9 @@ class LiveServer:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(10)
+        if self.proc and self.proc.stdout and not self.proc.stdout.closed:
+            self.log.append(self.proc.stdout.read())  # everything the server printed or logged
+            self.proc.stdout.close()
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
