@@ -144,3 +144,31 @@ def test_nobody_is_left_unserved_while_counters_stay_for_overtime(normal):
         rec = LobbyDay(normal, router_for(normal), day, random.Random(stream_seed(8, 0, i))).run()
         assert UNSERVED not in rec.st_outcome
         assert rec.end_s >= rec.close_s
+
+
+def test_indexed_dispatch_equals_a_full_scan_on_random_lobbies(normal):
+    """Property: whatever the priority mix, lunch breaks and patience, every indexed pick equals
+    choose_next over every ticket in the lobby."""
+    import dataclasses
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from simulation.scenario import Reservation
+
+    @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        seed=st.integers(0, 10**6),
+        assistance=st.floats(0.0, 0.6),
+        patience=st.sampled_from([None, 10.0, 45.0]),
+        slots=st.lists(st.sampled_from([540.0, 600.0, 690.0, 780.0, 900.0]), max_size=4, unique=True),
+        aging=st.sampled_from([5.0, 20.0, 120.0]),
+        day=st.integers(0, 4),
+    )
+    def check(seed, assistance, patience, slots, aging, day):
+        beh = dataclasses.replace(normal.behaviour, assistance=assistance, patience_minutes=patience)
+        res = (Reservation("death", tuple(sorted(slots)), 60.0, 1.0, 0.0, 5.0),) if slots else ()
+        sc = dataclasses.replace(normal, behaviour=beh, reservations=res, aging_bound_minutes=aging)
+        LobbyDay(sc, router_for(normal), sc.days[day], random.Random(seed), check_dispatch=True).run()
+
+    check()
