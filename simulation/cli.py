@@ -51,7 +51,12 @@ def _load(name: str):
     from .scenario import load_scenario
 
     try:
-        return load_scenario(scenario_path(name))
+        sc = load_scenario(scenario_path(name))
+        if sc.kind == "lobby" and any(p.route is None for p in sc.purposes.values()):
+            from .routing import planner_router
+
+            planner_router(sc)  # answers checked against the catalogue before any process starts
+        return sc
     except ConfigError as e:
         print(f"scenario {name}: {len(e.problems)} problem(s)", file=sys.stderr)
         for pr in e.problems:

@@ -19,13 +19,14 @@ import tomllib
 from bisect import bisect_right
 from collections.abc import Callable
 from itertools import accumulate
+from pathlib import Path
 
 from queue_server.catalogue import Catalogue, load_catalogue
 from queue_server.conditions import MULTI, NUMBER, UNKNOWN, YESNO
 from queue_server.config import DEFAULT_CONFIG_DIR
 from queue_server.journey import PlanError, plan_visit, questions_for, resolve_purpose
 from queue_server.model import RouteStep
-from queue_server.problems import ConfigError, Problem
+from queue_server.problems import ConfigError, Problem, where
 
 from .model import Route, Router, service_params
 from .scenario import Scenario
@@ -35,26 +36,32 @@ def check_answers(sc: Scenario, cat: Catalogue) -> tuple[list[Problem], list[str
     """Problems (unknown purpose, question or value) and notes (questions left unanswered)."""
     problems: list[Problem] = []
     notes: list[str] = []
+    try:
+        text = Path(sc.file).read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+
+    def at(key: str, qid: str) -> str:
+        return where(sc.file, text, f"purposes.{key}.answers.{qid}", f"purposes.{key}", qid)
+
     for key, p in sc.purposes.items():
         if p.route is not None:
             continue
         try:
             pid = resolve_purpose(cat, key)
         except PlanError as e:
-            problems.append(Problem(sc.file, f"purposes.{key}", str(e)))
+            problems.append(Problem(sc.file, where(sc.file, text, f"purposes.{key}", f"purposes.{key}"), str(e)))
             continue
         qs = {q.id: q for q in questions_for(cat, [pid])}
         for qid, dist in p.answers.items():
             q = qs.get(qid)
             if q is None:
-                problems.append(
-                    Problem(sc.file, f"purposes.{key}.answers.{qid}", f"{pid} has no question {qid!r} (its questions: {', '.join(qs)})")
-                )
+                problems.append(Problem(sc.file, at(key, qid), f"{pid} has no question {qid!r} (its questions: {', '.join(qs)})"))
                 continue
             for value in dist:
                 reason = _bad_value(q, value)
                 if reason:
-                    problems.append(Problem(sc.file, f"purposes.{key}.answers.{qid}", reason))
+                    problems.append(Problem(sc.file, at(key, qid), reason))
         missing = [q for q in qs if q not in p.answers]
         if missing:
             notes.append(f"{key}: no probabilities for {', '.join(missing)} — answered 'unknown'")

@@ -17,6 +17,7 @@ key path, and raises :class:`queue_server.problems.ConfigError` — the same err
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -239,7 +240,8 @@ def load_scenario(
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError([Problem(file, "-", f"TOML syntax error: {e}")]) from None
+        m = re.search(r"line (\d+)", str(e))
+        raise ConfigError([Problem(file, f"line {m.group(1)}" if m else "-", f"TOML syntax error: {e}")]) from None
     parent = raw.get("scenario", {}).get("extends") if isinstance(raw.get("scenario"), Mapping) else None
     if parent is not None:
         here = where(file, text, "scenario.extends", "extends")
