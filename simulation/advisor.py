@@ -253,32 +253,60 @@ def advise(
     return Advice(sc.name, sc.title, share, within, replications, days)
 
 
+TRIM_SLACK = 0.03  # a slot is a trim candidate when it beats the target by this much
+TRIM_ROUNDS = 3
+
+
 def _trim(sc, day, adv: DayAdvice, share, replications, seed, jobs, say) -> None:
-    """Try one counter fewer wherever the Erlang start was exceeded; keep the cut if still met."""
-    cands = [(g, k) for g, cs in adv.counters.items() for k, c in enumerate(cs) if c > max(adv.erlang[g][k], 1)]
-    if not cands:
-        return
-    trial = {d: list(cs) for d, cs in adv.counters.items()}
-    for d, k in cands:
-        trial[d][k] -= 1
-    summary = _simulate(sc, day, trial, replications, seed, jobs)
-    short = _shortfalls(summary, share)
-    if not short:
-        adv.counters, adv.result = trial, summary
-        say(f"  trimmed {len(cands)} counter-slot(s) → {adv.counter_hours():.1f} counter-hours")
-        return
-    # restore the cuts of groups that fell short (in that slot, or anywhere for a day-level miss)
-    group_of = {d: g for g in adv.counters for d in g}
-    failing = {(group_of[d], k) for d, k, _ in short if k >= 0}
-    failing |= {(group_of[d], j) for d, k, _ in short if k < 0 for j in range(len(adv.slots))}
-    for g, k in cands:
-        if (g, k) in failing:
-            trial[g][k] += 1
-    if trial != adv.counters:
+    """Take one counter away wherever the result has room to spare; keep the cuts that still meet.
+
+    Candidates: every group-slot with more than one counter whose departments all meet the
+    target with TRIM_SLACK to spare in that slot and the next (a queue carries over), or are too
+    thin to judge there. All candidates are cut at once; cuts of groups that then fall short are
+    restored and the rest confirmed by another simulation. A few rounds, so a cut that only
+    works together with another is not chased: the result is a good schedule, not a proven optimum.
+    """
+    n = len(adv.slots)
+    for _ in range(TRIM_ROUNDS):
+        depts = adv.result.get("departments", {})
+
+        def slack(d: str, k: int, depts=depts) -> bool:
+            f = depts.get(d)
+            if not f or k >= n:
+                return True
+            exits, ok = f["slot_exits"][k], f["slot_within"][k]
+            return exits < MIN_EXITS or ok / exits >= share + TRIM_SLACK
+
+        cands = [
+            (g, k)
+            for g, cs in adv.counters.items()
+            for k, c in enumerate(cs)
+            if c > 1 and all(slack(d, k) and slack(d, k + 1) for d in g)
+        ]
+        if not cands:
+            return
+        trial = {g: list(cs) for g, cs in adv.counters.items()}
+        for g, k in cands:
+            trial[g][k] -= 1
         summary = _simulate(sc, day, trial, replications, seed, jobs)
-        if not _shortfalls(summary, share):
-            adv.counters, adv.result = trial, summary
-            say(f"  trimmed some counter-slots → {adv.counter_hours():.1f} counter-hours")
+        short = _shortfalls(summary, share)
+        if short:
+            # restore the cuts of groups that fell short (that slot and the one before it, or
+            # every slot for a day-level miss), then confirm what is left
+            group_of = {d: g for g in adv.counters for d in g}
+            failing = {(group_of[d], j) for d, k, _ in short if k >= 0 for j in (k - 1, k)}
+            failing |= {(group_of[d], j) for d, k, _ in short if k < 0 for j in range(n)}
+            for g, k in cands:
+                if (g, k) in failing:
+                    trial[g][k] += 1
+            if trial == adv.counters:
+                return
+            summary = _simulate(sc, day, trial, replications, seed, jobs)
+            if _shortfalls(summary, share):
+                return
+        before = adv.counter_hours()
+        adv.counters, adv.result = trial, summary
+        say(f"  trimmed → {adv.counter_hours():.1f} counter-hours (from {before:.1f})")
 
 
 def format_result(sc: Scenario, adv: Advice) -> str:
