@@ -169,10 +169,6 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _warm_up() -> None:
-    speak_japanese("あ")  # loads the dictionary and voice once, before the first real call
-
-
 def wav_seconds(path: Path) -> float:
     """Duration of a WAV file in seconds."""
     with wave.open(str(path)) as w:
@@ -192,16 +188,25 @@ class Announcer:
         self.url_prefix = url_prefix
         self._pending: dict[str, cf.Future] = {}
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._enabled = False
 
     def start(self) -> None:
-        """Start the worker and warm it up (dictionary load) before the first call needs it."""
+        """Enable synthesis. The worker process starts with the first call, not here: a server
+        that never calls anyone (most test servers) never pays for loading the voice."""
+        if os.environ.get("MADOGUCHI_VOICE", "on").lower() in ("off", "0", "no"):
+            raise RuntimeError("disabled by MADOGUCHI_VOICE=off")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        # spawn, not fork: forking a process that runs an event loop and threads can deadlock
-        self._pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_die_with_parent)
-        self._pool.submit(_warm_up)
+        self._enabled = True
+
+    def _worker(self) -> cf.ProcessPoolExecutor | None:
+        if self._pool is None and self._enabled:
+            # spawn, not fork: forking a process that runs an event loop and threads can deadlock
+            self._pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_die_with_parent)
+        return self._pool
 
     def stop(self) -> None:
+        self._enabled = False
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
@@ -209,8 +214,8 @@ class Announcer:
     def request(self, number: str, counter: int) -> str:
         """The URL the board will play for this call; synthesis is queued if the file is missing."""
         name = call_phrase(number, counter).name
-        if self._pool is not None and name not in self._pending and not (self.cache_dir / name).is_file():
-            fut = self._pool.submit(render_to, number, counter, str(self.cache_dir))
+        if self._enabled and name not in self._pending and not (self.cache_dir / name).is_file():
+            fut = self._worker().submit(render_to, number, counter, str(self.cache_dir))
             self._pending[name] = fut
             fut.add_done_callback(lambda f, n=name: self._done(n, f))
         return self.url_prefix + name
