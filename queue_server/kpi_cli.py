@@ -91,10 +91,13 @@ def _calibrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .calibrate import calibration_to_dict, fit, format_calibration, scenario_toml
+    from .cli import load_catalogue_if_present
+    from .config import DEFAULT_CONFIG_DIR
 
     city, site, engine = _context(args)
+    catalogue = load_catalogue_if_present(Path(args.config_dir or DEFAULT_CONFIG_DIR), city)
     try:
-        cal = fit(engine, city, site, args.first, args.last)
+        cal = fit(engine, city, site, args.first, args.last, catalogue)
     except ValueError as e:
         print(f"calibrate: {e}")
         return 2
