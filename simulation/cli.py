@@ -55,7 +55,9 @@ def _load(name: str):
         if sc.kind == "lobby" and any(p.route is None for p in sc.purposes.values()):
             from .routing import planner_router
 
-            planner_router(sc)  # answers checked against the catalogue before any process starts
+            router = planner_router(sc)  # answers checked against the catalogue before any process starts
+            for note in getattr(router, "notes", ()):
+                print(f"note: {note}", file=sys.stderr)
         return sc
     except ConfigError as e:
         print(f"scenario {name}: {len(e.problems)} problem(s)", file=sys.stderr)
