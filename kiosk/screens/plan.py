@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kivy.uix.anchorlayout import AnchorLayout
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.scrollview import ScrollView
 from kivy.uix.widget import Widget
@@ -56,6 +57,17 @@ def plan_body(ctx: ViewContext) -> BoxLayout:
     steps = p.get("steps", [])
     if steps:
         body.add_widget(ctx.text(ctx.t("plan.steps"), "heading"))
+        # Landscape: the route in two columns (read down the left, then the right), so a long
+        # route is seen with little scrolling.
+        columns = [vstack(spacing=14)] if th.portrait else [vstack(spacing=14), vstack(spacing=14)]
+        row = BoxLayout(orientation="horizontal", spacing=14, size_hint_y=None)
+        for col in columns:
+            top = AnchorLayout(anchor_y="top")  # a shorter column starts at the top, not the bottom
+            top.add_widget(col)
+            row.add_widget(top)
+            col.bind(height=lambda *_: setattr(row, "height", max(c.height for c in columns)))
+        body.add_widget(row)
+        half = (len(steps) + 1) // 2 if len(columns) == 2 else len(steps)
         for i, st in enumerate(steps, start=1):
             panel = _panel(ctx)
             panel.add_widget(ctx.text(f"{i}.  {st['department_name']}", "heading"))
@@ -66,7 +78,7 @@ def plan_body(ctx: ViewContext) -> BoxLayout:
                 if proc.get("deadline"):
                     line += f" — {ctx.label('deadline')}: {proc['deadline']}"
                 panel.add_widget(ctx.text(line, "body"))
-            body.add_widget(panel)
+            columns[0 if i <= half else 1].add_widget(panel)
     else:
         body.add_widget(ctx.text(ctx.t("plan.nothing_here"), "heading", color=th.accent))
     docs = p.get("documents", [])
@@ -98,24 +110,32 @@ def plan_body(ctx: ViewContext) -> BoxLayout:
 def plan(ctx: ViewContext) -> Widget:
     th, s = ctx.theme, ctx.state
     box = BoxLayout(orientation="vertical", spacing=14)
-    box.add_widget(ctx.text(ctx.label("plan_title"), "title"))
     summary = _panel(ctx, padding=14)
     for line in wait_lines(ctx):
         summary.add_widget(ctx.text(line, "heading"))
-    box.add_widget(summary)
+    if th.portrait:
+        box.add_widget(ctx.text(ctx.label("plan_title"), "title"))
+        box.add_widget(summary)
+    else:  # title beside the waits: the list below gets the height
+        head = BoxLayout(orientation="horizontal", spacing=20, size_hint_y=None)
+        title = ctx.text(ctx.label("plan_title"), "title", size_hint_x=0.4)
+        head.add_widget(title)
+        summary.size_hint_x = 0.6
+        head.add_widget(summary)
+        summary.bind(height=lambda *_: setattr(head, "height", max(summary.height, title.height)))
+        box.add_widget(head)
     scroll = ScrollView(do_scroll_x=False, bar_width=14, scroll_type=["bars", "content"])
     scroll.add_widget(plan_body(ctx))
     box.add_widget(scroll)
     if s.plan and s.plan.get("steps"):
         take = ctx.button(ctx.t("plan.take_number") + " ▶", F.TakeNumber(), primary=True, role="title",
-                          height=round(140 * th.scale), name="take-number")
+                          height=130, name="take-number")
         box.add_widget(take)
     return box
 
 
 def convenience(ctx: ViewContext) -> Widget:
     """Said before the list: these certificates need no queue with a My Number card."""
-    th = ctx.theme
     box = BoxLayout(orientation="vertical", spacing=18)
     box.add_widget(ctx.text(ctx.t("convenience.title"), "title"))
     box.add_widget(ctx.text(ctx.t("convenience.body"), "heading"))
@@ -128,7 +148,7 @@ def convenience(ctx: ViewContext) -> Widget:
     scroll.add_widget(items)
     box.add_widget(scroll)
     box.add_widget(ctx.button(ctx.t("convenience.take_number") + " ▶", F.TakeNumber(), primary=True,
-                              role="title", height=round(140 * th.scale), name="convenience-continue"))
+                              role="title", height=130, name="convenience-continue"))
     return box
 
 

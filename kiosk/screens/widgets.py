@@ -78,11 +78,12 @@ class Theme:
     # sizes (px)
     def font(self, role: str) -> float:
         base = {"huge": 150, "title": 50, "heading": 40, "body": 34, "button": 38, "small": 28, "bar": 27}[role]
-        return round(base * self.scale)
+        # The top bar keeps its size: seven language names must fit, and the toggle is the point.
+        return base if role == "bar" else round(base * self.scale)
 
     @property
     def button_height(self) -> int:
-        return round(max(120, 120 * self.scale))
+        return 120  # 30 mm: large text needs bigger letters, not taller buttons
 
     @property
     def bar_height(self) -> int:
