@@ -1,9 +1,12 @@
 // Lobby board: calls now and recently, waits per department, clock; labels in Japanese with a
-// rotating second language. Query: site, token, floor=N or departments=a,b, mute=1|0, rotate=s,
+// rotating second language. Query: site, token, floor=N or departments=a,b, mute=1|0, rotate=s, alt=en,ko,
 // hold=min (how long a call stays under "now calling"), speed=x (announcement playback rate).
 import { I18n, LANGS, Link, el, params, pick } from "./common.js";
 
-const ALT_LANGS = LANGS.filter((l) => l !== "ja");
+// second languages in turn; ?alt=en or ?alt=en,pt pins them (e.g. a board by the foreign residents' desk)
+const ALT_LANGS = (params.get("alt") || "").split(",").filter((l) => LANGS.includes(l) && l !== "ja").length
+  ? params.get("alt").split(",").filter((l) => LANGS.includes(l) && l !== "ja")
+  : LANGS.filter((l) => l !== "ja");
 const ROTATE_S = Number(params.get("rotate") || 6);
 const HOLD_S = Number(params.get("hold") || 10) * 60;
 const FRESH_S = 60;        // a call older than this (e.g. replayed after a long outage) is not spoken
