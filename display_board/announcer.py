@@ -35,6 +35,7 @@ log = logging.getLogger("madoguchi.announcer")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = ROOT / "var" / "audio"
 RATE = 24000  # Hz: plenty for speech and half the bytes of pyopenjtalk's 48 kHz
+MAX_CACHED = 400  # phrases kept under var/audio (~250 MB); the oldest go first
 VOICE_VERSION = "1"  # bump when the chime, voices or layout change: new file names, no stale cache
 
 # Spoken phrase per language. Only languages with an offline voice are spoken; the board shows
@@ -145,7 +146,17 @@ def render_to(number: str, counter: int, cache_dir: str) -> str:
     path = Path(cache_dir) / phrase.name
     if not path.is_file():
         write_atomically(path, render(phrase))
+        prune(Path(cache_dir))
     return phrase.name
+
+
+def prune(cache_dir: Path, keep: int = MAX_CACHED) -> int:
+    """Delete the oldest phrases beyond ``keep`` (each is ~0.6 MB; a busy day makes hundreds).
+    Returns how many were deleted."""
+    files = sorted(cache_dir.glob("call-*.wav"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)
+    return max(0, len(files) - keep)
 
 
 def _die_with_parent() -> None:

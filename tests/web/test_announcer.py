@@ -3,6 +3,7 @@ request order by one worker process off the server's event loop."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import wave
@@ -10,7 +11,7 @@ import wave
 import numpy as np
 import pytest
 
-from display_board.announcer import RATE, Announcer, call_phrase, chime, wav_seconds
+from display_board.announcer import RATE, Announcer, call_phrase, chime, prune, wav_seconds
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 pytest.importorskip("pyopenjtalk")
@@ -67,3 +68,14 @@ def test_requests_return_at_once_and_files_appear_in_request_order(tmp_path):
         assert not list(tmp_path.glob(".*.tmp"))  # written under a temporary name, then renamed
     finally:
         a.stop()
+
+
+def test_the_cache_keeps_only_the_newest_phrases(tmp_path):
+    for i in range(5):
+        p = tmp_path / f"call-{i}.wav"
+        p.write_bytes(b"x")
+        ns = 1_000_000_000 * (i + 1)
+        os.utime(p, ns=(ns, ns))
+    (tmp_path / "other.txt").write_text("not ours")
+    assert prune(tmp_path, keep=2) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["call-3.wav", "call-4.wav", "other.txt"]
