@@ -213,9 +213,10 @@ def _stats_sql(src: str, group: str, value: str, target: str | None = None) -> s
                MIN(CASE WHEN rn * 100 >= 90 * cnt THEN x END) AS p90,
                SUM(x) AS s, SUM(x * x) AS ss {within}
         FROM (SELECT {group} AS g, {value} AS x,
-                     ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY {value}) AS rn,
-                     COUNT(*) OVER (PARTITION BY {group}) AS cnt
-              FROM {src}) AS ranked
+                     ROW_NUMBER() OVER w AS rn,
+                     COUNT(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS cnt
+              FROM {src}
+              WINDOW w AS (PARTITION BY {group} ORDER BY {value})) AS ranked
         GROUP BY g ORDER BY g"""
 
 
@@ -278,7 +279,7 @@ def compute(
     return Report(period.site, period.first, period.last, target_minutes, tables, now)
 
 
-TEMP_TABLES = ("kpi_open", "kpi_occ", "kpi_svc", "kpi_wait", "kpi_ev", "kpi_tk")
+TEMP_TABLES = ("kpi_open", "kpi_occ", "kpi_svc", "kpi_wait", "kpi_iv", "kpi_ev", "kpi_tk")
 
 
 def _drop(conn: Connection) -> None:
@@ -329,53 +330,44 @@ def _build(conn: Connection, d: _Dialect, period: Period, now: float) -> None:
         FROM events e JOIN kpi_tk t ON t.ticket = e.ticket
         WHERE e.site = :site AND e.at >= :start AND e.at < :end_slack AND e.ticket IS NOT NULL""")), p)
     conn.execute(text("CREATE INDEX kpi_ev_ticket ON kpi_ev (ticket, seq)"))
+    # One pass over each visit's events in order: a ticket is at one counter at a time, so "the
+    # latest call", "the latest start" and "the latest release" of the ticket are those of the
+    # step now at a counter. Every interval below reads this one window (one sort, on the index).
+    conn.execute(text(d.temp("kpi_iv", """
+        SELECT ticket, seq, at, kind, step, counter, dept, procs, nprocs,
+               MAX(CASE WHEN kind IN ('issued', 'completed', 'transferred') THEN seq END)
+                   OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS rel,
+               MAX(CASE WHEN kind = 'called' THEN seq END)
+                   OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_call,
+               MAX(CASE WHEN kind = 'called' THEN at END)
+                   OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS called_at,
+               MAX(CASE WHEN kind = 'started' THEN at END)
+                   OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS started_at
+        FROM kpi_ev
+        WHERE kind IN ('issued', 'called', 'started', 'completed', 'transferred', 'no_show', 'requeued')
+        WINDOW w AS (PARTITION BY ticket ORDER BY seq)""")))
     # Waits. A ticket is released into a queue when it is issued, when one of its steps completes
     # (the citizen is free again) and when a counter transfers it; the wait of that release ends at
-    # the first call after it. Recalls, and calls after a `requeued`, do not start a new wait.
+    # its first call (no call since the release). Recalls, and calls after a `requeued`, do not
+    # start a new wait.
     conn.execute(text(d.temp("kpi_wait", f"""
-        WITH m AS (
-            SELECT ticket, seq, at, kind, dept,
-                   MAX(CASE WHEN kind IN ('issued', 'completed', 'transferred') THEN seq END)
-                       OVER (PARTITION BY ticket ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS rel
-            FROM kpi_ev WHERE kind IN ('issued', 'completed', 'transferred', 'called')
-        ), c AS (
-            SELECT ticket, seq, at, dept, rel,
-                   ROW_NUMBER() OVER (PARTITION BY ticket, rel ORDER BY seq) AS rn
-            FROM m WHERE kind = 'called' AND rel IS NOT NULL
-        )
         SELECT c.ticket, c.dept, r.at AS ready, c.at AS called, c.at - r.at AS wait,
                {d.day('r.at', off)} AS day, {d.hour('r.at', off)} AS hour
-        FROM c JOIN kpi_ev r ON r.ticket = c.ticket AND r.seq = c.rel
-        WHERE c.rn = 1""")))
-    # Service of completed steps: completion minus the latest start of the same step (a step
-    # transferred after it started is served again from its new start).
+        FROM kpi_iv c JOIN kpi_ev r ON r.ticket = c.ticket AND r.seq = c.rel
+        WHERE c.kind = 'called' AND (c.prev_call IS NULL OR c.prev_call < c.rel)""")))
+    # Service of completed steps: completion minus the latest start (a step transferred after it
+    # started is served again from its new start).
     conn.execute(text(d.temp("kpi_svc", """
-        WITH m AS (
-            SELECT ticket, step, seq, at, kind, dept, procs, nprocs,
-                   MAX(CASE WHEN kind = 'started' THEN at END)
-                       OVER (PARTITION BY ticket, step ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS started
-            FROM kpi_ev WHERE kind IN ('started', 'completed')
-        )
-        SELECT ticket, step, dept, procs, nprocs, at - started AS service
-        FROM m WHERE kind = 'completed' AND started IS NOT NULL""")))
+        SELECT ticket, step, dept, procs, nprocs, at - started_at AS service
+        FROM kpi_iv WHERE kind = 'completed' AND started_at IS NOT NULL""")))
     # Counter occupancy: from the call to the event that frees the counter (complete, transfer,
     # no-show, requeue), and the serving part of it from the start.
     conn.execute(text(d.temp("kpi_occ", f"""
-        WITH m AS (
-            SELECT ticket, counter, seq, at, kind,
-                   MAX(CASE WHEN kind = 'called' THEN at END)
-                       OVER (PARTITION BY ticket, counter ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS called,
-                   MAX(CASE WHEN kind = 'started' THEN at END)
-                       OVER (PARTITION BY ticket, counter ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS started
-            FROM kpi_ev
-            WHERE counter IS NOT NULL
-              AND kind IN ('called', 'started', 'completed', 'transferred', 'no_show', 'requeued')
-        )
-        SELECT counter, {d.day('called', off)} AS day, at - called AS occupied,
-               CASE WHEN started >= called THEN at - started ELSE 0 END AS serving,
-               kind
-        FROM m
-        WHERE kind IN ('completed', 'transferred', 'no_show', 'requeued') AND called IS NOT NULL""")))
+        SELECT counter, {d.day('called_at', off)} AS day, at - called_at AS occupied,
+               CASE WHEN started_at >= called_at THEN at - started_at ELSE 0 END AS serving, kind
+        FROM kpi_iv
+        WHERE kind IN ('completed', 'transferred', 'no_show', 'requeued') AND counter IS NOT NULL
+          AND called_at IS NOT NULL""")))
     # Counter open periods: from a `counter_open` to the counter's next state event (paused,
     # closed, or open again), cut at the local day's end (a counter left open overnight is not
     # open all night) and at `now` (live figures for today).
