@@ -251,3 +251,46 @@ def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# ----------------------------------------------------------------------------- admin HTTP API
+
+
+def api_reply(query: dict[str, str], engine: Any, city: Any, now: float) -> tuple[int, bytes, str, str | None]:
+    """``GET /admin/api/kpi`` (the server checks the admin token first): the report of
+    ``site``, ``from``..``to`` (default: today, live) as ``format`` json | csv (one ``table``) | xlsx.
+
+    Returns (HTTP status, body, content type, download file name or None). The numbers are those of
+    :func:`queue_server.kpi.report_for`, the same call ``run.py kpi`` makes.
+    """
+    import json
+
+    from .kpi import KpiContext, report_for, today
+
+    def bad(msg: str, status: int = 400) -> tuple[int, bytes, str, None]:
+        return status, json.dumps({"error": msg}, ensure_ascii=False).encode(), "application/json; charset=utf-8", None
+
+    site = query.get("site") or next(iter(city.sites))
+    if site not in city.sites:
+        return bad(f"unknown site {site!r}; sites: {', '.join(city.sites)}", 404)
+    day = today(city.timezone, now).isoformat()
+    first, last = query.get("from") or day, query.get("to") or query.get("from") or day
+    fmt = query.get("format", "json")
+    if fmt not in ("json", "csv", "xlsx"):
+        return bad("format must be json, csv or xlsx")
+    try:
+        report = report_for(engine, KpiContext.from_city(city, site), site, first, last, now=now)
+    except ValueError as e:
+        return bad(f"from/to: {e}")
+    if fmt == "xlsx":
+        return (200, xlsx_bytes(report), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                f"{_stem(report)}.xlsx")
+    if fmt == "csv":
+        key = query.get("table", "summary")
+        if key not in report.tables:
+            return bad(f"table must be one of {', '.join(report.tables)}")
+        return 200, csv_bytes(report.tables[key]), "text/csv; charset=utf-8", f"{_stem(report)}_{key}.csv"
+    body = report.to_dict()
+    body["live"] = first == last == day
+    body["site_name"] = dict(city.sites[site].name).get("ja", site)
+    return 200, json.dumps(body, ensure_ascii=False).encode(), "application/json; charset=utf-8", None

@@ -781,6 +781,8 @@ class QueueServer:
             return _response(HTTPStatus.OK, self.metrics.text(self).encode(), "text/plain; version=0.0.4")
         if path == "/catalogue.json":
             return _response(HTTPStatus.OK, self._catalogue_json(), "application/json; charset=utf-8")
+        if path == "/admin/api/kpi":
+            return self._kpi_api(request)  # a coroutine: websockets awaits it, the loop keeps serving
         if path == "/":
             links = "".join(f'<li><a href="{p}">{p}</a></li>' for p in WEB_ROOTS)
             return _response(HTTPStatus.OK, f"<!doctype html><meta charset=utf-8><title>madoguchi</title><ul>{links}</ul>".encode(), "text/html; charset=utf-8")
@@ -792,6 +794,25 @@ class QueueServer:
         if path.startswith("/audio/"):
             return _static(ROOT / "var" / "audio", path[len("/audio/"):])
         return _response(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+
+    async def _kpi_api(self, request: HttpRequest) -> Response:
+        """The admin page's KPI report (docs/kpi.md): JSON, one CSV table, or the workbook.
+
+        The admin token comes in ``Authorization: Bearer …`` (or ``?token=`` for a plain link);
+        the queries run in a worker thread on a read connection, never on the event loop.
+        """
+        from urllib.parse import parse_qs, urlsplit
+
+        from .kpi_report import api_reply
+
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(request.path).query).items()}
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else query.pop("token", None)
+        if not self.tokens.check("admin", token):
+            return _response(HTTPStatus.UNAUTHORIZED, b'{"error": "admin token required"}', "application/json")
+        status, body, ctype, name = await asyncio.to_thread(api_reply, query, self.store.engine, self.city, self.clock())
+        extra = {"Content-Disposition": f'attachment; filename="{name}"'} if name else None
+        return _response(HTTPStatus(status), body, ctype, extra)
 
 
 def _catalogue_names(catalogue: Any) -> bytes:
