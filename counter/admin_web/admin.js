@@ -77,7 +77,8 @@ function table(tb, key, range) {
     cols.forEach((c, i) => {
       const td = tr.insertCell();
       const unit = key === "summary" && c.key === "value" ? row[3] : c.unit;
-      td.textContent = fmt(cells[i], unit);
+      // a share is already shown as %: its unit column would only repeat it
+      td.textContent = key === "summary" && c.key === "unit" && cells[i] === "比率" ? "" : fmt(cells[i], unit);
       if (typeof cells[i] === "number") td.className = "num";
       td.dataset.value = cells[i] === null ? "" : String(cells[i]);
     });
