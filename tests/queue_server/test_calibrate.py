@@ -2,12 +2,12 @@
 websocket protocol, for two working weeks of simulated time; calibrating its event log gives back
 the parameters that produced it, within statistical tolerances.
 
-The simulation's live mode (``simulate --live``) is not built yet, so the log comes from this
-driver: the queue server runs in-process with a settable clock (QueueServer's ``clock``), a kiosk
-client issues tickets at the arrival times drawn by the simulation's own generator
-(simulation.arrivals.generate from a truth scenario), and counter clients call, start, recall,
-mark no-shows and complete with service times drawn per procedure. Nothing is waited for in wall
-time: the clock jumps from event to event.
+The simulation's live mode plays one day in scaled wall time (its log is checked in
+test_calibrate_live.py); weekday and clock-hour factors need weeks of arrivals, so here the queue
+server runs in-process with a settable clock (QueueServer's ``clock``), a kiosk client issues
+tickets at the arrival times drawn by the simulation's own generator (simulation.arrivals.generate
+from a truth scenario), and counter clients call, start, recall, mark no-shows and complete with
+service times drawn per procedure. Nothing waits for wall time: the clock jumps from event to event.
 
 Tolerances are four standard errors of each estimate computed from the truth (Poisson counts,
 binomial shares, means of lognormal times), so a correct fit passes for almost any seed and a fit
@@ -399,6 +399,23 @@ def test_the_kpi_report_of_the_produced_log_is_consistent(produced):
     assert s["tickets"] == cal.tickets
     assert s["visitors"] + s["no_shows"] == s["tickets"]  # everyone is served or a no-show
     assert s["recalls"] == 2 * s["no_shows"]  # the driver recalls twice before a no-show
+
+
+def test_calibrate_cli_writes_a_scenario_and_json(produced, capsys):
+    import json
+
+    from run import main
+    from simulation.scenario import load_scenario
+
+    tmp, store, cal = produced
+    out, js = tmp / "cli.toml", tmp / "cli.json"
+    rc = main(["calibrate", "--db", store.url, "--site", "honcho", "--from", str(DAYS[0]), "--to", str(DAYS[-1]),
+               "--out", str(out), "--json", str(js)])
+    assert rc == 0
+    assert "手続き別処理時間" in capsys.readouterr().out
+    assert load_scenario(out).name == "cli"
+    data = json.loads(js.read_text(encoding="utf-8"))
+    assert data["tickets"] == cal.tickets and data["rates"] == pytest.approx(dict(cal.rates))
 
 
 # ----------------------------------------------------------------------------- pure parts
