@@ -14,6 +14,7 @@ configuration when it is first imported.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -55,6 +56,8 @@ def prepare_kivy(width: int, height: int, fullscreen: bool = False, kivy_home: s
     register_default_font()  # before any widget exists, or early labels show boxes
 
 
+#: How long "issuing your number…" waits before it is drawn (the number usually comes first).
+ISSUING_DELAY = 0.25
 #: Two touches at one spot closer than this (seconds) are one touch reported twice.
 REPEAT_WINDOW = 0.25
 
@@ -202,6 +205,11 @@ class KioskShell:
         self.client.start()
         Clock.schedule_interval(lambda dt: self.tick(), 1.0)
         self.render(force=True)
+        # Kivy, the catalogue and the fonts are ~100k long-lived objects; a full collection
+        # walking them took 200+ ms on the 2-core kiosk PC, often right between the touch and the
+        # number. Frozen, they are never walked again; each page's garbage still is.
+        gc.collect()
+        gc.freeze()
         return self.root
 
     def stop(self) -> None:
@@ -239,6 +247,7 @@ class KioskShell:
             print("kiosk:", type(event).__name__, "->", self.state.screen.value, [type(c).__name__ for c in commands])
         for c in commands:
             self._run(c)
+        self._gc_guard()
         if isinstance(event, F.Touched):
             self._update_overlay()
             return
@@ -272,6 +281,20 @@ class KioskShell:
             self.card.close()
         elif isinstance(c, F.WipeInput):
             self._wipe_pin()
+
+    def _gc_guard(self) -> None:
+        """No automatic collection while a number is on its way: one full collection (freeing the
+        last pages' widgets) measured 100–400 ms on a busy 2-core PC, which would land between the
+        touch and the number. Collection resumes once the number is on screen."""
+        from kivy.clock import Clock
+
+        from kiosk import flow as F
+
+        waiting = self.state.pending_key is not None or self.state.screen is F.Screen.PRINTING
+        if waiting and gc.isenabled():
+            gc.disable()
+        elif not waiting and not gc.isenabled():
+            Clock.schedule_once(lambda dt: gc.enable(), 0.5)  # after the number's frame is drawn
 
     def _wipe_pin(self) -> None:
         for i in range(len(self.pin)):
@@ -337,7 +360,17 @@ class KioskShell:
                      portrait=Window.height > Window.width)
 
     def render(self, force: bool = False) -> None:
+        from kivy.clock import Clock
+
+        from kiosk import flow as F
         from kiosk.screens import ViewContext, build
+
+        if self.state.screen is F.Screen.ISSUING and not force and self._shown is not None \
+                and self._shown[0].screen is not F.Screen.OFFLINE:
+            # A local server answers within a frame or two: drawing "issuing…" first would only
+            # delay the number. Show it only if the ticket is not there after ISSUING_DELAY.
+            Clock.schedule_once(lambda dt: self._render_if(F.Screen.ISSUING), ISSUING_DELAY)
+            return
 
         # last_activity and the retry countdown alone change nothing on the page
         key = (replace(self.state, last_activity=0.0), len(self.pin), self.theme())
@@ -360,6 +393,10 @@ class KioskShell:
         self._update_overlay()
         if self.on_render is not None:
             self.on_render(self.state)
+
+    def _render_if(self, screen: Any) -> None:
+        if self.state.screen is screen:
+            self.render(force=True)
 
     def _update_overlay(self) -> None:
         """The idle countdown sits above the page, updated in place every second."""

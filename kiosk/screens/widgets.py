@@ -7,12 +7,11 @@ expect (21.5", 4.03 px/mm) is 61 px; targets here are larger still.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kivy.core.image import Image as CoreImage
 from kivy.graphics import Color, Line, Rectangle
+from kivy.graphics.texture import Texture
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
@@ -169,16 +168,29 @@ class BigButton(Button):
 
 
 def qr_image(data: str, size: int) -> Image:
-    """A QR code as a Kivy image (black on white with a quiet zone, readable in high contrast too)."""
+    """A QR code as a Kivy image (black on white with a quiet zone, readable in high contrast too).
+
+    The module matrix goes straight into a luminance texture: no PNG encode and decode on the way
+    to the done screen, where every millisecond counts towards touch-to-ticket.
+    """
     import qrcode
 
-    qr = qrcode.QRCode(border=3, box_size=10, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr = qrcode.QRCode(border=3, error_correction=qrcode.constants.ERROR_CORRECT_M)
     qr.add_data(data)
     qr.make(fit=True)
-    buf = io.BytesIO()
-    qr.make_image(fill_color="black", back_color="white").save(buf, format="PNG")
-    buf.seek(0)
-    texture = CoreImage(buf, ext="png").texture
+    matrix = qr.get_matrix()  # rows top to bottom, True = dark, quiet zone included
+    n = len(matrix)
+    # textures are bottom-up; one byte per module, rows padded to 4 bytes for GL's unpack alignment
+    stride = (n + 3) // 4 * 4
+    buf = bytearray(b"\xff" * (stride * n))
+    for y, row in enumerate(reversed(matrix)):
+        base = y * stride
+        for x, dark in enumerate(row):
+            if dark:
+                buf[base + x] = 0
+    texture = Texture.create(size=(stride, n), colorfmt="luminance")
+    texture.blit_buffer(bytes(buf), colorfmt="luminance", bufferfmt="ubyte")
+    texture = texture.get_region(0, 0, n, n)
     texture.mag_filter = "nearest"  # crisp modules, no blur
     img = Image(texture=texture, size_hint=(None, None), size=(size, size), fit_mode="contain")
     img.qr_data = data

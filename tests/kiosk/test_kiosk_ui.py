@@ -311,7 +311,7 @@ def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk,
         for screen, name in ((F.Screen.ISSUING, "10-issuing"), (F.Screen.PRINTING, "10-printing"),
                              (F.Screen.ABANDONED, "12-abandoned")):
             sh.state = F.KioskState(screen=screen, lang=lang, online=True)
-            sh.render()
+            sh.render(force=True)
             k.shot(f"{lang}-{name}")
         sh.state = F.KioskState(screen=F.Screen.ERROR, lang=lang, online=True, error_code="storage_error")
         sh.render()
