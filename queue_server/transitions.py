@@ -7,7 +7,6 @@ the caller (server or simulation) stores it and writes the event. Nothing here r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from .model import (
     ACTIVE_STEP_STATES,
@@ -17,6 +16,7 @@ from .model import (
     StepState,
     Ticket,
     TicketState,
+    evolve,
 )
 
 
@@ -96,7 +96,7 @@ def _step(ticket: Ticket, index: int) -> Step:
 def _with_step(ticket: Ticket, step: Step) -> Ticket:
     steps = list(ticket.steps)
     steps[step.index] = step
-    return replace(ticket, steps=tuple(steps))
+    return evolve(ticket, steps=tuple(steps))
 
 
 def _expect(ticket: Ticket, step: Step, *states: StepState, action: str) -> None:
@@ -128,7 +128,7 @@ def call(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
         raise TransitionError(
             "ticket_busy", f"ticket {ticket.label} is already at counter {active.counter}", "ticket"
         )
-    return _with_step(ticket, replace(step, state=StepState.CALLED, counter=counter, called_at=now))
+    return _with_step(ticket, evolve(step, state=StepState.CALLED, counter=counter, called_at=now))
 
 
 def recall(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
@@ -137,7 +137,7 @@ def recall(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     step = _step(ticket, index)
     _expect(ticket, step, StepState.CALLED, action="recall")
     _expect_counter(ticket, step, counter, "recall")
-    return _with_step(ticket, replace(step, recalls=step.recalls + 1, called_at=now))
+    return _with_step(ticket, evolve(step, recalls=step.recalls + 1, called_at=now))
 
 
 def start(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
@@ -146,7 +146,7 @@ def start(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     step = _step(ticket, index)
     _expect(ticket, step, StepState.CALLED, action="start")
     _expect_counter(ticket, step, counter, "start")
-    return _with_step(ticket, replace(step, state=StepState.SERVING, started_at=now))
+    return _with_step(ticket, evolve(step, state=StepState.SERVING, started_at=now))
 
 
 def complete(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
@@ -155,22 +155,20 @@ def complete(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     step = _step(ticket, index)
     _expect(ticket, step, StepState.SERVING, action="complete")
     _expect_counter(ticket, step, counter, "complete")
-    ticket = _with_step(ticket, replace(step, state=StepState.DONE, completed_at=now))
-    return _release_ready(ticket, now)
+    steps = list(ticket.steps)
+    steps[index] = evolve(step, state=StepState.DONE, completed_at=now)
+    return _release_ready(ticket, steps, now)
 
 
-def _release_ready(ticket: Ticket, now: float) -> Ticket:
-    finished = {s.index for s in ticket.steps if s.state in (StepState.DONE, StepState.CANCELLED)}
-    steps = tuple(
-        replace(s, state=StepState.READY, ready_since=now)
-        if s.state is StepState.PENDING and all(a in finished for a in s.after)
-        else s
-        for s in ticket.steps
-    )
-    ticket = replace(ticket, steps=steps)
-    if not any(s.state in OPEN_STEP_STATES for s in steps):
-        ticket = replace(ticket, closed=TicketState.DONE)
-    return ticket
+def _release_ready(ticket: Ticket, steps: list[Step], now: float) -> Ticket:
+    """One new Ticket with waiting steps released and, when nothing is left open, closed."""
+    finished = {s.index for s in steps if s.state is StepState.DONE or s.state is StepState.CANCELLED}
+    still_open = False
+    for i, s in enumerate(steps):
+        if s.state is StepState.PENDING and all(a in finished for a in s.after):
+            steps[i] = s = evolve(s, state=StepState.READY, ready_since=now)
+        still_open = still_open or s.state in OPEN_STEP_STATES
+    return evolve(ticket, steps=tuple(steps), closed=None if still_open else TicketState.DONE)
 
 
 def transfer(ticket: Ticket, index: int, counter: int, department: str, now: float) -> Ticket:
@@ -185,7 +183,7 @@ def transfer(ticket: Ticket, index: int, counter: int, department: str, now: flo
     _expect_counter(ticket, step, counter, "transfer")
     if department == step.department:
         raise TransitionError("same_department", f"step {index} is already for {department}", "department")
-    moved = replace(
+    moved = evolve(
         step,
         department=department,
         state=StepState.READY,
@@ -195,7 +193,7 @@ def transfer(ticket: Ticket, index: int, counter: int, department: str, now: flo
         recalls=0,
         ready_since=step.ready_since if step.ready_since is not None else now,
     )
-    return replace(_with_step(ticket, moved), transfers=ticket.transfers + 1)
+    return evolve(_with_step(ticket, moved), transfers=ticket.transfers + 1)
 
 
 def add_procedure(
@@ -214,7 +212,7 @@ def add_procedure(
         raise TransitionError("missing_field", "name at least one procedure to add", "procedures")
     if department == step.department:
         merged = step.procedures + tuple(p for p in procedures if p not in step.procedures)
-        return _with_step(ticket, replace(step, procedures=merged, minutes=step.minutes + minutes, rework=True))
+        return _with_step(ticket, evolve(step, procedures=merged, minutes=step.minutes + minutes, rework=True))
     new = Step(
         index=len(ticket.steps),
         department=department,
@@ -224,7 +222,7 @@ def add_procedure(
         state=StepState.PENDING,
         rework=True,
     )
-    return replace(ticket, steps=ticket.steps + (new,))
+    return evolve(ticket, steps=ticket.steps + (new,))
 
 
 def no_show(ticket: Ticket, index: int, counter: int, now: float, max_recalls: int) -> Ticket:
@@ -240,14 +238,14 @@ def no_show(ticket: Ticket, index: int, counter: int, now: float, max_recalls: i
             "step",
         )
     steps = tuple(
-        replace(s, state=StepState.NO_SHOW, completed_at=now)
+        evolve(s, state=StepState.NO_SHOW, completed_at=now)
         if s.index == index
-        else replace(s, state=StepState.CANCELLED)
+        else evolve(s, state=StepState.CANCELLED)
         if s.state in OPEN_STEP_STATES
         else s
         for s in ticket.steps
     )
-    return replace(ticket, steps=steps, closed=TicketState.NO_SHOW)
+    return evolve(ticket, steps=steps, closed=TicketState.NO_SHOW)
 
 
 def cancel(ticket: Ticket, now: float) -> Ticket:
@@ -259,8 +257,8 @@ def cancel(ticket: Ticket, now: float) -> Ticket:
         raise TransitionError(
             "ticket_busy", f"ticket {ticket.label} is at counter {active.counter}; finish it there", "ticket"
         )
-    steps = tuple(replace(s, state=StepState.CANCELLED) if s.state in OPEN_STEP_STATES else s for s in ticket.steps)
-    return replace(ticket, steps=steps, closed=TicketState.CANCELLED)
+    steps = tuple(evolve(s, state=StepState.CANCELLED) if s.state in OPEN_STEP_STATES else s for s in ticket.steps)
+    return evolve(ticket, steps=steps, closed=TicketState.CANCELLED)
 
 
 def requeue(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
@@ -269,4 +267,4 @@ def requeue(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     step = _step(ticket, index)
     _expect(ticket, step, StepState.CALLED, action="return to the queue")
     _expect_counter(ticket, step, counter, "return to the queue")
-    return _with_step(ticket, replace(step, state=StepState.READY, counter=None, called_at=None, recalls=0))
+    return _with_step(ticket, evolve(step, state=StepState.READY, counter=None, called_at=None, recalls=0))
