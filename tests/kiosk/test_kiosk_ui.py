@@ -407,43 +407,112 @@ def test_offline_shows_a_clear_screen_reconnects_and_issues_exactly_once(kiosk, 
 
 
 def test_printer_failure_shows_the_ticket_with_its_qr_and_alerts_staff(kiosk, live):
-    async def counter():
-        tok = live.tokens().counters["honcho"][1]
-        c, r = await Client.open(live.url, role="counter", site="honcho", counter=1, token=tok, staff="佐藤")
-        return c
-
-    k = kiosk(printer="network://127.0.0.1:9", printer_timeout=1.0, device="kiosk-pf")
+    k = kiosk(printer="network://127.0.0.1:9", printer_timeout=1.0, device="kiosk-pf")  # refused
     k.tap("lang-ja")
     k.tap("purpose-certificate")
     k.tap("choice-nouzei")
     k.tap("answer-next")
     k.pump(lambda: k.state.waits is not None)
-
-    async def scenario():
-        c = await counter()
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, lambda: None)
-        return c
-
-    c = run(scenario()) if False else None  # noqa: F841 - the alert is checked below on a live socket
-
-    async def watch():
-        tok = live.tokens().counters["honcho"][1]
-        cl, _ = await Client.open(live.url, role="counter", site="honcho", counter=1, token=tok, staff="佐藤")
-        return cl
-
     loop = asyncio.new_event_loop()
     try:
-        cl = loop.run_until_complete(watch())
+        tok = live.tokens().counters["honcho"][1]
+        console, _ = loop.run_until_complete(
+            Client.open(live.url, role="counter", site="honcho", counter=1, token=tok, staff="佐藤"))
         k.tap("take-number")
         k.wait_screen(F.Screen.DONE)
-        assert k.state.print_error is not None and not k.state.printed
+        assert k.state.print_error == "error.refused" and not k.state.printed
         qrs = [w for w in k.shell.root.walk(restrict=True) if getattr(w, "qr_data", "")]
-        assert qrs and qrs[0].qr_data == k.state.issue_result["ticket"]["status_url"]
+        assert [q.qr_data for q in qrs] == [k.state.issue_result["ticket"]["status_url"]]
+        assert k.state.issue_result["ticket"]["number"] in k.texts().split("\n")
         k.shot("ja-09-done-printer-failed")
-        push = loop.run_until_complete(cl.wait_push(
+        push = loop.run_until_complete(console.wait_push(
             lambda p: p.get("push") == "help" and p["data"].get("device") == "kiosk-pf", timeout=10))
         assert push["data"]["kind"] == "fault" and push["data"]["device_kind"] == "printer"
-        loop.run_until_complete(cl.close())
+        assert push["data"]["code"] == "refused"
+        # "call staff" reaches the same console with the kiosk's id
+        k.tap("help")
+        assert k.state.notice == "help.sent"
+        push = loop.run_until_complete(console.wait_push(
+            lambda p: p.get("push") == "help" and p["data"].get("device") == "kiosk-pf"
+            and p["data"].get("kind") != "fault", timeout=10))
+        loop.run_until_complete(console.close())
     finally:
         loop.close()
+
+
+def test_a_touch_reported_twice_acts_once(kiosk):
+    k = kiosk()
+    k.shell.repeat_window = 0.25
+    k.tap("lang-ja")
+    k.tap("purpose-death")
+    assert k.state.question == "death_filed"
+    b = k.button("answer-no")
+    x, y = b.to_window(*b.center)
+    for _ in range(2):  # mouse and touch providers both report the same press
+        t = UnitTestTouch(x, y)
+        t.touch_down()
+        t.touch_up()
+        k.pump(frames=1)
+    assert k.state.answers == (("death_filed", "no"),)
+
+
+def test_client_resends_a_lost_issue_with_the_same_key_and_completes_once():
+    """A server that drops the connection after reading ``issue`` (reply lost): the client
+    reconnects, sends the same idempotency key again, and reports the ticket exactly once."""
+    import json
+    import threading
+
+    from websockets.asyncio.server import serve
+
+    from kiosk.client import KioskClient
+
+    seen: list[str] = []
+    tickets: dict[str, dict] = {}
+    ready = threading.Event()
+    stop = threading.Event()
+    port_box: list[int] = []
+
+    async def handler(ws):
+        async for raw in ws:
+            msg = json.loads(raw)
+            if msg["type"] == "hello":
+                await ws.send(json.dumps({"re": msg["id"], "result": {"role": "kiosk"}}))
+            elif msg["type"] == "issue":
+                key = msg["idempotency_key"]
+                seen.append(key)
+                result = tickets.setdefault(key, {"ticket": {"number": str(len(tickets) + 1)}})
+                if len(seen) == 1:
+                    await ws.close()  # committed, but the reply never leaves
+                    return
+                await ws.send(json.dumps({"re": msg["id"], "result": result}))
+
+    async def server():
+        async with serve(handler, "127.0.0.1", 0) as srv:
+            port_box.append(srv.sockets[0].getsockname()[1])
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.02)
+
+    thread = threading.Thread(target=lambda: asyncio.run(server()), daemon=True)
+    thread.start()
+    ready.wait(5)
+    events: list = []
+    client = KioskClient(f"ws://127.0.0.1:{port_box[0]}/ws", "kiosk-x", "t", events.append,
+                         backoff=(0.05,), request_timeout=2.0)
+    client.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not client.online and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.issue({"purposes": ["death"], "answers": {}, "lang": "ja", "idempotency_key": "kiosk-x-1"})
+        while not any(isinstance(e, F.IssueSucceeded) for e in events) and time.monotonic() < deadline + 5:
+            time.sleep(0.01)
+        time.sleep(0.3)  # nothing more may arrive
+    finally:
+        client.stop()
+        stop.set()
+        thread.join(5)
+    assert seen == ["kiosk-x-1", "kiosk-x-1"]
+    done = [e for e in events if isinstance(e, F.IssueSucceeded)]
+    assert len(done) == 1 and done[0].result["ticket"]["number"] == "1"
+    assert any(isinstance(e, F.Disconnected) for e in events)
