@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kivy.uix.anchorlayout import AnchorLayout
 from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.scrollview import ScrollView
 from kivy.uix.widget import Widget
 
 from kiosk import flow as F
@@ -106,7 +107,7 @@ def done(ctx: ViewContext) -> Widget:
     for i, line in enumerate(route_lines(r, lang), start=1):
         place = ctx.t("done.place", floor=line.floor, counters=sep.join(map(str, line.counters)))
         middle.add_widget(ctx.text(f"{i}. {line.department_name}", "body", bold=True))
-        middle.add_widget(ctx.text("　 " + place, "small", color=th.muted))
+        middle.add_widget(ctx.text("      " + place, "small", color=th.muted))
 
     qr_col = vstack(spacing=8)
     url = t.get("status_url", "")
@@ -123,13 +124,13 @@ def done(ctx: ViewContext) -> Widget:
         main.add_widget(qr_col)
         main.add_widget(Widget())
     else:
-        left_holder = BoxLayout(orientation="vertical", size_hint_x=0.38)
+        left_holder = BoxLayout(orientation="vertical", size_hint_x=0.34)
         left_holder.add_widget(left)
         left_holder.add_widget(Widget())
-        mid_holder = BoxLayout(orientation="vertical", size_hint_x=0.37)
+        # A long route (7 departments, long English names) scrolls rather than spilling over the bar.
+        mid_holder = ScrollView(do_scroll_x=False, bar_width=12, size_hint_x=0.44)
         mid_holder.add_widget(middle)
-        mid_holder.add_widget(Widget())
-        qr_holder = BoxLayout(orientation="vertical", size_hint_x=0.25)
+        qr_holder = BoxLayout(orientation="vertical", size_hint_x=0.22)
         qr_holder.add_widget(qr_col)
         qr_holder.add_widget(Widget())
         main.add_widget(left_holder)

@@ -190,8 +190,9 @@ def qr_image(data: str, size: int) -> Image:
                 buf[base + x] = 0
     texture = Texture.create(size=(stride, n), colorfmt="luminance")
     texture.blit_buffer(bytes(buf), colorfmt="luminance", bufferfmt="ubyte")
+    texture.mag_filter = "nearest"  # crisp modules, no blur (set on the owner: a region shares it)
+    texture.min_filter = "nearest"
     texture = texture.get_region(0, 0, n, n)
-    texture.mag_filter = "nearest"  # crisp modules, no blur
     img = Image(texture=texture, size_hint=(None, None), size=(size, size), fit_mode="contain")
     img.qr_data = data
     return img
