@@ -9,9 +9,6 @@ Prints a table and JSON; never asserts a time. Usage:
 Rows:
 - ``model``: simulation.model on config/scenarios/mmc_station.toml — every ticket goes through
   queue_server.transitions and every call through dispatch.choose_next.
-- ``model, fast replace (what-if)``: the same, with ``dataclasses.replace`` inside
-  queue_server.transitions swapped for a field-copying version for this row only, to show how
-  much of the model's time the core's generic ``replace`` takes. Not how the project runs.
 - ``transitions only``: new_ticket + call + start + complete per customer, no SimPy.
 - ``bare SimPy``: one process per customer and a ``simpy.Resource`` (tech.md's reference).
 - ``Ciw``: ``ciw.Simulation`` with exponential arrivals and service, c servers.
@@ -64,45 +61,8 @@ def bench_model(customers: int, seed: int = 1) -> dict:
     return {"customers": len(waits), "seconds": el, "wait_min": sum(waits) / len(waits) / 60.0}
 
 
-_REPLACERS: dict[type, object] = {}
-
-
-def _fast_replace(obj, **changes):
-    """dataclasses.replace for these frozen slotted classes, as generated straight-line code.
-
-    What a core helper could do: no per-call field introspection, no __init__ round trip.
-    """
-    cls = type(obj)
-    fn = _REPLACERS.get(cls)
-    if fn is None:
-        names = [f.name for f in dataclasses.fields(cls)]
-        body = "\n".join(
-            f"    s(new, {n!r}, ch[{n!r}] if {n!r} in ch else obj.{n})" for n in names
-        )
-        src = f"def r(obj, ch):\n    new = new_(cls)\n{body}\n    return new\n"
-        ns = {"new_": object.__new__, "cls": cls, "s": object.__setattr__}
-        exec(src, ns)  # noqa: S102 — bench-only what-if, generated from the class's own field names
-        fn = _REPLACERS[cls] = ns["r"]
-    return fn(obj, changes)
-
-
-def bench_model_fast_replace(customers: int, seed: int = 1) -> dict:
-    original = transitions.replace
-    transitions.replace = _fast_replace  # what-if, this row only
-    try:
-        return bench_model(customers, seed)
-    finally:
-        transitions.replace = original
-
-
-def bench_transitions(customers: int, fast: bool = False) -> dict:
-    original = transitions.replace
-    if fast:
-        transitions.replace = _fast_replace
-    try:
-        return _bench_transitions(customers)
-    finally:
-        transitions.replace = original
+def bench_transitions(customers: int) -> dict:
+    return _bench_transitions(customers)
 
 
 def _bench_transitions(customers: int) -> dict:
@@ -199,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     erlang = mean_wait(lam, mu, c)
     rows = [
         ("model (transitions + choose_next)", bench_model(args.customers)),
-        ("model, fast replace (what-if)", bench_model_fast_replace(args.customers)),
         ("transitions only (no SimPy)", bench_transitions(args.customers)),
-        ("transitions only, fast replace", bench_transitions(args.customers, fast=True)),
         ("bare SimPy (process + Resource)", bench_simpy(args.customers)),
         ("Ciw 3.x", bench_ciw(args.customers)),
     ]
