@@ -212,7 +212,9 @@ def plots(r: Report, folder: str | Path) -> list[Path]:
     ax.set_xticks(list(xs), labels, rotation=60 if len(labels) > 8 else 0, fontsize=8)
     ax.set_ylabel("人・件")
     ax.set_title(f"日別 来庁者数 {title}")
-    ax.legend()
+    top = max(daily.column("tickets"), default=0)
+    ax.set_ylim(0, max(1.0, top * 1.2))  # headroom for the legend above the bars
+    ax.legend(loc="upper right", ncol=2)
     out.append(_save(plt, fig, folder / "visitors_by_day.png"))
 
     hourly = r.tables["hourly"]
@@ -223,6 +225,7 @@ def plots(r: Report, folder: str | Path) -> list[Path]:
     ax.axhline(r.target_minutes, color="#c00000", linestyle="--", linewidth=1, label=f"目標 {r.target_minutes:g} 分")
     ax.set_xlabel("順番待ちに入った時刻")
     ax.set_ylabel("待ち時間（分）")
+    ax.set_ylim(bottom=0)  # a wait axis that starts at 0 does not exaggerate differences
     ax.set_title(f"時間帯別 待ち時間 {title}")
     ax.legend()
     out.append(_save(plt, fig, folder / "waits_by_hour.png"))
