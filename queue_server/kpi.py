@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -613,4 +613,5 @@ def report_for(engine: Engine, ctx: KpiContext, site: str, first: str | dt.date,
                    department_names=ctx.names_ja(), now=now)
 
 
-__all__: Sequence[str] = ("Column", "KpiContext", "Period", "Report", "Table", "compute", "period_for", "report_for", "today")
+__all__ = ["Column", "KpiContext", "Period", "Report", "Table", "compute", "log_tables", "period_for", "report_for",
+           "today"]
