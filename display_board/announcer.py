@@ -4,23 +4,25 @@
 network), the English phrase by espeak-ng; both are joined with a chime into one WAV file per
 phrase under var/audio/, named by a hash of the texts, so a recall (same number, same counter)
 plays the cached file again. The server pushes the call first and only then asks for the audio:
-synthesis runs in a separate worker *process*, because pyopenjtalk holds the GIL for up to a
-second on the first phrase and a thread would stall every push of the event loop meanwhile.
+synthesis runs in a separate worker *process* (``python -m display_board.announcer``), because
+pyopenjtalk holds the GIL for up to a second and a thread would stall every push meanwhile. The
+worker reads one job per line on its stdin and exits at end of file, so it goes when the server
+goes, even on SIGKILL, and it holds none of the server's other pipes.
 A board fetches ``/audio/<name>.wav``; it answers 404 until the file is complete (files are
 written under a temporary name and renamed), and the board retries.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import contextlib
 import hashlib
 import io
 import logging
 import math
-import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import wave
@@ -159,27 +161,6 @@ def prune(cache_dir: Path, keep: int = MAX_CACHED) -> int:
     return max(0, len(files) - keep)
 
 
-def _die_with_parent() -> None:
-    """Worker initializer: exit when the server dies, even by SIGKILL (no orphaned synthesisers)."""
-    parent = os.getppid()
-    try:  # Linux: the kernel signals us when the parent goes
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(0)
-
-    def watch() -> None:  # elsewhere: poll for re-parenting
-        while os.getppid() == parent:
-            time.sleep(2)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def wav_seconds(path: Path) -> float:
     """Duration of a WAV file in seconds."""
     with wave.open(str(path)) as w:
@@ -190,52 +171,84 @@ def wav_seconds(path: Path) -> float:
 class Announcer:
     """Hands out audio URLs for calls and synthesises them in one background worker process.
 
-    ``request`` never blocks: it answers the URL at once and queues the synthesis; one worker
-    keeps the order of requests (the board plays calls in order too) and never takes both cores.
+    ``request`` never blocks: it answers the URL at once and writes one line to the worker; the
+    worker keeps the order of requests (the board plays calls in order too) and never takes more
+    than one core.
     """
 
     def __init__(self, cache_dir: Path = DEFAULT_CACHE, url_prefix: str = "/audio/") -> None:
         self.cache_dir = Path(cache_dir)
         self.url_prefix = url_prefix
-        self._pending: dict[str, cf.Future] = {}
-        self._pool: cf.ProcessPoolExecutor | None = None
+        self._proc: subprocess.Popen | None = None
+        self._asked: dict[str, float] = {}  # name -> when we asked the worker (no second job meanwhile)
         self._enabled = False
 
     def start(self) -> None:
-        """Enable synthesis. The worker process starts with the first call, not here: a server
-        that never calls anyone (most test servers) never pays for loading the voice."""
+        """Enable synthesis. The worker starts with the first call, not here: a server that never
+        calls anyone (most test servers) never pays for loading the voice."""
         if os.environ.get("MADOGUCHI_VOICE", "on").lower() in ("off", "0", "no"):
             raise RuntimeError("disabled by MADOGUCHI_VOICE=off")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._enabled = True
 
-    def _worker(self) -> cf.ProcessPoolExecutor | None:
-        if self._pool is None and self._enabled:
-            # spawn, not fork: forking a process that runs an event loop and threads can deadlock
-            self._pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_die_with_parent)
-        return self._pool
-
     def stop(self) -> None:
+        """Close the worker's stdin: it finishes the phrase in hand and exits."""
         self._enabled = False
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+            self._proc = None
+
+    def _worker(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "display_board.announcer", str(self.cache_dir)],
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                bufsize=1,
+            )
+            threading.Thread(target=self._read_results, args=(self._proc,), daemon=True).start()
+        return self._proc
+
+    def _read_results(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            if line.startswith("error "):
+                log.error("announcer: %s", line.rstrip())
+            elif not line.startswith("ok "):
+                log.debug("announcer: %s", line.rstrip())  # library chatter (e.g. pyopenjtalk's ONNX notice)
 
     def request(self, number: str, counter: int) -> str:
         """The URL the board will play for this call; synthesis is queued if the file is missing."""
         name = call_phrase(number, counter).name
-        if self._enabled and name not in self._pending and not (self.cache_dir / name).is_file():
-            fut = self._worker().submit(render_to, number, counter, str(self.cache_dir))
-            self._pending[name] = fut
-            fut.add_done_callback(lambda f, n=name: self._done(n, f))
+        now = time.monotonic()
+        if self._enabled and now - self._asked.get(name, -1e9) > 60 and not (self.cache_dir / name).is_file():
+            self._asked[name] = now
+            if len(self._asked) > 1000:  # forget old requests on a long-running server
+                self._asked = {k: v for k, v in self._asked.items() if now - v < 60}
+            for _ in range(2):  # a worker that died is started again once
+                try:
+                    w = self._worker()
+                    w.stdin.write(f"{number}\t{counter}\n")
+                    w.stdin.flush()
+                    break
+                except (BrokenPipeError, OSError, ValueError):
+                    self._proc = None
         return self.url_prefix + name
-
-    def _done(self, name: str, fut: cf.Future) -> None:
-        self._pending.pop(name, None)
-        if not fut.cancelled() and fut.exception() is not None:
-            log.error("announcement %s failed: %s", name, fut.exception())
 
     def synthesise(self, number: str, counter: int) -> Path:
         """Blocking: make sure the file exists and return its path (tests, pre-generation)."""
         return self.cache_dir / render_to(number, counter, str(self.cache_dir))
+
+
+def worker_main(cache_dir: str) -> int:
+    """The worker process: one ``number<TAB>counter`` job per stdin line, in order, until EOF."""
+    for line in sys.stdin:
+        try:
+            number, counter = line.rstrip("\n").split("\t")
+            print("ok", render_to(number, int(counter), cache_dir), flush=True)
+        except Exception as e:  # one bad phrase must not stop the announcements after it
+            print("error", repr(line), type(e).__name__, e, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1]))
