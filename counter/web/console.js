@@ -135,10 +135,24 @@ function renderAlerts() {
     return;
   }
   $("alerts").replaceChildren(...S.alerts.map((a, i) => el("li", { class: `${a.kind}${a.fresh ? " fresh" : ""}` },
-    el("button", { type: "button", onclick: () => { S.alerts.splice(i, 1); renderAlerts(); } }, t("action.dismiss")),
+    el("button", { type: "button", onclick: () => dismiss(i) }, t("action.dismiss")),
     el("time", {}, new Date(a.at * 1000).toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit" })),
     a.kind === "fault" ? t("alert.fault", a) : t("alert.help", a),
     a.reason ? el("div", {}, a.reason) : null)));
+}
+
+// dismissed alerts stay dismissed on this PC across reconnects (the snapshot repeats the day's alerts)
+const DISMISSED = "madoguchi.console.dismissed";
+const alertKey = (a) => `${a.device}|${a.at}`;
+function dismissed() {
+  try { return new Set(JSON.parse(localStorage.getItem(DISMISSED) || "[]")); } catch (e) { return new Set(); }
+}
+function dismiss(i) {
+  const keys = dismissed();
+  keys.add(alertKey(S.alerts[i]));
+  localStorage.setItem(DISMISSED, JSON.stringify([...keys].slice(-200)));
+  S.alerts.splice(i, 1);
+  renderAlerts();
 }
 
 function render() {
@@ -262,7 +276,8 @@ function onReady(result) {
   S.queue = snap.queue;
   S.current = snap.current;
   // help alerts of the day stay in the snapshot; show the last few, newest first
-  S.alerts = (snap.help || []).slice(-5).reverse();
+  const gone = dismissed();
+  S.alerts = (snap.help || []).filter((a) => !gone.has(alertKey(a))).slice(-5).reverse();
   $("signin").hidden = true;
   $("app").hidden = false;
   if (S.current) refreshCurrent().then(render);

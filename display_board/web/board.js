@@ -79,7 +79,7 @@ function renderHeader() {
 }
 
 function renderClock() {
-  const now = new Date();
+  const now = new Date(serverNow() * 1000);  // the server's clock: a TV's own clock drifts
   document.getElementById("clock").textContent = now.toLocaleTimeString("ja-JP", { timeZone: TZ, hour: "2-digit", minute: "2-digit", hour12: false });
   document.getElementById("date").textContent = now.toLocaleDateString("ja-JP", { timeZone: TZ, month: "long", day: "numeric", weekday: "short" });
 }
@@ -235,6 +235,7 @@ function chime() {
 async function announce(call) {
   const entry = { seq: call.seq, number: call.number, counter: call.counter, recall: call.recall, url: call.audio || null };
   window.__announcements.push(entry);
+  if (window.__announcements.length > 200) window.__announcements.shift();  // a board runs all day
   if (state.muted) { entry.skipped = "muted"; return; }
   const blob = call.audio ? await fetchWhenReady(call.audio) : null;
   entry.bytes = blob ? blob.size : 0;
