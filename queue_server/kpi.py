@@ -465,6 +465,25 @@ def _aggregate(
     ), [(p, *svc_proc.get(p, _Stat()).cells(), _r(svc_proc.get(p, _Stat()).cv), int(including[p]))
         for p in sorted(including)])
 
+    # ---- per purpose (a ticket with several purposes counts under each of them)
+    purpose_rows = q(f"""
+        SELECT j.value AS purpose, COUNT(*) AS tickets,
+               SUM(CASE WHEN s.ticket IS NOT NULL THEN 1 ELSE 0 END) AS visitors,
+               SUM(t.online) AS online, AVG(c.stay) AS stay
+        FROM kpi_tk t {d.unnest('t.purposes')}
+        LEFT JOIN {served} s ON s.ticket = t.ticket
+        LEFT JOIN (SELECT e.ticket, e.at - k.at AS stay FROM kpi_ev e JOIN kpi_tk k ON k.ticket = e.ticket
+                   WHERE e.kind = 'completed' AND e.closed = 1) c ON c.ticket = t.ticket
+        GROUP BY j.value ORDER BY COUNT(*) DESC, j.value""")
+    n_tickets = sum(int(r.tickets) for r in per_day.values())
+    tables["purposes"] = Table("purposes", "目的別", (
+        Column("purpose", "目的"), Column("tickets", "発券数", "件"), Column("share", "割合", "比率"),
+        Column("visitors", "来庁者数", "人"), Column("stay_mean", "平均滞在時間", "分"),
+        Column("online_capable_share", "オンライン・コンビニで済んだはずの割合", "比率"),
+    ), [(r.purpose, int(r.tickets), _share(int(r.tickets), n_tickets), int(r.visitors),
+         _r(float(r.stay) / 60.0) if r.stay is not None else None, _share(int(r.online), int(r.tickets)))
+        for r in purpose_rows])
+
     # ---- visits: time in the building and departments visited
     tib = q(_stats_sql("""(SELECT e.ticket, e.at - t.at AS stay FROM kpi_ev e JOIN kpi_tk t ON t.ticket = e.ticket
                           WHERE e.kind = 'completed' AND e.closed = 1) AS closed_visits""", "'all'", "stay"))

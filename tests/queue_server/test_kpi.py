@@ -153,6 +153,16 @@ def test_service_per_procedure(report):
     ]
 
 
+def test_purposes(report):
+    assert rows(report, "purposes") == [
+        # A C D E F G; visitors A C F G; stays of those done: 16 70 17 39; online-capable: C
+        {"purpose": "certificate", "tickets": 6, "share": 0.8571, "visitors": 4, "stay_mean": 35.5,
+         "online_capable_share": 0.1667},
+        {"purpose": "move_out", "tickets": 1, "share": 0.1429, "visitors": 1, "stay_mean": 55.0,
+         "online_capable_share": 0.0},
+    ]
+
+
 def test_departments_visited(report):
     assert rows(report, "visits") == [
         {"departments": 1, "visitors": 3, "share": 0.6},
