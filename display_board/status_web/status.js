@@ -98,20 +98,32 @@ async function main() {
   if (!S.lang) S.lang = "ja";
   render();
   const token = params.get("t") || "";
-  new Link({
-    hello: () => ({ role: "public", ticket: token, site: params.get("site") || undefined }),
+  // The QR code carries only the token; the server looks it up in one site (the first unless
+  // told). A branch office's ticket is found by trying the other sites listed by /healthz.
+  let sites = params.get("site") ? [params.get("site")] : null;
+  const connect = (site) => new Link({
+    hello: () => ({ role: "public", ticket: token, site }),
     onReady: (result) => update(result.snapshot.status),
     onPush: (msg) => { if (msg.push === "status") update(msg.data); },
     onState: (s) => {
       $("offline").hidden = s !== "offline";
       $("offline").textContent = S.i18n ? S.i18n.t("conn.offline", S.lang || "ja") : "";
     },
-    onFatal: () => {
+    onFatal: async (err) => {
+      if (err.code === "unknown_ticket" && sites === null) {
+        let keys = [];
+        try { keys = Object.keys((await (await fetch("/healthz")).json()).sites); } catch (e) { /* none */ }
+        sites = site ? keys.filter((k) => k !== site) : keys.slice(1);  // the first is the default just tried
+        if (sites.length) return connect(sites.shift());
+      } else if (err.code === "unknown_ticket" && sites.length) {
+        return connect(sites.shift());
+      }
       $("main").classList.add("not-found");
       $("state").replaceChildren(el("p", { class: "big", id: "not-found" }, t("status.not_found")));
       $("number").textContent = "—";
     },
   }).start();
+  connect(sites ? sites.shift() : undefined);
 }
 
 main();

@@ -82,8 +82,8 @@ def run(coro):
         return pool.submit(asyncio.run, coro).result(timeout=60)
 
 
-async def _issue(live: LiveServer, purposes: list[str], **kw) -> dict:
-    k, r = await Client.open(live.url, role="kiosk", device="kiosk-1", token=live.tokens().roles["kiosk"], site="honcho")
+async def _issue(live: LiveServer, purposes: list[str], site: str = "honcho", **kw) -> dict:
+    k, r = await Client.open(live.url, role="kiosk", device="kiosk-1", token=live.tokens().roles["kiosk"], site=site)
     assert "result" in r, r
     try:
         return await k.ok("issue", purposes=purposes, answers={}, lang="ja", idempotency_key=f"web-{next(_keys)}-{id(live)}", **kw)

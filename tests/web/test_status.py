@@ -68,3 +68,13 @@ def test_an_unknown_token_says_so_and_shows_no_number(live, phone):
     page.wait_for_selector("#not-found")
     assert page.locator("#number").inner_text() == "—"
     shot(page, "status-not-found")
+
+
+def test_a_branch_office_ticket_is_found_without_the_site_in_the_url(live, phone):
+    t = issue(live, ("certificate",), site="yawata")["ticket"]
+    assert t["site"] == "yawata" and "site=" not in t["status_url"]
+    page = phone.new_page()
+    page.goto(status_url(live, t["public_token"]))
+    page.wait_for_selector("#position, #state p.big")
+    assert page.locator("#number").inner_text() == t["number"]
+    assert "八幡" in page.locator("#site").inner_text()
