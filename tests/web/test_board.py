@@ -56,6 +56,7 @@ def test_board_resyncs_after_a_server_restart_without_missing_or_repeating_a_cal
     live.kill()
     board.wait_for_selector("#offline:not([hidden])", timeout=5000)  # "connection lost" is visible
     assert "offline" in board.locator("body").get_attribute("class")
+    shot(board, "board-offline")
     # keep the board away until the call is made, so it can only learn of it by resync
     context.set_offline(True)
     live.start(port=port)
