@@ -10,8 +10,10 @@ TEST_APT := $(DEMO_APT) pcscd vsmartcard-vpcd postgresql chromium libzbar0 xvfb
 
 .PHONY: demo test setup setup-test apt-demo apt-test lint bench clean
 
+DEMO_ARGS ?= --busy
+
 demo: apt-demo $(VENV)/.installed
-	$(BIN)/python run.py demo
+	$(BIN)/python run.py demo $(DEMO_ARGS)
 
 test: apt-test $(VENV)/.installed
 	$(BIN)/ruff check .

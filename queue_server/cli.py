@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--no-kiosk", action="store_true", help="do not open the kiosk window")
+    p.add_argument("--busy", action="store_true",
+                   help="also run the simulation's live mode, so simulated kiosks and staff fill the board")
+    p.add_argument("--scenario", default="normal_week", help="scenario for --busy (default normal_week)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check-config", help="validate site config, catalogue and message tables")
@@ -140,7 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(e)
         return 1
     qs = QueueServer(city, store, tokens, catalogue)
-    kiosk: list[subprocess.Popen] = []
+    kiosk: list[subprocess.Popen] = []  # child processes: the kiosk window and the busy-lobby simulation
 
     def ready(port: int) -> None:
         print("madoguchi demo — Sakata City (酒田市), SQLite at", store.url)
@@ -155,6 +158,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("  Kiosk window opened.")
         else:
             print("  No display here: start the kiosk on a machine with a screen with the Kiosk line above.")
+        if args.busy:
+            kiosk.append(subprocess.Popen(
+                [sys.executable, "run.py", "simulate", args.scenario, "--live", f"ws://{args.host}:{port}/ws",
+                 "--speed", "60", "--secrets", args.secrets, "--quiet"],
+                stdout=subprocess.DEVNULL))
+            print(f"  Busy lobby: simulated kiosks and staff ({args.scenario}, 60x speed) are using the counters.")
         print("Press Ctrl+C to stop.", flush=True)
 
     try:
