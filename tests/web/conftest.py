@@ -23,7 +23,6 @@ SHOTS = Path(__file__).resolve().parents[1] / "screenshots" / "web"
 ROOT_AUDIO = Path(__file__).resolve().parents[2] / "var" / "audio"  # where the server caches announcements
 _keys = itertools.count(1)
 
-pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
