@@ -176,7 +176,6 @@ class KioskShell:
         self._countdown: int | None = None
         self._last_touch: tuple[tuple[float, float], float] = ((-1e9, -1e9), -1e9)
         self.repeat_window = REPEAT_WINDOW
-        self.print_results: list[Any] = []  # PrintResult of each print (tests, diagnostics)
         self.screens_shown: list[Any] = []  # (screen, monotonic time) each time a page is built
         self.on_render: Callable[[Any], None] | None = None
 
@@ -313,8 +312,8 @@ class KioskShell:
             from printers.printing import print_ticket
 
             try:
-                result = print_ticket(s.printer, printable_ticket(c.result, c.lang), s.renderer, s.printer_width,
-                                      s.printer_timeout)
+                print_ticket(s.printer, printable_ticket(c.result, c.lang), s.renderer, s.printer_width,
+                             s.printer_timeout)
             except PrinterError as e:
                 log.warning("kiosk: printing failed: %s", e.code)
                 self.post(F.PrintFailed(e.code, e.message_key, e.detail))
@@ -322,7 +321,6 @@ class KioskShell:
                 log.exception("kiosk: printing crashed")
                 self.post(F.PrintFailed("printer_error", "error.printer_error", type(e).__name__))
             else:
-                self.print_results.append(result)
                 self.post(F.Printed())
 
         threading.Thread(target=go, name="kiosk-print", daemon=True).start()

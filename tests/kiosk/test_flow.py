@@ -337,3 +337,31 @@ def test_kiosk_messages_exist_in_every_language_with_the_same_fields():
     for key, texts in messages.table.items():
         fields = {lang: {f for _, f, _, _ in string.Formatter().parse(texts[lang]) if f} for lang in LANGUAGES}
         assert len({frozenset(v) for v in fields.values()}) == 1, (key, fields)
+
+
+def test_every_kiosk_text_has_a_glyph_in_the_fonts_of_its_language(catalogue):
+    """No tofu: each string the kiosk can show, in each language, is drawable by the font runs
+    kiosk/fonts.py picks (the screens themselves are checked by eye in the screenshots)."""
+    from kiosk.card import MESSAGES_PATH as CARD_MESSAGES
+    from kiosk.fonts import missing
+    from queue_server.i18n import LANGUAGE_NAMES, pick
+
+    texts: list[tuple[str, str]] = [(name, code) for code, name in LANGUAGE_NAMES.items()]
+    for path in (ROOT / "kiosk" / "messages.toml", CARD_MESSAGES):
+        for per_lang in load_messages(path).table.values():
+            texts += [(t, lang) for lang, t in per_lang.items()]
+    for lang in LANGUAGES:
+        for p in catalogue.purposes.values():
+            texts.append((pick(p.name, lang), lang))
+        for q in catalogue.questions.values():
+            texts += [(pick(q.text, lang), lang), (pick(q.help, lang), lang)]
+            texts += [(pick(t, lang), lang) for t in q.choice_text.values()]
+        for pr in catalogue.procedures.values():
+            texts.append((pick(pr.name, lang), lang))
+        texts += [(pick(d.name, lang), lang) for d in catalogue.documents.values()]
+        texts += [(pick(t, lang), lang) for t in catalogue.department_names.values()]
+        texts += [(pick(t, lang), lang) for t in catalogue.labels.values()]
+        texts += [(pick(a.text, lang), lang) for a in catalogue.alternatives.values()]
+        texts += [(pick(d.text, lang), lang) for d in catalogue.deadlines.values()]
+    bad = {(lang, ch) for text, lang in texts for ch in missing(text, lang)}
+    assert not bad, sorted(bad)[:20]

@@ -316,6 +316,9 @@ def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk,
         sh.state = F.KioskState(screen=F.Screen.ERROR, lang=lang, online=True, error_code="storage_error")
         sh.render()
         k.shot(f"{lang}-12-error")
+        sh.state = F.KioskState(screen=F.Screen.OFFLINE, lang=lang, online=False, retry_in=4.0, pending_key="x")
+        sh.render()
+        k.shot(f"{lang}-11-offline-screen")
         # the idle countdown over a question
         sh.state = F.KioskState(lang=lang, online=True)
         sh.render()
@@ -328,6 +331,12 @@ def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk,
         k.shot(f"{lang}-13-idle-countdown")
         k.tap("idle-continue")
         assert sh.overlay is None and k.state.screen is F.Screen.QUESTION
+        k.tap("restart")
+
+    # the other languages' purpose screens: every script drawn (no boxes)
+    for lang in ("zh", "ko", "vi", "pt", "ja-easy"):
+        k.tap(f"lang-{lang}")
+        k.shot(f"{lang}-02-purpose")
         k.tap("restart")
 
     # large text, high contrast, portrait: the done screen and the plan
