@@ -142,7 +142,8 @@ def main() -> int:
     args = ap.parse_args()
     os.environ["MADOGUCHI_VOICE"] = args.voice  # the server process inherits it
     with tempfile.TemporaryDirectory() as tmp:
-        live = LiveServer(db_url=f"sqlite:///{Path(tmp) / 'bench.db'}", secrets=Path(tmp) / "secrets.toml").start()
+        live = LiveServer(db_url=f"sqlite:///{Path(tmp) / 'bench.db'}", secrets=Path(tmp) / "secrets.toml",
+                          voice=args.voice == "on").start()
         try:
             r = asyncio.run(run(live, args.boards, args.consoles, args.calls))
         finally:

@@ -31,6 +31,7 @@ class LiveServer:
     port: int = 0
     log: list[str] = field(default_factory=list)
     log_level: str = "WARNING"
+    voice: bool = False  # synthesising announcements costs seconds of CPU per call: only where tested
 
     @property
     def url(self) -> str:
@@ -45,7 +46,8 @@ class LiveServer:
                "--db", self.db_url, "--secrets", str(self.secrets), "--config-dir", str(self.config_dir),
                "--log-level", self.log_level]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                          "MADOGUCHI_VOICE": "on" if self.voice else "off"})
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:

@@ -28,7 +28,7 @@ _keys = itertools.count(1)
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("web")
-    srv = LiveServer(db_url=f"sqlite:///{tmp / 'lobby.db'}", secrets=tmp / "secrets.toml").start()
+    srv = LiveServer(db_url=f"sqlite:///{tmp / 'lobby.db'}", secrets=tmp / "secrets.toml", voice=True).start()
     yield srv
     srv.kill()
 
