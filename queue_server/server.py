@@ -655,7 +655,7 @@ class QueueServer:
                 "day": day,
                 "issued_at": now,
                 "public_token": ticket.public_token,
-                "status_url": f"{self.city.public_base_url.rstrip('/')}/status/?t={ticket.public_token}",
+                "status_url": f"{self.city.public_base_url.rstrip('/')}/status/?t={ticket.public_token}&site={hub.key}",
                 "site": hub.key,
                 "site_name": dict(hub.config.name),
             },
@@ -713,6 +713,11 @@ class QueueServer:
             self._push(hub, "all", "call", view, seq=ev["seq"])
             t = hub.lobby.tickets[ev["ticket"]]
             self._push(hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
+        elif kind in ("requeued", "no_show"):
+            # the number is no longer called at that counter: boards take it off "now calling"
+            t = hub.lobby.tickets[ev["ticket"]]
+            self._push(hub, "all", "call_end", {"seq": ev["seq"], "number": t.label, "counter": ev["counter"],
+                                                "reason": kind}, seq=ev["seq"])
         self._push(hub, "admin", "event", ev, seq=ev["seq"])
 
     async def _roll_day(self) -> None:

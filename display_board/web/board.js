@@ -94,7 +94,7 @@ function splitCalls() {
     // one card per counter: its latest call, while it is recent enough to matter
     if (counters.has(c.counter)) continue;
     counters.add(c.counter);
-    if (now - c.at < HOLD_S && calling.length < MAX_CARDS && !numbersNow.has(c.number)) {
+    if (!c.ended && now - c.at < HOLD_S && calling.length < MAX_CARDS && !numbersNow.has(c.number)) {
       calling.push(c);
       numbersNow.add(c.number);
     }
@@ -272,6 +272,12 @@ function onReady(result, resumedFrom) {
 function onPush(msg) {
   if (msg.push === "call") {
     if (addCall(msg.data, true)) renderCalls();
+  } else if (msg.push === "call_end") {
+    // returned to the queue or marked absent: the number leaves "now calling" at that counter
+    for (const c of state.calls.values()) {
+      if (c.number === msg.data.number && c.counter === msg.data.counter && c.seq < msg.data.seq) c.ended = true;
+    }
+    renderCalls();
   } else if (msg.push === "waits") {
     state.waits = msg.data;
     renderWaits();

@@ -208,3 +208,20 @@ def test_health_and_metrics_over_http(live):
     assert health["ok"] and "honcho" in health["sites"]
     metrics = urllib.request.urlopen(f"{live.http}/metrics", timeout=5).read().decode()
     assert "madoguchi_waiting{site=\"honcho\"}" in metrics
+
+
+def test_board_is_told_when_a_called_number_goes_back_to_the_queue(live):
+    async def scenario():
+        board, _ = await Client.open(live.url, role="display", token=live.tokens().roles["display"], site="honcho")
+        k = await kiosk(live)
+        c1 = await counter(live, 1)
+        issued = await issue(k, "back", purposes=("certificate",))
+        await c1.ok("call_next")
+        call = await board.wait_push(lambda p: p["push"] == "call")
+        await c1.ok("requeue")
+        end = await board.wait_push(lambda p: p["push"] == "call_end")
+        assert end["data"]["number"] == issued["ticket"]["number"] == call["data"]["number"]
+        assert end["data"]["counter"] == 1 and end["seq"] > call["seq"]
+        assert "&site=honcho" in issued["ticket"]["status_url"]
+
+    run(scenario())
