@@ -242,8 +242,9 @@ class KioskShell:
         from kiosk import flow as F
 
         self.state, commands = self.kiosk.step(self.state, event)
-        if os.environ.get("MADOGUCHI_KIOSK_TRACE"):
-            print("kiosk:", type(event).__name__, "->", self.state.screen.value, [type(c).__name__ for c in commands])
+        # event and command *types* only: their fields may hold what a citizen entered
+        log.debug("kiosk: %s -> %s %s", type(event).__name__, self.state.screen.value,
+                  [type(c).__name__ for c in commands])
         for c in commands:
             self._run(c)
         self._gc_guard()

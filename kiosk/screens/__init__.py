@@ -133,8 +133,8 @@ def status_line(ctx: ViewContext) -> Widget | None:
         parts.append(ctx.t("status.offline"))
     if s.assist:
         parts.append(ctx.t("staff.mode"))
-    if s.notice and s.screen is not F.Screen.QUESTION and s.notice.split(".")[0] in ("help", "staff", "reservation"):
-        parts.append(ctx.t(s.notice))
+    if s.notice in ("help.sent", "help.queued", "staff.on", "reservation.noted"):
+        parts.append(ctx.t(s.notice))  # the others are shown next to the pad or answer they concern
     if not parts:
         return None
     line = ctx.text("　/　".join(parts), "small", color=th.primary_fg if th.high_contrast else (1, 1, 1, 1),

@@ -49,8 +49,11 @@ def purpose(ctx: ViewContext) -> Widget:
     grid = GridLayout(cols=cols, spacing=18)
     cat = ctx.kiosk.catalogue
     for pid in ctx.kiosk.config.purposes:
-        grid.add_widget(ctx.button(bracket_break(pick(cat.purposes[pid].name, ctx.lang)), F.ChoosePurpose(pid),
-                                   role="heading", height=0, name=f"purpose-{pid}"))
+        name = pick(cat.purposes[pid].name, ctx.lang)
+        # long names (相談（福祉・子ども・障がい・介護）) one size smaller, so they wrap cleanly
+        role = "body" if len(name) > 16 and ctx.lang in ("ja", "ja-easy", "zh") else "heading"
+        grid.add_widget(ctx.button(bracket_break(name), F.ChoosePurpose(pid), role=role, height=0,
+                                   name=f"purpose-{pid}"))
     if ctx.state.reservation_code is None:
         grid.add_widget(ctx.button(ctx.t("purpose.reservation"), F.ChooseReservation(), role="heading", height=0,
                                    primary=True, name="purpose-reservation"))
