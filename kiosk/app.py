@@ -371,8 +371,9 @@ class KioskShell:
             Clock.schedule_once(lambda dt: self._render_if(F.Screen.ISSUING), ISSUING_DELAY)
             return
 
-        # last_activity and the retry countdown alone change nothing on the page
-        key = (replace(self.state, last_activity=0.0), len(self.pin), self.theme())
+        # last_activity alone changes nothing on the page, nor does the retry delay off the offline page
+        retry = self.state.retry_in if self.state.screen is F.Screen.OFFLINE else 0.0
+        key = (replace(self.state, last_activity=0.0, retry_in=retry), len(self.pin), self.theme())
         if not force and key == self._shown:
             return
         self._shown = key
