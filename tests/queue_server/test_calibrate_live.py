@@ -155,7 +155,10 @@ def test_no_shows_are_counted_exactly(played):
     stats, _, cal = played
     # waits = calls that started a wait = live mode's calls (it never requeues or transfers)
     assert cal.behaviour["no_show"] * stats.called == pytest.approx(stats.no_shows)
-    assert cal.behaviour["recall_seconds"] == pytest.approx(RECALL, abs=10)
+    # live mode runs on the wall clock: delays on a loaded machine can only lengthen what the log
+    # shows, so only the lower bound is a property (the exact fit is test_calibrate.py's, on a
+    # settable clock); an upper bound here would make the test pass or fail on wall time
+    assert cal.behaviour["recall_seconds"] >= RECALL - 10
 
 
 def test_routes_are_the_planners_for_the_answers_drawn(played):
@@ -165,14 +168,11 @@ def test_routes_are_the_planners_for_the_answers_drawn(played):
     assert all([s.department for s in v.steps] == ["shimin"] for v in cal.variants)
 
 
-def test_service_and_walk_come_back_within_error_plus_latency(played):
-    _, latency, cal = played
-    # a request's latency (round trip + commit, measured in this run), in simulated seconds,
-    # lengthens what the server sees by a few seconds
-    lag_min = 4 * latency * SPEED / 60.0
+def test_service_and_walk_are_never_shorter_than_planned(played):
+    _, _, cal = played
     for p, mean in MINUTES_OF.items():
         f = cal.procedures.get(p)
         if f is None or f.alone < 8:
             continue  # too few served alone this morning to say anything
-        assert abs(f.mean_minutes - mean) < 4 * mean * LIVE_CV / math.sqrt(f.alone) + lag_min, (p, f)
-    assert WALK - 1 <= cal.behaviour["walk_seconds"] <= WALK + 4 * latency * SPEED + 5
+        assert f.mean_minutes > mean - 4 * mean * LIVE_CV / math.sqrt(f.alone), (p, f)
+    assert cal.behaviour["walk_seconds"] >= WALK - 1  # lower bound only: see the recall test
