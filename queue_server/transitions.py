@@ -16,8 +16,20 @@ from .model import (
     StepState,
     Ticket,
     TicketState,
+    _build,
+    _evolve,
     evolve,
 )
+
+# Members as module constants: in Python 3.11 ``StepState.READY`` is a metaclass lookup (~0.3 µs),
+# and the moves below test states several times each. ``is`` on members, as in dispatch.py.
+_PENDING = StepState.PENDING
+_READY = StepState.READY
+_CALLED = StepState.CALLED
+_SERVING = StepState.SERVING
+_DONE = StepState.DONE
+_CANCELLED = StepState.CANCELLED
+_TICKET_DONE = TicketState.DONE
 
 
 class TransitionError(Exception):
@@ -49,36 +61,54 @@ def new_ticket(
     """Issue a ticket: its route's steps with no prerequisite are ready at once."""
     if not route:
         raise TransitionError("empty_route", "the plan has no step to queue for", "purposes")
+    steps = []
     for i, r in enumerate(route):
-        bad = [a for a in r.after if not 0 <= a < i]
-        if bad:
-            raise TransitionError("bad_route", f"step {i} waits for {bad}: only earlier steps allowed", "route")
-    steps = tuple(
-        Step(
-            index=i,
-            department=r.department,
-            procedures=tuple(r.procedures),
-            after=tuple(r.after),
-            minutes=r.minutes,
-            state=StepState.PENDING if r.after else StepState.READY,
-            ready_since=None if r.after else now,
+        after = r.after
+        if after:
+            bad = [a for a in after if not 0 <= a < i]
+            if bad:
+                raise TransitionError("bad_route", f"step {i} waits for {bad}: only earlier steps allowed", "route")
+        # Step(index=i, ..., state=PENDING or READY, ready_since=None or now), every field given
+        steps.append(
+            _build(
+                Step,
+                {
+                    "index": i,
+                    "department": r.department,
+                    "procedures": tuple(r.procedures),
+                    "after": tuple(after),
+                    "minutes": r.minutes,
+                    "state": _PENDING if after else _READY,
+                    "ready_since": None if after else now,
+                    "counter": None,
+                    "called_at": None,
+                    "started_at": None,
+                    "completed_at": None,
+                    "recalls": 0,
+                    "rework": False,
+                },
+            )
         )
-        for i, r in enumerate(route)
-    )
-    return Ticket(
-        id=ticket_id,
-        site=site,
-        day=day,
-        prefix=prefix,
-        number=number,
-        purposes=tuple(purposes),
-        lang=lang,
-        issued_at=now,
-        steps=steps,
-        public_token=public_token,
-        assistance=assistance,
-        reserved_for=reserved_for,
-        device=device,
+    return _build(
+        Ticket,
+        {
+            "id": ticket_id,
+            "site": site,
+            "day": day,
+            "prefix": prefix,
+            "number": number,
+            "purposes": tuple(purposes),
+            "lang": lang,
+            "issued_at": now,
+            "steps": tuple(steps),
+            "public_token": public_token,
+            "closed": None,
+            "assistance": assistance,
+            "reserved_for": reserved_for,
+            "device": device,
+            "transfers": 0,
+            "extra": {},
+        },
     )
 
 
@@ -96,7 +126,10 @@ def _step(ticket: Ticket, index: int) -> Step:
 def _with_step(ticket: Ticket, step: Step) -> Ticket:
     steps = list(ticket.steps)
     steps[step.index] = step
-    return evolve(ticket, steps=tuple(steps))
+    return _evolve(ticket, {"steps": tuple(steps)})
+
+
+# The moves below check in line and call the helpers above only to raise (same codes, messages).
 
 
 def _expect(ticket: Ticket, step: Step, *states: StepState, action: str) -> None:
@@ -120,55 +153,81 @@ def _expect_counter(ticket: Ticket, step: Step, counter: int, action: str) -> No
 
 def call(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     """A counter calls the ticket for one of its ready steps."""
-    _open(ticket)
-    step = _step(ticket, index)
-    _expect(ticket, step, StepState.READY, action="call")
-    active = ticket.active_step
-    if active is not None:
-        raise TransitionError(
-            "ticket_busy", f"ticket {ticket.label} is already at counter {active.counter}", "ticket"
-        )
-    return _with_step(ticket, evolve(step, state=StepState.CALLED, counter=counter, called_at=now))
+    if ticket.closed is not None:
+        _open(ticket)
+    steps = ticket.steps
+    if not 0 <= index < len(steps):
+        _step(ticket, index)
+    step = steps[index]
+    if step.state is not _READY:
+        _expect(ticket, step, StepState.READY, action="call")
+    for active in steps:  # ticket.active_step
+        if active.state is _CALLED or active.state is _SERVING:
+            raise TransitionError(
+                "ticket_busy", f"ticket {ticket.label} is already at counter {active.counter}", "ticket"
+            )
+    return _with_step(ticket, _evolve(step, {"state": _CALLED, "counter": counter, "called_at": now}))
 
 
 def recall(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     """Call the same number again (the citizen has not come yet)."""
-    _open(ticket)
-    step = _step(ticket, index)
-    _expect(ticket, step, StepState.CALLED, action="recall")
-    _expect_counter(ticket, step, counter, "recall")
-    return _with_step(ticket, evolve(step, recalls=step.recalls + 1, called_at=now))
+    if ticket.closed is not None:
+        _open(ticket)
+    if not 0 <= index < len(ticket.steps):
+        _step(ticket, index)
+    step = ticket.steps[index]
+    if step.state is not _CALLED:
+        _expect(ticket, step, StepState.CALLED, action="recall")
+    if step.counter != counter:
+        _expect_counter(ticket, step, counter, "recall")
+    return _with_step(ticket, _evolve(step, {"recalls": step.recalls + 1, "called_at": now}))
 
 
 def start(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     """The citizen arrived at the counter: service starts."""
-    _open(ticket)
-    step = _step(ticket, index)
-    _expect(ticket, step, StepState.CALLED, action="start")
-    _expect_counter(ticket, step, counter, "start")
-    return _with_step(ticket, evolve(step, state=StepState.SERVING, started_at=now))
+    if ticket.closed is not None:
+        _open(ticket)
+    if not 0 <= index < len(ticket.steps):
+        _step(ticket, index)
+    step = ticket.steps[index]
+    if step.state is not _CALLED:
+        _expect(ticket, step, StepState.CALLED, action="start")
+    if step.counter != counter:
+        _expect_counter(ticket, step, counter, "start")
+    return _with_step(ticket, _evolve(step, {"state": _SERVING, "started_at": now}))
 
 
 def complete(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     """Service done: later steps whose prerequisites are all done become ready; the last closes."""
-    _open(ticket)
-    step = _step(ticket, index)
-    _expect(ticket, step, StepState.SERVING, action="complete")
-    _expect_counter(ticket, step, counter, "complete")
+    if ticket.closed is not None:
+        _open(ticket)
+    if not 0 <= index < len(ticket.steps):
+        _step(ticket, index)
+    step = ticket.steps[index]
+    if step.state is not _SERVING:
+        _expect(ticket, step, StepState.SERVING, action="complete")
+    if step.counter != counter:
+        _expect_counter(ticket, step, counter, "complete")
     steps = list(ticket.steps)
-    steps[index] = evolve(step, state=StepState.DONE, completed_at=now)
+    steps[index] = _evolve(step, {"state": _DONE, "completed_at": now})
     return _release_ready(ticket, steps, now)
 
 
 def _release_ready(ticket: Ticket, steps: list[Step], now: float) -> Ticket:
     """One new Ticket with waiting steps released and, when nothing is left open, closed."""
-    finished = {s.index for s in steps if s.state is StepState.DONE or s.state is StepState.CANCELLED}
+    finished = None  # indices of DONE or CANCELLED steps, built at the first PENDING step
     still_open = False
     for i, s in enumerate(steps):
-        if s.state is StepState.PENDING and all(a in finished for a in s.after):
-            steps[i] = s = evolve(s, state=StepState.READY, ready_since=now)
-        still_open = still_open or s.state in OPEN_STEP_STATES
-    return evolve(ticket, steps=tuple(steps), closed=None if still_open else TicketState.DONE)
+        state = s.state
+        if state is _PENDING:
+            if finished is None:
+                finished = {x.index for x in steps if x.state is _DONE or x.state is _CANCELLED}
+            if all(a in finished for a in s.after):
+                steps[i] = _evolve(s, {"state": _READY, "ready_since": now})
+            still_open = True  # PENDING or READY: both open
+        elif state is _READY or state is _CALLED or state is _SERVING:
+            still_open = True
+    return _evolve(ticket, {"steps": tuple(steps), "closed": None if still_open else _TICKET_DONE})
 
 
 def transfer(ticket: Ticket, index: int, counter: int, department: str, now: float) -> Ticket:
@@ -238,14 +297,14 @@ def no_show(ticket: Ticket, index: int, counter: int, now: float, max_recalls: i
             "step",
         )
     steps = tuple(
-        evolve(s, state=StepState.NO_SHOW, completed_at=now)
+        _evolve(s, {"state": StepState.NO_SHOW, "completed_at": now})
         if s.index == index
-        else evolve(s, state=StepState.CANCELLED)
+        else _evolve(s, {"state": _CANCELLED})
         if s.state in OPEN_STEP_STATES
         else s
         for s in ticket.steps
     )
-    return evolve(ticket, steps=steps, closed=TicketState.NO_SHOW)
+    return _evolve(ticket, {"steps": steps, "closed": TicketState.NO_SHOW})
 
 
 def cancel(ticket: Ticket, now: float) -> Ticket:
@@ -257,8 +316,8 @@ def cancel(ticket: Ticket, now: float) -> Ticket:
         raise TransitionError(
             "ticket_busy", f"ticket {ticket.label} is at counter {active.counter}; finish it there", "ticket"
         )
-    steps = tuple(evolve(s, state=StepState.CANCELLED) if s.state in OPEN_STEP_STATES else s for s in ticket.steps)
-    return evolve(ticket, steps=steps, closed=TicketState.CANCELLED)
+    steps = tuple(_evolve(s, {"state": _CANCELLED}) if s.state in OPEN_STEP_STATES else s for s in ticket.steps)
+    return _evolve(ticket, {"steps": steps, "closed": TicketState.CANCELLED})
 
 
 def requeue(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
