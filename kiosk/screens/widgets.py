@@ -19,7 +19,7 @@ from kivy.uix.image import Image
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-from kiosk.fonts import markup
+from kiosk.fonts import escape, runs
 
 #: 15 mm at 4.03 px/mm (21.5" full-HD panel), rounded up.
 MIN_TARGET_PX = 61
@@ -112,14 +112,23 @@ def fill(widget: Widget, color: Sequence[float], border: Sequence[float] | None 
     widget.bind(pos=update, size=update)
 
 
+def label_args(text: str, lang: str, bold: bool = False) -> dict:
+    """Label properties for ``text``: one font → plain text in that font (fast: one render, no
+    markup parsing); several fonts → markup runs, each in a font that has its glyphs."""
+    parts = runs(text, lang)
+    if len(parts) == 1:
+        return {"text": text, "markup": False, "font_name": parts[0][0], "bold": bold}
+    body = "".join(f"[font={path}]{escape(chunk)}[/font]" for path, chunk in parts)
+    return {"text": f"[b]{body}[/b]" if bold else body, "markup": True}
+
+
 class Text(Label):
     """A wrapping paragraph whose height follows its text (for stacks and scroll views)."""
 
     def __init__(self, text: str, lang: str, theme: Theme, role: str = "body", color=None, bold: bool = False,
                  halign: str = "left", fixed_height: bool = False, **kw: object):
         super().__init__(
-            text=markup(text, lang, bold=bold or role in ("title", "huge", "heading")),
-            markup=True,
+            **label_args(text, lang, bold=bold or role in ("title", "huge", "heading")),
             font_size=theme.font(role),
             color=color or theme.fg,
             halign=halign,
@@ -143,8 +152,7 @@ class BigButton(Button):
         bg = theme.primary if primary or selected else theme.secondary
         fg = theme.primary_fg if primary or selected else theme.secondary_fg
         super().__init__(
-            text=markup(text, lang, bold=primary or selected),
-            markup=True,
+            **label_args(text, lang, bold=primary or selected),
             font_size=theme.font(role),
             color=fg,
             background_normal="",
