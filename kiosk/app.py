@@ -84,20 +84,33 @@ class KioskSettings:
 
 
 class CardDriver:
-    """The card reader behind the card screens: one CardSession at a time in a worker thread."""
+    """The card reader behind the card screens: one CardSession at a time, calls in threads.
+
+    Each close starts a new *generation*: a result of an older session (e.g. the ``Cancelled``
+    of a wait that "try again" replaced) is dropped instead of reaching the new card screens.
+    """
 
     def __init__(self, post: Callable[[Any], None]):
         self.post = post
         self._session: Any = None
+        self._gen = 0
         self._lock = threading.Lock()
 
     def _run(self, work: Callable[[Any], Any], done: Callable[[Any], Any]) -> None:
         from kiosk.card import flow as C
         from kiosk.card.errors import CardError, NoReader
 
+        gen = self._gen
+
+        def deliver(event: Any) -> None:
+            if gen == self._gen:
+                self.post(event)
+
         def go() -> None:
             try:
                 with self._lock:
+                    if gen != self._gen:
+                        return  # closed before this call started
                     if self._session is None:
                         from kiosk.card.reader import CardSession
 
@@ -105,11 +118,11 @@ class CardDriver:
                     session = self._session
                 result = work(session)
             except CardError as e:
-                self.post(C.Failed(e))
+                deliver(C.Failed(e))
             except ImportError as e:  # pyscard missing: the card feature is off, not the kiosk
-                self.post(C.Failed(NoReader(f"pyscard not available: {e}")))
+                deliver(C.Failed(NoReader(f"pyscard not available: {e}")))
             else:
-                self.post(done(result))
+                deliver(done(result))
 
         threading.Thread(target=go, name="card-flow", daemon=True).start()
 
@@ -135,7 +148,9 @@ class CardDriver:
         self._run(lambda s: s.read_record(), C.RecordRead)
 
     def close(self) -> None:
-        session, self._session = self._session, None
+        with self._lock:
+            self._gen += 1
+            session, self._session = self._session, None
         if session is not None:
             session.cancel()
             threading.Thread(target=session.close, name="card-close", daemon=True).start()

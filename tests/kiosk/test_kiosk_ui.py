@@ -525,3 +525,43 @@ def test_client_resends_a_lost_issue_with_the_same_key_and_completes_once():
     done = [e for e in events if isinstance(e, F.IssueSucceeded)]
     assert len(done) == 1 and done[0].result["ticket"]["number"] == "1"
     assert any(isinstance(e, F.Disconnected) for e in events)
+
+
+def test_card_driver_drops_the_results_of_a_closed_session():
+    """"Try again" closes the session whose wait is still running: its Cancelled must not reach
+    the new card screens (it would skip the card the citizen is about to present)."""
+    import threading
+
+    from kiosk.app import CardDriver
+    from kiosk.card.errors import Cancelled
+
+    posted: list = []
+    release = threading.Event()
+
+    class Session:
+        def __init__(self, block: bool):
+            self.block = block
+
+        def wait_for_card(self) -> str:
+            if self.block:
+                release.wait(5)
+                raise Cancelled("cancelled by close")
+            return "reader"
+
+        def cancel(self) -> None:
+            release.set()
+
+        def close(self) -> None: ...
+
+    driver = CardDriver(posted.append)
+    driver._session = Session(block=True)
+    driver.wait()
+    time.sleep(0.05)
+    driver.close()  # "try again": the old wait ends with Cancelled
+    driver._session = Session(block=False)
+    driver.wait()
+    deadline = time.monotonic() + 5
+    while not posted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert posted == [C.CardPresented()]
