@@ -748,16 +748,29 @@ class QueueServer:
                 hub = self.hubs[key]
                 waits_data = hub.waits_view(hub.waits(now, fresh=True))
                 self._push_if_changed(last, hub, "display", "waits", waits_data)
-                queues: dict[frozenset[str], list] = {}  # consoles with the same departments share a queue
+                # Consoles with the same departments share one queue: build and encode it once
+                # (encoding a long queue per console was most of the server's time with 200 consoles).
+                queues: dict[frozenset[str], tuple[str, str]] = {}
                 for client in [c for c in self.clients if c.site == key]:
                     if client.role == "counter":
                         counter = hub.lobby.counters[client.counter]
                         if counter.departments not in queues:
-                            queues[counter.departments] = hub.queue_view(counter, now)
-                        q = queues[counter.departments]
-                        self._push_one(last, client, hub, "queue", {"queue": q, "waits": waits_data})
+                            data = {"queue": hub.queue_view(counter, now), "waits": waits_data}
+                            queues[counter.departments] = (json.dumps(data, sort_keys=True, ensure_ascii=False),
+                                                           P.push("queue", hub.key, hub.seq, data))
+                        body, msg = queues[counter.departments]
+                        self._send_if_changed(last, client, "queue", body, msg)
                     elif client.role == "public" and client.ticket in hub.lobby.tickets:
-                        self._push_one(last, client, hub, "status", hub.public_view(hub.lobby.tickets[client.ticket], now))
+                        data = hub.public_view(hub.lobby.tickets[client.ticket], now)
+                        self._send_if_changed(last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
+                                              P.push("status", hub.key, hub.seq, data))
+
+    def _send_if_changed(self, last: dict, client: Client, kind: str, body: str, msg: str) -> None:
+        k = (id(client), kind)
+        if last.get(k) != body:
+            last[k] = body
+            self.metrics.pushes += 1
+            broadcast([client.ws], msg)
 
     def _push_if_changed(self, last: dict, hub: SiteHub, audience: str, kind: str, data: Any) -> None:
         body = json.dumps(data, sort_keys=True, ensure_ascii=False)
@@ -765,14 +778,6 @@ class QueueServer:
         if last.get(k) != body:
             last[k] = body
             self._push(hub, audience, kind, data)
-
-    def _push_one(self, last: dict, client: Client, hub: SiteHub, kind: str, data: Any) -> None:
-        body = json.dumps(data, sort_keys=True, ensure_ascii=False)
-        k = (id(client), kind)
-        if last.get(k) != body:
-            last[k] = body
-            self.metrics.pushes += 1
-            broadcast([client.ws], P.push(kind, hub.key, hub.seq, data))
 
     # ------------------------------------------------------------------ HTTP
     def process_request(self, connection: ServerConnection, request: HttpRequest) -> Response | None:
