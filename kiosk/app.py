@@ -207,7 +207,10 @@ class KioskShell:
 
                 if shell.is_repeat(touch.pos):
                     return True  # the same touch from a second input provider: swallow it
-                shell.dispatch(F.Touched(shell.clock()))
+                covered = shell.overlay is not None
+                shell.dispatch(F.Touched(shell.clock()))  # removes the idle countdown
+                if covered:
+                    return True  # that touch meant "I'm still here", not the button under the shade
                 return super().on_touch_down(touch)
 
         self.root = Root()

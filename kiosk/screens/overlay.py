@@ -12,6 +12,7 @@ from queue_server.i18n import Messages
 
 
 def idle_overlay(theme: Theme, messages: Messages, lang: str, seconds: int, on_continue: Callable[[], None]) -> AnchorLayout:
+    # Any touch while this is up only means "continue" (the shell swallows it): see KioskShell.build.
     shade = AnchorLayout(anchor_x="center", anchor_y="center")
     fill(shade, (0, 0, 0, 0.6))
     panel = BoxLayout(orientation="vertical", spacing=24, padding=40, size_hint=(None, None),

@@ -329,6 +329,16 @@ def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk,
         k.pump(frames=1)
         assert sh.overlay is not None
         k.shot(f"{lang}-13-idle-countdown")
+        if lang == "ja":  # a tap on the dimmed "start over" continues, and presses nothing else
+            b = k.button("restart")
+            t = UnitTestTouch(*b.to_window(*b.center))
+            t.touch_down()
+            t.touch_up()
+            k.pump(frames=1)
+            assert sh.overlay is None and k.state.screen is F.Screen.QUESTION
+            sh.state = F.replace(sh.state, last_activity=sh.clock() - sh.kiosk.config.idle_seconds - 3)
+            sh.tick()
+            k.pump(frames=1)
         k.tap("idle-continue")
         assert sh.overlay is None and k.state.screen is F.Screen.QUESTION
         k.tap("restart")
