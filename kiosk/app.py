@@ -185,6 +185,7 @@ class KioskShell:
         self.card = CardDriver(lambda e: self.post(F.CardEvent(e)))
         self.client = client
         self.root: Any = None
+        self._ticker: Any = None
         self.page: Any = None
         self.overlay: Any = None
         self._shown: Any = None
@@ -220,7 +221,7 @@ class KioskShell:
             self.client = KioskClient(self.settings.server, self.settings.device, self.settings.token,
                                       self.post, site=self.settings.site)
         self.client.start()
-        Clock.schedule_interval(lambda dt: self.tick(), 1.0)
+        self._ticker = Clock.schedule_interval(lambda dt: self.tick(), 1.0)
         self.render(force=True)
         # Kivy, the catalogue and the fonts are ~100k long-lived objects; a full collection
         # walking them took 200+ ms on the 2-core kiosk PC, often right between the touch and the
@@ -230,6 +231,8 @@ class KioskShell:
         return self.root
 
     def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
         if self.client is not None:
             self.client.stop()
         self.card.close()

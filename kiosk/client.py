@@ -179,6 +179,10 @@ class KioskClient:
                         self._ws = None
             except asyncio.CancelledError:  # pragma: no cover - loop shut down
                 raise
+            except RequestFailed as e:
+                # hello refused (bad_token, unknown_site): a configuration fault staff must fix;
+                # the kiosk keeps retrying so a corrected server config is picked up.
+                log.error("kiosk: the server refused hello: %s (check --device, --site and the kiosk token)", e.code)
             except Exception as e:  # noqa: BLE001 - any network failure means: retry later
                 log.info("kiosk: connection to %s failed: %s", self.url, type(e).__name__)
             self._fail_waiters()
