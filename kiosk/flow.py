@@ -47,7 +47,7 @@ class Screen(enum.Enum):
 
     LANGUAGE = "language"  # start screen: choose a language (also the attract screen)
     PURPOSE = "purpose"  # life events, certificates, consultation, reservation check-in
-    RESERVATION = "reservation"  # reservation code on a digit pad
+    RESERVATION = "reservation"  # reservation code on a digit pad: check-in with the booking's purposes
     QUESTION = "question"  # one question per screen
     CONVENIENCE = "convenience"  # "this certificate is also at a convenience store" (before the list)
     PLAN = "plan"  # the personal procedure list with waits
@@ -71,7 +71,9 @@ PURPOSES: tuple[str, ...] = (
 )
 MAX_STAFF_PIN_TRIES = 3
 MAX_NUMBER_DIGITS = 3
-MAX_RESERVATION_DIGITS = 8
+RESERVATION_DIGITS = 6  # the server's booking codes (docs/protocol.md, reserve)
+#: Server refusals that mean "check the reservation code" rather than "ask staff".
+RESERVATION_ERRORS = frozenset({"unknown_reservation", "reservation_used"})
 
 
 # ------------------------------------------------------------------ events (shell -> flow)
@@ -538,10 +540,14 @@ class Kiosk:
             return replace(s, screen=Screen.QUESTION, answers=s.answers[:-1], question=last, entry="",
                            selection=(), plan=None, waits=None), []
         if s.screen is Screen.CARD_OFFER:
+            if s.reservation_code is not None:
+                return replace(s, screen=Screen.RESERVATION, reservation_code=None), []
             return replace(s, screen=Screen.PLAN), []
         if s.screen is Screen.CARD:
             return replace(s, screen=Screen.CARD_OFFER, card=None, prefill=None), [CardClose()]
         if s.screen is Screen.ERROR:
+            if s.reservation_code is not None:  # retype the code
+                return replace(s, screen=Screen.RESERVATION, error_code=None, reservation_code=None), []
             return replace(s, screen=Screen.PLAN, error_code=None), []
         return s, []  # no way back once a ticket is on its way
 
@@ -557,7 +563,7 @@ class Kiosk:
         return replace(s, screen=Screen.RESERVATION, entry="", notice=None), []
 
     def _on_PadDigit(self, s: KioskState, e: PadDigit) -> tuple[KioskState, list[Command]]:
-        limit = MAX_RESERVATION_DIGITS if s.screen is Screen.RESERVATION else MAX_NUMBER_DIGITS
+        limit = RESERVATION_DIGITS if s.screen is Screen.RESERVATION else MAX_NUMBER_DIGITS
         if not (e.digit.isdigit() and len(e.digit) == 1) or len(s.entry) >= limit:
             return s, []
         return replace(s, entry=s.entry + e.digit, notice=None), []
@@ -567,11 +573,13 @@ class Kiosk:
 
     def _on_PadDone(self, s: KioskState, e: PadDone) -> tuple[KioskState, list[Command]]:
         if s.screen is Screen.RESERVATION:
-            if len(s.entry) < 4:
+            if len(s.entry) != RESERVATION_DIGITS:
                 return replace(s, notice="reservation.too_short"), []
-            # The booking's purpose is asked next, so its list and questions are the usual ones.
-            return replace(s, screen=Screen.PURPOSE, reservation_code=s.entry, entry="",
-                           notice="reservation.noted"), []
+            # The booking names its purposes: check in straight away (the server plans the route).
+            s = replace(s, reservation_code=s.entry, entry="", purposes=(), answers=(), plan=None, notice=None)
+            if self.config.card_enabled and not s.assist:
+                return replace(s, screen=Screen.CARD_OFFER), []
+            return self._issue(s)
         if s.screen is Screen.QUESTION and s.entry:
             return self._on_Answer(s, Answer(str(int(s.entry))))
         return s, []
@@ -689,12 +697,13 @@ class Kiosk:
         seq = s.key_seq + 1
         key = f"{self.config.key_prefix}-{seq:06d}"
         request: dict[str, Any] = {
-            "purposes": list(s.purposes),
             "answers": s.answer_map,
             "lang": s.lang,
             "idempotency_key": key,
             "assistance": s.assist,
         }
+        if s.purposes:  # a reservation check-in sends none: the booking names them
+            request["purposes"] = list(s.purposes)
         if s.prefill is not None:
             request["prefill"] = dict(s.prefill)
         if s.reservation_code:

@@ -54,9 +54,8 @@ def purpose(ctx: ViewContext) -> Widget:
         role = "body" if len(name) > 16 and ctx.lang in ("ja", "ja-easy", "zh") else "heading"
         grid.add_widget(ctx.button(bracket_break(name), F.ChoosePurpose(pid), role=role, height=0,
                                    name=f"purpose-{pid}"))
-    if ctx.state.reservation_code is None:
-        grid.add_widget(ctx.button(ctx.t("purpose.reservation"), F.ChooseReservation(), role="heading", height=0,
-                                   primary=True, name="purpose-reservation"))
+    grid.add_widget(ctx.button(ctx.t("purpose.reservation"), F.ChooseReservation(), role="heading", height=0,
+                               primary=True, name="purpose-reservation"))
     box.add_widget(grid)
     return box
 
@@ -101,7 +100,7 @@ def reservation(ctx: ViewContext) -> Widget:
     s = ctx.state
     return _pad_screen(ctx, ctx.t("reservation.title"), s.entry,
                        lambda d: ctx.send(F.PadDigit(d)), lambda: ctx.send(F.PadDelete()),
-                       lambda: ctx.send(F.PadDone()))
+                       lambda: ctx.send(F.PadDone()), hint=ctx.t("reservation.hint"))
 
 
 def staff_pin(ctx: ViewContext) -> Widget:

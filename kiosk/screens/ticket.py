@@ -58,8 +58,11 @@ def abandoned(ctx: ViewContext) -> Widget:
 
 def error(ctx: ViewContext) -> Widget:
     code = ctx.state.error_code or "internal"
-    body = ctx.t("plan.nothing_here") if code == "empty_route" else ctx.t("error.body", code=code)
-    box = _message(ctx, ctx.t("error.title"), body, title_color=ctx.theme.accent)
+    if code in F.RESERVATION_ERRORS:
+        box = _message(ctx, ctx.t(f"error.{code}"), ctx.t("error.reservation_retry"), title_color=ctx.theme.accent)
+    else:
+        body = ctx.t("plan.nothing_here") if code == "empty_route" else ctx.t("error.body", code=code)
+        box = _message(ctx, ctx.t("error.title"), body, title_color=ctx.theme.accent)
     box.add_widget(Widget())
     box.add_widget(ctx.button(ctx.t("done.finish"), F.Finish(), primary=True, role="title", name="finish"))
     return box

@@ -306,15 +306,30 @@ def test_help_is_sent_online_and_queued_offline(catalogue):
     assert s.notice == "help.queued"
 
 
-def test_reservation_code_rides_along_with_the_ticket(catalogue):
+def test_reservation_check_in_issues_with_the_code_and_no_purposes(catalogue):
     kiosk, s = make(catalogue)
     s, _ = run(kiosk, s, F.ChooseLanguage("ja"), F.ChooseReservation(), F.PadDigit("1"), F.PadDone())
-    assert s.notice == "reservation.too_short"
-    s, _ = run(kiosk, s, *(F.PadDigit(d) for d in "20345"), F.PadDone())
-    assert s.screen is F.Screen.PURPOSE and s.reservation_code == "120345"
-    s, _ = run(kiosk, s, F.ChoosePurpose("certificate"), F.ToggleChoice("nouzei"), F.Answer("x"))
-    s, cmds = run(kiosk, s, F.TakeNumber())
-    assert cmds[0].request["reservation_code"] == "120345"
+    assert s.notice == "reservation.too_short" and s.screen is F.Screen.RESERVATION
+    s, cmds = run(kiosk, s, *(F.PadDigit(d) for d in "2034567"), F.PadDone())  # the 7th digit is ignored
+    assert s.screen is F.Screen.ISSUING
+    (issue,) = [c for c in cmds if isinstance(c, F.Issue)]
+    assert issue.request["reservation_code"] == "120345" and "purposes" not in issue.request
+    # a wrong or used code: say so, and Back lets the citizen type it again
+    s, _ = run(kiosk, s, F.IssueFailed(s.pending_key, "unknown_reservation"))
+    assert s.screen is F.Screen.ERROR and s.error_code == "unknown_reservation"
+    s, _ = run(kiosk, s, F.Back())
+    assert s.screen is F.Screen.RESERVATION and s.reservation_code is None and s.entry == ""
+
+
+def test_reservation_check_in_offers_the_card_first_when_a_reader_is_there(catalogue):
+    kiosk, s = make(catalogue, card_enabled=True)
+    s, _ = run(kiosk, s, F.ChooseLanguage("en"), F.ChooseReservation(), *(F.PadDigit(d) for d in "482913"),
+               F.PadDone())
+    assert s.screen is F.Screen.CARD_OFFER
+    s2, _ = run(kiosk, s, F.Back())
+    assert s2.screen is F.Screen.RESERVATION
+    s, cmds = run(kiosk, s, F.SkipCard())
+    assert cmds[0].request["reservation_code"] == "482913"
 
 
 def test_every_purpose_reaches_a_list_with_unknown_answers(catalogue):

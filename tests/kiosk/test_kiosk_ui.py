@@ -284,13 +284,21 @@ def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk,
         k.wait_screen(F.Screen.DONE)
         assert k.state.issue_result["prefilled"] is False
         k.tap("finish")
-        # reservation code and a choice question (consultation)
+        # reservation check-in with a code the server does not know, then a choice question
         k.tap(f"lang-{lang}")
         k.tap("purpose-reservation")
-        for d in "2031":
+        for d in "203199":
             k.tap(f"digit-{d}")
         k.shot(f"{lang}-02-reservation")
         k.tap("pad-ok")
+        assert k.state.screen is F.Screen.CARD_OFFER  # this kiosk has a reader
+        k.tap("card-skip")
+        k.wait_screen(F.Screen.ERROR)
+        k.shot(f"{lang}-12-error-unknown-reservation")
+        k.tap("back")
+        assert k.state.screen is F.Screen.RESERVATION
+        k.tap("restart")
+        k.tap(f"lang-{lang}")
         k.tap("purpose-consultation")
         k.shot(f"{lang}-04-question-choice")
         k.tap("restart")
@@ -423,6 +431,32 @@ def test_offline_shows_a_clear_screen_reconnects_and_issues_exactly_once(kiosk, 
         shell.stop()
         Window.remove_widget(root)
         srv.kill()
+
+
+def test_reservation_check_in_by_code_gets_an_R_number(kiosk, live):
+    """A booking made at the admin end, checked in at the kiosk with its 6-digit code."""
+    import datetime as _dt
+    from zoneinfo import ZoneInfo
+
+    today = _dt.datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat()
+
+    async def book():
+        c, _ = await Client.open(live.url, role="admin", token=live.tokens().roles["admin"], site="honcho")
+        r = await c.ok("reserve", day=today, start="08:30", minutes=60, purposes=["death"])
+        await c.close()
+        return r["reservation"]
+
+    booking = run(book())
+    k = kiosk(device="kiosk-rsv")
+    k.tap("lang-en")
+    k.tap("purpose-reservation")
+    for d in booking["code"]:
+        k.tap(f"digit-{d}")
+    k.tap("pad-ok")
+    k.wait_screen(F.Screen.DONE)
+    number = k.state.issue_result["ticket"]["number"]
+    assert number.startswith("R") and number in k.texts().split("\n")
+    k.shot("en-09-done-reservation")
 
 
 def test_printer_failure_shows_the_ticket_with_its_qr_and_alerts_staff(kiosk, live):
@@ -575,3 +609,45 @@ def test_card_driver_drops_the_results_of_a_closed_session():
         time.sleep(0.01)
     time.sleep(0.1)
     assert posted == [C.CardPresented()]
+
+
+def test_my_number_card_prefill_end_to_end_with_the_virtual_card(kiosk, live, insert_card):
+    """The real reader thread against pcscd + the virtual card: present, PIN on the kiosk's pad,
+    consent, and the card data arrives on the ticket at the counter — and nowhere on the kiosk after."""
+    from tests.kiosk.virtual_card import TEST_NAME, TEST_PIN
+
+    k = kiosk(card=True, device="kiosk-card")
+    k.tap("lang-ja")
+    k.tap("purpose-certificate")
+    k.tap("choice-nouzei")
+    k.tap("answer-next")
+    k.pump(lambda: k.state.waits is not None)
+    k.tap("take-number")
+    insert_card()
+    k.tap("card-use")
+    k.pump(lambda: k.state.card is not None and k.state.card.step is C.Step.ENTER_PIN, timeout=20)
+    for d in TEST_PIN:
+        k.tap(f"digit-{d}")
+    k.tap("pad-ok")
+    k.pump(lambda: k.state.card is not None and k.state.card.step is C.Step.CONSENT, timeout=20)
+    assert TEST_NAME in k.texts()
+    k.tap("card-send")
+    k.wait_screen(F.Screen.DONE)
+    result = k.state.issue_result
+    assert result["prefilled"] is True
+    assert k.state.prefill is None and k.state.card is None and k.shell.pin == bytearray()
+
+    async def at_counter():
+        tok = live.tokens().counters["honcho"][10]
+        c, _ = await Client.open(live.url, role="counter", site="honcho", counter=10, token=tok, staff="佐藤")
+        await c.ok("open")
+        await c.ok("call", ticket=result["ticket"]["id"])
+        current = await c.ok("current")
+        await c.ok("requeue")
+        await c.close()
+        return current
+
+    current = run(at_counter())
+    assert current["prefill"]["name"] == TEST_NAME
+    k.tap("finish")
+    assert TEST_NAME not in repr(k.state) and TEST_NAME not in k.texts()
