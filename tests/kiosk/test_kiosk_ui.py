@@ -648,6 +648,6 @@ def test_my_number_card_prefill_end_to_end_with_the_virtual_card(kiosk, live, in
         return current
 
     current = run(at_counter())
-    assert current["prefill"]["name"] == TEST_NAME
+    assert current["ticket"]["prefill"]["name"] == TEST_NAME
     k.tap("finish")
     assert TEST_NAME not in repr(k.state) and TEST_NAME not in k.texts()
