@@ -309,21 +309,34 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
+        self._upserts: dict[type, Any] = {}
 
     def migrate(self) -> None:
         migrate(self.engine)
 
-    def _upsert(self, session: Session, model: type[Base], rows: list[dict], keys: list[str]) -> None:
+    def _upsert(self, conn: Any, model: type[Base], rows: list[dict], keys: list[str]) -> None:
+        """Insert or update rows in one executemany, with one cached statement per table.
+
+        The statement takes its new values from ``excluded`` (both SQLite and PostgreSQL), so its
+        shape never changes and SQLAlchemy compiles it once; building a statement per row with
+        literal values cost ~3 ms per row and was most of the commit time.
+        """
         if not rows:
             return
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        for row in rows:
-            stmt = insert(model).values(**row)
-            stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: v for k, v in row.items() if k not in keys})
-            session.execute(stmt)
+        stmt = self._upserts.get(model)
+        if stmt is None:
+            if self.dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            ins = insert(model.__table__)
+            cols = [c.name for c in model.__table__.columns if c.name not in keys]
+            stmt = self._upserts[model] = ins.on_conflict_do_update(
+                index_elements=keys, set_={c: ins.excluded[c] for c in cols}
+            )
+        # executemany needs the same keys in every row: fill the table's columns
+        cols_all = [c.name for c in model.__table__.columns]
+        conn.execute(stmt, [{c: r.get(c) for c in cols_all} for r in rows])
 
     def sync_config(self, sites: Iterable[Any]) -> None:
         """Mirror the site config (sites, departments, counters) into the database."""
@@ -348,39 +361,49 @@ class Store:
                         s.add(CounterRow(site=site.key, number=c.number, departments=list(c.departments), floor=c.floor))
 
     def write(self, batch: Batch) -> None:
-        """One transaction: tickets, steps, counters, numbers, events, idempotent replies."""
-        with Session(self.engine) as s, s.begin():
-            for t, prefill in batch.new_tickets:
-                s.add(TicketRow(**ticket_values(t), prefill=prefill, prefilled=prefill is not None))
-            s.flush()
-            new_steps = [step_values(t.id, st) for t, _ in batch.new_tickets for st in t.steps]
-            if new_steps:
-                s.execute(StepRow.__table__.insert(), new_steps)
+        """One transaction: tickets, steps, counters, numbers, events, idempotent replies.
+
+        Core statements with executemany, not ORM objects: this runs for every group commit.
+        """
+        t_tickets, t_steps, t_counters = TicketRow.__table__, StepRow.__table__, CounterRow.__table__
+        with self.engine.begin() as conn:
+            if batch.new_tickets:
+                conn.execute(t_tickets.insert(), [
+                    {**ticket_values(t), "prefill": prefill, "prefilled": prefill is not None}
+                    for t, prefill in batch.new_tickets
+                ])
+                conn.execute(t_steps.insert(), [step_values(t.id, st) for t, _ in batch.new_tickets for st in t.steps])
+            ticket_updates: list[dict] = []
+            step_rows: list[dict] = []
             for old, new in batch.tickets.values():
                 values = ticket_values(new)
                 if old is None or ticket_values(old) != values:
-                    changes = {k: v for k, v in values.items() if k != "id"}
-                    if new.closed is not None:
-                        changes["prefill"] = None  # personal data goes when the visit ends
-                    s.query(TicketRow).filter(TicketRow.id == new.id).update(changes)
+                    ticket_updates.append(values)
                 old_steps = {st.index: st for st in old.steps} if old else {}
-                rows = [step_values(new.id, st) for st in new.steps if old_steps.get(st.index) != st]
-                self._upsert(s, StepRow, rows, ["ticket", "index"])
+                step_rows += [step_values(new.id, st) for st in new.steps if old_steps.get(st.index) != st]
+            for values in ticket_updates:
+                changes = {k: v for k, v in values.items() if k != "id"}
+                if values["closed"] is not None:
+                    changes["prefill"] = None  # personal data goes when the visit ends
+                conn.execute(t_tickets.update().where(t_tickets.c.id == values["id"]).values(**changes))
+            self._upsert(conn, StepRow, step_rows, ["ticket", "index"])
             for c in batch.counters:
-                s.query(CounterRow).filter(CounterRow.site == c.site, CounterRow.number == c.number).update(
-                    {"state": c.state.value, "staff": c.staff}
+                conn.execute(
+                    t_counters.update()
+                    .where(t_counters.c.site == c.site, t_counters.c.number == c.number)
+                    .values(state=c.state.value, staff=c.staff)
                 )
             self._upsert(
-                s,
+                conn,
                 NumberSeqRow,
                 [{"site": k[0], "day": k[1], "prefix": k[2], "last": v} for k, v in batch.numbers.items()],
                 ["site", "day", "prefix"],
             )
             if batch.events:
-                s.execute(EventRow.__table__.insert(), batch.events)
-            for r in batch.requests:
-                s.add(RequestRow(**r))
-            self._upsert(s, ReservationRow, batch.reservations, ["id"])
+                conn.execute(EventRow.__table__.insert(), batch.events)
+            if batch.requests:
+                conn.execute(RequestRow.__table__.insert(), batch.requests)
+            self._upsert(conn, ReservationRow, batch.reservations, ["id"])
 
     # ------------------------------------------------------------------ reads
     def load_tickets(self, site: str, day: str) -> list[Ticket]:
