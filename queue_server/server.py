@@ -281,7 +281,7 @@ class QueueServer:
     async def _missed(self, hub: SiteHub, client: Client, last: int) -> list[str]:
         """Call pushes after ``last`` rebuilt from the committed event log, so a board that was
         away (or a server that restarted) never misses a call; the client drops seqs it has seen."""
-        if client.role not in ("display", "counter", "admin") or last >= hub.seq:
+        if client.role not in ("display", "admin") or last >= hub.seq:
             return []
         events = await asyncio.to_thread(self.store.events_since, hub.key, max(last, hub.seq - 2000), 2000)
         return [
@@ -687,8 +687,10 @@ class QueueServer:
 
     # ------------------------------------------------------------------ pushes
     def _wants(self, client: Client, audience: str) -> bool:
-        if audience == "all":
-            return client.role in ("display", "counter", "admin")
+        if audience == "boards":
+            # consoles show their own queue, not the lobby's calls: sending every call to every
+            # console was most of the server's socket writes with 200 consoles open
+            return client.role in ("display", "admin")
         if audience == "counters":
             return client.role in ("counter", "admin")
         if audience.startswith("ticket:"):
@@ -710,13 +712,13 @@ class QueueServer:
             view = self._with_audio(hub.call_view(ev))
             if kind == "called":
                 hub.recent_calls.appendleft(view)
-            self._push(hub, "all", "call", view, seq=ev["seq"])
+            self._push(hub, "boards", "call", view, seq=ev["seq"])
             t = hub.lobby.tickets[ev["ticket"]]
             self._push(hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
         elif kind in ("requeued", "no_show"):
             # the number is no longer called at that counter: boards take it off "now calling"
             t = hub.lobby.tickets[ev["ticket"]]
-            self._push(hub, "all", "call_end", {"seq": ev["seq"], "number": t.label, "counter": ev["counter"],
+            self._push(hub, "boards", "call_end", {"seq": ev["seq"], "number": t.label, "counter": ev["counter"],
                                                 "reason": kind}, seq=ev["seq"])
         self._push(hub, "admin", "event", ev, seq=ev["seq"])
 
