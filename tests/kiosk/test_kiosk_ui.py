@@ -24,6 +24,10 @@ from kiosk.app import KioskSettings, prepare_kivy  # noqa: E402
 
 prepare_kivy(1920, 1080)
 
+from kivy.config import Config  # noqa: E402
+
+Config.set("graphics", "maxfps", "0")  # tests pump frames themselves: no 60 fps pacing sleeps
+
 from kivy.base import EventLoop  # noqa: E402
 from kivy.core.window import Window  # noqa: E402
 from kivy.tests.common import UnitTestTouch  # noqa: E402
