@@ -20,6 +20,7 @@ import os
 import threading
 import time
 import tomllib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -192,7 +193,8 @@ class KioskShell:
         self._countdown: int | None = None
         self._last_touch: tuple[tuple[float, float], float] = ((-1e9, -1e9), -1e9)
         self.repeat_window = REPEAT_WINDOW
-        self.screens_shown: list[Any] = []  # (screen, monotonic time) each time a page is built
+        # (screen, monotonic time) of the last pages built: diagnostics and tests; nothing personal
+        self.screens_shown: deque[tuple[Any, float]] = deque(maxlen=100)
         self.on_render: Callable[[Any], None] | None = None
 
     # ---------------------------------------------------------------- Kivy side
@@ -224,7 +226,7 @@ class KioskShell:
         self._ticker = Clock.schedule_interval(lambda dt: self.tick(), 1.0)
         self.render(force=True)
         # Kivy, the catalogue and the fonts are ~100k long-lived objects; a full collection
-        # walking them took 200+ ms on the 2-core kiosk PC, often right between the touch and the
+        # walking them took 200+ ms on a busy 2-core machine, often right between the touch and the
         # number. Frozen, they are never walked again; each page's garbage still is.
         gc.collect()
         gc.freeze()
