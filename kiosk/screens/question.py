@@ -31,7 +31,11 @@ def question(ctx: ViewContext) -> Widget:
     unknown = next(c for c in q["choices"] if c["value"] == "unknown")
     kind = q["kind"]
     if kind == "yesno":
-        row = hbox(spacing=24, height=round(220 * th.scale))
+        if th.portrait:  # full-width answers, one under the other, at hand height
+            row = BoxLayout(orientation="vertical", spacing=24, size_hint_y=None,
+                            height=3 * round(200 * th.scale) + 48)
+        else:
+            row = hbox(spacing=24, height=round(220 * th.scale))
         for c in q["choices"]:
             row.add_widget(ctx.button(c["text"], F.Answer(c["value"]), role="title", height=0,
                                       primary=c["value"] != "unknown", name=f"answer-{c['value']}"))

@@ -27,7 +27,8 @@ def language(ctx: ViewContext) -> Widget:
     grid.bind(minimum_height=grid.setter("height"))
     for code in LANGUAGES:
         grid.add_widget(BigButton(LANGUAGE_NAMES[code], code, th, lambda c=code: ctx.send(F.ChooseLanguage(c)),
-                                  role="title", height=round(170 * th.scale), primary=True, name=f"lang-{code}"))
+                                  role="title", height=round((240 if th.portrait else 170) * th.scale), primary=True,
+                                  name=f"lang-{code}"))
     box.add_widget(grid)
     box.add_widget(Widget())
     if ctx.staff_enabled:

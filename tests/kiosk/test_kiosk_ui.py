@@ -384,6 +384,11 @@ def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk,
         k.tap("finish")
         k.shell.render(force=True)
         k.shot("ja-portrait-01-language")
+        k.tap("lang-ja")
+        k.shot("ja-portrait-02-purpose")
+        k.tap("purpose-death")
+        k.shot("ja-portrait-04-question-yesno")
+        k.tap("restart")
     finally:
         Window.size = (1920, 1080)
         k.pump(frames=2)
