@@ -313,7 +313,8 @@ class KioskShell:
 
         from kiosk import flow as F
 
-        waiting = self.state.pending_key is not None or self.state.screen is F.Screen.PRINTING
+        # ISSUING and PRINTING last seconds at most; OFFLINE may last hours and keeps collecting
+        waiting = self.state.screen in (F.Screen.ISSUING, F.Screen.PRINTING)
         if waiting and gc.isenabled():
             gc.disable()
         elif not waiting and not gc.isenabled():
