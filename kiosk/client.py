@@ -110,7 +110,10 @@ class KioskClient:
     def _call(self, fn: Callable[[], None]) -> None:
         if self._loop is None:
             raise RuntimeError("KioskClient.start() was not called")
-        self._loop.call_soon_threadsafe(fn)
+        try:
+            self._loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # the loop has ended (kiosk shutting down): nothing left to send
+            log.info("kiosk: client stopped; request dropped")
 
     # ---------------------------------------------------------------- public requests (any thread)
     def plan(self, seq: int, purposes: tuple[str, ...], answers: Mapping[str, str], lang: str) -> None:
