@@ -114,6 +114,7 @@ def device_urls(host: str, port: int, tokens, city) -> list[str]:
         f"Admin page        {base}/admin/?token={tokens.roles['admin']}",
         f"Kiosk             python run.py kiosk --server {ws} --device kiosk-1   (token from var/secrets.toml)",
         f"Kiosk token       {tokens.roles['kiosk']}",
+        f"Kiosk staff PIN   {tokens.staff_pin or '(none: staff-assist mode off)'}   (for staff; [kiosk] staff_pin in the secrets file)",
         "Counter consoles:",
     ]
     for site, counters in tokens.counters.items():

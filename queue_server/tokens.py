@@ -20,6 +20,7 @@ DEFAULT_SECRETS = Path("var/secrets.toml")
 class Tokens:
     roles: dict[str, str]  # kiosk, display, admin
     counters: dict[str, dict[int, str]]  # site -> counter number -> token
+    staff_pin: str = ""  # kiosk staff-assist mode ([kiosk] staff_pin); empty: the mode is off
 
     def check(self, role: str, token: str | None, site: str | None = None, counter: int | None = None) -> bool:
         """Constant-time comparison of a presented token with the expected one."""
@@ -34,6 +35,7 @@ def generate(sites: Iterable[tuple[str, Iterable[int]]]) -> Tokens:
     return Tokens(
         roles={r: secrets.token_urlsafe(18) for r in ("kiosk", "display", "admin")},
         counters={site: {n: secrets.token_urlsafe(18) for n in numbers} for site, numbers in sites},
+        staff_pin=f"{secrets.randbelow(10**6):06d}",
     )
 
 
@@ -41,6 +43,8 @@ def write(tokens: Tokens, path: Path = DEFAULT_SECRETS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# madoguchi device tokens, written by `python run.py init`. Keep private; never commit.", "[roles]"]
     lines += [f'{r} = "{t}"' for r, t in tokens.roles.items()]
+    if tokens.staff_pin:
+        lines += ["\n[kiosk]", "# staff-assist mode at the kiosks: tell counter staff, not citizens", f'staff_pin = "{tokens.staff_pin}"']
     for site, counters in tokens.counters.items():
         lines.append(f"\n[counters.{site}]")
         lines += [f'"{n}" = "{t}"' for n, t in sorted(counters.items())]
@@ -54,6 +58,7 @@ def read(path: Path = DEFAULT_SECRETS) -> Tokens:
     return Tokens(
         roles=dict(raw.get("roles", {})),
         counters={s: {int(n): t for n, t in cs.items()} for s, cs in raw.get("counters", {}).items()},
+        staff_pin=str((raw.get("kiosk") or {}).get("staff_pin", "")),
     )
 
 
@@ -68,7 +73,7 @@ def ensure(path: Path, sites: Iterable[tuple[str, Iterable[int]]]) -> tuple[Toke
         extra = generate(missing)
         roles = {**extra.roles, **tokens.roles}
         counters = {s: {**extra.counters.get(s, {}), **tokens.counters.get(s, {})} for s, _ in sites}
-        tokens = Tokens(roles, counters)
+        tokens = Tokens(roles, counters, tokens.staff_pin)  # an existing staff PIN is kept
     else:
         tokens = generate(sites)
     write(tokens, path)
