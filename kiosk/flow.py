@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import hmac
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -785,8 +785,3 @@ class Kiosk:
 
 def _differs_from_fresh(s: KioskState) -> bool:
     return s.lang != "ja" or s.large_text or s.high_contrast or s.notice is not None
-
-
-def answers_in_order(state: KioskState) -> Sequence[tuple[str, str]]:
-    """The answers given so far, in asking order (for a summary or a test)."""
-    return state.answers
