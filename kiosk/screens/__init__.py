@@ -150,8 +150,9 @@ def nav_bar(ctx: ViewContext) -> Widget | None:
     s = ctx.state
     back = s.screen in (F.Screen.PURPOSE, F.Screen.RESERVATION, F.Screen.QUESTION, F.Screen.PLAN,
                         F.Screen.CONVENIENCE, F.Screen.CARD_OFFER, F.Screen.STAFF_PIN, F.Screen.ERROR)
+    # (screens with their own "finish" need no second way to the start)
     restart = s.screen not in (F.Screen.LANGUAGE, F.Screen.ISSUING, F.Screen.PRINTING, F.Screen.OFFLINE,
-                               F.Screen.DONE, F.Screen.ABANDONED, F.Screen.STAFF_PIN)
+                               F.Screen.DONE, F.Screen.ABANDONED, F.Screen.ERROR, F.Screen.STAFF_PIN)
     buttons = []
     if back:
         buttons.append(ctx.button("◀ " + ctx.t("nav.back"), F.Back(), name="back"))

@@ -322,17 +322,24 @@ def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk,
         # transient screens, shown from states the flow produces
         for screen, name in ((F.Screen.ISSUING, "10-issuing"), (F.Screen.PRINTING, "10-printing"),
                              (F.Screen.ABANDONED, "12-abandoned")):
-            sh.state = F.KioskState(screen=screen, lang=lang, online=True)
+            sh.state = F.KioskState(last_activity=sh.clock(), screen=screen, lang=lang, online=True)
             sh.render(force=True)
             k.shot(f"{lang}-{name}")
-        sh.state = F.KioskState(screen=F.Screen.ERROR, lang=lang, online=True, error_code="storage_error")
+        sh.state = F.KioskState(last_activity=sh.clock(), screen=F.Screen.ERROR, lang=lang, online=True, error_code="storage_error")
         sh.render()
         k.shot(f"{lang}-12-error")
-        sh.state = F.KioskState(screen=F.Screen.OFFLINE, lang=lang, online=False, retry_in=4.0, pending_key="x")
+        sh.state = F.KioskState(last_activity=sh.clock(), screen=F.Screen.OFFLINE, lang=lang, online=False, retry_in=4.0, pending_key="x")
         sh.render()
         k.shot(f"{lang}-11-offline-screen")
+        from kiosk.card.errors import NoCard
+
+        sh.state = F.KioskState(last_activity=sh.clock(), screen=F.Screen.CARD, lang=lang, online=True,
+                                card=C.CardFlow.start().on(C.Failed(NoCard("no card within 60 s"))))
+        sh.render()
+        assert {"card-retry", "card-skip"} <= {b.name for b in k.buttons()}
+        k.shot(f"{lang}-07-card-error")
         # the idle countdown over a question
-        sh.state = F.KioskState(lang=lang, online=True)
+        sh.state = F.KioskState(last_activity=sh.clock(), lang=lang, online=True)
         sh.render()
         k.tap(f"lang-{lang}")
         k.tap("purpose-move_in")
