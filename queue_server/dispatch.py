@@ -87,7 +87,12 @@ def choose_next(
     chosen: tuple[Ticket, Step] | None = None
     for t in tickets:
         for s in ready_steps(t, departments):
+            if chosen is None:  # the first entry needs no key until there is a second to compare
+                chosen = (t, s)
+                continue
+            if best is None:
+                best = dispatch_key(chosen[0], chosen[1], now, policy)
             key = dispatch_key(t, s, now, policy)
-            if best is None or key < best:
+            if key < best:
                 best, chosen = key, (t, s)
     return chosen

@@ -68,48 +68,72 @@ def new_ticket(
             bad = [a for a in after if not 0 <= a < i]
             if bad:
                 raise TransitionError("bad_route", f"step {i} waits for {bad}: only earlier steps allowed", "route")
-        # Step(index=i, ..., state=PENDING or READY, ready_since=None or now), every field given
-        steps.append(
-            _build(
-                Step,
-                {
-                    "index": i,
-                    "department": r.department,
-                    "procedures": tuple(r.procedures),
-                    "after": tuple(after),
-                    "minutes": r.minutes,
-                    "state": _PENDING if after else _READY,
-                    "ready_since": None if after else now,
-                    "counter": None,
-                    "called_at": None,
-                    "started_at": None,
-                    "completed_at": None,
-                    "recalls": 0,
-                    "rework": False,
-                },
-            )
-        )
-    return _build(
-        Ticket,
-        {
-            "id": ticket_id,
-            "site": site,
-            "day": day,
-            "prefix": prefix,
-            "number": number,
-            "purposes": tuple(purposes),
-            "lang": lang,
-            "issued_at": now,
-            "steps": tuple(steps),
-            "public_token": public_token,
-            "closed": None,
-            "assistance": assistance,
-            "reserved_for": reserved_for,
-            "device": device,
-            "transfers": 0,
-            "extra": {},
-        },
-    )
+        # Step(index=i, department=..., procedures=..., after=..., minutes=..., state=PENDING or READY,
+        # ready_since=None or now): a copy of the prototype with the fields that differ set
+        d = _NEW_STEP.copy()
+        d["index"] = i
+        d["department"] = r.department
+        d["procedures"] = tuple(r.procedures)
+        d["after"] = tuple(after)
+        d["minutes"] = r.minutes
+        if after:
+            d["state"] = _PENDING
+        else:
+            d["ready_since"] = now
+        steps.append(_build(Step, d))
+    d = _NEW_TICKET.copy()
+    d["id"] = ticket_id
+    d["site"] = site
+    d["day"] = day
+    d["prefix"] = prefix
+    d["number"] = number
+    d["purposes"] = tuple(purposes)
+    d["lang"] = lang
+    d["issued_at"] = now
+    d["steps"] = tuple(steps)
+    d["public_token"] = public_token
+    d["assistance"] = assistance
+    d["reserved_for"] = reserved_for
+    d["device"] = device
+    d["extra"] = {}
+    return _build(Ticket, d)
+
+
+# Every field of a new Step and a new Ticket, in field order, with the values new_ticket does not
+# set per ticket (the dataclass defaults): new_ticket copies these and sets the rest.
+_NEW_STEP: dict = {
+    "index": 0,
+    "department": "",
+    "procedures": (),
+    "after": (),
+    "minutes": 0.0,
+    "state": _READY,
+    "ready_since": None,
+    "counter": None,
+    "called_at": None,
+    "started_at": None,
+    "completed_at": None,
+    "recalls": 0,
+    "rework": False,
+}
+_NEW_TICKET: dict = {
+    "id": "",
+    "site": "",
+    "day": "",
+    "prefix": "",
+    "number": 0,
+    "purposes": (),
+    "lang": "",
+    "issued_at": 0.0,
+    "steps": (),
+    "public_token": "",
+    "closed": None,
+    "assistance": False,
+    "reserved_for": None,
+    "device": "",
+    "transfers": 0,
+    "extra": None,  # a new dict per ticket
+}
 
 
 def _open(ticket: Ticket) -> None:
@@ -127,6 +151,28 @@ def _with_step(ticket: Ticket, step: Step) -> Ticket:
     steps = list(ticket.steps)
     steps[step.index] = step
     return _evolve(ticket, {"steps": tuple(steps)})
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _move(ticket: Ticket, step: Step, d: dict) -> Ticket:
+    """``_with_step(ticket, evolve(step, **changes))`` in one call, ``d`` being the changed copy of
+    ``step.__dict__``.
+
+    The hot moves (call, recall, start) copy the Step's and the Ticket's dicts directly: the same
+    values as evolve(), a third cheaper, and the simulation makes three such moves per citizen.
+    """
+    new_step = _new(Step)
+    _set(new_step, "__dict__", d)
+    steps = ticket.steps
+    i = step.index
+    d = ticket.__dict__.copy()
+    d["steps"] = (new_step,) if len(steps) == 1 else steps[:i] + (new_step,) + steps[i + 1 :]
+    new = _new(Ticket)
+    _set(new, "__dict__", d)
+    return new
 
 
 # The moves below check in line and call the helpers above only to raise (same codes, messages).
@@ -166,7 +212,11 @@ def call(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
             raise TransitionError(
                 "ticket_busy", f"ticket {ticket.label} is already at counter {active.counter}", "ticket"
             )
-    return _with_step(ticket, _evolve(step, {"state": _CALLED, "counter": counter, "called_at": now}))
+    d = step.__dict__.copy()
+    d["state"] = _CALLED
+    d["counter"] = counter
+    d["called_at"] = now
+    return _move(ticket, step, d)
 
 
 def recall(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
@@ -180,7 +230,10 @@ def recall(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
         _expect(ticket, step, StepState.CALLED, action="recall")
     if step.counter != counter:
         _expect_counter(ticket, step, counter, "recall")
-    return _with_step(ticket, _evolve(step, {"recalls": step.recalls + 1, "called_at": now}))
+    d = step.__dict__.copy()
+    d["recalls"] = step.recalls + 1
+    d["called_at"] = now
+    return _move(ticket, step, d)
 
 
 def start(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
@@ -194,7 +247,10 @@ def start(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
         _expect(ticket, step, StepState.CALLED, action="start")
     if step.counter != counter:
         _expect_counter(ticket, step, counter, "start")
-    return _with_step(ticket, _evolve(step, {"state": _SERVING, "started_at": now}))
+    d = step.__dict__.copy()
+    d["state"] = _SERVING
+    d["started_at"] = now
+    return _move(ticket, step, d)
 
 
 def complete(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
@@ -208,8 +264,13 @@ def complete(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
         _expect(ticket, step, StepState.SERVING, action="complete")
     if step.counter != counter:
         _expect_counter(ticket, step, counter, "complete")
+    d = step.__dict__.copy()
+    d["state"] = _DONE
+    d["completed_at"] = now
+    done = _new(Step)
+    _set(done, "__dict__", d)
     steps = list(ticket.steps)
-    steps[index] = _evolve(step, {"state": _DONE, "completed_at": now})
+    steps[index] = done
     return _release_ready(ticket, steps, now)
 
 
@@ -227,7 +288,12 @@ def _release_ready(ticket: Ticket, steps: list[Step], now: float) -> Ticket:
             still_open = True  # PENDING or READY: both open
         elif state is _READY or state is _CALLED or state is _SERVING:
             still_open = True
-    return _evolve(ticket, {"steps": tuple(steps), "closed": None if still_open else _TICKET_DONE})
+    d = ticket.__dict__.copy()
+    d["steps"] = tuple(steps)
+    d["closed"] = None if still_open else _TICKET_DONE
+    new = _new(Ticket)
+    _set(new, "__dict__", d)
+    return new
 
 
 def transfer(ticket: Ticket, index: int, counter: int, department: str, now: float) -> Ticket:

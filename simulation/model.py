@@ -31,7 +31,7 @@ import simpy
 
 from queue_server import transitions as tr
 from queue_server.dispatch import DispatchPolicy, choose_next
-from queue_server.model import RouteStep, StepState, Ticket
+from queue_server.model import RouteStep, StepState, Ticket, TicketState
 
 from .arrivals import generate, reservation_arrivals
 from .scenario import CounterPlan, Scenario
@@ -42,6 +42,11 @@ BIN = 15 * MIN  # queue-length resolution for plots
 # Outcome codes of a step that leaves its queue.
 SERVED, ABSENT, LEFT, UNSERVED = 0, 1, 2, 3
 OUTCOMES = ("served", "absent", "left", "unserved")
+
+# Enum members as constants: in Python 3.11 ``StepState.READY`` is a metaclass lookup (~0.3 µs),
+# and ``.value`` a descriptor call; the hot loop below tests states for every customer.
+_READY = StepState.READY
+_STATE_VALUE = {s: s.value for s in TicketState}
 
 # (kind, a, b): ("exp", mean s, 0) | ("logn", mu, sigma) of log-seconds | ("const", s, 0)
 Service = tuple[str, float, float]
@@ -109,11 +114,86 @@ class DayRecord:
 # ------------------------------------------------------------------------------ the day
 
 
+class _Meter:
+    """Queue length of one department over time: its time-integral overall and per BIN, its maximum.
+
+    ``change`` is called on every join and leave, so it keeps the BIN holding ``t`` (``i``, ending
+    at ``edge``) instead of dividing each time. Bins are those of int((t - open_s) // BIN), exactly:
+    t - open_s is exact when open_s is a whole number of seconds (t >= open_s, t < 2**52), so
+    ``t < edge`` holds exactly when that division gives ``i``; otherwise every change divides.
+    """
+
+    __slots__ = ("n", "t", "area", "bins", "top", "i", "edge", "open_s", "nbins", "exact")
+
+    def __init__(self, start: float, open_s: float, bins: list[float]):
+        self.n = 0  # citizens in the queue now
+        self.t = start  # time of the last change (statistics start at ``start``)
+        self.area = 0.0
+        self.bins = bins
+        self.top = 0
+        self.open_s = open_s
+        self.nbins = len(bins)
+        self.exact = float(open_s).is_integer() and start >= open_s
+        self._locate()
+
+    def _locate(self) -> None:
+        if self.exact:
+            self.i = i = int((self.t - self.open_s) // BIN)
+            self.edge = self.open_s + (i + 1) * BIN
+        else:
+            self.i, self.edge = -1, -math.inf  # never the fast path below
+
+    def change(self, delta: int, now: float) -> None:
+        last = self.t
+        if now > last:
+            n = self.n
+            if n:
+                self.area += n * (now - last)
+                if now <= self.edge and self.i < self.nbins:
+                    self.bins[self.i] += n * (now - last)  # last and now in one bin: the loop in one step
+                else:
+                    bins, open_s, t = self.bins, self.open_s, last
+                    while t < now:
+                        i = int((t - open_s) // BIN)
+                        if i >= self.nbins:
+                            break
+                        edge = min(now, open_s + (i + 1) * BIN)
+                        bins[i] += n * (edge - t)
+                        t = edge
+            self.t = now
+            if now >= self.edge:
+                self._locate()
+        n = self.n + delta
+        self.n = n
+        if n > self.top:
+            self.top = n
+
+
+def _drive(gen) -> None:
+    """Run a generator of SimPy events as a process: resume it when the event it yielded fires.
+
+    What simpy.Process does for the lobby's generators, without its Initialize event and per-resume
+    bookkeeping (a fifth of the per-event cost). Only for generators that yield fresh events and
+    handle no failures (exceptions propagate out of env.run, as from a crashed Process). The first
+    step runs now, so call it where the process would have been started at time 0 (see run()).
+    """
+    send = gen.send
+
+    def resume(_event: simpy.Event | None) -> None:
+        try:
+            event = send(None)
+        except StopIteration:
+            return
+        event.callbacks.append(resume)
+
+    resume(None)
+
+
 class _Visit:
     """Simulation-side bookkeeping of one citizen; the lobby state is ``ticket``."""
 
     __slots__ = ("ticket", "service", "patience", "busy", "busy_total", "busy_since", "snap", "epoch",
-                 "gone", "special", "counted", "purpose")
+                 "gone", "special", "counted", "purpose", "reserved")
 
     def __init__(self, ticket: Ticket, service: tuple[Service, ...], patience: float | None, counted: bool, purpose: str):
         self.ticket = ticket
@@ -125,14 +205,15 @@ class _Visit:
         self.snap: dict[int, float] = {}  # step index -> busy_total when it became ready
         self.epoch = 0  # waiting episode, for patience timers
         self.gone = False  # left silently: absent when called
-        self.special = ticket.reserved_for is not None or ticket.assistance
+        self.reserved = ticket.reserved_for is not None  # fixed at issue: no move changes it
+        self.special = self.reserved or ticket.assistance
         self.counted = counted
         self.purpose = purpose
 
 
 class _Counter:
     __slots__ = ("plan", "number", "departments", "dept_idx", "on_duty", "idle", "idle_since", "wake",
-                 "duty_since", "duty", "busy", "busy_by_dept", "speed", "serving")
+                 "duty_since", "duty", "busy", "busy_by_dept", "speed", "serving", "busy_bins")
 
     def __init__(self, plan: CounterPlan, dept_index: dict[str, int]):
         self.plan = plan
@@ -149,6 +230,7 @@ class _Counter:
         self.busy_by_dept = [0.0] * len(dept_index)
         self.speed = plan.speed
         self.serving = False  # between a call and the end of that visit, on duty or not
+        self.busy_bins: list[float] | None = None  # rec.counter_busy_bins[number], once it exists
 
 
 class LobbyDay:
@@ -183,6 +265,7 @@ class LobbyDay:
         self.visits: dict[str, _Visit] = {}
         self.counters = [_Counter(p, self.dept_index) for p in sc.counters]
         self.serving: list[list[_Counter]] = [[c for c in self.counters if d in c.departments] for d in depts]
+        self.idle_n = [0] * n  # idle counters (on duty or not) serving each department: 0 skips _wake_one's scan
         self.open_s = sc.open_minute * MIN
         self.close_s = sc.close_minute * MIN
         start = self.open_s + sc.warmup_minutes * MIN
@@ -198,8 +281,10 @@ class LobbyDay:
             q_max=[0] * n,
         )
         self.nbins = nbins
-        self.q_n = [0] * n
-        self.q_t = [start] * n
+        # rows of rec.st_* and rec.tk_* (one tuple appended per record; split into columns at the end)
+        self.st_rows: list[tuple[int, float, float, int, bool]] = []
+        self.tk_rows: list[tuple[str, float, float, str, bool]] = []
+        self.meters = [_Meter(start, self.open_s, self.rec.q_bins[d]) for d in range(n)]
         self.stat_start = start
         self.arrivals_done = False
         self.after_close = False
@@ -207,6 +292,7 @@ class LobbyDay:
         self.number = 0
         b = sc.behaviour
         self.walk = b.walk_seconds
+        self.assistance = b.assistance
         self.recall_gap = b.recall_seconds
         self.no_show = b.no_show
         self.leave_cancels = b.leave_cancels
@@ -226,9 +312,13 @@ class LobbyDay:
                 env.timeout(max(a * MIN, 0.0)).callbacks.append(lambda _e, c=c: self._duty(c, True))
                 if b * MIN < self.close_s - 1e-6:  # a shift ending at closing time stays for overtime
                     env.timeout(b * MIN).callbacks.append(lambda _e, c=c: self._duty(c, False))
-            env.process(self._counter(c))
-        env.process(self._arrivals())
+        # The processes start at time 0 before any event, as simpy.Process's urgent Initialize would
+        # have them: the counters go idle (nobody is on duty before the duty events fire), then
+        # the arrivals draw the day and schedule the first citizen (after the closing event).
+        for c in self.counters:
+            _drive(self._counter(c))
         env.timeout(self.close_s).callbacks.append(self._closing)
+        _drive(self._arrivals())
         env.run(until=self.done)
         self._finish()
         return self.rec
@@ -238,27 +328,30 @@ class LobbyDay:
         walk_ins = [(t * MIN, p, None) for t, p in generate(sc, self.day, rng)]
         booked = [(t * MIN, p, s * MIN) for t, p, s in reservation_arrivals(sc, self.day, rng)]
         events = sorted(walk_ins + booked, key=lambda e: e[0]) if booked else walk_ins
+        timeout = env.timeout
         for t, purpose, slot in events:
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            self._arrive(purpose, slot)
+            now = env.now
+            if t > now:
+                yield timeout(t - now)
+                now = env.now
+            self._arrive(purpose, slot, now)
         self.arrivals_done = True
 
-    def _arrive(self, purpose: str, slot: float | None) -> None:
-        now = self.env.now
-        self.rec.arrivals += 1
-        route, service = self.router(purpose, self.rng)
+    def _arrive(self, purpose: str, slot: float | None, now: float) -> None:
+        rec, rng = self.rec, self.rng
+        rec.arrivals += 1
+        route, service = self.router(purpose, rng)
         if not route:
-            self.rec.no_route += 1
+            rec.no_route += 1
             return
-        self.number += 1
-        assist = self.sc.behaviour.assistance > 0 and self.rng.random() < self.sc.behaviour.assistance
+        self.number = number = self.number + 1
+        assist = self.assistance > 0 and rng.random() < self.assistance
         t = tr.new_ticket(
-            ticket_id=f"{self.rec.day}-{self.number}",
+            ticket_id=f"{rec.day}-{number}",
             site=self.sc.site,
-            day=self.rec.day,
+            day=rec.day,
             prefix="R" if slot is not None else "",
-            number=self.number,
+            number=number,
             purposes=(purpose,),
             lang="ja",
             route=route,
@@ -267,55 +360,36 @@ class LobbyDay:
             assistance=assist,
             reserved_for=slot,
         )
-        pat = self.rng.lognormvariate(*self.patience_p) if self.patience_p and slot is None else None
+        pat = rng.lognormvariate(*self.patience_p) if self.patience_p and slot is None else None
         v = _Visit(t, service, pat, now >= self.stat_start, purpose)
         self.visits[t.id] = v
         self._enter(v, now)
 
     # -------------------------------------------------------------- queue bookkeeping
 
-    def _meter(self, d: int, delta: int, now: float) -> None:
-        """Queue length of department d changes by delta at now: accumulate its time-integral."""
-        n = self.q_n[d]
-        last = self.q_t[d]
-        if now > last and n:
-            self.rec.q_area[d] += n * (now - last)
-            bins = self.rec.q_bins[d]
-            t = last
-            while t < now:
-                i = int((t - self.open_s) // BIN)
-                if i >= self.nbins:
-                    break
-                edge = min(now, self.open_s + (i + 1) * BIN)
-                bins[i] += n * (edge - t)
-                t = edge
-        if now > last:
-            self.q_t[d] = now
-        n += delta
-        self.q_n[d] = n
-        if n > self.rec.q_max[d]:
-            self.rec.q_max[d] = n
-
     def _unmeter(self, v: _Visit, now: float) -> None:
         """The citizen goes to a counter: out of every queue count (not out of the order)."""
         for s in v.ticket.steps:
-            if s.state is StepState.READY:
-                self._meter(self.dept_index[s.department], -1, now)
+            if s.state is _READY:
+                self.meters[self.dept_index[s.department]].change(-1, now)
 
     def _enter(self, v: _Visit, now: float) -> None:
         """The ticket is free (not at a counter): its READY steps stand in their queues."""
         t = v.ticket
+        tid = t.id
         for s in t.steps:
-            if s.state is not StepState.READY:
+            if s.state is not _READY:
                 continue
             d = self.dept_index[s.department]
-            if t.id not in self.order[d]:
-                self.order[d][t.id] = s.ready_since if s.ready_since is not None else now
+            order = self.order[d]
+            if tid not in order:
+                order[tid] = s.ready_since if s.ready_since is not None else now
                 if v.special:
-                    self.special[d][t.id] = None
+                    self.special[d][tid] = None
                 v.snap[s.index] = v.busy_total
-            self._meter(d, 1, now)
-            self._wake_one(d)
+            self.meters[d].change(1, now)
+            if self.idle_n[d]:
+                self._wake_one(d)
         if v.patience is not None:
             v.epoch += 1
             epoch = v.epoch
@@ -326,27 +400,22 @@ class LobbyDay:
         return (at - since) - (v.busy_total - v.snap.get(s.index, 0.0))
 
     def _record_step(self, v: _Visit, d: int, s, wait: float, outcome: int) -> None:
-        if not v.counted:
-            return
-        r = self.rec
-        r.st_dept.append(d)
-        r.st_ready.append(s.ready_since if s.ready_since is not None else v.ticket.issued_at)
-        r.st_wait.append(wait)
-        r.st_outcome.append(outcome)
-        r.st_reserved.append(v.ticket.reserved_for is not None)
+        if v.counted:
+            ready = s.ready_since if s.ready_since is not None else v.ticket.issued_at
+            self.st_rows.append((d, ready, wait, outcome, v.reserved))
 
     def _leave_queues(self, v: _Visit, now: float, outcome: int | None, exit_at: float | None = None) -> None:
         """Take every READY step of v out of its queue; record them when ``outcome`` is given."""
         tid = v.ticket.id
         for s in v.ticket.steps:
-            if s.state is not StepState.READY:
+            if s.state is not _READY:
                 continue
             d = self.dept_index[s.department]
             if tid in self.order[d]:
                 del self.order[d][tid]
                 self.special[d].pop(tid, None)
             if not v.busy:
-                self._meter(d, -1, now)
+                self.meters[d].change(-1, now)
             if outcome is not None:
                 self._record_step(v, d, s, self._queue_time(v, s, exit_at if exit_at is not None else now), outcome)
 
@@ -354,12 +423,8 @@ class LobbyDay:
         t = v.ticket
         del self.visits[t.id]
         if v.counted:
-            r = self.rec
-            r.tk_purpose.append(v.purpose)
-            r.tk_issued.append(t.issued_at)
-            r.tk_closed.append(now)
-            r.tk_state.append(t.state.value)
-            r.tk_reserved.append(t.reserved_for is not None)
+            state = t.closed if t.closed is not None else t.state
+            self.tk_rows.append((v.purpose, t.issued_at, now, _STATE_VALUE[state], v.reserved))
 
     def _patience_over(self, v: _Visit, epoch: int) -> None:
         if v.epoch != epoch or v.busy or v.gone or v.ticket.closed is not None:
@@ -394,6 +459,11 @@ class LobbyDay:
             self._bin_add(self.rec.counter_duty_bins.setdefault(c.number, [0.0] * self.nbins), a, b)
 
     def _bin_add(self, bins: list[float], a: float, b: float) -> None:
+        open_s = self.open_s
+        i = int((a - open_s) // BIN)
+        if 0 <= i < self.nbins and b <= open_s + (i + 1) * BIN:
+            bins[i] += b - a  # within one bin: the loop below in one step
+            return
         t = a
         while t < b:
             i = int((t - self.open_s) // BIN)
@@ -405,6 +475,8 @@ class LobbyDay:
 
     def _wake(self, c: _Counter) -> None:
         c.idle = False
+        for d in c.dept_idx:
+            self.idle_n[d] -= 1
         assert c.wake is not None
         c.wake.succeed()
 
@@ -421,6 +493,20 @@ class LobbyDay:
 
     def _candidates(self, c: _Counter) -> list[Ticket]:
         visits = self.visits
+        if len(c.dept_idx) == 1 and not self.special[c.dept_idx[0]]:
+            # one department, no priority ticket: the general loop below, without its dict
+            first = None
+            found = []
+            for tid, since in self.order[c.dept_idx[0]].items():
+                v = visits[tid]
+                if v.busy or v.special:
+                    continue
+                if first is None:
+                    first = since
+                elif since != first:
+                    break
+                found.append(v.ticket)
+            return found
         out: dict[str, Ticket] = {}
         for d in c.dept_idx:
             first = None
@@ -433,27 +519,36 @@ class LobbyDay:
                 elif since != first:
                     break
                 out[tid] = v.ticket
-            for tid in self.special[d]:
-                v = visits[tid]
-                if not v.busy:
-                    out[tid] = v.ticket
+            special = self.special[d]
+            if special:
+                for tid in special:
+                    v = visits[tid]
+                    if not v.busy:
+                        out[tid] = v.ticket
         return list(out.values())
 
     def _counter(self, c: _Counter):
-        env, rng = self.env, self.rng
+        env, rng, policy, departments = self.env, self.rng, self.policy, c.departments
+        visits, order, special, idle_n = self.visits, self.order, self.special, self.idle_n
+        dept_index, timeout, number, speed = self.dept_index, env.timeout, c.number, c.speed
+        call, start, complete = tr.call, tr.start, tr.complete
+        meters, st_rows, candidates, walk = self.meters, self.st_rows, self._candidates, self.walk
         while True:
+            now = env.now
             if c.on_duty:
-                cands = self._candidates(c)
-                pick = choose_next(cands, c.departments, env.now, self.policy) if cands else None
+                cands = candidates(c)
+                pick = choose_next(cands, departments, now, policy) if cands else None
                 if self.check_dispatch:
-                    full = choose_next([v.ticket for v in self.visits.values()], c.departments, env.now, self.policy)
+                    full = choose_next([v.ticket for v in visits.values()], departments, now, policy)
                     if (full and (full[0].id, full[1].index)) != (pick and (pick[0].id, pick[1].index)):
-                        raise AssertionError(f"counter {c.number} at {env.now}: indexed pick {pick} != full scan {full}")
+                        raise AssertionError(f"counter {c.number} at {now}: indexed pick {pick} != full scan {full}")
             else:
                 pick = None
             if pick is None:
                 c.idle = True
-                c.idle_since = env.now
+                for d in c.dept_idx:
+                    idle_n[d] += 1
+                c.idle_since = now
                 c.wake = env.event()
                 if self.after_close:
                     self._maybe_end()
@@ -461,23 +556,30 @@ class LobbyDay:
                 continue
             # Another idle counter may be needed for work this one passed over.
             for d in c.dept_idx:
-                self._wake_one(d)
+                if idle_n[d]:
+                    self._wake_one(d)
             ticket, step = pick
-            v = self.visits[ticket.id]
-            now = env.now
-            d = self.dept_index[step.department]
-            wait = self._queue_time(v, step, now)
+            tid = ticket.id
+            v = visits[tid]
+            d = dept_index[step.department]
+            # self._queue_time(v, step, now), in line
+            since = step.ready_since if step.ready_since is not None else ticket.issued_at
+            wait = (now - since) - (v.busy_total - v.snap.get(step.index, 0.0))
             # The citizen leaves every queue while at this counter; only the called step leaves
             # its department's order (the others keep their place, skipped while busy).
-            self._unmeter(v, now)
-            del self.order[d][ticket.id]
-            self.special[d].pop(ticket.id, None)
+            for s in ticket.steps:  # self._unmeter(v, now), in line
+                if s.state is _READY:
+                    meters[dept_index[s.department]].change(-1, now)
+            del order[d][tid]
+            if special[d]:
+                special[d].pop(tid, None)
             c.serving = True
-            v.ticket = tr.call(ticket, step.index, c.number, now)
+            v.ticket = call(ticket, step.index, number, now)
             v.busy = True
             v.busy_since = now
             absent = v.gone or (self.no_show > 0 and rng.random() < self.no_show)
-            self._record_step(v, d, step, wait, ABSENT if absent else SERVED)
+            if v.counted:  # self._record_step(v, d, step, wait, ...), in line
+                st_rows.append((d, since, wait, ABSENT if absent else SERVED, v.reserved))
             if absent:
                 for _ in range(self.max_recalls):
                     yield env.timeout(self.recall_gap)
@@ -486,7 +588,7 @@ class LobbyDay:
                 now = env.now
                 # the ticket's other ready steps are abandoned with it
                 for s in v.ticket.steps:
-                    if s.state is StepState.READY:
+                    if s.state is _READY:
                         dd = self.dept_index[s.department]
                         self.order[dd].pop(ticket.id, None)
                         self.special[dd].pop(ticket.id, None)
@@ -495,12 +597,13 @@ class LobbyDay:
                 self._busy_end(c, v, d, now)
                 self._close_visit(v, now)
                 continue
-            if self.walk > 0:
-                yield env.timeout(self.walk)
-            v.ticket = tr.start(v.ticket, step.index, c.number, env.now)
-            yield env.timeout(draw_service(rng, v.service[step.index]) / c.speed)
+            if walk > 0:
+                yield timeout(walk)
+                now = env.now
+            v.ticket = start(v.ticket, step.index, number, now)
+            yield timeout(draw_service(rng, v.service[step.index]) / speed)
             now = env.now
-            v.ticket = t = tr.complete(v.ticket, step.index, c.number, now)
+            v.ticket = t = complete(v.ticket, step.index, number, now)
             self._busy_end(c, v, d, now)
             if t.closed is not None:
                 self._close_visit(v, now)
@@ -515,7 +618,14 @@ class LobbyDay:
         if now > a:
             c.busy += now - a
             c.busy_by_dept[d] += now - a
-            self._bin_add(self.rec.counter_busy_bins.setdefault(c.number, [0.0] * self.nbins), a, now)
+            bins = c.busy_bins
+            if bins is None:
+                bins = c.busy_bins = self.rec.counter_busy_bins.setdefault(c.number, [0.0] * self.nbins)
+            i = int((a - self.open_s) // BIN)
+            if 0 <= i < self.nbins and now <= self.open_s + (i + 1) * BIN:
+                bins[i] += now - a  # within one bin: _bin_add's fast path, in line
+            else:
+                self._bin_add(bins, a, now)
 
     # -------------------------------------------------------------- closing
 
@@ -539,9 +649,16 @@ class LobbyDay:
 
     def _finish(self) -> None:
         now = self.env.now
-        self.rec.end_s = now
-        for d in range(len(self.departments)):
-            self._meter(d, 0, now)
+        r = self.rec
+        r.end_s = now
+        if self.st_rows:
+            r.st_dept, r.st_ready, r.st_wait, r.st_outcome, r.st_reserved = (list(c) for c in zip(*self.st_rows, strict=True))
+        if self.tk_rows:
+            r.tk_purpose, r.tk_issued, r.tk_closed, r.tk_state, r.tk_reserved = (list(c) for c in zip(*self.tk_rows, strict=True))
+        for d, m in enumerate(self.meters):
+            m.change(0, now)
+            r.q_area[d] = m.area
+            r.q_max[d] = m.top
         for c in self.counters:
             if c.on_duty:
                 self._add_duty(c, c.duty_since, now)
