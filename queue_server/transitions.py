@@ -16,7 +16,6 @@ from .model import (
     StepState,
     Ticket,
     TicketState,
-    _build,
     _evolve,
     evolve,
 )
@@ -30,6 +29,10 @@ _SERVING = StepState.SERVING
 _DONE = StepState.DONE
 _CANCELLED = StepState.CANCELLED
 _TICKET_DONE = TicketState.DONE
+
+# A Step or Ticket from a dict of all its fields, in field order (see the end of model.py).
+_new = object.__new__
+_set = object.__setattr__
 
 
 class TransitionError(Exception):
@@ -80,7 +83,9 @@ def new_ticket(
             d["state"] = _PENDING
         else:
             d["ready_since"] = now
-        steps.append(_build(Step, d))
+        step = _new(Step)  # Step(**d), without the frozen __init__
+        _set(step, "__dict__", d)
+        steps.append(step)
     d = _NEW_TICKET.copy()
     d["id"] = ticket_id
     d["site"] = site
@@ -96,7 +101,9 @@ def new_ticket(
     d["reserved_for"] = reserved_for
     d["device"] = device
     d["extra"] = {}
-    return _build(Ticket, d)
+    ticket = _new(Ticket)  # Ticket(**d)
+    _set(ticket, "__dict__", d)
+    return ticket
 
 
 # Every field of a new Step and a new Ticket, in field order, with the values new_ticket does not
@@ -151,10 +158,6 @@ def _with_step(ticket: Ticket, step: Step) -> Ticket:
     steps = list(ticket.steps)
     steps[step.index] = step
     return _evolve(ticket, {"steps": tuple(steps)})
-
-
-_new = object.__new__
-_set = object.__setattr__
 
 
 def _move(ticket: Ticket, step: Step, d: dict) -> Ticket:
@@ -269,6 +272,13 @@ def complete(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     d["completed_at"] = now
     done = _new(Step)
     _set(done, "__dict__", d)
+    if len(ticket.steps) == 1:  # _release_ready's result for a one-step ticket: done, closed
+        d = ticket.__dict__.copy()
+        d["steps"] = (done,)
+        d["closed"] = _TICKET_DONE
+        new = _new(Ticket)
+        _set(new, "__dict__", d)
+        return new
     steps = list(ticket.steps)
     steps[index] = done
     return _release_ready(ticket, steps, now)

@@ -213,7 +213,8 @@ class _Visit:
 
 class _Counter:
     __slots__ = ("plan", "number", "departments", "dept_idx", "on_duty", "idle", "idle_since", "wake",
-                 "duty_since", "duty", "busy", "busy_by_dept", "speed", "serving", "busy_bins")
+                 "duty_since", "duty", "busy", "busy_by_dept", "speed", "serving", "busy_bins", "single",
+                 "bin_i", "bin_lo", "bin_hi")
 
     def __init__(self, plan: CounterPlan, dept_index: dict[str, int]):
         self.plan = plan
@@ -231,6 +232,9 @@ class _Counter:
         self.speed = plan.speed
         self.serving = False  # between a call and the end of that visit, on duty or not
         self.busy_bins: list[float] | None = None  # rec.counter_busy_bins[number], once it exists
+        self.single = self.dept_idx[0] if len(self.dept_idx) == 1 else -1  # its one department
+        # the busy bin of the last service start: [bin_lo, bin_hi) is bin bin_i (see _busy_end)
+        self.bin_i, self.bin_lo, self.bin_hi = -1, 0.0, 0.0
 
 
 class LobbyDay:
@@ -285,6 +289,7 @@ class LobbyDay:
         self.st_rows: list[tuple[int, float, float, int, bool]] = []
         self.tk_rows: list[tuple[str, float, float, str, bool]] = []
         self.meters = [_Meter(start, self.open_s, self.rec.q_bins[d]) for d in range(n)]
+        self.exact_bins = float(self.open_s).is_integer()  # see _Meter
         self.stat_start = start
         self.arrivals_done = False
         self.after_close = False
@@ -329,8 +334,8 @@ class LobbyDay:
         booked = [(t * MIN, p, s * MIN) for t, p, s in reservation_arrivals(sc, self.day, rng)]
         events = sorted(walk_ins + booked, key=lambda e: e[0]) if booked else walk_ins
         timeout = env.timeout
+        now = env.now  # re-read only after a timeout: nothing else moves the clock here
         for t, purpose, slot in events:
-            now = env.now
             if t > now:
                 yield timeout(t - now)
                 now = env.now
@@ -493,11 +498,11 @@ class LobbyDay:
 
     def _candidates(self, c: _Counter) -> list[Ticket]:
         visits = self.visits
-        if len(c.dept_idx) == 1 and not self.special[c.dept_idx[0]]:
+        if c.single >= 0 and not self.special[c.single]:
             # one department, no priority ticket: the general loop below, without its dict
             first = None
             found = []
-            for tid, since in self.order[c.dept_idx[0]].items():
+            for tid, since in self.order[c.single].items():
                 v = visits[tid]
                 if v.busy or v.special:
                     continue
@@ -533,12 +538,27 @@ class LobbyDay:
         dept_index, timeout, number, speed = self.dept_index, env.timeout, c.number, c.speed
         call, start, complete = tr.call, tr.start, tr.complete
         meters, st_rows, candidates, walk = self.meters, self.st_rows, self._candidates, self.walk
+        single, check = c.single, self.check_dispatch
+        now = env.now  # re-read after every yield, and only then
         while True:
-            now = env.now
             if c.on_duty:
-                cands = candidates(c)
+                if single >= 0 and not special[single]:
+                    # self._candidates(c), its one-department fast path in line
+                    first = None
+                    cands = []
+                    for tid, since in order[single].items():
+                        v = visits[tid]
+                        if v.busy or v.special:
+                            continue
+                        if first is None:
+                            first = since
+                        elif since != first:
+                            break
+                        cands.append(v.ticket)
+                else:
+                    cands = candidates(c)
                 pick = choose_next(cands, departments, now, policy) if cands else None
-                if self.check_dispatch:
+                if check:
                     full = choose_next([v.ticket for v in visits.values()], departments, now, policy)
                     if (full and (full[0].id, full[1].index)) != (pick and (pick[0].id, pick[1].index)):
                         raise AssertionError(f"counter {c.number} at {now}: indexed pick {pick} != full scan {full}")
@@ -553,6 +573,7 @@ class LobbyDay:
                 if self.after_close:
                     self._maybe_end()
                 yield c.wake
+                now = env.now
                 continue
             # Another idle counter may be needed for work this one passed over.
             for d in c.dept_idx:
@@ -601,7 +622,9 @@ class LobbyDay:
                 yield timeout(walk)
                 now = env.now
             v.ticket = start(v.ticket, step.index, number, now)
-            yield timeout(draw_service(rng, v.service[step.index]) / speed)
+            p = v.service[step.index]
+            # draw_service(rng, p), its exponential case in line
+            yield timeout((rng.expovariate(1.0 / p[1]) if p[0] == "exp" else draw_service(rng, p)) / speed)
             now = env.now
             v.ticket = t = complete(v.ticket, step.index, number, now)
             self._busy_end(c, v, d, now)
@@ -613,17 +636,36 @@ class LobbyDay:
     def _busy_end(self, c: _Counter, v: _Visit, d: int, now: float) -> None:
         c.serving = False
         v.busy = False
-        v.busy_total += now - v.busy_since
-        a = max(v.busy_since, self.stat_start)
+        a = v.busy_since
+        v.busy_total += now - a
+        if a < self.stat_start:  # a = max(busy_since, stat_start)
+            a = self.stat_start
         if now > a:
-            c.busy += now - a
-            c.busy_by_dept[d] += now - a
+            busy = now - a
+            c.busy += busy
+            c.busy_by_dept[d] += busy
             bins = c.busy_bins
             if bins is None:
                 bins = c.busy_bins = self.rec.counter_busy_bins.setdefault(c.number, [0.0] * self.nbins)
-            i = int((a - self.open_s) // BIN)
-            if 0 <= i < self.nbins and now <= self.open_s + (i + 1) * BIN:
-                bins[i] += now - a  # within one bin: _bin_add's fast path, in line
+            # _bin_add(bins, a, now) for a service within one bin or across one edge, in line.
+            # a >= open_s, so with a whole-second open_s, a - open_s is exact and [bin_lo, bin_hi)
+            # is exactly the bin int((a - open_s) // BIN) gives: the counter keeps the last one.
+            hi = c.bin_hi
+            if not c.bin_lo <= a < hi:
+                open_s = self.open_s
+                i = int((a - open_s) // BIN)
+                if not (self.exact_bins and 0 <= i < self.nbins):
+                    self._bin_add(bins, a, now)
+                    return
+                c.bin_i, c.bin_lo, c.bin_hi = i, open_s + i * BIN, open_s + (i + 1) * BIN
+                hi = c.bin_hi
+            i = c.bin_i
+            if now <= hi:
+                bins[i] += busy
+            elif now <= hi + BIN and i + 1 < self.nbins:  # _bin_add's loop, two rounds
+                bins[i] += hi - a
+                bins[i + 1] += now - hi
+                c.bin_i, c.bin_lo, c.bin_hi = i + 1, hi, hi + BIN
             else:
                 self._bin_add(bins, a, now)
 
