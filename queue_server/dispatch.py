@@ -86,7 +86,17 @@ def choose_next(
     best: tuple | None = None
     chosen: tuple[Ticket, Step] | None = None
     for t in tickets:
-        for s in ready_steps(t, departments):
+        if t.closed is not None:  # ready_steps(t, departments), in line: one call fewer per ticket
+            continue
+        found = []
+        for s in t.steps:
+            state = s.state
+            if state is _CALLED or state is _SERVING:
+                found = []  # the citizen is at another counter
+                break
+            if state is _READY and s.department in departments:
+                found.append(s)
+        for s in found:
             if chosen is None:  # the first entry needs no key until there is a second to compare
                 chosen = (t, s)
                 continue

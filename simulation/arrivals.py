@@ -105,11 +105,16 @@ def generate(sc: Scenario, day: dt.date, rng: random.Random) -> list[tuple[float
         total = cum[-1]
         t = pc.start
         expo, rand = rng.expovariate, rng.random
+        last = len(keys) - 1
         while True:
             t += expo(total)
             if t >= pc.end:
                 break  # memoryless: the next piece starts afresh at its own rate
-            out.append((t, keys[min(bisect_right(cum, rand() * total), len(keys) - 1)]))
+            if last:
+                out.append((t, keys[min(bisect_right(cum, rand() * total), last)]))
+            else:
+                rand()  # one purpose: the draw that would pick it, so the stream stays the same
+                out.append((t, keys[0]))
     return out
 
 

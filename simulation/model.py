@@ -537,7 +537,8 @@ class LobbyDay:
         visits, order, special, idle_n = self.visits, self.order, self.special, self.idle_n
         dept_index, timeout, number, speed = self.dept_index, env.timeout, c.number, c.speed
         call, start, complete = tr.call, tr.start, tr.complete
-        meters, st_rows, candidates, walk = self.meters, self.st_rows, self._candidates, self.walk
+        meters, st_rows, tk_rows = self.meters, self.st_rows, self.tk_rows
+        candidates, walk = self._candidates, self.walk
         single, check = c.single, self.check_dispatch
         now = env.now  # re-read after every yield, and only then
         while True:
@@ -628,8 +629,10 @@ class LobbyDay:
             now = env.now
             v.ticket = t = complete(v.ticket, step.index, number, now)
             self._busy_end(c, v, d, now)
-            if t.closed is not None:
-                self._close_visit(v, now)
+            if t.closed is not None:  # self._close_visit(v, now), in line
+                del visits[tid]
+                if v.counted:
+                    tk_rows.append((v.purpose, t.issued_at, now, _STATE_VALUE[t.closed], v.reserved))
             else:
                 self._enter(v, now)  # steps released by this completion join their queues
 
