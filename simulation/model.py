@@ -123,7 +123,7 @@ class _Meter:
     ``t < edge`` holds exactly when that division gives ``i``; otherwise every change divides.
     """
 
-    __slots__ = ("n", "t", "area", "bins", "top", "i", "edge", "open_s", "nbins", "exact")
+    __slots__ = ("n", "t", "area", "bins", "top", "i", "edge", "fast_edge", "open_s", "nbins", "exact")
 
     def __init__(self, start: float, open_s: float, bins: list[float]):
         self.n = 0  # citizens in the queue now
@@ -142,15 +142,18 @@ class _Meter:
             self.edge = self.open_s + (i + 1) * BIN
         else:
             self.i, self.edge = -1, -math.inf  # never the fast path below
+        # the fast path's bound: the bin's edge while the bin is one of the day's
+        self.fast_edge = self.edge if self.i < self.nbins else -math.inf
 
     def change(self, delta: int, now: float) -> None:
         last = self.t
         if now > last:
             n = self.n
             if n:
-                self.area += n * (now - last)
-                if now <= self.edge and self.i < self.nbins:
-                    self.bins[self.i] += n * (now - last)  # last and now in one bin: the loop in one step
+                x = n * (now - last)
+                self.area += x
+                if now <= self.fast_edge:
+                    self.bins[self.i] += x  # last and now in one bin: the loop below in one step
                 else:
                     bins, open_s, t = self.bins, self.open_s, last
                     while t < now:
@@ -367,8 +370,26 @@ class LobbyDay:
         )
         pat = rng.lognormvariate(*self.patience_p) if self.patience_p and slot is None else None
         v = _Visit(t, service, pat, now >= self.stat_start, purpose)
-        self.visits[t.id] = v
-        self._enter(v, now)
+        tid = t.id
+        self.visits[tid] = v
+        if pat is not None:
+            self._enter(v, now)
+            return
+        # self._enter(v, now) for a new ticket without patience, in line: each ready step joins
+        # its department's order and its queue count
+        dept_index, meters, idle_n = self.dept_index, self.meters, self.idle_n
+        for s in t.steps:
+            if s.state is _READY:
+                d = dept_index[s.department]
+                order = self.order[d]
+                if tid not in order:
+                    order[tid] = s.ready_since if s.ready_since is not None else now
+                    if v.special:
+                        self.special[d][tid] = None
+                    v.snap[s.index] = v.busy_total
+                meters[d].change(1, now)
+                if idle_n[d]:
+                    self._wake_one(d)
 
     # -------------------------------------------------------------- queue bookkeeping
 
@@ -539,17 +560,18 @@ class LobbyDay:
         call, start, complete = tr.call, tr.start, tr.complete
         meters, st_rows, tk_rows = self.meters, self.st_rows, self.tk_rows
         candidates, walk = self._candidates, self.walk
-        single, check = c.single, self.check_dispatch
+        single, check, no_show = c.single, self.check_dispatch, self.no_show
         now = env.now  # re-read after every yield, and only then
         while True:
             if c.on_duty:
                 if single >= 0 and not special[single]:
-                    # self._candidates(c), its one-department fast path in line
+                    # self._candidates(c), its one-department fast path in line (no ticket of the
+                    # order is special: every special one is also in special[single])
                     first = None
                     cands = []
                     for tid, since in order[single].items():
                         v = visits[tid]
-                        if v.busy or v.special:
+                        if v.busy:
                             continue
                         if first is None:
                             first = since
@@ -599,7 +621,7 @@ class LobbyDay:
             v.ticket = call(ticket, step.index, number, now)
             v.busy = True
             v.busy_since = now
-            absent = v.gone or (self.no_show > 0 and rng.random() < self.no_show)
+            absent = v.gone or (no_show > 0 and rng.random() < no_show)
             if v.counted:  # self._record_step(v, d, step, wait, ...), in line
                 st_rows.append((d, since, wait, ABSENT if absent else SERVED, v.reserved))
             if absent:
