@@ -514,7 +514,12 @@ class LobbyDay:
                 best = c
         if best is None:
             return False
-        self._wake(best)
+        best.idle = False  # self._wake(best), in line
+        idle_n = self.idle_n
+        for dd in best.dept_idx:
+            idle_n[dd] -= 1
+        assert best.wake is not None
+        best.wake.succeed()
         return True
 
     def _candidates(self, c: _Counter) -> list[Ticket]:
