@@ -126,7 +126,7 @@ class SiteHub:
         """A counter's queue in call order, with priority marks and waits (no personal data)."""
         policy: DispatchPolicy = self.lobby.policy
         out = []
-        for t, s in queue_for(self.lobby.open_tickets(), c.departments, now, policy):
+        for t, s in queue_for(self.lobby.waiting_for(c.departments), c.departments, now, policy):
             p = priority(t, now, policy)
             out.append(
                 {

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import transitions as tr
 from .dispatch import DispatchPolicy, choose_next
-from .model import ACTIVE_STEP_STATES, Counter, CounterState, Ticket
+from .model import ACTIVE_STEP_STATES, Counter, CounterState, StepState, Ticket
 from .transitions import TransitionError
 
 
@@ -45,6 +45,9 @@ class Lobby:
         self.max_recalls = max_recalls
         self.tickets: dict[str, Ticket] = {}
         self._busy: dict[int, str] = {}  # counter number -> ticket id now called or served there
+        # department -> ids of open tickets with a READY step there: "call next" looks only at the
+        # counter's departments instead of scanning every ticket of the day
+        self._ready: dict[str, dict[str, None]] = {}
 
     # ------------------------------------------------------------------ state
     def apply(self, change: Change) -> Change:
@@ -68,11 +71,25 @@ class Lobby:
             s = old.active_step
             if s is not None and self._busy.get(s.counter) == tid:  # type: ignore[arg-type]
                 del self._busy[s.counter]  # type: ignore[arg-type]
+            for st in old.steps:
+                if st.state is StepState.READY:
+                    self._ready.get(st.department, {}).pop(tid, None)
 
     def _index(self, t: Ticket) -> None:
         s = t.active_step
         if s is not None and s.counter is not None:
             self._busy[s.counter] = t.id
+        if t.closed is None:
+            for st in t.steps:
+                if st.state is StepState.READY:
+                    self._ready.setdefault(st.department, {})[t.id] = None
+
+    def waiting_for(self, departments: Iterable[str]) -> list[Ticket]:
+        """Open tickets with a ready step in any of these departments (some may be at a counter)."""
+        ids: dict[str, None] = {}
+        for d in departments:
+            ids.update(self._ready.get(d, {}))
+        return [self.tickets[i] for i in ids]
 
     def load(self, tickets: Iterable[Ticket]) -> None:
         """Rebuild from storage (server start)."""
@@ -121,7 +138,7 @@ class Lobby:
         """The counter calls the next ticket of its queue (dispatch.choose_next)."""
         counter = self._require_open(number)
         self._require_free(number)
-        chosen = choose_next(self.open_tickets(), counter.departments, now, self.policy)
+        chosen = choose_next(self.waiting_for(counter.departments), counter.departments, now, self.policy)
         if chosen is None:
             return None, Change()
         ticket, step = chosen

@@ -714,7 +714,8 @@ class QueueServer:
                 hub.recent_calls.appendleft(view)
             self._push(hub, "boards", "call", view, seq=ev["seq"])
             t = hub.lobby.tickets[ev["ticket"]]
-            self._push(hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
+            if any(c.ticket == t.id for c in self.clients):  # build the view only for a watching phone
+                self._push(hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
         elif kind in ("requeued", "no_show"):
             # the number is no longer called at that counter: boards take it off "now calling"
             t = hub.lobby.tickets[ev["ticket"]]

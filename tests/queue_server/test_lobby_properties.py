@@ -93,6 +93,11 @@ def test_random_moves_keep_the_lobby_invariants(ops):
                 at_counter[s.counter] += 1
                 assert lb.ticket_at(s.counter).id == t.id
         assert all(v == 1 for v in at_counter.values())
+        # invariant: the per-department index holds exactly the open tickets with a ready step there
+        for d in DEPTS:
+            expected = {t.id for t in lb.open_tickets() if any(s.state is StepState.READY and s.department == d
+                                                                 for s in t.steps)}
+            assert {t.id for t in lb.waiting_for([d])} == expected
     # invariant: no step is completed twice
     assert all(v == 1 for v in completed.values())
     for t in lb.tickets.values():
