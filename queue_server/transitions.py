@@ -7,6 +7,7 @@ the caller (server or simulation) stores it and writes the event. Nothing here r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 
 from .model import (
     ACTIVE_STEP_STATES,
@@ -141,6 +142,25 @@ _NEW_TICKET: dict = {
     "transfers": 0,
     "extra": None,  # a new dict per ticket
 }
+
+
+def _check_prototypes() -> None:
+    """A field added to Step or Ticket must be added above too: fail at import, not in a move."""
+    given = {
+        Step: {"index", "department", "procedures", "after", "minutes", "state", "ready_since"},
+        Ticket: {"id", "site", "day", "prefix", "number", "purposes", "lang", "issued_at", "steps",
+                 "public_token", "assistance", "reserved_for", "device", "extra"},
+    }
+    for cls, proto in ((Step, _NEW_STEP), (Ticket, _NEW_TICKET)):
+        names = [f.name for f in fields(cls)]
+        if list(proto) != names:
+            raise RuntimeError(f"transitions' prototype of {cls.__name__} must list its fields in order: {names}")
+        for f in fields(cls):
+            if f.name not in given[cls] and proto[f.name] != f.default:
+                raise RuntimeError(f"transitions' prototype of {cls.__name__}.{f.name} must be its default")
+
+
+_check_prototypes()
 
 
 def _open(ticket: Ticket) -> None:
