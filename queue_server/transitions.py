@@ -239,14 +239,7 @@ def call(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     d["state"] = _CALLED
     d["counter"] = counter
     d["called_at"] = now
-    new_step = _new(Step)  # _move(ticket, step, d), in line
-    _set(new_step, "__dict__", d)
-    i = step.index
-    d = ticket.__dict__.copy()
-    d["steps"] = (new_step,) if len(steps) == 1 else steps[:i] + (new_step,) + steps[i + 1 :]
-    new = _new(Ticket)
-    _set(new, "__dict__", d)
-    return new
+    return _move(ticket, step, d)
 
 
 def recall(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
@@ -280,15 +273,7 @@ def start(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     d = step.__dict__.copy()
     d["state"] = _SERVING
     d["started_at"] = now
-    new_step = _new(Step)  # _move(ticket, step, d), in line
-    _set(new_step, "__dict__", d)
-    steps = ticket.steps
-    i = step.index
-    d = ticket.__dict__.copy()
-    d["steps"] = (new_step,) if len(steps) == 1 else steps[:i] + (new_step,) + steps[i + 1 :]
-    new = _new(Ticket)
-    _set(new, "__dict__", d)
-    return new
+    return _move(ticket, step, d)
 
 
 def complete(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
