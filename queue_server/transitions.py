@@ -198,7 +198,7 @@ def _move(ticket: Ticket, step: Step, d: dict) -> Ticket:
     return new
 
 
-# The moves below check in line and call the helpers above only to raise (same codes, messages).
+# The helpers below raise each move's error (same codes, messages); _at_counter runs the checks.
 
 
 def _expect(ticket: Ticket, step: Step, *states: StepState, action: str) -> None:
@@ -218,6 +218,22 @@ def _expect_counter(ticket: Ticket, step: Step, counter: int, action: str) -> No
             f"cannot {action} ticket {ticket.label}: it is at counter {step.counter}, not {counter}",
             "counter",
         )
+
+
+def _at_counter(ticket: Ticket, index: int, counter: int, states: tuple[StepState, ...], action: str) -> Step:
+    """The step a counter acts on, once it is known to be open, in one of ``states`` and at this
+    counter; raises the move's TransitionError otherwise (every counter move shares these checks)."""
+    if ticket.closed is not None:
+        _open(ticket)
+    steps = ticket.steps
+    if not 0 <= index < len(steps):
+        _step(ticket, index)
+    step = steps[index]
+    if step.state not in states:
+        _expect(ticket, step, *states, action=action)
+    if step.counter != counter:
+        _expect_counter(ticket, step, counter, action)
+    return step
 
 
 def call(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
@@ -244,15 +260,7 @@ def call(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
 
 def recall(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     """Call the same number again (the citizen has not come yet)."""
-    if ticket.closed is not None:
-        _open(ticket)
-    if not 0 <= index < len(ticket.steps):
-        _step(ticket, index)
-    step = ticket.steps[index]
-    if step.state is not _CALLED:
-        _expect(ticket, step, StepState.CALLED, action="recall")
-    if step.counter != counter:
-        _expect_counter(ticket, step, counter, "recall")
+    step = _at_counter(ticket, index, counter, (_CALLED,), "recall")
     d = step.__dict__.copy()
     d["recalls"] = step.recalls + 1
     d["called_at"] = now
@@ -261,15 +269,7 @@ def recall(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
 
 def start(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     """The citizen arrived at the counter: service starts."""
-    if ticket.closed is not None:
-        _open(ticket)
-    if not 0 <= index < len(ticket.steps):
-        _step(ticket, index)
-    step = ticket.steps[index]
-    if step.state is not _CALLED:
-        _expect(ticket, step, StepState.CALLED, action="start")
-    if step.counter != counter:
-        _expect_counter(ticket, step, counter, "start")
+    step = _at_counter(ticket, index, counter, (_CALLED,), "start")
     d = step.__dict__.copy()
     d["state"] = _SERVING
     d["started_at"] = now
@@ -278,15 +278,7 @@ def start(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
 
 def complete(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     """Service done: later steps whose prerequisites are all done become ready; the last closes."""
-    if ticket.closed is not None:
-        _open(ticket)
-    if not 0 <= index < len(ticket.steps):
-        _step(ticket, index)
-    step = ticket.steps[index]
-    if step.state is not _SERVING:
-        _expect(ticket, step, StepState.SERVING, action="complete")
-    if step.counter != counter:
-        _expect_counter(ticket, step, counter, "complete")
+    step = _at_counter(ticket, index, counter, (_SERVING,), "complete")
     d = step.__dict__.copy()
     d["state"] = _DONE
     d["completed_at"] = now
@@ -332,10 +324,7 @@ def transfer(ticket: Ticket, index: int, counter: int, department: str, now: flo
     The citizen keeps the place earned: the step is ready again at once, with its original
     ready time, so the transfer does not push them to the back of the line.
     """
-    _open(ticket)
-    step = _step(ticket, index)
-    _expect(ticket, step, StepState.CALLED, StepState.SERVING, action="transfer")
-    _expect_counter(ticket, step, counter, "transfer")
+    step = _at_counter(ticket, index, counter, (StepState.CALLED, StepState.SERVING), "transfer")
     if department == step.department:
         raise TransitionError("same_department", f"step {index} is already for {department}", "department")
     moved = evolve(
@@ -359,10 +348,7 @@ def add_procedure(
     For the counter's own department it joins the current step; for another department it
     becomes a new step, ready once the current step completes (the citizen is still here).
     """
-    _open(ticket)
-    step = _step(ticket, index)
-    _expect(ticket, step, StepState.CALLED, StepState.SERVING, action="add a procedure to")
-    _expect_counter(ticket, step, counter, "add a procedure to")
+    step = _at_counter(ticket, index, counter, (StepState.CALLED, StepState.SERVING), "add a procedure to")
     if not procedures:
         raise TransitionError("missing_field", "name at least one procedure to add", "procedures")
     if department == step.department:
@@ -382,10 +368,7 @@ def add_procedure(
 
 def no_show(ticket: Ticket, index: int, counter: int, now: float, max_recalls: int) -> Ticket:
     """Mark the citizen absent after ``max_recalls`` recalls; the visit closes."""
-    _open(ticket)
-    step = _step(ticket, index)
-    _expect(ticket, step, StepState.CALLED, action="mark no-show")
-    _expect_counter(ticket, step, counter, "mark no-show")
+    step = _at_counter(ticket, index, counter, (StepState.CALLED,), "mark no-show")
     if step.recalls < max_recalls:
         raise TransitionError(
             "too_early",
@@ -418,8 +401,5 @@ def cancel(ticket: Ticket, now: float) -> Ticket:
 
 def requeue(ticket: Ticket, index: int, counter: int, now: float) -> Ticket:
     """Put a called (not started) step back in its queue, keeping its place (counter paused)."""
-    _open(ticket)
-    step = _step(ticket, index)
-    _expect(ticket, step, StepState.CALLED, action="return to the queue")
-    _expect_counter(ticket, step, counter, "return to the queue")
+    step = _at_counter(ticket, index, counter, (_CALLED,), "return to the queue")
     return _with_step(ticket, evolve(step, state=StepState.READY, counter=None, called_at=None, recalls=0))
