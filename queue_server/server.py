@@ -312,16 +312,12 @@ class QueueServer:
             return {
                 "counter": hub.counter_view(c),
                 "queue": hub.queue_view(c, now),
-                "current": self._current_view(hub, cur) if cur else None,
+                "current": hub.ticket_view(cur) if cur else None,
                 "help": hub.help_alerts[-20:],
                 "departments": {d: dict(n) for d, n in hub.config.department_names.items()},
                 "board": hub.board_view(now),
             }
         return {"board": hub.board_view(now)}
-
-    def _current_view(self, hub: SiteHub, ticket: Any) -> dict[str, Any]:
-        view = hub.ticket_view(ticket)
-        return view
 
     # ------------------------------------------------------------------ plan preview (read-only)
     def _plan(self, client: Client, b: dict[str, Any]) -> dict[str, Any]:
@@ -515,23 +511,23 @@ class QueueServer:
             got, ch = lobby.call_next(n, now)
             if got is None:
                 return Outcome({"ticket": None})
-            return Outcome({"ticket": self._current_view(hub, got)}, ch)
+            return Outcome({"ticket": hub.ticket_view(got)}, ch)
         if t == "call":
             got, ch = lobby.call_ticket(n, b["ticket"], now)
-            return Outcome({"ticket": self._current_view(hub, got)}, ch)
+            return Outcome({"ticket": hub.ticket_view(got)}, ch)
         if t in ("recall", "start", "no_show", "requeue"):
             ch = getattr(lobby, t)(n, now)
             tid = next(iter(ch.tickets))
-            return Outcome({"ticket": self._current_view(hub, lobby.tickets[tid])}, ch)
+            return Outcome({"ticket": hub.ticket_view(lobby.tickets[tid])}, ch)
         if t == "complete":
             got, ch = lobby.complete(n, now)
             nxt = [{"department": s.department, "name": dict(hub.config.department_names.get(s.department, {}))}
                    for s in got.steps if s.state.value in ("ready", "pending")]
-            return Outcome({"ticket": self._current_view(hub, got), "next": nxt}, ch)
+            return Outcome({"ticket": hub.ticket_view(got), "next": nxt}, ch)
         if t == "transfer":
             self._check_department(hub, b["department"])
             ch = lobby.transfer(n, b["department"], now)
-            return Outcome({"ticket": self._current_view(hub, lobby.tickets[next(iter(ch.tickets))])}, ch)
+            return Outcome({"ticket": hub.ticket_view(lobby.tickets[next(iter(ch.tickets))])}, ch)
         if t == "add_procedure":
             self._check_department(hub, b["department"])
             procs = [p for p in b["procedures"] if isinstance(p, str) and p]
@@ -539,7 +535,7 @@ class QueueServer:
                 raise Reply("bad_field", "procedures must be non-empty strings", "procedures")
             minutes = float(b.get("minutes") or self.city.policy.default_service_minutes)
             ch = lobby.add_procedure(n, b["department"], procs, minutes, now)
-            return Outcome({"ticket": self._current_view(hub, lobby.tickets[next(iter(ch.tickets))])}, ch)
+            return Outcome({"ticket": hub.ticket_view(lobby.tickets[next(iter(ch.tickets))])}, ch)
         if t in ("open", "pause", "close"):
             state = {"open": CounterState.OPEN, "pause": CounterState.PAUSED, "close": CounterState.CLOSED}[t]
             staff = (b.get("staff") or c.staff or "")[:100] if t == "open" else None
@@ -549,7 +545,7 @@ class QueueServer:
             return Outcome({"queue": hub.queue_view(lobby.counters[n], now)})
         if t == "current":
             cur = lobby.ticket_at(n)
-            view = self._current_view(hub, cur) if cur else None
+            view = hub.ticket_view(cur) if cur else None
             if cur is not None:
                 # card prefill is shown only here, to the counter serving the ticket
                 view["prefill"] = self.store.prefill(cur.id)
