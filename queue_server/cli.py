@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--standby", action="store_true",
+                   help="when another server already leads this database, wait and take over when it stops "
+                        "(default: refuse to start); see docs/operations.md")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("demo", help="start the server on the sample config with SQLite and print device URLs")
@@ -80,7 +83,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    import asyncio
     import logging
 
     from .problems import ConfigError
@@ -99,8 +101,26 @@ def cmd_server(args: argparse.Namespace) -> int:
     def ready(port: int) -> None:
         print(f"madoguchi server listening on ws://{args.host}:{port}/ws", flush=True)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_server(qs, args.host, args.port, ready))
+    return _serve_as_leader(run_server(qs, args.host, args.port, ready, standby=args.standby))
+
+
+def _serve_as_leader(main) -> int:
+    """Run the server; 2 when another server leads (refused), 3 when the lock was lost (restart me)."""
+    import asyncio
+    import logging
+    import sys
+
+    from .leader import LeadershipLost, NotLeader
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main)
+    except NotLeader as e:
+        print(f"madoguchi server refused to start: {e}", file=sys.stderr, flush=True)
+        return 2
+    except LeadershipLost as e:
+        logging.getLogger("madoguchi.server").critical("leadership lost, exiting without writing more: %s", e)
+        return 3
     return 0
 
 
@@ -128,7 +148,6 @@ def device_urls(host: str, port: int, tokens, city) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import asyncio
     import logging
     import os
     import subprocess
@@ -168,13 +187,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("Press Ctrl+C to stop.", flush=True)
 
     try:
-        asyncio.run(run_server(qs, args.host, args.port, ready))
-    except KeyboardInterrupt:
-        pass
+        return _serve_as_leader(run_server(qs, args.host, args.port, ready))
     finally:
         for p in kiosk:
             p.terminate()
-    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
+from . import leader
 from . import protocol as P
 from .config import CityConfig
 from .hub import SiteHub, make_hub
@@ -150,6 +151,7 @@ class QueueServer:
         self.dirty: set[str] = set()
         self._tasks: list[asyncio.Task] = []
         self.announcer: Any = None  # display_board.announcer.Announcer, started in start()
+        self.lease: leader.Lease | None = None  # the lock on the sites' database, set by run_server
 
     # ------------------------------------------------------------------ start-up
     def local_day(self, now: float) -> str:
@@ -781,11 +783,15 @@ class QueueServer:
     # ------------------------------------------------------------------ HTTP
     def process_request(self, connection: ServerConnection, request: HttpRequest) -> Response | None:
         path = request.path.split("?", 1)[0]
+        lead = leader.health(self.lease, serving=bool(self._tasks))
+        if not lead["ok"] and path != "/healthz":  # a standby, a loading or a lost leader serves nothing
+            return _response(HTTPStatus.SERVICE_UNAVAILABLE, f"{lead['state']}: not the leader".encode(), "text/plain")
         if path == "/ws":
             return None
         if path == "/healthz":
-            body = {"ok": True, "sites": {k: {"seq": h.seq} for k, h in self.hubs.items()}}
-            return _response(HTTPStatus.OK, json.dumps(body).encode(), "application/json")
+            body = {"ok": lead["ok"], "sites": {k: {"seq": h.seq} for k, h in self.hubs.items()}, "leader": lead}
+            status = HTTPStatus.OK if body["ok"] else HTTPStatus.SERVICE_UNAVAILABLE
+            return _response(status, json.dumps(body).encode(), "application/json")
         if path == "/metrics":
             return _response(HTTPStatus.OK, self.metrics.text(self).encode(), "text/plain; version=0.0.4")
         if path == "/catalogue.json":
@@ -897,14 +903,64 @@ def _static(root: Path, rel: str) -> Response:
 
 
 async def run_server(qs: QueueServer, host: str, port: int, ready: Callable[[int], None] | None = None,
-                     stop: asyncio.Future | None = None) -> None:
-    """Serve until ``stop`` resolves (or forever)."""
-    await asyncio.to_thread(qs.load)
-    await qs.start()
-    async with serve(qs.handler, host, port, process_request=qs.process_request, compression=None,
-                     max_size=2 * P.MAX_MESSAGE_BYTES, ping_interval=20, ping_timeout=20) as server:
-        actual = server.sockets[0].getsockname()[1] if server.sockets else port
+                     stop: asyncio.Future | None = None, *, standby: bool = False) -> None:
+    """Serve until ``stop`` resolves (or forever), as the one leader of qs's sites (leader.py).
+
+    When another server holds the lock: raise NotLeader, or with ``standby`` wait for the lock,
+    answering /healthz 503 "standby" meanwhile if the port is free (on the leader's own host it is
+    not: the standby binds after the takeover). Raises LeadershipLost when the lock goes.
+    """
+    loop = asyncio.get_running_loop()
+    stop = stop if stop is not None else loop.create_future()
+    claim = leader.Claim(qs.store.url, qs.city.sites)
+    server = None
+    try:
+        qs.lease = await asyncio.to_thread(claim.try_acquire)
+        if qs.lease is None:
+            if not standby:
+                raise leader.NotLeader(await asyncio.to_thread(claim.refusal))
+            server = await _listen(qs, host, port, standby=True)
+            log.warning("standby: another server leads sites %s; taking over when its lock is released",
+                        ", ".join(claim.sites))
+            while qs.lease is None:
+                await asyncio.wait({stop}, timeout=leader.POLL_SECONDS)
+                if stop.done():
+                    return
+                qs.lease = await asyncio.to_thread(claim.try_acquire)
+            log.warning("standby: took over as leader (%s); loading state from the database", qs.lease.kind)
+        qs.store.fence = qs.lease.fence
+        await asyncio.to_thread(qs.load)
+        await qs.start()
+        server = server or await _listen(qs, host, port, standby=False)
         if ready:
-            ready(actual)
-        await (stop if stop is not None else asyncio.get_running_loop().create_future())
-    await qs.stop()
+            ready(server.sockets[0].getsockname()[1] if server.sockets else port)
+        watchdog = asyncio.create_task(leader.watch(qs.lease))
+        await asyncio.wait({stop, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+        watchdog.cancel()
+        if not watchdog.cancelled() and watchdog.done():
+            watchdog.result()  # raises LeadershipLost
+    finally:
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        await qs.stop()
+        if qs.lease is not None:
+            qs.lease.release()
+        claim.close()
+
+
+async def _listen(qs: QueueServer, host: str, port: int, standby: bool) -> Any:
+    """Bind the websocket/HTTP listener. A standby whose port is taken (the leader on this host)
+    returns None; after a takeover the old leader's port may take a moment to free: retry."""
+    for attempt in range(60):
+        try:
+            return await serve(qs.handler, host, port, process_request=qs.process_request, compression=None,
+                               max_size=2 * P.MAX_MESSAGE_BYTES, ping_interval=20, ping_timeout=20)
+        except OSError as e:
+            if standby:
+                log.warning("standby: port %s is in use (%s); /healthz is served after the takeover", port, e.strerror)
+                return None
+            if attempt == 59:
+                raise
+            await asyncio.sleep(0.5)
+    return None

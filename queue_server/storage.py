@@ -310,6 +310,9 @@ class Store:
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
         self._upserts: dict[type, Any] = {}
+        # set by the server to its leader lease's fence (queue_server/leader.py): a write commits only
+        # while this server still holds the lock, checked inside the write's own transaction
+        self.fence: Any = None
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -367,6 +370,8 @@ class Store:
         """
         t_tickets, t_steps, t_counters = TicketRow.__table__, StepRow.__table__, CounterRow.__table__
         with self.engine.begin() as conn:
+            if self.fence is not None:
+                self.fence(conn)
             if batch.new_tickets:
                 conn.execute(t_tickets.insert(), [
                     {**ticket_values(t), "prefill": prefill, "prefilled": prefill is not None}
