@@ -55,6 +55,12 @@ def holder_label() -> str:
 # ---------------------------------------------------------------------------- SQLite
 
 
+def lock_path(db_path: Path) -> Path:
+    """``<database>.leader`` beside the real file, whatever relative path or symlink names it."""
+    real = Path(os.path.realpath(db_path))
+    return real.with_name(real.name + ".leader")
+
+
 class FileLease:
     """An exclusive flock on ``<db>.leader``; released by the kernel when the process ends."""
 
@@ -70,7 +76,7 @@ class FileLease:
     def try_acquire(cls, db_path: Path) -> FileLease | None:
         import fcntl
 
-        path = Path(os.path.realpath(db_path)).with_name(Path(db_path).name + ".leader")
+        path = lock_path(db_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -88,7 +94,7 @@ class FileLease:
 
     @staticmethod
     def describe_holder(db_path: Path) -> str:
-        path = Path(os.path.realpath(db_path)).with_name(Path(db_path).name + ".leader")
+        path = lock_path(db_path)
         try:
             who = path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
         except OSError:
@@ -140,33 +146,26 @@ class PgLease:
         return create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=args)
 
     @classmethod
-    def try_acquire(cls, engine: Any, sites: Iterable[str]) -> PgLease | None:
-        """All the sites' locks or none (so two servers with overlapping sites never deadlock)."""
+    def try_acquire(cls, engine: Any, conn: Any, sites: Iterable[str]) -> PgLease | None:
+        """All the sites' locks on ``conn`` or none (so servers with overlapping sites never deadlock).
+
+        On None the connection stays open for the next try (a standby polls without reconnecting).
+        """
         from sqlalchemy import text
 
         keys = sorted({site_key(s) for s in sites})
-        conn = engine.connect()
-        try:
-            conn.execute(text("SELECT set_config('application_name', :n, false)"),
-                         {"n": f"madoguchi leader {holder_label()}"[:63]})
-            got = []
-            for k in keys:
-                if conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :k)"), {"ns": LEADER_NS, "k": k}):
-                    got.append(k)
-                else:
-                    for g in got:
-                        conn.execute(text("SELECT pg_advisory_unlock(:ns, :k)"), {"ns": LEADER_NS, "k": g})
-                    conn.close()
-                    return None
-            # the write gate: wait until every commit of a previous leader that passed its fence is done
-            for k in keys:
-                conn.execute(text("SELECT pg_advisory_lock(:ns, :k)"), {"ns": GATE_NS, "k": k})
-                conn.execute(text("SELECT pg_advisory_unlock(:ns, :k)"), {"ns": GATE_NS, "k": k})
-            pid = conn.scalar(text("SELECT pg_backend_pid()"))
-        except Exception:
-            conn.close()
-            raise
-        return cls(engine, conn, keys, pid)
+        got = []
+        for k in keys:
+            if not conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :k)"), {"ns": LEADER_NS, "k": k}):
+                for g in got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:ns, :k)"), {"ns": LEADER_NS, "k": g})
+                return None
+            got.append(k)
+        # the write gate: wait until every commit of a previous leader that passed its fence is done
+        for k in keys:
+            conn.execute(text("SELECT pg_advisory_lock(:ns, :k)"), {"ns": GATE_NS, "k": k})
+            conn.execute(text("SELECT pg_advisory_unlock(:ns, :k)"), {"ns": GATE_NS, "k": k})
+        return cls(engine, conn, keys, conn.scalar(text("SELECT pg_backend_pid()")))
 
     @staticmethod
     def describe_holder(engine: Any, sites: Iterable[str]) -> str:
@@ -222,7 +221,6 @@ class PgLease:
     def release(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()  # the session ends, PostgreSQL drops its advisory locks
-        self.engine.dispose()
 
 
 class NoLease:
@@ -258,13 +256,37 @@ class Claim:
         self.dialect = u.get_backend_name()
         self.db_path = Path(u.database) if self.dialect == "sqlite" and u.database not in (None, "", ":memory:") else None
         self._engine = PgLease.lock_engine(url) if self.dialect == "postgresql" else None
+        self._conn: Any = None  # PostgreSQL: the session that tries, and becomes the lease's on success
 
     def try_acquire(self) -> Lease | None:
+        """The lease, or None while another server holds the lock. Raises when the database is unreachable."""
         if self.dialect == "postgresql":
-            return PgLease.try_acquire(self._engine, self.sites)
+            return self._try_pg()
         if self.db_path is None:
             return NoLease()
         return FileLease.try_acquire(self.db_path)
+
+    def _try_pg(self) -> PgLease | None:
+        from sqlalchemy import text
+
+        try:
+            if self._conn is None:
+                self._conn = self._engine.connect()
+                self._conn.execute(text("SELECT set_config('application_name', :n, false)"),
+                                   {"n": f"madoguchi leader {holder_label()}"[:63]})
+            lease = PgLease.try_acquire(self._engine, self._conn, self.sites)
+        except Exception:
+            self._drop_conn()
+            raise
+        if lease is not None:
+            self._conn = None  # the lease owns it now
+        return lease
+
+    def _drop_conn(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
 
     def refusal(self) -> str:
         """The message a second server prints when it refuses to start."""
@@ -276,6 +298,7 @@ class Claim:
                 f"{who}. Stop it first, or start this one with --standby to wait and take over when it stops.")
 
     def close(self) -> None:
+        self._drop_conn()
         if self._engine is not None:
             self._engine.dispose()
 

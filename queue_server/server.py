@@ -926,7 +926,11 @@ async def run_server(qs: QueueServer, host: str, port: int, ready: Callable[[int
                 await asyncio.wait({stop}, timeout=leader.POLL_SECONDS)
                 if stop.done():
                     return
-                qs.lease = await asyncio.to_thread(claim.try_acquire)
+                try:
+                    qs.lease = await asyncio.to_thread(claim.try_acquire)
+                except Exception as e:  # the database restarting: a standby keeps waiting
+                    log.warning("standby: cannot try the lock (%s: %s); retrying", type(e).__name__, e)
+                    await asyncio.wait({stop}, timeout=2.0)
             log.warning("standby: took over as leader (%s); loading state from the database", qs.lease.kind)
         qs.store.fence = qs.lease.fence
         await asyncio.to_thread(qs.load)

@@ -359,10 +359,13 @@ def test_a_leader_whose_lock_file_is_removed_exits(tmp_path, servers):
 
 def test_sqlite_lock_is_exclusive_until_released(tmp_path):
     url = f"sqlite:///{tmp_path / 'x.db'}"
+    (tmp_path / "alias").symlink_to(tmp_path)
     a, b = leader.Claim(url, SITES), leader.Claim(url, SITES)
     first = a.try_acquire()
     assert isinstance(first, leader.FileLease)
     assert b.try_acquire() is None
+    assert leader.Claim(f"sqlite:///{tmp_path / 'alias' / 'x.db'}", SITES).try_acquire() is None, \
+        "another path to the same file must meet the same lock"
     assert f"pid {os.getpid()}" in b.refusal()
     first.release()
     second = b.try_acquire()
