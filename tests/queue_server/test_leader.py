@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from websockets.exceptions import InvalidStatus
 
 from queue_server import leader
 from queue_server.config import load_city
@@ -272,6 +273,10 @@ def test_standby_takes_over_after_sigkill_while_a_kiosk_and_a_counter_work(db_ur
     else:
         status, body = standby.health()
         assert status == 503 and body["leader"]["state"] == "standby", body
+        with pytest.raises(InvalidStatus) as refused:  # a standby takes no websocket work
+            asyncio.run(Client.open(standby.url, role="kiosk", device="kiosk-1", site="honcho",
+                                    token=_tokens(secrets).roles["kiosk"]))
+        assert refused.value.response.status_code == 503
     killed_at: list[float] = []
 
     def kill() -> None:
