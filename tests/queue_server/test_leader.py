@@ -8,18 +8,11 @@ a leader whose lock goes stops writing and exits non-zero. On SQLite and Postgre
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import queue
-import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,76 +22,12 @@ from websockets.exceptions import InvalidStatus
 from queue_server import leader
 from queue_server.config import load_city
 from queue_server.storage import Batch, Store
-from tests.support.live_server import ROOT, Client
+from tests.support.live_server import Client
+from tests.support.server_process import Server
 
 from .test_crash import _today
 
 SITES = sorted(load_city().sites)
-
-
-class Server:
-    """A `run.py server` process whose output is read by a thread (so waiting never blocks it)."""
-
-    def __init__(self, db_url: str, secrets: Path, port: int = 0, standby: bool = False):
-        cmd = [sys.executable, str(ROOT / "run.py"), "server", "--port", str(port), "--db", db_url,
-               "--secrets", str(secrets), "--config-dir", str(ROOT / "config"), "--log-level", "WARNING"]
-        if standby:
-            cmd.append("--standby")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", "MADOGUCHI_VOICE": "off"})
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        self.port = port
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put("")  # end of output
-
-    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line == "":
-                raise RuntimeError(f"server exited waiting for {pattern!r}:\n" + "".join(self.log))
-            self.log.append(line)
-            m = re.search(pattern, line)
-            if m:
-                return m
-        raise TimeoutError(f"no {pattern!r} in time:\n" + "".join(self.log))
-
-    def listening(self, timeout: float = 60.0) -> Server:
-        self.port = int(self.wait_for(r"listening on ws://[\d.]+:(\d+)/ws", timeout).group(1))
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def health(self, port: int | None = None) -> tuple[int, dict]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port or self.port}/healthz", timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
-    def output(self) -> str:
-        while True:
-            try:
-                line = self.lines.get_nowait()
-            except queue.Empty:
-                return "".join(self.log)
-            self.log.append(line)
-
-    def kill(self, sig: int = signal.SIGKILL) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(30)
 
 
 def _free_port() -> int:
@@ -411,4 +340,50 @@ def test_postgres_fence_refuses_a_commit_once_the_lock_session_is_gone(fresh_pos
         x.release()
     a.close()
     b.close()
+    store.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_fence_checks_the_lock_only_after_passing_the_write_gate(fresh_postgres):
+    """A commit that waits at the gate while a new leader takes over must then fail its check:
+    the check may not be evaluated before the gate (else it would pass on stale facts and commit)."""
+    store = Store(fresh_postgres)
+    store.migrate()
+    claim = leader.Claim(fresh_postgres, SITES)
+    lease = claim.try_acquire()
+    store.fence = lease.fence
+    gatekeeper = store.engine.connect()  # plays the new leader holding the gate
+    gatekeeper.execute(text("SELECT pg_advisory_lock(:ns, :k)"), {"ns": leader.GATE_NS, "k": leader.site_key("honcho")})
+    ev = {"site": "honcho", "seq": 1, "at": 1.0, "kind": "noted", "ticket": None, "step": None, "counter": None,
+          "actor": "test", "payload": {}}
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            store.write(Batch(events=[ev]))
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    with store.engine.connect() as c:
+        for _ in range(600):  # until the write waits at the gate
+            if c.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the write never reached the gate")
+        c.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": lease.pid})
+        for _ in range(600):  # until the old lock session is gone (and its lock with it)
+            if not c.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": lease.pid}):
+                break
+            time.sleep(0.05)
+    gatekeeper.execute(text("SELECT pg_advisory_unlock(:ns, :k)"), {"ns": leader.GATE_NS, "k": leader.site_key("honcho")})
+    writer.join(60)
+    assert outcome and isinstance(outcome[0], leader.LeadershipLost), outcome
+    assert store.last_seq("honcho") == 0, "a write committed after its leader lost the lock"
+    gatekeeper.close()
+    lease.release()
+    claim.close()
     store.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -25,12 +26,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """Start a private cluster on a free loopback port; yield its SQLAlchemy URL."""
+@contextlib.contextmanager
+def private_cluster():
+    """Start a private cluster on a free loopback port; yield its SQLAlchemy URL (benchmarks use it too)."""
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
+        raise FileNotFoundError("PostgreSQL is not installed (make test installs Debian's postgresql)")
     as_root = os.geteuid() == 0
     base = tempfile.mkdtemp(prefix="madoguchi-pg-")
     data = os.path.join(base, "data")
@@ -62,18 +63,35 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """Start a private cluster on a free loopback port; yield its SQLAlchemy URL."""
+    try:
+        cluster = private_cluster()
+        url = cluster.__enter__()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    try:
+        yield url
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+def create_database(url: str, name: str) -> str:
+    """A new, empty database in the cluster of ``url``; its URL."""
+    import psycopg
+
+    base = url.rsplit("/", 1)[0]
+    host, port = base.split("@", 1)[1].split(":")
+    with psycopg.connect(host=host, port=int(port), user="madoguchi", dbname="postgres", autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    return f"{base}/{name}"
+
+
 _counter = iter(range(1, 10**6))
 
 
 @pytest.fixture
 def fresh_postgres(postgres_url):
     """A new, empty database in the session's cluster for one test."""
-    import psycopg
-
-    name = f"t{next(_counter)}"
-    base = postgres_url.rsplit("/", 1)[0]
-    host_port = base.split("@", 1)[1]
-    host, port = host_port.split(":")
-    with psycopg.connect(host=host, port=int(port), user="madoguchi", dbname="postgres", autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}")
-    yield f"{base}/{name}"
+    yield create_database(postgres_url, f"t{next(_counter)}")
