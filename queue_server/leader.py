@@ -312,6 +312,32 @@ class Claim:
             self._engine.dispose()
 
 
+async def acquire(claim: Claim, wait: bool, stop: Any) -> Lease | None:
+    """The lease. Held by another server: NotLeader, or with ``wait`` (a standby) try every
+    POLL_SECONDS until the lock is ours; None when the future ``stop`` resolves first."""
+    import asyncio
+    import logging
+
+    log = logging.getLogger("madoguchi.server")
+    lease = await asyncio.to_thread(claim.try_acquire)
+    if lease is not None:
+        return lease
+    if not wait:
+        raise NotLeader(await asyncio.to_thread(claim.refusal))
+    log.warning("standby: another server leads sites %s; taking over when its lock is released", ", ".join(claim.sites))
+    while lease is None:
+        await asyncio.wait({stop}, timeout=POLL_SECONDS)
+        if stop.done():
+            return None
+        try:
+            lease = await asyncio.to_thread(claim.try_acquire)
+        except Exception as e:  # the database restarting: a standby keeps waiting
+            log.warning("standby: cannot try the lock (%s: %s); retrying", type(e).__name__, e)
+            await asyncio.wait({stop}, timeout=2.0)
+    log.warning("standby: took over as leader (%s); loading state from the database", lease.kind)
+    return lease
+
+
 async def watch(lease: Lease, interval: float = 1.0, timeout: float = 10.0) -> None:
     """Return never; raise LeadershipLost when the lock goes or its check hangs for ``timeout`` seconds.
 

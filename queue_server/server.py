@@ -907,31 +907,18 @@ async def run_server(qs: QueueServer, host: str, port: int, ready: Callable[[int
     """Serve until ``stop`` resolves (or forever), as the one leader of qs's sites (leader.py).
 
     When another server holds the lock: raise NotLeader, or with ``standby`` wait for the lock,
-    answering /healthz 503 "standby" meanwhile if the port is free (on the leader's own host it is
-    not: the standby binds after the takeover). Raises LeadershipLost when the lock goes.
+    answering 503 "standby" meanwhile if the port is free (on the leader's own host it is not: the
+    standby binds after the takeover). Raises LeadershipLost when the lock goes.
     """
-    loop = asyncio.get_running_loop()
-    stop = stop if stop is not None else loop.create_future()
+    stop = stop if stop is not None else asyncio.get_running_loop().create_future()
     claim = leader.Claim(qs.store.url, qs.city.sites)
     server = None
     try:
-        qs.lease = await asyncio.to_thread(claim.try_acquire)
-        if qs.lease is None:
-            if not standby:
-                raise leader.NotLeader(await asyncio.to_thread(claim.refusal))
+        if standby:  # listen at once (503 until leading) when the port is free: /healthz says "standby"
             server = await _listen(qs, host, port, standby=True)
-            log.warning("standby: another server leads sites %s; taking over when its lock is released",
-                        ", ".join(claim.sites))
-            while qs.lease is None:
-                await asyncio.wait({stop}, timeout=leader.POLL_SECONDS)
-                if stop.done():
-                    return
-                try:
-                    qs.lease = await asyncio.to_thread(claim.try_acquire)
-                except Exception as e:  # the database restarting: a standby keeps waiting
-                    log.warning("standby: cannot try the lock (%s: %s); retrying", type(e).__name__, e)
-                    await asyncio.wait({stop}, timeout=2.0)
-            log.warning("standby: took over as leader (%s); loading state from the database", qs.lease.kind)
+        qs.lease = await leader.acquire(claim, wait=standby, stop=stop)
+        if qs.lease is None:  # stopped while waiting
+            return
         qs.store.fence = qs.lease.fence
         await asyncio.to_thread(qs.load)
         await qs.start()
@@ -940,9 +927,9 @@ async def run_server(qs: QueueServer, host: str, port: int, ready: Callable[[int
             ready(server.sockets[0].getsockname()[1] if server.sockets else port)
         watchdog = asyncio.create_task(leader.watch(qs.lease))
         await asyncio.wait({stop, watchdog}, return_when=asyncio.FIRST_COMPLETED)
-        watchdog.cancel()
-        if not watchdog.cancelled() and watchdog.done():
+        if watchdog.done():
             watchdog.result()  # raises LeadershipLost
+        watchdog.cancel()
     finally:
         if server is not None:
             server.close()
