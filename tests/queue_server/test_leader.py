@@ -8,6 +8,7 @@ a leader whose lock goes stops writing and exits non-zero. On SQLite and Postgre
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -387,3 +388,37 @@ def test_postgres_fence_checks_the_lock_only_after_passing_the_write_gate(fresh_
     lease.release()
     claim.close()
     store.engine.dispose()
+
+
+def test_healthz_and_websocket_follow_the_leader_state(tmp_path):
+    """/healthz is 200 only for a serving leader; standby, loading and lost answer 503 and refuse /ws."""
+    from websockets.datastructures import Headers
+    from websockets.http11 import Request
+
+    from queue_server.cli import load_catalogue_if_present
+    from queue_server.config import DEFAULT_CONFIG_DIR
+    from queue_server.server import QueueServer
+    from queue_server.tokens import ensure
+
+    city = load_city()
+    tokens, _ = ensure(tmp_path / "s.toml", [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+    qs = QueueServer(city, Store(f"sqlite:///{tmp_path / 'h.db'}"), tokens, load_catalogue_if_present(DEFAULT_CONFIG_DIR, city))
+
+    def get(path: str) -> tuple[int, bytes]:
+        r = qs.process_request(None, Request(path, Headers()))  # type: ignore[arg-type]
+        return (0, b"") if r is None else (r.status_code, r.body)
+
+    assert get("/healthz")[0] == 503 and json.loads(get("/healthz")[1])["leader"]["state"] == "standby"
+    assert get("/ws")[0] == 503
+    qs.lease = leader.Claim(f"sqlite:///{tmp_path / 'h.db'}", SITES).try_acquire()
+    assert json.loads(get("/healthz")[1])["leader"]["state"] == "loading" and get("/ws")[0] == 503
+    qs._tasks = [object()]  # type: ignore[list-item]  # what start() leaves: the writer is running
+    assert get("/healthz")[0] == 200 and get("/ws")[0] == 0  # 0: the websocket handshake goes on
+    Path(f"{tmp_path / 'h.db'}.leader").unlink()
+    with pytest.raises(leader.LeadershipLost):
+        qs.lease.check()
+    status, body = get("/healthz")
+    assert status == 503 and json.loads(body)["leader"]["state"] == "lost"
+    assert "removed" in json.loads(body)["leader"]["reason"]
+    assert get("/ws")[0] == 503 and get("/board/")[0] == 503
+    qs.lease.release()
