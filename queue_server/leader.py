@@ -378,6 +378,37 @@ async def watch(lease: Lease, interval: float = 1.0, timeout: float = 10.0) -> N
             raise LeadershipLost(lease.lost) from None
 
 
+@contextlib.contextmanager
+def offline(url: str) -> Any:
+    """Maintenance on a database no server leads (the `alembic` command): raise NotLeader while one
+    does. SQLite: the lock file is held meanwhile, so no server starts half-way through."""
+    from sqlalchemy import text
+
+    claim = Claim(url, [])
+    try:
+        if claim.dialect == "postgresql":
+            with claim._engine.connect() as conn:
+                rows = conn.execute(text(
+                    "SELECT DISTINCT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = CAST(:ns AS oid) AND l.objsubid = 2 "
+                    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+                    {"ns": LEADER_NS}).scalars().all()
+            if rows:
+                raise NotLeader(f"a madoguchi server is running on this database ({'; '.join(rows)}): stop it first")
+            yield
+            return
+        lease = claim.try_acquire()
+        if lease is None:
+            raise NotLeader(f"a madoguchi server is running on this database: "
+                            f"{FileLease.describe_holder(claim.db_path)}; stop it first")
+        try:
+            yield
+        finally:
+            lease.release()
+    finally:
+        claim.close()
+
+
 def health(lease: Lease | None, serving: bool = True) -> dict[str, Any]:
     """The "leader" check of /healthz: ok only while this server holds the lock and serves."""
     if lease is None:

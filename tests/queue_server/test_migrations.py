@@ -93,3 +93,21 @@ def test_the_server_and_the_alembic_command_agree_on_the_head(tmp_path):
     Store(url).migrate()
     assert "(head)" in alembic(url, "current")
     assert drift(url) == []
+
+
+def test_the_alembic_command_refuses_while_a_server_leads_the_database(empty_db, tmp_path):
+    """Downgrading under a running server would break it: the command names the server and stops."""
+    from tests.support.server_process import Server
+
+    server = Server(empty_db, tmp_path / "secrets.toml").listening()
+    try:
+        run = subprocess.run([sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "-x", f"db={empty_db}",
+                              "downgrade", "base"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert run.returncode != 0
+        assert "a madoguchi server is running on this database" in run.stdout + run.stderr
+        assert "force=1" in run.stdout + run.stderr
+        assert tables(empty_db) >= set(Base.metadata.tables), "the refused downgrade dropped tables"
+        assert server.health()[0] == 200
+    finally:
+        server.kill()
+    assert "(head)" in alembic(empty_db, "current")  # once the server is gone, the command works
