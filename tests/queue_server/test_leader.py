@@ -227,6 +227,7 @@ def test_standby_takes_over_after_sigkill_while_a_kiosk_and_a_counter_work(db_ur
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_a_leader_whose_lock_connection_dies_stops_writing_and_exits(fresh_postgres, tmp_path, servers):
     """The stray-second-server case of issue 12 item 5: the leader's lock session is killed (as by a
     network cut or an administrator), a standby takes over, and the old leader must not commit again."""
