@@ -141,8 +141,13 @@ class PgLease:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
 
+        # Both ends watch the connection: the client's keepalives, and the server's (per-session
+        # settings) so that PostgreSQL drops a vanished leader's session, and with it the lock, within
+        # ~15 s instead of the kernel's two hours (PostgreSQL 12 or newer). The session is never idle
+        # for long (the watchdog queries every second), so an idle_session_timeout does not end it.
+        server_side = "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 -c tcp_user_timeout=15000"
         args = {"application_name": "madoguchi leader lock", "keepalives": 1, "keepalives_idle": 5,
-                "keepalives_interval": 2, "keepalives_count": 3, "connect_timeout": 10}
+                "keepalives_interval": 2, "keepalives_count": 3, "connect_timeout": 10, "options": server_side}
         return create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=args)
 
     @classmethod
