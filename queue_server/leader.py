@@ -181,7 +181,8 @@ class PgLease:
             rows = conn.execute(text(
                 "SELECT DISTINCT a.application_name, host(a.client_addr), a.backend_start FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.classid = CAST(:ns AS oid) AND l.objid = ANY(CAST(:keys AS oid[])) AND l.objsubid = 2"),
+                "AND l.classid = CAST(:ns AS oid) AND l.objid = ANY(CAST(:keys AS oid[])) AND l.objsubid = 2 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
                 {"ns": LEADER_NS, "keys": keys}).all()
             if rows:
                 return "the advisory lock is held by " + "; ".join(
