@@ -92,6 +92,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def format_plan(catalogue, plan) -> str:
     """The plan as a readable text table in the plan's language."""
+    from queue_server import ruby
     from queue_server.i18n import pick
 
     lang = plan.lang
@@ -132,7 +133,8 @@ def format_plan(catalogue, plan) -> str:
             if e.note:
                 lines.append(f"       {e.note}")
     lines += ["", f"{label('total')}: {plan.minutes:.0f} {mins} (± {plan.minutes_sd:.0f})"]
-    return "\n".join(lines)
+    # やさしい日本語 carries ruby markup {市民課|しみんか}; a terminal shows it as 市民課（しみんか）.
+    return "\n".join(ruby.bracketed(line) for line in lines)
 
 
 def cmd_questions(args: argparse.Namespace) -> int:
@@ -151,7 +153,11 @@ def cmd_questions(args: argparse.Namespace) -> int:
     except PlanError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    items = [question_to_dict(catalogue, q, args.lang) for q in questions]
+    try:
+        items = [question_to_dict(catalogue, q, args.lang) for q in questions]
+    except PlanError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=2))
         return 0
