@@ -53,7 +53,7 @@ _TOP_LEVEL = ("catalogue", "purpose", "questions", "procedures", "documents", "d
 _PROCEDURE_KEYS = frozenset({"name", "department", "external", "when", "documents", "deadline",
                              "alternative", "minutes", "cv", "after", "note", "extra_minutes",
                              "source", "checked", "same_as", "supersedes", "explain", "minutes_source",
-                             "overhead"})
+                             "overhead", "documents_if"})
 _DEADLINE_KEYS = frozenset({"kind", "event", "note", "source", "checked", *UNITS})
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ESTIMATE = "estimate"  # the source of a fact Sakata has not confirmed: shown to staff, not as fact
@@ -101,6 +101,7 @@ class Procedure:
     explain: Texts | None = None  # a one-line explanation of the institutional term (ja-easy at least)
     minutes_source: str = ESTIMATE  # where ``minutes`` comes from (a page, the KPI calibration, estimate)
     overhead: tuple[str, float] | None = None  # (key, minutes) counted once per visit step for all sharing it
+    documents_if: tuple[tuple[str, Condition], ...] = ()  # documents needed only when a condition holds
 
     @property
     def estimate(self) -> bool:
@@ -120,6 +121,7 @@ class Purpose:
     procedures: tuple[str, ...]  # procedure ids in file order
     file: str = ""
     events: tuple[str, ...] = ()  # events this purpose's deadlines may count from
+    documents_if: tuple[tuple[str, Condition], ...] = ()  # added to every queued procedure (e.g. 委任状)
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,31 @@ def _str_list(b: _Builder, f: _File, header: str, key: str, value: object) -> tu
         b.problem(f, f.loc.where(header, key), f"{key!r} must be a list of strings")
         return ()
     return tuple(value)
+
+
+def _documents_if(b: _Builder, f: _File, header: str, value: object, documents: Mapping[str, Document],
+                  kinds: Mapping[str, str], choice_map: Mapping[str, tuple[str, ...]], used: set[str]
+                  ) -> tuple[tuple[str, Condition], ...]:
+    """``documents_if = { <document> = "<condition>" }``: documents to bring only in some cases."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        b.problem(f, f.loc.where(header, "documents_if"), "'documents_if' must be a table { <document> = \"<condition>\" }")
+        return ()
+    out = []
+    for doc, when in value.items():
+        if doc not in documents:
+            b.problem(f, f.loc.where(header, "documents_if"), f"unknown document {doc!r} (add it under [documents.{doc}])")
+            continue
+        try:
+            cond = parse_condition(str(when))
+            check_condition(cond, kinds, choice_map)
+        except ConditionError as e:
+            b.problem(f, f.loc.where(header, "documents_if"), _condition_reason(e, str(when)))
+            continue
+        used |= cond.names()
+        out.append((doc, cond))
+    return tuple(out)
 
 
 def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, list[Problem]]:
@@ -653,6 +680,7 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
     kinds = {q.id: q.kind for q in own.values()}
     choice_map = {q.id: q.choices for q in own.values()}
     used: set[str] = set()
+    purpose_docs_if = _documents_if(b, f, "purpose", head.get("documents_if"), documents, kinds, choice_map, used)
     own_procs: dict[str, Procedure] = {}
     raw_after: dict[str, tuple[str, ...]] = {}
     for proc_id, entry in _tables(b, f, "procedures"):
@@ -746,6 +774,7 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
                 extra_minutes = (q, float(per))
                 used.add(q)
         note = b.texts(f, h, "note", entry.get("note"), required=False)
+        docs_if = _documents_if(b, f, h, entry.get("documents_if"), documents, kinds, choice_map, used)
         afters = _str_list(b, f, h, "after", entry.get("after"))
         if department is not None and entry.get("minutes") is None:
             b.problem(f, f.loc.where(h), "a queued procedure needs 'minutes' (an (est.) prior, domain.md §4)")
@@ -765,6 +794,7 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
             same_as=_str_list(b, f, h, "same_as", entry.get("same_as")),
             supersedes=_str_list(b, f, h, "supersedes", entry.get("supersedes")),
             explain=dict(explain) if explain else None, minutes_source=str(minutes_source), overhead=overhead,
+            documents_if=docs_if,
         )
 
     # Order constraints: only towards an earlier department (so any plan's route is acyclic
@@ -793,7 +823,8 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
                       f"unreachable procedure {proc_id!r}: no answers make '{p.condition.source}' true")
     procedures.update(own_procs)
     purposes[pid] = Purpose(id=pid, kind=str(kind), name=name, aliases=aliases, questions=tuple(own),
-                            procedures=tuple(own_procs), file=f.name, events=purpose_events)
+                            procedures=tuple(own_procs), file=f.name, events=purpose_events,
+                            documents_if=purpose_docs_if)
 
 
 def _condition_reason(e: ConditionError, source: str) -> str:

@@ -114,6 +114,8 @@ class Plan:
     external: tuple[ExternalItem, ...]
     minutes: float  # (est.) expected service minutes at counters, to-confirm procedures included
     minutes_sd: float  # (est.) standard deviation, procedures taken as independent
+    merged: tuple[tuple[str, str], ...] = ()  # (procedure, the same act it was merged into), merge rule 1
+    moot: tuple[tuple[str, str], ...] = ()  # (procedure, the one that made it moot), merge rule 2
 
     @property
     def route(self) -> tuple[RouteStep, ...]:
@@ -124,15 +126,17 @@ class Plan:
 
     @property
     def procedure_ids(self) -> frozenset[str]:
-        """Every procedure on the list, queued or external."""
-        return frozenset(p.id for s in self.steps for p in s.procedures) | {e.id for e in self.external}
+        """Every procedure on the list, queued or external (an act merged into another counts)."""
+        listed = frozenset(p.id for s in self.steps for p in s.procedures) | {e.id for e in self.external}
+        return listed | {m for m, _ in self.merged}
 
     @property
     def to_confirm(self) -> frozenset[str]:
         """Procedures kept because an answer was unknown."""
-        return frozenset(p.id for s in self.steps for p in s.procedures if p.to_confirm) | {
+        unsure = frozenset(p.id for s in self.steps for p in s.procedures if p.to_confirm) | {
             e.id for e in self.external if e.to_confirm
         }
+        return unsure | {m for m, k in self.merged if k in unsure}
 
 
 # ------------------------------------------------------------------ purposes and answers
@@ -214,6 +218,9 @@ def next_question(catalogue: Catalogue, purposes: Sequence[str], answers: Mappin
         readers = [p for p in procs if q.id in p.condition.names()]
         if any(_matters(q, p, typed) for p in readers):
             return q
+        if any(q.id in c.names() for p in procs if _applies(p, typed) is not False
+               for _, c in (*p.documents_if, *(catalogue.purposes[p.purpose].documents_if if p.department else ()))):
+            return q  # the answer changes what to bring
     return None
 
 
@@ -231,6 +238,14 @@ def _matters(q: Question, proc: Procedure, typed: Mapping[str, object]) -> bool:
 
 def _docs(catalogue: Catalogue, ids: Sequence[str], lang: str) -> tuple[DocumentItem, ...]:
     return tuple(DocumentItem(d, pick(catalogue.documents[d].name, lang)) for d in ids)
+
+
+def _doc_ids(catalogue: Catalogue, proc: Procedure, typed: Mapping[str, object]) -> tuple[str, ...]:
+    """The procedure's documents plus those whose condition may hold (unknown keeps them)."""
+    extra = proc.documents_if
+    if proc.department:  # a purpose's documents_if (委任状 for a proxy) is for the counters only
+        extra = (*extra, *catalogue.purposes[proc.purpose].documents_if)
+    return tuple(dict.fromkeys((*proc.documents, *(d for d, c in extra if c.evaluate(typed) is not False))))
 
 
 def _minutes(proc: Procedure, typed: Mapping[str, object]) -> float:
@@ -255,7 +270,7 @@ def plan_visit(catalogue: Catalogue, purposes: Sequence[str], answers: Mapping[s
         raise PlanError(f"unknown language {lang!r} (languages: {', '.join(LANGUAGES)})", "lang")
     ids = _purposes(catalogue, purposes)
     typed = _typed(catalogue, answers, ids)
-    chosen, merged_into, also_for = _merge(catalogue, ids, typed)
+    chosen, merged_into, also_for, moot = _merge(catalogue, ids, typed)
 
     rank = {d: i for i, d in enumerate(catalogue.department_order)}
     departments = sorted({p.department for p, _ in chosen if p.department}, key=lambda d: (rank.get(d, len(rank)), d))
@@ -290,7 +305,7 @@ def plan_visit(catalogue: Catalogue, purposes: Sequence[str], answers: Mapping[s
         items = tuple(
             PlannedProcedure(
                 id=p.id, purpose=p.purpose, name=pick(p.name, lang), to_confirm=unsure,
-                documents=_docs(catalogue, p.documents, lang), deadline=deadline(p),
+                documents=_docs(catalogue, _doc_ids(catalogue, p, typed), lang), deadline=deadline(p),
                 alternative=alternative(p), note=pick(p.note, lang) if p.note else None,
                 minutes=minutes_of[p.id], deadline_id=p.deadline, deadline_event=event(p), source=p.source,
                 estimate=p.estimate, explain=explain(p), minutes_source=p.minutes_source,
@@ -315,7 +330,7 @@ def plan_visit(catalogue: Catalogue, purposes: Sequence[str], answers: Mapping[s
             id=p.id, purpose=p.purpose, name=pick(p.name, lang),
             where=pick(catalogue.places[p.external].name, lang) if p.external else "",
             url=catalogue.places[p.external].url if p.external else "",
-            deadline=deadline(p), documents=_docs(catalogue, p.documents, lang), to_confirm=unsure,
+            deadline=deadline(p), documents=_docs(catalogue, _doc_ids(catalogue, p, typed), lang), to_confirm=unsure,
             note=pick(p.note, lang) if p.note else None, deadline_id=p.deadline, deadline_event=event(p),
             source=p.source, estimate=p.estimate, explain=explain(p), also_for=also_for.get(p.id, ()),
         )
@@ -327,18 +342,20 @@ def plan_visit(catalogue: Catalogue, purposes: Sequence[str], answers: Mapping[s
     queued = [(p, minutes_of[p.id]) for p, _ in chosen if p.department]
     total = sum(m for _, m in queued)
     sd = math.sqrt(sum((m * p.cv) ** 2 for p, m in queued))
-    return Plan(ids, lang, tuple(steps), documents, online, external, total, sd)
+    merged = tuple((m, k) for m, k in merged_into.items() if m not in moot)
+    return Plan(ids, lang, tuple(steps), documents, online, external, total, sd, merged, tuple(moot.items()))
 
 
 def _merge(catalogue: Catalogue, ids: Sequence[str], typed: Mapping[str, object]
-           ) -> tuple[list[tuple[Procedure, bool]], dict[str, str], dict[str, tuple[str, ...]]]:
+           ) -> tuple[list[tuple[Procedure, bool]], dict[str, str], dict[str, tuple[str, ...]], dict[str, str]]:
     """The procedures that apply, each act once, contradictions resolved (docs/catalogue.md).
 
     Rule 1 (same act): procedures linked by ``same_as`` are one act; the one of the first purpose
     is kept, marked with the other purposes in ``also_for``; it is "to confirm" only if every
     copy was. Rule 2 (moot act): a procedure that surely applies removes the procedures it
     ``supersedes`` (a withdrawal from NHI makes its address change moot); one that only might
-    apply (an unknown answer) removes nothing. Returns (chosen, merged id -> kept id, also_for).
+    apply (an unknown answer) removes nothing.
+    Returns (chosen, merged or moot id -> kept id, also_for, moot id -> the procedure making it moot).
     """
     chosen: list[tuple[Procedure, bool]] = []
     index: dict[str, int] = {}
@@ -362,7 +379,7 @@ def _merge(catalogue: Catalogue, ids: Sequence[str], typed: Mapping[str, object]
                 also_for[twin] = (*also_for.get(twin, ()), proc.purpose)
     moot = {y: p.id for p, unsure in chosen if not unsure for y in p.supersedes if y in index}
     merged_into |= moot
-    return [(p, u) for p, u in chosen if p.id not in moot], merged_into, also_for
+    return [(p, u) for p, u in chosen if p.id not in moot], merged_into, also_for, moot
 
 
 def _step_minutes(chosen: Sequence[tuple[Procedure, bool]], typed: Mapping[str, object]) -> dict[str, float]:
@@ -449,6 +466,8 @@ def plan_to_dict(plan: Plan) -> dict:
         "minutes": round(plan.minutes, 1),
         "minutes_sd": round(plan.minutes_sd, 1),
         "to_confirm": sorted(plan.to_confirm),
+        "merged": [{"procedure": m, "into": k} for m, k in plan.merged],
+        "moot": [{"procedure": m, "by": k} for m, k in plan.moot],
         "route": [
             {"department": r.department, "procedures": list(r.procedures), "after": list(r.after), "minutes": round(r.minutes, 1)}
             for r in plan.route
