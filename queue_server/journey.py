@@ -116,6 +116,7 @@ class Plan:
     minutes_sd: float  # (est.) standard deviation, procedures taken as independent
     merged: tuple[tuple[str, str], ...] = ()  # (procedure, the same act it was merged into), merge rule 1
     moot: tuple[tuple[str, str], ...] = ()  # (procedure, the one that made it moot), merge rule 2
+    merged_unsure: frozenset[str] = frozenset()  # merged procedures that only might apply themselves
 
     @property
     def route(self) -> tuple[RouteStep, ...]:
@@ -136,7 +137,7 @@ class Plan:
         unsure = frozenset(p.id for s in self.steps for p in s.procedures if p.to_confirm) | {
             e.id for e in self.external if e.to_confirm
         }
-        return unsure | {m for m, k in self.merged if k in unsure}
+        return unsure | (self.merged_unsure & {m for m, _ in self.merged})
 
 
 # ------------------------------------------------------------------ purposes and answers
@@ -270,7 +271,7 @@ def plan_visit(catalogue: Catalogue, purposes: Sequence[str], answers: Mapping[s
         raise PlanError(f"unknown language {lang!r} (languages: {', '.join(LANGUAGES)})", "lang")
     ids = _purposes(catalogue, purposes)
     typed = _typed(catalogue, answers, ids)
-    chosen, merged_into, also_for, moot = _merge(catalogue, ids, typed)
+    chosen, merged_into, also_for, moot, merged_unsure = _merge(catalogue, ids, typed)
 
     rank = {d: i for i, d in enumerate(catalogue.department_order)}
     departments = sorted({p.department for p, _ in chosen if p.department}, key=lambda d: (rank.get(d, len(rank)), d))
@@ -343,24 +344,27 @@ def plan_visit(catalogue: Catalogue, purposes: Sequence[str], answers: Mapping[s
     total = sum(m for _, m in queued)
     sd = math.sqrt(sum((m * p.cv) ** 2 for p, m in queued))
     merged = tuple((m, k) for m, k in merged_into.items() if m not in moot)
-    return Plan(ids, lang, tuple(steps), documents, online, external, total, sd, merged, tuple(moot.items()))
+    return Plan(ids, lang, tuple(steps), documents, online, external, total, sd, merged, tuple(moot.items()),
+                frozenset(merged_unsure))
 
 
 def _merge(catalogue: Catalogue, ids: Sequence[str], typed: Mapping[str, object]
-           ) -> tuple[list[tuple[Procedure, bool]], dict[str, str], dict[str, tuple[str, ...]], dict[str, str]]:
+           ) -> tuple[list[tuple[Procedure, bool]], dict[str, str], dict[str, tuple[str, ...]], dict[str, str], set[str]]:
     """The procedures that apply, each act once, contradictions resolved (docs/catalogue.md).
 
     Rule 1 (same act): procedures linked by ``same_as`` are one act; the one of the first purpose
-    is kept, marked with the other purposes in ``also_for``; it is "to confirm" only if every
-    copy was. Rule 2 (moot act): a procedure that surely applies removes the procedures it
+    is kept (unless only a later copy surely applies: then that one), marked with the other
+    purposes in ``also_for``; it is "to confirm" only if every copy was. Rule 2 (moot act): a procedure that surely applies removes the procedures it
     ``supersedes`` (a withdrawal from NHI makes its address change moot); one that only might
     apply (an unknown answer) removes nothing.
-    Returns (chosen, merged or moot id -> kept id, also_for, moot id -> the procedure making it moot).
+    Returns (chosen, merged or moot id -> kept id, also_for, moot id -> the procedure making it moot,
+    merged ids that only might apply).
     """
     chosen: list[tuple[Procedure, bool]] = []
     index: dict[str, int] = {}
     merged_into: dict[str, str] = {}
     also_for: dict[str, tuple[str, ...]] = {}
+    merged_unsure: set[str] = set()
     for pid in ids:
         for proc_id in catalogue.purposes[pid].procedures:
             proc = catalogue.procedures[proc_id]
@@ -373,13 +377,27 @@ def _merge(catalogue: Catalogue, ids: Sequence[str], typed: Mapping[str, object]
                 chosen.append((proc, applies is None))
                 continue
             kept, unsure = chosen[index[twin]]
-            chosen[index[twin]] = (kept, unsure and applies is None)
+            if unsure and applies is True:
+                # the copy that surely applies is the one listed (whatever the purpose order), so an
+                # unknown answer elsewhere never turns a definite act into a "to confirm" one
+                i = index.pop(twin)
+                index[proc.id] = i
+                chosen[i] = (proc, False)
+                for m, k in list(merged_into.items()):
+                    if k == twin:
+                        merged_into[m] = proc.id
+                merged_into[twin] = proc.id
+                merged_unsure.add(twin)
+                also_for[proc.id] = tuple(x for x in (*also_for.pop(twin, ()), kept.purpose) if x != proc.purpose)
+                continue
             merged_into[proc.id] = twin
+            if applies is None:
+                merged_unsure.add(proc.id)
             if proc.purpose != kept.purpose and proc.purpose not in also_for.get(twin, ()):
                 also_for[twin] = (*also_for.get(twin, ()), proc.purpose)
     moot = {y: p.id for p, unsure in chosen if not unsure for y in p.supersedes if y in index}
     merged_into |= moot
-    return [(p, u) for p, u in chosen if p.id not in moot], merged_into, also_for, moot
+    return [(p, u) for p, u in chosen if p.id not in moot], merged_into, also_for, moot, merged_unsure
 
 
 def _step_minutes(chosen: Sequence[tuple[Procedure, bool]], typed: Mapping[str, object]) -> dict[str, float]:
