@@ -43,3 +43,31 @@ def long_sentences(text: str, limit: int = MAX_SENTENCE) -> list[str]:
 
 def has_kanji(text: str) -> bool:
     return bool(_KANJI.search(text))
+
+
+def _hiragana(katakana: str) -> str:
+    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in katakana)
+
+
+def propose_ruby(text: str) -> str:
+    """``text`` with each run of kanji words marked ``{漢字|かんじ}``, readings from pyopenjtalk.
+
+    A proposal for a person to review (the dictionary reads 届 as とどけ, not とどけで), never
+    written into the catalogue unchecked. Imports pyopenjtalk lazily: it loads a dictionary.
+    """
+    import pyopenjtalk  # noqa: PLC0415 - heavy, only for this helper
+
+    out: list[str] = []
+    base, reading = "", ""
+    for token in pyopenjtalk.run_frontend(text):
+        word, read = token["string"], _hiragana(token["read"])
+        if has_kanji(word) and read and read != "、":
+            base, reading = base + word, reading + read
+            continue
+        if base:
+            out.append(f"{{{base}|{reading}}}")
+            base, reading = "", ""
+        out.append(word)
+    if base:
+        out.append(f"{{{base}|{reading}}}")
+    return "".join(out)

@@ -251,3 +251,9 @@ def test_one_certificate_request_pays_its_overhead_once():
     assert one.minutes == 6.0  # 4 for the request + 2 for the certificate
     assert three.minutes == 10.0  # one request, three certificates (not 3 × 6)
     assert three.steps[0].minutes == sum(p.minutes for p in three.steps[0].procedures)
+
+
+def test_pyopenjtalk_proposes_readings_for_review():
+    proposal = easy_japanese.propose_ruby("国民健康保険の加入")
+    assert proposal == "{国民健康保険|こくみんけんこうほけん}の{加入|かにゅう}"
+    assert easy_japanese.kanji_without_reading(proposal) == []
