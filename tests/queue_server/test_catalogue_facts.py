@@ -257,3 +257,16 @@ def test_pyopenjtalk_proposes_readings_for_review():
     proposal = easy_japanese.propose_ruby("国民健康保険の加入")
     assert proposal == "{国民健康保険|こくみんけんこうほけん}の{加入|かにゅう}"
     assert easy_japanese.kanji_without_reading(proposal) == []
+
+
+def test_institutional_terms_have_a_one_line_explanation():
+    explained = [p for p in CAT.procedures.values() if p.explain]
+    print(f"procedures with an explanation: {len(explained)}/{len(CAT.procedures)}")
+    assert len(explained) >= 0.7 * len(CAT.procedures)
+    for p in explained:
+        assert len(easy_japanese.sentences(p.explain["ja-easy"])) == 1, p.id  # one line, one sentence
+    plan = plan_to_dict(plan_visit(CAT, ["death"], {"children_under_18": "yes"}, "ja-easy"))
+    item = next(p for s in plan["steps"] for p in s["procedures"] if p["id"] == "survivor_basic_pension")
+    assert item["explain"] and ruby.RUBY.search(item["explain"])
+    assert plan_to_dict(plan_visit(CAT, ["death"], {"children_under_18": "yes"}, "en"))["steps"][1]["procedures"][0][
+        "explain"] is None  # ja-easy only
