@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from printers.layout import PrintableTicket, RouteLine, default_messages
+from queue_server import ruby
 from queue_server.i18n import pick
 
 SITE_TOML = Path(__file__).resolve().parent.parent / "config" / "site.toml"
@@ -32,7 +33,7 @@ def _route_line(cfg: dict[str, Any], site: str, dept: str, lang: str) -> RouteLi
     counters = [c for c in cfg["sites"][site]["counters"] if dept in c["departments"]]
     floors = {c.get("floor", 1) for c in counters}
     return RouteLine(
-        department_name=pick(names, lang),
+        department_name=ruby.bracketed(pick(names, lang)),  # paper has no ruby: 市民課（しみんか）
         floor=floors.pop() if len(floors) == 1 else None,
         counters=tuple(sorted(c["number"] for c in counters)),
     )

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from queue_server import easy_japanese
 from queue_server.conditions import (
     ALWAYS,
     CHOICE,
@@ -31,6 +32,7 @@ from queue_server.conditions import (
     check_condition,
     parse_condition,
 )
+from queue_server.deadlines import AMOUNT_KINDS, EVENT_KINDS, KINDS, UNITS, DeadlineRule, render
 from queue_server.i18n import LANGUAGES
 from queue_server.problems import ConfigError, Problem
 
@@ -43,13 +45,18 @@ ANSWER_LABELS = ("yes", "no", "unknown")
 # Labels the CLI and kiosk print around a plan; the catalogue must translate each one.
 LABEL_KEYS = (
     "plan_title", "step", "minutes", "documents", "deadline", "online", "external",
-    "to_confirm", "total", "question", "answers", "where",
+    "to_confirm", "total", "question", "answers", "where", "estimate",
 )
 
 _TOP_LEVEL = ("catalogue", "purpose", "questions", "procedures", "documents", "deadlines",
-              "alternatives", "places", "answers", "labels")
+              "alternatives", "places", "answers", "labels", "deadline_templates", "events", "units")
 _PROCEDURE_KEYS = frozenset({"name", "department", "external", "when", "documents", "deadline",
-                             "alternative", "minutes", "cv", "after", "note", "extra_minutes"})
+                             "alternative", "minutes", "cv", "after", "note", "extra_minutes",
+                             "source", "checked", "same_as", "supersedes", "explain", "minutes_source",
+                             "overhead", "documents_if"})
+_DEADLINE_KEYS = frozenset({"kind", "event", "note", "source", "checked", *UNITS})
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ESTIMATE = "estimate"  # the source of a fact Sakata has not confirmed: shown to staff, not as fact
 _QUESTION_KEYS = frozenset({"kind", "text", "help", "choice", "min", "max"})
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -87,6 +94,19 @@ class Procedure:
     after: tuple[str, ...]  # procedure ids (same purpose) that must be done first
     note: Texts | None = None
     extra_minutes: tuple[str, float] | None = None  # (number question, minutes per unit above 1)
+    source: tuple[str, ...] = ()  # a law, a national or city page (address), or "estimate"
+    checked: str = ""  # the date the source was last read (YYYY-MM-DD)
+    same_as: tuple[str, ...] = ()  # the same act in other purposes: one step when combined
+    supersedes: tuple[str, ...] = ()  # acts this one makes moot when both apply (merge rule 2)
+    explain: Texts | None = None  # a one-line explanation of the institutional term (ja-easy at least)
+    minutes_source: str = ESTIMATE  # where ``minutes`` comes from (a page, the KPI calibration, estimate)
+    overhead: tuple[str, float] | None = None  # (key, minutes) counted once per visit step for all sharing it
+    documents_if: tuple[tuple[str, Condition], ...] = ()  # documents needed only when a condition holds
+
+    @property
+    def estimate(self) -> bool:
+        """True when Sakata's own rule is unknown: staff confirm it, citizens are not told it as fact."""
+        return any(s.startswith(ESTIMATE) for s in self.source)
 
 
 @dataclass(frozen=True)
@@ -100,18 +120,31 @@ class Purpose:
     questions: tuple[str, ...]  # question ids in asking order
     procedures: tuple[str, ...]  # procedure ids in file order
     file: str = ""
+    events: tuple[str, ...] = ()  # events this purpose's deadlines may count from
+    documents_if: tuple[tuple[str, Condition], ...] = ()  # added to every queued procedure (e.g. 委任状)
 
 
 @dataclass(frozen=True)
 class Document:
     id: str
     name: Texts
+    source: tuple[str, ...] = ()
+    checked: str = ""
 
 
 @dataclass(frozen=True)
 class Deadline:
+    """A deadline: its rule (data) and its text in every language, rendered from the rule."""
+
     id: str
     text: Texts
+    rule: DeadlineRule = DeadlineRule("none")
+    source: tuple[str, ...] = ()
+    checked: str = ""
+
+    @property
+    def estimate(self) -> bool:
+        return any(s.startswith(ESTIMATE) for s in self.source)
 
 
 @dataclass(frozen=True)
@@ -131,6 +164,8 @@ class Place:
     id: str
     name: Texts
     url: str = ""
+    source: tuple[str, ...] = ()
+    checked: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,6 +184,7 @@ class Catalogue:
     answer_labels: Mapping[str, Texts]
     labels: Mapping[str, Texts]
     online_base_url: str = ""
+    events: Mapping[str, Texts] = field(default_factory=dict)  # names of the events deadlines count from
 
     def url(self, path: str) -> str:
         """An absolute link for an alternative's path (placeholder base from site config)."""
@@ -242,7 +278,41 @@ class _Builder:
             if lang not in LANGUAGES:
                 self.problem(f, f.loc.where(header, key),
                              f"unknown language {lang!r} in {header}.{key} (languages: {', '.join(LANGUAGES)})")
+        self.easy(f, header, key, value.get("ja-easy"))
         return {k: str(v) for k, v in value.items() if isinstance(v, str)}
+
+    def easy(self, f: _File, header: str, key: str, text: object) -> None:
+        """やさしい日本語 by the guideline: every kanji with its reading, short sentences."""
+        if not isinstance(text, str):
+            return
+        bare = easy_japanese.kanji_without_reading(text)
+        if bare:
+            self.problem(f, f.loc.where(header, key),
+                         f"ja-easy of {header}.{key}: kanji without a reading {', '.join(dict.fromkeys(bare))} "
+                         "(write {漢字|かんじ}, or kana)")
+        for sentence in easy_japanese.long_sentences(text):
+            self.problem(f, f.loc.where(header, key),
+                         f"ja-easy of {header}.{key}: sentence of {len(sentence)} characters "
+                         f"(at most {easy_japanese.MAX_SENTENCE}, aim {easy_japanese.TARGET_SENTENCE}): {sentence}")
+
+    def source(self, f: _File, header: str, entry: Mapping) -> tuple[tuple[str, ...], str]:
+        """The ``source`` (string or list) and ``checked`` date every fact must carry."""
+        raw, checked = entry.get("source"), entry.get("checked")
+        sources: tuple[str, ...] = ()
+        if raw is None:
+            self.problem(f, f.loc.where(header), f"{header} has no 'source' (a law, a public page's address, "
+                         f"or \"{ESTIMATE}\" when Sakata's rule is unknown)")
+        elif isinstance(raw, str) and raw.strip():
+            sources = (raw.strip(),)
+        elif isinstance(raw, list) and raw and all(isinstance(x, str) and x.strip() for x in raw):
+            sources = tuple(x.strip() for x in raw)
+        else:
+            self.problem(f, f.loc.where(header, "source"), "'source' must be a non-empty string or list of strings")
+        if not isinstance(checked, str) or not _DATE_RE.match(checked):
+            self.problem(f, f.loc.where(header, "checked") if checked is not None else f.loc.where(header),
+                         f"{header} needs 'checked' = \"YYYY-MM-DD\" (when its source was last read)")
+            checked = ""
+        return sources, checked
 
     def claim(self, f: _File, kind: str, id_: str, header: str) -> bool:
         """Record where an id is defined; report a duplicate. False when the id is unusable."""
@@ -298,6 +368,31 @@ def _str_list(b: _Builder, f: _File, header: str, key: str, value: object) -> tu
     return tuple(value)
 
 
+def _documents_if(b: _Builder, f: _File, header: str, value: object, documents: Mapping[str, Document],
+                  kinds: Mapping[str, str], choice_map: Mapping[str, tuple[str, ...]], used: set[str]
+                  ) -> tuple[tuple[str, Condition], ...]:
+    """``documents_if = { <document> = "<condition>" }``: documents to bring only in some cases."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        b.problem(f, f.loc.where(header, "documents_if"), "'documents_if' must be a table { <document> = \"<condition>\" }")
+        return ()
+    out = []
+    for doc, when in value.items():
+        if doc not in documents:
+            b.problem(f, f.loc.where(header, "documents_if"), f"unknown document {doc!r} (add it under [documents.{doc}])")
+            continue
+        try:
+            cond = parse_condition(str(when))
+            check_condition(cond, kinds, choice_map)
+        except ConditionError as e:
+            b.problem(f, f.loc.where(header, "documents_if"), _condition_reason(e, str(when)))
+            continue
+        used |= cond.names()
+        out.append((doc, cond))
+    return tuple(out)
+
+
 def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, list[Problem]]:
     b = _Builder(site)
     _read_files(Path(directory), b)
@@ -312,6 +407,10 @@ def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, lis
     labels: dict[str, Texts] = {}
     department_order: list[str] = []
     order_file: _File | None = None
+    raw_deadlines: list[tuple[_File, str, dict]] = []
+    templates: dict[str, Texts] = {}
+    units: dict[str, Texts] = {}
+    events: dict[str, Texts] = {}
 
     # Shared tables first: purposes refer to them.
     for f in b.files:
@@ -329,11 +428,22 @@ def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, lis
         for id_, entry in _tables(b, f, "documents"):
             h = f"documents.{id_}"
             if b.claim(f, "document", id_, h):
-                documents[id_] = Document(id_, b.texts(f, h, "name", entry.get("name")) or {})
+                src, checked = b.source(f, h, entry)
+                documents[id_] = Document(id_, b.texts(f, h, "name", entry.get("name")) or {}, src, checked)
         for id_, entry in _tables(b, f, "deadlines"):
             h = f"deadlines.{id_}"
             if b.claim(f, "deadline", id_, h):
-                deadlines[id_] = Deadline(id_, b.texts(f, h, "text", entry.get("text")) or {})
+                raw_deadlines.append((f, id_, entry))
+        for table, target in (("deadline_templates", templates), ("units", units)):
+            entries = f.data.get(table)
+            if isinstance(entries, dict):
+                for key, value in entries.items():
+                    if b.claim(f, table, key, table):
+                        target[key] = b.texts(f, table, key, value) or {}
+        for id_, entry in _tables(b, f, "events"):
+            h = f"events.{id_}"
+            if b.claim(f, "event", id_, h):
+                events[id_] = b.texts(f, h, "name", entry.get("name")) or {}
         for id_, entry in _tables(b, f, "alternatives"):
             h = f"alternatives.{id_}"
             kind = entry.get("kind")
@@ -349,7 +459,9 @@ def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, lis
         for id_, entry in _tables(b, f, "places"):
             h = f"places.{id_}"
             if b.claim(f, "place", id_, h):
-                places[id_] = Place(id_, b.texts(f, h, "name", entry.get("name")) or {}, str(entry.get("url", "")))
+                src, checked = b.source(f, h, entry)
+                places[id_] = Place(id_, b.texts(f, h, "name", entry.get("name")) or {}, str(entry.get("url", "")),
+                                    src, checked)
         for table, target, expected in (("answers", answer_labels, ANSWER_LABELS), ("labels", labels, LABEL_KEYS)):
             entries = f.data.get(table)
             if entries is None:
@@ -368,6 +480,9 @@ def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, lis
         for key in expected:
             if key not in target:
                 b.problems.append(Problem(str(directory), f"[{table}]", f"missing [{table}] text {key!r}"))
+
+    for f, id_, entry in raw_deadlines:
+        deadlines[id_] = _deadline(b, f, id_, entry, templates, events, units)
 
     site_departments: Mapping[str, Mapping] = {}
     if site is not None:
@@ -415,9 +530,76 @@ def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, lis
         purposes=purposes, questions=questions, procedures=procedures, documents=documents,
         deadlines=deadlines, alternatives=alternatives, places=places,
         department_order=tuple(department_order), department_names=department_names,
-        answer_labels=answer_labels, labels=labels, online_base_url=base,
+        answer_labels=answer_labels, labels=labels, online_base_url=base, events=events,
     )
+    _check_merge_links(b, procedures)
     return catalogue, b.problems
+
+
+def _deadline(b: _Builder, f: _File, id_: str, entry: dict, templates: Mapping[str, Texts],
+              events: Mapping[str, Texts], units: Mapping[str, Texts]) -> Deadline:
+    """A deadline from its data; every language rendered now so an unreadable one fails check-config."""
+    h = f"deadlines.{id_}"
+    for key in entry:
+        if key not in _DEADLINE_KEYS:
+            b.problem(f, f.loc.where(h, key), f"unknown key {key!r} in {h} (expected: {', '.join(sorted(_DEADLINE_KEYS))})")
+    src, checked = b.source(f, h, entry)
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        b.problem(f, f.loc.where(h, "kind") if kind is not None else f.loc.where(h),
+                  f"unreadable deadline {id_!r}: 'kind' must be one of {', '.join(KINDS)}")
+        return Deadline(id_, {}, DeadlineRule("none"), src, checked)
+    amounts = [(u, entry[u]) for u in UNITS if u in entry]
+    event = entry.get("event")
+    rule = DeadlineRule(kind)
+    if kind in EVENT_KINDS:
+        if event not in events:
+            b.problem(f, f.loc.where(h, "event") if event is not None else f.loc.where(h),
+                      f"unreadable deadline {id_!r}: 'event' must be one of [events] ({', '.join(events)}), got {event!r}")
+            return Deadline(id_, {}, rule, src, checked)
+        rule = DeadlineRule(kind, event)
+        if kind in AMOUNT_KINDS:
+            if len(amounts) != 1 or isinstance(amounts[0][1], bool) or not isinstance(amounts[0][1], int) or amounts[0][1] <= 0:
+                b.problem(f, f.loc.where(h),
+                          f"unreadable deadline {id_!r}: a {kind!r} deadline needs exactly one of {', '.join(UNITS)} = N (N > 0)")
+                return Deadline(id_, {}, rule, src, checked)
+            rule = DeadlineRule(kind, event, amounts[0][1], amounts[0][0])
+        elif amounts:
+            b.problem(f, f.loc.where(h), f"a {kind!r} deadline takes no amount: remove {amounts[0][0]!r}")
+    elif event is not None or amounts:
+        b.problem(f, f.loc.where(h), f"a {kind!r} deadline counts from no event: remove 'event' and the amount")
+    note = b.texts(f, h, "note", entry.get("note"), required=False)
+    text: dict[str, str] = {}
+    for lang in LANGUAGES:
+        try:
+            text[lang] = render(rule, lang, templates, events, units, note)
+        except (KeyError, IndexError, ValueError) as e:
+            b.problem(f, f.loc.where(h), f"unreadable deadline {id_!r} in {lang}: no template, event or unit text {e}")
+    for lang in ("ja-easy",):
+        if lang in text:
+            for sentence in easy_japanese.long_sentences(text[lang]):
+                b.problem(f, f.loc.where(h), f"ja-easy of {h} renders a sentence of {len(sentence)} characters: {sentence}")
+    return Deadline(id_, text, rule, src, checked)
+
+
+def _check_merge_links(b: _Builder, procedures: Mapping[str, Procedure]) -> None:
+    """``same_as`` and ``supersedes`` name procedures of other purposes that exist."""
+    for p in procedures.values():
+        f = next((x for x in b.files if x.name == _file_of(b, p.id)), None)
+        if f is None:
+            continue
+        for key, ids in (("same_as", p.same_as), ("supersedes", p.supersedes)):
+            for other in ids:
+                if other not in procedures:
+                    b.problem(f, f.loc.where(f"procedures.{p.id}", key), f"{key!r} names unknown procedure {other!r}")
+                elif procedures[other].purpose == p.purpose:
+                    b.problem(f, f.loc.where(f"procedures.{p.id}", key),
+                              f"{key!r} names {other!r} of the same purpose: merge them in the file instead")
+
+
+def _file_of(b: _Builder, proc_id: str) -> str:
+    origin = b.origin.get(("procedure", proc_id))
+    return origin[0].name if origin else ""
 
 
 def _tables(b: _Builder, f: _File, name: str) -> Iterable[tuple[str, dict]]:
@@ -451,6 +633,7 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
         b.problem(f, f.loc.where("purpose", "kind"), f"purpose kind must be one of {', '.join(PURPOSE_KINDS)}, got {kind!r}")
     name = b.texts(f, "purpose", "name", head.get("name")) or {}
     aliases = _str_list(b, f, "purpose", "aliases", head.get("aliases"))
+    purpose_events = _str_list(b, f, "purpose", "events", head.get("events"))
 
     # Questions of this purpose, in file order (the kiosk asks them in this order).
     own: dict[str, Question] = {}
@@ -497,6 +680,7 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
     kinds = {q.id: q.kind for q in own.values()}
     choice_map = {q.id: q.choices for q in own.values()}
     used: set[str] = set()
+    purpose_docs_if = _documents_if(b, f, "purpose", head.get("documents_if"), documents, kinds, choice_map, used)
     own_procs: dict[str, Procedure] = {}
     raw_after: dict[str, tuple[str, ...]] = {}
     for proc_id, entry in _tables(b, f, "procedures"):
@@ -545,6 +729,35 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
         deadline = entry.get("deadline")
         if deadline is not None and deadline not in deadlines:
             b.problem(f, f.loc.where(h, "deadline"), f"unknown deadline {deadline!r} (add it under [deadlines.{deadline}])")
+        elif deadline is not None:
+            ev = deadlines[deadline].rule.event
+            if ev is not None and ev not in purpose_events:
+                b.problem(f, f.loc.where(h, "deadline"),
+                          f"deadline {deadline!r} counts from {ev!r}, which is not an event of purpose {pid!r} "
+                          f"(its events: {', '.join(purpose_events) or 'none'}); use a deadline counting from one of them")
+        src, checked = b.source(f, h, entry)
+        explain = None
+        if entry.get("explain") is not None:
+            explain = entry["explain"]
+            if not isinstance(explain, dict) or not isinstance(explain.get("ja-easy"), str):
+                b.problem(f, f.loc.where(h, "explain"), "'explain' must be a table of texts with at least ja-easy")
+                explain = None
+            else:
+                b.easy(f, h, "explain", explain["ja-easy"])
+        overhead = None
+        raw_over = entry.get("overhead")
+        if raw_over is not None:
+            ok = isinstance(raw_over, dict) and isinstance(raw_over.get("key"), str) and isinstance(
+                raw_over.get("minutes"), int | float) and not isinstance(raw_over.get("minutes"), bool)
+            if not ok or department is None:
+                b.problem(f, f.loc.where(h, "overhead"),
+                          "overhead must be { key = \"<shared act>\", minutes = N } on a queued procedure")
+            else:
+                overhead = (raw_over["key"], float(raw_over["minutes"]))
+        minutes_source = entry.get("minutes_source", ESTIMATE)
+        if not isinstance(minutes_source, str) or not minutes_source.strip():
+            b.problem(f, f.loc.where(h, "minutes_source"), "'minutes_source' must be a non-empty string")
+            minutes_source = ESTIMATE
         alternative = entry.get("alternative")
         if alternative is not None and alternative not in alternatives:
             b.problem(f, f.loc.where(h, "alternative"),
@@ -561,6 +774,7 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
                 extra_minutes = (q, float(per))
                 used.add(q)
         note = b.texts(f, h, "note", entry.get("note"), required=False)
+        docs_if = _documents_if(b, f, h, entry.get("documents_if"), documents, kinds, choice_map, used)
         afters = _str_list(b, f, h, "after", entry.get("after"))
         if department is not None and entry.get("minutes") is None:
             b.problem(f, f.loc.where(h), "a queued procedure needs 'minutes' (an (est.) prior, domain.md §4)")
@@ -576,7 +790,11 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
             alternative=alternative if isinstance(alternative, str) else None,
             minutes=_positive(b, f, h, "minutes", entry.get("minutes"), 0.0 if external else 8.0),
             cv=_positive(b, f, h, "cv", entry.get("cv"), 0.5),
-            after=afters, note=note, extra_minutes=extra_minutes,
+            after=afters, note=note, extra_minutes=extra_minutes, source=src, checked=checked,
+            same_as=_str_list(b, f, h, "same_as", entry.get("same_as")),
+            supersedes=_str_list(b, f, h, "supersedes", entry.get("supersedes")),
+            explain=dict(explain) if explain else None, minutes_source=str(minutes_source), overhead=overhead,
+            documents_if=docs_if,
         )
 
     # Order constraints: only towards an earlier department (so any plan's route is acyclic
@@ -605,7 +823,8 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
                       f"unreachable procedure {proc_id!r}: no answers make '{p.condition.source}' true")
     procedures.update(own_procs)
     purposes[pid] = Purpose(id=pid, kind=str(kind), name=name, aliases=aliases, questions=tuple(own),
-                            procedures=tuple(own_procs), file=f.name)
+                            procedures=tuple(own_procs), file=f.name, events=purpose_events,
+                            documents_if=purpose_docs_if)
 
 
 def _condition_reason(e: ConditionError, source: str) -> str:

@@ -25,6 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the config directory holding site.toml and catalogue/ (or a catalogue directory)")
     p.set_defaults(func=cmd_plan)
 
+    e = sub.add_parser("easy-readings",
+                       help="やさしい日本語: propose ruby readings (pyopenjtalk) for kanji terms, for review",
+                       description="python run.py easy-readings   (prints procedure names with proposed {漢字|よみ})")
+    e.add_argument("--config-dir", default="config")
+    e.add_argument("--all", action="store_true", help="every procedure, not only names without ruby in ja-easy")
+    e.set_defaults(func=cmd_easy_readings)
+
     q = sub.add_parser("questions", help="list the questions a purpose asks, with their ids",
                        description="python run.py questions 死亡 --lang en")
     q.add_argument("purposes", nargs="+")
@@ -92,6 +99,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def format_plan(catalogue, plan) -> str:
     """The plan as a readable text table in the plan's language."""
+    from queue_server import ruby
     from queue_server.i18n import pick
 
     lang = plan.lang
@@ -132,7 +140,8 @@ def format_plan(catalogue, plan) -> str:
             if e.note:
                 lines.append(f"       {e.note}")
     lines += ["", f"{label('total')}: {plan.minutes:.0f} {mins} (± {plan.minutes_sd:.0f})"]
-    return "\n".join(lines)
+    # やさしい日本語 carries ruby markup {市民課|しみんか}; a terminal shows it as 市民課（しみんか）.
+    return "\n".join(ruby.bracketed(line) for line in lines)
 
 
 def cmd_questions(args: argparse.Namespace) -> int:
@@ -151,7 +160,11 @@ def cmd_questions(args: argparse.Namespace) -> int:
     except PlanError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    items = [question_to_dict(catalogue, q, args.lang) for q in questions]
+    try:
+        items = [question_to_dict(catalogue, q, args.lang) for q in questions]
+    except PlanError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=2))
         return 0
@@ -165,4 +178,19 @@ def cmd_questions(args: argparse.Namespace) -> int:
             print(f"    {answers_label}: {rng}")
         else:
             print(f"    {answers_label}: " + ", ".join(f"{c['value']} ({c['text']})" for c in item["choices"]))
+    return 0
+
+
+def cmd_easy_readings(args: argparse.Namespace) -> int:
+    """Print, per procedure, the Japanese name with readings proposed by pyopenjtalk."""
+    from queue_server import ruby
+    from queue_server.easy_japanese import propose_ruby
+
+    catalogue = _load(args.config_dir)
+    if catalogue is None:
+        return 1
+    for p in catalogue.procedures.values():
+        easy = p.name.get("ja-easy", "")
+        if args.all or not ruby.RUBY.search(easy):
+            print(f"{p.id}: {p.name['ja']}\n    now:      {easy}\n    proposal: {propose_ruby(p.name['ja'])}")
     return 0

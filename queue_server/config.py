@@ -84,6 +84,13 @@ def _names_problems(names: Any, file: str, text: str, key_path: str, *needles: s
     missing = [lang for lang in LANGUAGES if not names.get(lang)]
     if missing:
         return [Problem(file, where(file, text, key_path, *needles), f"missing translation: {', '.join(missing)}")]
+    # やさしい日本語 names keep the sign's kanji with a reading ({市民課|しみんか}), never bare kanji
+    from queue_server.easy_japanese import kanji_without_reading
+
+    bare = kanji_without_reading(str(names.get("ja-easy", "")))
+    if bare:
+        return [Problem(file, where(file, text, key_path, *needles),
+                        f"ja-easy name: kanji without a reading {', '.join(bare)} (write {{漢字|かんじ}})")]
     return []
 
 

@@ -26,7 +26,8 @@ export class I18n {
 export function pick(texts, lang) {
   if (!texts) return "";
   if (typeof texts === "string") return texts;
-  if (lang in texts) return texts[lang];
+  // catalogue/site ruby {市民課|しみんか} shows as 市民課（しみんか） until the board renders <ruby>
+  if (lang in texts) return String(texts[lang]).replace(/\{([^{}|]+)\|([^{}|]+)\}/g, "$1（$2）");
   if (lang === "ja-easy" && "ja" in texts) return texts.ja;
   return texts.en || texts.ja || Object.values(texts)[0] || "";
 }

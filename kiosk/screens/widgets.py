@@ -20,6 +20,7 @@ from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
 from kiosk.fonts import escape, runs
+from queue_server import ruby
 
 #: 15 mm at 4.03 px/mm (21.5" full-HD panel), rounded up.
 MIN_TARGET_PX = 61
@@ -115,6 +116,7 @@ def fill(widget: Widget, color: Sequence[float], border: Sequence[float] | None 
 def label_args(text: str, lang: str, bold: bool = False) -> dict:
     """Label properties for ``text``: one font → plain text in that font (fast: one render, no
     markup parsing); several fonts → markup runs, each in a font that has its glyphs."""
+    text = ruby.bracketed(text)  # catalogue ruby {市民課|しみんか} → 市民課（しみんか）: braces never show
     parts = runs(text, lang)
     if len(parts) == 1:
         return {"text": text, "markup": False, "font_name": parts[0][0], "bold": bold}

@@ -22,7 +22,8 @@ DEATH_1 = {
     "deceased_pension": "basic_only", "children_under_18": "no", "had_my_number_card": "no",
     "seal_registered": "yes", "disability_certificate": "yes", "owned_real_estate": "yes", "owned_moped": "yes",
     "owned_car": "no", "tax_account_transfer": "yes", "water_contract": "yes", "inherited_farmland": "no",
-    "elderly_pass": "no",
+    "elderly_pass": "no", "household_on_nhi": "no", "high_medical_costs": "no", "deceased_income_return": "no",
+    "proxy": "no",
 }
 
 
