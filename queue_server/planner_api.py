@@ -324,7 +324,7 @@ def check_in(server: QueueServer, hub: SiteHub, code: str, now: float) -> tuple[
 
 
 # ------------------------------------------------------------------ QR
-QR_MAX_TEXT = 400
+QR_MAX_TEXT = 1200  # a list link with ~20 answers is ~450 characters
 
 
 def qr_svg(text: str) -> bytes:
