@@ -125,7 +125,10 @@ function listUrl() {
 }
 
 function bookingUrl(b) {
-  return `${location.origin}/plan/?site=${b.site}&b=${b.code}`;
+  // purposes and answers too: the kiosk shows the list before the number without asking again
+  const a = Object.entries(b.answers || {}).map(([k, v]) => `${k}:${v}`).join(";");
+  const q = new URLSearchParams({ site: b.site, b: b.code, p: b.purposes.join(","), a });
+  return `${location.origin}/plan/?${q}`;
 }
 
 function qr(text, id) {
