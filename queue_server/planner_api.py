@@ -352,3 +352,40 @@ def qr_response(request: Any) -> Any:
     if not text or len(text) > QR_MAX_TEXT:
         return _response(HTTPStatus.BAD_REQUEST, f"t must be 1–{QR_MAX_TEXT} characters".encode(), "text/plain")
     return _response(HTTPStatus.OK, qr_svg(text), "image/svg+xml")
+
+
+# ------------------------------------------------------------------ staff view
+def reservations_view(server: QueueServer, hub: SiteHub, day: str, now: float) -> dict[str, Any]:
+    """The admin's day of bookings: each with its state and procedure list (to prepare forms the
+    day before), and the capacity per department and slot. Purposes and answers only."""
+    from .journey import PlanError, plan_to_dict, plan_visit
+
+    cfg = config(server, hub.key)
+    rows = sorted((r for (d, _), r in hub.reservations.items() if d == day), key=lambda r: (r["slot_start"], r["code"]))
+    out = []
+    for r in rows:
+        item = {**r, "state": B.state(r, now, cfg), "start": clock(server, r["slot_start"])}
+        cat = server.catalogue
+        item["purpose_names"] = [cat.purposes[p].name.get("ja", p) if cat and p in cat.purposes else p
+                                 for p in r["purposes"]]
+        if server.catalogue is not None:
+            try:
+                plan = plan_to_dict(plan_visit(server.catalogue, r["purposes"], r.get("answers") or {}, "ja"))
+                item["procedures"] = [{"department": s["department"], "department_name": s["department_name"],
+                                       "procedures": [p["name"] for p in s["procedures"]],
+                                       "documents": list(dict.fromkeys(d["name"] for p in s["procedures"]
+                                                                       for d in p["documents"]))}
+                                      for s in plan["steps"]]
+            except PlanError:
+                item["procedures"] = []
+        out.append(item)
+    counts: dict[str, int] = {}
+    for r in out:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    return {"reservations": out, "day": day, "counts": counts,
+            "capacity": {d: n for d, n in cfg.capacity.items() if n}, "slot_minutes": cfg.slot_minutes,
+            "slots": B.slot_times(hub.config.open, hub.config.close, cfg)}
+
+
+def clock(server: QueueServer, ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, server.tz).strftime("%H:%M")

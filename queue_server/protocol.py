@@ -82,7 +82,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "display": frozenset({"ping"}),
     "public": frozenset({"ping", "status"}),
-    "admin": frozenset({"ping", "snapshot", "cancel", "reserve", "reservations"}),
+    "admin": frozenset({"ping", "snapshot", "cancel", "reserve", "reservations", "cancel_booking"}),
     "planner": frozenset({"ping", "plan", "slots", "forecast", "book", "booking", "cancel_booking"}),
 }
 

@@ -507,10 +507,8 @@ class QueueServer:
             return Outcome(hub.public_view(lobby.tickets[c.ticket], now))
         if t == "reserve":
             return self._reserve(hub, b, now)
-        if t == "reservations":
-            day = b.get("day") or self.local_day(now)
-            rows = sorted((r for (d, _), r in hub.reservations.items() if d == day), key=lambda r: r["slot_start"])
-            return Outcome({"reservations": rows})
+        if t == "reservations":  # with states, procedure lists and capacity (planner_api)
+            return Outcome(planner_api.reservations_view(self, hub, b.get("day") or self.local_day(now), now))
         if t == "snapshot":
             return Outcome({"board": hub.board_view(now), "tickets": [hub.ticket_view(x) for x in lobby.tickets.values()]})
         if t == "cancel":
