@@ -209,3 +209,14 @@ def public_view(row: Mapping[str, Any], now: float, cfg: BookingConfig) -> dict[
         "slot_end": row["slot_end"], "purposes": list(row["purposes"]), "answers": dict(row.get("answers") or {}),
         "lang": row.get("lang") or "ja", "department": row.get("department"), "state": state(row, now, cfg),
     }
+
+
+def booking_problems(raw: Mapping[str, Any], file: str = "site.toml") -> list[Problem]:
+    """Every problem of ``[booking]`` for every site (check-config and server start-up)."""
+    problems: list[Problem] = []
+    for site in (raw.get("sites") or {}):
+        try:
+            load_booking(raw, site, file)
+        except ConfigError as e:
+            problems += [p for p in e.problems if p not in problems]
+    return problems
