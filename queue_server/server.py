@@ -798,8 +798,8 @@ class QueueServer:
             return _response(HTTPStatus.OK, self.metrics.text(self).encode(), "text/plain; version=0.0.4")
         if path == "/catalogue.json":
             return _response(HTTPStatus.OK, self._catalogue_json(), "application/json; charset=utf-8")
-        if path == "/plan/qr.svg":
-            return planner_api.qr_response(request)
+        if path.startswith("/plan/"):  # the planning page: gzip, one language at a time, the QR
+            return planner_api.static(request, path)
         if path == "/admin/api/kpi":
             return self._kpi_api(request)  # a coroutine: websockets awaits it, the loop keeps serving
         if path == "/":

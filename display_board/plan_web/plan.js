@@ -1,7 +1,7 @@
 // The public planning page (/plan/): plan a visit at home, see when to come, book a slot.
 // No sign-in, no framework: the server's planner role answers over the websocket with the same
 // pure planner and catalogue as the kiosk. Nothing personal is asked or kept (docs/planning.md).
-import { I18n, LANGS, Link, el, params, pick } from "/board/common.js";
+import { I18n, LANGS, Link, el, params, pick } from "/plan/common.js";
 
 const S = { i18n: null, lang: "ja", link: null, snap: null, site: params.get("site") || undefined,
   purposes: [], answers: {}, view: "events", result: null, forecast: null, slots: null, day: null,
@@ -326,29 +326,45 @@ async function fromUrl() {
   render();
 }
 
+/** The message table one language at a time (the server cuts messages.json): a phone loads ~3 KB. */
+async function loadLang(lang) {
+  const r = await fetch(`/plan/messages.${lang}.json`);
+  const part = await r.json();
+  if (!S.i18n) { S.i18n = new I18n(part); return; }
+  for (const [k, v] of Object.entries(part)) S.i18n.table[k] = { ...S.i18n.table[k], ...v };
+}
+
 async function main() {
-  S.i18n = await I18n.load("/plan/messages.json");
   S.lang = params.get("lang") || localStorage.getItem("madoguchi.plan.lang") || "ja";
   if (!LANGS.includes(S.lang)) S.lang = "ja";
+  // the websocket and the message table load at the same time: on a slow phone network every
+  // round trip in a row costs more than the bytes (bench/plan_bench.py)
+  const ready = loadLang(S.lang);
+  let first = true;
+  S.link = new Link({
+    hello: () => ({ role: "planner", site: S.site }),
+    onReady: async (result) => {
+      await ready;
+      S.snap = { ...result.snapshot, site_key: result.site };
+      S.site = result.site;
+      if (first) { first = false; fromUrl(); } else render();
+    },
+    onState: (s) => {
+      $("offline").hidden = s !== "offline";
+      $("offline").textContent = S.i18n ? t("offline") : "";
+    },
+    onFatal: (err) => ready.then(() => showError(err)),
+  }).start();
+  await ready;
   $("lang").replaceChildren(...LANGS.map((l) => el("option", { value: l, selected: l === S.lang }, S.i18n.t("lang_name", l))));
-  $("lang").addEventListener("change", () => {
+  $("lang").addEventListener("change", async () => {
     S.lang = $("lang").value;
+    await loadLang(S.lang);
     localStorage.setItem("madoguchi.plan.lang", S.lang);
     // catalogue texts come translated by the server: ask again in the new language
     if (S.view !== "events" && S.purposes.length) replan(); else render();
   });
   render();
-  let first = true;
-  S.link = new Link({
-    hello: () => ({ role: "planner", site: S.site }),
-    onReady: (result) => {
-      S.snap = { ...result.snapshot, site_key: result.site };
-      S.site = result.site;
-      if (first) { first = false; fromUrl(); } else render();
-    },
-    onState: (s) => { $("offline").hidden = s !== "offline"; $("offline").textContent = t("offline"); },
-    onFatal: (err) => showError(err),
-  }).start();
 }
 
 main();
