@@ -216,10 +216,11 @@ def _ts(server: QueueServer, day: str, start: str) -> float:
     return dt.datetime.fromisoformat(f"{day}T{start}").replace(tzinfo=server.tz).timestamp()
 
 
-def _live(hub: SiteHub, code: str, today: str) -> Mapping[str, Any]:
+def _live(hub: SiteHub, code: str, today: str, now: float) -> Mapping[str, Any]:
     """The booking a citizen may still cancel or change with this code."""
     found = B.find(hub.reservations.values(), code.strip())
     if not found:
+        _count_unknown(hub.key, now)  # guessing codes to cancel is as slow as guessing to look up
         raise B.BookingError("unknown_reservation", "no booking with that code at this office", "code")
     r = found[0]
     if r.get("cancelled_at"):
@@ -246,7 +247,7 @@ def _book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -
     plan, route = _route_departments(server, b)
     dept = B.booking_department(route, cfg)
     today = server.local_day(now)
-    old = _live(hub, b["replaces"], today) if b.get("replaces") else None
+    old = _live(hub, b["replaces"], today, now) if b.get("replaces") else None
     slot_start = _ts(server, b["day"], b["start"])
     rows = [r for r in hub.reservations.values() if r is not old]
     B.check_slot(cfg=cfg, department=dept, day=b["day"], start=b["start"], slot_start=slot_start, now=now,
@@ -291,7 +292,7 @@ def _cancel(server: QueueServer, hub: SiteHub, code: str, now: float) -> Outcome
     from .server import Outcome
     from .storage import Batch
 
-    r = _live(hub, code, server.local_day(now))
+    r = _live(hub, code, server.local_day(now), now)
     r["cancelled_at"] = now  # type: ignore[index]
 
     def undo() -> None:
