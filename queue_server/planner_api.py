@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from .server import Client, Outcome, QueueServer
 
 READS = frozenset({"plan", "slots", "forecast", "booking"})
+# The kiosk's order of life events (kiosk/flow.py PURPOSES): births and deaths first, as in the seed.
+LIFE_EVENT_ORDER = ("birth", "death", "move_in", "move_within", "move_out", "marriage", "divorce")
 WRITES = frozenset({"book", "cancel_booking"})
 FORECAST_MAX_AGE = 15 * 60.0  # seconds a site's history profile is reused (history changes slowly)
 # Per connection: a burst of requests then a steady rate (a person answers a question every few
@@ -79,9 +81,12 @@ def config(server: QueueServer, site: str) -> B.BookingConfig:
 def snapshot(server: QueueServer, hub: SiteHub) -> dict[str, Any]:
     """The planner's hello snapshot: purposes to choose from, sites, booking rules. Public text."""
     cat = server.catalogue
-    purposes = [] if cat is None else [
-        {"id": p.id, "kind": p.kind, "name": dict(p.name)} for p in cat.purposes.values()
-    ]
+    kinds = ("life_event", "certificate", "consultation")  # life events first, as on the kiosk
+    ordered = [] if cat is None else sorted(
+        cat.purposes.values(),
+        key=lambda p: (kinds.index(p.kind) if p.kind in kinds else len(kinds),
+                       LIFE_EVENT_ORDER.index(p.id) if p.id in LIFE_EVENT_ORDER else len(LIFE_EVENT_ORDER)))
+    purposes = [{"id": p.id, "kind": p.kind, "name": dict(p.name)} for p in ordered]
     cfg = config(server, hub.key)
     return {
         "site_name": dict(hub.config.name),

@@ -24,6 +24,12 @@ PHONE = {"width": 390, "height": 844}
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plan")
     cfg = booking_config_dir(tmp, all_day=True, slot_minutes=5, min_lead_minutes=0)
+    # a reading in ruby markup, as the catalogue's やさしい日本語 texts carry them (queue_server/ruby.py)
+    death = cfg / "catalogue" / "death.toml"
+    text = death.read_text(encoding="utf-8")
+    assert 'ja-easy = "かぞくが なくなった" }' in text
+    death.write_text(text.replace('ja-easy = "かぞくが なくなった" }', 'ja-easy = "{家族|かぞく}が なくなった" }'),
+                     encoding="utf-8")
     srv = LiveServer(db_url=f"sqlite:///{tmp / 'lobby.db'}", secrets=tmp / "secrets.toml", config_dir=cfg).start()
     yield srv
     srv.kill()
@@ -150,3 +156,12 @@ async def _check_in_and_call(live: LiveServer, code: str) -> dict:
     assert all(w["ticket"]["id"] != booked["ticket"]["id"] for w in walk_ins)
     return {"called": called["ticket"]["id"], "booked": booked["ticket"]["id"],
             "answers_used": booked["plan"]["purposes"] == ["death"] and booked["ticket"]["number"].startswith("R")}
+
+
+def test_catalogue_ruby_markup_is_shown_as_ruby_in_simple_japanese(live, phone):
+    page = phone.new_page()
+    page.goto(f"{live.http}/plan/?site=honcho&lang=ja-easy")
+    page.wait_for_selector("[data-purpose=death] ruby")
+    assert page.locator("[data-purpose=death] ruby rt").inner_text() == "かぞく"
+    assert "{" not in page.locator("[data-purpose=death]").inner_text()
+    shot(page, "plan-phone-events-ja-easy")
