@@ -38,7 +38,8 @@ SHOTS = Path(__file__).resolve().parents[2] / "tests" / "screenshots" / "kiosk"
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("scan")
-    cfg = booking_config_dir(tmp, all_day=True, slot_minutes=5, min_lead_minutes=0)
+    # three places per 5-minute slot: every booking of this module lands in the slot now starting
+    cfg = booking_config_dir(tmp, capacity={"shimin": 3}, all_day=True, slot_minutes=5, min_lead_minutes=0)
     srv = LiveServer(db_url=f"sqlite:///{tmp / 'lobby.db'}", secrets=tmp / "secrets.toml", config_dir=cfg).start()
     yield srv
     srv.kill()
@@ -83,9 +84,9 @@ async def book_and_walk_ins(live: LiveServer) -> tuple[dict, list[dict]]:
     return booking, walk_ins
 
 
-async def call_next(live: LiveServer) -> dict:
-    tok = live.tokens().counters["honcho"][1]
-    c, _ = await Client.open(live.url, role="counter", site="honcho", counter=1, token=tok, staff="試験")
+async def call_next(live: LiveServer, n: int = 1) -> dict:
+    tok = live.tokens().counters["honcho"][n]
+    c, _ = await Client.open(live.url, role="counter", site="honcho", counter=n, token=tok, staff="試験")
     await c.ok("open")
     got = await c.ok("call_next")
     await c.close()
@@ -125,3 +126,59 @@ def test_scanned_booking_is_listed_issued_and_called_before_walk_ins(live, tmp_p
     called = asyncio.run(call_next(live))
     assert called["id"] == issued["ticket"]["id"]  # before the three walk-ins who came earlier
     assert all(w["ticket"]["issued_at"] < issued["ticket"]["issued_at"] for w in walk_ins)
+
+
+def book_in_browser(live: LiveServer) -> tuple[str, str]:
+    """Plan 死亡 on a phone page in Vietnamese and book the first free slot: (QR text, code)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.web.conftest import ARGS, CHROMIUM
+    from tests.web.test_plan import PHONE, answer_all
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_context(viewport=PHONE, locale="vi-VN", timezone_id="Asia/Tokyo").new_page()
+        page.goto(f"{live.http}/plan/?site=honcho&lang=vi")
+        page.locator("[data-purpose=death]").click()
+        page.click("#next")
+        answer_all(page, "scan-phone-vi")
+        page.locator("#book .slot:not([disabled])").first.click()
+        page.click("#book-now")
+        page.wait_for_selector("#booking[data-state=booked]")
+        code = page.locator("#code").inner_text()
+        src = page.locator("#booking-qr").get_attribute("src")  # /plan/qr.svg?t=<what the QR holds>
+        browser.close()
+    return parse_qs(urlsplit(src).query)["t"][0], code
+
+
+def test_booked_on_a_phone_in_vietnamese_then_one_scan_at_the_kiosk(live, tmp_path):
+    """The issue's whole path: plan and book at home (browser), scan at the kiosk (Kivy), called first."""
+    from kiosk.app import KioskShell
+
+    qr, code = book_in_browser(live)
+    assert f"b={code}" in qr and "p=death" in qr
+    walk_in = asyncio.run(book_and_walk_ins(live))[1]
+    EventLoop.ensure_window()
+    shell = KioskShell(KioskSettings(server=live.url, device="kiosk-scan-2", token=live.tokens().roles["kiosk"],
+                                     printer=f"file://{tmp_path / 'ticket.bin'}"))
+    root = shell.build()
+    Window.add_widget(root)
+    try:
+        pump(lambda: shell.state.online)
+        type_scan(qr)
+        pump(lambda: shell.state.screen is F.Screen.PLAN)
+        assert shell.state.reservation_code == code and shell.state.lang == "ja"  # the kiosk's language
+        assert all(screen is not F.Screen.QUESTION for screen, _ in shell.screens_shown)
+        shell.dispatch(F.TakeNumber())
+        pump(lambda: shell.state.screen is F.Screen.DONE, 20)
+        issued = shell.state.issue_result
+    finally:
+        shell.stop()
+        Window.remove_widget(root)
+    # counter 1 holds the first test's booking; counter 2 (also 市民課) calls this one before the walk-ins
+    called = asyncio.run(call_next(live, 2))
+    assert called["id"] == issued["ticket"]["id"], (called["number"], issued["ticket"]["number"])
+    assert all(w["ticket"]["id"] != called["id"] for w in walk_in)
