@@ -6,6 +6,8 @@ Method (docs/planning.md):
    event counts once for every department on its route, at the issue time) and the mean service
    minutes per department (``started`` → ``completed`` of a step). Each weekday × hour gives one
    count per observed opening day of that weekday, so the mean and the spread over weeks are known.
+   With the same months of the year before in the log, arrivals are scaled by the seasonal
+   factor (:func:`season_factor`).
 2. The booked load of the day and hour (bookings of the citizen's departments) is added to the
    arrival rate: a booked citizen takes a counter like anyone else.
 3. Each department is an M/M/c station (Erlang C, simulation.erlang) with c the counters that
@@ -25,7 +27,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,6 +45,7 @@ class History:
     arrivals: tuple[tuple[float, str], ...]  # (issued at, department)
     services: tuple[tuple[str, float], ...]  # (department, service minutes)
     days: tuple[str, ...]  # local dates on which the lobby was open (any ticket issued)
+    months: tuple[tuple[str, int, int], ...] = ()  # ("YYYY-MM", tickets, open days) over ~13 months
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Profile:
     days_by_weekday: Mapping[int, int]
     counts: Mapping[tuple[str, int, int], tuple[int, ...]]  # (department, weekday, hour) -> one count per day
     service_minutes: Mapping[str, float]
+    months: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # "YYYY-MM" -> (tickets, open days)
+    window: tuple[str, ...] = ()  # the dates the weekday × hour counts come from
 
     @property
     def has_history(self) -> bool:
@@ -75,7 +80,26 @@ def profile(history: History, tz: ZoneInfo) -> Profile:
     for dept, minutes in history.services:
         svc[dept].append(minutes)
     return Profile({wd: len(ds) for wd, ds in days_by_wd.items()}, {k: tuple(v) for k, v in raw.items()},
-                   {d: statistics.fmean(v) for d, v in svc.items()})
+                   {d: statistics.fmean(v) for d, v in svc.items()},
+                   {m: (n, d) for m, n, d in history.months}, tuple(sorted(set(history.days))))
+
+
+def season_factor(prof: Profile, day: str) -> float:
+    """How much busier ``day``'s month was a year ago than the history window's months a year ago.
+
+    The weekday × hour counts come from the last eight weeks; April (年度替わり) or March is busier
+    than the weeks before it. With the same months of the year before in the log, the ratio of
+    their daily tickets scales the arrivals; without them (less than a year of history) 1.0.
+    Clamped to 0.5–3 so one odd month cannot make a wild forecast.
+    """
+    d = dt.date.fromisoformat(day)
+    target = prof.months.get(f"{d.year - 1}-{d.month:02d}")
+    window = {f"{int(x[:4]) - 1}{x[4:7]}" for x in prof.window}
+    past = [prof.months[m] for m in window if m in prof.months]
+    if not target or not target[1] or not past or not sum(n for _, n in past):
+        return 1.0
+    before = sum(t for t, _ in past) / sum(n for _, n in past)
+    return 1.0 if before <= 0 else min(3.0, max(0.5, (target[0] / target[1]) / before))
 
 
 def counters_per_department(counters: Iterable[Any]) -> dict[str, float]:
@@ -117,14 +141,15 @@ def forecast(prof: Profile, route: Sequence[str], days: Sequence[str], open_hhmm
     for day in days:
         wd = dt.date.fromisoformat(day).weekday()
         n = prof.days_by_weekday.get(wd, 0)
+        season = season_factor(prof, day)
         cells = []
         for h in hours:
             mid = lo = hi = 0.0
             for d in dict.fromkeys(route):
                 counts = prof.counts.get((d, wd, h), ())
                 counts = tuple(counts) + (0,) * (n - len(counts))
-                mean = statistics.fmean(counts) if counts else 0.0
-                sd = statistics.stdev(counts) if len(counts) > 1 else 0.0
+                mean = season * (statistics.fmean(counts) if counts else 0.0)
+                sd = season * (statistics.stdev(counts) if len(counts) > 1 else 0.0)
                 b = booked.get((d, day, h), 0)
                 svc = prof.service_minutes.get(d) or priors.get(d) or 8.0
                 cap = counters.get(d, 1.0)
@@ -134,7 +159,7 @@ def forecast(prof: Profile, route: Sequence[str], days: Sequence[str], open_hhmm
             mid, lo, hi = (min(WAIT_CAP, x) for x in (mid, lo, hi))
             cells.append({"hour": h, "wait": round(mid, 1), "low": round(lo, 1), "high": round(hi, 1),
                           "level": level(mid)})
-        out_days.append({"day": day, "weekday": wd, "samples": n, "hours": cells})
+        out_days.append({"day": day, "weekday": wd, "samples": n, "season": round(season, 2), "hours": cells})
     return {"history": prof.has_history, "history_days": sum(prof.days_by_weekday.values()),
             "route": list(dict.fromkeys(route)), "days": out_days,
             "thresholds": {"quiet": QUIET, "busy": BUSY}, "cap": WAIT_CAP}
@@ -169,4 +194,14 @@ def read_history(engine: Any, site: str, now: float, tz: ZoneInfo, days: int = H
                 started[(ticket, step)] = at
             elif (ticket, step) in started:
                 services.append(((payload or {}).get("department", ""), (at - started.pop((ticket, step))) / 60))
-    return History(tuple(arrivals), tuple(services), tuple(sorted(seen)))
+        # tickets and open days per month over the last ~13 months: the seasonal factor
+        months: dict[str, tuple[int, set[str]]] = {}
+        for (at,) in s.execute(select(EventRow.at).where(
+                EventRow.site == site, EventRow.kind == "issued", EventRow.at >= midnight - 400 * 86400,
+                EventRow.at < midnight)):
+            local = dt.datetime.fromtimestamp(at, tz).date().isoformat()
+            n, days_seen = months.setdefault(local[:7], (0, set()))
+            days_seen.add(local)
+            months[local[:7]] = (n + 1, days_seen)
+    return History(tuple(arrivals), tuple(services), tuple(sorted(seen)),
+                   tuple((m, n, len(ds)) for m, (n, ds) in sorted(months.items())))

@@ -109,3 +109,18 @@ def test_a_new_site_says_no_history_and_counts_only_bookings():
     hours = {c["hour"]: c for c in result["days"][0]["hours"]}
     assert hours[10]["wait"] == 0 and hours[9]["wait"] > 0  # five bookings at 9 on one counter
     assert hours[9]["low"] == hours[9]["wait"] == hours[9]["high"]  # no history: no spread to show
+
+
+def test_seasonal_factor_from_the_same_months_a_year_before():
+    """April a year ago had twice the daily tickets of February–March a year ago: an April day's
+    arrivals are doubled; with no year-old history the factor is 1."""
+    window = tuple(f"2027-0{m}-{d:02d}" for m in (2, 3) for d in (1, 8, 15, 22))
+    months = (("2026-02", 2000, 20), ("2026-03", 2000, 20), ("2026-04", 4000, 20))
+    arrivals = tuple((dt.datetime(2027, 2, 1, 9, 30, tzinfo=TZ).timestamp(), "shimin") for _ in range(10))
+    prof = FC.profile(FC.History(arrivals, (), window, months), TZ)
+    assert FC.season_factor(prof, "2027-04-05") == 2.0
+    assert FC.season_factor(prof, "2027-03-01") == 1.0
+    assert FC.season_factor(FC.profile(FC.History(arrivals, (), window), TZ), "2027-04-05") == 1.0
+    april = FC.forecast(prof, ["shimin"], ["2027-04-05", "2027-03-01"], "08:30", "17:15", {"shimin": 2.0}, {}, {})
+    assert april["days"][0]["season"] == 2.0
+    assert april["days"][0]["hours"][1]["wait"] > april["days"][1]["hours"][1]["wait"]  # 9:00, both Mondays
