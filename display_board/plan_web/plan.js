@@ -292,9 +292,21 @@ function viewBooked() {
     el("p", { class: "big", id: "when-booked" }, `${dayLabel(b.day)} ${clock(b.slot_start)}–${clock(b.slot_end)}`),
     el("p", {}, t("code"), el("br"), el("span", { class: "code", id: "code" }, b.code)),
     live ? [qr(bookingUrl(b), "booking-qr"), el("p", {}, t("booked_hint", { time: lateAt })), el("p", { class: "meta" }, t("late_rule", { time: lateAt }))] : null,
+    // a cancelled or missed booking says what to do next, and offers the slots again
+    ["cancelled", "no_show"].includes(b.state) ? [
+      el("p", { id: "next-step" }, t(b.state === "cancelled" ? "err.booking_cancelled" : "err.booking_expired")),
+      el("button", { class: "alt noprint", id: "book-again", onclick: () => {
+        S.booking = null; S.view = "list"; S.chosen = null; render(); loadExtras();
+      } }, t("book_title"))] : null,
     live ? el("div", { class: "row noprint" },
       el("button", { class: "alt", id: "print", onclick: () => window.print() }, t("print")),
-      el("button", { class: "alt", id: "change", onclick: () => { S.replaces = b.code; S.view = "list"; S.chosen = null; render(); } }, t("change")),
+      el("button", { class: "alt", id: "change", onclick: () => {
+        S.replaces = b.code;
+        S.view = "list";
+        S.chosen = null;
+        render();
+        loadExtras();  // fresh free places: the table may be minutes old
+      } }, t("change")),
       el("button", { class: "alt", id: "cancel", onclick: cancelBooking }, t("cancel"))) : null);
   return [head, ...(S.result ? procedureList(S.result.plan) : [])];
 }

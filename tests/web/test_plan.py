@@ -124,6 +124,25 @@ def test_plan_death_in_japanese_and_vietnamese_book_and_check_in(live, phone):
     other.wait_for_selector(f"#book .slot[data-start='{start}'][disabled]")  # the table was refreshed
     shot(other, "plan-phone-full-vi")
 
+    # the second phone books the next free slot, then changes it: a new code, the old one cancelled
+    # in the same commit
+    other.locator("#book .slot:not([disabled])").first.click()
+    other.click("#book-now")
+    other.wait_for_selector("#booking[data-state=booked]")
+    first_code = other.locator("#code").inner_text()
+    first_start = other.evaluate("window.__plan.booking.slot_start")
+    other.click("#change")
+    other.wait_for_selector("#book .slot:not([disabled])")
+    other.locator("#book .slot:not([disabled])").nth(1).click()
+    other.click("#book-now")
+    other.wait_for_function("(c) => { const b = document.querySelector('#booking[data-state=booked]');"
+                            " return b && b.dataset.code !== c; }", arg=first_code)
+    assert other.evaluate("window.__plan.booking.slot_start") != first_start
+    other.goto(f"{live.http}/plan/?site=honcho&b={first_code}&lang=vi")
+    other.wait_for_selector("#booking[data-state=cancelled]")
+    assert "đặt lại" in other.locator("#next-step").inner_text()  # what to do next, in Vietnamese
+    shot(other, "plan-phone-changed-old-code-vi")
+
     # print: A4 with the list and the QR
     page.emulate_media(media="print")
     shot(page, "plan-print-booked-vi")
