@@ -73,7 +73,8 @@ MAX_STAFF_PIN_TRIES = 3
 MAX_NUMBER_DIGITS = 3
 RESERVATION_DIGITS = 6  # the server's booking codes (docs/protocol.md, reserve)
 #: Server refusals that mean "check the reservation code" rather than "ask staff".
-RESERVATION_ERRORS = frozenset({"unknown_reservation", "reservation_used"})
+RESERVATION_ERRORS = frozenset({"unknown_reservation", "reservation_used", "booking_cancelled", "booking_other_day",
+                                "booking_other_site", "booking_expired"})  # bookings from /plan/ too
 
 
 # ------------------------------------------------------------------ events (shell -> flow)

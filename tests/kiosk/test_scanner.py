@@ -82,3 +82,15 @@ def test_a_scan_mid_visit_changes_nothing(catalogue):
     before = state
     state, cmds = run(kiosk, state, F.Scanned("482913"))
     assert state == before and not cmds
+
+
+def test_every_reservation_error_has_a_message_in_seven_languages():
+    from pathlib import Path
+
+    from queue_server.i18n import LANGUAGES, load_messages
+    from queue_server.protocol import ERROR_CODES
+
+    messages = load_messages(Path(__file__).resolve().parents[2] / "kiosk" / "messages.toml")
+    for code in F.RESERVATION_ERRORS:
+        assert code in ERROR_CODES
+        assert set(messages.table[f"error.{code}"]) == set(LANGUAGES), code
