@@ -451,3 +451,25 @@ def static(request: Any, path: str) -> Any:
     _, body, ctype = cached
     extra = {"Vary": "Accept-Encoding", **({"Content-Encoding": "gzip"} if gz else {})}
     return _response(HTTPStatus.OK, body, ctype, extra)
+
+
+# ------------------------------------------------------------------ end of day
+def erase_answers_before(engine: Any, site: str, day: str) -> int:
+    """The answers of bookings of days before ``day`` go (purposes, times and states stay for the
+    KPIs): what a family said about a death is kept no longer than the visit needs it."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from .storage import ReservationRow
+
+    with Session(engine) as s, s.begin():
+        result = s.execute(update(ReservationRow).where(ReservationRow.site == site, ReservationRow.day < day)
+                           .values(answers={}))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def forget_answers_before(hub: SiteHub, day: str) -> None:
+    """The same in memory (the rows of past days stay so an old code is answered 'expired')."""
+    for r in hub.reservations.values():
+        if r["day"] < day:
+            r["answers"] = {}

@@ -173,6 +173,7 @@ class QueueServer:
             for prefix, last in self.store.last_numbers(key, day).items():
                 hub.numbers[(day, prefix)] = last
             self.store.erase_prefill_before(key, day)
+            planner_api.erase_answers_before(self.store.engine, key, day)  # bookings' answers too
             # replies to idempotent requests of the last day: a kiosk retrying after a restart gets
             # its ticket back without a database read on the hot path
             for k, reply in self.store.recent_requests(key, now - 86400).items():
@@ -739,6 +740,8 @@ class QueueServer:
             await self.queue.put(job)
             await job.fut
             await asyncio.to_thread(self.store.erase_prefill_before, hub.key, today)
+            await asyncio.to_thread(planner_api.erase_answers_before, self.store.engine, hub.key, today)
+            planner_api.forget_answers_before(hub, today)
             hub.help_alerts.clear()
 
     async def _flusher(self) -> None:

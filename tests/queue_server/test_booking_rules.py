@@ -77,3 +77,21 @@ def test_shipped_config_loads_and_bad_booking_config_lists_every_problem():
         B.load_booking(bad, "honcho")
     where = [p.where for p in e.value.problems]
     assert {"booking.slot_minutes", "booking.weekdays", "booking.capacity.shimin", "booking.capacity.nowhere"} <= set(where)
+
+
+def test_answers_of_past_bookings_are_erased_and_the_rest_kept(tmp_path):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from queue_server.planner_api import erase_answers_before
+    from queue_server.storage import Batch, ReservationRow, Store
+
+    store = Store(f"sqlite:///{tmp_path / 'b.db'}")
+    store.migrate()
+    rows = [row(day=d, code=c, answers={"deceased_age": "80"}, lang="ja", created_at=1.0, cancelled_at=None)
+            | {"id": c} for d, c in (("2026-11-30", "111111"), ("2026-12-01", "222222"))]
+    store.write(Batch(reservations=rows))
+    erase_answers_before(store.engine, "honcho", "2026-12-01")
+    with Session(store.engine) as s:
+        got = {r.code: (r.answers, r.purposes) for r in s.scalars(select(ReservationRow))}
+    assert got["111111"] == ({}, ["death"]) and got["222222"] == ({"deceased_age": "80"}, ["death"])
