@@ -107,7 +107,7 @@ async function book() {
     S.view = "booked";
     history.replaceState(null, "", `?site=${S.booking.site}&b=${S.booking.code}&lang=${S.lang}`);
   } catch (err) {
-    if (err.code === "slot_full" || err.code === "slot_past") loadExtras();
+    if (err.code === "slot_full" || err.code === "slot_past") { S.chosen = null; loadExtras(); }
   }
   render();
 }
