@@ -162,7 +162,11 @@ function viewEvents() {
         render();
       } }), el("span", {}, ...ruby(pick(p.name, S.lang))));
   });
-  return [el("section", {}, el("h2", {}, t("events_title")), el("p", { class: "hint" }, t("events_hint")),
+  // branch offices (総合支所) have their own counters and slots: choosing one reloads the page for it
+  const sites = S.snap.sites.length > 1 ? el("label", { class: "row" }, `${t("site")}: `,
+    el("select", { id: "site-pick", onchange: (e) => { location.search = `?site=${e.target.value}&lang=${S.lang}`; } },
+      S.snap.sites.map((x) => el("option", { value: x.key, selected: x.key === S.site }, pick(x.name, S.lang))))) : null;
+  return [sites, el("section", {}, el("h2", {}, t("events_title")), el("p", { class: "hint" }, t("events_hint")),
     el("div", { class: "choices" }, items),
     el("button", { class: "main", id: "next", disabled: !S.purposes.length, onclick: () => { S.answers = {}; replan(); } }, t("next")))];
 }

@@ -184,3 +184,7 @@ def test_catalogue_ruby_markup_is_shown_as_ruby_in_simple_japanese(live, phone):
     assert page.locator("[data-purpose=death] ruby rt").inner_text() == "かぞく"
     assert "{" not in page.locator("[data-purpose=death]").inner_text()
     shot(page, "plan-phone-events-ja-easy")
+    page.select_option("#site-pick", "yawata")  # a branch office: its own slots
+    page.wait_for_function("location.search.includes('site=yawata')")
+    page.wait_for_selector("[data-purpose=death]")
+    assert "やわた" in page.locator("#site").inner_text()
