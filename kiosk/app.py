@@ -196,6 +196,9 @@ class KioskShell:
         # (screen, monotonic time) of the last pages built: diagnostics and tests; nothing personal
         self.screens_shown: deque[tuple[Any, float]] = deque(maxlen=100)
         self.on_render: Callable[[Any], None] | None = None
+        from kiosk.scanner import ScanBuffer
+
+        self.scanner = ScanBuffer()  # a QR reader that types like a keyboard (kiosk/scanner.py)
 
     # ---------------------------------------------------------------- Kivy side
     def build(self) -> Any:
@@ -224,6 +227,9 @@ class KioskShell:
                                       self.post, site=self.settings.site)
         self.client.start()
         self._ticker = Clock.schedule_interval(lambda dt: self.tick(), 1.0)
+        from kivy.core.window import Window
+
+        Window.bind(on_key_down=self.on_key_down)
         self.render(force=True)
         # Kivy, the catalogue and the fonts are ~100k long-lived objects; a full collection
         # walking them took 200+ ms on a busy 2-core machine, often right between the touch and the
@@ -233,11 +239,28 @@ class KioskShell:
         return self.root
 
     def stop(self) -> None:
+        from kivy.core.window import Window
+
+        Window.unbind(on_key_down=self.on_key_down)
         if self._ticker is not None:
             self._ticker.cancel()
         if self.client is not None:
             self.client.stop()
         self.card.close()
+
+    def on_key_down(self, window: Any, key: int, scancode: int, codepoint: str | None, modifier: Any) -> bool:
+        """Keystrokes come only from the QR reader (the kiosk has no keyboard): Enter ends a scan."""
+        from kiosk import flow as F
+
+        if key in (13, 271):  # Enter, keypad Enter
+            text = self.scanner.enter(self.clock())
+            if text:
+                self.dispatch(F.Scanned(text))
+            return True
+        if codepoint:
+            self.scanner.key(codepoint, self.clock())
+            return True
+        return False
 
     def is_repeat(self, pos: tuple[float, float]) -> bool:
         """True for a touch at the same spot as the previous one within ``repeat_window``:

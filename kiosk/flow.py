@@ -73,7 +73,8 @@ MAX_STAFF_PIN_TRIES = 3
 MAX_NUMBER_DIGITS = 3
 RESERVATION_DIGITS = 6  # the server's booking codes (docs/protocol.md, reserve)
 #: Server refusals that mean "check the reservation code" rather than "ask staff".
-RESERVATION_ERRORS = frozenset({"unknown_reservation", "reservation_used"})
+RESERVATION_ERRORS = frozenset({"unknown_reservation", "reservation_used", "booking_cancelled", "booking_other_day",
+                                "booking_other_site", "booking_expired"})  # bookings from /plan/ too
 
 
 # ------------------------------------------------------------------ events (shell -> flow)
@@ -261,11 +262,19 @@ class StaffExit:
     pass
 
 
+@dataclass(frozen=True)
+class Scanned:
+    """One scan from a keyboard-like QR reader (kiosk/scanner.py): a booking or a list from home."""
+
+    text: str = field(repr=False)
+
+
 Event = (
     Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | ChoosePurpose
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | IssueSucceeded
     | IssueFailed | Abandon | Printed | PrintFailed | Finish | StaffPressed | StaffPinSubmitted | StaffExit
+    | Scanned
 )
 
 
@@ -583,6 +592,33 @@ class Kiosk:
         if s.screen is Screen.QUESTION and s.entry:
             return self._on_Answer(s, Answer(str(int(s.entry))))
         return s, []
+
+    def _on_Scanned(self, s: KioskState, e: Scanned) -> tuple[KioskState, list[Command]]:
+        """A QR from the planning page: the answers given at home are not asked again.
+
+        With the purposes and answers in the QR the list is shown first (only questions the QR
+        lacks are asked), and "take a number" checks the booking in; a bare code checks in at once.
+        """
+        from kiosk.scanner import parse_scan
+
+        if s.screen not in (Screen.LANGUAGE, Screen.PURPOSE, Screen.RESERVATION):
+            return s, []  # mid-visit: a stray scan must not replace what the citizen entered
+        scan = parse_scan(e.text, self.catalogue.purposes, self.catalogue.questions)
+        if scan is None:
+            return replace(s, notice="scan.unreadable"), []
+        s = replace(s, reservation_code=scan.code, entry="", notice=None, selection=(), plan=None, waits=None)
+        if scan.purposes:
+            try:
+                s2, cmds = self._advance(replace(s, purposes=scan.purposes, answers=scan.answers))
+            except PlanError:  # answers this catalogue no longer accepts: ask them again
+                return self._advance(replace(s, purposes=scan.purposes, answers=()))
+            if s2.screen is Screen.ERROR:
+                return self._advance(replace(s, purposes=scan.purposes, answers=()))
+            return s2, cmds
+        s = replace(s, purposes=(), answers=())
+        if self.config.card_enabled and not s.assist:
+            return replace(s, screen=Screen.CARD_OFFER), []
+        return self._issue(s)
 
     # --- questions
     def _on_ToggleChoice(self, s: KioskState, e: ToggleChoice) -> tuple[KioskState, list[Command]]:

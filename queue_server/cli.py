@@ -51,6 +51,11 @@ def _setup(args: argparse.Namespace):
 
     config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
     city = load_city(config_dir / "site.toml")
+    from .booking import booking_problems
+    from .problems import ConfigError
+
+    if problems := booking_problems(city.raw, city.source):  # refuse to start on a bad [booking]
+        raise ConfigError(problems)
     store = Store(args.db or default_url())
     tokens, created = ensure(Path(args.secrets), [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
     catalogue = load_catalogue_if_present(config_dir, city)
@@ -209,6 +214,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         text = site_file.read_text(encoding="utf-8")
         raw = tomllib.loads(text)
         problems += validate_site_config(raw, str(site_file), text)
+        from .booking import booking_problems
+
+        problems += booking_problems(raw, str(site_file))  # [booking] of the planning page
     except OSError as e:
         problems.append(Problem(str(site_file), "-", f"cannot read: {e.strerror}"))
     except tomllib.TOMLDecodeError as e:

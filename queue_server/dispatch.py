@@ -4,11 +4,22 @@ Candidates are tickets with a READY step in one of the counter's departments and
 called or being served elsewhere (a citizen is at one counter at a time). A ticket waits in
 every ready department's queue at once; the first counter that calls it takes it.
 
-Order: priority class first (a reservation whose slot has come, then assistance needed), then the
-longest ready-wait. The aging bound keeps priority from starving anyone: a ticket whose ready-wait
-has reached the bound is *escalated* and is served before every non-escalated ticket; escalated
-tickets go oldest first. So a walk-in never waits past the bound behind later priority tickets,
-and within a class the order is FIFO.
+Order:
+
+1. A booked ticket whose slot has come (``reserved_for`` ≤ now + reservation_grace) goes first,
+   earliest slot first, then by check-in. The server sets ``reserved_for`` only for a check-in on
+   time (by slot start + ``booking.late_minutes``); a late arrival is a walk-in.
+2. Then tickets whose ready-wait has reached the aging bound (*escalated*), oldest first.
+3. Then the priority class (assistance needed), then the longest ready-wait (FIFO in a class).
+
+Why bookings go before escalated walk-ins (docs/planning.md, "The priority rule"): under April
+overload every walk-in waits past the 20-minute bound, so with escalation first a booked
+bereavement family waited like everyone else and the booking promised nothing. A booking is a
+promise of a time; walk-ins are protected instead by the booking capacity in site.toml, which
+limits how much counter time bookings can take. The bound that follows: a ticket checked in on
+time, once its slot has started and it is ready, is called after at most ⌈(B+1)/c⌉ service times,
+B the due booked tickets ahead of it (same or earlier slot) and c the open counters of its
+department (tests/queue_server/test_dispatch_booking.py checks it with hypothesis).
 """
 
 from __future__ import annotations
@@ -60,6 +71,9 @@ def ready_steps(ticket: Ticket, departments: frozenset[str] | set[str]) -> list[
 def dispatch_key(ticket: Ticket, step: Step, now: float, policy: DispatchPolicy) -> tuple:
     """Sort key: smaller is called first."""
     since = step.ready_since if step.ready_since is not None else ticket.issued_at
+    booked = ticket.reserved_for
+    if booked is not None and now >= booked - policy.reservation_grace:
+        return (0, -1, booked, ticket.issued_at, ticket.number)  # a due booking: before escalated walk-ins
     if now - since >= policy.aging_bound:
         return (0, 0, since, ticket.issued_at, ticket.number)
     return (1, -int(priority(ticket, now, policy)), since, ticket.issued_at, ticket.number)

@@ -276,6 +276,10 @@ def compute(
     now = time.time() if now is None else now
     with log_tables(engine, period, now) as (conn, d):
         tables = _aggregate(conn, d, period, target_minutes, dict(department_names or {}), now)
+        from .kpi_booking import table as booking_table  # 来庁予約 KPIs (docs/planning.md)
+
+        tables = {**tables, "bookings": booking_table(conn, period.site, period.first.isoformat(),
+                                                      period.last.isoformat(), now)}
     return Report(period.site, period.first, period.last, target_minutes, tables, now)
 
 

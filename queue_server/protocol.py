@@ -13,7 +13,7 @@ from typing import Any
 
 MAX_MESSAGE_BYTES = 64 * 1024  # a request larger than this gets a "too_large" error, not a disconnect
 
-ROLES = ("kiosk", "counter", "display", "public", "admin")
+ROLES = ("kiosk", "counter", "display", "public", "admin", "planner")
 
 # field name -> (accepted JSON types, required)
 _S, _I, _B, _O, _L, _N = (str,), (int,), (bool,), (dict,), (list,), (int, float)
@@ -65,6 +65,13 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "reserve": {"day": (_S, True), "start": (_S, True), "minutes": (_I, False), "purposes": (_L, True),
                 "idempotency_key": (_S, False)},
     "reservations": {"day": (_S, False)},
+    # planner (the public planning page, no token; docs/planning.md); it also sends "plan"
+    "slots": {"purposes": (_L, True), "answers": (_O, False), "lang": (_S, False)},
+    "forecast": {"purposes": (_L, True), "answers": (_O, False), "lang": (_S, False)},
+    "book": {"day": (_S, True), "start": (_S, True), "purposes": (_L, True), "answers": (_O, False),
+             "lang": (_S, False), "replaces": (_S, False), "idempotency_key": (_S, False)},
+    "booking": {"code": (_S, True)},
+    "cancel_booking": {"code": (_S, True), "idempotency_key": (_S, False)},
 }
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -75,7 +82,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "display": frozenset({"ping"}),
     "public": frozenset({"ping", "status"}),
-    "admin": frozenset({"ping", "snapshot", "cancel", "reserve", "reservations"}),
+    "admin": frozenset({"ping", "snapshot", "cancel", "reserve", "reservations", "cancel_booking"}),
+    "planner": frozenset({"ping", "plan", "slots", "forecast", "book", "booking", "cancel_booking"}),
 }
 
 ERROR_CODES = {
@@ -107,6 +115,15 @@ ERROR_CODES = {
     "unknown_department": "no such department at this site",
     "unknown_reservation": "no reservation with that code today",
     "reservation_used": "that reservation has already been checked in",
+    "booking_cancelled": "that booking was cancelled",
+    "booking_other_day": "that booking is for another day",
+    "booking_other_site": "that booking is for another office",
+    "booking_expired": "that booking's day has passed",
+    "not_bookable": "none of these procedures takes bookings",
+    "slot_full": "no place left in that slot",
+    "slot_past": "that slot has begun or is too soon to book",
+    "slot_closed": "that day or time is not a bookable slot",
+    "rate_limited": "too many requests: wait and try again",
     "storage_error": "the change could not be saved; nothing was changed",
     "internal": "unexpected server error; nothing was changed",
 }

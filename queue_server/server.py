@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from . import leader
+from . import leader, planner_api
 from . import protocol as P
 from .config import CityConfig
 from .hub import SiteHub, make_hub
@@ -49,6 +49,7 @@ WEB_ROOTS = {
     "/counter/": ROOT / "counter" / "web",
     "/status/": ROOT / "display_board" / "status_web",
     "/admin/": ROOT / "counter" / "admin_web",
+    "/plan/": ROOT / "display_board" / "plan_web",  # the public planning page (docs/planning.md)
 }
 MAX_BATCH = 256
 FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
@@ -173,6 +174,7 @@ class QueueServer:
             for prefix, last in self.store.last_numbers(key, day).items():
                 hub.numbers[(day, prefix)] = last
             self.store.erase_prefill_before(key, day)
+            planner_api.erase_answers_before(self.store.engine, key, day)  # bookings' answers too
             # replies to idempotent requests of the last day: a kiosk retrying after a restart gets
             # its ticket back without a database read on the hot path
             for k, reply in self.store.recent_requests(key, now - 86400).items():
@@ -225,6 +227,10 @@ class QueueServer:
                 raise Reply("not_allowed", f"role {client.role!r} may not send {req.type!r}", "type")
             if req.type == "ping":
                 return await self._send(client, P.reply(req.id, {"pong": self.clock()}))
+            if client.role == "planner":  # the public planning page: rate-limited, no token
+                if req.type in planner_api.READS:
+                    return await self._send(client, await planner_api.read(self, client, req))
+                planner_api.admit(client, "write")
             if req.type == "plan":
                 return await self._send(client, P.reply(req.id, self._plan(client, req.body)))
         except Reply as e:
@@ -260,6 +266,8 @@ class QueueServer:
             if tid is None:
                 raise Reply("unknown_ticket", "no ticket with that status token today", "ticket")
             client.ticket = tid
+        elif role == "planner":
+            pass  # anyone may plan and book: no token, rate limits instead (planner_api)
         elif role == "counter":
             number = b.get("counter")
             if number is None or number not in hub.lobby.counters:
@@ -306,6 +314,8 @@ class QueueServer:
         return view
 
     def _snapshot(self, hub: SiteHub, client: Client, now: float) -> dict[str, Any]:
+        if client.role == "planner":
+            return planner_api.snapshot(self, hub)
         if client.role == "public":
             return {"status": hub.public_view(hub.lobby.tickets[client.ticket], now)}
         if client.role == "counter":
@@ -472,6 +482,8 @@ class QueueServer:
         lobby = hub.lobby
         if t == "issue":
             return self._issue(hub, c, b, now)
+        if t in planner_api.WRITES:
+            return planner_api.execute(self, hub, c, t, b, now)
         if t == "end_of_day":  # internal, never from a client (not in protocol.FIELDS)
             tickets, events, old = {}, [], {}
             for ticket in list(lobby.open_tickets()):
@@ -497,10 +509,8 @@ class QueueServer:
             return Outcome(hub.public_view(lobby.tickets[c.ticket], now))
         if t == "reserve":
             return self._reserve(hub, b, now)
-        if t == "reservations":
-            day = b.get("day") or self.local_day(now)
-            rows = sorted((r for (d, _), r in hub.reservations.items() if d == day), key=lambda r: r["slot_start"])
-            return Outcome({"reservations": rows})
+        if t == "reservations":  # with states, procedure lists and capacity (planner_api)
+            return Outcome(planner_api.reservations_view(self, hub, b.get("day") or self.local_day(now), now))
         if t == "snapshot":
             return Outcome({"board": hub.board_view(now), "tickets": [hub.ticket_view(x) for x in lobby.tickets.values()]})
         if t == "cancel":
@@ -594,14 +604,12 @@ class QueueServer:
     def _issue(self, hub: SiteHub, c: Client, b: dict[str, Any], now: float) -> Outcome:
         reservation = None
         code = b.get("reservation_code")
+        reserved_for = None
         if code is not None:
-            reservation = hub.reservations.get((self.local_day(now), code.strip()))
-            if reservation is None:
-                raise Reply("unknown_reservation", "no reservation with that code today", "reservation_code")
-            if reservation["ticket"] is not None:
-                raise Reply("reservation_used", "that reservation has already been checked in", "reservation_code")
-            if not b.get("purposes"):
-                b = {**b, "purposes": reservation["purposes"]}
+            # cancelled, other day, other site, used: planner_api names each (late: no priority)
+            reservation, reserved_for = planner_api.check_in(self, hub, code, now)
+            if not b.get("purposes"):  # the answers given at home are not asked again
+                b = {**b, "purposes": reservation["purposes"], "answers": reservation.get("answers") or {}}
         plan = self._make_plan(b)
         route = plan.route
         if not route:
@@ -629,7 +637,7 @@ class QueueServer:
             now=now,
             public_token=secrets.token_urlsafe(16),
             assistance=bool(b.get("assistance")) and c.role in ("kiosk", "admin"),
-            reserved_for=reservation["slot_start"] if reservation else None,
+            reserved_for=reserved_for,
             device=c.device,
         )
         procedures = [p for st in plan.steps for p in st.procedures]
@@ -733,6 +741,8 @@ class QueueServer:
             await self.queue.put(job)
             await job.fut
             await asyncio.to_thread(self.store.erase_prefill_before, hub.key, today)
+            await asyncio.to_thread(planner_api.erase_answers_before, self.store.engine, hub.key, today)
+            planner_api.forget_answers_before(hub, today)
             hub.help_alerts.clear()
 
     async def _flusher(self) -> None:
@@ -796,6 +806,8 @@ class QueueServer:
             return _response(HTTPStatus.OK, self.metrics.text(self).encode(), "text/plain; version=0.0.4")
         if path == "/catalogue.json":
             return _response(HTTPStatus.OK, self._catalogue_json(), "application/json; charset=utf-8")
+        if path.startswith("/plan/"):  # the planning page: gzip, one language at a time, the QR
+            return planner_api.static(request, path)
         if path == "/admin/api/kpi":
             return self._kpi_api(request)  # a coroutine: websockets awaits it, the loop keeps serving
         if path == "/":

@@ -127,7 +127,14 @@ class ReservationRow(Base):
     purposes: Mapped[list] = mapped_column(JSON)
     code: Mapped[str] = mapped_column(String(16))  # check-in code given when booking
     ticket: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    __table_args__ = (UniqueConstraint("site", "day", "code", name="uq_reservation_code"),)
+    # since 0003_bookings: what the citizen answered at home (no name, nothing personal)
+    answers: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    lang: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    department: Mapped[str | None] = mapped_column(String(32), nullable=True)  # where the place is taken
+    created_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cancelled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    __table_args__ = (UniqueConstraint("site", "day", "code", name="uq_reservation_code"),
+                      Index("ix_reservations_site_day", "site", "day"))
 
 
 class EventRow(Base):
@@ -463,11 +470,14 @@ class Store:
             return [event_dict(r) for r in rows]
 
     def load_reservations(self, site: str, day: str) -> list[dict[str, Any]]:
+        """Bookings of ``day`` and every later day (bookings are made days ahead)."""
         with Session(self.engine) as s:
-            rows = s.scalars(select(ReservationRow).where(ReservationRow.site == site, ReservationRow.day == day))
+            rows = s.scalars(select(ReservationRow).where(ReservationRow.site == site, ReservationRow.day >= day))
             return [
                 {"id": r.id, "site": r.site, "day": r.day, "slot_start": r.slot_start, "slot_end": r.slot_end,
-                 "purposes": list(r.purposes), "code": r.code, "ticket": r.ticket}
+                 "purposes": list(r.purposes), "code": r.code, "ticket": r.ticket, "answers": r.answers or {},
+                 "lang": r.lang, "department": r.department, "created_at": r.created_at,
+                 "cancelled_at": r.cancelled_at}
                 for r in rows
             ]
 

@@ -133,7 +133,7 @@ def status_line(ctx: ViewContext) -> Widget | None:
         parts.append(ctx.t("status.offline"))
     if s.assist:
         parts.append(ctx.t("staff.mode"))
-    if s.notice in ("help.sent", "help.queued", "staff.on"):
+    if s.notice in ("help.sent", "help.queued", "staff.on", "scan.unreadable"):
         parts.append(ctx.t(s.notice))  # the others are shown next to the pad or answer they concern
     if not parts:
         return None

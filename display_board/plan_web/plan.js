@@ -1,0 +1,386 @@
+// The public planning page (/plan/): plan a visit at home, see when to come, book a slot.
+// No sign-in, no framework: the server's planner role answers over the websocket with the same
+// pure planner and catalogue as the kiosk. Nothing personal is asked or kept (docs/planning.md).
+import { I18n, LANGS, Link, el, params, pick } from "/plan/common.js";
+
+const S = { i18n: null, lang: "ja", link: null, snap: null, site: params.get("site") || undefined,
+  purposes: [], answers: {}, view: "events", result: null, forecast: null, slots: null, day: null,
+  chosen: null, booking: null, replaces: null, error: null, multi: [] };
+window.__plan = S;
+const $ = (id) => document.getElementById(id);
+const t = (key, fields = {}) => S.i18n.t(key, S.lang, fields);
+const tag = () => (S.lang === "ja-easy" ? "ja" : S.lang);
+const TZ = "Asia/Tokyo";
+
+/** Catalogue text with {base|reading} ruby markup as nodes (queue_server/ruby.py, same pattern). */
+function ruby(text) {
+  const out = [];
+  const re = /\{([^{}|]+)\|([^{}|]+)\}/g;
+  let pos = 0;
+  let m;
+  text = text || "";
+  while ((m = re.exec(text))) {
+    if (m.index > pos) out.push(text.slice(pos, m.index));
+    out.push(el("ruby", {}, m[1], el("rt", {}, m[2])));
+    pos = re.lastIndex;
+  }
+  if (pos < text.length) out.push(text.slice(pos));
+  return out;
+}
+
+function dayLabel(iso) {
+  const d = new Date(`${iso}T12:00:00+09:00`);
+  return new Intl.DateTimeFormat(tag(), { month: "numeric", day: "numeric", weekday: "short", timeZone: TZ }).format(d);
+}
+
+function clock(epoch) {
+  return new Date(epoch * 1000).toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: TZ });
+}
+
+function showError(err) {
+  S.error = err ? (S.i18n.table[`err.${err.code}`] ? t(`err.${err.code}`) : t("err.generic", { code: err.code || "?" })) : null;
+  $("error").hidden = !S.error;
+  $("error").textContent = S.error || "";
+  $("error").dataset.code = err ? err.code : "";
+}
+
+async function ask(type, body, keepError = false) {
+  if (!keepError) showError(null);
+  try {
+    return await S.link.request(type, body);
+  } catch (err) {
+    showError(err);
+    throw err;
+  }
+}
+
+function planBody() {
+  return { purposes: S.purposes, answers: S.answers, lang: S.lang };
+}
+
+// ------------------------------------------------------------------ flow
+async function replan() {
+  S.result = await ask("plan", planBody());
+  S.multi = [];
+  if (S.result.question) { S.view = "question"; render(); return; }
+  S.view = S.booking ? "booked" : "list";
+  render();
+  loadExtras();
+}
+
+async function loadExtras() {
+  // when to come and free slots: both read-only, shown below the list
+  const body = { purposes: S.purposes, answers: S.answers };
+  // (keepError: a "slot full" refresh must leave the message saying why the table changed)
+  try { S.forecast = await ask("forecast", body, true); } catch (e) { S.forecast = null; }
+  try { S.slots = await ask("slots", body, true); } catch (e) { S.slots = null; }
+  if (S.slots && !S.day) S.day = (S.slots.days.find((d) => d.slots.some((s) => s.free > 0)) || S.slots.days[0] || {}).day;
+  render();
+}
+
+function answer(value) {
+  S.answers = { ...S.answers, [S.result.question.id]: String(value) };
+  replan();
+}
+
+function back() {
+  const keys = Object.keys(S.answers);
+  if (S.view === "question" && keys.length) {
+    const rest = { ...S.answers };
+    delete rest[keys[keys.length - 1]];
+    S.answers = rest;
+    replan();
+    return;
+  }
+  S.view = "events";
+  S.answers = {};
+  render();
+}
+
+async function book() {
+  const body = { day: S.chosen.day, start: S.chosen.start, ...planBody() };
+  if (S.replaces) body.replaces = S.replaces;
+  try {
+    const r = await ask("book", body);
+    S.booking = r.booking;
+    S.replaces = null;
+    S.view = "booked";
+    history.replaceState(null, "", `?site=${S.booking.site}&b=${S.booking.code}&lang=${S.lang}`);
+  } catch (err) {
+    if (err.code === "slot_full" || err.code === "slot_past") { S.chosen = null; loadExtras(); }
+  }
+  render();
+}
+
+async function cancelBooking() {
+  const r = await ask("cancel_booking", { code: S.booking.code });
+  S.booking = r.booking;
+  render();
+}
+
+function listUrl() {
+  const a = Object.entries(S.answers).map(([k, v]) => `${k}:${v}`).join(";");
+  const q = new URLSearchParams({ site: S.snap.site_key, p: S.purposes.join(","), a });
+  return `${location.origin}/plan/?${q}`;
+}
+
+function bookingUrl(b) {
+  // purposes and answers too: the kiosk shows the list before the number without asking again
+  const a = Object.entries(b.answers || {}).map(([k, v]) => `${k}:${v}`).join(";");
+  const q = new URLSearchParams({ site: b.site, b: b.code, p: b.purposes.join(","), a });
+  return `${location.origin}/plan/?${q}`;
+}
+
+function qr(text, id) {
+  return el("img", { class: "qr", id, alt: "QR", src: `/plan/qr.svg?t=${encodeURIComponent(text)}` });
+}
+
+// ------------------------------------------------------------------ views
+function render() {
+  document.documentElement.lang = S.lang;
+  document.title = t("title");
+  $("title").textContent = t("title");
+  $("lead").textContent = t("lead");
+  $("lang-label").textContent = t("language");
+  $("privacy").textContent = t("privacy");
+  if (S.snap) $("site").textContent = pick(S.snap.site_name, S.lang);
+  if (S.error) showError({ code: $("error").dataset.code });
+  const v = $("view");
+  if (v.dataset.view !== S.view) window.scrollTo(0, 0);  // a new step starts at its top
+  v.dataset.view = S.view;
+  if (!S.snap) return;
+  const views = { events: viewEvents, question: viewQuestion, list: viewList, booked: viewBooked };
+  v.replaceChildren(...views[S.view]());
+}
+
+function viewEvents() {
+  const items = S.snap.purposes.map((p) => {
+    const on = S.purposes.includes(p.id);
+    return el("label", { class: `choice${on ? " on" : ""}`, dataset: { purpose: p.id } },
+      el("input", { type: "checkbox", checked: on, onchange: () => {
+        S.purposes = on ? S.purposes.filter((x) => x !== p.id) : [...S.purposes, p.id];
+        render();
+      } }), el("span", {}, ...ruby(pick(p.name, S.lang))));
+  });
+  // branch offices (総合支所) have their own counters and slots: choosing one reloads the page for it
+  const sites = S.snap.sites.length > 1 ? el("label", { class: "row" }, `${t("site")}: `,
+    el("select", { id: "site-pick", onchange: (e) => { location.search = `?site=${e.target.value}&lang=${S.lang}`; } },
+      S.snap.sites.map((x) => el("option", { value: x.key, selected: x.key === S.site }, pick(x.name, S.lang))))) : null;
+  return [sites, el("section", {}, el("h2", {}, t("events_title")), el("p", { class: "hint" }, t("events_hint")),
+    el("div", { class: "choices" }, items),
+    el("button", { class: "main", id: "next", disabled: !S.purposes.length, onclick: () => { S.answers = {}; replan(); } }, t("next")))];
+}
+
+function viewQuestion() {
+  const q = S.result.question;
+  const pr = S.result.progress;
+  const body = [el("p", { class: "progress" }, t("question_n", { n: pr.asked, left: pr.at_most_left })),
+    el("h2", { id: "question", dataset: { id: q.id } }, ...ruby(q.text))];
+  if (q.help) body.push(el("p", { class: "qhelp" }, ...ruby(q.help)));
+  const unknown = q.choices[q.choices.length - 1];
+  if (q.kind === "number") {
+    const input = el("input", { type: "number", id: "number", min: q.min, max: q.max, inputmode: "numeric", placeholder: t("number_hint") });
+    body.push(el("div", { class: "row" }, input,
+      el("button", { class: "alt", id: "number-ok", onclick: () => {
+        const n = parseInt(input.value, 10);
+        if (Number.isNaN(n) || (q.min !== null && n < q.min) || (q.max !== null && n > q.max)) {
+          showError({ code: "out_of_range" });
+          $("error").textContent = t("out_of_range", { min: q.min, max: q.max });
+          return;
+        }
+        answer(n);
+      } }, t("ok"))));
+    body.push(el("div", { class: "choices" }, el("button", { class: "choice", dataset: { value: unknown.value }, onclick: () => answer(unknown.value) }, ...ruby(unknown.text))));
+  } else if (q.kind === "multi") {
+    body.push(el("div", { class: "choices" }, q.choices.slice(0, -1).map((c) => {
+      const on = S.multi.includes(c.value);
+      return el("label", { class: `choice${on ? " on" : ""}`, dataset: { value: c.value } },
+        el("input", { type: "checkbox", checked: on, onchange: () => {
+          S.multi = on ? S.multi.filter((x) => x !== c.value) : [...S.multi, c.value];
+          render();
+        } }), el("span", {}, ...ruby(c.text)));
+    }), el("button", { class: "choice", dataset: { value: unknown.value }, onclick: () => answer(unknown.value) }, ...ruby(unknown.text))));
+    body.push(el("button", { class: "main", id: "multi-ok", disabled: !S.multi.length, onclick: () => answer(S.multi.join(",")) }, t("ok")));
+  } else {
+    body.push(el("div", { class: "choices" }, q.choices.map((c) =>
+      el("button", { class: "choice", dataset: { value: c.value }, onclick: () => answer(c.value) }, ...ruby(c.text)))));
+  }
+  return [el("section", {}, ...body), el("button", { class: "alt", id: "back", onclick: back }, t("back"))];
+}
+
+function procedureList(plan) {
+  const parts = [];
+  for (const s of plan.steps) {
+    parts.push(el("div", { class: "dept", dataset: { department: s.department } },
+      el("h3", {}, `${s.index + 1}. `, ...ruby(s.department_name)),
+      s.procedures.map((p) => el("div", { class: "proc", dataset: { procedure: p.id } },
+        el("div", { class: "name" }, ...ruby(p.name), p.to_confirm ? el("span", { class: "badge" }, t("to_confirm")) : null),
+        p.deadline ? el("p", { class: "meta" }, t("deadline", { text: "" }), ...ruby(p.deadline)) : null,
+        p.note ? el("p", { class: "meta" }, ...ruby(p.note)) : null,
+        p.documents.length ? el("p", { class: "meta" }, `${t("bring")}: `, p.documents.flatMap((d, i) => [i ? "、" : "", ...ruby(d.name)])) : null))));
+  }
+  const out = [el("section", { id: "list" }, el("h2", {}, t("list_title")), ...parts)];
+  if (plan.documents.length) {
+    out.push(el("section", { id: "documents" }, el("h2", {}, t("bring")),
+      el("ul", { class: "docs" }, plan.documents.map((d) => el("li", {}, ...ruby(d.name))))));
+  }
+  if (plan.online.length) {
+    const procs = plan.steps.flatMap((s) => s.procedures);
+    const all = procs.length && procs.every((p) => p.alternative);
+    out.push(el("section", { id: "online" }, el("h2", {}, t("alt_title")),
+      plan.online.map((a) => el("div", { class: "alt-item" }, el("strong", {}, ...ruby(a.procedure_name)), " — ", ...ruby(a.text),
+        a.url ? [" ", el("a", { href: a.url, rel: "noopener" }, a.url)] : null)),
+      el("p", { class: "big", id: "visit-needed" }, all ? t("all_alt") : t("visit_needed"))));
+  }
+  if (plan.external.length) {
+    out.push(el("section", { id: "external" }, el("h2", {}, t("external_title")),
+      plan.external.map((e) => el("div", { class: "proc" }, el("div", { class: "name" }, ...ruby(e.name),
+        e.to_confirm ? el("span", { class: "badge" }, t("to_confirm")) : null),
+        el("p", { class: "meta" }, `${t("office")}: `, ...ruby(e.where)),
+        e.deadline ? el("p", { class: "meta" }, t("deadline", { text: "" }), ...ruby(e.deadline)) : null))));
+  }
+  const r = S.result;
+  const low = Math.max(1, Math.round(plan.minutes - plan.minutes_sd));
+  const high = Math.round(plan.minutes + plan.minutes_sd);
+  out.push(el("section", { id: "counters" }, el("h2", {}, t("counters_title")),
+    el("p", { class: "big", id: "minutes" }, t("minutes_range", { low, high })),
+    r.wait_minutes !== null && r.wait_minutes !== undefined ? el("p", { class: "meta" }, t("wait_now", { n: Math.ceil(r.wait_minutes) })) : null));
+  return out;
+}
+
+function viewForecast() {
+  const f = S.forecast;
+  if (!f) return null;
+  const hours = f.days.length ? f.days[0].hours.map((h) => h.hour) : [];
+  return el("section", { id: "when" }, el("h2", {}, t("when_title")), el("p", { class: "hint" }, t("when_hint")),
+    f.history ? null : el("p", { class: "meta", id: "no-history" }, t("no_history")),
+    el("div", { class: "legend" }, ["quiet", "busy", "crowded"].map((l) => el("span", { class: l }, t(`level_${l}`)))),
+    el("div", { class: "forecast-wrap" }, el("table", { class: "forecast" },
+      el("thead", {}, el("tr", {}, el("th", {}, ""), hours.map((h) => el("th", {}, `${h}`)))),
+      el("tbody", {}, f.days.map((d) => el("tr", {}, el("th", {}, dayLabel(d.day)),
+        d.hours.map((h) => el("td", { class: h.level, title: `${t(`level_${h.level}`)} ${t("range_min", { low: Math.round(h.low), high: Math.round(h.high) })}` },
+          // no history: only the booked load is known, so a figure would be a made-up "0–0"
+          f.history ? `${Math.round(h.low)}–${Math.round(h.high)}${h.high >= f.cap ? "+" : ""}` : ""))))))));
+}
+
+function viewSlots() {
+  const s = S.slots;
+  if (!s) return null;
+  if (!s.department) return el("section", { id: "book" }, el("h2", {}, t("book_title")), el("p", {}, t("book_none")));
+  const day = s.days.find((d) => d.day === S.day) || s.days[0];
+  return el("section", { id: "book", class: "noprint" }, el("h2", {}, t("book_title")), el("p", { class: "hint" }, t("book_hint")),
+    el("select", { id: "day", onchange: (e) => { S.day = e.target.value; S.chosen = null; render(); } },
+      s.days.map((d) => el("option", { value: d.day, selected: d.day === day.day }, dayLabel(d.day)))),
+    el("div", { class: "slots" }, day.slots.map((x) => el("button", {
+      class: `slot${S.chosen && S.chosen.day === day.day && S.chosen.start === x.start ? " on" : ""}`,
+      disabled: x.free <= 0, dataset: { start: x.start },
+      onclick: () => { S.chosen = { day: day.day, start: x.start }; render(); } },
+    x.start, el("small", {}, x.free > 0 ? t("free_n", { n: x.free }) : t("full"))))),
+    S.chosen ? el("button", { class: "main", id: "book-now", onclick: book }, t("confirm_book", { day: dayLabel(S.chosen.day), time: S.chosen.start })) : null);
+}
+
+function viewList() {
+  return [...procedureList(S.result.plan), viewForecast(), viewSlots(),
+    el("section", { id: "share" }, qr(listUrl(), "list-qr"), el("p", { class: "hint" }, t("list_qr")),
+      el("button", { class: "alt", id: "print", onclick: () => window.print() }, t("print"))),
+    el("div", { class: "row noprint" }, el("button", { class: "alt", id: "back", onclick: back }, t("back")),
+      el("button", { class: "alt", id: "restart", onclick: () => { S.purposes = []; S.answers = {}; S.view = "events"; render(); } }, t("restart")))];
+}
+
+function viewBooked() {
+  const b = S.booking;
+  const lateAt = clock(b.slot_start + S.snap.booking.late_minutes * 60);
+  const live = b.state === "booked";
+  const head = el("section", { id: "booking", class: live ? "done" : "", dataset: { code: b.code, state: b.state } },
+    el("h2", {}, live ? t("booked_title") : t(`state_${b.state}`)),
+    el("p", { class: "big", id: "when-booked" }, `${dayLabel(b.day)} ${clock(b.slot_start)}–${clock(b.slot_end)}`),
+    el("p", {}, t("code"), el("br"), el("span", { class: "code", id: "code" }, b.code)),
+    live ? [qr(bookingUrl(b), "booking-qr"), el("p", {}, t("booked_hint", { time: lateAt })), el("p", { class: "meta" }, t("late_rule", { time: lateAt }))] : null,
+    // a cancelled or missed booking says what to do next, and offers the slots again
+    ["cancelled", "no_show"].includes(b.state) ? [
+      el("p", { id: "next-step" }, t(b.state === "cancelled" ? "err.booking_cancelled" : "err.booking_expired")),
+      el("button", { class: "alt noprint", id: "book-again", onclick: () => {
+        S.booking = null; S.view = "list"; S.chosen = null; render(); loadExtras();
+      } }, t("book_title"))] : null,
+    live ? el("div", { class: "row noprint" },
+      el("button", { class: "alt", id: "print", onclick: () => window.print() }, t("print")),
+      el("button", { class: "alt", id: "change", onclick: () => {
+        S.replaces = b.code;
+        S.view = "list";
+        S.chosen = null;
+        render();
+        loadExtras();  // fresh free places: the table may be minutes old
+      } }, t("change")),
+      el("button", { class: "alt", id: "cancel", onclick: cancelBooking }, t("cancel"))) : null);
+  return [head, ...(S.result ? procedureList(S.result.plan) : [])];
+}
+
+// ------------------------------------------------------------------ start
+async function fromUrl() {
+  const code = params.get("b");
+  if (code) {
+    try {
+      const r = await ask("booking", { code });
+      S.booking = r.booking;
+      S.purposes = r.booking.purposes;
+      S.answers = r.booking.answers;
+      S.view = "booked";
+      S.result = await ask("plan", planBody());
+    } catch (e) { S.view = "events"; }
+    render();
+    return;
+  }
+  if (params.get("p")) {
+    S.purposes = params.get("p").split(",").filter(Boolean);
+    for (const pair of (params.get("a") || "").split(";")) {
+      const i = pair.indexOf(":");
+      if (i > 0) S.answers[pair.slice(0, i)] = pair.slice(i + 1);
+    }
+    try { await replan(); } catch (e) { S.view = "events"; render(); }
+    return;
+  }
+  render();
+}
+
+/** The message table one language at a time (the server cuts messages.json): a phone loads ~3 KB. */
+async function loadLang(lang) {
+  const r = await fetch(`/plan/messages.${lang}.json`);
+  const part = await r.json();
+  if (!S.i18n) { S.i18n = new I18n(part); return; }
+  for (const [k, v] of Object.entries(part)) S.i18n.table[k] = { ...S.i18n.table[k], ...v };
+}
+
+async function main() {
+  S.lang = params.get("lang") || localStorage.getItem("madoguchi.plan.lang") || "ja";
+  if (!LANGS.includes(S.lang)) S.lang = "ja";
+  // the websocket and the message table load at the same time: on a slow phone network every
+  // round trip in a row costs more than the bytes (bench/plan_bench.py)
+  const ready = loadLang(S.lang);
+  let first = true;
+  S.link = new Link({
+    hello: () => ({ role: "planner", site: S.site }),
+    onReady: async (result) => {
+      await ready;
+      S.snap = { ...result.snapshot, site_key: result.site };
+      S.site = result.site;
+      if (first) { first = false; fromUrl(); } else render();
+    },
+    onState: (s) => {
+      $("offline").hidden = s !== "offline";
+      $("offline").textContent = S.i18n ? t("offline") : "";
+    },
+    onFatal: (err) => ready.then(() => showError(err)),
+  }).start();
+  await ready;
+  $("lang").replaceChildren(...LANGS.map((l) => el("option", { value: l, selected: l === S.lang }, S.i18n.t("lang_name", l))));
+  $("lang").addEventListener("change", async () => {
+    S.lang = $("lang").value;
+    await loadLang(S.lang);
+    localStorage.setItem("madoguchi.plan.lang", S.lang);
+    // catalogue texts come translated by the server: ask again in the new language
+    if (S.view !== "events" && S.purposes.length) replan(); else render();
+  });
+  render();
+}
+
+main();

@@ -1,0 +1,222 @@
+"""来庁予約 (visit booking) rules. Pure: no I/O, no clock — ``now`` and the bookings come in.
+
+A booking is one place in one slot of one department: the first department on the citizen's route
+that takes bookings (config ``[booking.capacity]``), because that is where the ticket is called at
+the slot start; later steps follow as the ticket moves through the lobby. It holds the purposes
+and the answers given at home and nothing personal (no name, no contact). Its 6-digit code is
+unique among the site's open bookings, so the code alone finds it; the QR carries the same code.
+
+Booking rows are plain dicts (the ``reservations`` table, storage.ReservationRow):
+``id, site, day, slot_start, slot_end, purposes, code, ticket`` and, since migration
+0003_bookings, ``answers, lang, department, created_at, cancelled_at``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .problems import ConfigError, Problem
+
+
+class BookingError(Exception):
+    """A booking request the rules refuse; ``code`` is a protocol error code (docs/protocol.md)."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+@dataclass(frozen=True, slots=True)
+class BookingConfig:
+    """``[booking]`` of site.toml (a site may override ``capacity`` in ``[sites.X.booking]``)."""
+
+    slot_minutes: int = 30
+    days_ahead: int = 10  # opening days offered, today included
+    min_lead_minutes: int = 30  # a slot must start at least this long after the booking
+    late_minutes: int = 15  # checked in later than slot start + this: served as a walk-in
+    no_show_minutes: int = 30  # not checked in by slot start + this: counted as a no-show
+    closed_dates: frozenset[str] = frozenset()  # holidays and 年末年始
+    weekdays: frozenset[int] = frozenset(range(5))  # opening weekdays, Monday = 0
+    capacity: Mapping[str, int] = field(default_factory=dict)  # department -> places per slot
+
+    def places(self, department: str) -> int:
+        return int(self.capacity.get(department, 0))
+
+
+def load_booking(raw: Mapping[str, Any], site: str, file: str = "site.toml") -> BookingConfig:
+    """The booking rules for ``site`` from the parsed site.toml; ConfigError lists every problem."""
+    base = raw.get("booking", {}) or {}
+    over = ((raw.get("sites", {}) or {}).get(site, {}) or {}).get("booking", {}) or {}
+    merged = {**base, **over}
+    problems: list[Problem] = []
+    ints: dict[str, int] = {}
+    for key, lo, default in (("slot_minutes", 5, 30), ("days_ahead", 1, 10), ("min_lead_minutes", 0, 30),
+                             ("late_minutes", 0, 15), ("no_show_minutes", 0, 30)):
+        v = merged.get(key, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            problems.append(Problem(file, f"booking.{key}", f"must be an integer ≥ {lo}, got {v!r}"))
+        else:
+            ints[key] = v
+    cap = merged.get("capacity", {})
+    known = set(((raw.get("sites", {}) or {}).get(site, {}) or {}).get("departments", []))
+    capacity: dict[str, int] = {}
+    for d, n in (cap.items() if isinstance(cap, Mapping) else []):
+        if known and d not in known:
+            problems.append(Problem(file, f"booking.capacity.{d}", f"site {site} has no department {d!r}"))
+        elif not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            problems.append(Problem(file, f"booking.capacity.{d}", f"places per slot must be an integer ≥ 0, got {n!r}"))
+        else:
+            capacity[d] = n
+    closed = merged.get("closed_dates", [])
+    for d in closed:
+        try:
+            dt.date.fromisoformat(str(d))
+        except ValueError:
+            problems.append(Problem(file, "booking.closed_dates", f"expected YYYY-MM-DD, got {d!r}"))
+    weekdays = merged.get("weekdays", [0, 1, 2, 3, 4])
+    if not isinstance(weekdays, list) or not all(isinstance(w, int) and 0 <= w <= 6 for w in weekdays):
+        problems.append(Problem(file, "booking.weekdays", f"expected a list of 0 (Monday) … 6, got {weekdays!r}"))
+    if ints.get("no_show_minutes", 0) < ints.get("late_minutes", 0):
+        problems.append(Problem(file, "booking.no_show_minutes", "must not be shorter than late_minutes"))
+    if problems:
+        raise ConfigError(problems)
+    return BookingConfig(capacity=capacity, closed_dates=frozenset(str(d) for d in closed),
+                         weekdays=frozenset(weekdays), **ints)
+
+
+# ------------------------------------------------------------------ days and slots
+def opening_days(first: dt.date, n: int, cfg: BookingConfig) -> list[dt.date]:
+    """The next ``n`` opening days from ``first`` (included): opening weekdays not in closed_dates."""
+    out, d = [], first
+    while len(out) < n and cfg.weekdays:
+        if d.weekday() in cfg.weekdays and d.isoformat() not in cfg.closed_dates:
+            out.append(d)
+        d += dt.timedelta(days=1)
+    return out
+
+
+def slot_times(open_hhmm: str, close_hhmm: str, cfg: BookingConfig) -> list[str]:
+    """Slot starts ("HH:MM") of a day: every slot_minutes from opening, ending by closing."""
+    o = _minutes(open_hhmm)
+    c = _minutes(close_hhmm)
+    return [f"{m // 60:02d}:{m % 60:02d}" for m in range(o, c - cfg.slot_minutes + 1, cfg.slot_minutes)]
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def active(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Bookings that hold a place: not cancelled."""
+    return [r for r in rows if not r.get("cancelled_at")]
+
+
+def used(rows: Iterable[Mapping[str, Any]], day: str, slot_start: float, department: str) -> int:
+    """Places taken in one slot of one department."""
+    return sum(1 for r in active(rows) if r["day"] == day and r["slot_start"] == slot_start
+               and r.get("department") == department)
+
+
+def booking_department(route_departments: Sequence[str], cfg: BookingConfig) -> str | None:
+    """The department whose place a booking takes: the first one on the route that takes bookings."""
+    return next((d for d in route_departments if cfg.places(d) > 0), None)
+
+
+def check_slot(*, cfg: BookingConfig, department: str | None, day: str, start: str, slot_start: float,
+               now: float, today: str, open_days: Sequence[str], day_slots: Sequence[str],
+               taken: int) -> None:
+    """Refuse a slot that cannot be booked, naming why (BookingError); return None when it can."""
+    if department is None:
+        raise BookingError("not_bookable", "none of these procedures takes bookings: come without one", "purposes")
+    if day < today or (day == today and slot_start < now):
+        raise BookingError("slot_past", f"the slot {day} {start} has already begun", "start")
+    if day not in open_days:
+        raise BookingError("slot_closed", f"{day} is not an opening day offered for booking", "day")
+    if start not in day_slots:
+        raise BookingError("slot_closed", f"{start} is not a slot start (slots: {', '.join(day_slots)})", "start")
+    if slot_start - now < cfg.min_lead_minutes * 60:
+        raise BookingError("slot_past", f"book at least {cfg.min_lead_minutes} minutes before the slot", "start")
+    if taken >= cfg.places(department):
+        raise BookingError("slot_full", f"the slot {day} {start} of {department} is full", "start")
+
+
+def new_code(taken: set[str], draw: int) -> str | None:
+    """A 6-digit code from a random ``draw`` not among ``taken`` (None: try another draw)."""
+    code = f"{draw % 10**6:06d}"
+    return None if code in taken else code
+
+
+# ------------------------------------------------------------------ check-in
+def find(rows: Iterable[Mapping[str, Any]], code: str) -> list[Mapping[str, Any]]:
+    """Bookings with this code, newest slot first (a code may be reused on a much later day)."""
+    return sorted((r for r in rows if r["code"] == code), key=lambda r: -r["slot_start"])
+
+
+def check_in_target(found: Sequence[Mapping[str, Any]], today: str, other_sites: Sequence[str] = ()) -> Mapping[str, Any]:
+    """The booking a kiosk may check in today from the bookings with the scanned code.
+
+    Each refusal names what is wrong so the citizen is told what to do next: a cancelled
+    booking, one for another day, one at another site (``other_sites``: sites where the code is
+    booked today), or one already used.
+    """
+    todays = [r for r in found if r["day"] == today]
+    live = [r for r in todays if not r.get("cancelled_at")]
+    if live:
+        r = live[0]
+        if r.get("ticket"):
+            raise BookingError("reservation_used", "that reservation has already been checked in", "reservation_code")
+        return r
+    if todays:
+        raise BookingError("booking_cancelled", "that booking was cancelled: book again or take a number",
+                           "reservation_code")
+    if other_sites:
+        raise BookingError("booking_other_site", f"that booking is for another office ({', '.join(other_sites)})",
+                           "reservation_code")
+    future = [r for r in found if r["day"] > today and not r.get("cancelled_at")]
+    if future:
+        raise BookingError("booking_other_day", f"that booking is for {future[-1]['day']}, not today",
+                           "reservation_code")
+    if found:
+        raise BookingError("booking_expired", "that booking's day has passed: take a number or book again",
+                           "reservation_code")
+    raise BookingError("unknown_reservation", "no reservation with that code today", "reservation_code")
+
+
+def on_time(row: Mapping[str, Any], now: float, cfg: BookingConfig) -> bool:
+    """Checked in by slot start + late_minutes: the booking's priority holds (docs/planning.md)."""
+    return now <= row["slot_start"] + cfg.late_minutes * 60
+
+
+def state(row: Mapping[str, Any], now: float, cfg: BookingConfig) -> str:
+    """booked, checked_in, cancelled or no_show (not checked in by slot start + no_show_minutes)."""
+    if row.get("cancelled_at"):
+        return "cancelled"
+    if row.get("ticket"):
+        return "checked_in"
+    if now > row["slot_start"] + cfg.no_show_minutes * 60:
+        return "no_show"
+    return "booked"
+
+
+def public_view(row: Mapping[str, Any], now: float, cfg: BookingConfig) -> dict[str, Any]:
+    """What the citizen's page shows of a booking: no ticket id, nothing personal."""
+    return {
+        "code": row["code"], "site": row["site"], "day": row["day"], "slot_start": row["slot_start"],
+        "slot_end": row["slot_end"], "purposes": list(row["purposes"]), "answers": dict(row.get("answers") or {}),
+        "lang": row.get("lang") or "ja", "department": row.get("department"), "state": state(row, now, cfg),
+    }
+
+
+def booking_problems(raw: Mapping[str, Any], file: str = "site.toml") -> list[Problem]:
+    """Every problem of ``[booking]`` for every site (check-config and server start-up)."""
+    problems: list[Problem] = []
+    for site in (raw.get("sites") or {}):
+        try:
+            load_booking(raw, site, file)
+        except ConfigError as e:
+            problems += [p for p in e.problems if p not in problems]
+    return problems

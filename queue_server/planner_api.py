@@ -1,0 +1,475 @@
+"""The planning page's side of the queue server: the no-token ``planner`` role (docs/planning.md).
+
+A citizen at home plans a visit (the same pure planner and catalogue as the kiosk), sees when to
+come, and books a slot. Read-only requests (plan, slots, forecast, booking) are answered at once;
+``book`` and ``cancel_booking`` go through the server's single writer like every other change,
+so two citizens taking the last place of a slot at the same instant cannot both get it (the
+writer applies them one after the other, and the second finds the slot full).
+
+Nothing here is personal: a booking holds purposes and answers, never a name. Anyone can open a
+planner connection, so every connection is rate-limited and unknown codes are counted per site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import time
+import uuid
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import booking as B
+from . import protocol as P
+
+if TYPE_CHECKING:
+    from .hub import SiteHub
+    from .server import Client, Outcome, QueueServer
+
+READS = frozenset({"plan", "slots", "forecast", "booking"})
+# The kiosk's order of life events (kiosk/flow.py PURPOSES): births and deaths first, as in the seed.
+LIFE_EVENT_ORDER = ("birth", "death", "move_in", "move_within", "move_out", "marriage", "divorce")
+WRITES = frozenset({"book", "cancel_booking"})
+FORECAST_MAX_AGE = 15 * 60.0  # seconds a site's history profile is reused (history changes slowly)
+# Per connection: a burst of requests then a steady rate (a person answers a question every few
+# seconds); bookings and cancellations far fewer. Unknown codes per site and minute: guessing a
+# code to cancel someone else's booking would need ~10^3 tries per hit.
+RATE = {"read": (40, 2.0), "write": (12, 1 / 30)}  # (burst, refill per second)
+UNKNOWN_CODES_PER_MINUTE = 60
+
+
+class _Bucket:
+    def __init__(self, burst: float, rate: float, now: float):
+        self.tokens, self.burst, self.rate, self.at = burst, burst, rate, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+_buckets: weakref.WeakKeyDictionary[Any, dict[str, _Bucket]] = weakref.WeakKeyDictionary()
+_unknown: dict[str, list[float]] = {}
+_configs: dict[tuple[int, str], B.BookingConfig] = {}
+_profiles: dict[tuple[int, str], tuple[float, Any]] = {}
+
+
+def admit(client: Client, kind: str) -> None:
+    """Refuse a planner request over the connection's rate (raises the server's Reply)."""
+    from .server import Reply
+
+    now = time.monotonic()
+    per = _buckets.setdefault(client, {})
+    bucket = per.get(kind) or per.setdefault(kind, _Bucket(*RATE[kind], now))
+    if not bucket.take(now):
+        raise Reply("rate_limited", "too many requests on this connection: wait a minute and try again")
+
+
+def config(server: QueueServer, site: str) -> B.BookingConfig:
+    key = (id(server), site)
+    if key not in _configs:
+        _configs[key] = B.load_booking(server.city.raw, site, server.city.source)
+    return _configs[key]
+
+
+def snapshot(server: QueueServer, hub: SiteHub) -> dict[str, Any]:
+    """The planner's hello snapshot: purposes to choose from, sites, booking rules. Public text."""
+    cat = server.catalogue
+    kinds = ("life_event", "certificate", "consultation")  # life events first, as on the kiosk
+    ordered = [] if cat is None else sorted(
+        cat.purposes.values(),
+        key=lambda p: (kinds.index(p.kind) if p.kind in kinds else len(kinds),
+                       LIFE_EVENT_ORDER.index(p.id) if p.id in LIFE_EVENT_ORDER else len(LIFE_EVENT_ORDER)))
+    purposes = [{"id": p.id, "kind": p.kind, "name": dict(p.name)} for p in ordered]
+    cfg = config(server, hub.key)
+    return {
+        "site_name": dict(hub.config.name),
+        "sites": [{"key": k, "name": dict(h.config.name)} for k, h in server.hubs.items()],
+        "purposes": purposes,
+        "hours": {"open": hub.config.open, "close": hub.config.close},
+        "booking": {"slot_minutes": cfg.slot_minutes, "days_ahead": cfg.days_ahead,
+                    "late_minutes": cfg.late_minutes, "departments": sorted(d for d in cfg.capacity if cfg.places(d))},
+    }
+
+
+# ------------------------------------------------------------------ reads
+async def read(server: QueueServer, client: Client, req: P.Request) -> str:
+    """Answer a read-only planner request (the reply message)."""
+    from .server import Reply
+
+    admit(client, "read")
+    hub = server.hubs[client.site]
+    b = req.body
+    try:
+        if req.type == "plan":
+            result = plan(server, client, hub, b)
+        elif req.type == "slots":
+            result = slots(server, hub, b, server.clock())
+        elif req.type == "forecast":
+            result = await forecast(server, hub, b)
+        else:
+            result = {"booking": lookup(server, hub, b["code"], server.clock())}
+    except B.BookingError as e:
+        raise Reply(e.code, e.message, e.field) from None
+    return P.reply(req.id, result)
+
+
+def plan(server: QueueServer, client: Client, hub: SiteHub, b: Mapping[str, Any]) -> dict[str, Any]:
+    """The kiosk's plan reply plus the next question worth asking (None once the list is settled)."""
+    from .journey import next_question, question_to_dict, questions_for
+
+    result = server._plan(client, dict(b))
+    cat = server.catalogue
+    purposes = result["plan"]["purposes"]
+    answers = b.get("answers") or {}
+    q = next_question(cat, purposes, answers)
+    lang = b.get("lang") or "ja"
+    result["question"] = None if q is None else question_to_dict(cat, q, lang)
+    left = sum(1 for x in questions_for(cat, purposes) if x.id not in answers and (q is None or x.id != q.id))
+    result["progress"] = {"asked": len(answers) + (q is not None), "at_most_left": left if q else 0}
+    result["booking_department"] = B.booking_department(
+        [s["department"] for s in result["plan"]["steps"]], config(server, hub.key))
+    return result
+
+
+def _route_departments(server: QueueServer, b: Mapping[str, Any]) -> tuple[Any, list[str]]:
+    plan = server._make_plan({"purposes": b.get("purposes"), "answers": b.get("answers") or {},
+                              "lang": b.get("lang") or "ja"})
+    return plan, [r.department for r in plan.route]
+
+
+def slots(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """Free places per slot for the next opening days, in the department this plan would book."""
+    cfg = config(server, hub.key)
+    _, route = _route_departments(server, b)
+    dept = B.booking_department(route, cfg)
+    today = dt.date.fromisoformat(server.local_day(now))
+    days = []
+    if dept is not None:
+        rows = list(hub.reservations.values())
+        for d in B.opening_days(today, cfg.days_ahead, cfg):
+            iso = d.isoformat()
+            out = []
+            for start in B.slot_times(hub.config.open, hub.config.close, cfg):
+                ts = _ts(server, iso, start)
+                if ts - now < cfg.min_lead_minutes * 60:
+                    continue
+                out.append({"start": start, "slot_start": ts,
+                            "free": max(0, cfg.places(dept) - B.used(rows, iso, ts, dept))})
+            days.append({"day": iso, "weekday": d.weekday(), "slots": out})
+    return {"department": dept, "places": cfg.places(dept) if dept else 0, "slot_minutes": cfg.slot_minutes,
+            "days": days}
+
+
+def lookup(server: QueueServer, hub: SiteHub, code: str, now: float) -> dict[str, Any]:
+    found = B.find(hub.reservations.values(), code.strip())
+    if not found:
+        _count_unknown(hub.key, now)
+        raise B.BookingError("unknown_reservation", "no booking with that code at this office", "code")
+    return B.public_view(found[0], now, config(server, hub.key))
+
+
+def _count_unknown(site: str, now: float) -> None:
+    from .server import Reply
+
+    recent = [t for t in _unknown.get(site, []) if now - t < 60] + [now]
+    _unknown[site] = recent
+    if len(recent) > UNKNOWN_CODES_PER_MINUTE:
+        raise Reply("rate_limited", "too many unknown codes at this office: try again in a minute")
+
+
+async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> dict[str, Any]:
+    """When to come: expected waits by hour for the next opening days (queue_server.forecast)."""
+    from . import forecast as FC
+
+    now = server.clock()
+    cfg = config(server, hub.key)
+    plan, route = _route_departments(server, b)
+    key = (id(server), hub.key)
+    cached = _profiles.get(key)
+    if cached is None or now - cached[0] > FORECAST_MAX_AGE:
+        history = await asyncio.to_thread(FC.read_history, server.store.engine, hub.key, now, server.tz)
+        cached = _profiles[key] = (now, FC.profile(history, server.tz))
+    today = dt.date.fromisoformat(server.local_day(now))
+    days = [d.isoformat() for d in B.opening_days(today, cfg.days_ahead, cfg)]
+    booked = FC.booked_load(B.active(hub.reservations.values()), server.tz)
+    counters = FC.counters_per_department(hub.config.counters)
+    priors = {r.department: r.minutes for r in plan.route}
+    return FC.forecast(cached[1], route, days, hub.config.open, hub.config.close, counters, booked, priors)
+
+
+# ------------------------------------------------------------------ writes (inside the writer)
+def execute(server: QueueServer, hub: SiteHub, client: Client, t: str, b: Mapping[str, Any], now: float) -> Outcome:
+    """Apply ``book`` or ``cancel_booking`` to memory; the writer commits it with its batch."""
+    from .server import Reply
+
+    try:
+        if t == "book":
+            return _book(server, hub, b, now)
+        return _cancel(server, hub, b["code"], now)
+    except B.BookingError as e:
+        raise Reply(e.code, e.message, e.field) from None
+
+
+def _ts(server: QueueServer, day: str, start: str) -> float:
+    return dt.datetime.fromisoformat(f"{day}T{start}").replace(tzinfo=server.tz).timestamp()
+
+
+def _live(hub: SiteHub, code: str, today: str, now: float) -> Mapping[str, Any]:
+    """The booking a citizen may still cancel or change with this code."""
+    found = B.find(hub.reservations.values(), code.strip())
+    if not found:
+        _count_unknown(hub.key, now)  # guessing codes to cancel is as slow as guessing to look up
+        raise B.BookingError("unknown_reservation", "no booking with that code at this office", "code")
+    r = found[0]
+    if r.get("cancelled_at"):
+        raise B.BookingError("booking_cancelled", "that booking is already cancelled", "code")
+    if r.get("ticket"):
+        raise B.BookingError("reservation_used", "that booking has already been checked in", "code")
+    if r["day"] < today:
+        raise B.BookingError("booking_expired", "that booking's day has passed", "code")
+    return r
+
+
+def _book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -> Outcome:
+    import re
+
+    from .lobby import Change, Event
+    from .server import Outcome
+    from .storage import Batch
+
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", b["day"]):
+        raise B.BookingError("bad_field", "day must be YYYY-MM-DD", "day")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", b["start"]):
+        raise B.BookingError("bad_field", "start must be HH:MM", "start")
+    cfg = config(server, hub.key)
+    plan, route = _route_departments(server, b)
+    dept = B.booking_department(route, cfg)
+    today = server.local_day(now)
+    old = _live(hub, b["replaces"], today, now) if b.get("replaces") else None
+    slot_start = _ts(server, b["day"], b["start"])
+    rows = [r for r in hub.reservations.values() if r is not old]
+    B.check_slot(cfg=cfg, department=dept, day=b["day"], start=b["start"], slot_start=slot_start, now=now,
+                 today=today,
+                 open_days=[d.isoformat() for d in B.opening_days(dt.date.fromisoformat(today), cfg.days_ahead, cfg)],
+                 day_slots=B.slot_times(hub.config.open, hub.config.close, cfg),
+                 taken=B.used(rows, b["day"], slot_start, dept or ""))
+    taken = {r["code"] for r in hub.reservations.values() if r["day"] >= today}
+    code = None
+    while code is None:
+        code = B.new_code(taken, secrets.randbelow(10**6))
+    answers = {k: str(v)[:40] for k, v in (b.get("answers") or {}).items()}
+    row = {"id": str(uuid.uuid4()), "site": hub.key, "day": b["day"], "slot_start": slot_start,
+           "slot_end": slot_start + cfg.slot_minutes * 60, "purposes": list(plan.purposes), "code": code,
+           "ticket": None, "answers": answers, "lang": b.get("lang") or "ja", "department": dept,
+           "created_at": now, "cancelled_at": None}
+    hub.reservations[(b["day"], code)] = row
+    written = [row]
+    events = [Event("booked", payload={"day": b["day"], "start": b["start"], "department": dept,
+                                       "purposes": list(plan.purposes), "lead_days": _lead_days(today, b["day"])})]
+    if old is not None:
+        old["cancelled_at"] = now  # type: ignore[index]
+        written.append(dict(old))
+        events.append(Event("booking_cancelled", payload={"day": old["day"], "changed": True}))
+
+    def undo() -> None:
+        hub.reservations.pop((b["day"], code), None)
+        if old is not None:
+            old["cancelled_at"] = None  # type: ignore[index]
+
+    result = {"booking": B.public_view(row, now, cfg),
+              "path": f"/plan/?site={hub.key}&b={code}"}
+    return Outcome(result, Change(events=tuple(events)), Batch(reservations=written), undo=undo)
+
+
+def _lead_days(today: str, day: str) -> int:
+    return (dt.date.fromisoformat(day) - dt.date.fromisoformat(today)).days
+
+
+def _cancel(server: QueueServer, hub: SiteHub, code: str, now: float) -> Outcome:
+    from .lobby import Change, Event
+    from .server import Outcome
+    from .storage import Batch
+
+    r = _live(hub, code, server.local_day(now), now)
+    r["cancelled_at"] = now  # type: ignore[index]
+
+    def undo() -> None:
+        r["cancelled_at"] = None  # type: ignore[index]
+
+    ev = Event("booking_cancelled", payload={"day": r["day"], "changed": False})
+    return Outcome({"booking": B.public_view(r, now, config(server, hub.key))}, Change(events=(ev,)),
+                   Batch(reservations=[dict(r)]), undo=undo)
+
+
+# ------------------------------------------------------------------ kiosk check-in
+def check_in(server: QueueServer, hub: SiteHub, code: str, now: float) -> tuple[dict, float | None]:
+    """The booking a kiosk checks in with ``code`` and the ticket's ``reserved_for``.
+
+    A late check-in (after slot start + late_minutes) keeps the answers but not the priority:
+    the ticket is served as a walk-in (docs/planning.md, the priority rule).
+    """
+    from .server import Reply
+
+    code = code.strip()
+    today = server.local_day(now)
+    others = [k for k, h in server.hubs.items() if k != hub.key
+              and any(r["code"] == code and r["day"] == today and not r.get("cancelled_at")
+                      for r in h.reservations.values())]
+    try:
+        row = B.check_in_target(B.find(hub.reservations.values(), code), today, others)
+    except B.BookingError as e:
+        raise Reply(e.code, e.message, e.field) from None
+    cfg = config(server, hub.key)
+    return row, (row["slot_start"] if B.on_time(row, now, cfg) else None)  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ QR
+QR_MAX_TEXT = 1200  # a list link with ~20 answers is ~450 characters
+
+
+def qr_svg(text: str) -> bytes:
+    """An SVG QR code of ``text`` (a booking or list link: no personal data)."""
+    import io
+
+    import qrcode
+    import qrcode.image.svg
+
+    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2,
+                      error_correction=qrcode.constants.ERROR_CORRECT_M)
+    buf = io.BytesIO()
+    img.save(buf)
+    return buf.getvalue()
+
+
+def qr_response(request: Any) -> Any:
+    """GET /plan/qr.svg?t=<text>: the page's QR, drawn here so the page needs no QR library."""
+    from http import HTTPStatus
+    from urllib.parse import parse_qs, urlsplit
+
+    from .server import _response
+
+    text = (parse_qs(urlsplit(request.path).query).get("t") or [""])[-1]
+    if not text or len(text) > QR_MAX_TEXT:
+        return _response(HTTPStatus.BAD_REQUEST, f"t must be 1–{QR_MAX_TEXT} characters".encode(), "text/plain")
+    return _response(HTTPStatus.OK, qr_svg(text), "image/svg+xml")
+
+
+# ------------------------------------------------------------------ staff view
+def reservations_view(server: QueueServer, hub: SiteHub, day: str, now: float) -> dict[str, Any]:
+    """The admin's day of bookings: each with its state and procedure list (to prepare forms the
+    day before), and the capacity per department and slot. Purposes and answers only."""
+    from .journey import PlanError, plan_to_dict, plan_visit
+
+    cfg = config(server, hub.key)
+    rows = sorted((r for (d, _), r in hub.reservations.items() if d == day), key=lambda r: (r["slot_start"], r["code"]))
+    out = []
+    for r in rows:
+        item = {**r, "state": B.state(r, now, cfg), "start": clock(server, r["slot_start"])}
+        cat = server.catalogue
+        item["purpose_names"] = [cat.purposes[p].name.get("ja", p) if cat and p in cat.purposes else p
+                                 for p in r["purposes"]]
+        if server.catalogue is not None:
+            try:
+                plan = plan_to_dict(plan_visit(server.catalogue, r["purposes"], r.get("answers") or {}, "ja"))
+                item["procedures"] = [{"department": s["department"], "department_name": s["department_name"],
+                                       "procedures": [p["name"] for p in s["procedures"]],
+                                       "documents": list(dict.fromkeys(d["name"] for p in s["procedures"]
+                                                                       for d in p["documents"]))}
+                                      for s in plan["steps"]]
+            except PlanError:
+                item["procedures"] = []
+        out.append(item)
+    counts: dict[str, int] = {}
+    for r in out:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    return {"reservations": out, "day": day, "counts": counts,
+            "capacity": {d: n for d, n in cfg.capacity.items() if n}, "slot_minutes": cfg.slot_minutes,
+            "slots": B.slot_times(hub.config.open, hub.config.close, cfg)}
+
+
+def clock(server: QueueServer, ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, server.tz).strftime("%H:%M")
+
+
+# ------------------------------------------------------------------ the page's files
+PAGE_ROOT = Path(__file__).resolve().parent.parent / "display_board" / "plan_web"
+COMMON_JS = PAGE_ROOT.parent / "web" / "common.js"
+_files: dict[tuple[str, bool], tuple[float, bytes, str]] = {}
+
+
+def static(request: Any, path: str) -> Any:
+    """Files of /plan/, gzipped when the browser accepts it (a phone on a slow network pays for
+    bytes), with the message table served one language at a time (``messages.<lang>.json``)."""
+    import gzip
+    import mimetypes
+    from http import HTTPStatus
+
+    from .server import _response, _static
+
+    rel = path[len("/plan/"):] or "index.html"
+    if rel == "qr.svg":
+        return qr_response(request)
+    source = COMMON_JS if rel == "common.js" else PAGE_ROOT / rel
+    lang = None
+    if rel.startswith("messages.") and rel.endswith(".json") and rel.count(".") == 2:
+        lang, source = rel.split(".")[1], PAGE_ROOT / "messages.json"
+    gz = "gzip" in request.headers.get("Accept-Encoding", "")
+    key = (rel, gz)
+    try:
+        mtime = source.stat().st_mtime
+    except OSError:
+        return _static(PAGE_ROOT, rel)  # not ours: the plain handler answers (404, directory…)
+    cached = _files.get(key)
+    if cached is None or cached[0] != mtime:
+        if lang is not None:
+            import json
+
+            table = json.loads(source.read_text(encoding="utf-8"))
+            if not all(lang in v for v in table.values()):
+                return _response(HTTPStatus.NOT_FOUND, b"no such language", "text/plain")
+            # every language's own name stays: the language menu lists them all
+            body = json.dumps({k: v if k == "lang_name" else {lang: v[lang]} for k, v in table.items()},
+                              ensure_ascii=False,
+                              separators=(",", ":")).encode()
+        elif source.resolve().is_relative_to(PAGE_ROOT.resolve()) or source == COMMON_JS:
+            if not source.is_file():
+                return _static(PAGE_ROOT, rel)
+            body = source.read_bytes()
+        else:
+            return _response(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+        ctype = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+            ctype += "; charset=utf-8"
+        _files[key] = cached = (mtime, gzip.compress(body, 9, mtime=0) if gz else body, ctype)
+    _, body, ctype = cached
+    extra = {"Vary": "Accept-Encoding", **({"Content-Encoding": "gzip"} if gz else {})}
+    return _response(HTTPStatus.OK, body, ctype, extra)
+
+
+# ------------------------------------------------------------------ end of day
+def erase_answers_before(engine: Any, site: str, day: str) -> int:
+    """The answers of bookings of days before ``day`` go (purposes, times and states stay for the
+    KPIs): what a family said about a death is kept no longer than the visit needs it."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from .storage import ReservationRow
+
+    with Session(engine) as s, s.begin():
+        result = s.execute(update(ReservationRow).where(ReservationRow.site == site, ReservationRow.day < day)
+                           .values(answers={}))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def forget_answers_before(hub: SiteHub, day: str) -> None:
+    """The same in memory (the rows of past days stay so an old code is answered 'expired')."""
+    for r in hub.reservations.values():
+        if r["day"] < day:
+            r["answers"] = {}
