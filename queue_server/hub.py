@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import estimators as E
 from .config import CityConfig, SiteConfig
 from .dispatch import DispatchPolicy, priority, queue_for
 from .estimate import DepartmentWait, all_department_waits, ticket_rank, ticket_wait
 from .i18n import pick
 from .lobby import Lobby
-from .model import Counter, Priority, StepState, Ticket
+from .model import Counter, CounterState, Priority, StepState, Ticket
 
 RECENT_CALLS = 20
 WAITS_MAX_AGE = 0.5  # seconds
@@ -34,6 +35,8 @@ class SiteHub:
     by_token: dict[str, str] = field(default_factory=dict)  # public token -> ticket id
     waits_cache: tuple[float, dict[str, DepartmentWait]] | None = None
     reservations: dict[tuple[str, str], dict] = field(default_factory=dict)  # (day, code) -> row
+    # recent calls, services and walk-outs (departure rates, shared counters' shares, speeds)
+    history: E.History = field(default_factory=E.History)
 
     @property
     def key(self) -> str:
@@ -56,14 +59,90 @@ class SiteHub:
 
         Every issue reply and every public page needs them; an estimate half a second old is as
         good as a fresh one, and recomputing per request was the server's hottest loop.
+        The figures are :func:`queue_server.estimators.shipped_wait`, the estimator the comparison
+        in docs/prediction.md chose.
         """
         if not fresh and self.waits_cache and 0 <= now - self.waits_cache[0] < WAITS_MAX_AGE:
             return self.waits_cache[1]
-        w = all_department_waits(
-            self.config.departments, self.lobby.open_tickets(), self.lobby.counters.values(), now, self.lobby.policy
+        return self._shown(self.work_waits(now), now)
+
+    def _shown(self, work: Mapping[str, DepartmentWait], now: float) -> dict[str, DepartmentWait]:
+        out = {}
+        busy = {c for c in self.lobby.counters if self.lobby.ticket_at(c) is not None}
+        for d, x in work.items():
+            idle = sum(1 for c in self.lobby.counters.values()
+                       if c.state is CounterState.OPEN and d in c.departments and c.number not in busy)
+            rate = E.departure_rate(self.history.calls, d, now, self.history.left)
+            head = self._head_waited(d, x, now)
+            positions = {}
+            for tid, v in x.positions.items():
+                n = x.ranks.get(tid, 0)
+                positions[tid] = E.shipped_wait(n, idle, rate, v, head if n > 0 else None, self._waited(tid, d, now))
+            newcomer = E.shipped_wait(x.waiting, idle, rate, x.wait_minutes, head)
+            out[d] = DepartmentWait(d, x.waiting, x.counters, newcomer, positions, x.ranks)
+        self.waits_cache = (now, out)
+        return out
+
+    def _waited(self, tid: str, department: str, now: float) -> float:
+        t = self.lobby.tickets.get(tid)
+        if t is None:
+            return 0.0
+        for s in t.steps:
+            if s.department == department and s.state is StepState.READY:
+                return now - (s.ready_since if s.ready_since is not None else t.issued_at)
+        return 0.0
+
+    def work_waits(self, now: float) -> dict[str, DepartmentWait]:
+        """Planned work over the open counters, weighted by measured shares and speeds (the
+        stand-in of :func:`queue_server.estimators.shipped_wait` before any call is measured)."""
+        counters = list(self.lobby.counters.values())
+        waiting = {d: len(self.lobby.waiting_for([d])) for d in self.config.departments}
+        cap = E.capacity(counters, self.history, waiting, now)
+        return all_department_waits(
+            self.config.departments, self.lobby.open_tickets(), counters, now, self.lobby.policy, capacity=cap
         )
-        self.waits_cache = (now, w)
-        return w
+
+    def _head_waited(self, department: str, w: DepartmentWait, now: float) -> float | None:
+        head = next((tid for tid, r in w.ranks.items() if r == 0), None)
+        t = self.lobby.tickets.get(head) if head else None
+        if t is None:
+            return None
+        since = [s.ready_since for s in t.steps if s.department == department and s.ready_since is not None
+                 and s.state is StepState.READY]
+        return now - since[0] if since else None
+
+    def observe(self, ev: Mapping[str, Any]) -> None:
+        """Feed a committed event to the estimator's history (calls, services)."""
+        kind, tid, i = ev["kind"], ev.get("ticket"), ev.get("step")
+        t = self.lobby.tickets.get(tid) if tid else None
+        if kind == "cancelled" and t is not None:  # walked out: a departure from its queues (QL)
+            for s in t.steps:
+                if s.state is StepState.CANCELLED and s.ready_since is not None and s.called_at is None:
+                    self.history.add_left(ev["at"], s.department)
+            return
+        if t is None or i is None or i >= len(t.steps):
+            return
+        s = t.steps[i]
+        if kind == "called":
+            ready = s.ready_since if s.ready_since is not None else t.issued_at
+            self.history.add_call(E.Call(ev["at"], ev["counter"], s.department, max(0.0, ev["at"] - ready)))
+        elif kind == "completed" and s.started_at is not None:
+            self.history.add_service(E.Service(ev["at"], ev["counter"], s.minutes, (ev["at"] - s.started_at) / 60.0))
+
+    def predictions_for(self, t: Ticket, now: float) -> dict[str, dict[str, Any]]:
+        """Estimates for the ticket's steps that are waiting now, by department, as logged in its
+        ``issued``/``completed`` event: the minutes shown and the tickets ahead (KPI: forecast
+        accuracy, queue_server/kpi_forecast.py). Refreshes the cached waits."""
+        shown = self.waits(now, fresh=True)
+        out: dict[str, dict[str, Any]] = {}
+        for s in t.steps:
+            if s.state is not StepState.READY or s.department not in shown:
+                continue
+            w = shown[s.department]
+            minutes = w.positions.get(t.id)
+            out[s.department] = {"step": s.index, "wait_minutes": None if minutes is None else round(minutes, 1),
+                                 "ahead": w.ranks.get(t.id)}
+        return out
 
     # ------------------------------------------------------------------ views
     def counter_view(self, c: Counter) -> dict[str, Any]:
@@ -118,6 +197,7 @@ class SiteHub:
                 "waiting": w.waiting,
                 "wait_minutes": None if w.wait_minutes is None else round(w.wait_minutes, 1),
                 "open_counters": round(w.counters, 2),
+                **E.wait_fields(w.wait_minutes, w.waiting, w.counters),
             }
             for d, w in waits.items()
         ]
@@ -190,6 +270,7 @@ class SiteHub:
             "state": t.state.value,
             "position": ticket_rank(t, waits) if waiting else None,
             "wait_minutes": None if wait is None else round(wait, 1),
+            **(E.wait_fields(wait, ticket_rank(t, waits) or 0, 1.0) if waiting else {}),
             "called": called,
             "steps": [
                 {"department": x.department, "name": dict(self.config.department_names.get(x.department, {})), "state": x.state.value}

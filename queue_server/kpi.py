@@ -276,6 +276,10 @@ def compute(
     now = time.time() if now is None else now
     with log_tables(engine, period, now) as (conn, d):
         tables = _aggregate(conn, d, period, target_minutes, dict(department_names or {}), now)
+        from .kpi_forecast import forecast_tables  # forecast accuracy (docs/prediction.md)
+
+        tables.update(forecast_tables(conn, period.site, *period.bounds(), SLACK, period.offset(),
+                                      dict(department_names or {})))
     return Report(period.site, period.first, period.last, target_minutes, tables, now)
 
 

@@ -34,6 +34,7 @@ from websockets.http11 import Response
 
 from . import protocol as P
 from .config import CityConfig
+from .estimators import wait_fields
 from .hub import SiteHub, make_hub
 from .lobby import Change
 from .model import CounterState
@@ -328,9 +329,11 @@ class QueueServer:
         now = self.clock()
         waits = hub.waits(now)
         route = plan.route
+        first = self._first_wait(route, waits)
         return {
             "plan": plan_to_dict(plan),
-            "wait_minutes": _round(self._first_wait(route, waits)),
+            "wait_minutes": _round(first),
+            **wait_fields(first, min((waits[r.department].waiting for r in route if r.department in waits), default=0), 1.0),
             "visit_minutes": _round(_visit(route, waits)),
             "waits": hub.waits_view(waits),
         }
@@ -521,6 +524,8 @@ class QueueServer:
             return Outcome({"ticket": hub.ticket_view(lobby.tickets[tid])}, ch)
         if t == "complete":
             got, ch = lobby.complete(n, now)
+            if got.closed is None:  # the steps it releases queue now: log what they are shown
+                ch = _with_payload(ch, {"waits": hub.predictions_for(got, now)})
             nxt = [{"department": s.department, "name": dict(hub.config.department_names.get(s.department, {}))}
                    for s in got.steps if s.state.value in ("ready", "pending")]
             return Outcome({"ticket": hub.ticket_view(got), "next": nxt}, ch)
@@ -642,8 +647,14 @@ class QueueServer:
         hub.by_token[ticket.public_token] = ticket.id
         from .journey import plan_to_dict
 
+        # what this ticket is shown, logged in its `issued` event (KPI: forecast accuracy)
+        shown = hub.predictions_for(ticket, now)
         waits = hub.waits(now)
-        wait = self._first_wait(route, waits)
+        firsts = [shown[r.department]["wait_minutes"] for r in route if not r.after and r.department in shown]
+        firsts = [f for f in firsts if f is not None]
+        wait = min(firsts) if firsts else self._first_wait(route, waits)
+        visit = _visit(route, waits)
+        ch = _with_payload(ch, {"wait_minutes": _round(wait), "visit_minutes": _round(visit), "waits": shown})
         result = {
             "ticket": {
                 "id": ticket.id,
@@ -666,7 +677,8 @@ class QueueServer:
             ],
             "plan": plan_to_dict(plan),
             "wait_minutes": _round(wait),
-            "visit_minutes": _round(_visit(route, waits)),
+            "visit_minutes": _round(visit),
+            **wait_fields(wait, min((shown[d]["ahead"] or 0 for d in shown), default=0), 1.0),
             "prefilled": prefill is not None,
         }
 
@@ -704,6 +716,7 @@ class QueueServer:
 
     def _push_event(self, hub: SiteHub, ev: dict, now: float) -> None:
         kind = ev["kind"]
+        hub.observe(ev)
         if kind in ("called", "recalled"):
             view = self._with_audio(hub.call_view(ev))
             if kind == "called":
@@ -860,6 +873,13 @@ def _actor(c: Client) -> str:
     if c.role == "counter":
         return f"counter:{c.counter}"  # staff names stay out of the event log's actor field
     return f"{c.role}:{c.device}" if c.device else c.role
+
+
+def _with_payload(ch: Any, extra: dict) -> Any:
+    """The change with ``extra`` added to its (single) event's payload."""
+    from dataclasses import replace
+
+    return replace(ch, events=tuple(replace(e, payload={**e.payload, **extra}) for e in ch.events))
 
 
 def _round(x: float | None) -> float | None:
