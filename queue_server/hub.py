@@ -20,6 +20,7 @@ from .lobby import Lobby
 from .model import Counter, CounterState, Priority, StepState, Ticket
 
 RECENT_CALLS = 20
+ABSENT_SHOWN = 8  # numbers called but absent that boards list (short: the counter knows the rest)
 WAITS_MAX_AGE = 0.5  # seconds
 
 
@@ -32,6 +33,7 @@ class SiteHub:
     numbers: dict[tuple[str, str], int] = field(default_factory=dict)  # (day, prefix) -> last given
     recent_calls: deque = field(default_factory=lambda: deque(maxlen=RECENT_CALLS))
     help_alerts: list[dict] = field(default_factory=list)
+    absent: deque = field(default_factory=lambda: deque(maxlen=ABSENT_SHOWN))  # latest no-shows, newest first
     by_token: dict[str, str] = field(default_factory=dict)  # public token -> ticket id
     waits_cache: tuple[float, dict[str, DepartmentWait]] | None = None
     reservations: dict[tuple[str, str], dict] = field(default_factory=dict)  # (day, code) -> row
@@ -179,11 +181,19 @@ class SiteHub:
             if s is not None and s.state is StepState.CALLED:
                 called.append({"number": t.label, "counter": s.counter, "department": s.department, "at": s.called_at})
         called.sort(key=lambda c: c["at"] or 0)
+        serving = []
+        for t in self.lobby.open_tickets():
+            s = t.active_step
+            if s is not None and s.state is StepState.SERVING:
+                serving.append({"number": t.label, "counter": s.counter, "department": s.department, "at": s.started_at})
+        serving.sort(key=lambda c: c["counter"] or 0)
         return {
             "site": self.key,
             "site_name": dict(self.config.name),
             "seq": self.seq,
             "called": called,
+            "serving": serving,
+            "absent": [dict(a) for a in self.absent],
             "recent_calls": list(self.recent_calls),
             "waits": self.waits_view(waits),
             "counters": [self.counter_view(c) for c in sorted(self.lobby.counters.values(), key=lambda c: c.number)],

@@ -301,7 +301,8 @@ class QueueServer:
         """Add the URL of the call's voice announcement; synthesis runs in another process, so
         the push is never delayed (the board retries the URL until the file is ready)."""
         if self.announcer is not None and fresh:
-            view["audio"] = self.announcer.request(view["number"], view["counter"])
+            view["audio"] = self.announcer.request(view["number"], view["counter"], bool(view.get("recall")))
+            view["audio_short"] = self.announcer.short_url(view["number"], view["counter"])
         return view
 
     def _snapshot(self, hub: SiteHub, client: Client, now: float) -> dict[str, Any]:
@@ -725,11 +726,14 @@ class QueueServer:
             t = hub.lobby.tickets[ev["ticket"]]
             if any(c.ticket == t.id for c in self.clients):  # build the view only for a watching phone
                 self._push(hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
-        elif kind in ("requeued", "no_show"):
+        elif kind in ("requeued", "no_show", "started", "completed", "transferred"):
             # the number is no longer called at that counter: boards take it off "now calling"
+            # (started: it moves to "being served"; no_show: to the short absent list)
             t = hub.lobby.tickets[ev["ticket"]]
-            self._push(hub, "boards", "call_end", {"seq": ev["seq"], "number": t.label, "counter": ev["counter"],
-                                                "reason": kind}, seq=ev["seq"])
+            end = {"seq": ev["seq"], "number": t.label, "counter": ev["counter"], "reason": kind, "at": ev["at"]}
+            if kind == "no_show":
+                hub.absent.appendleft(end)
+            self._push(hub, "boards", "call_end", end, seq=ev["seq"])
         self._push(hub, "admin", "event", ev, seq=ev["seq"])
 
     async def _roll_day(self) -> None:
@@ -745,6 +749,7 @@ class QueueServer:
             await job.fut
             await asyncio.to_thread(self.store.erase_prefill_before, hub.key, today)
             hub.help_alerts.clear()
+            hub.absent.clear()
 
     async def _flusher(self) -> None:
         """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL."""
