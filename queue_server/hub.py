@@ -273,6 +273,20 @@ class SiteHub:
         if waiting and not any(t.id in w.ranks for w in waits.values()):
             waits = self.waits(now, fresh=True)  # issued since the cached estimate
         wait = ticket_wait(t, waits) if waiting else None
+        # where to wait: the departments this ticket queues for now, their counters and floor
+        # (only open counters once any is open: a closed counter is no place to stand)
+        go = []
+        if waiting:
+            for st in t.steps:
+                if st.state is not StepState.READY:
+                    continue
+                cfgs = [x for x in self.config.counters if st.department in x.departments]
+                live = [x for x in cfgs if self.lobby.counters.get(x.number) is not None
+                        and self.lobby.counters[x.number].state is CounterState.OPEN]
+                use = live or cfgs
+                go.append({"department": st.department, "name": dict(self.config.department_names.get(st.department, {})),
+                           "counters": sorted(x.number for x in use), "floor": min((x.floor for x in use), default=1),
+                           "open": bool(live)})
         return {
             "number": t.label,
             "site": self.key,
@@ -282,6 +296,7 @@ class SiteHub:
             "wait_minutes": None if wait is None else round(wait, 1),
             **(E.wait_fields(wait, ticket_rank(t, waits) or 0, 1.0) if waiting else {}),
             "called": called,
+            "go": go,
             "steps": [
                 {"department": x.department, "name": dict(self.config.department_names.get(x.department, {})), "state": x.state.value}
                 for x in t.steps
