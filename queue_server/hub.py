@@ -256,6 +256,8 @@ class SiteHub:
                     "minutes": s.minutes,
                     "recalls": s.recalls,
                     "rework": s.rework,
+                    "called_at": s.called_at,
+                    "started_at": s.started_at,
                 }
                 for s in t.steps
             ],

@@ -318,6 +318,8 @@ class QueueServer:
                 "help": hub.help_alerts[-20:],
                 "departments": {d: dict(n) for d, n in hub.config.department_names.items()},
                 "board": hub.board_view(now),
+                # what the console needs to enable exactly the buttons the server accepts
+                "policy": {"max_recalls": hub.lobby.max_recalls},
             }
         return {"board": hub.board_view(now)}
 
