@@ -194,6 +194,10 @@ class SiteHub:
             "called": called,
             "serving": serving,
             "absent": [dict(a) for a in self.absent],
+            # per department: how long the head of the queue has waited (the admin's live view)
+            "queues": [{"department": d, "waiting": w.waiting,
+                        "oldest_minutes": None if (h := self._head_waited(d, w, now)) is None else round(h / 60, 1)}
+                       for d, w in waits.items()],
             "recent_calls": list(self.recent_calls),
             "waits": self.waits_view(waits),
             "counters": [self.counter_view(c) for c in sorted(self.lobby.counters.values(), key=lambda c: c.number)],
