@@ -56,6 +56,7 @@ class History:
     """Recent calls and services of one site, oldest first, pruned to the longest window."""
 
     def __init__(self) -> None:
+        self.start: float | None = None  # time of the first observation: rates are per minute observed
         self.calls: deque[Call] = deque()
         self.services: deque[Service] = deque()
         self.staffing: deque[tuple[float, dict[str, float]]] = deque()
@@ -84,6 +85,8 @@ class History:
             self.left.popleft()
 
     def add_call(self, call: Call) -> None:
+        if self.start is None:
+            self.start = call.at
         self.calls.append(call)
         self._prune(call.at)
 
@@ -181,14 +184,16 @@ def calibration(calls: Iterable[Call], department: str, now: float) -> float:
 
 
 def departure_rate(calls: Iterable[Call], department: str, now: float,
-                   left: Iterable[tuple[float, str]] = ()) -> float | None:
+                   left: Iterable[tuple[float, str]] = (), since: float | None = None) -> float | None:
     """Tickets leaving the department's queue per minute over the last RATE_WINDOW — called, or
-    (``left``) cancelled while waiting; None with under 3 calls."""
+    (``left``) cancelled while waiting; None with under 3 calls. ``since`` is when observation
+    began (a server that started 10 minutes ago has seen 10 minutes, not RATE_WINDOW)."""
     n = sum(1 for c in calls if c.department == department and now - RATE_WINDOW <= c.at <= now)
     if n < 3:
         return None
     n += sum(1 for at, d in left if d == department and now - RATE_WINDOW <= at <= now)
-    return n / (RATE_WINDOW / MINUTE)
+    span = RATE_WINDOW if since is None else min(RATE_WINDOW, max(now - since, MINUTE))
+    return n / (span / MINUTE)
 
 
 def ql_wait(ahead: int, idle: int, rate: float | None) -> float | None:
@@ -257,7 +262,7 @@ def shipped_wait(ahead: int, idle: int, rate: float | None, work: float | None,
 # ------------------------------------------------------------------ how the figure is shown
 
 # Spread of the shipped estimator in the simulation (docs/prediction.md, seed 7, 20 runs): for
-# waits over 5 minutes, 80 % of actual waits fell within 0.75–1.55 × the estimate on 1 April and
+# waits over 5 minutes, 80 % of actual waits fell within 0.76–1.59 × the estimate on 1 April and
 # 0.69–1.77 × on a normal June day. The range shown is [0.75, 1.5] × the estimate, once that spread
 # is at least RANGE_MIN_SPREAD minutes; below it, one figure.
 RANGE_LOW, RANGE_HIGH = 0.75, 1.5

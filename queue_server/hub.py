@@ -74,7 +74,7 @@ class SiteHub:
         for d, x in work.items():
             idle = sum(1 for c in self.lobby.counters.values()
                        if c.state is CounterState.OPEN and d in c.departments and c.number not in busy)
-            rate = E.departure_rate(self.history.calls, d, now, self.history.left)
+            rate = E.departure_rate(self.history.calls, d, now, self.history.left, self.history.start)
             head = self._head_waited(d, x, now)
             positions = {}
             for tid, v in x.positions.items():

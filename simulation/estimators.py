@@ -149,13 +149,13 @@ class MeasuredDay(LobbyDay):
             head, head_key = self._head(d, now, tid)
             self.entry_ahead[(tid, s.index)] = ahead
             hs = E.hol_scaled(head, self.entry_ahead.get(head_key) if head_key else None, ahead)
-            ql = E.ql_wait(ahead, idle, E.departure_rate(self.history.calls, d, now))
-            rate = E.departure_rate(self.history.calls, d, now, self.history.left)
+            ql = E.ql_wait(ahead, idle, E.departure_rate(self.history.calls, d, now, since=self.history.start))
+            rate = E.departure_rate(self.history.calls, d, now, self.history.left, self.history.start)
             f = bw.positions.get(tid)
             b = xw.positions.get(tid)
             cal = None if b is None else b * E.calibration(self.history.calls, d, now)
             h = _or(E.hol_wait(head), cal) if ahead >= idle else 0.0
-            rate = E.departure_rate(self.history.calls, d, now, self.history.left)
+            rate = E.departure_rate(self.history.calls, d, now, self.history.left, self.history.start)
             staffed = None if rate is None else rate * self.history.staffing_ratio(d, xw.counters, now)
             ql_left = E.ql_wait(ahead, idle, rate)
             ql_staff = E.ql_wait(ahead, idle, staffed)
