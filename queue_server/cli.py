@@ -232,6 +232,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   "using the counters, one scenario day after another.")
         print("Press Ctrl+C to stop.", flush=True)
 
+    import signal
+
+    def stop_on_term(*_: object) -> None:
+        raise KeyboardInterrupt  # a service manager's SIGTERM stops the demo like Ctrl+C: children too
+
+    signal.signal(signal.SIGTERM, stop_on_term)
     try:
         asyncio.run(run_server(qs, args.host, args.port, ready))
     except KeyboardInterrupt:

@@ -71,7 +71,7 @@ def test_demo_status_urls_use_its_port_and_busy_runs_day_after_day_without_zombi
                     assert now - zombie_since[pid] < 3.0, f"child {pid} left defunct"
             time.sleep(0.3)
         assert len(seen) >= 3, f"only {len(seen)} simulated day(s) started"  # day after day
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # as a service manager stops it: the busy lobby goes too
         assert proc.wait(timeout=30) == 0
         for pid in seen:
             assert not Path(f"/proc/{pid}").exists() or "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]

@@ -218,6 +218,9 @@ def test_buttons_are_on_exactly_when_the_server_accepts_them_with_timers_and_a_c
     page.wait_for_timeout(1500)
     assert page.locator("#current-timer").inner_text() != "対応開始から 0:00", page.evaluate(
         "[window.__console.offset, JSON.stringify(window.__console.current.steps), Date.now() / 1000]")  # it runs
+    from tests.web.test_board_layout import CONTRAST_JS
+
+    assert not page.evaluate(CONTRAST_JS, "#app"), page.evaluate(CONTRAST_JS, "#app")  # all text >= 4.5:1
     shot(page, "console-serving-timer")
     _press(page, "c")
     assert _current(page) is None

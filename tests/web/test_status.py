@@ -35,6 +35,9 @@ def test_public_page_shows_position_and_wait_then_the_called_state_with_the_coun
     assert "分" in page.locator("#wait").inner_text() or "まもなく" in page.locator("#wait").inner_text()
     # where to wait first: the department's open counters and their floor
     assert page.locator("#go li").inner_text() == "1階の市民課（1番窓口）の近くでお待ちください"
+    from tests.web.test_board_layout import CONTRAST_JS
+
+    assert not page.evaluate(CONTRAST_JS, "body"), page.evaluate(CONTRAST_JS, "body")  # all text >= 4.5:1
     page.locator("#alerts").tap()  # the tap that lets the page make a sound later
     shot(page, "status-waiting")
 
