@@ -39,6 +39,7 @@ class SiteHub:
     reservations: dict[tuple[str, str], dict] = field(default_factory=dict)  # (day, code) -> row
     # recent calls, services and walk-outs (departure rates, shared counters' shares, speeds)
     history: E.History = field(default_factory=E.History)
+    queued_since_cache: dict[str, int] = field(default_factory=dict)  # department -> tickets queued since waits_cache
 
     @property
     def key(self) -> str:
@@ -83,6 +84,7 @@ class SiteHub:
             newcomer = E.shipped_wait(x.waiting, idle, rate, x.wait_minutes, head)
             out[d] = DepartmentWait(d, x.waiting, x.counters, newcomer, positions, x.ranks)
         self.waits_cache = (now, out)
+        self.queued_since_cache = {}
         return out
 
     def _waited(self, tid: str, department: str, now: float) -> float:
@@ -134,16 +136,23 @@ class SiteHub:
     def predictions_for(self, t: Ticket, now: float) -> dict[str, dict[str, Any]]:
         """Estimates for the ticket's steps that are waiting now, by department, as logged in its
         ``issued``/``completed`` event: the minutes shown and the tickets ahead (KPI: forecast
-        accuracy, queue_server/kpi_forecast.py). Refreshes the cached waits."""
-        shown = self.waits(now, fresh=True)
+        accuracy, queue_server/kpi_forecast.py).
+
+        Uses the cached waits (recomputing on every issue was the server's hottest loop): a ticket
+        not in them yet is a newcomer, shown the newcomer's figure the board shows."""
+        shown = self.waits(now)
         out: dict[str, dict[str, Any]] = {}
         for s in t.steps:
             if s.state is not StepState.READY or s.department not in shown:
                 continue
             w = shown[s.department]
-            minutes = w.positions.get(t.id)
+            if t.id in w.ranks:
+                minutes, ahead = w.positions.get(t.id), w.ranks[t.id]
+            else:  # queued since the cache: behind the queue it holds and the others queued since
+                minutes, ahead = w.wait_minutes, w.waiting + self.queued_since_cache.get(s.department, 0)
+                self.queued_since_cache[s.department] = self.queued_since_cache.get(s.department, 0) + 1
             out[s.department] = {"step": s.index, "wait_minutes": None if minutes is None else round(minutes, 1),
-                                 "ahead": w.ranks.get(t.id)}
+                                 "ahead": ahead}
         return out
 
     # ------------------------------------------------------------------ views
