@@ -143,8 +143,8 @@ class SiteHub:
         shown = self.waits(now)
         out: dict[str, dict[str, Any]] = {}
         for s in t.steps:
-            if s.state is not StepState.READY or s.department not in shown:
-                continue
+            if s.state is not StepState.READY or s.department not in shown or s.department in out:
+                continue  # (two ready steps in one department: the first is logged)
             w = shown[s.department]
             if t.id in w.ranks:
                 minutes, ahead = w.positions.get(t.id), w.ranks[t.id]

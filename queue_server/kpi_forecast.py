@@ -1,8 +1,9 @@
 """Forecast accuracy KPI: were the waits we showed right?
 
 Every ``issued`` event logs, per department the ticket queued for, the wait in minutes it was
-shown (``payload.waits[department] = {"step", "wait_minutes", "ahead"}``), and so does every
-``completed`` event for the steps it released. The step's next ``called`` event says how long it
+shown (``payload.waits[department] = {"step", "wait_minutes", "ahead"}``), and so do every
+``completed`` event for the steps it released and every ``transferred`` / ``requeued`` event for
+the step that went back into a queue. The step's next ``called`` event says how long it
 really waited. Per department and per hour of the prediction (local time) this module reports the
 mean absolute error (MAE, minutes), RASE (root mean squared error over the mean actual wait, as
 Ibrahim & Whitt measure delay estimators) and the shares within ±5 minutes and within ±25 %.
@@ -23,6 +24,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+# events that put a step in a queue and log the wait it was shown
+PREDICTING = ("issued", "completed", "transferred", "requeued")
+
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
@@ -42,7 +46,7 @@ def pair(events: Iterable[Mapping[str, Any]], offset: int = 9 * 3600) -> list[Fo
     out = []
     for e in events:
         kind = e["kind"]
-        if kind in ("issued", "completed"):
+        if kind in PREDICTING:
             for dept, w in ((e.get("payload") or {}).get("waits") or {}).items():
                 if isinstance(w, Mapping) and w.get("wait_minutes") is not None and w.get("step") is not None:
                     open_[(e["ticket"], int(w["step"]))] = (dept, float(e["at"]), float(w["wait_minutes"]))
@@ -86,10 +90,10 @@ def accuracy(rows: Iterable[Forecast]) -> Accuracy:
 
 
 def read_events(conn: Connection, site: str, start: float, end: float, slack: float) -> list[dict[str, Any]]:
-    """Issued/completed/called events from ``start`` to ``end + slack`` in log order."""
+    """Predicting and called events from ``start`` to ``end + slack`` in log order."""
     rows = conn.execute(text(
         "SELECT at, kind, ticket, step, payload FROM events WHERE site = :site AND at >= :start AND at < :end "
-        "AND kind IN ('issued', 'completed', 'called') ORDER BY seq"), {"site": site, "start": start, "end": end + slack})
+        "AND kind IN ('issued', 'completed', 'transferred', 'requeued', 'called') ORDER BY seq"), {"site": site, "start": start, "end": end + slack})
     out = []
     for at, kind, ticket, step, payload in rows:
         if isinstance(payload, str):

@@ -524,6 +524,8 @@ class QueueServer:
         if t in ("recall", "start", "no_show", "requeue"):
             ch = getattr(lobby, t)(n, now)
             tid = next(iter(ch.tickets))
+            if t == "requeue":  # back in its queue: log the wait it is shown now (forecast KPI)
+                ch = _with_payload(ch, {"waits": hub.predictions_for(lobby.tickets[tid], now)})
             return Outcome({"ticket": hub.ticket_view(lobby.tickets[tid])}, ch)
         if t == "complete":
             got, ch = lobby.complete(n, now)
@@ -535,6 +537,7 @@ class QueueServer:
         if t == "transfer":
             self._check_department(hub, b["department"])
             ch = lobby.transfer(n, b["department"], now)
+            ch = _with_payload(ch, {"waits": hub.predictions_for(lobby.tickets[next(iter(ch.tickets))], now)})
             return Outcome({"ticket": hub.ticket_view(lobby.tickets[next(iter(ch.tickets))])}, ch)
         if t == "add_procedure":
             self._check_department(hub, b["department"])

@@ -72,6 +72,9 @@ def test_server_logs_the_wait_shown_at_issue_and_at_each_queue_entry(live):
         await shimin.ok("call_next")
         await shimin.ok("start")
         await shimin.ok("complete")
+        third = await issue(k, "fc-3", purposes=("certificate",))
+        await shimin.ok("call", ticket=third["ticket"]["id"])
+        await shimin.ok("transfer", department="zeimu")
         return first, second
 
     first, second = asyncio.run(scenario())
@@ -86,3 +89,6 @@ def test_server_logs_the_wait_shown_at_issue_and_at_each_queue_entry(live):
     assert p["waits"]["shimin"]["step"] == 0 and p["waits"]["shimin"]["ahead"] == 1
     released = [e for e in events if e["kind"] == "completed" and e["ticket"] == second["ticket"]["id"]]
     assert released and "hoken_nenkin" in released[0]["payload"]["waits"]
+    # a transfer puts the step in another queue: that wait is logged too
+    moved = [e for e in events if e["kind"] == "transferred"]
+    assert moved and moved[0]["payload"]["waits"]["zeimu"]["step"] == 0
