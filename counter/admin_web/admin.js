@@ -15,7 +15,7 @@ const T = {
     state: "状態", number: "番号", for: "経過", department: "課", waiting: "待ち人数", oldest: "最長待ち",
     estimate: "予測", open: "受付中", paused: "休止中", closed: "閉鎖", called: "呼出中", serving: "対応中",
     live: "リアルタイム更新中", offline: "接続が切れています。再接続中…", minutes: "{n}分", people: "{n}人",
-    counter_n: "{n}番窓口",
+    counter_n: "{n}番窓口", soon: "まもなく",
   },
   en: {
     title: "Counter KPIs (admin)", token: "Admin token", sign_in: "Show", sign_out: "Sign out", site: "Site",
@@ -27,6 +27,7 @@ const T = {
     waiting: "Waiting", oldest: "Longest wait", estimate: "Estimate", open: "Open", paused: "Paused",
     closed: "Closed", called: "Called", serving: "Serving", live: "Updating live",
     offline: "Connection lost. Reconnecting…", minutes: "{n} min", people: "{n}", counter_n: "Counter {n}",
+    soon: "soon",
   },
 };
 let LANG = new URLSearchParams(location.search).get("lang") || localStorage.getItem("madoguchi.admin.lang") || "ja";
@@ -191,15 +192,21 @@ function renderLive() {
     const tr = document.createElement("tr");
     tr.dataset.department = w.department;
     const est = w.wait_minutes === null || w.wait_minutes === undefined ? "-"
-      : w.wait_low !== null && w.wait_low !== undefined ? `${w.wait_low}–${w.wait_high}` : String(Math.ceil(w.wait_minutes));
+      : w.wait_kind === "soon" ? t("soon")
+        : t("minutes", { n: w.wait_low !== null && w.wait_low !== undefined ? `${w.wait_low}–${w.wait_high}` : Math.ceil(w.wait_minutes) });
     for (const v of [pickName(w.name, w.department), String(w.waiting),
       oldest[w.department] === null || oldest[w.department] === undefined ? "-" : t("minutes", { n: Math.round(oldest[w.department]) }),
-      est === "-" ? "-" : t("minutes", { n: est })]) tr.insertCell().textContent = v;
+      est]) tr.insertCell().textContent = v;
     tr.cells[1].className = tr.cells[2].className = tr.cells[3].className = "num";
     return tr;
   }));
   const opt = [...$("site").options].find((o) => o.value === b.site);
   if (opt) opt.textContent = pickName(b.site_name, b.site);
+}
+
+function renderState() {
+  const s = live.state;
+  $("now-state").textContent = s === "online" ? t("live") : s === "offline" ? t("offline") : s === "bad_token" ? t("bad_token") : "";
 }
 
 function tickLive() {
@@ -226,8 +233,8 @@ function connectLive() {
     },
     // every committed event reaches the admin role: refresh the view, at most every 0.3 s
     onPush: () => { if (!live.pending) live.pending = setTimeout(refreshBoard, 300); },
-    onState: (s) => { $("now-state").textContent = s === "online" ? t("live") : s === "offline" ? t("offline") : ""; },
-    onFatal: () => { $("now-state").textContent = t("bad_token"); },
+    onState: (s) => { live.state = s; renderState(); },
+    onFatal: () => { live.state = "bad_token"; renderState(); },
   }).start();
 }
 
@@ -271,6 +278,8 @@ $("lang").addEventListener("change", () => {
   localStorage.setItem("madoguchi.admin.lang", LANG);
   applyTexts();
   renderLive();
+  renderState();
+  refreshLive();  // the KPI names themselves come from the server in Japanese (docs/kpi.md)
 });
 
 $("signin").addEventListener("submit", (ev) => {

@@ -41,6 +41,7 @@ def test_signs_in_from_the_printed_url_and_shows_counters_and_queues_live(live, 
 
     page.select_option("#lang", "en")
     assert page.locator("#now-h").inner_text().startswith("Counters and queues now")
+    assert page.locator("#now-state").inner_text() == "Updating live"
     assert nine.locator("td").nth(2).inner_text() == "Serving"
     assert "Health Insurance and Pension Division" in page.locator("#now").inner_text()
     shot(page, "admin-live-en")
