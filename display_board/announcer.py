@@ -1,6 +1,6 @@
 """Offline voice calls for the lobby boards: a chime, the Japanese call, then the English call.
 
-「受付番号 123 番の方、3 番窓口へお越しください」 is spoken by pyopenjtalk (pyopenjtalk-plus, no
+「123番の方、3番窓口へお越しください」 is spoken by pyopenjtalk (pyopenjtalk-plus, no
 network), the English phrase by espeak-ng; both are joined with a chime into one WAV file per
 phrase under var/audio/, named by a hash of the texts, so a recall (same number, same counter)
 plays the cached file again. The server pushes the call first and only then asks for the audio:
@@ -38,36 +38,51 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = ROOT / "var" / "audio"
 RATE = 24000  # Hz: plenty for speech and half the bytes of pyopenjtalk's 48 kHz
 MAX_CACHED = 400  # phrases kept under var/audio (~250 MB); the oldest go first
-VOICE_VERSION = "1"  # bump when the chime, voices or layout change: new file names, no stale cache
+VOICE_VERSION = "3"  # bump when the chime, voices or layout change: new file names, no stale cache
 
 # Spoken phrase per language. Only languages with an offline voice are spoken; the board shows
-# the other languages as text. The spaces around the numbers are removed before synthesis.
+# the other languages as text. Short on purpose (chime + number + counter, the rest is on the
+# screen): ~6 s a call, so a busy lobby's calls are announced while they still matter.
 VOICE_PHRASES: Mapping[str, str] = {
-    "ja": "受付番号{number}番の方、{counter}番窓口へお越しください",
-    "en": "Ticket number {number}, please come to counter {counter}.",
+    "ja": "{number}番の方、{counter}番窓口へお越しください",
+    "en": "Number {number}, counter {counter}.",
 }
+RECALL_PHRASES: Mapping[str, str] = {
+    "ja": "もう一度お呼びします。{number}番の方、{counter}番窓口へお越しください",
+    "en": "Again, number {number}, counter {counter}.",
+}
+# The short form a board plays for the second and later calls of a burst, after one chime:
+# 「12番の方、1番窓口へ」 (no chime, Japanese only, ~2 s).
+SHORT_PHRASE = "{number}番の方、{counter}番窓口へ"
 
 
 @dataclass(frozen=True)
 class Phrase:
-    """The texts of one call announcement."""
+    """The texts of one call announcement (``en`` empty: the short form, no chime)."""
 
     ja: str
     en: str
+    short: bool = False
 
     @property
     def name(self) -> str:
-        """Cache file name: same texts, same file (a recall reuses it)."""
-        digest = hashlib.sha256(f"{VOICE_VERSION}\n{self.ja}\n{self.en}".encode()).hexdigest()[:20]
-        return f"call-{digest}.wav"
+        """Cache file name: same texts, same file (a recall of the same number reuses it)."""
+        digest = hashlib.sha256(f"{VOICE_VERSION}\n{self.ja}\n{self.en}\n{self.short}".encode()).hexdigest()[:20]
+        return f"{'say' if self.short else 'call'}-{digest}.wav"
 
 
-def call_phrase(number: str, counter: int) -> Phrase:
-    """The phrase for ticket ``number`` called to ``counter``."""
+def call_phrase(number: str, counter: int, recall: bool = False) -> Phrase:
+    """The phrase for ticket ``number`` called (or called again) to ``counter``."""
+    table = RECALL_PHRASES if recall else VOICE_PHRASES
     return Phrase(
-        ja=VOICE_PHRASES["ja"].format(number=number, counter=counter),
-        en=VOICE_PHRASES["en"].format(number=_spell_for_english(number), counter=counter),
+        ja=table["ja"].format(number=number, counter=counter),
+        en=table["en"].format(number=_spell_for_english(number), counter=counter),
     )
+
+
+def short_phrase(number: str, counter: int) -> Phrase:
+    """The burst form: Japanese number and counter only, no chime."""
+    return Phrase(ja=SHORT_PHRASE.format(number=number, counter=counter), en="", short=True)
 
 
 def _spell_for_english(number: str) -> str:
@@ -99,12 +114,21 @@ def _normalise(x: np.ndarray, peak: float = 0.85) -> np.ndarray:
     return x * (peak / m) if m > 0 else x
 
 
-def speak_japanese(text: str) -> np.ndarray:
+def _trim(x: np.ndarray, rate: int, lead: float = 0.05, tail: float = 0.08) -> np.ndarray:
+    """Cut the silence pyopenjtalk puts before and after speech (~0.3 s each side): in a burst of
+    calls it adds up to seconds."""
+    loud = np.nonzero(np.abs(x) > 0.02 * (float(np.max(np.abs(x))) if len(x) else 0.0))[0]
+    if len(loud) == 0:
+        return x
+    return x[max(0, loud[0] - int(lead * rate)): loud[-1] + int(tail * rate)]
+
+
+def speak_japanese(text: str, speed: float = 1.0) -> np.ndarray:
     """Japanese speech at RATE, float in [-1, 1] (pyopenjtalk-plus, offline)."""
     import pyopenjtalk  # imported in the worker only: loading the dictionary takes ~2 s
 
-    x, sr = pyopenjtalk.tts(text)
-    return _normalise(_resample(np.asarray(x, dtype=np.float64), sr, RATE))
+    x, sr = pyopenjtalk.tts(text, speed=speed)
+    return _normalise(_trim(_resample(np.asarray(x, dtype=np.float64), sr, RATE), RATE))
 
 
 def speak_english(text: str) -> np.ndarray:
@@ -121,9 +145,13 @@ def speak_english(text: str) -> np.ndarray:
 
 
 def render(phrase: Phrase) -> bytes:
-    """The whole announcement as a 16-bit mono WAV: chime, Japanese, English."""
-    gap = np.zeros(int(RATE * 0.35))
-    x = np.concatenate([chime(), gap, speak_japanese(phrase.ja), gap, gap, speak_english(phrase.en), gap])
+    """The whole announcement as a 16-bit mono WAV: chime, Japanese, English (the short form:
+    Japanese only)."""
+    gap = np.zeros(int(RATE * 0.3))
+    if phrase.short:
+        x = np.concatenate([speak_japanese(phrase.ja, speed=1.15), gap])  # a touch quicker: it is a list
+    else:
+        x = np.concatenate([chime(), gap, speak_japanese(phrase.ja), gap, speak_english(phrase.en), gap])
     pcm = (np.clip(x, -1.0, 1.0) * 32767).astype("<i2").tobytes()
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
@@ -142,23 +170,28 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def render_to(number: str, counter: int, cache_dir: str) -> str:
-    """Worker entry point: synthesise one call into the cache (if missing); return the file name."""
-    phrase = call_phrase(number, counter)
-    path = Path(cache_dir) / phrase.name
-    if not path.is_file():
-        write_atomically(path, render(phrase))
-        prune(Path(cache_dir))
+def render_to(number: str, counter: int, cache_dir: str, recall: bool = False) -> str:
+    """Worker entry point: synthesise one call (and its short form) into the cache if missing;
+    return the full phrase's file name."""
+    phrase = call_phrase(number, counter, recall)
+    for p in (phrase, short_phrase(number, counter)):
+        path = Path(cache_dir) / p.name
+        if not path.is_file():
+            write_atomically(path, render(p))
+            prune(Path(cache_dir))
     return phrase.name
 
 
 def prune(cache_dir: Path, keep: int = MAX_CACHED) -> int:
     """Delete the oldest phrases beyond ``keep`` (each is ~0.6 MB; a busy day makes hundreds).
     Returns how many were deleted."""
-    files = sorted(cache_dir.glob("call-*.wav"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for old in files[keep:]:
-        old.unlink(missing_ok=True)
-    return max(0, len(files) - keep)
+    gone = 0
+    for pattern in ("call-*.wav", "say-*.wav"):
+        files = sorted(cache_dir.glob(pattern), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in files[keep:]:
+            old.unlink(missing_ok=True)
+        gone += max(0, len(files) - keep)
+    return gone
 
 
 def wav_seconds(path: Path) -> float:
@@ -216,9 +249,13 @@ class Announcer:
             elif not line.startswith("ok "):
                 log.debug("announcer: %s", line.rstrip())  # library chatter (e.g. pyopenjtalk's ONNX notice)
 
-    def request(self, number: str, counter: int) -> str:
+    def short_url(self, number: str, counter: int) -> str:
+        """The URL of the call's short form (made by the same job as :meth:`request`)."""
+        return self.url_prefix + short_phrase(number, counter).name
+
+    def request(self, number: str, counter: int, recall: bool = False) -> str:
         """The URL the board will play for this call; synthesis is queued if the file is missing."""
-        name = call_phrase(number, counter).name
+        name = call_phrase(number, counter, recall).name
         now = time.monotonic()
         if self._enabled and now - self._asked.get(name, -1e9) > 60 and not (self.cache_dir / name).is_file():
             self._asked[name] = now
@@ -227,24 +264,24 @@ class Announcer:
             for _ in range(2):  # a worker that died is started again once
                 try:
                     w = self._worker()
-                    w.stdin.write(f"{number}\t{counter}\n")
+                    w.stdin.write(f"{number}\t{counter}\t{int(recall)}\n")
                     w.stdin.flush()
                     break
                 except (BrokenPipeError, OSError, ValueError):
                     self._proc = None
         return self.url_prefix + name
 
-    def synthesise(self, number: str, counter: int) -> Path:
-        """Blocking: make sure the file exists and return its path (tests, pre-generation)."""
-        return self.cache_dir / render_to(number, counter, str(self.cache_dir))
+    def synthesise(self, number: str, counter: int, recall: bool = False) -> Path:
+        """Blocking: make sure the files exist and return the full phrase's path (tests, pre-generation)."""
+        return self.cache_dir / render_to(number, counter, str(self.cache_dir), recall)
 
 
 def worker_main(cache_dir: str) -> int:
-    """The worker process: one ``number<TAB>counter`` job per stdin line, in order, until EOF."""
+    """The worker process: one ``number<TAB>counter<TAB>recall`` job per stdin line, in order, until EOF."""
     for line in sys.stdin:
         try:
-            number, counter = line.rstrip("\n").split("\t")
-            print("ok", render_to(number, int(counter), cache_dir), flush=True)
+            number, counter, *rest = line.rstrip("\n").split("\t")
+            print("ok", render_to(number, int(counter), cache_dir, bool(rest and rest[0] == "1")), flush=True)
         except Exception as e:  # one bad phrase must not stop the announcements after it
             print("error", repr(line), type(e).__name__, e, flush=True)
     return 0

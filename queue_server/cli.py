@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--busy", action="store_true",
                    help="also run the simulation's live mode, so simulated kiosks and staff fill the board")
     p.add_argument("--scenario", default="normal_week", help="scenario for --busy (default normal_week)")
+    p.add_argument("--busy-speed", type=float, default=60.0, help="--busy: simulated seconds per second (default 60)")
+    p.add_argument("--busy-minutes", type=float, default=None,
+                   help="--busy: simulated minutes per day before the next day starts (default: the whole day)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check-config", help="validate site config, catalogue and message tables")
@@ -152,6 +155,61 @@ def device_urls(host: str, port: int, tokens, city) -> list[str]:
     return lines
 
 
+def public_base(host: str, port: int) -> str:
+    """The demo's own address for the QR codes and status URLs (not config's production URL)."""
+    import socket
+
+    name = socket.gethostname() if host in ("", "0.0.0.0", "::") else host
+    return f"http://{name}:{port}/"
+
+
+class BusyLobby:
+    """``demo --busy``: the simulation's live mode, one scenario day after another until stopped.
+
+    Each day runs as a child process that ends when the day does; a thread waits for it (so no
+    defunct process is left) and starts the next day. ``stop`` ends the current day and waits.
+    """
+
+    def __init__(self, command) -> None:  # command(day_index) -> argv
+        import threading
+
+        self.command = command
+        self.days = 0
+        self.proc = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="busy-lobby", daemon=True)
+
+    def start(self) -> BusyLobby:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import subprocess
+
+        while not self._stop.is_set():
+            self.proc = subprocess.Popen(self.command(self.days), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while self.proc.poll() is None and not self._stop.wait(0.5):
+                pass
+            if self._stop.is_set():
+                break
+            self.days += 1
+            self._stop.wait(1.0)  # a breath between days
+
+    def stop(self) -> None:
+        import subprocess
+
+        self._stop.set()
+        p = self.proc
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self._thread.join(timeout=15)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import logging
     import os
@@ -167,10 +225,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(e)
         return 1
+    import dataclasses
+
     qs = QueueServer(city, store, tokens, catalogue)
-    kiosk: list[subprocess.Popen] = []  # child processes: the kiosk window and the busy-lobby simulation
+    kiosk: list[subprocess.Popen] = []  # child processes: the kiosk window
+    busy: list[BusyLobby] = []
 
     def ready(port: int) -> None:
+        # tickets' QR codes and status URLs point at this demo, whatever --host/--port
+        qs.city = dataclasses.replace(qs.city, public_base_url=public_base(args.host, port))
         print("madoguchi demo — Sakata City (酒田市), SQLite at", store.url)
         for line in device_urls(args.host, port, tokens, city):
             print(" ", line)
@@ -184,18 +247,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         else:
             print("  No display here: start the kiosk on a machine with a screen with the Kiosk line above.")
         if args.busy:
-            kiosk.append(subprocess.Popen(
-                [sys.executable, "run.py", "simulate", args.scenario, "--live", f"ws://{args.host}:{port}/ws",
-                 "--speed", "60", "--secrets", args.secrets, "--quiet"],
-                stdout=subprocess.DEVNULL))
-            print(f"  Busy lobby: simulated kiosks and staff ({args.scenario}, 60x speed) are using the counters.")
+            extra = ["--minutes", str(args.busy_minutes)] if args.busy_minutes else []
+            busy.append(BusyLobby(lambda day: [
+                sys.executable, "run.py", "simulate", args.scenario, "--live", f"ws://{args.host}:{port}/ws",
+                "--speed", str(args.busy_speed), "--secrets", args.secrets, "--quiet", "--day", str(day), *extra,
+            ]).start())
+            print(f"  Busy lobby: simulated kiosks and staff ({args.scenario}, {args.busy_speed:g}x speed) are "
+                  "using the counters, one scenario day after another.")
         print("Press Ctrl+C to stop.", flush=True)
 
+    import signal
+
+    def stop_on_term(*_: object) -> None:
+        raise KeyboardInterrupt  # a service manager's SIGTERM stops the demo like Ctrl+C: children too
+
+    signal.signal(signal.SIGTERM, stop_on_term)
     try:
         return _serve_as_leader(run_server(qs, args.host, args.port, ready))
     finally:
+        for b in busy:
+            b.stop()
         for p in kiosk:
             p.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=10)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

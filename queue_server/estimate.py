@@ -40,8 +40,16 @@ class DepartmentWait:
     ranks: Mapping[str, int] = field(default_factory=dict)  # ticket id -> tickets ahead of it
 
 
-def _effective_counters(department: str, counters: Iterable[Counter]) -> tuple[float, list[Counter]]:
+Capacity = Mapping[int, Mapping[str, float]]  # counter -> department -> effective counters it gives
+
+
+def _effective_counters(
+    department: str, counters: Iterable[Counter], capacity: Capacity | None = None
+) -> tuple[float, list[Counter]]:
     serving = [c for c in counters if c.state is CounterState.OPEN and department in c.departments]
+    if capacity is not None:
+        # measured shares and speeds (queue_server.estimators.capacity); 1/k for a counter it lacks
+        return sum(capacity.get(c.number, {}).get(department, 1.0 / len(c.departments)) for c in serving), serving
     return sum(1.0 / len(c.departments) for c in serving), serving
 
 
@@ -96,9 +104,13 @@ def all_department_waits(
     counters: Iterable[Counter],
     now: float,
     policy: DispatchPolicy,
+    capacity: Capacity | None = None,
 ) -> dict[str, DepartmentWait]:
     """department_wait for each department, in one pass over the tickets (the server calls this
-    on every issue; scanning the lobby once per department was its hottest loop)."""
+    on every issue; scanning the lobby once per department was its hottest loop).
+
+    ``capacity`` replaces the 1/k split of shared counters with measured shares and speeds (the
+    shipped estimator, see queue_server/estimators.py and docs/prediction.md)."""
     departments = list(departments)
     counters = list(counters)
     wanted = set(departments)
@@ -123,7 +135,7 @@ def all_department_waits(
             queues[d].append((key, t, minutes))
     out = {}
     for d in departments:
-        c_d, serving = _effective_counters(d, counters)
+        c_d, serving = _effective_counters(d, counters, capacity)
         q = sorted(queues[d], key=lambda e: e[0])
         idle = sum(1 for c in serving if c.number not in busy_at)
         work = sum(busy_at.get(c.number, 0.0) for c in serving)

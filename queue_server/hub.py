@@ -11,14 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import estimators as E
 from .config import CityConfig, SiteConfig
 from .dispatch import DispatchPolicy, priority, queue_for
 from .estimate import DepartmentWait, all_department_waits, ticket_rank, ticket_wait
 from .i18n import pick
 from .lobby import Lobby
-from .model import Counter, Priority, StepState, Ticket
+from .model import Counter, CounterState, Priority, StepState, Ticket
 
 RECENT_CALLS = 20
+ABSENT_SHOWN = 8  # numbers called but absent that boards list (short: the counter knows the rest)
 WAITS_MAX_AGE = 0.5  # seconds
 
 
@@ -31,9 +33,13 @@ class SiteHub:
     numbers: dict[tuple[str, str], int] = field(default_factory=dict)  # (day, prefix) -> last given
     recent_calls: deque = field(default_factory=lambda: deque(maxlen=RECENT_CALLS))
     help_alerts: list[dict] = field(default_factory=list)
+    absent: deque = field(default_factory=lambda: deque(maxlen=ABSENT_SHOWN))  # latest no-shows, newest first
     by_token: dict[str, str] = field(default_factory=dict)  # public token -> ticket id
     waits_cache: tuple[float, dict[str, DepartmentWait]] | None = None
     reservations: dict[tuple[str, str], dict] = field(default_factory=dict)  # (day, code) -> row
+    # recent calls, services and walk-outs (departure rates, shared counters' shares, speeds)
+    history: E.History = field(default_factory=E.History)
+    queued_since_cache: dict[str, int] = field(default_factory=dict)  # department -> tickets queued since waits_cache
 
     @property
     def key(self) -> str:
@@ -56,14 +62,98 @@ class SiteHub:
 
         Every issue reply and every public page needs them; an estimate half a second old is as
         good as a fresh one, and recomputing per request was the server's hottest loop.
+        The figures are :func:`queue_server.estimators.shipped_wait`, the estimator the comparison
+        in docs/prediction.md chose.
         """
         if not fresh and self.waits_cache and 0 <= now - self.waits_cache[0] < WAITS_MAX_AGE:
             return self.waits_cache[1]
-        w = all_department_waits(
-            self.config.departments, self.lobby.open_tickets(), self.lobby.counters.values(), now, self.lobby.policy
+        return self._shown(self.work_waits(now), now)
+
+    def _shown(self, work: Mapping[str, DepartmentWait], now: float) -> dict[str, DepartmentWait]:
+        out = {}
+        busy = {c for c in self.lobby.counters if self.lobby.ticket_at(c) is not None}
+        for d, x in work.items():
+            idle = sum(1 for c in self.lobby.counters.values()
+                       if c.state is CounterState.OPEN and d in c.departments and c.number not in busy)
+            rate = E.departure_rate(self.history.calls, d, now, self.history.left, self.history.start)
+            head = self._head_waited(d, x, now)
+            positions = {}
+            for tid, v in x.positions.items():
+                n = x.ranks.get(tid, 0)
+                positions[tid] = E.shipped_wait(n, idle, rate, v, head if n > 0 else None, self._waited(tid, d, now))
+            newcomer = E.shipped_wait(x.waiting, idle, rate, x.wait_minutes, head)
+            out[d] = DepartmentWait(d, x.waiting, x.counters, newcomer, positions, x.ranks)
+        self.waits_cache = (now, out)
+        self.queued_since_cache = {}
+        return out
+
+    def _waited(self, tid: str, department: str, now: float) -> float:
+        t = self.lobby.tickets.get(tid)
+        if t is None:
+            return 0.0
+        for s in t.steps:
+            if s.department == department and s.state is StepState.READY:
+                return now - (s.ready_since if s.ready_since is not None else t.issued_at)
+        return 0.0
+
+    def work_waits(self, now: float) -> dict[str, DepartmentWait]:
+        """Planned work over the open counters, weighted by measured shares and speeds (the
+        stand-in of :func:`queue_server.estimators.shipped_wait` before any call is measured)."""
+        counters = list(self.lobby.counters.values())
+        waiting = {d: len(self.lobby.waiting_for([d])) for d in self.config.departments}
+        cap = E.capacity(counters, self.history, waiting, now)
+        return all_department_waits(
+            self.config.departments, self.lobby.open_tickets(), counters, now, self.lobby.policy, capacity=cap
         )
-        self.waits_cache = (now, w)
-        return w
+
+    def _head_waited(self, department: str, w: DepartmentWait, now: float) -> float | None:
+        head = next((tid for tid, r in w.ranks.items() if r == 0), None)
+        t = self.lobby.tickets.get(head) if head else None
+        if t is None:
+            return None
+        since = [s.ready_since for s in t.steps if s.department == department and s.ready_since is not None
+                 and s.state is StepState.READY]
+        return now - since[0] if since else None
+
+    def observe(self, ev: Mapping[str, Any]) -> None:
+        """Feed a committed event to the estimator's history (calls, services)."""
+        kind, tid, i = ev["kind"], ev.get("ticket"), ev.get("step")
+        t = self.lobby.tickets.get(tid) if tid else None
+        if kind == "cancelled" and t is not None:  # walked out: a departure from its queues (QL)
+            for s in t.steps:
+                if s.state is StepState.CANCELLED and s.ready_since is not None and s.called_at is None:
+                    self.history.add_left(ev["at"], s.department)
+            return
+        if t is None or i is None or i >= len(t.steps):
+            return
+        s = t.steps[i]
+        if kind == "called":
+            ready = s.ready_since if s.ready_since is not None else t.issued_at
+            self.history.add_call(E.Call(ev["at"], ev["counter"], s.department, max(0.0, ev["at"] - ready)))
+        elif kind == "completed" and s.started_at is not None:
+            self.history.add_service(E.Service(ev["at"], ev["counter"], s.minutes, (ev["at"] - s.started_at) / 60.0))
+
+    def predictions_for(self, t: Ticket, now: float) -> dict[str, dict[str, Any]]:
+        """Estimates for the ticket's steps that are waiting now, by department, as logged in its
+        ``issued``/``completed`` event: the minutes shown and the tickets ahead (KPI: forecast
+        accuracy, queue_server/kpi_forecast.py).
+
+        Uses the cached waits (recomputing on every issue was the server's hottest loop): a ticket
+        not in them yet is a newcomer, shown the newcomer's figure the board shows."""
+        shown = self.waits(now)
+        out: dict[str, dict[str, Any]] = {}
+        for s in t.steps:
+            if s.state is not StepState.READY or s.department not in shown or s.department in out:
+                continue  # (two ready steps in one department: the first is logged)
+            w = shown[s.department]
+            if t.id in w.ranks:
+                minutes, ahead = w.positions.get(t.id), w.ranks[t.id]
+            else:  # queued since the cache: behind the queue it holds and the others queued since
+                minutes, ahead = w.wait_minutes, w.waiting + self.queued_since_cache.get(s.department, 0)
+                self.queued_since_cache[s.department] = self.queued_since_cache.get(s.department, 0) + 1
+            out[s.department] = {"step": s.index, "wait_minutes": None if minutes is None else round(minutes, 1),
+                                 "ahead": ahead}
+        return out
 
     # ------------------------------------------------------------------ views
     def counter_view(self, c: Counter) -> dict[str, Any]:
@@ -100,11 +190,23 @@ class SiteHub:
             if s is not None and s.state is StepState.CALLED:
                 called.append({"number": t.label, "counter": s.counter, "department": s.department, "at": s.called_at})
         called.sort(key=lambda c: c["at"] or 0)
+        serving = []
+        for t in self.lobby.open_tickets():
+            s = t.active_step
+            if s is not None and s.state is StepState.SERVING:
+                serving.append({"number": t.label, "counter": s.counter, "department": s.department, "at": s.started_at})
+        serving.sort(key=lambda c: c["counter"] or 0)
         return {
             "site": self.key,
             "site_name": dict(self.config.name),
             "seq": self.seq,
             "called": called,
+            "serving": serving,
+            "absent": [dict(a) for a in self.absent],
+            # per department: how long the head of the queue has waited (the admin's live view)
+            "queues": [{"department": d, "waiting": w.waiting,
+                        "oldest_minutes": None if (h := self._head_waited(d, w, now)) is None else round(h / 60, 1)}
+                       for d, w in waits.items()],
             "recent_calls": list(self.recent_calls),
             "waits": self.waits_view(waits),
             "counters": [self.counter_view(c) for c in sorted(self.lobby.counters.values(), key=lambda c: c.number)],
@@ -118,6 +220,7 @@ class SiteHub:
                 "waiting": w.waiting,
                 "wait_minutes": None if w.wait_minutes is None else round(w.wait_minutes, 1),
                 "open_counters": round(w.counters, 2),
+                **E.wait_fields(w.wait_minutes, w.waiting, w.counters),
             }
             for d, w in waits.items()
         ]
@@ -166,6 +269,8 @@ class SiteHub:
                     "minutes": s.minutes,
                     "recalls": s.recalls,
                     "rework": s.rework,
+                    "called_at": s.called_at,
+                    "started_at": s.started_at,
                 }
                 for s in t.steps
             ],
@@ -183,6 +288,20 @@ class SiteHub:
         if waiting and not any(t.id in w.ranks for w in waits.values()):
             waits = self.waits(now, fresh=True)  # issued since the cached estimate
         wait = ticket_wait(t, waits) if waiting else None
+        # where to wait: the departments this ticket queues for now, their counters and floor
+        # (only open counters once any is open: a closed counter is no place to stand)
+        go = []
+        if waiting:
+            for st in t.steps:
+                if st.state is not StepState.READY:
+                    continue
+                cfgs = [x for x in self.config.counters if st.department in x.departments]
+                live = [x for x in cfgs if self.lobby.counters.get(x.number) is not None
+                        and self.lobby.counters[x.number].state is CounterState.OPEN]
+                use = live or cfgs
+                go.append({"department": st.department, "name": dict(self.config.department_names.get(st.department, {})),
+                           "counters": sorted(x.number for x in use), "floor": min((x.floor for x in use), default=1),
+                           "open": bool(live)})
         return {
             "number": t.label,
             "site": self.key,
@@ -190,7 +309,9 @@ class SiteHub:
             "state": t.state.value,
             "position": ticket_rank(t, waits) if waiting else None,
             "wait_minutes": None if wait is None else round(wait, 1),
+            **(E.wait_fields(wait, ticket_rank(t, waits) or 0, 1.0) if waiting else {}),
             "called": called,
+            "go": go,
             "steps": [
                 {"department": x.department, "name": dict(self.config.department_names.get(x.department, {})), "state": x.state.value}
                 for x in t.steps

@@ -280,6 +280,10 @@ def compute(
 
         tables = {**tables, "bookings": booking_table(conn, period.site, period.first.isoformat(),
                                                       period.last.isoformat(), now)}
+        from .kpi_forecast import forecast_tables  # forecast accuracy (docs/prediction.md)
+
+        tables.update(forecast_tables(conn, period.site, *period.bounds(), SLACK, period.offset(),
+                                      dict(department_names or {})))
     return Report(period.site, period.first, period.last, target_minutes, tables, now)
 
 

@@ -35,6 +35,7 @@ from websockets.http11 import Response
 from . import leader, planner_api
 from . import protocol as P
 from .config import CityConfig
+from .estimators import wait_fields
 from .hub import SiteHub, make_hub
 from .lobby import Change
 from .model import CounterState
@@ -310,7 +311,8 @@ class QueueServer:
         """Add the URL of the call's voice announcement; synthesis runs in another process, so
         the push is never delayed (the board retries the URL until the file is ready)."""
         if self.announcer is not None and fresh:
-            view["audio"] = self.announcer.request(view["number"], view["counter"])
+            view["audio"] = self.announcer.request(view["number"], view["counter"], bool(view.get("recall")))
+            view["audio_short"] = self.announcer.short_url(view["number"], view["counter"])
         return view
 
     def _snapshot(self, hub: SiteHub, client: Client, now: float) -> dict[str, Any]:
@@ -328,6 +330,8 @@ class QueueServer:
                 "help": hub.help_alerts[-20:],
                 "departments": {d: dict(n) for d, n in hub.config.department_names.items()},
                 "board": hub.board_view(now),
+                # what the console needs to enable exactly the buttons the server accepts
+                "policy": {"max_recalls": hub.lobby.max_recalls},
             }
         return {"board": hub.board_view(now)}
 
@@ -340,9 +344,11 @@ class QueueServer:
         now = self.clock()
         waits = hub.waits(now)
         route = plan.route
+        first = self._first_wait(route, waits)
         return {
             "plan": plan_to_dict(plan),
-            "wait_minutes": _round(self._first_wait(route, waits)),
+            "wait_minutes": _round(first),
+            **wait_fields(first, min((waits[r.department].waiting for r in route if r.department in waits), default=0), 1.0),
             "visit_minutes": _round(_visit(route, waits)),
             "waits": hub.waits_view(waits),
         }
@@ -530,15 +536,20 @@ class QueueServer:
         if t in ("recall", "start", "no_show", "requeue"):
             ch = getattr(lobby, t)(n, now)
             tid = next(iter(ch.tickets))
+            if t == "requeue":  # back in its queue: log the wait it is shown now (forecast KPI)
+                ch = _with_payload(ch, {"waits": hub.predictions_for(lobby.tickets[tid], now)})
             return Outcome({"ticket": hub.ticket_view(lobby.tickets[tid])}, ch)
         if t == "complete":
             got, ch = lobby.complete(n, now)
+            if got.closed is None:  # the steps it releases queue now: log what they are shown
+                ch = _with_payload(ch, {"waits": hub.predictions_for(got, now)})
             nxt = [{"department": s.department, "name": dict(hub.config.department_names.get(s.department, {}))}
                    for s in got.steps if s.state.value in ("ready", "pending")]
             return Outcome({"ticket": hub.ticket_view(got), "next": nxt}, ch)
         if t == "transfer":
             self._check_department(hub, b["department"])
             ch = lobby.transfer(n, b["department"], now)
+            ch = _with_payload(ch, {"waits": hub.predictions_for(lobby.tickets[next(iter(ch.tickets))], now)})
             return Outcome({"ticket": hub.ticket_view(lobby.tickets[next(iter(ch.tickets))])}, ch)
         if t == "add_procedure":
             self._check_department(hub, b["department"])
@@ -652,8 +663,14 @@ class QueueServer:
         hub.by_token[ticket.public_token] = ticket.id
         from .journey import plan_to_dict
 
+        # what this ticket is shown, logged in its `issued` event (KPI: forecast accuracy)
+        shown = hub.predictions_for(ticket, now)
         waits = hub.waits(now)
-        wait = self._first_wait(route, waits)
+        firsts = [shown[r.department]["wait_minutes"] for r in route if not r.after and r.department in shown]
+        firsts = [f for f in firsts if f is not None]
+        wait = min(firsts) if firsts else self._first_wait(route, waits)
+        visit = _visit(route, waits)
+        ch = _with_payload(ch, {"wait_minutes": _round(wait), "visit_minutes": _round(visit), "waits": shown})
         result = {
             "ticket": {
                 "id": ticket.id,
@@ -676,7 +693,8 @@ class QueueServer:
             ],
             "plan": plan_to_dict(plan),
             "wait_minutes": _round(wait),
-            "visit_minutes": _round(_visit(route, waits)),
+            "visit_minutes": _round(visit),
+            **wait_fields(wait, min((shown[d]["ahead"] or 0 for d in shown), default=0), 1.0),
             "prefilled": prefill is not None,
         }
 
@@ -714,6 +732,7 @@ class QueueServer:
 
     def _push_event(self, hub: SiteHub, ev: dict, now: float) -> None:
         kind = ev["kind"]
+        hub.observe(ev)
         if kind in ("called", "recalled"):
             view = self._with_audio(hub.call_view(ev))
             if kind == "called":
@@ -722,11 +741,14 @@ class QueueServer:
             t = hub.lobby.tickets[ev["ticket"]]
             if any(c.ticket == t.id for c in self.clients):  # build the view only for a watching phone
                 self._push(hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
-        elif kind in ("requeued", "no_show"):
+        elif kind in ("requeued", "no_show", "started", "completed", "transferred"):
             # the number is no longer called at that counter: boards take it off "now calling"
+            # (started: it moves to "being served"; no_show: to the short absent list)
             t = hub.lobby.tickets[ev["ticket"]]
-            self._push(hub, "boards", "call_end", {"seq": ev["seq"], "number": t.label, "counter": ev["counter"],
-                                                "reason": kind}, seq=ev["seq"])
+            end = {"seq": ev["seq"], "number": t.label, "counter": ev["counter"], "reason": kind, "at": ev["at"]}
+            if kind == "no_show":
+                hub.absent.appendleft(end)
+            self._push(hub, "boards", "call_end", end, seq=ev["seq"])
         self._push(hub, "admin", "event", ev, seq=ev["seq"])
 
     async def _roll_day(self) -> None:
@@ -744,6 +766,7 @@ class QueueServer:
             await asyncio.to_thread(planner_api.erase_answers_before, self.store.engine, hub.key, today)
             planner_api.forget_answers_before(hub, today)
             hub.help_alerts.clear()
+            hub.absent.clear()
 
     async def _flusher(self) -> None:
         """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL."""
@@ -878,6 +901,13 @@ def _actor(c: Client) -> str:
     if c.role == "counter":
         return f"counter:{c.counter}"  # staff names stay out of the event log's actor field
     return f"{c.role}:{c.device}" if c.device else c.role
+
+
+def _with_payload(ch: Any, extra: dict) -> Any:
+    """The change with ``extra`` added to its (single) event's payload."""
+    from dataclasses import replace
+
+    return replace(ch, events=tuple(replace(e, payload={**e.payload, **extra}) for e in ch.events))
 
 
 def _round(x: float | None) -> float | None:

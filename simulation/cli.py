@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--secrets", default="var/secrets.toml", help="live: the server's device tokens file")
     p.add_argument("--day", type=int, default=0, help="live: which day of the scenario to play (0 = first)")
     p.add_argument("--minutes", type=float, help="live: play only this many simulated minutes from opening")
+    p.add_argument("--estimators", action="store_true",
+                   help="compare wait estimators on day --day (MAE, RASE; docs/prediction.md)")
     p.set_defaults(func=_simulate)
 
     s = sub.add_parser(
@@ -73,6 +75,10 @@ def _simulate(args: argparse.Namespace) -> int:
         return 2
     if args.live:
         return _live(sc, args)
+    if args.estimators:
+        from .estimators import run_cli
+
+        return run_cli(sc, args.day, args.replications, args.seed)
     from . import report
     from .runner import default_jobs, run_replications
     from .stats import combine

@@ -1,7 +1,7 @@
 // Phone status page: the ticket's number, place in the queue, estimated wait, and a clear called
 // state. The URL carries the ticket's unguessable public token (?t=…). Nothing personal is shown:
 // the server's public view has none.
-import { I18n, LANGS, Link, el, params, pick } from "/board/common.js";
+import { I18n, LANGS, Link, el, htmlLang, params, pick } from "/board/common.js";
 
 const S = { i18n: null, status: null, lang: null, alerts: false, lastAlert: 0, updated: null };
 window.__status = S;
@@ -9,7 +9,8 @@ const $ = (id) => document.getElementById(id);
 const t = (key, fields = {}) => S.i18n.t(key, S.lang, fields);
 
 function render() {
-  document.documentElement.lang = S.lang;
+  document.documentElement.lang = htmlLang(S.lang);
+  document.documentElement.classList.toggle("easy", S.lang === "ja-easy");
   $("lang-label").textContent = t("status.language");
   $("number-caption").textContent = t("status.your_number");
   $("steps-title").textContent = t("status.steps");
@@ -37,15 +38,36 @@ function render() {
   } else if (["done", "no_show", "cancelled"].includes(st.state)) {
     box.classList.add(st.state === "done" ? "done" : "closed");
     box.replaceChildren(el("p", { class: "big" }, t(`status.${st.state}`)));
+  } else if (st.wait_kind === "closed") {
+    // no counter for this queue is open: say that, not "you are next"
+    box.classList.add("paused");
+    box.replaceChildren(el("p", { class: "big", id: "position" }, t("status.paused")),
+      el("p", { class: "sub" }, t("status.paused_sub")));
   } else {
     const ahead = st.position === 0 ? t("status.next") : st.position === null || st.position === undefined ? "" : t("status.ahead", { n: st.position });
-    const wait = st.wait_minutes === null || st.wait_minutes === undefined ? t("board.unknown_wait")
-      : st.wait_minutes < 1 ? t("board.no_wait") : t("board.minutes", { n: Math.ceil(st.wait_minutes) });
     box.replaceChildren(el("p", { class: "big", id: "position" }, ahead || t("state.waiting")),
-      el("p", { class: "sub" }, `${t("status.wait")}: `, el("strong", { id: "wait" }, wait)));
+      el("p", { class: "sub" }, `${t("status.wait")}: `, el("strong", { id: "wait" }, waitText(st)),
+        st.wait_kind === "few_counters" ? el("span", { class: "why" }, ` （${t("board.few_counters")}）`) : null));
   }
+  const waiting = !called && !["done", "no_show", "cancelled"].includes(st.state);
+  // where to wait first: the queues with an open counter (parallel steps: any of them may call)
+  const all = waiting ? (st.go || []) : [];
+  const go = all.some((g) => g.open) ? all.filter((g) => g.open) : all;
+  $("where").hidden = !go.length;
+  $("where-title").textContent = t("status.where_title");
+  $("go").replaceChildren(...go.map((g) => el("li", { dataset: { department: g.department } },
+    t("status.go_wait", { floor: t("board.floor_n", { n: g.floor }), department: pick(g.name, S.lang),
+      counters: g.counters.join("・") }))));
   $("steps").replaceChildren(...st.steps.map((s) => el("li", { class: s.state },
     pick(s.name, S.lang), el("span", { class: "st" }, t(`state.${s.state}`)))));
+}
+
+/** The wait as every client words it (the server's wait_kind, wait_low, wait_high). */
+function waitText(st) {
+  if (st.wait_kind === "soon" || (st.wait_minutes !== null && st.wait_minutes !== undefined && st.wait_minutes < 1)) return t("board.soon");
+  if (st.wait_low !== null && st.wait_low !== undefined) return t("board.range", { lo: st.wait_low, hi: st.wait_high });
+  if (st.wait_minutes === null || st.wait_minutes === undefined) return t("board.unknown_wait");
+  return t("board.minutes", { n: Math.ceil(st.wait_minutes) });
 }
 
 function alertCalled() {

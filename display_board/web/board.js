@@ -1,7 +1,8 @@
-// Lobby board: calls now and recently, waits per department, clock; labels in Japanese with a
-// rotating second language. Query: site, token, floor=N or departments=a,b, mute=1|0, rotate=s, alt=en,ko,
+// Lobby board: calls now (呼出中), numbers being served (対応中), numbers called but absent, recent
+// calls, waits per department, clock; labels in Japanese with a rotating second language.
+// Query: site, token, floor=N or departments=a,b, mute=1|0, rotate=s, alt=en,ko,
 // hold=min (how long a call stays under "now calling"), speed=x (announcement playback rate).
-import { I18n, LANGS, Link, el, params, pick } from "./common.js";
+import { I18n, LANGS, Link, el, params, pick, setLang } from "./common.js";
 
 // second languages in turn; ?alt=en or ?alt=en,pt pins them (e.g. a board by the foreign residents' desk)
 const ALT_LANGS = (params.get("alt") || "").split(",").filter((l) => LANGS.includes(l) && l !== "ja").length
@@ -9,9 +10,10 @@ const ALT_LANGS = (params.get("alt") || "").split(",").filter((l) => LANGS.inclu
   : LANGS.filter((l) => l !== "ja");
 const ROTATE_S = Number(params.get("rotate") || 6);
 const HOLD_S = Number(params.get("hold") || 10) * 60;
-const FRESH_S = 60;        // a call older than this (e.g. replayed after a long outage) is not spoken
+const FRESH_S = 60;        // a call older than this on arrival (e.g. replayed after an outage) is not spoken
+const STALE_S = 90;        // ... nor one still waiting to be spoken this long after it was made
 const NEW_S = 15;          // a call is highlighted this long
-const MAX_CARDS = 5;
+const MAX_CARDS = 6;
 const MAX_RECENT = 12;
 const SPEED = Number(params.get("speed") || 1);
 const TZ = params.get("tz") || "Asia/Tokyo";
@@ -20,6 +22,8 @@ const state = {
   i18n: null,
   alt: ALT_LANGS[0],
   calls: new Map(),   // seq -> call; the dedupe key: a replayed or repeated push is shown once
+  serving: new Map(), // counter -> {number, counter, department}: service started there
+  absent: [],         // newest first: numbers called but not present (no-show)
   waits: [],
   counters: [],
   site: null,
@@ -40,6 +44,10 @@ const t = (key, fields, lang = "ja") => state.i18n.t(key, lang, fields);
 /** A label: Japanese text and, under it, the current rotating language. */
 function label(key, fields = {}) {
   return [el("span", { class: "ja" }, t(key, fields)), el("span", { class: "alt", lang: state.alt }, t(key, fields, state.alt))];
+}
+function departmentName(key, lang = "ja") {
+  const w = state.waits.find((x) => x.department === key);
+  return w ? pick(w.name, lang) : key;
 }
 function labelName(names) {
   return [el("span", { class: "ja" }, pick(names, "ja")), el("span", { class: "alt", lang: state.alt }, pick(names, state.alt))];
@@ -67,6 +75,7 @@ function renderLabels() {
     t(state.muted ? "board.sound_off" : "board.sound_on", {}, state.alt);
   const conn = document.getElementById("conn-state");
   conn.textContent = t(`conn.${document.body.dataset.conn || "connecting"}`);
+  conn.lang = "ja";
 }
 
 function renderHeader() {
@@ -74,7 +83,7 @@ function renderHeader() {
     document.getElementById("site-ja").textContent = pick(state.site, "ja");
     const alt = document.getElementById("site-alt");
     alt.textContent = pick(state.site, state.alt);
-    alt.lang = state.alt;
+    setLang(alt, state.alt);
   }
 }
 
@@ -87,6 +96,7 @@ function renderClock() {
 function splitCalls() {
   const now = serverNow();
   const calls = [...state.calls.values()].filter(callShown).sort((a, b) => b.seq - a.seq);
+  const servingNow = new Set([...state.serving.values()].map((s) => s.number));
   const calling = [];
   const counters = new Set();
   const numbersNow = new Set();
@@ -94,7 +104,8 @@ function splitCalls() {
     // one card per counter: its latest call, while it is recent enough to matter
     if (counters.has(c.counter)) continue;
     counters.add(c.counter);
-    if (!c.ended && now - c.at < HOLD_S && calling.length < MAX_CARDS && !numbersNow.has(c.number)) {
+    if (!c.ended && now - c.at < HOLD_S && calling.length < MAX_CARDS && !numbersNow.has(c.number)
+        && !servingNow.has(c.number)) {
       calling.push(c);
       numbersNow.add(c.number);
     }
@@ -120,26 +131,49 @@ function renderCalls() {
   const now = serverNow();
   const grid = document.getElementById("calling");
   if (!calling.length) {
+    grid.style.gridTemplateRows = "";
     grid.replaceChildren(el("p", { class: "empty" }, ...label("board.none_called")));
   } else {
+    // the newest card spans the width and is taller than the others
+    const rows = Math.ceil((calling.length - 1) / 2);
+    // (with three rows of older calls the newest gets only a little more: it stays legible at
+    // 10 m and the others keep theirs — tests/web/test_board_layout.py)
+    const first = rows >= 3 ? 1.1 : 1.4;
+    grid.style.gridTemplateRows = rows ? `minmax(0, ${first}fr) repeat(${rows}, minmax(0, 1fr))` : "minmax(0, 1fr)";
     grid.replaceChildren(...calling.map((c, i) => {
       const isNew = now - c.at < NEW_S;
-      return el("div", { class: `call-card${i === 0 ? " first" : ""}${isNew ? " new" : ""}`, dataset: { seq: c.seq, number: c.number, counter: c.counter } },
-        el("div", { class: "number" }, c.number),
-        el("div", { class: "arrow", "aria-hidden": "true" }, "▶"),
-        el("div", { class: "where" },
-          ...label("board.counter_n", { n: c.counter }),
-          showFloor() ? el("span", { class: "alt" }, t("board.floor_n", { n: c.floor }), " / ", t("board.floor_n", { n: c.floor }, state.alt)) : null,
-          c.recall ? el("span", { class: "badge" }, t("board.recall"), " / ", t("board.recall", {}, state.alt)) : null));
+      const floor = showFloor() ? ` ・ ${t("board.floor_n", { n: c.floor })}` : "";
+      return el("div", { class: `call-card${i === 0 ? " first" : ""}${isNew ? " new" : ""}${c.recall ? " recall" : ""}`,
+        dataset: { seq: c.seq, number: c.number, counter: c.counter, department: c.department || "" } },
+        el("div", { class: "card-in" },
+          el("div", { class: "number" }, c.number),
+          el("div", { class: "counter" }, t("board.counter_n", { n: c.counter })),
+          el("div", { class: "meta" },
+            el("span", { class: "counter-alt", lang: state.alt }, t("board.counter_n", { n: c.counter }, state.alt)),
+            c.department ? el("span", { class: "dept" }, pick(c.department_name || {}, "ja") || departmentName(c.department), floor) : null,
+            c.recall ? el("span", { class: "badge" }, t("board.recall"), " / ", el("span", { lang: state.alt }, t("board.recall", {}, state.alt))) : null)));
     }));
   }
-  document.getElementById("recent").replaceChildren(...recent.map((c) =>
-    el("li", { dataset: { seq: c.seq, number: c.number } }, c.number, el("small", {}, t("board.counter_n", { n: c.counter })))));
+  document.getElementById("recent").replaceChildren(...(recent.length ? recent.map((c) =>
+    el("li", { dataset: { seq: c.seq, number: c.number } }, c.number, el("small", {}, t("board.counter_n", { n: c.counter }))))
+    : [el("li", { class: "none" }, t("board.none_serving"))]));
+  const shown = (x) => callShown({ ...x, floor: (state.counters.find((k) => k.number === x.counter) || {}).floor });
+  const serving = [...state.serving.values()].filter(shown).sort((a, b) => a.counter - b.counter);
+  document.getElementById("serving").replaceChildren(...(serving.length ? serving.map((c) =>
+    el("li", { dataset: { number: c.number, counter: c.counter } }, c.number, el("small", {}, t("board.counter_n", { n: c.counter }))))
+    : [el("li", { class: "none" }, t("board.none_serving"))]));
+  const absent = state.absent.filter(shown).slice(0, 6);
+  document.getElementById("absent").replaceChildren(...(absent.length ? absent.map((c) =>
+    el("li", { dataset: { number: c.number } }, c.number))
+    : [el("li", { class: "none" }, t("board.none_serving"))]));
 }
 
+/** The wait as every client words it (the server decides which: wait_kind, wait_low, wait_high). */
 function waitText(w, lang) {
-  if (w.wait_minutes === null || w.wait_minutes === undefined) return t("board.unknown_wait", {}, lang);
-  if (w.wait_minutes < 1) return t("board.no_wait", {}, lang);
+  const kind = w.wait_kind || (w.wait_minutes === null || w.wait_minutes === undefined ? "closed" : "minutes");
+  if (kind === "closed") return t("board.unknown_wait", {}, lang);
+  if (kind === "soon") return t("board.soon", {}, lang);
+  if (w.wait_low !== null && w.wait_low !== undefined) return t("board.range", { lo: w.wait_low, hi: w.wait_high }, lang);
   return t("board.minutes", { n: Math.ceil(w.wait_minutes) }, lang);
 }
 
@@ -148,10 +182,11 @@ function renderWaits() {
   const rows = state.waits.filter((w) => !deps || deps.has(w.department));
   document.querySelector("#waits tbody").replaceChildren(...rows.map((w) => {
     const closed = w.wait_minutes === null || w.wait_minutes === undefined;
-    return el("tr", { dataset: { department: w.department } },
+    return el("tr", { dataset: { department: w.department, kind: w.wait_kind || "" } },
       el("td", { class: "dept" }, ...labelName(w.name)),
       el("td", { class: "num" }, t("board.people", { n: w.waiting })),
       el("td", { class: `num${closed ? " closed" : ""}` }, el("span", { class: "ja" }, waitText(w, "ja")),
+        w.wait_kind === "few_counters" ? el("span", { class: "why" }, t("board.few_counters")) : null,
         el("span", { class: "alt", lang: state.alt }, waitText(w, state.alt))));
   }));
 }
@@ -164,6 +199,10 @@ function render() {
 }
 
 // ------------------------------------------------------------------ announcements: one at a time
+// In arrival order, never overlapping. A single call plays its file (chime, Japanese, English).
+// When calls queue up (a burst) the board plays one chime and then each call's short form
+// 「12番の方、1番窓口へ」; a call whose citizen is already at the counter, or that is older than
+// STALE_S when its turn comes, is shown but not spoken. docs/web.md gives the measured timing.
 const queue = [];
 let playing = false;
 
@@ -175,8 +214,30 @@ function enqueue(call) {
 async function pump() {
   if (playing) return;
   playing = true;
-  while (queue.length) await announce(queue.shift());
+  let burst = false;
+  while (queue.length) {
+    const call = queue.shift();
+    const entry = logEntry(call);
+    if (state.muted) { entry.skipped = "muted"; continue; }
+    if (call.ended) { entry.skipped = "ended"; continue; }
+    if (serverNow() - call.at > STALE_S) { entry.skipped = "stale"; continue; }
+    if (!burst && queue.length && !call.recall) {
+      burst = true;
+      entry.chime = true;
+      await chime();
+    }
+    const short = burst && !call.recall && call.audio_short;
+    await announce(entry, short ? call.audio_short : call.audio, Boolean(short));
+  }
   playing = false;
+}
+
+function logEntry(call) {
+  const entry = { seq: call.seq, number: call.number, counter: call.counter, recall: call.recall, url: call.audio || null,
+    queued: call.queuedAt, at: performance.now() };
+  window.__announcements.push(entry);
+  if (window.__announcements.length > 200) window.__announcements.shift();  // a board runs all day
+  return entry;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -232,16 +293,20 @@ function chime() {
   });
 }
 
-async function announce(call) {
-  const entry = { seq: call.seq, number: call.number, counter: call.counter, recall: call.recall, url: call.audio || null };
-  window.__announcements.push(entry);
-  if (window.__announcements.length > 200) window.__announcements.shift();  // a board runs all day
-  if (state.muted) { entry.skipped = "muted"; return; }
-  const blob = call.audio ? await fetchWhenReady(call.audio) : null;
+async function announce(entry, url, short) {
+  entry.url = url || null;
+  entry.form = short ? "short" : "full";
+  const blob = url ? await fetchWhenReady(url) : null;
   entry.bytes = blob ? blob.size : 0;
   entry.start = performance.now();
   entry.ok = blob ? await playBlob(blob) : (await chime(), false);
   entry.end = performance.now();
+}
+
+/** What a screen reader says: only the newest call, in a form that reads the two numbers apart. */
+function speakText(call) {
+  document.getElementById("speak").textContent =
+    t(call.recall ? "board.spoken_recall" : "board.spoken", { number: call.number, counter: call.counter });
 }
 
 // ------------------------------------------------------------------ data in
@@ -253,7 +318,11 @@ function addCall(c, announceIt) {
     const drop = [...state.calls.keys()].sort((a, b) => a - b).slice(0, state.calls.size - 200);
     for (const k of drop) state.calls.delete(k);
   }
-  if (announceIt && callShown(c) && serverNow() - c.at < FRESH_S) enqueue(c);
+  if (announceIt && callShown(c) && serverNow() - c.at < FRESH_S) {
+    c.queuedAt = performance.now();
+    speakText(c);
+    enqueue(c);
+  }
   return true;
 }
 
@@ -263,20 +332,32 @@ function onReady(result, resumedFrom) {
   state.site = board.site_name;
   state.waits = board.waits;
   state.counters = board.counters;
+  state.serving = new Map((board.serving || []).map((s) => [s.counter, s]));
+  state.absent = board.absent || [];
   // oldest first, so calls made while we were away are announced in their order; the replayed
   // pushes that follow carry the same seqs and are dropped as already seen
   for (const c of [...(board.recent_calls || [])].reverse()) addCall(c, resumedFrom !== null && c.seq > resumedFrom);
+  // a call whose number is no longer called at its counter (served, absent, requeued) has ended
+  const calledNow = new Set((board.called || []).map((c) => `${c.number}@${c.counter}`));
+  for (const c of state.calls.values()) if (!calledNow.has(`${c.number}@${c.counter}`)) c.ended = true;
   render();
 }
 
 function onPush(msg) {
   if (msg.push === "call") {
-    if (addCall(msg.data, true)) renderCalls();
-  } else if (msg.push === "call_end") {
-    // returned to the queue or marked absent: the number leaves "now calling" at that counter
-    for (const c of state.calls.values()) {
-      if (c.number === msg.data.number && c.counter === msg.data.counter && c.seq < msg.data.seq) c.ended = true;
+    if (addCall(msg.data, true)) {
+      state.serving.delete(msg.data.counter);
+      renderCalls();
     }
+  } else if (msg.push === "call_end") {
+    // the number left "now calling" at that counter: service started, ended, requeued or absent
+    const d = msg.data;
+    for (const c of state.calls.values()) {
+      if (c.number === d.number && c.counter === d.counter && c.seq < d.seq) c.ended = true;
+    }
+    if (d.reason === "started") state.serving.set(d.counter, { number: d.number, counter: d.counter });
+    else if (state.serving.get(d.counter)?.number === d.number) state.serving.delete(d.counter);
+    if (d.reason === "no_show") state.absent = [d, ...state.absent.filter((a) => a.number !== d.number)].slice(0, 8);
     renderCalls();
   } else if (msg.push === "waits") {
     state.waits = msg.data;
@@ -285,11 +366,25 @@ function onPush(msg) {
 }
 
 function onState(s) {
+  if (state.fatal) return;  // stopped for good: the banner keeps saying why
   document.body.dataset.conn = s;
   document.body.classList.toggle("offline", s === "offline");
   document.body.classList.toggle("connecting", s === "connecting");
   document.getElementById("offline").hidden = s !== "offline";
   if (state.i18n) renderLabels();
+}
+
+function onFatal(err) {
+  // a wrong token will not get better by retrying: say so, instead of "reconnecting…" forever
+  state.fatal = err.code === "bad_token" ? "conn.bad_token" : "conn.offline";
+  document.body.dataset.conn = "stopped";
+  document.body.classList.remove("connecting", "offline");
+  document.body.classList.add("fatal");
+  const banner = document.getElementById("offline");
+  banner.hidden = false;
+  document.getElementById("offline-title").dataset.label = state.fatal;
+  document.getElementById("offline-detail").hidden = true;
+  renderLabels();
 }
 
 async function main() {
@@ -310,8 +405,7 @@ async function main() {
   window.__link = new Link({
     hello: () => ({ role: "display", site: params.get("site") || undefined, token: params.get("token") || "",
       device: params.get("device") || "board" }),
-    onReady, onPush, onState,
-    onFatal: () => onState("offline"),
+    onReady, onPush, onState, onFatal,
   }).start();
 }
 

@@ -163,16 +163,31 @@ export function hhmm(date = new Date()) {
 /** Create an element with attributes and children (text or nodes). */
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
+  let easy = false;
   for (const [k, v] of Object.entries(attrs)) {
     if (v === null || v === undefined || v === false) continue;
+    if (k === "lang") { setLang(e, v); easy = v === "ja-easy"; continue; }
     if (k === "class") e.className = v;
     else if (k === "dataset") Object.assign(e.dataset, v);
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? "" : v);
   }
+  if (easy) e.classList.add("easy");
   for (const c of children.flat()) {
     if (c === null || c === undefined || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return e;
+}
+
+/** The BCP 47 tag of one of our languages: やさしい日本語 is Japanese (`ja`) marked with the class
+ * `easy` — "ja-easy" is not a valid language tag, and screen readers must read it as Japanese. */
+export function htmlLang(lang) {
+  return lang === "ja-easy" ? "ja" : lang;
+}
+
+/** Set an element's lang (and the `easy` class for やさしい日本語). */
+export function setLang(e, lang) {
+  e.setAttribute("lang", htmlLang(lang));
+  e.classList.toggle("easy", lang === "ja-easy");
 }

@@ -11,7 +11,7 @@ import wave
 import numpy as np
 import pytest
 
-from display_board.announcer import RATE, Announcer, call_phrase, chime, prune, wav_seconds
+from display_board.announcer import RATE, Announcer, call_phrase, chime, prune, short_phrase, wav_seconds
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 pytest.importorskip("pyopenjtalk")
@@ -23,12 +23,18 @@ def _samples(path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(float) / 32768
 
 
-def test_the_phrase_is_the_usual_city_hall_call_in_japanese_and_english():
+def test_the_phrase_is_a_short_city_hall_call_in_japanese_and_english():
     p = call_phrase("123", 3)
-    assert p.ja == "受付番号123番の方、3番窓口へお越しください"
-    assert p.en == "Ticket number 123, please come to counter 3."
-    assert call_phrase("R12", 3).en.startswith("Ticket number R 1 2,")  # letters read one by one
-    assert call_phrase("123", 3).name == p.name != call_phrase("123", 4).name  # a recall reuses the file
+    assert p.ja == "123番の方、3番窓口へお越しください"
+    assert p.en == "Number 123, counter 3."
+    assert call_phrase("R12", 3).en.startswith("Number R 1 2,")  # letters read one by one
+    assert call_phrase("123", 3).name == p.name != call_phrase("123", 4).name
+    # a recall says so, and every recall of the same number reuses its file
+    r = call_phrase("123", 3, recall=True)
+    assert r.ja.startswith("もう一度お呼びします。") and r.name != p.name == call_phrase("123", 3).name
+    # the burst form: Japanese number and counter, nothing else
+    s = short_phrase("123", 3)
+    assert s.ja == "123番の方、3番窓口へ" and s.en == "" and s.name.startswith("say-")
 
 
 def test_synthesised_call_is_chime_then_speech_and_is_cached(tmp_path):
@@ -37,7 +43,9 @@ def test_synthesised_call_is_chime_then_speech_and_is_cached(tmp_path):
     path = a.synthesise("123", 3)
     first = time.perf_counter() - t0
     seconds = wav_seconds(path)
-    assert 8.0 < seconds < 25.0, seconds  # chime ~1.5 s + Japanese ~5 s + English ~3-5 s
+    assert 5.0 < seconds < 12.0, seconds  # chime ~1.5 s + Japanese ~3.5 s + English ~2 s
+    short = wav_seconds(tmp_path / short_phrase("123", 3).name)  # made by the same job
+    assert 1.0 < short < 4.0, short
     x = _samples(path)
     head = len(chime())
     assert np.abs(x[: head // 2]).max() > 0.2  # the chime opens the file

@@ -83,8 +83,11 @@ def test_the_whole_counter_flow_works_by_keyboard(live, context):
     # the next ticket does not come: recall twice, then no-show (X)
     _press(page, "n")
     assert _current(page)["number"] == cert["number"]
-    _press(page, "x")  # too early: the console explains, nothing changes
-    assert "再呼出" in page.locator("#message").inner_text() and _current(page) is not None
+    # too early for 不在: the button is off (the server would refuse) and says why; X does nothing
+    no_show = page.locator('#actions button[data-key="x"]')
+    assert no_show.is_disabled() and "2回再呼出" in no_show.get_attribute("title")
+    page.keyboard.press("x")
+    assert _current(page) is not None
     _press(page, "r")
     _press(page, "r")
     _press(page, "x")
@@ -144,3 +147,80 @@ def test_card_data_is_shown_only_on_the_console(live, context):
     assert received, "no frames were captured"
     for text in received + [board.content(), phone.content()]:
         assert PREFILL["name"] not in text and PREFILL["address"] not in text and PREFILL["birth_date"] not in text
+
+
+# a request per button, with a valid body: sent when the button is off, the server must refuse it
+_REQUESTS = {
+    "call_next": ("call_next", {}), "recall": ("recall", {}), "start": ("start", {}), "complete": ("complete", {}),
+    "transfer": ("transfer", {"department": "zeimu"}),
+    "add_procedure": ("add_procedure", {"department": "zeimu", "procedures": ["x"], "minutes": 5}),
+    "no_show": ("no_show", {}), "requeue": ("requeue", {}), "pause": ("pause", {}),
+}
+
+
+def _refused(live, n: int, action: str) -> bool:
+    from tests.web.conftest import _as_counter, run
+
+    t, body = _REQUESTS[action]
+    try:
+        run(_as_counter(live, n, (t, body)))
+    except AssertionError:  # Client.ok asserts on an error reply
+        return True
+    return False
+
+
+def test_buttons_are_on_exactly_when_the_server_accepts_them_with_timers_and_a_calm_page(live, context):
+    t = issue(live, ("certificate",))["ticket"]
+    page = context.new_page()
+    page.goto(console_url(live, 3))
+    page.fill("#staff", "鈴木")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#app:not([hidden])")
+    page.wait_for_function("window.__console.counter && window.__console.counter.state === 'open'")
+    # nothing to show is not an alarm: the empty alert list has no alert styling
+    while page.locator("#alerts li button").count():
+        page.locator("#alerts li button").first.click()
+    bg = page.eval_on_selector("#alerts li.empty", "e => getComputedStyle(e).backgroundColor")
+    assert bg in ("rgba(0, 0, 0, 0)", "transparent")
+    # tab order: the first control after the header is the primary action, sign-out comes last
+    page.click("#counter-title")  # where sequential focus starts
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.action") == "call_next", page.evaluate("document.activeElement.outerHTML")
+    tabbable = page.eval_on_selector_all("button:not([disabled]), select, input, a[href]",
+                                         "els => els.filter(e => e.offsetParent).map(e => e.id || e.dataset.action || e.textContent)")
+    assert tabbable[-1] == "signout"
+
+    def check(state: str) -> None:
+        page.wait_for_function("!window.__console.busy")
+        time.sleep(0.2)
+        enabled = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#actions button')]
+            .map(b => [b.dataset.action, !b.disabled]))""")
+        for action, on in enabled.items():
+            if not on:
+                assert _refused(live, 3, action), f"{state}: {action} is off but the server accepted it"
+        return enabled
+
+    on = check("idle")
+    assert on["call_next"] and on["pause"] and not on["start"]
+    _press(page, "n")
+    assert _current(page)["number"] == t["number"]
+    page.wait_for_selector("#current-timer")
+    assert page.locator("#current-timer").inner_text().startswith("呼出から 0:0")
+    for recalls in range(3):
+        on = check(f"called, {recalls} recalls")
+        assert on["no_show"] == (recalls >= 2) and on["recall"] and on["start"] and on["add_procedure"]
+        if recalls < 2:
+            _press(page, "r")
+    _press(page, "s")
+    on = check("serving")
+    assert on["complete"] and on["transfer"] and not on["recall"] and not on["pause"]
+    page.wait_for_function("document.querySelector('#current-timer').textContent.startsWith('対応開始から 0:0')")
+    page.wait_for_timeout(1500)
+    assert page.locator("#current-timer").inner_text() != "対応開始から 0:00", page.evaluate(
+        "[window.__console.offset, JSON.stringify(window.__console.current.steps), Date.now() / 1000]")  # it runs
+    from tests.web.test_board_layout import CONTRAST_JS
+
+    assert not page.evaluate(CONTRAST_JS, "#app"), page.evaluate(CONTRAST_JS, "#app")  # all text >= 4.5:1
+    shot(page, "console-serving-timer")
+    _press(page, "c")
+    assert _current(page) is None

@@ -32,7 +32,12 @@ def test_public_page_shows_position_and_wait_then_the_called_state_with_the_coun
     page.wait_for_selector("#position")
     assert page.locator("#number").inner_text() == mine["number"]
     assert page.locator("#position").inner_text() == "あなたの前に 1人"
-    assert "分" in page.locator("#wait").inner_text()
+    assert "分" in page.locator("#wait").inner_text() or "まもなく" in page.locator("#wait").inner_text()
+    # where to wait first: the department's open counters and their floor
+    assert page.locator("#go li").inner_text() == "1階の市民課（1番窓口）の近くでお待ちください"
+    from tests.web.test_board_layout import CONTRAST_JS
+
+    assert not page.evaluate(CONTRAST_JS, "body"), page.evaluate(CONTRAST_JS, "body")  # all text >= 4.5:1
     page.locator("#alerts").tap()  # the tap that lets the page make a sound later
     shot(page, "status-waiting")
 
@@ -79,3 +84,20 @@ def test_a_branch_office_ticket_is_found_without_the_site_in_the_url(live, phone
     page.wait_for_selector("#position, #state p.big")
     assert page.locator("#number").inner_text() == t["number"]
     assert "八幡" in page.locator("#site").inner_text()
+
+
+def test_a_queue_with_no_open_counter_says_paused_not_next(live, phone):
+    t = issue(live, ("certificate",))["ticket"]
+    # sent on to the agricultural committee, whose counter (11) is closed
+    as_counter(live, 2, ("open", {}), ("call", {"ticket": t["id"]}), ("transfer", {"department": "nogyo"}))
+    page = phone.new_page()
+    page.goto(status_url(live, t["public_token"]))
+    page.wait_for_selector("#position")
+    text = page.locator("#state").inner_text()
+    assert "受付を休止しています" in text and "まもなく呼ばれます" not in text and "分" not in text
+    assert "11番窓口" in page.locator("#go").inner_text()
+    shot(page, "status-paused")
+    as_counter(live, 11, ("open", {}))
+    page.wait_for_function("document.querySelector('#position').textContent === 'まもなく呼ばれます'")
+    assert "休止" not in page.locator("#state").inner_text()
+    as_counter(live, 11, ("call", {"ticket": t["id"]}), ("start", {}), ("complete", {}), ("close", {}))

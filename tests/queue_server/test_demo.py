@@ -1,0 +1,81 @@
+"""`run.py demo`: status URLs point at the demo's own host and port; `--busy` keeps playing one
+scenario day after another, leaves no defunct process, and stops with the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from queue_server.tokens import read as read_tokens
+from tests.support.live_server import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Child pid -> state letter (R, S, Z…) from /proc."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with open(task / "children") as f:
+            for c in f.read().split():
+                try:
+                    stat = Path(f"/proc/{c}/stat").read_text()
+                    out[int(c)] = stat.rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    pass
+    return out
+
+
+def test_demo_status_urls_use_its_port_and_busy_runs_day_after_day_without_zombies(tmp_path):
+    secrets = tmp_path / "s.toml"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "demo", "--port", "0", "--no-kiosk", "--db", f"sqlite:///{tmp_path / 'd.db'}",
+         "--secrets", str(secrets), "--busy", "--busy-speed", "1200", "--busy-minutes", "3"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        out = ""
+        for line in proc.stdout:
+            out += line
+            if "Ctrl+C" in line:
+                break
+        port = int(re.search(r"ws://127\.0\.0\.1:(\d+)/ws", out).group(1))
+        assert "8765" not in out or port == 8765
+
+        async def issue() -> dict:
+            k, _ = await Client.open(f"ws://127.0.0.1:{port}/ws", role="kiosk", device="kiosk-t",
+                                     token=read_tokens(secrets).roles["kiosk"], site="honcho")
+            r = await k.ok("issue", purposes=["certificate"], answers={}, lang="ja", idempotency_key="demo-1")
+            await k.close()
+            return r
+
+        r = asyncio.run(issue())
+        assert r["ticket"]["status_url"].startswith(f"http://127.0.0.1:{port}/status/?t=")
+
+        seen: set[int] = set()
+        zombie_since: dict[int, float] = {}
+        deadline = time.monotonic() + 120
+        while len(seen) < 3 and time.monotonic() < deadline:
+            now = time.monotonic()
+            kids = _children(proc.pid)
+            seen.update(kids)
+            for pid, state in kids.items():
+                if state == "Z":
+                    zombie_since.setdefault(pid, now)
+                    assert now - zombie_since[pid] < 3.0, f"child {pid} left defunct"
+            time.sleep(0.3)
+        assert len(seen) >= 3, f"only {len(seen)} simulated day(s) started"  # day after day
+        proc.send_signal(signal.SIGTERM)  # as a service manager stops it: the busy lobby goes too
+        assert proc.wait(timeout=30) == 0
+        for pid in seen:
+            assert not Path(f"/proc/{pid}").exists() or "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
