@@ -458,8 +458,10 @@ class Store:
             return [event_dict(r) for r in rows]
 
     def load_reservations(self, site: str, day: str) -> list[dict[str, Any]]:
+        """Bookings of ``day`` and every later day: a booking made for next week must still be
+        there (and checkable-in) after a restart today (issue 12 fuzz finding)."""
         with Session(self.engine) as s:
-            rows = s.scalars(select(ReservationRow).where(ReservationRow.site == site, ReservationRow.day == day))
+            rows = s.scalars(select(ReservationRow).where(ReservationRow.site == site, ReservationRow.day >= day))
             return [
                 {"id": r.id, "site": r.site, "day": r.day, "slot_start": r.slot_start, "slot_end": r.slot_end,
                  "purposes": list(r.purposes), "code": r.code, "ticket": r.ticket}
