@@ -45,21 +45,21 @@ ROLES = ("kiosk", "counter", "display", "public", "admin")
 # Shared specs: the limits docs/protocol.md states in its "Limits" section.
 ID_TEXT = Text(64, 1)
 REQUEST_ID = Either((Int(-SAFE_INT, SAFE_INT), ID_TEXT))
-KEY = Text(56, 1, r"[A-Za-z0-9._:-]+", hint="1–56 of A–Z a–z 0–9 . _ : -")  # stored scoped in 100 chars
-DEVICE = Text(32, 0, r"[A-Za-z0-9._-]*", hint="0–32 of A–Z a–z 0–9 . _ -")
-SITE = Text(32, 1, r"[A-Za-z0-9_-]+", hint="1–32 of A–Z a–z 0–9 _ -")
-DEPARTMENT = Text(32, 1, r"[A-Za-z0-9_-]+", hint="1–32 of A–Z a–z 0–9 _ -")
-TICKET_ID = Text(36, 1, r"[A-Za-z0-9-]+", hint="1–36 of A–Z a–z 0–9 -")
-CODE = Text(64, 1, r"[A-Za-z0-9._-]+", hint="1–64 of A–Z a–z 0–9 . _ -")
+KEY = Text(56, 1, r"[A-Za-z0-9._:-]+", hint="A–Z a–z 0–9 . _ : -")  # stored scoped in 100 chars
+DEVICE = Text(32, 0, r"[A-Za-z0-9._-]*", hint="A–Z a–z 0–9 . _ -")
+SITE = Text(32, 1, r"[A-Za-z0-9_-]+", hint="A–Z a–z 0–9 _ -")
+DEPARTMENT = Text(32, 1, r"[A-Za-z0-9_-]+", hint="A–Z a–z 0–9 _ -")
+TICKET_ID = Text(36, 1, r"[A-Za-z0-9-]+", hint="A–Z a–z 0–9 -")
+CODE = Text(64, 1, r"[A-Za-z0-9._-]+", hint="A–Z a–z 0–9 . _ -")
 PURPOSES = Array(Text(64, 1), 16)  # catalogue ids or their Japanese names
-ANSWERS = Map(Text(64, 1, r"[A-Za-z0-9._-]+", hint="a question id"), Text(64), 64)
+ANSWERS = Map(Text(64, 1, r"[A-Za-z0-9._-]+", hint="A–Z a–z 0–9 . _ -"), Text(64), 64)
 LANG = OneOf(LANGUAGES)
 STAFF = Text(100)
 PREFILL = Obj({
     "name": Text(200),
     "address": Text(200),
-    "birth_date": Text(10, 1, r"[0-9-]+", hint="a date of digits and -"),
-    "sex": Text(8, 1, r"[0-9A-Za-z]+", hint="a sex code"),
+    "birth_date": Text(10, 1, r"[0-9-]+", hint="0–9 -"),
+    "sex": Text(8, 1, r"[0-9A-Za-z]+", hint="A–Z a–z 0–9"),
 })
 
 _F = Field
@@ -83,7 +83,7 @@ FIELDS: dict[str, dict[str, Field]] = {
         "lang": _F(LANG),
         "idempotency_key": _F(KEY, True),
         "assistance": _F(Bool()),
-        "reservation_code": _F(Text(16, 1, r"[A-Za-z0-9 ]+", hint="1–16 letters, digits or spaces")),
+        "reservation_code": _F(Text(16, 1, r"[A-Za-z0-9 ]+", hint="A–Z a–z 0–9 and space")),
         "prefill": _F(PREFILL),
     },
     "help": {"reason": _F(Text(200))},
@@ -109,7 +109,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     # admin
     "snapshot": {},
     "cancel": {"ticket": _F(TICKET_ID, True), "reason": _F(Text(200))},
-    "reserve": {"day": _F(Date(), True), "start": _F(Text(5, 5, r"([01][0-9]|2[0-3]):[0-5][0-9]", hint="HH:MM"), True),
+    "reserve": {"day": _F(Date(), True), "start": _F(Text(5, 5, r"([01][0-9]|2[0-3]):[0-5][0-9]", hint="a time HH:MM"), True),
                 "minutes": _F(Int(5, 480)), "purposes": _F(Array(Text(64, 1), 16, 1), True),
                 "idempotency_key": _F(KEY)},
     "reservations": {"day": _F(Date())},
@@ -302,3 +302,21 @@ def _checked(text: str) -> str:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def limits_table() -> str:
+    """The per-field rules of FIELDS as the markdown table in docs/protocol.md ("Limits").
+
+    tests/queue_server/test_protocol_doc.py checks the doc holds exactly this table; print it with
+    ``python -m queue_server.protocol`` after changing FIELDS.
+    """
+    rows = ["| message | field | rule |", "|---|---|---|"]
+    for mtype, table in FIELDS.items():
+        for name, fld in table.items():
+            req = " (required)" if fld.required else ""
+            rows.append(f"| `{mtype}` | `{name}`{req} | {fld.spec.describe()} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(limits_table())

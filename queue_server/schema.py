@@ -78,14 +78,14 @@ class Text(Spec):
 
     def check(self, v: Any, where: str) -> Any:
         if type(v) is not str:
-            raise Invalid(where, f"must be a string ({self.describe()})")
+            raise Invalid(where, f"must be {self.describe()}")
         n = len(v)
         if n > self.max_len or n < self.min_len:
             raise Invalid(where, f"must be {self._length()} (got {n})")
         if (_BAD_MULTILINE if self.multiline else _BAD_TEXT).search(v):
             raise Invalid(where, "must be valid Unicode text without control characters or lone surrogates")
         if self.pattern is not None and not _compiled(self.pattern).fullmatch(v):
-            raise Invalid(where, f"must match {self.hint or self.pattern}")
+            raise Invalid(where, f"must be {self.describe()}")
         return v
 
     def _length(self) -> str:
@@ -96,7 +96,8 @@ class Text(Spec):
         return f"at most {self.max_len} characters"
 
     def describe(self) -> str:
-        return f"{self.hint or 'text'}, {self._length()}"
+        extra = ", TAB and LF allowed" if self.multiline else ""
+        return f"{self.hint or 'text'} ({self._length()}{extra})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ class Raw(Spec):
         return v
 
     def describe(self) -> str:
-        return f"string, at most {self.max_len} characters"
+        return f"a string (at most {self.max_len} characters)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +126,14 @@ class Int(Spec):
     def check(self, v: Any, where: str) -> Any:
         if type(v) is not int:  # bool is a subclass of int: `type is` refuses true/false
             if type(v) is NotFinite:
-                raise Invalid(where, f"must be an integer {self.describe()} (got {v.kind})")
-            raise Invalid(where, f"must be an integer ({self.describe()})")
+                raise Invalid(where, f"must be {self.describe()} (got {v.kind})")
+            raise Invalid(where, f"must be {self.describe()}")
         if not self.lo <= v <= self.hi:
-            raise Invalid(where, f"must be an integer {self.describe()}")
+            raise Invalid(where, f"must be {self.describe()}")
         return v
 
     def describe(self) -> str:
-        return f"{self.lo} ≤ n ≤ {self.hi}"
+        return f"an integer {self.lo} ≤ n ≤ {self.hi}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,16 +148,16 @@ class Num(Spec):
         t = type(v)
         if t is not int and t is not float:
             if t is NotFinite:
-                raise Invalid(where, f"must be a finite number {self.describe()} (got {v.kind})")
-            raise Invalid(where, f"must be a number ({self.describe()})")
+                raise Invalid(where, f"must be {self.describe()} (got {v.kind})")
+            raise Invalid(where, f"must be {self.describe()}")
         if t is float and not math.isfinite(v):  # only if a caller decoded without the strict hooks
             raise Invalid(where, "must be a finite number")
         if v > self.hi or v < self.lo or (self.lo_open and v == self.lo):
-            raise Invalid(where, f"must be a number {self.describe()}")
+            raise Invalid(where, f"must be {self.describe()}")
         return v
 
     def describe(self) -> str:
-        return f"{self.lo:g} {'<' if self.lo_open else '≤'} x ≤ {self.hi:g}"
+        return f"a finite number {self.lo:g} {'<' if self.lo_open else '≤'} x ≤ {self.hi:g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +198,7 @@ class Date(Spec):
         return v
 
     def describe(self) -> str:
-        return "date YYYY-MM-DD"
+        return "a date YYYY-MM-DD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +209,7 @@ class Array(Spec):
 
     def check(self, v: Any, where: str) -> Any:
         if type(v) is not list:
-            raise Invalid(where, f"must be an array of {self.min_items}–{self.max_items} items")
+            raise Invalid(where, f"must be {self.describe()}")
         if not self.min_items <= len(v) <= self.max_items:
             raise Invalid(where, f"must have {self.min_items}–{self.max_items} items (got {len(v)})")
         item = self.item
@@ -217,7 +218,7 @@ class Array(Spec):
         return v
 
     def describe(self) -> str:
-        return f"array of {self.min_items}–{self.max_items} × ({self.item.describe()})"
+        return f"an array of {self.min_items}–{self.max_items} × {self.item.describe()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +243,7 @@ class Map(Spec):
         return v
 
     def describe(self) -> str:
-        return f"object of at most {self.max_items} × key ({self.key.describe()}) → ({self.value.describe()})"
+        return f"an object of at most {self.max_items} entries, key {self.key.describe()} → {self.value.describe()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +264,7 @@ class Obj(Spec):
         return v
 
     def describe(self) -> str:
-        return "object with optional " + ", ".join(f"`{k}`" for k in self.fields)
+        return "an object with optional " + ", ".join(f"`{k}` {v.describe()}" for k, v in self.fields.items())
 
 
 @dataclass(frozen=True, slots=True)

@@ -911,7 +911,7 @@ async def run_server(qs: QueueServer, host: str, port: int, ready: Callable[[int
     await asyncio.to_thread(qs.load)
     await qs.start()
     async with serve(qs.handler, host, port, process_request=qs.process_request, compression=None,
-                     max_size=2 * P.MAX_MESSAGE_BYTES, ping_interval=20, ping_timeout=20) as server:
+                     max_size=P.MAX_FRAME_BYTES, ping_interval=20, ping_timeout=20) as server:
         actual = server.sockets[0].getsockname()[1] if server.sockets else port
         if ready:
             ready(actual)
