@@ -170,3 +170,26 @@ def test_keys_stored_before_scoping_still_return_the_kiosks_ticket(live):
         assert (await issue(k2, "legacy-1", purposes=("certificate",)))["ticket"]["id"] != first["ticket"]["id"]
 
     run(after())
+
+
+def test_a_booking_for_a_later_day_survives_a_restart(live):
+    """Found by the fuzz run: only today's bookings were loaded at start, so a booking made for a
+    later day vanished from the server after a restart (and could not be checked in that day)."""
+    from tests.support.fuzz import future_day
+
+    day = future_day(7)
+
+    async def book():
+        a, _ = await Client.open(live.url, role="admin", site="honcho", token=live.tokens().roles["admin"])
+        r = await a.ok("reserve", day=day, start="10:00", minutes=30, purposes=["death"])
+        return r["reservation"]
+
+    booked = run(book())
+    live.kill()
+    live.start()
+
+    async def listed():
+        a, _ = await Client.open(live.url, role="admin", site="honcho", token=live.tokens().roles["admin"])
+        return (await a.ok("reservations", day=day))["reservations"]
+
+    assert run(listed()) == [booked]
