@@ -186,6 +186,14 @@ def test_fuzzing_every_message_never_breaks_the_server_or_loses_a_ticket(live):
             raise AssertionError("an oversized frame got a reply")
         except ConnectionClosed as e:
             assert e.rcvd is not None and e.rcvd.code == 1009
+        # RFC 6455: invalid UTF-8 in a *text* frame fails the connection (1007), before any JSON
+        ws = await connect(live.url, compression=None, max_size=None)
+        await ws.send(b'{"type":"ping","id":1,"x":"\xff"}', text=True)
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+            raise AssertionError("invalid UTF-8 in a text frame got a reply")
+        except ConnectionClosed as e:
+            assert e.rcvd is not None and e.rcvd.code == 1007
         stop = asyncio.Event()
         good = asyncio.create_task(well_behaved(live, stop, acked, served, board_calls))
         await asyncio.sleep(0.5)
@@ -204,7 +212,8 @@ def test_fuzzing_every_message_never_breaks_the_server_or_loses_a_ticket(live):
         while left > 0:
             role, hello = hellos[i % len(hellos)]
             n = min(PER_CONNECTION, left)
-            jobs.append((role, hello, Fuzzer(SEED * 1000 + i, tokens), n))
+            jobs.append((role, hello, Fuzzer(SEED * 1000 + i, tokens, ticket=public_token,
+                                             wrong_token_hellos=hello is None and i % 2 == 0), n))
             left -= n
             i += 1
         sem = asyncio.Semaphore(CONCURRENT)

@@ -40,8 +40,20 @@ def future_day(days: int = 30) -> str:
     return (datetime.now(ZoneInfo("Asia/Tokyo")).date() + timedelta(days=days)).isoformat()
 
 
+def hellos(tokens: Any, site: str = "honcho", ticket: str = "") -> list[dict[str, Any]]:
+    """A valid hello for every role (counter 3 and 6 are left to the fuzz)."""
+    return [
+        {"role": "kiosk", "device": "fz", "token": tokens.roles["kiosk"], "site": site},
+        {"role": "counter", "site": site, "counter": 3, "token": tokens.counters[site][3], "staff": "fz"},
+        {"role": "counter", "site": site, "counter": 6, "token": tokens.counters[site][6], "last_seq": 0},
+        {"role": "display", "site": site, "device": "fz-board", "token": tokens.roles["display"], "last_seq": 1},
+        {"role": "admin", "site": site, "token": tokens.roles["admin"]},
+        {"role": "public", "site": site, "ticket": ticket or "x"},
+    ]
+
+
 def templates(tokens: Any, site: str = "honcho") -> dict[str, dict[str, Any]]:
-    """A valid body for every message type (hello: as a kiosk)."""
+    """A valid body for every message type (hello: as a kiosk; see ``hellos`` for the others)."""
     return {
         "hello": {"role": "kiosk", "device": "fz", "token": tokens.roles["kiosk"], "site": site},
         "ping": {},
@@ -65,9 +77,13 @@ def templates(tokens: Any, site: str = "honcho") -> dict[str, dict[str, Any]]:
 class Fuzzer:
     """``next()`` returns (frame, id or None): frame is str (text) or bytes (binary)."""
 
-    def __init__(self, seed: int, tokens: Any, *, deep_every: int = 400, big_every: int = 2000):
+    def __init__(self, seed: int, tokens: Any, *, deep_every: int = 400, big_every: int = 2000, ticket: str = "",
+                 wrong_token_hellos: bool = False):
         self.rng = random.Random(seed)
         self.templates = templates(tokens)
+        # a connection fuzzing before hello keeps wrong tokens, so most of it stays unauthenticated
+        self.hellos = [{**h, "token": "nope"} if wrong_token_hellos and "token" in h else h
+                       for h in hellos(tokens, ticket=ticket)]
         self.types = sorted(self.templates)
         self.all_fields = sorted({f for t in P.FIELDS.values() for f in t})
         self.deep_every, self.big_every = deep_every, big_every
@@ -93,7 +109,8 @@ class Fuzzer:
             self._count("raw garbage")
             return self._garbage(), None
         mtype = rng.choice(self.types)
-        msg: dict[str, Any] = {"type": mtype, "id": rid, **self.templates[mtype]}
+        body = rng.choice(self.hellos) if mtype == "hello" else self.templates[mtype]
+        msg: dict[str, Any] = {"type": mtype, "id": rid, **body}
         if "idempotency_key" in msg:
             msg["idempotency_key"] = f"fz-{self.n}"
         if r < 0.17:
@@ -108,6 +125,7 @@ class Fuzzer:
             if rng.random() < 0.5:
                 i = rng.randrange(len(data))
                 data = data[:i] + bytes([rng.choice([0xFF, 0xC0, 0x80, 0xED])]) + data[i + 1:]
+                self._count("binary frame with invalid UTF-8")
             return data, None
         return text, rid if type(rid) is int and "id" in msg else None
 
