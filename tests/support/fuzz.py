@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ NASTY: list[Any] = [
     {"name": "黒桐\x00"}, [""] * 20,
 ] + [_RAW.format(i) for i in range(len(RAW_LITERALS))]
 
+LANGS = ["ja", "en", "zh", "ko", "vi", "pt", "ja-easy"]
 EXTRA_FIELDS = ["zz", "__proto__", "constructor", "type ", "ID", "\ud800", "é", "a" * 100]
 
 
@@ -74,12 +76,44 @@ def templates(tokens: Any, site: str = "honcho") -> dict[str, dict[str, Any]]:
     }
 
 
+@dataclass
+class World:
+    """What valid random requests draw from: the real catalogue and site, and the ticket ids the
+    fuzz connections have seen (shared, filled by the test's readers)."""
+
+    purposes: list[str]
+    questions: list[tuple[str, str, tuple[str, ...], int, int]]  # id, kind, choices, min, max
+    departments: list[str]
+    procedures: list[str]
+    tickets: list[str] = field(default_factory=list)
+    exclude: set[str] | dict = field(default_factory=set)  # tickets of the well-behaved clients
+
+    @classmethod
+    def load(cls, site: str = "honcho") -> World:
+        from queue_server.cli import load_catalogue_if_present
+        from queue_server.config import DEFAULT_CONFIG_DIR, load_city
+
+        city = load_city()
+        cat = load_catalogue_if_present(DEFAULT_CONFIG_DIR, city)
+        qs = [(q.id, q.kind, tuple(q.choices), q.min or 0, q.max or 100) for q in cat.questions.values()]
+        return cls(sorted(cat.purposes), qs, sorted(city.sites[site].departments), sorted(cat.procedures))
+
+    def learn(self, msg: Any) -> None:
+        """Remember ticket ids from a reply's result (kept bounded)."""
+        result = msg.get("result") if isinstance(msg, dict) else None
+        t = result.get("ticket") if isinstance(result, dict) else None
+        if isinstance(t, dict) and isinstance(t.get("id"), str) and t["id"] not in self.tickets:
+            self.tickets.append(t["id"])
+            del self.tickets[:-500]
+
+
 class Fuzzer:
     """``next()`` returns (frame, id or None): frame is str (text) or bytes (binary)."""
 
     def __init__(self, seed: int, tokens: Any, *, deep_every: int = 400, big_every: int = 2000, ticket: str = "",
-                 wrong_token_hellos: bool = False):
+                 wrong_token_hellos: bool = False, world: World | None = None):
         self.rng = random.Random(seed)
+        self.world = world
         self.templates = templates(tokens)
         # a connection fuzzing before hello keeps wrong tokens, so most of it stays unauthenticated
         self.hellos = [{**h, "token": "nope"} if wrong_token_hellos and "token" in h else h
@@ -115,6 +149,9 @@ class Fuzzer:
             msg["idempotency_key"] = f"fz-{self.n}"
         if r < 0.17:
             self._count("valid template")
+        elif r < 0.27 and self.world is not None:
+            msg = {"type": mtype, "id": rid, **self._valid(mtype, body)}
+            self._count("valid, random values")
         else:
             for _ in range(rng.choice((1, 1, 1, 2, 3))):
                 rid = self._mutate(mtype, msg, rid)
@@ -128,6 +165,52 @@ class Fuzzer:
                 self._count("binary frame with invalid UTF-8")
             return data, None
         return text, rid if type(rid) is int and "id" in msg else None
+
+    def _text(self, n: int) -> str:
+        rng = self.rng
+        alphabet = "abcXYZ019 -_.あ酒田窓口😀é\u3000"
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(n + 1)))
+
+    def _valid(self, mtype: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A schema-valid body with random values in range: exercises the core, not the edge."""
+        rng, w = self.rng, self.world
+        assert w is not None
+        known = [t for t in w.tickets if t not in w.exclude]
+        ticket = rng.choice(known) if known and rng.random() < 0.9 else "00000000-0000-0000-0000-000000000000"
+        dept = rng.choice(w.departments + ["nowhere"])
+        purposes = rng.sample(w.purposes, rng.choice((1, 1, 2, 3)))
+        answers = {}
+        for qid, kind, choices, lo, hi in rng.sample(w.questions, rng.randrange(6)):
+            if kind == "number":
+                answers[qid] = str(rng.randint(lo, hi))
+            elif choices:
+                answers[qid] = rng.choice(choices)
+            else:
+                answers[qid] = rng.choice(("yes", "no"))
+        minutes = rng.choice([rng.uniform(1e-9, 480), 480, 1, 0.5, 5e-324, rng.randint(1, 480)])
+        day = future_day(rng.randrange(0, 60))
+        values: dict[str, Any] = {
+            "purposes": purposes, "answers": answers, "lang": rng.choice(LANGS), "assistance": rng.random() < 0.3,
+            "idempotency_key": f"fzv-{self.n}" if rng.random() < 0.8 else f"fzv-{rng.randrange(50)}",
+            "reason": self._text(200), "detail": self._text(500), "staff": self._text(100),
+            "device_kind": rng.choice(["printer", "card_reader", "screen"]), "code": rng.choice(["paper_out", "jam"]),
+            "ticket": ticket, "department": dept, "procedures": rng.sample(w.procedures, rng.choice((1, 2))),
+            "minutes": minutes, "day": day, "start": f"{rng.randrange(24):02d}:{rng.randrange(60):02d}",
+            "reservation_code": f"{rng.randrange(10**6):06d}",
+            "prefill": {"name": self._text(200), "address": self._text(200), "birth_date": "1980-02-17", "sex": "1"},
+        }
+        out: dict[str, Any] = {}
+        for k, v in body.items():
+            if k in values and rng.random() < 0.9:
+                out[k] = values[k]
+            elif k in P.FIELDS[mtype] and P.FIELDS[mtype][k].required or rng.random() < 0.5:
+                out[k] = v
+        for k, fld in P.FIELDS[mtype].items():  # optional fields the template leaves out
+            if k not in out and k in values and not fld.required and rng.random() < 0.3 and mtype != "hello":
+                out[k] = values[k]
+        if mtype == "reserve" and "minutes" in out:
+            out["minutes"] = rng.randint(5, 480)
+        return out
 
     def _mutate(self, mtype: str, msg: dict[str, Any], rid: Any) -> Any:
         rng = self.rng
