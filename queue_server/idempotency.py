@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-_SCOPED = re.compile(r"[a-z]{1,10}:[A-Za-z0-9._-]{0,32}:")
+_SCOPED = re.compile(r"[a-z]{1,10}:[^:]{0,32}:")  # role:device: (a device never holds ":")
 
 
 def idem_scope(role: str, device: str, counter: int | None, key: str) -> str:

@@ -46,8 +46,10 @@ ROLES = ("kiosk", "counter", "display", "public", "admin")
 ID_TEXT = Text(64, 1)
 REQUEST_ID = Either((Int(-SAFE_INT, SAFE_INT), ID_TEXT))
 KEY = Text(56, 1, r"[A-Za-z0-9._:-]+", hint="A–Z a–z 0–9 . _ : -")  # stored scoped in 100 chars
-DEVICE = Text(32, 0, r"[A-Za-z0-9._-]*", hint="A–Z a–z 0–9 . _ -")
-SITE = Text(32, 1, r"[A-Za-z0-9_-]+", hint="A–Z a–z 0–9 _ -")
+# a device's name is the city's choice (本庁1F-発券機 is fine) but never holds ":", which
+# separates role, device and key in a scoped idempotency key
+DEVICE = Text(32, 0, r"[^:]*", hint="text without `:`")
+SITE = Text(32, 1)  # any other site name answers unknown_site, which clients treat as final
 DEPARTMENT = Text(32, 1, r"[A-Za-z0-9_-]+", hint="A–Z a–z 0–9 _ -")
 TICKET_ID = Text(36, 1, r"[A-Za-z0-9-]+", hint="A–Z a–z 0–9 -")
 CODE = Text(64, 1, r"[A-Za-z0-9._-]+", hint="A–Z a–z 0–9 . _ -")

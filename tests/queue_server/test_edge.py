@@ -138,6 +138,13 @@ def test_unknown_fields_and_wrong_types_are_named():
     assert (e.code, e.field) == ("bad_field", "lang")
 
 
+def test_device_names_are_text_without_colons():
+    assert P.parse(json.dumps({"type": "hello", "id": 1, "role": "kiosk", "device": "本庁1F-発券機"})).body["device"]
+    for bad in ["a:b", "x" * 33, "kiosk\n1", "\ud800"]:
+        e = refused(json.dumps({"type": "hello", "id": 1, "role": "kiosk", "device": bad}))
+        assert (e.code, e.field) == ("bad_field", "device"), bad
+
+
 def test_non_ascii_tokens_are_just_wrong():
     tokens = Tokens(roles={"kiosk": "abc"}, counters={"honcho": {1: "def"}})
     for bad in ["é", "\ud800", "abc\x00", "ａｂｃ", ""]:
@@ -172,6 +179,7 @@ def test_keys_stored_before_scoping_stay_loadable():
     issued = {"ticket": {"id": "t1", "public_token": "tok", "number": "1"}}
     assert scope_stored_key("kiosk-1-000001", issued, {"t1": "kiosk-1"}) == "kiosk:kiosk-1:kiosk-1-000001"
     assert scope_stored_key("kiosk:kiosk-1:k", issued, {}) == "kiosk:kiosk-1:k"  # already scoped
+    assert scope_stored_key("kiosk:本庁1F-発券機:k", issued, {}) == "kiosk:本庁1F-発券機:k"
     assert scope_stored_key("old-call", {"ticket": {"id": "t1", "number": "1"}}, {"t1": "kiosk-1"}) is None
     assert scope_stored_key("old-issue", issued, {}) is None  # ticket of another day: not served again
     assert scope_stored_key("x", ["not", "a", "dict"], {}) is None
