@@ -200,7 +200,7 @@ def parse(raw: str | bytes) -> Request:
     except (ValueError, RecursionError) as e:
         raise ProtocolError("bad_json", f"invalid JSON: {_ascii(e)}") from None
     if type(msg) is not dict:
-        raise ProtocolError("not_an_object", f"expected a JSON object, got {type(msg).__name__}")
+        raise ProtocolError("not_an_object", f"expected a JSON object, got {_JSON_KIND.get(type(msg), 'a number')}")
     rid = msg.get("id")
     if rid is None:
         raise ProtocolError("bad_field", "every request needs an 'id' (an integer or a string of 1–64 characters)", "id")
@@ -258,6 +258,9 @@ def _too_deep(raw: str) -> bool:
 
 
 _TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')  # a whole string, or one bracket
+
+
+_JSON_KIND = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
 
 
 def _quote(s: str) -> str:
