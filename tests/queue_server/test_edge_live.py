@@ -193,3 +193,26 @@ def test_a_booking_for_a_later_day_survives_a_restart(live):
         return (await a.ok("reservations", day=day))["reservations"]
 
     assert run(listed()) == [booked]
+
+
+def test_the_longest_scoped_key_fits_postgresql(fresh_postgres, tmp_path):
+    """A 32-character Japanese device name and a 56-character key: the scoped key is stored in
+    requests.key (VARCHAR(100), characters) and a retry after a restart gets the same ticket."""
+    from tests.support.live_server import LiveServer
+
+    live = LiveServer(db_url=fresh_postgres, secrets=tmp_path / "s.toml").start()
+    device, key = "本庁舎一階" + "発" * 27, "k" * 56
+    assert len(device) == 32
+
+    async def issue_once():
+        k, hello = await Client.open(live.url, role="kiosk", device=device, token=live.tokens().roles["kiosk"])
+        assert "result" in hello, hello
+        return await issue(k, key, purposes=("certificate",))
+
+    try:
+        first = run(issue_once())
+        live.kill()
+        live.start()
+        assert run(issue_once()) == first
+    finally:
+        live.kill()
