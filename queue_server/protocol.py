@@ -219,7 +219,7 @@ def parse(raw: str | bytes) -> Request:
         check_message(mtype, table, msg)
     except Invalid as e:
         code = "missing_field" if e.missing else "bad_field"
-        top = e.field.split(".")[0].split("[")[0].split(" ")[0]
+        top = e.field.split(".")[0].split("[")[0]  # the request's own field: answers.q -> answers
         raise ProtocolError(code, f"{mtype}: {e.field} {e.rule}", top, re=rid) from None
     body = {k: v for k, v in msg.items() if k != "type" and k != "id"}
     return Request(mtype, rid, body)

@@ -238,7 +238,7 @@ class Map(Spec):
             try:
                 self.key.check(k, where)
             except Invalid as e:
-                raise Invalid(f"{where} (a key)", e.rule) from None
+                raise Invalid(where, f"has a key that {e.rule}") from None
             self.value.check(x, f"{where}.{k}")
         return v
 
