@@ -3,6 +3,11 @@
 Every request is a JSON object with ``type`` and a client-chosen ``id``; every reply carries
 ``re: <id>`` and either ``result`` or ``error: {code, message, field}``. docs/protocol.md documents
 each message with an example; tests/queue_server/test_protocol_doc.py checks the two agree.
+
+Every field of every message is declared in ``FIELDS`` with a rule from schema.py (type, range,
+length, characters); ``parse`` refuses anything else before it reaches the lobby. A new message
+type is one entry in ``FIELDS`` plus its role in ``ALLOWED`` (see schema.py's docstring), and
+its rules appear in docs/protocol.md's Limits table (``python -m queue_server.protocol``).
 """
 
 from __future__ import annotations

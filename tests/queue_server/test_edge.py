@@ -220,3 +220,12 @@ def test_parse_of_any_bytes_raises_only_protocol_errors(raw):
         P.parse(raw)
     except P.ProtocolError as e:
         assert e.code in P.ERROR_CODES
+
+
+def test_every_field_of_every_message_has_a_rule():
+    from queue_server.schema import Field, Spec
+
+    for mtype, table in P.FIELDS.items():
+        for name, fld in table.items():
+            assert isinstance(fld, Field) and isinstance(fld.spec, Spec), (mtype, name)
+            assert fld.spec.describe()
