@@ -9,7 +9,8 @@ restarted on the same database has exactly the state the running one had (every 
 event sequence, every ticket acknowledged to the kiosk with its number, no number twice).
 
 MADOGUCHI_FUZZ_MESSAGES (default 100000) and MADOGUCHI_FUZZ_SEED set the size and the seed
-(bench: `MADOGUCHI_FUZZ_MESSAGES=1000000 pytest tests/queue_server/test_fuzz_live.py -s`).
+(bench: `MADOGUCHI_FUZZ_MESSAGES=1000000 pytest tests/queue_server/test_fuzz_live.py -s --timeout 0`:
+the suite's 300 s per-test timeout would stop a long run).
 """
 
 from __future__ import annotations
