@@ -8,7 +8,7 @@ well-behaved clients get only results; the server logs no error; and after SIGKI
 restarted on the same database has exactly the state the running one had (every ticket view, the
 event sequence, every ticket acknowledged to the kiosk with its number, no number twice).
 
-MADOGUCHI_FUZZ_MESSAGES (default 100000; MADOGUCHI_FUZZ_PG_MESSAGES, default 20000, for the
+MADOGUCHI_FUZZ_MESSAGES (default 100000; MADOGUCHI_FUZZ_PG_MESSAGES, default 10000, for the
 PostgreSQL run) and MADOGUCHI_FUZZ_SEED set the size and the seed
 (bench: `MADOGUCHI_FUZZ_MESSAGES=1000000 pytest tests/queue_server/test_fuzz_live.py -s --timeout 0`:
 the suite's 300 s per-test timeout would stop a long run).
@@ -35,7 +35,7 @@ from tests.support.live_server import Client, LiveServer
 
 MESSAGES = int(os.environ.get("MADOGUCHI_FUZZ_MESSAGES", "100000"))
 SEED = int(os.environ.get("MADOGUCHI_FUZZ_SEED", "12"))
-PG_MESSAGES = int(os.environ.get("MADOGUCHI_FUZZ_PG_MESSAGES", "20000"))
+PG_MESSAGES = int(os.environ.get("MADOGUCHI_FUZZ_PG_MESSAGES", "10000"))
 CONCURRENT = 8  # the server answers one connection in order: parallel connections fill its group commits
 WINDOW = 64  # messages in flight per connection (pipelined without waiting for each reply)
 
