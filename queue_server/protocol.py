@@ -3,56 +3,112 @@
 Every request is a JSON object with ``type`` and a client-chosen ``id``; every reply carries
 ``re: <id>`` and either ``result`` or ``error: {code, message, field}``. docs/protocol.md documents
 each message with an example; tests/queue_server/test_protocol_doc.py checks the two agree.
+
+Every field of every message is declared in ``FIELDS`` with a rule from schema.py (type, range,
+length, characters); ``parse`` refuses anything else before it reaches the lobby. A new message
+type is one entry in ``FIELDS`` plus its role in ``ALLOWED`` (see schema.py's docstring), and
+its rules appear in docs/protocol.md's Limits table (``python -m queue_server.protocol``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
-MAX_MESSAGE_BYTES = 64 * 1024  # a request larger than this gets a "too_large" error, not a disconnect
+from .i18n import LANGUAGES
+from .schema import (
+    Array,
+    Bool,
+    Date,
+    Either,
+    Field,
+    Int,
+    Invalid,
+    Map,
+    NotFinite,
+    Num,
+    Obj,
+    OneOf,
+    Raw,
+    Text,
+    check_message,
+)
+
+log = logging.getLogger("madoguchi.protocol")
+
+MAX_MESSAGE_BYTES = 64 * 1024  # UTF-8 bytes; a larger request gets a "too_large" error, not a disconnect
+MAX_FRAME_BYTES = 2 * MAX_MESSAGE_BYTES  # a frame larger than this closes the connection (1009)
+MAX_DEPTH = 16  # JSON nesting: brackets and braces; a real request needs at most 3
+MAX_INT_DIGITS = 20  # an integer literal longer than this is refused while parsing (10**400 never becomes an int)
+SAFE_INT = 2**53 - 1  # the largest integer every client (JavaScript) reads exactly
 
 ROLES = ("kiosk", "counter", "display", "public", "admin", "planner")
 
-# field name -> (accepted JSON types, required)
-_S, _I, _B, _O, _L, _N = (str,), (int,), (bool,), (dict,), (list,), (int, float)
-FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+# Shared specs: the limits docs/protocol.md states in its "Limits" section.
+ID_TEXT = Text(64, 1)
+REQUEST_ID = Either((Int(-SAFE_INT, SAFE_INT), ID_TEXT))
+KEY = Text(56, 1, r"[A-Za-z0-9._:-]+", hint="A–Z a–z 0–9 . _ : -")  # stored scoped in 100 chars
+# a device's name is the city's choice (本庁1F-発券機 is fine) but never holds ":", which
+# separates role, device and key in a scoped idempotency key
+DEVICE = Text(32, 0, r"[^:]*", hint="text without `:`")
+SITE = Text(32, 1)  # any other site name answers unknown_site, which clients treat as final
+DEPARTMENT = Text(32, 1, r"[A-Za-z0-9_-]+", hint="A–Z a–z 0–9 _ -")
+TICKET_ID = Text(36, 1, r"[A-Za-z0-9-]+", hint="A–Z a–z 0–9 -")
+CODE = Text(64, 1, r"[A-Za-z0-9._-]+", hint="A–Z a–z 0–9 . _ -")
+PURPOSES = Array(Text(64, 1), 16)  # catalogue ids or their Japanese names
+ANSWERS = Map(Text(64, 1, r"[A-Za-z0-9._-]+", hint="A–Z a–z 0–9 . _ -"), Text(64), 64)
+LANG = OneOf(LANGUAGES)
+STAFF = Text(100)
+HHMM = Text(5, 5, r"([01][0-9]|2[0-3]):[0-5][0-9]", hint="a time HH:MM")
+BOOKING_CODE = Text(16, 1, r"[A-Za-z0-9 ]+", hint="A–Z a–z 0–9 and space")
+PREFILL = Obj({
+    "name": Text(200),
+    "address": Text(200),
+    "birth_date": Text(10, 1, r"[0-9-]+", hint="0–9 -"),
+    "sex": Text(8, 1, r"[0-9A-Za-z]+", hint="A–Z a–z 0–9"),
+})
+
+_F = Field
+FIELDS: dict[str, dict[str, Field]] = {
     "hello": {
-        "role": (_S, True),
-        "device": (_S, False),
-        "token": (_S, False),
-        "site": (_S, False),
-        "counter": (_I, False),
-        "ticket": (_S, False),  # public role: the ticket's unguessable public token
-        "last_seq": (_I, False),
-        "staff": (_S, False),
+        "role": _F(OneOf(ROLES), True),
+        "device": _F(DEVICE),
+        "token": _F(Raw(256)),  # any wrong token (even non-ASCII) answers bad_token
+        "site": _F(SITE),
+        "counter": _F(Int(0, 9999)),
+        "ticket": _F(Text(128)),  # public role: the ticket's unguessable public token
+        "last_seq": _F(Int(0, SAFE_INT)),
+        "staff": _F(STAFF),
     },
     "ping": {},
     # kiosk
-    "plan": {"purposes": (_L, True), "answers": (_O, False), "lang": (_S, False)},
+    "plan": {"purposes": _F(PURPOSES, True), "answers": _F(ANSWERS), "lang": _F(LANG)},
     "issue": {
-        "purposes": (_L, False),  # required unless reservation_code names a booking with its purposes
-        "answers": (_O, False),
-        "lang": (_S, False),
-        "idempotency_key": (_S, True),
-        "assistance": (_B, False),
-        "reservation_code": (_S, False),
-        "prefill": (_O, False),
+        "purposes": _F(PURPOSES),  # required unless reservation_code names a booking with its purposes
+        "answers": _F(ANSWERS),
+        "lang": _F(LANG),
+        "idempotency_key": _F(KEY, True),
+        "assistance": _F(Bool()),
+        "reservation_code": _F(Text(16, 1, r"[A-Za-z0-9 ]+", hint="A–Z a–z 0–9 and space")),
+        "prefill": _F(PREFILL),
     },
-    "help": {"reason": (_S, False)},
-    "device_fault": {"device_kind": (_S, True), "code": (_S, True), "detail": (_S, False)},
+    "help": {"reason": _F(Text(200))},
+    "device_fault": {"device_kind": _F(CODE, True), "code": _F(CODE, True), "detail": _F(Text(500, multiline=True))},
     # counter
-    "call_next": {"idempotency_key": (_S, False)},
-    "call": {"ticket": (_S, True), "idempotency_key": (_S, False)},
+    "call_next": {"idempotency_key": _F(KEY)},
+    "call": {"ticket": _F(TICKET_ID, True), "idempotency_key": _F(KEY)},
     "recall": {},
     "start": {},
-    "complete": {"idempotency_key": (_S, False)},
-    "transfer": {"department": (_S, True)},
-    "add_procedure": {"department": (_S, True), "procedures": (_L, True), "minutes": (_N, False)},
+    "complete": {"idempotency_key": _F(KEY)},
+    "transfer": {"department": _F(DEPARTMENT, True)},
+    "add_procedure": {"department": _F(DEPARTMENT, True), "procedures": _F(Array(CODE, 16, 1), True),
+                      "minutes": _F(Num(0, 480, lo_open=True))},
     "no_show": {},
     "requeue": {},
-    "open": {"staff": (_S, False)},
+    "open": {"staff": _F(STAFF)},
     "pause": {},
     "close": {},
     "queue": {},
@@ -61,17 +117,18 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "status": {},
     # admin
     "snapshot": {},
-    "cancel": {"ticket": (_S, True), "reason": (_S, False)},
-    "reserve": {"day": (_S, True), "start": (_S, True), "minutes": (_I, False), "purposes": (_L, True),
-                "idempotency_key": (_S, False)},
-    "reservations": {"day": (_S, False)},
+    "cancel": {"ticket": _F(TICKET_ID, True), "reason": _F(Text(200))},
+    "reserve": {"day": _F(Date(), True), "start": _F(HHMM, True),
+                "minutes": _F(Int(5, 480)), "purposes": _F(Array(Text(64, 1), 16, 1), True),
+                "idempotency_key": _F(KEY)},
+    "reservations": {"day": _F(Date())},
     # planner (the public planning page, no token; docs/planning.md); it also sends "plan"
-    "slots": {"purposes": (_L, True), "answers": (_O, False), "lang": (_S, False)},
-    "forecast": {"purposes": (_L, True), "answers": (_O, False), "lang": (_S, False)},
-    "book": {"day": (_S, True), "start": (_S, True), "purposes": (_L, True), "answers": (_O, False),
-             "lang": (_S, False), "replaces": (_S, False), "idempotency_key": (_S, False)},
-    "booking": {"code": (_S, True)},
-    "cancel_booking": {"code": (_S, True), "idempotency_key": (_S, False)},
+    "slots": {"purposes": _F(PURPOSES, True), "answers": _F(ANSWERS), "lang": _F(LANG)},
+    "forecast": {"purposes": _F(PURPOSES, True), "answers": _F(ANSWERS), "lang": _F(LANG)},
+    "book": {"day": _F(Date(), True), "start": _F(HHMM, True), "purposes": _F(PURPOSES, True), "answers": _F(ANSWERS),
+             "lang": _F(LANG), "replaces": _F(BOOKING_CODE), "idempotency_key": _F(KEY)},
+    "booking": {"code": _F(BOOKING_CODE, True)},
+    "cancel_booking": {"code": _F(BOOKING_CODE, True), "idempotency_key": _F(KEY)},
 }
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -143,52 +200,156 @@ class Request:
 
 
 def parse(raw: str | bytes) -> Request:
-    """Decode and check one request; raise ProtocolError naming what is wrong and where."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise ProtocolError("too_large", f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    """Decode and check one request; raise ProtocolError naming what is wrong and where.
+
+    Strict JSON (no NaN/Infinity, no number that overflows to infinity, no integer literal of more
+    than MAX_INT_DIGITS digits, nesting at most MAX_DEPTH), then every field against FIELDS.
+    """
+    if isinstance(raw, bytes | bytearray):
+        size = len(raw)
+        if size <= MAX_MESSAGE_BYTES:
+            try:
+                raw = bytes(raw).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ProtocolError("bad_json", f"the message is not UTF-8 (byte {e.start})") from None
+    else:
+        # a character is at most 4 UTF-8 bytes: measure exactly only near the limit
+        size = len(raw) if len(raw) * 4 <= MAX_MESSAGE_BYTES else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_MESSAGE_BYTES:
+        raise ProtocolError("too_large", f"message of {size} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
+    if raw.count("[") + raw.count("{") > MAX_DEPTH and _too_deep(raw):
+        raise ProtocolError("bad_json", f"invalid JSON: nested deeper than {MAX_DEPTH} levels")
     try:
-        msg = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ProtocolError("bad_json", f"invalid JSON: {e}") from None
-    if not isinstance(msg, dict):
-        raise ProtocolError("not_an_object", f"expected a JSON object, got {type(msg).__name__}")
+        msg = _decoder.decode(raw)
+    except (ValueError, RecursionError) as e:
+        raise ProtocolError("bad_json", f"invalid JSON: {_ascii(e)}") from None
+    if type(msg) is not dict:
+        raise ProtocolError("not_an_object", f"expected a JSON object, got {_JSON_KIND.get(type(msg), 'a number')}")
     rid = msg.get("id")
-    if rid is not None and not isinstance(rid, str | int) or isinstance(rid, bool):
-        raise ProtocolError("bad_field", "id must be a string or an integer", "id")
+    if rid is None:
+        raise ProtocolError("bad_field", "every request needs an 'id' (an integer or a string of 1–64 characters)", "id")
+    try:
+        REQUEST_ID.check(rid, "id")
+    except Invalid:
+        raise ProtocolError("bad_field", "id must be an integer with |id| ≤ 2^53−1 or a string of 1–64 characters "
+                            "without control characters", "id") from None
     mtype = msg.get("type")
-    if not isinstance(mtype, str):
+    if type(mtype) is not str:
         raise ProtocolError("missing_field", "every message needs a string 'type'", "type", re=rid)
-    spec = FIELDS.get(mtype)
-    if spec is None:
-        raise ProtocolError("unknown_type", f"unknown message type {mtype!r}", "type", re=rid)
-    for name, (types, required) in spec.items():
-        if name not in msg or msg[name] is None:
-            if required:
-                raise ProtocolError("missing_field", f"{mtype}: field {name!r} is required", name, re=rid)
-            continue
-        v = msg[name]
-        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
-            want = " or ".join(_json_name(t) for t in types)
-            raise ProtocolError("bad_field", f"{mtype}: field {name!r} must be {want}", name, re=rid)
-    body = {k: v for k, v in msg.items() if k not in ("type", "id")}
+    table = FIELDS.get(mtype)
+    if table is None:
+        raise ProtocolError("unknown_type", f"unknown message type {_quote(mtype)}", "type", re=rid)
+    try:
+        check_message(mtype, table, msg)
+    except Invalid as e:
+        code = "missing_field" if e.missing else "bad_field"
+        top = e.field.split(".")[0].split("[")[0]  # the request's own field: answers.q -> answers
+        raise ProtocolError(code, f"{mtype}: {e.field} {e.rule}", top, re=rid) from None
+    body = {k: v for k, v in msg.items() if k != "type" and k != "id"}
     return Request(mtype, rid, body)
 
 
-def _json_name(t: type) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "an object", list: "an array"}[t]
+def _constant(name: str) -> NotFinite:
+    return _NON_FINITE  # NaN, Infinity, -Infinity: the schema refuses it, naming the field
+
+
+def _finite_float(s: str) -> float | NotFinite:
+    f = float(s)
+    return f if f - f == 0.0 else _NON_FINITE  # inf - inf and nan - nan are nan: 1e999 overflows
+
+
+def _small_int(s: str) -> int | NotFinite:
+    return int(s) if len(s) <= MAX_INT_DIGITS else NotFinite(f"an integer of {len(s)} digits")
+
+
+_NON_FINITE = NotFinite("NaN, Infinity or a number that overflows")
+_decoder = json.JSONDecoder(parse_constant=_constant, parse_float=_finite_float, parse_int=_small_int)
+
+
+def _too_deep(raw: str) -> bool:
+    """Whether brackets outside strings nest deeper than MAX_DEPTH; stops at the first level
+    too deep, so 20,000 brackets cost microseconds (run only when there are many brackets)."""
+    depth = 0
+    for m in _TOKENS.finditer(raw):
+        ch = m.group()
+        if ch == "[" or ch == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif ch == "]" or ch == "}":
+            depth -= 1
+    return False
+
+
+_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')  # a whole string, or one bracket
+
+
+_JSON_KIND = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _quote(s: str) -> str:
+    return repr(s[:40]) if s.isprintable() and s.isascii() else "(unprintable)"
+
+
+def _ascii(e: Exception) -> str:
+    return str(e).encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _dumps(obj: Any) -> str:
+    # allow_nan=False: a non-finite number is a bug to report, never `Infinity` sent to a board
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def reply(re: Any, result: Any) -> str:
-    return json.dumps({"re": re, "result": result}, ensure_ascii=False, separators=(",", ":"))
+    """The reply to request ``re``; if the result cannot be sent as JSON (a non-finite number,
+    a lone surrogate), the client gets an ``internal`` error for that request instead."""
+    try:
+        return _checked(_dumps({"re": re, "result": result}))
+    except (ValueError, TypeError) as e:
+        log.error("reply to %r not encodable: %s", re, _ascii(e))
+        return error(re, "internal", ERROR_CODES["internal"])
 
 
 def error(re: Any, code: str, message: str, field: str | None = None) -> str:
-    return json.dumps(
-        {"re": re, "error": {"code": code, "message": message, "field": field}},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    # ASCII escapes: an error message may quote client input, and must always be sendable
+    return json.dumps({"re": re, "error": {"code": code, "message": message, "field": field}},
+                      separators=(",", ":"), allow_nan=False)
 
 
-def push(kind: str, site: str, seq: int, data: Any) -> str:
-    return json.dumps({"push": kind, "site": site, "seq": seq, "data": data}, ensure_ascii=False, separators=(",", ":"))
+def push(kind: str, site: str, seq: int, data: Any) -> str | None:
+    """A push message, or None (logged) when ``data`` cannot be sent as JSON: a bug must never
+    reach boards as a message their parser drops."""
+    try:
+        return _checked(_dumps({"push": kind, "site": site, "seq": seq, "data": data}))
+    except (ValueError, TypeError) as e:
+        log.error("%s push not encodable: %s", kind, _ascii(e))
+        return None
+
+
+def _checked(text: str) -> str:
+    """Refuse text that UTF-8 cannot carry (a lone surrogate): websockets would fail the send
+    and close the connection with 1011."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")  # the fastest full check in CPython (faster than a regex search)
+        except UnicodeEncodeError:
+            raise ValueError("text holds a lone surrogate") from None
+    return text
+
+
+def limits_table() -> str:
+    """The per-field rules of FIELDS as the markdown table in docs/protocol.md ("Limits").
+
+    tests/queue_server/test_protocol_doc.py checks the doc holds exactly this table; print it with
+    ``python -m queue_server.protocol`` after changing FIELDS.
+    """
+    rows = ["| message | field | rule |", "|---|---|---|"]
+    for mtype, table in FIELDS.items():
+        for name, fld in table.items():
+            req = " (required)" if fld.required else ""
+            rows.append(f"| `{mtype}` | `{name}`{req} | {fld.spec.describe()} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(limits_table())

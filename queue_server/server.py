@@ -37,6 +37,7 @@ from . import protocol as P
 from .config import CityConfig
 from .estimators import wait_fields
 from .hub import SiteHub, make_hub
+from .idempotency import idem_scope, scope_stored_key
 from .lobby import Change
 from .model import CounterState
 from .storage import Batch, Store
@@ -178,8 +179,11 @@ class QueueServer:
             planner_api.erase_answers_before(self.store.engine, key, day)  # bookings' answers too
             # replies to idempotent requests of the last day: a kiosk retrying after a restart gets
             # its ticket back without a database read on the hot path
+            devices = {t.id: t.device for t in hub.lobby.tickets.values()}
             for k, reply in self.store.recent_requests(key, now - 86400).items():
-                self.idem[f"{key}:{k}"] = reply
+                scoped = scope_stored_key(k, reply, devices)
+                if scoped is not None:
+                    self.idem[f"{key}:{scoped}"] = reply
             for r in self.store.load_reservations(key, day):
                 hub.reservations[(r["day"], r["code"])] = r
             for ev in reversed(self.store.recent_calls(key, day)):
@@ -237,7 +241,8 @@ class QueueServer:
         except Reply as e:
             return await self._send_error(client, req.id, e.code, e.message, e.field)
         idem = req.body.get("idempotency_key")
-        job = Job(client, req, asyncio.get_running_loop().create_future(), f"{client.site}:{idem}" if idem else None)
+        job = Job(client, req, asyncio.get_running_loop().create_future(),
+                  f"{client.site}:{idem_scope(client.role, client.device, client.counter, idem)}" if idem else None)
         await self.queue.put(job)
         msg = await job.fut
         await self._send(client, msg)
@@ -297,9 +302,11 @@ class QueueServer:
         events = await asyncio.to_thread(self.store.events_since, hub.key, max(last, hub.seq - 2000), 2000)
         return [
             # only a call of the last minute is still worth announcing (and synthesising)
-            P.push("call", hub.key, ev["seq"], self._with_audio(hub.call_view(ev), self.clock() - ev["at"] < 60))
+            msg
             for ev in events
             if ev["kind"] in ("called", "recalled")
+            and (msg := P.push("call", hub.key, ev["seq"],
+                               self._with_audio(hub.call_view(ev), self.clock() - ev["at"] < 60))) is not None
         ]
 
     def _catalogue_json(self) -> bytes:
@@ -723,6 +730,8 @@ class QueueServer:
 
     def _push(self, hub: SiteHub, audience: str, kind: str, data: Any, seq: int | None = None) -> None:
         msg = P.push(kind, hub.key, hub.seq if seq is None else seq, data)
+        if msg is None:  # not encodable (logged): better no push than one a board's parser drops
+            return
         targets = [c.ws for c in self.clients if c.site == hub.key and c.role and self._wants(c, audience)]
         if targets:
             self.metrics.pushes += len(targets)
@@ -799,9 +808,9 @@ class QueueServer:
                         self._send_if_changed(last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
                                               P.push("status", hub.key, hub.seq, data))
 
-    def _send_if_changed(self, last: dict, client: Client, kind: str, body: str, msg: str) -> None:
+    def _send_if_changed(self, last: dict, client: Client, kind: str, body: str, msg: str | None) -> None:
         k = (id(client), kind)
-        if last.get(k) != body:
+        if msg is not None and last.get(k) != body:
             last[k] = body
             self.metrics.pushes += 1
             broadcast([client.ws], msg)
@@ -988,7 +997,7 @@ async def _listen(qs: QueueServer, host: str, port: int, standby: bool) -> Any:
     for attempt in range(60):
         try:
             return await serve(qs.handler, host, port, process_request=qs.process_request, compression=None,
-                               max_size=2 * P.MAX_MESSAGE_BYTES, ping_interval=20, ping_timeout=20)
+                               max_size=P.MAX_FRAME_BYTES, ping_interval=20, ping_timeout=20)
         except OSError as e:
             if standby:
                 log.warning("standby: port %s is in use (%s); /healthz is served after the takeover", port, e.strerror)

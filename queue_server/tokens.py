@@ -28,7 +28,9 @@ class Tokens:
             expected = self.counters.get(site or "", {}).get(counter or -1)
         else:
             expected = self.roles.get(role)
-        return bool(expected) and token is not None and hmac.compare_digest(expected, token)
+        if not expected or type(token) is not str or not token.isascii():
+            return False  # compare_digest refuses non-ASCII str: a wrong token is just wrong, never an exception
+        return hmac.compare_digest(expected.encode(), token.encode())
 
 
 def generate(sites: Iterable[tuple[str, Iterable[int]]]) -> Tokens:

@@ -1,7 +1,7 @@
 // The public planning page (/plan/): plan a visit at home, see when to come, book a slot.
 // No sign-in, no framework: the server's planner role answers over the websocket with the same
 // pure planner and catalogue as the kiosk. Nothing personal is asked or kept (docs/planning.md).
-import { I18n, LANGS, Link, el, params, pick } from "/plan/common.js";
+import { I18n, LANGS, Link, el, params, pick, pickMarked } from "/plan/common.js";
 
 const S = { i18n: null, lang: "ja", link: null, snap: null, site: params.get("site") || undefined,
   purposes: [], answers: {}, view: "events", result: null, forecast: null, slots: null, day: null,
@@ -160,7 +160,7 @@ function viewEvents() {
       el("input", { type: "checkbox", checked: on, onchange: () => {
         S.purposes = on ? S.purposes.filter((x) => x !== p.id) : [...S.purposes, p.id];
         render();
-      } }), el("span", {}, ...ruby(pick(p.name, S.lang))));
+      } }), el("span", {}, ...ruby(pickMarked(p.name, S.lang))));
   });
   // branch offices (総合支所) have their own counters and slots: choosing one reloads the page for it
   const sites = S.snap.sites.length > 1 ? el("label", { class: "row" }, `${t("site")}: `,

@@ -22,14 +22,19 @@ export class I18n {
   }
 }
 
-/** The server's {ja, en, …} name objects, with the same fallbacks as queue_server.i18n.pick. */
-export function pick(texts, lang) {
+/** The server's {ja, en, …} name objects, with the same fallbacks as queue_server.i18n.pick,
+ * keeping catalogue/site ruby markup {市民課|しみんか} for pages that render <ruby> (plan page). */
+export function pickMarked(texts, lang) {
   if (!texts) return "";
   if (typeof texts === "string") return texts;
-  // catalogue/site ruby {市民課|しみんか} shows as 市民課（しみんか） until the board renders <ruby>
-  if (lang in texts) return String(texts[lang]).replace(/\{([^{}|]+)\|([^{}|]+)\}/g, "$1（$2）");
+  if (lang in texts) return String(texts[lang]);
   if (lang === "ja-easy" && "ja" in texts) return texts.ja;
   return texts.en || texts.ja || Object.values(texts)[0] || "";
+}
+
+/** pickMarked as plain text: ruby shows as 市民課（しみんか） (queue_server.ruby.bracketed). */
+export function pick(texts, lang) {
+  return pickMarked(texts, lang).replace(/\{([^{}|]+)\|([^{}|]+)\}/g, "$1（$2）");
 }
 
 export function wsUrl() {

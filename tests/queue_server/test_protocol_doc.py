@@ -31,3 +31,17 @@ def test_documented_request_examples_parse():
         req = parse(line)
         assert req.type in FIELDS, line
         json.loads(line)
+
+
+def test_the_limits_table_matches_the_schema():
+    from queue_server.protocol import limits_table
+
+    assert limits_table() in DOC, "docs/protocol.md Limits is stale: paste `python -m queue_server.protocol`"
+
+
+def test_the_stated_sizes_are_the_enforced_ones():
+    from queue_server import protocol as P
+
+    section = DOC[DOC.index("## Limits"):]
+    assert f"{P.MAX_MESSAGE_BYTES:,} bytes" in section and f"{P.MAX_FRAME_BYTES:,} bytes" in section
+    assert f"at most {P.MAX_DEPTH} levels" in section and f"more than {P.MAX_INT_DIGITS} digits" in section
