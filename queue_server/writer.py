@@ -244,8 +244,9 @@ class Writer:
             # read it again, or every later write would conflict the same way
             await s.reread(sites)
         jobs = [a.job for a in applied] + followers
-        if isolate and len(jobs) > 1 and cause not in SYSTEMIC_CAUSES:
-            # maybe one request's rows: commit them one by one, so only the culprit fails
+        if isolate and cause not in SYSTEMIC_CAUSES:
+            # maybe one request's rows: commit them one by one (after the re-read, for a
+            # constraint), so only the culprit fails
             for job in jobs:
                 await self.run_batch([job], isolate=False)
             return

@@ -1,0 +1,222 @@
+"""The writer's promises (issue 12): one request's failure is its own; memory never runs ahead
+of the database; a failed commit burns no number; a conflicting writer is re-read, not fatal."""
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import IntegrityError
+
+from queue_server.storage import Store, error_cause
+
+from .writer_support import (
+    NOW,
+    FaultyStore,
+    admin,
+    assert_same_as_database,
+    counter,
+    job,
+    kiosk,
+    make_server,
+    run,
+)
+
+
+def issue(key, **kw):
+    return job(kiosk(), "issue", purposes=["certificate"], answers={}, lang="ja", idempotency_key=key, **kw)
+
+
+def test_one_bad_request_does_not_poison_its_batch(tmp_path, caplog):
+    """Seen 1: an add_procedure with a 400-digit ``minutes`` raised inside the group commit, and the
+    well-formed issues of the same batch were answered `internal` yet kept in memory."""
+    qs = make_server(tmp_path)
+
+    async def scenario():
+        await run(qs, [job(counter(1), "open")])
+        jobs = [issue("a"), issue("b"),
+                job(counter(1), "add_procedure", department="shimin", procedures=["juminhyo"], minutes=10**400),
+                issue("c"), issue("d")]
+        replies = await run(qs, jobs)
+        assert replies[2]["error"]["code"] == "internal"
+        numbers = [r["result"]["ticket"]["number"] for i, r in enumerate(replies) if i != 2]
+        assert numbers == ["1", "2", "3", "4"]
+        assert_same_as_database(qs)
+        # a retry of an acknowledged issue returns the stored ticket, and the department still works
+        again = await run(qs, [issue("a"), job(counter(1), "call_next")])
+        assert again[0]["result"]["ticket"]["number"] == "1"
+        assert again[1]["result"]["ticket"]["number"] == "1"
+        assert_same_as_database(qs)
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(scenario())
+    assert "add_procedure request failed" in caplog.text
+
+
+def test_a_request_that_raises_after_changing_memory_is_undone_alone(tmp_path):
+    qs = make_server(tmp_path)
+
+    async def scenario():
+        replies = await run(qs, [issue("a"), issue("b", _boom="after"), issue("c"),
+                                 job(kiosk(), "help", reason="x", _boom="after")])
+        assert [("result" in r) for r in replies] == [True, False, True, False]
+        assert replies[1]["error"]["code"] == "internal"
+        assert [r["result"]["ticket"]["number"] for r in (replies[0], replies[2])] == ["1", "2"]
+        assert qs.hubs["honcho"].help_alerts == []
+        assert_same_as_database(qs)
+
+    asyncio.run(scenario())
+
+
+def test_failed_commits_burn_no_number_and_roll_everything_back(tmp_path):
+    """Seen 6: 200 refused issues on a full disk moved the next number from 21 to 221."""
+    qs = make_server(tmp_path)
+    store: FaultyStore = qs.store  # type: ignore[assignment]
+
+    async def scenario():
+        for i in range(20):
+            await run(qs, [issue(f"ok{i}")])
+        seq = qs.hubs["honcho"].seq
+        for i in range(200):
+            store.fail_after = 1 + i % 4  # fail at different statements of the transaction
+            (r,) = await run(qs, [issue(f"full{i}")])
+            assert r["error"]["code"] == "storage_error"
+            assert "disk is full" in r["error"]["message"]
+        assert qs.hubs["honcho"].seq == seq
+        assert not any(k.startswith("honcho:full") for k in qs.idem)
+        assert qs.writer.storage.errors == {"disk_full": 200}
+        assert not qs.writer.storage.ok and qs.health()["ok"] is False
+        assert_same_as_database(qs)
+        (r,) = await run(qs, [issue("after")])
+        assert r["result"]["ticket"]["number"] == "21"
+        assert qs.writer.storage.ok and qs.health()["ok"] is True
+        assert_same_as_database(qs)
+
+    asyncio.run(scenario())
+
+
+def test_one_request_whose_rows_the_database_refuses_fails_alone(tmp_path):
+    qs = make_server(tmp_path)
+    store: FaultyStore = qs.store  # type: ignore[assignment]
+
+    async def scenario():
+        for error in (IntegrityError, ValueError):
+            store.poison, store.poison_error = "poison", error
+            replies = await run(qs, [issue(f"a{error.__name__}"), job(kiosk(), "help", reason="poison"),
+                                     issue(f"b{error.__name__}")])
+            assert "result" in replies[0] and "result" in replies[2], replies
+            assert replies[1]["error"]["code"] == "storage_error"
+            assert_same_as_database(qs)
+        assert qs.writer.storage.ok  # one request's rows: storage itself is fine
+
+    asyncio.run(scenario())
+
+
+def test_a_server_whose_commit_conflicts_re_reads_the_database_and_writes_on(tmp_path):
+    """Seen 5: the server that commits second failed every write from then on, because after a
+    failed commit it never re-read the database."""
+    a = make_server(tmp_path)
+    b = make_server(tmp_path, store=FaultyStore(a.store.url))
+
+    async def scenario():
+        (ra,) = await run(a, [issue("from-a")])
+        assert ra["result"]["ticket"]["number"] == "1"
+        # b's memory does not know a's ticket: its rows conflict (seq, number); it re-reads and retries
+        (rb,) = await run(b, [issue("from-b")])
+        assert rb["result"]["ticket"]["number"] == "2", rb
+        (rb2,) = await run(b, [job(counter(1), "open")])
+        assert "result" in rb2
+        assert b.writer.storage.errors.get("constraint") == 1
+        assert_same_as_database(b)
+
+    asyncio.run(scenario())
+
+
+def test_a_retry_in_the_same_batch_is_answered_only_after_the_commit(tmp_path):
+    qs = make_server(tmp_path)
+    store: FaultyStore = qs.store  # type: ignore[assignment]
+
+    async def scenario():
+        store.fail_after = 1
+        replies = await run(qs, [issue("same"), issue("same")])
+        assert [r["error"]["code"] for r in replies] == ["storage_error", "storage_error"]
+        replies = await run(qs, [issue("same"), issue("same")])
+        assert replies[0]["result"] == replies[1]["result"]
+        assert_same_as_database(qs)
+
+    asyncio.run(scenario())
+
+
+def test_real_disk_full_is_reported_by_cause(tmp_path, caplog):
+    """SQLite's max_page_count gives the real SQLITE_FULL ("database or disk is full")."""
+    from sqlalchemy import event
+
+    store = Store(f"sqlite:///{tmp_path / 'small.db'}")
+    limit: list[int | None] = [None]
+
+    @event.listens_for(store.engine, "connect")
+    def _limit(dbapi_conn, _rec):
+        if limit[0]:
+            dbapi_conn.execute(f"PRAGMA max_page_count={limit[0]}")
+
+    qs = make_server(tmp_path, store=store)
+
+    async def scenario():
+        for i in range(20):
+            await run(qs, [issue(f"ok{i}")])
+        with qs.store.engine.connect() as conn:
+            limit[0] = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        qs.store.engine.dispose()
+        refused = 0
+        for i in range(200):
+            (r,) = await run(qs, [issue(f"full{i}")])
+            refused += "error" in r
+        assert refused > 150, f"only {refused} refused: the page limit did not bite"
+        assert qs.writer.storage.errors.get("disk_full") == refused
+        assert qs.writer.storage.cause == "disk_full" and not qs.health()["ok"]
+        assert_same_as_database(qs)
+        numbers = sorted(t.number for t in qs.hubs["honcho"].lobby.tickets.values())
+        assert numbers == list(range(1, len(numbers) + 1)), "a refused issue burned a number"
+        limit[0] = None
+        qs.store.engine.dispose()
+        (r,) = await run(qs, [issue("after")])
+        assert int(r["result"]["ticket"]["number"]) == len(numbers) + 1
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(scenario())
+    assert "failed (disk_full): database or disk is full" in caplog.text
+
+
+def test_storage_errors_are_classified_by_cause():
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    def op(msg):
+        return OperationalError("x", None, sqlite3.OperationalError(msg))
+
+    assert error_cause(op("database or disk is full")) == "disk_full"
+    assert error_cause(op("database is locked")) == "locked"
+    assert error_cause(IntegrityError("x", None, sqlite3.IntegrityError("UNIQUE constraint failed: events.site"))) == "constraint"
+    assert error_cause(op("unable to open database file")) == "connection"
+    assert error_cause(ValueError("x")) == "other"
+
+    class PgError(Exception):
+        sqlstate = "53100"
+
+    assert error_cause(OperationalError("x", None, PgError("could not write"))) == "disk_full"
+
+
+def test_admin_cancel_and_end_of_day_are_rolled_back_on_a_failed_commit(tmp_path):
+    qs = make_server(tmp_path)
+    store: FaultyStore = qs.store  # type: ignore[assignment]
+
+    async def scenario():
+        (r,) = await run(qs, [issue("x")])
+        tid = r["result"]["ticket"]["id"]
+        store.fail_after = 2
+        (c,) = await run(qs, [job(admin(), "cancel", ticket=tid)])
+        assert c["error"]["code"] == "storage_error"
+        assert qs.hubs["honcho"].lobby.tickets[tid].closed is None
+        assert_same_as_database(qs)
+
+    asyncio.run(scenario())
+    assert NOW > 0
