@@ -50,6 +50,8 @@ WEB_ROOTS = {
     "/status/": ROOT / "display_board" / "status_web",
     "/admin/": ROOT / "counter" / "admin_web",
 }
+REPLAY_PAGE = 500  # call events read per query when a board resyncs
+MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
 FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
 
 
@@ -326,25 +328,49 @@ class QueueServer:
         result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now,
                                   "storage": self.storage_view()}
         last = b.get("last_seq")
-        missed = await self._missed(hub, client, last) if last is not None else []
+        missed, truncated = await self._missed(hub, client, last, now) if last is not None else ([], False)
         result["missed"] = len(missed)
+        result["truncated"] = truncated
         result["snapshot"] = self._snapshot(hub, client, now)
         await self._send(client, P.reply(req.id, result))
         for msg in missed:
             await self._send(client, msg)
 
-    async def _missed(self, hub: SiteHub, client: Client, last: int) -> list[str]:
-        """Call pushes after ``last`` rebuilt from the committed event log, so a board that was
-        away (or a server that restarted) never misses a call; the client drops seqs it has seen."""
-        if client.role not in ("display", "admin") or last >= hub.seq:
-            return []
-        events = await asyncio.to_thread(self.store.events_since, hub.key, max(last, hub.seq - 2000), 2000)
+    async def _missed(self, hub: SiteHub, client: Client, last: int, now: float) -> tuple[list[str], bool]:
+        """Every call push of today after ``last``, rebuilt from the committed event log (paged),
+        so a board that was away — for any time, or across a server restart — misses no call.
+
+        ``truncated`` is True, with no replay, when that cannot be done honestly: the client's
+        ``last_seq`` is ahead of this server (another database), the log lacks events in between,
+        or more than MAX_REPLAY calls were missed. The client then rebuilds from the snapshot.
+        """
+        if client.role not in ("display", "admin") or last == hub.seq:
+            return [], False
+        if last > hub.seq:
+            return [], True
+        day_start = datetime.fromisoformat(hub.day).replace(tzinfo=self.tz).timestamp()
+        upto = hub.seq  # pushes after this come live to the client (its role is set already)
+
+        def read() -> tuple[list[dict], bool]:
+            if self.store.count_events(hub.key, last, upto) != upto - last:
+                return [], True
+            events: list[dict] = []
+            after = last
+            while True:
+                page = self.store.calls_since(hub.key, after, day_start, REPLAY_PAGE)
+                events += [ev for ev in page if ev["seq"] <= upto]
+                if len(events) > MAX_REPLAY:
+                    return [], True
+                if len(page) < REPLAY_PAGE or page[-1]["seq"] >= upto:
+                    return events, False
+                after = page[-1]["seq"]
+
+        events, truncated = await asyncio.to_thread(read)
         return [
             # only a call of the last minute is still worth announcing (and synthesising)
-            P.push("call", hub.key, ev["seq"], self._with_audio(hub.call_view(ev), self.clock() - ev["at"] < 60))
+            P.push("call", hub.key, ev["seq"], self._with_audio(hub.call_view(ev), now - ev["at"] < 60))
             for ev in events
-            if ev["kind"] in ("called", "recalled")
-        ]
+        ], truncated
 
     def _catalogue_json(self) -> bytes:
         if getattr(self, "_catalogue_cache", None) is None:

@@ -461,6 +461,27 @@ class Store:
             ).all()
             return [event_dict(r) for r in rows]
 
+    def calls_since(self, site: str, seq: int, since_at: float, limit: int) -> list[dict[str, Any]]:
+        """Call events (called, recalled) after ``seq`` and at or after ``since_at``, oldest first:
+        one page of a board's replay."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(EventRow)
+                .where(EventRow.site == site, EventRow.seq > seq, EventRow.at >= since_at,
+                       EventRow.kind.in_(("called", "recalled")))
+                .order_by(EventRow.seq)
+                .limit(limit)
+            ).all()
+            return [event_dict(r) for r in rows]
+
+    def count_events(self, site: str, after: int, upto: int) -> int:
+        """How many events the log holds with ``after < seq <= upto`` (a full log: upto - after)."""
+        from sqlalchemy import func
+
+        with Session(self.engine) as s:
+            return s.scalar(select(func.count()).select_from(EventRow).where(
+                EventRow.site == site, EventRow.seq > after, EventRow.seq <= upto)) or 0
+
     def recent_calls(self, site: str, day: str, limit: int = 20) -> list[dict[str, Any]]:
         """The latest call events (newest first), to refill the board's history after a restart."""
         with Session(self.engine) as s:
