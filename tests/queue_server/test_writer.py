@@ -4,6 +4,7 @@ of the database; a failed commit burns no number; a conflicting writer is re-rea
 import asyncio
 import logging
 
+import pytest
 from sqlalchemy.exc import IntegrityError
 
 from queue_server.storage import Store, error_cause
@@ -110,11 +111,13 @@ def test_one_request_whose_rows_the_database_refuses_fails_alone(tmp_path):
     asyncio.run(scenario())
 
 
-def test_a_server_whose_commit_conflicts_re_reads_the_database_and_writes_on(tmp_path):
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_a_server_whose_commit_conflicts_re_reads_the_database_and_writes_on(tmp_path, request, db):
     """Seen 5: the server that commits second failed every write from then on, because after a
-    failed commit it never re-read the database."""
-    a = make_server(tmp_path)
-    b = make_server(tmp_path, store=FaultyStore(a.store.url))
+    failed commit it never re-read the database (SQLite and PostgreSQL)."""
+    url = request.getfixturevalue("fresh_postgres") if db == "postgres" else f"sqlite:///{tmp_path / 'w.db'}"
+    a = make_server(tmp_path, store=FaultyStore(url))
+    b = make_server(tmp_path, store=FaultyStore(url))
 
     async def scenario():
         (ra,) = await run(a, [issue("from-a")])
