@@ -52,6 +52,7 @@ WEB_ROOTS = {
 }
 REPLAY_PAGE = 500  # call events read per query when a board resyncs
 MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
+ROLL_RETRY = 30  # seconds before a failed end of day is tried again
 FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
 
 
@@ -169,6 +170,7 @@ class QueueServer:
         self.dirty: set[str] = set()
         self._tasks: list[asyncio.Task] = []
         self.writer = Writer(self)
+        self._roll_retry_at = 0.0
         # /healthz: named checks, each () -> (ok, details). Storage and the writer are here;
         # another part (e.g. leadership of the site database) adds its own by name.
         self.health_checks: dict[str, Callable[[], tuple[bool, dict[str, Any]]]] = {
@@ -699,18 +701,34 @@ class QueueServer:
         self._push(hub, "admin", "event", ev, seq=ev["seq"])
 
     async def _roll_day(self) -> None:
-        """At local midnight: close yesterday's waiting tickets and erase their card data."""
-        today = self.local_day(self.clock())
-        for hub in self.hubs.values():
+        """At local midnight: close yesterday's waiting tickets and erase their card data.
+
+        If the database refuses (disk full …), the day is not rolled and is tried again after
+        ROLL_RETRY seconds: never a flusher that dies, never yesterday's tickets left open.
+        """
+        now = self.clock()
+        today = self.local_day(now)
+        if now < self._roll_retry_at:
+            return
+        for key in list(self.hubs):
+            hub = self.hubs[key]
             if hub.day >= today:
                 continue
-            hub.day = today
+            before, hub.day = hub.day, today
             system = Client(ws=None, role="admin", site=hub.key, device="end-of-day")  # type: ignore[arg-type]
             job = Job(system, P.Request("end_of_day", None, {}), asyncio.get_running_loop().create_future(), None)
             await self.queue.put(job)
-            await job.fut
-            await asyncio.to_thread(self.store.erase_prefill_before, hub.key, today)
-            hub.help_alerts.clear()
+            reply = json.loads(await job.fut)
+            try:
+                if "error" in reply:
+                    raise RuntimeError(reply["error"]["message"])
+                await asyncio.to_thread(self.store.erase_prefill_before, hub.key, today)
+            except Exception as e:  # the writer's reply names the cause; erase's error is the driver's
+                self.hubs[key].day = before
+                self._roll_retry_at = now + ROLL_RETRY
+                log.error("end of day for %s failed: %s; tried again in %s s", key, e, ROLL_RETRY)
+                continue
+            self.hubs[key].help_alerts.clear()
 
     async def _flusher(self) -> None:
         """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL."""

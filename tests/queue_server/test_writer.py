@@ -223,3 +223,43 @@ def test_admin_cancel_and_end_of_day_are_rolled_back_on_a_failed_commit(tmp_path
 
     asyncio.run(scenario())
     assert NOW > 0
+
+
+def test_end_of_day_refused_by_the_database_is_tried_again_and_the_server_keeps_flushing(tmp_path, monkeypatch):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from queue_server import server as S
+    from queue_server.server import run_server
+
+    monkeypatch.setattr(S, "ROLL_RETRY", 0.3)
+    jst = ZoneInfo("Asia/Tokyo")
+    clock = [datetime(2026, 3, 31, 23, 50, tzinfo=jst).timestamp()]
+    qs = make_server(tmp_path, clock=clock)
+    store: FaultyStore = qs.store  # type: ignore[assignment]
+
+    async def scenario():
+        (r,) = await run(qs, [issue("late", prefill={"name": "黒桐　幹也"})])
+        stop = asyncio.get_running_loop().create_future()
+        port: list[int] = []
+        task = asyncio.create_task(run_server(qs, "127.0.0.1", 0, port.append, stop))
+        while not port:
+            await asyncio.sleep(0.02)
+        store.fail_after = 1  # the end-of-day commit meets a full disk
+        clock[0] = datetime(2026, 4, 1, 0, 5, tzinfo=jst).timestamp()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            clock[0] += 0.05
+            if not qs.hubs["honcho"].lobby.open_tickets() and store.prefill(r["result"]["ticket"]["id"]) is None:
+                break
+        assert qs.writer.storage.errors.get("disk_full") == 1  # it failed once…
+        assert not qs.hubs["honcho"].lobby.open_tickets()  # …and was done on the next try
+        assert qs.hubs["honcho"].day == "2026-04-01"
+        assert store.prefill(r["result"]["ticket"]["id"]) is None
+        assert all(not t.done() for t in qs._tasks)  # the flusher lives on
+        (stored,) = store.load_tickets("honcho", "2026-03-31")
+        assert stored.closed is not None and stored.closed.value == "cancelled"
+        stop.set_result(None)
+        await task
+
+    asyncio.run(scenario())
