@@ -145,3 +145,35 @@ def assert_same_as_database(qs: QueueServer) -> None:
     for key in mine:
         for part in mine[key]:
             assert mine[key][part] == stored[key][part], f"{key}.{part}: memory differs from the database"
+
+
+class InProcess:
+    """A QueueServer (with a FaultyStore) served from a thread, shaped like LiveServer for the helpers."""
+
+    def __init__(self, qs):
+        import threading
+        import time
+
+        from queue_server.server import run_server
+
+        self.qs = qs
+        self.loop = asyncio.new_event_loop()
+        self.stop_fut = self.loop.create_future()
+        port: list[int] = []
+        self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(
+            run_server(qs, "127.0.0.1", 0, port.append, self.stop_fut)), daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not port and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.port = port[0]
+
+    url = property(lambda self: f"ws://127.0.0.1:{self.port}/ws")
+    http = property(lambda self: f"http://127.0.0.1:{self.port}")
+
+    def tokens(self):
+        return self.qs.tokens
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.stop_fut.set_result, None)
+        self.thread.join(10)

@@ -3,48 +3,17 @@ history the server cannot replay rebuilds from the snapshot instead of silently 
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 
 import pytest
 
 from queue_server import writer as W
 from queue_server.storage import Store
-from tests.queue_server.writer_support import make_server
+from tests.queue_server.writer_support import InProcess, make_server
 from tests.support.live_server import Client, LiveServer
 from tests.web.conftest import as_counter, board_url, console_url, issue, run, shot
 
 pytestmark = pytest.mark.browser
-
-
-class InProcess:
-    """A QueueServer (with a FaultyStore) served from a thread, shaped like LiveServer for the helpers."""
-
-    def __init__(self, qs):
-        from queue_server.server import run_server
-
-        self.qs = qs
-        self.loop = asyncio.new_event_loop()
-        self.stop_fut = self.loop.create_future()
-        port: list[int] = []
-        self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(
-            run_server(qs, "127.0.0.1", 0, port.append, self.stop_fut)), daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not port and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.port = port[0]
-
-    url = property(lambda self: f"ws://127.0.0.1:{self.port}/ws")
-    http = property(lambda self: f"http://127.0.0.1:{self.port}")
-
-    def tokens(self):
-        return self.qs.tokens
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.stop_fut.set_result, None)
-        self.thread.join(10)
 
 
 def test_console_shows_tickets_cannot_be_saved_until_storage_works_again(tmp_path, context, monkeypatch):
