@@ -193,16 +193,21 @@ class Writer:
                 self._recovered()
         for hub in s.hubs.values():
             hub.lobby.journal = None  # committed: nothing to roll back any more
+        # committed: every request is answered, whatever a push below may raise
         for a in applied:
             a.job.fut.set_result(P.reply(a.job.req.id, a.out.result))
-            hub = s.hubs[a.job.client.site]
-            s.dirty.add(hub.key)
-            for ev in a.events:
-                s._push_event(hub, ev, now)
-            for audience, kind, data in a.out.pushes:
-                s._push(hub, audience, kind, data)
         for job in followers:
             job.fut.set_result(P.reply(job.req.id, s.idem[job.idem]))
+        for a in applied:
+            hub = s.hubs[a.job.client.site]
+            s.dirty.add(hub.key)
+            try:
+                for ev in a.events:
+                    s._push_event(hub, ev, now)
+                for audience, kind, data in a.out.pushes:
+                    s._push(hub, audience, kind, data)
+            except Exception:
+                log.exception("push after a committed %s failed (the request was answered)", a.job.req.type)
 
     def _refusal(self, job: Job, e: Exception) -> str:
         from .server import Reply

@@ -263,3 +263,20 @@ def test_end_of_day_refused_by_the_database_is_tried_again_and_the_server_keeps_
         await task
 
     asyncio.run(scenario())
+
+
+def test_a_push_that_raises_after_the_commit_does_not_turn_committed_requests_into_errors(tmp_path):
+    from .writer_support import Boom
+
+    class BadPush(Boom):
+        def _push_event(self, hub, ev, now):
+            raise RuntimeError("push failed")
+
+    qs = make_server(tmp_path, cls=BadPush)
+
+    async def scenario():
+        replies = await run(qs, [issue("a"), issue("b"), job(counter(1), "open")])
+        assert all("result" in r for r in replies), replies
+        assert_same_as_database(qs)
+
+    asyncio.run(scenario())
