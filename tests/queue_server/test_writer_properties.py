@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .writer_support import admin, assert_same_as_database, counter, job, kiosk, make_server, run
+from .writer_support import FaultyStore, admin, assert_same_as_database, counter, job, kiosk, make_server, run
 
 COUNTERS = (1, 2, 5)
 COUNTER_MOVES = ("open", "pause", "close", "call_next", "start", "complete", "recall", "no_show", "requeue",
@@ -58,32 +58,65 @@ def _job(qs, o, fresh_key):
     return job(kiosk(), "issue", reservation_code=code, answers={}, lang="ja", idempotency_key=fresh_key(), **extra)
 
 
+def _check(plan, url: str, tmp: Path) -> None:
+    qs = make_server(tmp, store=FaultyStore(url))
+    store = qs.store
+    n = iter(range(10**6))
+
+    async def scenario():
+        for ops, fault in plan:
+            store.fail_after = fault if isinstance(fault, int) else None
+            store.poison = "poison" if fault == "poison" else None
+            jobs = [_job(qs, o, lambda: f"u{next(n)}") for o in ops]
+            replies = await run(qs, jobs)
+            store.fail_after = None
+            assert_same_as_database(qs)
+            for j, r in zip(jobs, replies, strict=True):
+                assert "re" in r and r["re"] == j.req.id
+                if j.req.type == "issue" and "result" in r:
+                    assert r["result"]["ticket"]["id"] in qs.hubs["honcho"].lobby.tickets, "acked ticket lost"
+            numbers = defaultdict(list)
+            for t in qs.hubs["honcho"].lobby.tickets.values():
+                numbers[(t.day, t.prefix)].append(t.number)
+            for key, ns in numbers.items():
+                assert sorted(ns) == list(range(1, len(ns) + 1)), f"numbers {key} have a gap: {sorted(ns)}"
+                assert qs.hubs["honcho"].numbers[key] == len(ns)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        qs.store.engine.dispose()
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_memory_always_equals_the_database_whatever_fails(plan):
     with tempfile.TemporaryDirectory() as d:
-        qs = make_server(Path(d))
-        store = qs.store
-        n = iter(range(10**6))
+        _check(plan, f"sqlite:///{Path(d) / 'w.db'}", Path(d))
 
-        async def scenario():
-            for ops, fault in plan:
-                store.fail_after = fault if isinstance(fault, int) else None
-                store.poison = "poison" if fault == "poison" else None
-                jobs = [_job(qs, o, lambda: f"u{next(n)}") for o in ops]
-                replies = await run(qs, jobs)
-                store.fail_after = None
-                assert_same_as_database(qs)
-                for j, r in zip(jobs, replies, strict=True):
-                    assert "re" in r and r["re"] == j.req.id
-                    if j.req.type == "issue" and "result" in r:
-                        assert r["result"]["ticket"]["id"] in qs.hubs["honcho"].lobby.tickets, "acked ticket lost"
-                numbers = defaultdict(list)
-                for t in qs.hubs["honcho"].lobby.tickets.values():
-                    numbers[(t.day, t.prefix)].append(t.number)
-                for key, ns in numbers.items():
-                    assert sorted(ns) == list(range(1, len(ns) + 1)), f"numbers {key} have a gap: {sorted(ns)}"
-                    assert qs.hubs["honcho"].numbers[key] == len(ns)
 
-        asyncio.run(scenario())
-        qs.store.engine.dispose()
+_pg_names = iter(range(1, 10**6))
+
+
+def test_memory_always_equals_the_database_whatever_fails_on_postgresql(postgres_url):
+    """The same property on PostgreSQL (fewer examples: each needs a new database)."""
+    import psycopg
+
+    base = postgres_url.rsplit("/", 1)[0]
+    host, port = base.split("@", 1)[1].split(":")
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(batches)
+    def prop(plan):
+        name = f"wprop{next(_pg_names)}"
+        with psycopg.connect(host=host, port=int(port), user="madoguchi", dbname="postgres", autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                _check(plan, f"{base}/{name}", Path(d))
+        finally:
+            with psycopg.connect(host=host, port=int(port), user="madoguchi", dbname="postgres",
+                                 autocommit=True) as c:
+                c.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+    prop()
