@@ -245,9 +245,9 @@ class Writer:
         log.error("commit of %d request(s) failed (%s): %s; memory rolled back", len(applied), cause, detail)
         sites = sorted({a.job.client.site for a in applied})
         if cause == "constraint":
-            # the database holds rows this server does not know (another writer, or a restore):
-            # read it again, or every later write would conflict the same way
-            await s.reread(sites)
+            # the database may hold rows this server does not know (another writer, a restore):
+            # then read it again, or every later write would conflict the same way
+            await s.reread(await self._stale(sites))
         jobs = [a.job for a in applied] + followers
         if isolate and cause not in SYSTEMIC_CAUSES:
             # maybe one request's rows: commit them one by one (after the re-read, for a
@@ -261,6 +261,19 @@ class Writer:
         for job in jobs:
             s.metrics.errors["storage_error"] = s.metrics.errors.get("storage_error", 0) + 1
             job.fut.set_result(P.error(job.req.id, "storage_error", msg))
+
+    async def _stale(self, sites: list[str]) -> list[str]:
+        """The sites whose event log has moved on without this server (every write logs events)."""
+        s = self.server
+        stale = []
+        for key in sites:
+            try:
+                last = await asyncio.to_thread(s.store.last_seq, key)
+            except Exception:  # cannot tell: read it again to be safe
+                last = None
+            if last != s.hubs[key].seq:
+                stale.append(key)
+        return stale
 
     def _failing(self, cause: str, detail: str) -> None:
         st = self.storage

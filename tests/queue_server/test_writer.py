@@ -94,7 +94,7 @@ def test_failed_commits_burn_no_number_and_roll_everything_back(tmp_path):
     asyncio.run(scenario())
 
 
-def test_one_request_whose_rows_the_database_refuses_fails_alone(tmp_path):
+def test_one_request_whose_rows_the_database_refuses_fails_alone(tmp_path, caplog):
     qs = make_server(tmp_path)
     store: FaultyStore = qs.store  # type: ignore[assignment]
 
@@ -108,11 +108,13 @@ def test_one_request_whose_rows_the_database_refuses_fails_alone(tmp_path):
             assert_same_as_database(qs)
         assert qs.writer.storage.ok  # one request's rows: storage itself is fine
 
-    asyncio.run(scenario())
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(scenario())
+    assert "re-read" not in caplog.text  # nobody else wrote: no reason to read the site again
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
-def test_a_server_whose_commit_conflicts_re_reads_the_database_and_writes_on(tmp_path, request, db):
+def test_a_server_whose_commit_conflicts_re_reads_the_database_and_writes_on(tmp_path, request, db, caplog):
     """Seen 5: the server that commits second failed every write from then on, because after a
     failed commit it never re-read the database (SQLite and PostgreSQL)."""
     url = request.getfixturevalue("fresh_postgres") if db == "postgres" else f"sqlite:///{tmp_path / 'w.db'}"
@@ -130,7 +132,9 @@ def test_a_server_whose_commit_conflicts_re_reads_the_database_and_writes_on(tmp
         assert b.writer.storage.errors.get("constraint") == 1
         assert_same_as_database(b)
 
-    asyncio.run(scenario())
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(scenario())
+    assert "site honcho re-read from the database" in caplog.text
 
 
 def test_a_retry_in_the_same_batch_is_answered_only_after_the_commit(tmp_path):
