@@ -529,10 +529,10 @@ class Store:
 # ---------------------------------------------------------------------------- failures
 
 #: Causes of a failed write, as /metrics counts them and the log names them.
-STORAGE_CAUSES = ("disk_full", "locked", "constraint", "connection", "other")
+STORAGE_CAUSES = ("disk_full", "locked", "constraint", "connection", "leadership", "other")
 #: Causes that would fail any write now (not one request's rows): the writer does not retry
 #: request by request, /healthz turns unhealthy and kiosks stop issuing until a write succeeds.
-SYSTEMIC_CAUSES = frozenset({"disk_full", "locked", "connection"})
+SYSTEMIC_CAUSES = frozenset({"disk_full", "locked", "connection", "leadership"})
 
 _PG_STATES = (("23", "constraint"), ("53", "disk_full"), ("55P03", "locked"), ("40P01", "locked"),
               ("40001", "locked"), ("08", "connection"), ("57P", "connection"))
@@ -563,6 +563,11 @@ def error_cause(exc: BaseException) -> str:
     """
     from sqlalchemy import exc as sa_exc
 
+    declared = getattr(exc, "storage_cause", None)
+    if declared in STORAGE_CAUSES:
+        return declared
+    if any(c.__name__ == "LeadershipLost" for c in type(exc).__mro__):  # the leader lock's fence refused
+        return "leadership"
     orig = getattr(exc, "orig", None) or exc
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if isinstance(state, str):

@@ -50,6 +50,7 @@ CAUSE_TEXT = {
     "locked": "the database is locked by another process",
     "constraint": "the database refused the rows (another server may be writing to it)",
     "connection": "the database cannot be reached",
+    "leadership": "this server no longer holds the lock on the database",
     "other": "the database refused the write",
 }
 

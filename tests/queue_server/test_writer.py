@@ -84,11 +84,11 @@ def test_failed_commits_burn_no_number_and_roll_everything_back(tmp_path):
         assert qs.hubs["honcho"].seq == seq
         assert not any(k.startswith("honcho:full") for k in qs.idem)
         assert qs.writer.storage.errors == {"disk_full": 200}
-        assert not qs.writer.storage.ok and qs.health()["ok"] is False
+        assert not qs.writer.storage.ok and qs.health()["checks"]["storage"]["ok"] is False
         assert_same_as_database(qs)
         (r,) = await run(qs, [issue("after")])
         assert r["result"]["ticket"]["number"] == "21"
-        assert qs.writer.storage.ok and qs.health()["ok"] is True
+        assert qs.writer.storage.ok and qs.health()["checks"]["storage"]["ok"] is True
         assert_same_as_database(qs)
 
     asyncio.run(scenario())
@@ -178,7 +178,7 @@ def test_real_disk_full_is_reported_by_cause(tmp_path, caplog):
             refused += "error" in r
         assert refused > 150, f"only {refused} refused: the page limit did not bite"
         assert qs.writer.storage.errors.get("disk_full") == refused
-        assert qs.writer.storage.cause == "disk_full" and not qs.health()["ok"]
+        assert qs.writer.storage.cause == "disk_full" and not qs.health()["checks"]["storage"]["ok"]
         assert_same_as_database(qs)
         numbers = sorted(t.number for t in qs.hubs["honcho"].lobby.tickets.values())
         assert numbers == list(range(1, len(numbers) + 1)), "a refused issue burned a number"
@@ -205,6 +205,11 @@ def test_storage_errors_are_classified_by_cause():
     assert error_cause(IntegrityError("x", None, sqlite3.IntegrityError("UNIQUE constraint failed: events.site"))) == "constraint"
     assert error_cause(op("unable to open database file")) == "connection"
     assert error_cause(ValueError("x")) == "other"
+
+    class LeadershipLost(Exception):  # as queue_server/leader.py raises from its fence
+        pass
+
+    assert error_cause(LeadershipLost("lock file removed")) == "leadership"
 
     class PgError(Exception):
         sqlstate = "53100"
