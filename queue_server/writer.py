@@ -366,9 +366,9 @@ def _merge(batch: Batch, part: Batch) -> None:
 
 def _inserts_not_updates(batch: Batch) -> None:
     """Tickets issued in this batch are inserted with their latest value, not updated."""
-    new_ids = {t.id for t, _ in batch.new_tickets}
-    for tid in list(batch.tickets):
-        if tid in new_ids:
-            _, new = batch.tickets.pop(tid)
-            batch.new_tickets = [(new if t.id == tid else t, p) for t, p in batch.new_tickets]
+    at = {t.id: i for i, (t, _) in enumerate(batch.new_tickets)}  # one pass: was quadratic per batch
+    for tid in [tid for tid in batch.tickets if tid in at]:
+        _, new = batch.tickets.pop(tid)
+        i = at[tid]
+        batch.new_tickets[i] = (new, batch.new_tickets[i][1])
 
