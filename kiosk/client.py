@@ -35,6 +35,7 @@ from kiosk.flow import (
     IssueSucceeded,
     PlanFailed,
     PlanReceived,
+    StorageChanged,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class KioskClient:
         self.request_timeout = request_timeout
         self.ping_interval = ping_interval
         self.online = False
+        self.storage_ok = True  # the server's ``storage`` flag: False while it cannot save tickets
         self.hello: Mapping[str, Any] | None = None  # the last hello result (board snapshot)
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -211,12 +213,21 @@ class KioskClient:
         if self.site:
             body["site"] = self.site
         self.hello = await self._request("hello", body)
+        self._set_storage((self.hello.get("storage") or {}).get("ok", True))
+
+    def _set_storage(self, ok: bool) -> None:
+        if ok != self.storage_ok:
+            self.storage_ok = ok
+            self.on_event(StorageChanged(ok))
 
     async def _read(self, ws: Any) -> None:
         async for raw in ws:
             try:
                 msg = json.loads(raw)
             except ValueError:
+                continue
+            if msg.get("push") == "storage" and isinstance(msg.get("data"), dict):
+                self._set_storage(bool(msg["data"].get("ok", True)))
                 continue
             fut = self._waiting.pop(msg.get("re"), None) if "re" in msg else None
             if fut is not None and not fut.done():
@@ -276,6 +287,9 @@ class KioskClient:
     async def _send_issue(self, req: dict[str, Any]) -> None:
         key = req["idempotency_key"]
         while self._pending is req:
+            if not self.storage_ok:  # the server cannot save it now: hold it, the push says when
+                await asyncio.sleep(0.5)
+                continue
             try:
                 result = await self._request("issue", req)
             except RequestFailed as e:

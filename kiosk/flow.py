@@ -210,6 +210,14 @@ class Disconnected:
 
 
 @dataclass(frozen=True)
+class StorageChanged:
+    """The server can (ok) or cannot save tickets now (disk full, database down): while it cannot,
+    the kiosk issues nothing and says so, instead of failing one citizen after another."""
+
+    ok: bool
+
+
+@dataclass(frozen=True)
 class IssueSucceeded:
     key: str
     result: Mapping[str, Any] = field(repr=False)
@@ -272,7 +280,8 @@ class Scanned:
 Event = (
     Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | ChoosePurpose
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
-    | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | IssueSucceeded
+    | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | StorageChanged
+    | IssueSucceeded
     | IssueFailed | Abandon | Printed | PrintFailed | Finish | StaffPressed | StaffPinSubmitted | StaffExit
     | Scanned
 )
@@ -408,6 +417,7 @@ class KioskState:
     staff_tries: int = 0
     # --- the device (kept across resets) ---
     online: bool = False
+    storage_ok: bool = True  # the server can save tickets (its ``storage`` flag)
     retry_in: float = 0.0
     pending_key: str | None = None  # the ticket being issued
     key_seq: int = 0  # last idempotency key number used
@@ -744,12 +754,12 @@ class Kiosk:
             request["prefill"] = dict(s.prefill)
         if s.reservation_code:
             request["reservation_code"] = s.reservation_code
-        screen = Screen.ISSUING if s.online else Screen.OFFLINE
+        screen = Screen.ISSUING if s.online and s.storage_ok else Screen.OFFLINE
         return replace(s, screen=screen, key_seq=seq, pending_key=key, notice=None), [Issue(request)]
 
     def _on_Connected(self, s: KioskState, e: Connected) -> tuple[KioskState, list[Command]]:
         s = replace(s, online=True, retry_in=0.0)
-        if s.screen is Screen.OFFLINE:
+        if s.screen is Screen.OFFLINE and s.storage_ok:
             return replace(s, screen=Screen.ISSUING), []  # the client re-sends the same key itself
         if s.plan is not None and s.screen in (Screen.PLAN, Screen.CONVENIENCE) and s.waits is None:
             seq = s.plan_seq + 1
@@ -760,6 +770,14 @@ class Kiosk:
         s = replace(s, online=False, retry_in=e.retry_in)
         if s.screen is Screen.ISSUING:
             return replace(s, screen=Screen.OFFLINE), []
+        return s, []
+
+    def _on_StorageChanged(self, s: KioskState, e: StorageChanged) -> tuple[KioskState, list[Command]]:
+        s = replace(s, storage_ok=e.ok)
+        if not e.ok and s.screen is Screen.ISSUING:
+            return replace(s, screen=Screen.OFFLINE), []  # the pending ticket waits; it can be abandoned
+        if e.ok and s.online and s.screen is Screen.OFFLINE:
+            return replace(s, screen=Screen.ISSUING), []  # the client sends the held issue now
         return s, []
 
     def _on_IssueSucceeded(self, s: KioskState, e: IssueSucceeded) -> tuple[KioskState, list[Command]]:

@@ -48,6 +48,10 @@ class Lobby:
         # department -> ids of open tickets with a READY step there: "call next" looks only at the
         # counter's departments instead of scanning every ticket of the day
         self._ready: dict[str, dict[str, None]] = {}
+        # The inverses of the moves made since the server's writer last cleared it (None: off).
+        # The writer rolls a failed request, or a batch whose commit failed, back through it, so
+        # memory is never ahead of the database whatever raised where.
+        self.journal: list[Change] | None = None
 
     # ------------------------------------------------------------------ state
     def apply(self, change: Change) -> Change:
@@ -239,7 +243,24 @@ class Lobby:
 
     # ------------------------------------------------------------------ helpers
     def _do(self, change: Change) -> Change:
-        return replace(change, undo=self.apply(change))
+        undo = self.apply(change)
+        if self.journal is not None:
+            self.journal.append(undo)
+        return replace(change, undo=undo)
+
+    def rollback(self, mark: int = 0) -> list[str]:
+        """Undo the journalled moves after ``mark``, newest first; return the public tokens of
+        the tickets this removes (issued after the mark)."""
+        journal = self.journal
+        if journal is None:
+            return []
+        gone: list[str] = []
+        while len(journal) > mark:
+            inverse = journal.pop()
+            gone += [self.tickets[tid].public_token for tid, t in inverse.tickets.items()
+                     if t is None and tid in self.tickets]
+            self.apply(inverse)
+        return gone
 
     def _require_open(self, number: int) -> Counter:
         c = self.counter(number)

@@ -3,9 +3,9 @@
 Shape: connections parse requests (protocol.py) and hand every state-changing or state-reading
 request to one writer task. The writer applies a batch of requests to the in-memory lobbies
 (pure core), writes the whole batch in one transaction in a worker thread (group commit), and
-only then replies and pushes. A failed commit undoes the batch in memory. So "call next" from two
-counters at the same instant can never take the same ticket, and nothing is acknowledged that a
-crash could lose.
+only then replies and pushes (writer.py: each request is all-or-nothing on its own, and a failed
+commit rolls memory back). So "call next" from two counters at the same instant can never take the
+same ticket, and nothing is acknowledged that a crash could lose.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ from .hub import SiteHub, make_hub
 from .idempotency import idem_scope, scope_stored_key
 from .lobby import Change
 from .model import CounterState
-from .storage import Batch, Store
+from .storage import STORAGE_CAUSES, Batch, Store
 from .tokens import Tokens
-from .transitions import TransitionError, new_ticket
+from .transitions import new_ticket
+from .writer import MAX_BATCH, Writer  # noqa: F401  (MAX_BATCH: re-exported for benches)
 
 log = logging.getLogger("madoguchi.server")
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,9 @@ WEB_ROOTS = {
     "/admin/": ROOT / "counter" / "admin_web",
     "/plan/": ROOT / "display_board" / "plan_web",  # the public planning page (docs/planning.md)
 }
-MAX_BATCH = 256
+REPLAY_PAGE = 500  # call events read per query when a board resyncs
+MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
+ROLL_RETRY = 30  # seconds before a failed end of day is tried again
 FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
 
 
@@ -91,6 +94,7 @@ class Job:
     req: P.Request
     fut: asyncio.Future
     idem: str | None
+    queued_at: float = field(default_factory=time.monotonic)  # for /healthz: is the writer behind?
 
 
 class Metrics:
@@ -111,6 +115,22 @@ class Metrics:
         lines += [f'madoguchi_requests_total{{type="{k}"}} {v}' for k, v in sorted(self.requests.items())]
         lines += ["# HELP madoguchi_errors_total Error replies, by code.", "# TYPE madoguchi_errors_total counter"]
         lines += [f'madoguchi_errors_total{{code="{k}"}} {v}' for k, v in sorted(self.errors.items())]
+        lines += ["# HELP madoguchi_storage_errors_total Failed commits, by cause.",
+                  "# TYPE madoguchi_storage_errors_total counter"]
+        errors = server.writer.storage.errors
+        lines += [f'madoguchi_storage_errors_total{{cause="{k}"}} {errors.get(k, 0)}' for k in STORAGE_CAUSES]
+        behind = server.writer.behind()
+        lines += [
+            "# HELP madoguchi_storage_ok 1 while writes succeed, 0 while tickets cannot be saved.",
+            "# TYPE madoguchi_storage_ok gauge",
+            f"madoguchi_storage_ok {int(server.writer.storage.ok)}",
+            "# HELP madoguchi_writer_queue Requests waiting for the writer.",
+            "# TYPE madoguchi_writer_queue gauge",
+            f"madoguchi_writer_queue {behind['queued']}",
+            "# HELP madoguchi_writer_oldest_seconds Age of the oldest request waiting for the writer.",
+            "# TYPE madoguchi_writer_oldest_seconds gauge",
+            f"madoguchi_writer_oldest_seconds {behind['oldest_seconds']}",
+        ]
         lines += [
             "# TYPE madoguchi_commits_total counter",
             f"madoguchi_commits_total {self.batches}",
@@ -153,6 +173,14 @@ class QueueServer:
         self.metrics = Metrics()
         self.dirty: set[str] = set()
         self._tasks: list[asyncio.Task] = []
+        self.writer = Writer(self)
+        self._roll_retry_at = 0.0
+        # /healthz: named checks, each () -> (ok, details). Storage and the writer are here;
+        # another part (e.g. leadership of the site database) adds its own by name.
+        self.health_checks: dict[str, Callable[[], tuple[bool, dict[str, Any]]]] = {
+            "storage": lambda: (self.writer.storage.ok, self.writer.storage.view()),
+            "writer": lambda: (lambda b: (b["ok"], b))(self.writer.behind()),
+        }
         self.announcer: Any = None  # display_board.announcer.Announcer, started in start()
         self.lease: leader.Lease | None = None  # the lock on the sites' database, set by run_server
 
@@ -166,33 +194,67 @@ class QueueServer:
         self.store.migrate()
         self.store.sync_config(self.city.sites.values())
         now = self.clock()
-        day = self.local_day(now)
-        for key, site in self.city.sites.items():
-            counters = self.store.load_counters(key)
-            hub = make_hub(self.city, site, counters, day)
-            hub.lobby.load(self.store.load_tickets(key, day))
-            hub.index_tokens()
-            hub.seq = self.store.last_seq(key)
-            for prefix, last in self.store.last_numbers(key, day).items():
-                hub.numbers[(day, prefix)] = last
-            self.store.erase_prefill_before(key, day)
-            planner_api.erase_answers_before(self.store.engine, key, day)  # bookings' answers too
-            # replies to idempotent requests of the last day: a kiosk retrying after a restart gets
-            # its ticket back without a database read on the hot path
-            devices = {t.id: t.device for t in hub.lobby.tickets.values()}
-            for k, reply in self.store.recent_requests(key, now - 86400).items():
-                scoped = scope_stored_key(k, reply, devices)
-                if scoped is not None:
-                    self.idem[f"{key}:{scoped}"] = reply
-            for r in self.store.load_reservations(key, day):
-                hub.reservations[(r["day"], r["code"])] = r
-            for ev in reversed(self.store.recent_calls(key, day)):
-                hub.recent_calls.appendleft(hub.call_view(ev))
-            self.hubs[key] = hub
+        for key in self.city.sites:
+            hub, idem = self._read_site(key, now)
+            self.store.erase_prefill_before(key, hub.day)
+            planner_api.erase_answers_before(self.store.engine, key, hub.day)  # bookings' answers too
+            self._install_site(hub, idem)
         log.info("loaded %d sites", len(self.hubs))
 
+    def _read_site(self, key: str, now: float) -> tuple[SiteHub, dict[str, Any]]:
+        """One site's state as the database has it (database reads only: runs in a thread)."""
+        site = self.city.sites[key]
+        day = self.local_day(now)
+        counters = self.store.load_counters(key)
+        hub = make_hub(self.city, site, counters, day)
+        hub.lobby.load(self.store.load_tickets(key, day))
+        hub.index_tokens()
+        hub.seq = self.store.last_seq(key)
+        for prefix, last in self.store.last_numbers(key, day).items():
+            hub.numbers[(day, prefix)] = last
+        # replies to idempotent requests of the last day: a kiosk retrying after a restart gets
+        # its ticket back without a database read on the hot path
+        # (keys stored before scoping by role and device are re-scoped: idempotency.py)
+        devices = {t.id: t.device for t in hub.lobby.tickets.values()}
+        idem = {}
+        for k, reply in self.store.recent_requests(key, now - 86400).items():
+            scoped = scope_stored_key(k, reply, devices)
+            if scoped is not None:
+                idem[f"{key}:{scoped}"] = reply
+        for r in self.store.load_reservations(key, day):
+            hub.reservations[(r["day"], r["code"])] = r
+        for ev in reversed(self.store.recent_calls(key, day)):
+            hub.recent_calls.appendleft(hub.call_view(ev))
+        return hub, idem
+
+    def _install_site(self, hub: SiteHub, idem: dict[str, Any]) -> None:
+        old = self.hubs.get(hub.key)
+        if old is not None:
+            # not stored: kept across a re-read (alerts, the board's absent list, the estimator's history)
+            hub.help_alerts, hub.absent, hub.history = old.help_alerts, old.absent, old.history
+            prefix = f"{hub.key}:"
+            for k in [k for k in self.idem if k.startswith(prefix)]:
+                del self.idem[k]
+        self.idem.update(idem)
+        self.hubs[hub.key] = hub
+
+    async def reread(self, sites: list[str]) -> None:
+        """Replace these sites' memory with what the database holds (after a constraint failure:
+        another writer added rows this server did not know; writing on would fail forever)."""
+        now = self.clock()
+        for key in sites:
+            try:
+                hub, idem = await asyncio.to_thread(self._read_site, key, now)
+            except Exception as e:  # the database is unreadable too: keep the rolled-back memory
+                log.error("re-reading site %s after a failed commit failed: %s", key, e)
+                continue
+            self._install_site(hub, idem)
+            self.dirty.add(key)
+            log.warning("site %s re-read from the database after a failed commit (seq %d)", key, hub.seq)
+
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._flusher())]
+        self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self.writer.watch()),
+                       asyncio.create_task(self._flusher())]
         if self.announcer is None:
             self.announcer = _start_announcer()
 
@@ -285,29 +347,54 @@ class QueueServer:
         elif not self.tokens.check(role, b.get("token")):
             raise Reply("bad_token", f"wrong token for role {role}", "token")
         client.role, client.site, client.device = role, site, (b.get("device") or "")[:64]
-        result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now}
+        result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now,
+                                  "storage": self.storage_view()}
         last = b.get("last_seq")
-        missed = await self._missed(hub, client, last) if last is not None else []
+        missed, truncated = await self._missed(hub, client, last, now) if last is not None else ([], False)
         result["missed"] = len(missed)
+        result["truncated"] = truncated
         result["snapshot"] = self._snapshot(hub, client, now)
         await self._send(client, P.reply(req.id, result))
         for msg in missed:
             await self._send(client, msg)
 
-    async def _missed(self, hub: SiteHub, client: Client, last: int) -> list[str]:
-        """Call pushes after ``last`` rebuilt from the committed event log, so a board that was
-        away (or a server that restarted) never misses a call; the client drops seqs it has seen."""
-        if client.role not in ("display", "admin") or last >= hub.seq:
-            return []
-        events = await asyncio.to_thread(self.store.events_since, hub.key, max(last, hub.seq - 2000), 2000)
+    async def _missed(self, hub: SiteHub, client: Client, last: int, now: float) -> tuple[list[str], bool]:
+        """Every call push of today after ``last``, rebuilt from the committed event log (paged),
+        so a board that was away — for any time, or across a server restart — misses no call.
+
+        ``truncated`` is True, with no replay, when that cannot be done honestly: the client's
+        ``last_seq`` is ahead of this server (another database), the log lacks events in between,
+        or more than MAX_REPLAY calls were missed. The client then rebuilds from the snapshot.
+        """
+        if client.role not in ("display", "admin") or last == hub.seq:
+            return [], False
+        if last > hub.seq:
+            return [], True
+        day_start = datetime.fromisoformat(hub.day).replace(tzinfo=self.tz).timestamp()
+        upto = hub.seq  # pushes after this come live to the client (its role is set already)
+
+        def read() -> tuple[list[dict], bool]:
+            if self.store.count_events(hub.key, last, upto) != upto - last:
+                return [], True
+            events: list[dict] = []
+            after = last
+            while True:
+                page = self.store.calls_since(hub.key, after, day_start, REPLAY_PAGE)
+                events += [ev for ev in page if ev["seq"] <= upto]
+                if len(events) > MAX_REPLAY:
+                    return [], True
+                if len(page) < REPLAY_PAGE or page[-1]["seq"] >= upto:
+                    return events, False
+                after = page[-1]["seq"]
+
+        events, truncated = await asyncio.to_thread(read)
         return [
             # only a call of the last minute is still worth announcing (and synthesising)
             msg
             for ev in events
-            if ev["kind"] in ("called", "recalled")
-            and (msg := P.push("call", hub.key, ev["seq"],
-                               self._with_audio(hub.call_view(ev), self.clock() - ev["at"] < 60))) is not None
-        ]
+            if (msg := P.push("call", hub.key, ev["seq"],
+                              self._with_audio(hub.call_view(ev), now - ev["at"] < 60))) is not None
+        ], truncated
 
     def _catalogue_json(self) -> bytes:
         if getattr(self, "_catalogue_cache", None) is None:
@@ -386,108 +473,6 @@ class QueueServer:
         known = [waits[r.department].wait_minutes for r in firsts if r.department in waits]
         known = [k for k in known if k is not None]
         return min(known) if known else None
-
-    # ------------------------------------------------------------------ the writer
-    async def _writer(self) -> None:
-        while True:
-            jobs = [await self.queue.get()]
-            while len(jobs) < MAX_BATCH and not self.queue.empty():
-                jobs.append(self.queue.get_nowait())
-            try:
-                await self._run_batch(jobs)
-            except Exception:  # never let one bad batch stop the server
-                log.exception("batch failed")
-                for j in jobs:
-                    if not j.fut.done():
-                        j.fut.set_result(P.error(j.req.id, "internal", P.ERROR_CODES["internal"]))
-
-    async def _run_batch(self, jobs: list[Job]) -> None:
-        now = self.clock()
-        batch = Batch()
-        done: list[tuple[Job, Outcome, list[tuple[SiteHub, dict]]]] = []
-        seq_before = {k: h.seq for k, h in self.hubs.items()}
-        fresh_idem: list[str] = []
-        for job in jobs:
-            if job.idem and job.idem in self.idem:
-                job.fut.set_result(P.reply(job.req.id, self.idem[job.idem]))
-                continue
-            hub = self.hubs[job.client.site]
-            try:
-                out = self._execute(hub, job, now)
-            except (Reply, TransitionError) as e:
-                self.metrics.errors[e.code] = self.metrics.errors.get(e.code, 0) + 1
-                job.fut.set_result(P.error(job.req.id, e.code, e.message, e.field))
-                continue
-            events = []
-            if out.change is not None:
-                for ev in out.change.events:
-                    hub.seq += 1
-                    events.append(
-                        {
-                            "site": hub.key,
-                            "seq": hub.seq,
-                            "at": now,
-                            "kind": ev.kind,
-                            "ticket": ev.ticket,
-                            "step": ev.step,
-                            "counter": ev.counter,
-                            "actor": _actor(job.client),
-                            "payload": dict(ev.payload),
-                        }
-                    )
-                    batch.events.append(events[-1])
-                for tid, new in out.change.tickets.items():
-                    old = out.change.undo.tickets.get(tid) if out.change.undo else None
-                    if new is None:
-                        continue
-                    prev = batch.tickets.get(tid)
-                    batch.tickets[tid] = (prev[0] if prev else old, new)
-                batch.counters.extend(out.change.counters.values())
-            if out.batch is not None:
-                batch.new_tickets.extend(out.batch.new_tickets)
-                batch.numbers.update(out.batch.numbers)
-                batch.events.extend(out.batch.events)
-                batch.reservations.extend(out.batch.reservations)
-            if job.idem:
-                self.idem[job.idem] = out.result
-                fresh_idem.append(job.idem)
-                site, key = job.idem.split(":", 1)
-                batch.requests.append({"site": site, "key": key, "reply": out.result, "at": now})
-            done.append((job, out, [(hub, e) for e in events]))
-        # tickets issued in this batch are inserted, not updated
-        new_ids = {t.id for t, _ in batch.new_tickets}
-        for tid in list(batch.tickets):
-            if tid in new_ids:
-                old, new = batch.tickets.pop(tid)
-                batch.new_tickets = [(new if t.id == tid else t, p) for t, p in batch.new_tickets]
-        if batch:
-            t0 = time.perf_counter()
-            try:
-                await asyncio.to_thread(self.store.write, batch)
-            except Exception as e:
-                log.error("commit failed, undoing %d requests: %s", len(done), type(e).__name__)
-                for job, out, _ in reversed(done):
-                    if out.change is not None and out.change.undo is not None:
-                        self.hubs[job.client.site].lobby.apply(out.change.undo)
-                    if out.undo:
-                        out.undo()
-                    job.fut.set_result(P.error(job.req.id, "storage_error", P.ERROR_CODES["storage_error"]))
-                for k, s in seq_before.items():
-                    self.hubs[k].seq = s
-                for k in fresh_idem:
-                    self.idem.pop(k, None)
-                return
-            self.metrics.commit_seconds += time.perf_counter() - t0
-            self.metrics.batches += 1
-            self.metrics.batched_jobs += len(done)
-        for job, out, events in done:
-            job.fut.set_result(P.reply(job.req.id, out.result))
-            hub = self.hubs[job.client.site]
-            self.dirty.add(hub.key)
-            for h, ev in events:
-                self._push_event(h, ev, now)
-            for audience, kind, data in out.pushes:
-                self._push(hub, audience, kind, data)
 
     # ------------------------------------------------------------------ operations
     def _execute(self, hub: SiteHub, job: Job, now: float) -> Outcome:
@@ -609,7 +594,9 @@ class QueueServer:
             if (b["day"], code) not in hub.reservations:
                 break
         row = {"id": str(uuid.uuid4()), "site": hub.key, "day": b["day"], "slot_start": start,
-               "slot_end": start + minutes * 60, "purposes": list(b["purposes"]), "code": code, "ticket": None}
+               "slot_end": start + minutes * 60, "purposes": list(b["purposes"]), "code": code, "ticket": None,
+               # the columns a booking from the planning page fills (storage.load_reservations)
+               "answers": {}, "lang": None, "department": None, "created_at": now, "cancelled_at": None}
         hub.reservations[(b["day"], code)] = row
 
         def undo() -> None:
@@ -761,21 +748,37 @@ class QueueServer:
         self._push(hub, "admin", "event", ev, seq=ev["seq"])
 
     async def _roll_day(self) -> None:
-        """At local midnight: close yesterday's waiting tickets and erase their card data."""
-        today = self.local_day(self.clock())
-        for hub in self.hubs.values():
+        """At local midnight: close yesterday's waiting tickets and erase their card data.
+
+        If the database refuses (disk full …), the day is not rolled and is tried again after
+        ROLL_RETRY seconds: never a flusher that dies, never yesterday's tickets left open.
+        """
+        now = self.clock()
+        today = self.local_day(now)
+        if now < self._roll_retry_at:
+            return
+        for key in list(self.hubs):
+            hub = self.hubs[key]
             if hub.day >= today:
                 continue
-            hub.day = today
+            before, hub.day = hub.day, today
             system = Client(ws=None, role="admin", site=hub.key, device="end-of-day")  # type: ignore[arg-type]
             job = Job(system, P.Request("end_of_day", None, {}), asyncio.get_running_loop().create_future(), None)
             await self.queue.put(job)
-            await job.fut
-            await asyncio.to_thread(self.store.erase_prefill_before, hub.key, today)
-            await asyncio.to_thread(planner_api.erase_answers_before, self.store.engine, hub.key, today)
-            planner_api.forget_answers_before(hub, today)
-            hub.help_alerts.clear()
-            hub.absent.clear()
+            reply = json.loads(await job.fut)
+            try:
+                if "error" in reply:
+                    raise RuntimeError(reply["error"]["message"])
+                await asyncio.to_thread(self.store.erase_prefill_before, hub.key, today)
+                await asyncio.to_thread(planner_api.erase_answers_before, self.store.engine, hub.key, today)
+            except Exception as e:  # the writer's reply names the cause; erase's error is the driver's
+                self.hubs[key].day = before
+                self._roll_retry_at = now + ROLL_RETRY
+                log.error("end of day for %s failed: %s; tried again in %s s", key, e, ROLL_RETRY)
+                continue
+            planner_api.forget_answers_before(self.hubs[key], today)
+            self.hubs[key].help_alerts.clear()
+            self.hubs[key].absent.clear()
 
     async def _flusher(self) -> None:
         """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL."""
@@ -831,7 +834,9 @@ class QueueServer:
         if path == "/ws":
             return None
         if path == "/healthz":
-            body = {"ok": lead["ok"], "sites": {k: {"seq": h.seq} for k, h in self.hubs.items()}, "leader": lead}
+            body = self.health()
+            body["leader"] = lead
+            body["ok"] = body["ok"] and lead["ok"]
             status = HTTPStatus.OK if body["ok"] else HTTPStatus.SERVICE_UNAVAILABLE
             return _response(status, json.dumps(body).encode(), "application/json")
         if path == "/metrics":
@@ -853,6 +858,30 @@ class QueueServer:
         if path.startswith("/audio/"):
             return _static(ROOT / "var" / "audio", path[len("/audio/"):])
         return _response(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+
+    def health(self) -> dict[str, Any]:
+        """/healthz: every named check with its details; ``ok`` only when all of them are."""
+        checks: dict[str, Any] = {}
+        for name, check in list(self.health_checks.items()):
+            try:
+                ok, details = check()
+            except Exception as e:  # a broken check is a failing check, not a crashed endpoint
+                ok, details = False, {"error": f"{type(e).__name__}: {e}"}
+            checks[name] = {**details, "ok": bool(ok)}
+        return {"ok": all(c["ok"] for c in checks.values()), "checks": checks,
+                "sites": {k: {"seq": h.seq} for k, h in self.hubs.items()}}
+
+    def storage_view(self) -> dict[str, Any]:
+        """What kiosks and consoles are told: can tickets be saved now? (no driver detail)"""
+        st = self.writer.storage
+        return {"ok": st.ok, "cause": st.cause, "since": st.since}
+
+    def _push_storage(self) -> None:
+        """Tell kiosks, consoles and admin pages that tickets cannot be saved (or can again)."""
+        data = self.storage_view()
+        for hub in self.hubs.values():
+            for audience in ("kiosk", "counters"):
+                self._push(hub, audience, "storage", data)
 
     async def _kpi_api(self, request: HttpRequest) -> Response:
         """The admin page's KPI report (docs/kpi.md): JSON, one CSV table, or the workbook.

@@ -417,6 +417,22 @@ class Store:
                 conn.execute(RequestRow.__table__.insert(), batch.requests)
             self._upsert(conn, ReservationRow, batch.reservations, ["id"])
 
+    def probe(self) -> None:
+        """Try a write like the ones a ticket needs and roll it back; raise what a commit would.
+
+        /healthz uses it to see that storage works again after a failure, before any citizen
+        has to try: an event row is inserted (new pages on a full disk fail) and never kept.
+        """
+        with self.engine.connect() as conn:
+            tx = conn.begin()
+            try:
+                conn.execute(EventRow.__table__.insert(), [{
+                    "site": "~probe", "seq": -1, "at": 0.0, "kind": "probe", "actor": "healthz",
+                    "payload": {"pad": "x" * 2000},
+                }])
+            finally:
+                tx.rollback()
+
     # ------------------------------------------------------------------ reads
     def load_tickets(self, site: str, day: str) -> list[Ticket]:
         with Session(self.engine) as s:
@@ -456,6 +472,27 @@ class Store:
                 select(EventRow).where(EventRow.site == site, EventRow.seq > seq).order_by(EventRow.seq).limit(limit)
             ).all()
             return [event_dict(r) for r in rows]
+
+    def calls_since(self, site: str, seq: int, since_at: float, limit: int) -> list[dict[str, Any]]:
+        """Call events (called, recalled) after ``seq`` and at or after ``since_at``, oldest first:
+        one page of a board's replay."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(EventRow)
+                .where(EventRow.site == site, EventRow.seq > seq, EventRow.at >= since_at,
+                       EventRow.kind.in_(("called", "recalled")))
+                .order_by(EventRow.seq)
+                .limit(limit)
+            ).all()
+            return [event_dict(r) for r in rows]
+
+    def count_events(self, site: str, after: int, upto: int) -> int:
+        """How many events the log holds with ``after < seq <= upto`` (a full log: upto - after)."""
+        from sqlalchemy import func
+
+        with Session(self.engine) as s:
+            return s.scalar(select(func.count()).select_from(EventRow).where(
+                EventRow.site == site, EventRow.seq > after, EventRow.seq <= upto)) or 0
 
     def recent_calls(self, site: str, day: str, limit: int = 20) -> list[dict[str, Any]]:
         """The latest call events (newest first), to refill the board's history after a restart."""
@@ -502,6 +539,65 @@ class Store:
             return s.query(TicketRow).filter(
                 TicketRow.site == site, TicketRow.day < day, TicketRow.prefill.is_not(None)
             ).update({"prefill": None})
+
+
+# ---------------------------------------------------------------------------- failures
+
+#: Causes of a failed write, as /metrics counts them and the log names them.
+STORAGE_CAUSES = ("disk_full", "locked", "constraint", "connection", "leadership", "other")
+#: Causes that would fail any write now (not one request's rows): the writer does not retry
+#: request by request, /healthz turns unhealthy and kiosks stop issuing until a write succeeds.
+SYSTEMIC_CAUSES = frozenset({"disk_full", "locked", "connection", "leadership"})
+
+_PG_STATES = (("23", "constraint"), ("53", "disk_full"), ("55P03", "locked"), ("40P01", "locked"),
+              ("40001", "locked"), ("08", "connection"), ("57P", "connection"))
+_MESSAGES = (
+    ("database or disk is full", "disk_full"),
+    ("no space left on device", "disk_full"),
+    ("could not extend file", "disk_full"),
+    ("disk i/o error", "disk_full"),
+    ("database is locked", "locked"),
+    ("database table is locked", "locked"),
+    ("lock timeout", "locked"),
+    ("deadlock", "locked"),
+    ("constraint", "constraint"),
+    ("duplicate key", "constraint"),
+    ("unable to open database", "connection"),
+    ("server closed the connection", "connection"),
+    ("connection refused", "connection"),
+    ("terminating connection", "connection"),
+)
+
+
+def error_cause(exc: BaseException) -> str:
+    """Why a write failed: ``disk_full``, ``locked``, ``constraint``, ``connection`` or ``other``.
+
+    From the driver's own exception (SQLAlchemy wraps it in ``.orig``): PostgreSQL's SQLSTATE
+    where there is one, else the message SQLite and psycopg give ("database or disk is full",
+    "database is locked", "UNIQUE constraint failed", …).
+    """
+    from sqlalchemy import exc as sa_exc
+
+    declared = getattr(exc, "storage_cause", None)
+    if declared in STORAGE_CAUSES:
+        return declared
+    if any(c.__name__ == "LeadershipLost" for c in type(exc).__mro__):  # the leader lock's fence refused
+        return "leadership"
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(state, str):
+        for prefix, cause in _PG_STATES:
+            if state.startswith(prefix):
+                return cause
+    text = str(orig).lower()
+    for needle, cause in _MESSAGES:
+        if needle in text:
+            return cause
+    if isinstance(exc, sa_exc.IntegrityError):
+        return "constraint"
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return "connection"
+    return "other"
 
 
 def event_dict(r: EventRow) -> dict[str, Any]:

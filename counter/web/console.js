@@ -315,6 +315,7 @@ function onReady(result) {
   S.alerts = (snap.help || []).filter((a) => !gone.has(alertKey(a))).slice(-5).reverse();
   $("signin").hidden = true;
   $("app").hidden = false;
+  renderStorage(result.storage);
   if (S.current) refreshCurrent().then(render);
   if (S.openOnReady) {
     S.openOnReady = false;
@@ -323,8 +324,22 @@ function onReady(result) {
   render();
 }
 
+// "tickets cannot be saved — call IT": the server's storage fails (disk full, locked …); every
+// change would be refused until it is fixed, so say so once, plainly, instead of per action
+function renderStorage(st) {
+  let banner = $("storage");
+  if (!banner) {
+    banner = el("div", { id: "storage", class: "offline-banner", role: "alert", hidden: true });
+    $("offline").after(banner);
+  }
+  banner.hidden = !st || st.ok;
+  if (st && !st.ok) banner.textContent = `${t("conn.storage_failing")} ${t(`storage.${st.cause}`)}`;
+}
+
 function onPush(msg) {
-  if (msg.push === "queue") {
+  if (msg.push === "storage") {
+    renderStorage(msg.data);
+  } else if (msg.push === "queue") {
     S.queue = msg.data.queue;
     renderQueue();
   } else if (msg.push === "help") {

@@ -334,6 +334,12 @@ function onReady(result, resumedFrom) {
   state.counters = board.counters;
   state.serving = new Map((board.serving || []).map((s) => [s.counter, s]));
   state.absent = board.absent || [];
+  // the server could not replay what we missed (another database, or too long away): forget our
+  // calls, whose seqs may be reused, and show the snapshot's history; nothing old is announced
+  if (result.truncated) {
+    state.calls.clear();
+    resumedFrom = null;
+  }
   // oldest first, so calls made while we were away are announced in their order; the replayed
   // pushes that follow carry the same seqs and are dropped as already seen
   for (const c of [...(board.recent_calls || [])].reverse()) addCall(c, resumedFrom !== null && c.seq > resumedFrom);

@@ -85,7 +85,8 @@ export class Link {
         this.pendingMissed = result.missed || 0;
         this.helloSeq = result.seq;
         this.lastHello = { seq: result.seq, missed: result.missed || 0, lastSeqSent: body.last_seq ?? null };
-        if (this.lastSeq === null || this.pendingMissed === 0) this.lastSeq = Math.max(this.lastSeq ?? 0, result.seq);
+        if (result.truncated) this.lastSeq = result.seq;  // history we cannot replay: start over from the snapshot
+        else if (this.lastSeq === null || this.pendingMissed === 0) this.lastSeq = Math.max(this.lastSeq ?? 0, result.seq);
         this._setState("online");
         this.onReady && this.onReady(result, body.last_seq ?? null);
         this._startPing();

@@ -131,6 +131,8 @@ def status_line(ctx: ViewContext) -> Widget | None:
     parts = []
     if not s.online and s.screen not in (F.Screen.OFFLINE,):
         parts.append(ctx.t("status.offline"))
+    elif not s.storage_ok and s.screen is not F.Screen.OFFLINE:
+        parts.append(ctx.t("offline.storage"))  # say it before the citizen answers any question
     if s.assist:
         parts.append(ctx.t("staff.mode"))
     if s.notice in ("help.sent", "help.queued", "staff.on", "scan.unreadable"):

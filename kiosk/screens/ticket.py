@@ -39,7 +39,10 @@ def offline(ctx: ViewContext) -> Widget:
     """Server down while a ticket is pending: what happens next, and a way out."""
     s = ctx.state
     retry = ctx.t("offline.retry", seconds=max(1, round(s.retry_in))) if s.retry_in else ""
-    box = _message(ctx, ctx.t("offline.title"), ctx.t("offline.body"), retry, title_color=ctx.theme.accent)
+    if not s.storage_ok:  # connected, but the server cannot save tickets
+        box = _message(ctx, ctx.t("offline.storage"), "", "", title_color=ctx.theme.accent)
+    else:
+        box = _message(ctx, ctx.t("offline.title"), ctx.t("offline.body"), retry, title_color=ctx.theme.accent)
     box.add_widget(Widget())
     anchor = AnchorLayout(size_hint_y=None, height=ctx.theme.button_height)
     b = ctx.button(ctx.t("offline.abandon"), F.Abandon(), role="heading", name="abandon")

@@ -225,3 +225,47 @@ def test_board_is_told_when_a_called_number_goes_back_to_the_queue(live):
         assert "&site=honcho" in issued["ticket"]["status_url"]
 
     run(scenario())
+
+
+def test_board_away_for_more_than_2000_events_gets_every_call_it_missed(live):
+    """Seen 7: a board away for more than 2,000 events got `missed: 0` and never saw the calls."""
+    async def scenario():
+        tok = live.tokens().roles["display"]
+        board, _ = await Client.open(live.url, role="display", token=tok, site="honcho")
+        k = await kiosk(live)
+        c1, c2 = await counter(live, 1), await counter(live, 2)
+        for i in range(3):
+            await issue(k, f"t{i}", purposes=("certificate",))
+        await c1.ok("call_next")
+        first = await board.wait_push(lambda p: p["push"] == "call")
+        await board.close()
+        # away: a call, then more than 2,000 other events, then more calls
+        await c1.ok("start")
+        await c1.ok("complete")
+        missed_numbers = [(await c1.ok("call_next"))["ticket"]["number"]]
+        for _chunk in range(22):
+            replies = await asyncio.gather(*(c2.request("open") for _ in range(100)))
+            assert all("result" in r for r in replies), replies[0]
+        await c1.ok("recall")
+        await c1.ok("start")
+        await c1.ok("complete")
+        missed_numbers.append((await c1.ok("call_next"))["ticket"]["number"])
+        health = json.loads(urllib.request.urlopen(f"{live.http}/healthz", timeout=5).read())
+        assert health["sites"]["honcho"]["seq"] - first["seq"] > 2000
+
+        board2, hello = await Client.open(live.url, role="display", token=tok, site="honcho", last_seq=first["seq"])
+        assert hello["result"]["missed"] == 3 and hello["result"]["truncated"] is False
+        for _ in range(200):  # the replayed pushes follow the hello reply
+            if len([p for p in board2.pushes if p["push"] == "call"]) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        calls = [p for p in board2.pushes if p["push"] == "call"]
+        assert [c["data"]["number"] for c in calls] == [missed_numbers[0], missed_numbers[0], missed_numbers[1]]
+        assert [c["data"]["recall"] for c in calls] == [False, True, False]
+
+        # a last_seq this server never gave (another database): an explicit truncation, no replay
+        board3, hello3 = await Client.open(live.url, role="display", token=tok, site="honcho", last_seq=10**6)
+        assert hello3["result"]["truncated"] is True and hello3["result"]["missed"] == 0
+        assert hello3["result"]["snapshot"]["board"]["recent_calls"]
+
+    run(scenario())

@@ -1,0 +1,180 @@
+"""An in-process QueueServer on a real SQLite file whose writes can be made to fail, and the
+comparison of its memory with what a fresh server loads from the same database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from queue_server import protocol as P
+from queue_server.cli import load_catalogue_if_present
+from queue_server.config import DEFAULT_CONFIG_DIR, load_city
+from queue_server.idempotency import idem_scope
+from queue_server.server import Client, Job, QueueServer
+from queue_server.storage import Store
+from queue_server.tokens import ensure
+
+CITY = load_city()
+CATALOGUE = load_catalogue_if_present(DEFAULT_CONFIG_DIR, CITY)
+NOW = 1775000000.0  # 2026-04-01 08:33 JST
+
+
+class FaultyStore(Store):
+    """The real SQLite store, with failures injected the way the database would raise them.
+
+    ``fail_after`` makes the write's Nth SQL statement raise SQLite's own "database or disk is
+    full" inside the transaction (the statements before it ran and are rolled back by the real
+    transaction); ``poison`` makes a write raise when it carries an event whose payload has
+    ``reason == poison`` (one request's rows the database refuses).
+    """
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.fail_after: int | None = None
+        self.fail_message = "database or disk is full"
+        self.poison: str | None = None
+        self.poison_error: type[Exception] = IntegrityError
+        self._count = 0
+        event.listen(self.engine, "before_cursor_execute", self._before)
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.fail_after is None or not statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            return
+        self._count += 1
+        if self._count >= self.fail_after:
+            self.fail_after, self._count = None, 0
+            raise OperationalError(statement, None, sqlite3.OperationalError(self.fail_message))
+
+    def write(self, batch) -> None:
+        if self.poison is not None and any(e["payload"].get("reason") == self.poison for e in batch.events):
+            if self.poison_error is IntegrityError:
+                raise IntegrityError("INSERT INTO events", None,
+                                     sqlite3.IntegrityError("CHECK constraint failed: poisoned"))
+            raise self.poison_error("poisoned row")
+        super().write(batch)
+
+
+class Boom(QueueServer):
+    """A server whose requests can raise an unexpected exception before or after they changed memory."""
+
+    def _execute(self, hub, job, now):
+        when = job.req.body.get("_boom")
+        if when == "before":
+            raise RuntimeError("injected before")
+        out = super()._execute(hub, job, now)
+        if when == "after":
+            raise RuntimeError("injected after the request changed memory")
+        return out
+
+
+def make_server(tmp_path: Path, cls: type[QueueServer] = Boom, store: Store | None = None,
+                clock: list[float] | None = None) -> QueueServer:
+    clock = clock or [NOW]
+    tokens, _ = ensure(tmp_path / "s.toml", [(k, [c.number for c in s.counters]) for k, s in CITY.sites.items()])
+    store = store or FaultyStore(f"sqlite:///{tmp_path / 'w.db'}")
+    qs = cls(CITY, store, tokens, CATALOGUE, clock=lambda: clock[0])
+    qs.load()
+    return qs
+
+
+def kiosk(device: str = "k1", site: str = "honcho") -> Client:
+    return Client(ws=None, role="kiosk", site=site, device=device)  # type: ignore[arg-type]
+
+
+def counter(n: int, site: str = "honcho") -> Client:
+    return Client(ws=None, role="counter", site=site, device=f"c{n}", counter=n, staff="佐藤")  # type: ignore[arg-type]
+
+
+def admin(site: str = "honcho") -> Client:
+    return Client(ws=None, role="admin", site=site, device="admin")  # type: ignore[arg-type]
+
+
+_ids = iter(range(1, 10**9))
+
+
+def job(client: Client, type_: str, **body: Any) -> Job:
+    idem = body.get("idempotency_key")
+    return Job(client, P.Request(type_, next(_ids), body), asyncio.get_running_loop().create_future(),
+               f"{client.site}:{idem_scope(client.role, client.device, client.counter, idem)}" if idem else None)
+
+
+async def run(qs: QueueServer, jobs: list[Job]) -> list[dict]:
+    """One batch through the writer; the decoded replies in order."""
+    await qs.writer.run_batch(jobs)
+    return [json.loads(j.fut.result()) for j in jobs]
+
+
+def _plain(x: Any) -> Any:
+    return json.loads(json.dumps(x, sort_keys=True, default=str))
+
+
+def state(qs: QueueServer) -> dict[str, Any]:
+    """Everything of a server that must equal what the database holds."""
+    out = {}
+    for key, hub in qs.hubs.items():
+        prefix = f"{key}:"
+        out[key] = {
+            "tickets": dict(hub.lobby.tickets),
+            "counters": {n: (c.state, c.staff) for n, c in hub.lobby.counters.items()},
+            "seq": hub.seq,
+            "numbers": {k: v for k, v in hub.numbers.items() if v},
+            "by_token": dict(hub.by_token),
+            "reservations": _plain({f"{d}/{c}": r for (d, c), r in hub.reservations.items()}),
+            "idem": _plain({k: v for k, v in qs.idem.items() if k.startswith(prefix)}),
+        }
+    return out
+
+
+def fresh_state(qs: QueueServer) -> dict[str, Any]:
+    """The state a server started now on the same database would have."""
+    other = type(qs)(qs.city, Store(qs.store.url), qs.tokens, qs.catalogue, clock=qs.clock)
+    for key in qs.city.sites:
+        hub, idem = other._read_site(key, qs.clock())
+        other._install_site(hub, idem)
+    other.store.engine.dispose()
+    return state(other)
+
+
+def assert_same_as_database(qs: QueueServer) -> None:
+    mine, stored = state(qs), fresh_state(qs)
+    for key in mine:
+        for part in mine[key]:
+            assert mine[key][part] == stored[key][part], f"{key}.{part}: memory differs from the database"
+
+
+class InProcess:
+    """A QueueServer (with a FaultyStore) served from a thread, shaped like LiveServer for the helpers."""
+
+    def __init__(self, qs):
+        import threading
+        import time
+
+        from queue_server.server import run_server
+
+        self.qs = qs
+        self.loop = asyncio.new_event_loop()
+        self.stop_fut = self.loop.create_future()
+        port: list[int] = []
+        self.thread = threading.Thread(target=lambda: self.loop.run_until_complete(
+            run_server(qs, "127.0.0.1", 0, port.append, self.stop_fut)), daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not port and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.port = port[0]
+
+    url = property(lambda self: f"ws://127.0.0.1:{self.port}/ws")
+    http = property(lambda self: f"http://127.0.0.1:{self.port}")
+
+    def tokens(self):
+        return self.qs.tokens
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.stop_fut.set_result, None)
+        self.thread.join(10)
