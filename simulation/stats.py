@@ -25,6 +25,7 @@ treated as independent samples.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -88,6 +89,7 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
     depts = days[0].departments
     target = sc.target_minutes * MIN
     slots = sc.slots()
+    starts = [a for a, _ in slots]
     nd = len(depts)
     waits: list[list[float]] = [[] for _ in range(nd)]
     exits = [0] * nd
@@ -118,7 +120,7 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
             exits[d] += 1
             qsum[d] += w
             outcome_n[d][o] += 1
-            k = _slot_of(slots, ready / MIN)
+            k = _slot_of(slots, ready / MIN, starts)
             if k is not None:
                 slot_n[d][k] += 1
             if o == SERVED:
@@ -201,10 +203,17 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
     }
 
 
-def _slot_of(slots: Sequence[tuple[float, float]], minute: float) -> int | None:
-    for i, (a, b) in enumerate(slots):
-        if a <= minute < b:
-            return i
+def _slot_of(slots: Sequence[tuple[float, float]], minute: float, starts: Sequence[float] | None = None) -> int | None:
+    """Index of the slot [a, b) holding ``minute``, or None: a binary search over the slot starts.
+
+    Slots are sorted and do not overlap (Scenario.slots), so the last start <= minute is the only
+    candidate; a linear scan per customer made a long station run's summary quadratic.
+    """
+    if starts is None:
+        starts = [a for a, _ in slots]
+    i = bisect_right(starts, minute) - 1
+    if i >= 0 and minute < slots[i][1]:
+        return i
     return None
 
 
