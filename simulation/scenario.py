@@ -75,6 +75,8 @@ class Arrivals:
     after_holiday: float
     months: tuple[MonthFactor, ...]
     peak_days: tuple[PeakDay, ...]
+    at_door: float = 0.0  # share of the day's walk-ins already at the door when it opens
+    door_minutes: float = 5.0  # ... who take their tickets within this many minutes of opening
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,9 @@ class Behaviour:
     walk_seconds: float  # from call to the counter
     recall_seconds: float  # between recalls of an absent citizen
     assistance: float  # share of tickets flagged for assistance (a dispatch priority class)
+    patience_distribution: str = "lognormal"  # or "exponential" (Erlang A's M/M/c+M)
+    balk_queue: float | None = None  # mean queue length a citizen tolerates at the kiosk; None: nobody balks
+    balk_cv: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,7 @@ class Scenario:
     aging_bound_minutes: float
     catalogue_dir: Path | None
     departments: tuple[str, ...] = field(default=())
+    cutoff_minute: float | None = None  # 受付締切: no walk-in ticket from this minute of the day
 
     @property
     def day_minutes(self) -> float:
@@ -309,7 +315,16 @@ def _behaviour(ck: _Checker, b: Mapping[str, Any], station: bool) -> Behaviour:
     if patience is not None:
         patience = ck.number(b, "patience_minutes", f"{p}.patience_minutes", lo=0.0)
         patience = patience or None  # 0 means nobody leaves
+    dist = b.get("patience_distribution", "lognormal")
+    if dist not in ("lognormal", "exponential"):
+        ck.bad(f"{p}.patience_distribution", f"expected lognormal or exponential, got {dist!r}", "patience_distribution")
+    balk = b.get("balk_queue")
+    if balk is not None:
+        balk = ck.number(b, "balk_queue", f"{p}.balk_queue", lo=0.0) or None  # 0: nobody balks
     return Behaviour(
+        patience_distribution=str(dist),
+        balk_queue=balk,
+        balk_cv=ck.number(b, "balk_cv", f"{p}.balk_cv", 0.5, lo=0.0),
         patience_minutes=patience,
         patience_cv=ck.number(b, "patience_cv", f"{p}.patience_cv", 0.5, lo=0.0),
         leave_cancels=ck.number(b, "leave_cancels", f"{p}.leave_cancels", 0.0, 0.0, 1.0),
@@ -477,6 +492,8 @@ def _lobby(
         after_holiday=ck.number(arr, "after_holiday", "arrivals.after_holiday", 1.0, lo=0.0),
         months=tuple(months),
         peak_days=tuple(peaks),
+        at_door=ck.number(arr, "at_door", "arrivals.at_door", 0.0, 0.0, 0.5),
+        door_minutes=ck.number(arr, "door_minutes", "arrivals.door_minutes", 5.0, lo=0.1),
     )
 
     # purposes
@@ -529,7 +546,13 @@ def _lobby(
     share, minutes = _target(ck, target, city.policy.wait_target_minutes)
     # dispatch policy: site.toml's unless the scenario tries another (e.g. a longer aging bound)
     pol = ck.table(raw, "policy", "policy", required=False)
+    cutoff = None
+    if "cutoff" in pol:
+        cutoff = ck.hhmm(pol["cutoff"], "policy.cutoff", "cutoff")
+        if not open_m < cutoff <= close_m:
+            ck.bad("policy.cutoff", f"the cutoff {pol['cutoff']} must fall within the opening hours", "cutoff")
     return Scenario(
+        cutoff_minute=cutoff,
         name=name,
         title=title,
         file=file,
