@@ -5,8 +5,32 @@ from __future__ import annotations
 import argparse
 
 
+class _WhatIf(argparse.Action):
+    """Collects what-ifs in the order given: (kind, value) pairs in ``args.whatifs``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, "whatifs", None) or [])
+        items.append((self.dest.removeprefix("wi_"), values))
+        namespace.whatifs = items
+
+
+def _whatif_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what-ifs (docs/simulation.md; applied in the order given)")
+    g.add_argument("--counters", dest="wi_counters", action=_WhatIf, metavar="DEPT=±N",
+                   help="add or close counters: 市民課=+1, shimin=-1, several comma-separated")
+    g.add_argument("--arrivals", dest="wi_arrivals", action=_WhatIf, metavar="×F",
+                   help="walk-in volumes times F: ×1.2, x1.2, move_in×1.5")
+    g.add_argument("--cutoff", dest="wi_cutoff", action=_WhatIf, metavar="HH:MM",
+                   help="stop issuing walk-in tickets at HH:MM (受付締切); none removes it")
+    g.add_argument("--reservations", dest="wi_reservations", action=_WhatIf, metavar="P@HH:MM,…",
+                   help="booked slots: death@09:00,10:30,13:30/booked=0.9,no_show=0.05; none removes them")
+    g.add_argument("--patience", dest="wi_patience", action=_WhatIf, metavar="MIN",
+                   help="mean patience in minutes (an estimate in every shipped scenario); none: nobody leaves")
+    p.set_defaults(whatifs=[])
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``simulate`` and ``staff`` to run.py's subcommands."""
+    """Add ``simulate``, ``compare`` and ``staff`` to run.py's subcommands."""
     p = sub.add_parser(
         "simulate",
         help="simulate a lobby scenario (staffing, waits) with replications",
@@ -25,7 +49,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--secrets", default="var/secrets.toml", help="live: the server's device tokens file")
     p.add_argument("--day", type=int, default=0, help="live: which day of the scenario to play (0 = first)")
     p.add_argument("--minutes", type=float, help="live: play only this many simulated minutes from opening")
+    p.add_argument("--sensitivity", metavar="P1,P2,…", help="also a table of the headline figures under each "
+                   "mean patience, e.g. 45,90,none (same seed: the same citizens each time)")
+    _whatif_flags(p)
     p.set_defaults(func=_simulate)
+
+    c = sub.add_parser(
+        "compare",
+        help="compare two scenarios (or one and its what-ifs) with common random numbers",
+        description="Run A and B on the same seed (the same citizens on both sides) and print every headline "
+        "difference B − A with its 95%% interval. B defaults to A; the what-if flags apply to B.",
+    )
+    c.add_argument("a", help="scenario A (a TOML file or a name under config/scenarios/)")
+    c.add_argument("b", nargs="?", help="scenario B (default: A, changed by the what-if flags)")
+    c.add_argument("-r", "--replications", type=int, default=20, help="paired replications (default 20)")
+    c.add_argument("-s", "--seed", type=int, default=1)
+    c.add_argument("-j", "--jobs", type=int, default=0)
+    c.add_argument("--json", metavar="FILE", help="write the differences as JSON")
+    c.add_argument("--plot", metavar="PNG", help="write the differences with their intervals as one plot")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    _whatif_flags(c)
+    c.set_defaults(func=_compare)
 
     s = sub.add_parser(
         "staff",
@@ -66,9 +110,25 @@ def _load(name: str):
         return None
 
 
+def _whatifs(sc, args: argparse.Namespace):
+    """The scenario with the command line's what-ifs, or None after printing why not."""
+    import sys
+
+    from .whatif import WhatIfError, apply
+
+    try:
+        return apply(sc, args.whatifs)
+    except WhatIfError as e:
+        print(str(e), file=sys.stderr)
+        return None
+
+
 def _simulate(args: argparse.Namespace) -> int:
 
     sc = _load(args.scenario)
+    if sc is None:
+        return 2
+    sc = _whatifs(sc, args)
     if sc is None:
         return 2
     if args.live:
@@ -88,6 +148,61 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.plots:
         for p in report.plots(sc, summary, args.plots):
             print(f"plot: {p}")
+    if args.sensitivity:
+        from .whatif import WhatIfError, format_sensitivity, sensitivity
+
+        try:
+            rows = sensitivity(sc, [x.strip() for x in args.sensitivity.split(",") if x.strip()], args.replications,
+                               args.seed, jobs=jobs)
+        except WhatIfError as e:
+            import sys
+
+            print(str(e).replace("--patience", "--sensitivity"), file=sys.stderr)
+            return 2
+        print()
+        print(format_sensitivity(sc, rows))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import sys
+
+    a = _load(args.a)
+    if a is None:
+        return 2
+    b = _load(args.b) if args.b else a
+    if b is None:
+        return 2
+    if not args.b and not args.whatifs:
+        print("compare: give scenario B or at least one what-if (--counters, --arrivals, --cutoff, "
+              "--reservations, --patience)", file=sys.stderr)
+        return 2
+    b = _whatifs(b, args)
+    if b is None:
+        return 2
+    if args.replications < 2:
+        print("compare: at least 2 replications (-r) for an interval", file=sys.stderr)
+        return 2
+    from .runner import default_jobs, run_replications
+    from .whatif import format_comparison, paired, plot_comparison
+
+    jobs = args.jobs or default_jobs()
+    ra = run_replications(a, args.replications, args.seed, jobs=jobs, progress=not args.quiet, label="A " + a.name)
+    rb = run_replications(b, args.replications, args.seed, jobs=jobs, progress=not args.quiet, label="B " + b.name)
+    rows = paired(ra, rb)
+    print(format_comparison(a.title, b.title, rows, args.replications))
+    if args.json:
+        import json
+        from pathlib import Path
+
+        Path(args.json).write_text(
+            json.dumps({"a": a.title, "b": b.title, "replications": args.replications, "seed": args.seed, "rows": rows},
+                       ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
+        print(f"JSON: {args.json}")
+    if args.plot:
+        print(f"plot: {plot_comparison(rows, f'B − A: {b.title} − {a.title}', args.plot)}")
     return 0
 
 

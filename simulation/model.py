@@ -217,7 +217,8 @@ class _Visit:
     """Simulation-side bookkeeping of one citizen; the lobby state is ``ticket``."""
 
     __slots__ = ("ticket", "service", "patience", "busy", "busy_total", "busy_since", "snap", "epoch",
-                 "gone", "special", "counted", "purpose", "reserved", "cls", "fate", "first_dept", "left_wait")
+                 "gone", "special", "counted", "purpose", "reserved", "cls", "fate", "first_dept", "left_wait",
+                 "durations", "absent_at", "cancels")
 
     def __init__(self, ticket: Ticket, service: tuple[Service, ...], patience: float | None, counted: bool, purpose: str):
         self.ticket = ticket
@@ -237,6 +238,9 @@ class _Visit:
         self.fate = SERVED  # changed by whatever ends the visit otherwise
         self.first_dept = -1
         self.left_wait = -1.0  # queue time when patience ran out (LEFT, GONE)
+        self.durations: list[float] = []  # service seconds per step at standard speed, drawn at arrival
+        self.absent_at: list[bool] | None = None  # per step: absent when called (None: nobody is)
+        self.cancels = False  # out of patience: cancels on the phone (else leaves silently)
 
 
 class _Counter:
@@ -385,11 +389,23 @@ class LobbyDay:
         if not route:
             rec.no_route += 1
             return
-        if slot is None and self.cutoff_s is not None and now >= self.cutoff_s:
-            self._turn_away(purpose, route, now, CUTOFF, 0)  # 受付締切: no ticket after the cutoff
+        # Everything random about this citizen is drawn now, in arrival order, whatever happens to
+        # them later: two scenarios run on the same seed then meet the same citizens with the same
+        # needs (common random numbers), however their counters differ. The counters draw nothing.
+        assist = self.assistance > 0 and rng.random() < self.assistance
+        walk_in = slot is None
+        if self.patience_p and walk_in:
+            pat = rng.expovariate(1.0 / (self.sc.behaviour.patience_minutes * MIN)) if self.patience_exp else rng.lognormvariate(*self.patience_p)
+            cancels = rng.random() < self.leave_cancels
+        else:
+            pat, cancels = None, False
+        tolerance = rng.lognormvariate(*self.balk_p) if self.balk_p is not None and walk_in else math.inf
+        durations = [rng.expovariate(1.0 / p[1]) if p[0] == "exp" else draw_service(rng, p) for p in service]
+        absent_at = [rng.random() < self.no_show for _ in service] if self.no_show > 0 else None
+        if walk_in and self.cutoff_s is not None and now >= self.cutoff_s:
+            self._turn_away(purpose, route, now, CUTOFF, ASSISTED if assist else 0)  # 受付締切: no ticket now
             return
         self.number = number = self.number + 1
-        assist = self.assistance > 0 and rng.random() < self.assistance
         t = tr.new_ticket(
             ticket_id=f"{rec.day}-{number}",
             site=self.sc.site,
@@ -404,18 +420,17 @@ class LobbyDay:
             assistance=assist,
             reserved_for=slot,
         )
-        if self.balk_p is not None and slot is None:
+        if tolerance < math.inf:
             # the citizen reads the board: the longest queue among the departments of their first
             # steps, against a tolerance of their own (lognormal, mean balk_queue citizens)
             ahead = max((self.meters[self.dept_index[s.department]].n for s in t.steps if s.state is _READY), default=0)
-            if ahead >= rng.lognormvariate(*self.balk_p):
+            if ahead >= tolerance:
                 self._turn_away(purpose, route, now, BALKED, ASSISTED if assist else 0)
                 return
-        if self.patience_p and slot is None:
-            pat = rng.expovariate(1.0 / (self.sc.behaviour.patience_minutes * MIN)) if self.patience_exp else rng.lognormvariate(*self.patience_p)
-        else:
-            pat = None
         v = _Visit(t, service, pat, now >= self.stat_start, purpose)
+        v.durations = durations
+        v.absent_at = absent_at
+        v.cancels = cancels
         v.first_dept = self.dept_index[next(s.department for s in t.steps if s.state is _READY)]
         tid = t.id
         self.visits[tid] = v
@@ -519,7 +534,7 @@ class LobbyDay:
         v.left_wait = max(
             (self._queue_time(v, s, now) for s in v.ticket.steps if s.state is _READY), default=0.0
         )
-        if self.rng.random() < self.leave_cancels:
+        if v.cancels:
             v.fate = LEFT
             self._leave_queues(v, now, LEFT)
             v.ticket = tr.cancel(v.ticket, now)
@@ -624,13 +639,13 @@ class LobbyDay:
         return list(out.values())
 
     def _counter(self, c: _Counter):
-        env, rng, policy, departments = self.env, self.rng, self.policy, c.departments
+        env, policy, departments = self.env, self.policy, c.departments
         visits, order, special, idle_n = self.visits, self.order, self.special, self.idle_n
         dept_index, timeout, number, speed = self.dept_index, env.timeout, c.number, c.speed
         call, start, complete = tr.call, tr.start, tr.complete
         meters, st_rows, tk_rows = self.meters, self.st_rows, self.tk_rows
         candidates, walk = self._candidates, self.walk
-        single, check, no_show = c.single, self.check_dispatch, self.no_show
+        single, check = c.single, self.check_dispatch
         now = env.now  # re-read after every yield, and only then
         while True:
             if c.on_duty:
@@ -691,7 +706,7 @@ class LobbyDay:
             v.ticket = call(ticket, step.index, number, now)
             v.busy = True
             v.busy_since = now
-            absent = v.gone or (no_show > 0 and rng.random() < no_show)
+            absent = v.gone or (v.absent_at is not None and v.absent_at[step.index])
             if absent and not v.gone:
                 v.fate = ABSENT
             if v.counted:  # self._record_step(v, d, step, wait, ...), in line
@@ -719,9 +734,7 @@ class LobbyDay:
                 yield timeout(walk)
                 now = env.now
             v.ticket = start(v.ticket, step.index, number, now)
-            p = v.service[step.index]
-            # draw_service(rng, p), its exponential case in line
-            yield timeout((rng.expovariate(1.0 / p[1]) if p[0] == "exp" else draw_service(rng, p)) / speed)
+            yield timeout(v.durations[step.index] / speed)
             now = env.now
             v.ticket = t = complete(v.ticket, step.index, number, now)
             self._busy_end(c, v, d, now)
