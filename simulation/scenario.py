@@ -367,7 +367,8 @@ def _station(
         ck.bad(f"{p}.counters", f"expected a whole number of counters, got {c}", "counters")
     if warm >= hours > 0:
         ck.bad(f"{p}.warmup_hours", f"the warm-up ({warm} h) must be shorter than the run ({hours} h)", "warmup_hours")
-    if c >= 1 and svc > 0 and lam * svc / 60.0 >= c:
+    # abandonment (patience) keeps an overloaded station stable: Erlang A's M/M/c+M
+    if c >= 1 and svc > 0 and lam * svc / 60.0 >= c and not beh_raw.get("patience_minutes"):
         ck.bad(
             f"{p}.arrivals_per_hour",
             f"unstable: offered load {lam * svc / 60.0:.2f} >= {int(c)} counters (the queue grows forever)",
