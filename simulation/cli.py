@@ -83,6 +83,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("-j", "--jobs", type=int, default=0)
     s.add_argument("--rounds", type=int, default=6, help="at most this many simulate-and-adjust rounds")
     s.add_argument("--json", metavar="FILE", help="write the schedule and its simulated result as JSON")
+    s.add_argument("--no-plan", action="store_true", help="only the counters per slot, no shift plan on the site's desks")
+    s.add_argument("--precision", type=float, default=0.03,
+                   help="plan check: add replications until each department's daily share within the target "
+                   "is known to ± this (default 0.03)")
+    s.add_argument("--max-replications", type=int, default=24, help="plan check: at most this many (default 24)")
+    s.add_argument("--seeds", type=int, default=1,
+                   help="run the advisor on this many seeds and report the spread of its answer (default 1)")
     s.set_defaults(func=_staff)
 
 
@@ -252,11 +259,19 @@ def _staff(args: argparse.Namespace) -> int:
         return 2
     from .runner import default_jobs
 
-    result = advisor.advise(
-        sc, share, within, replications=args.replications, seed=args.seed, jobs=args.jobs or default_jobs(),
-        rounds=args.rounds, log=lambda m: print(m, file=sys.stderr),
-    )
+    results = [
+        advisor.advise(
+            sc, share, within, replications=args.replications, seed=args.seed + k, jobs=args.jobs or default_jobs(),
+            rounds=args.rounds, log=lambda m: print(m, file=sys.stderr), plan=not args.no_plan,
+            precision=args.precision, max_replications=args.max_replications,
+        )
+        for k in range(max(1, args.seeds))
+    ]
+    result = results[0]
     print(advisor.format_result(sc, result))
+    if len(results) > 1:
+        print()
+        print(advisor.format_spread(results))
     if args.json:
         import json
         from pathlib import Path

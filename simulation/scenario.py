@@ -91,6 +91,27 @@ class CounterPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class StaffMember:
+    """Someone the advisor's shift plan may put at a counter."""
+
+    name: str
+    skills: tuple[str, ...]  # departments they can serve
+    speed: float = 1.0  # 0.75: an April newcomer (service takes a third longer)
+    lunch: tuple[float, float] | None = None  # [start, end) minutes of the day
+    weekdays: frozenset[int] = frozenset(range(5))  # 0 = Monday
+    hours: tuple[float, float] | None = None  # on duty [start, end); None: opening hours
+
+
+@dataclass(frozen=True, slots=True)
+class AdvisorRules:
+    """Constraints of the advisor's shift plan (``[advisor]`` in a scenario)."""
+
+    staff: tuple[StaffMember, ...] | None  # None: one per scenario counter, its departments and speed
+    counters: tuple[tuple[int, tuple[str, ...]], ...] | None  # physical desks; None: the scenario's counters
+    min_open: Mapping[str, int] = field(default_factory=dict)  # department -> counters always open
+
+
+@dataclass(frozen=True, slots=True)
 class Reservation:
     purpose: str
     slots: tuple[float, ...]  # slot starts, minutes of the day
@@ -139,6 +160,7 @@ class Scenario:
     catalogue_dir: Path | None
     departments: tuple[str, ...] = field(default=())
     cutoff_minute: float | None = None  # 受付締切: no walk-in ticket from this minute of the day
+    advisor: AdvisorRules | None = None
 
     @property
     def day_minutes(self) -> float:
@@ -553,6 +575,7 @@ def _lobby(
         if not open_m < cutoff <= close_m:
             ck.bad("policy.cutoff", f"the cutoff {pol['cutoff']} must fall within the opening hours", "cutoff")
     return Scenario(
+        advisor=_advisor(ck, raw, site, open_m, close_m),
         cutoff_minute=cutoff,
         name=name,
         title=title,
@@ -579,6 +602,78 @@ def _lobby(
         catalogue_dir=catalogue_dir,
         departments=tuple(site.departments),
     )
+
+
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "月": 0, "火": 1, "水": 2, "木": 3, "金": 4}
+
+
+def _advisor(ck: _Checker, raw: Mapping[str, Any], site: Any, open_m: float, close_m: float) -> AdvisorRules | None:
+    """``[advisor]``: staff (skills, speed, lunch, weekdays, hours), physical counters, minimum opening."""
+    adv = ck.table(raw, "advisor", "advisor", required=False)
+    if not adv:
+        return None
+    depts = set(site.departments)
+    staff = None
+    if "staff" in adv:
+        staff = []
+        for i, m in enumerate(adv["staff"]):
+            p = f"advisor.staff[{i}]"
+            if not isinstance(m, Mapping):
+                ck.bad(p, "expected a table { name, skills, speed, lunch, weekdays, hours }", "staff")
+                continue
+            skills = tuple(m.get("skills", ()))
+            bad = [d for d in skills if d not in depts]
+            if not skills or bad:
+                ck.bad(f"{p}.skills", f"list the departments they serve (known: {', '.join(sorted(depts))}); bad: {bad}", "skills")
+            lunch = None
+            if "lunch" in m:
+                w = m["lunch"]
+                if not isinstance(w, list) or len(w) != 2:
+                    ck.bad(f"{p}.lunch", 'expected ["HH:MM", "HH:MM"]', "lunch")
+                else:
+                    lunch = (ck.hhmm(w[0], f"{p}.lunch", "lunch"), ck.hhmm(w[1], f"{p}.lunch", "lunch"))
+            hours = None
+            if "hours" in m:
+                w = m["hours"]
+                if not isinstance(w, list) or len(w) != 2:
+                    ck.bad(f"{p}.hours", 'expected ["HH:MM", "HH:MM"]', "hours")
+                else:
+                    hours = (ck.hhmm(w[0], f"{p}.hours", "hours"), ck.hhmm(w[1], f"{p}.hours", "hours"))
+            wd = frozenset(range(5))
+            if "weekdays" in m:
+                names = [str(x).lower()[:3] if str(x).isascii() else str(x)[:1] for x in m["weekdays"]]
+                unknown = [x for x in names if x not in _WEEKDAYS]
+                if unknown:
+                    ck.bad(f"{p}.weekdays", f"expected Mon..Fri (or 月..金), got {unknown}", "weekdays")
+                wd = frozenset(_WEEKDAYS[x] for x in names if x in _WEEKDAYS)
+            staff.append(
+                StaffMember(
+                    name=str(m.get("name", f"staff {i + 1}")),
+                    skills=skills,
+                    speed=ck.number(m, "speed", f"{p}.speed", 1.0, lo=0.05, hi=5.0),
+                    lunch=lunch,
+                    weekdays=wd,
+                    hours=hours,
+                )
+            )
+        staff = tuple(staff)
+    counters = None
+    if "counters" in adv:
+        counters = []
+        for i, c in enumerate(adv["counters"]):
+            p = f"advisor.counters[{i}]"
+            num, ds = c.get("number"), tuple(c.get("departments", ()))
+            if not isinstance(num, int) or not ds or any(d not in depts for d in ds):
+                ck.bad(p, "each physical counter needs a number and the site departments it can serve", "counters")
+                continue
+            counters.append((num, ds))
+        counters = tuple(counters)
+    min_open = {}
+    for d, n in (adv.get("min_open") or {}).items():
+        if d not in depts:
+            ck.bad(f"advisor.min_open.{d}", f"unknown department {d!r}", "min_open")
+        min_open[d] = int(ck.number({"n": n}, "n", f"advisor.min_open.{d}", lo=0, needle=("min_open",)))
+    return AdvisorRules(staff, counters, min_open)
 
 
 def _resolve(p: str, base: Path) -> Path:
