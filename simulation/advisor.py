@@ -430,13 +430,18 @@ def _format_plan(sc: Scenario, d: DayAdvice, names: dict[str, str]) -> list[str]
     head = ["desk", *[_clock(a) for a, _ in p.slots]]
     rows = []
     for desk, caps in p.desks:
-        cells = [s.get(desk, ("", ()))[0] for s in p.seats]
+        cells = [
+            s.get(desk, ("", ()))[0] + (f"/{r[desk][0]}" if desk in r else "")
+            for s, r in zip(p.seats, p.reliefs or [{}] * len(p.seats), strict=True)
+        ]
         if any(cells):
             rows.append([f"{desk} {'+'.join(caps)}", *[c or "·" for c in cells]])
     rows.append(["open / desks", *[f"{n}/{len(p.desks)}" for n in p.open_per_slot()]])
     out = ["", f"  shift plan {d.day}: {'MET' if d.plan_met else 'NOT MET'} with the site's {len(p.desks)} desks "
            f"({p.person_hours():.1f} person-hours at desks; {d.plan_replications} replications)"]
     out += ["  " + r for r in _grid(head, rows)]
+    if any(p.reliefs):
+        out.append("  (A/B: B sits at the desk while A is at lunch)")
     res = d.plan_result
     figs = []
     for dept, f in res.get("departments", {}).items():

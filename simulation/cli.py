@@ -24,6 +24,8 @@ def _whatif_flags(p: argparse.ArgumentParser) -> None:
                    help="stop issuing walk-in tickets at HH:MM (受付締切); none removes it")
     g.add_argument("--reservations", dest="wi_reservations", action=_WhatIf, metavar="P@HH:MM,…",
                    help="booked slots: death@09:00,10:30,13:30/booked=0.9,no_show=0.05; none removes them")
+    g.add_argument("--days", dest="wi_days", action=_WhatIf, metavar="YYYY-MM-DD,…",
+                   help="only these days of the scenario (e.g. the busiest one)")
     g.add_argument("--patience", dest="wi_patience", action=_WhatIf, metavar="MIN",
                    help="mean patience in minutes (an estimate in every shipped scenario); none: nobody leaves")
     p.set_defaults(whatifs=[])
@@ -88,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="plan check: add replications until each department's daily share within the target "
                    "is known to ± this (default 0.03)")
     s.add_argument("--max-replications", type=int, default=24, help="plan check: at most this many (default 24)")
+    _whatif_flags(s)
     s.add_argument("--seeds", type=int, default=1,
                    help="run the advisor on this many seeds and report the spread of its answer (default 1)")
     s.set_defaults(func=_staff)
@@ -248,6 +251,9 @@ def _staff(args: argparse.Namespace) -> int:
     import sys
 
     sc = _load(args.scenario)
+    if sc is None:
+        return 2
+    sc = _whatifs(sc, args)
     if sc is None:
         return 2
     from . import advisor

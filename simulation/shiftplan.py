@@ -41,6 +41,7 @@ class DayPlan:
     seats: list[dict[int, tuple[str, Group]]]  # per slot: desk -> (person, group served)
     capacity: dict[Group, list[float]]  # standard-speed counters per slot per group
     limits: list[tuple[Group, int, float]] = field(default_factory=list)  # (group, slot, capacity missing)
+    reliefs: list[dict[int, tuple[str, float, float]]] = field(default_factory=list)  # per slot: desk -> (person, from, to)
     counters: tuple[CounterPlan, ...] = ()
 
     def open_per_slot(self) -> list[int]:
@@ -120,6 +121,7 @@ def plan_day(
             for d in g:
                 covered = any(d in desk[1] and d in by_name[seats[desk[0]][0]].skills and seats[desk[0]][1] not in busy_set
                               for desk in desks if desk[0] in seats)
+                shared = any(d in desk[1] and d in by_name[seats[desk[0]][0]].skills for desk in desks if desk[0] in seats)
                 if covered:
                     cap[g][k] = max(cap[g][k], 1.0)
                     continue
@@ -131,7 +133,8 @@ def plan_day(
                     continue
                 pick = best(g, (d,))
                 if pick is None:
-                    plan.limits.append((g, k, 1.0))
+                    if not shared:  # a busy group's desk that also serves d is better than nothing
+                        plan.limits.append((g, k, 1.0))
                     continue
                 seat(*pick, g)
         for d, n in min_open.items():
@@ -143,9 +146,35 @@ def plan_day(
                     break
                 seat(*pick, g)
         plan.seats.append(seats)
+        plan.reliefs.append(_relieve(st, by_name, a, b))
         prev = seats
     plan.counters = counters_of(sc, plan, by_name)
     return plan
+
+
+def _relieve(st: _Slot, by_name: Mapping[str, StaffMember], a: float, b: float) -> dict[int, tuple[str, float, float]]:
+    """Lunch relief: a person left free in the slot sits at a desk while its person is at lunch
+    (the busiest desks first), so the lunch rotation does not close desks at the midday peak."""
+    out: dict[int, tuple[str, float, float]] = {}
+    gaps = []
+    for desk_no, (name, g) in st.seats.items():
+        lunch = by_name[name].lunch
+        if lunch and lunch[0] < b and lunch[1] > a:
+            gaps.append((-st.cap[g][st.k], desk_no, g, max(a, lunch[0]), min(b, lunch[1])))
+    desks = dict(st.desks)
+    for _, desk_no, g, x0, x1 in sorted(gaps):
+        for p in sorted(st.staff, key=lambda p: (-p.speed, len(p.skills), p.name)):
+            if p.name in st.used or st.avail[p.name] < 1.0:
+                continue
+            if not any(d in g and d in p.skills for d in desks[desk_no]):
+                continue
+            if p.lunch and p.lunch[0] < x1 and p.lunch[1] > x0:
+                continue
+            out[desk_no] = (p.name, x0, x1)
+            st.used.add(p.name)
+            st.cap[g][st.k] += p.speed * (x1 - x0) / (b - a)
+            break
+    return out
 
 
 class _Slot:
@@ -205,4 +234,10 @@ def counters_of(sc: Scenario, plan: DayPlan, by_name: Mapping[str, StaffMember])
             if wins and depts:
                 out.append(CounterPlan(desk_no * 100 + k, depts, tuple(wins), p.speed, f"desk {desk_no}: {name}"))
                 k += 1
+        for j, reliefs in enumerate(plan.reliefs):  # lunch reliefs at this desk
+            r = reliefs.get(desk_no)
+            if r:
+                p = by_name[r[0]]
+                depts = tuple(d for d in caps if d in p.skills)
+                out.append(CounterPlan(desk_no * 100 + 50 + j, depts, ((r[1], r[2]),), p.speed, f"desk {desk_no}: {r[0]} (lunch relief)"))
     return tuple(out)

@@ -159,7 +159,26 @@ def with_patience(sc: Scenario, spec: str) -> Scenario:
     return dataclasses.replace(sc, behaviour=dataclasses.replace(sc.behaviour, patience_minutes=m))
 
 
+def with_days(sc: Scenario, spec: str) -> Scenario:
+    """``YYYY-MM-DD,…``: only these days of the scenario (e.g. its busiest day, for a quick look)."""
+    import datetime as dt
+
+    keep = []
+    for x in filter(None, (p.strip() for p in spec.split(","))):
+        try:
+            d = dt.date.fromisoformat(x)
+        except ValueError:
+            raise WhatIfError(f"--days: expected YYYY-MM-DD, got {x!r}") from None
+        if d not in sc.days:
+            raise WhatIfError(f"--days: {x} is not a day of this scenario ({', '.join(str(y) for y in sc.days)})")
+        keep.append(d)
+    if not keep:
+        raise WhatIfError("--days: give at least one day")
+    return dataclasses.replace(sc, days=tuple(keep))
+
+
 APPLY = {
+    "days": with_days,
     "counters": with_counters,
     "arrivals": with_arrivals,
     "cutoff": with_cutoff,

@@ -69,7 +69,7 @@ def _check_plan(sc, p):
     for t in range(int(sc.open_minute), int(sc.close_minute), 5):
         on = [c for c in p.counters if any(a <= t < b for a, b in c.windows)]
         at = [c.number // 100 for c in on]
-        people = [c.note.split(": ")[1] for c in on]
+        people = [c.note.split(": ")[1].removesuffix(" (lunch relief)") for c in on]
         assert len(at) == len(set(at)) <= len(desks), t  # one person per desk, no more desks than the site has
         assert set(at) <= desks
         assert len(people) == len(set(people)), t  # nobody at two desks
@@ -77,7 +77,7 @@ def _check_plan(sc, p):
             lunch = staff[name].lunch
             assert not (lunch and lunch[0] <= t < lunch[1]), (name, t)  # nobody at a desk during lunch
     for c in p.counters:
-        person = staff[c.note.split(": ")[1]]
+        person = staff[c.note.split(": ")[1].removesuffix(" (lunch relief)")]
         assert c.speed == person.speed and set(c.departments) <= set(person.skills)
         assert set(c.departments) <= set(dict(sc.advisor.counters)[c.number // 100])
 
