@@ -187,3 +187,22 @@ def erlang_a(arrival_rate: float, service_rate: float, abandon_rate: float, c: i
         wait_mean=lq / arrival_rate,
         utilisation=busy / c,
     )
+
+
+def square_root_staffing(offered_load: float, beta: float = 1.0) -> int:
+    """Halfin–Whitt square-root staffing: c = ⌈R + β·√R⌉ for offered load R = λ/μ (0 when R = 0)."""
+    if offered_load <= 0:
+        return 0
+    return math.ceil(offered_load + beta * math.sqrt(offered_load))
+
+
+def servers_needed_erlang_a(
+    arrival_rate: float, service_rate: float, abandon_rate: float, max_abandon: float, max_servers: int = 500
+) -> int:
+    """The fewest counters with Erlang A's share of arrivals who give up ≤ ``max_abandon``."""
+    if arrival_rate <= 0:
+        return 0
+    for c in range(1, max_servers + 1):
+        if erlang_a(arrival_rate, service_rate, abandon_rate, c).p_abandon <= max_abandon:
+            return c
+    raise ValueError(f"more than {max_servers} counters needed")
