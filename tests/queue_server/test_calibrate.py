@@ -106,8 +106,9 @@ class Clock:
 class Driver:
     """Kiosk and counters acting at simulated instants; the server is the state authority."""
 
-    def __init__(self, url: str, tokens, clock: Clock, rng: random.Random):
+    def __init__(self, url: str, tokens, clock: Clock, rng: random.Random, compress: float = 1.0):
         self.url, self.tokens, self.clock, self.rng = url, tokens, clock, rng
+        self.compress = compress  # > 1: counter times shrunk, as a demo replayed faster than real time
         self.heap: list = []
         self.seq = itertools.count()
         self.keys = itertools.count(1)
@@ -207,7 +208,7 @@ class Driver:
     async def _start(self, n: int, procedures: tuple[str, ...]) -> None:
         await self.counters[n].ok("start")
         minutes = sum(lognormal(self.rng, *SERVICE[p]) for p in procedures)
-        self.at(self.clock.t + minutes * 60, "complete", n)
+        self.at(self.clock.t + minutes * 60 / self.compress, "complete", n)
 
     async def _complete(self, n: int) -> None:
         await self.counters[n].ok("complete")
@@ -222,7 +223,7 @@ class Driver:
         await self._call(n)
 
 
-async def produce_log(db_url: str, tmp: Path) -> None:
+async def produce_log(db_url: str, tmp: Path, n_days: int | None = None, compress: float = 1.0) -> None:
     from queue_server.server import QueueServer, run_server
     from simulation.arrivals import generate
     from simulation.scenario import load_scenario
@@ -240,9 +241,9 @@ async def produce_log(db_url: str, tmp: Path) -> None:
     try:
         sc = load_scenario(truth_scenario(tmp))
         rng = random.Random(20260601)
-        driver = Driver(f"ws://127.0.0.1:{port}/ws", tokens, clock, rng)
+        driver = Driver(f"ws://127.0.0.1:{port}/ws", tokens, clock, rng, compress)
         await driver.connect()
-        for i, day in enumerate(sc.days):
+        for i, day in enumerate(sc.days[:n_days]):
             await driver.day(day, generate(sc, day, random.Random(1000 + i)))
     finally:
         stop.set_result(None)
@@ -416,6 +417,36 @@ def test_calibrate_cli_writes_a_scenario_and_json(produced, capsys):
     assert load_scenario(out).name == "cli"
     data = json.loads(js.read_text(encoding="utf-8"))
     assert data["tickets"] == cal.tickets and data["rates"] == pytest.approx(dict(cal.rates))
+
+
+def test_what_is_not_fitted_is_said_and_intervals_cover_the_truth(produced):
+    _, _, cal = produced
+    assert any("patience" in d for d in cal.defaulted)
+    mean_w = sum(WEEKDAY[d.weekday()] for d in DAYS) / len(DAYS)
+    for p, r in RATES.items():
+        lo, hi = cal.intervals[f"rate:{p}"]
+        assert lo < r * mean_w < hi, (p, lo, hi, r * mean_w)  # tickets a day over these days
+        assert hi - lo > 0.02 * r  # and it is an interval: a few days carry sampling noise
+    lo, hi = cal.intervals["proc:juminhyo"]
+    assert lo < SERVICE["juminhyo"][0] < hi
+    toml = scenario_toml(cal)
+    assert "# not fitted: patience" in toml and "bootstrap intervals" in toml
+
+
+def test_a_log_in_compressed_time_fails_loudly(tmp_path, capsys):
+    """A demo replayed 600× faster than real time: calibrate refuses it, exit 2, with the reason."""
+    from queue_server.calibrate import CalibrationError
+    from run import main
+
+    url = f"sqlite:///{tmp_path / 'fast.db'}"
+    asyncio.run(produce_log(url, tmp_path, n_days=1, compress=600.0))
+    city = load_city()
+    with pytest.raises(CalibrationError, match="compressed time"):
+        fit(Store(url).engine, city, "honcho", DAYS[0], DAYS[0])
+    out = tmp_path / "never.toml"
+    rc = main(["calibrate", "--db", url, "--site", "honcho", "--from", str(DAYS[0]), "--to", str(DAYS[0]), "--out", str(out)])
+    assert rc == 2 and not out.exists()
+    assert "cannot be fitted" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- pure parts
