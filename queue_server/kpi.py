@@ -276,6 +276,9 @@ def compute(
     now = time.time() if now is None else now
     with log_tables(engine, period, now) as (conn, d):
         tables = _aggregate(conn, d, period, target_minutes, dict(department_names or {}), now)
+        from .kpi_manager import manager_tables  # the manager's KPIs (their own module)
+
+        tables.update(manager_tables(conn, d, period, target_minutes))
     return Report(period.site, period.first, period.last, target_minutes, tables, now)
 
 
