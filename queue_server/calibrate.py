@@ -301,7 +301,7 @@ def fit(engine: Engine, city: CityConfig, site: str, first: str | dt.date, last:
     cfg = city.sites[site]
     open_m, close_m = float(minutes_of(cfg.open)), float(minutes_of(cfg.close))
     notes: list[str] = []
-    with log_tables(engine, period) as (conn, _d):
+    with log_tables(engine, period) as (conn, dialect):
         q = lambda sql: conn.execute(text(sql)).all()  # noqa: E731
         per_day = q("SELECT day, purposes, COUNT(*) AS n FROM kpi_tk GROUP BY day, purposes")
         per_hour = q("SELECT hour, COUNT(*) AS n FROM kpi_tk GROUP BY hour")
@@ -320,6 +320,14 @@ def fit(engine: Engine, city: CityConfig, site: str, first: str | dt.date, last:
                 FROM kpi_ev WHERE kind IN ('called', 'recalled')) AS g
             WHERE kind = 'recalled'""")[0][0]
         opens = q("SELECT counter, day, start_at, end_at FROM kpi_open")
+        # patience: tickets cancelled while waiting (not the end-of-day sweep), and every wait as exposure
+        gave_up = conn.execute(text(f"""
+            SELECT COUNT(*) AS n, SUM(e.at - t.at) AS s FROM events e JOIN kpi_tk t ON t.ticket = e.ticket
+            WHERE e.site = :site AND e.kind = 'cancelled'
+              AND COALESCE({dialect.jtext('reason', 'e.payload')}, '') <> 'end_of_day'
+              AND NOT EXISTS (SELECT 1 FROM kpi_ev c WHERE c.ticket = e.ticket AND c.kind = 'called' AND c.at <= e.at)"""),
+            {"site": site}).all()[0]
+        waited = q("SELECT SUM(wait) FROM kpi_wait")[0][0]
     if not tk.n:
         raise ValueError(f"no tickets at {site} from {period.first} to {period.last}: nothing to calibrate")
 
@@ -412,8 +420,19 @@ def fit(engine: Engine, city: CityConfig, site: str, first: str | dt.date, last:
         )
     if problems:
         raise CalibrationError(problems)
-    defaulted = ["patience and balking: not in the log (nobody leaves in the scenario; set them, stating the estimate)",
+    # exponential patience by maximum likelihood: leavers over the total time spent waiting (the
+    # served waits are censored observations of patience: they waited that long and stayed)
+    n_left = int(gave_up.n or 0)
+    exposure = float(waited or 0.0) + float(gave_up.s or 0.0)
+    patience = exposure / n_left / 60.0 if n_left and exposure > 0 else None
+    defaulted = ["balking: not in the log (who leaves without a ticket leaves no event)",
                  "reservations: booked tickets arrive as walk-ins"]
+    if patience is None:
+        defaulted.insert(0, "patience: no ticket was cancelled while waiting (nobody leaves in the scenario; set it, "
+                            "stating the estimate)")
+    else:
+        notes.append(f"patience: exponential, mean {patience:.1f} min from {n_left} ticket(s) cancelled while waiting "
+                     "(maximum likelihood, the served waits as censored observations); silent leavers look like no-shows")
     unseen = [("Mon", "Tue", "Wed", "Thu", "Fri")[k] for k in range(5) if k not in wd]
     if unseen:
         defaulted.append(f"weekday factor 1.0 for {', '.join(unseen)}: no such day observed")
@@ -430,6 +449,7 @@ def fit(engine: Engine, city: CityConfig, site: str, first: str | dt.date, last:
     intervals = _bootstrap(counts, days, svc_day, priors, pkey)
 
     behaviour = {
+        "patience_minutes": patience or 0.0,
         "no_show": (no_shows / waits) if waits else 0.0,
         "walk_seconds": float(walk) if walk is not None else 30.0,
         "recall_seconds": float(recall) if recall is not None else 60.0,
@@ -504,7 +524,7 @@ def scenario_toml(cal: Calibration, name: str = "calibrated") -> str:
     lines = [
         f"# Calibrated by `python run.py calibrate` from the event log of {cal.site}, {cal.first} to {cal.last}.",
         "# Arrivals, routes and service times are fitted (docs/kpi.md, Calibration); every figure's",
-        "# source says so. Not fitted: patience (nobody leaves), reservations (checked-in tickets arrive",
+        "# source says so. Not fitted: balking, reservations (checked-in tickets arrive",
         "# as walk-ins), rework (a procedure added at a counter is not simulated).",
         "#",
         "# Service time per procedure (minutes; n = completed steps including it, alone = served alone):",
@@ -539,8 +559,11 @@ def scenario_toml(cal: Calibration, name: str = "calibrated") -> str:
         f"within_minutes = {cal.target_minutes:g}",
         "",
         "[behaviour]",
-        "patience_minutes = 0                 # not fitted: nobody leaves",
-        "leave_cancels = 0.0",
+        *(["patience_minutes = 0                 # not fitted: nobody cancelled while waiting, nobody leaves",
+           "leave_cancels = 0.0"] if not cal.behaviour.get("patience_minutes") else
+          [f"patience_minutes = {cal.behaviour['patience_minutes']:.2f}      # exponential MLE from the log's cancellations",
+           'patience_distribution = "exponential"',
+           "leave_cancels = 1.0                  # the log only shows those who cancelled"]),
         f"no_show = {cal.behaviour['no_show']:.4f}                 # no-shows per wait, from the log",
         f"walk_seconds = {cal.behaviour['walk_seconds']:.1f}             # mean call-to-start, from the log",
         f"recall_seconds = {cal.behaviour['recall_seconds']:.1f}",

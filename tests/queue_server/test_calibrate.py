@@ -484,3 +484,34 @@ def test_usual_windows_need_half_the_days():
     iv = [(1, 510, 720), (1, 780, 1035), (2, 510, 720), (2, 780, 1035), (3, 510, 1035)]
     assert usual_windows(iv, 3) == ((510, 720), (780, 1035))
     assert usual_windows(iv, 2) == ((510, 1035),)  # with 2 days, counter open at lunch on one is half
+
+
+def test_patience_is_fitted_from_cancellations_with_served_waits_as_censored(tmp_path):
+    """Served waits 10, 20, 30 min and two tickets cancelled after 15 and 25 min while waiting:
+    exponential maximum likelihood = total waiting time / leavers = (60 + 40) / 2 = 50 min."""
+    from queue_server.calibrate import scenario_toml
+    from tests.queue_server.kpi_log import D1, LogBuilder
+
+    b = LogBuilder()
+    b.ev(D1, "08:30", "counter_open", counter=1, staff="x")
+    s = [("shimin", ("juminhyo",))]
+    for i, (t, w) in enumerate((("09:00", 10), ("09:40", 20), ("10:30", 30))):
+        h, m = (int(x) for x in t.split(":"))
+        call = f"{h + (m + w) // 60:02d}:{(m + w) % 60:02d}"
+        done = f"{h + (m + w + 5) // 60:02d}:{(m + w + 5) % 60:02d}"
+        b.issued(D1, t, f"S{i}", s)
+        b.called(D1, call, f"S{i}", 0, 1, "shimin"), b.started(D1, call, f"S{i}", 0, 1, "shimin")
+        b.completed(D1, done, f"S{i}", 0, 1, "shimin", ["juminhyo"], True)
+    b.issued(D1, "11:00", "L1", s)
+    b.ev(D1, "11:15", "cancelled", "L1", reason="")
+    b.issued(D1, "11:05", "L2", s)
+    b.ev(D1, "11:30", "cancelled", "L2", reason="")
+    b.ev(D1, "17:15", "counter_closed", counter=1, staff="x")
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    store.migrate()
+    b.write(store)
+    cal = fit(store.engine, load_city(), "honcho", D1, D1)
+    assert cal.behaviour["patience_minutes"] == pytest.approx(50.0)
+    assert not any(d.startswith("patience") for d in cal.defaulted)
+    toml = scenario_toml(cal)
+    assert 'patience_distribution = "exponential"' in toml and "patience_minutes = 50.00" in toml
