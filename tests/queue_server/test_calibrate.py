@@ -391,6 +391,26 @@ def test_the_scenario_loads_and_the_simulation_runs_it(produced):
     assert out  # one simulated day of the calibrated lobby
 
 
+def test_the_calibrated_scenario_gives_back_the_logs_waits(produced):
+    """The round trip's last leg: the waits the calibrated scenario simulates agree with the waits
+    the log shows, within their combined 95% intervals (the log's over its days, the simulation's
+    over its replications)."""
+    from queue_server.kpi import compute, period_for
+    from simulation.runner import run_replications
+    from simulation.scenario import load_scenario
+    from simulation.stats import combine, mean_ci
+
+    tmp, store, cal = produced
+    path = tmp / "calibrated_waits.toml"
+    path.write_text(scenario_toml(cal, "calibrated_waits"), encoding="utf-8")
+    sc = load_scenario(path)
+    log_days = [r["wait_mean"] for r in compute(store.engine, period_for("honcho", DAYS[0], DAYS[-1])).tables["daily"].as_dicts()]
+    log = mean_ci(log_days)
+    sim = combine(sc, run_replications(sc, 6, seed=5))["overall"]["wait_mean"]
+    assert log["n"] == len(DAYS) and log["mean"] > 0.5  # people did wait
+    assert abs(sim["mean"] - log["mean"]) <= log["ci"] + sim["ci"], (log, sim)
+
+
 def test_the_kpi_report_of_the_produced_log_is_consistent(produced):
     from queue_server.kpi import Period, compute
 
