@@ -55,6 +55,7 @@ BOOKED, ASSISTED = 1, 2
 # Enum members as constants: in Python 3.11 ``StepState.READY`` is a metaclass lookup (~0.3 µs),
 # and ``.value`` a descriptor call; the hot loop below tests states for every customer.
 _READY = StepState.READY
+_INF = math.inf
 _STATE_VALUE = {s: s.value for s in TicketState}
 
 # (kind, a, b): ("exp", mean s, 0) | ("logn", mu, sigma) of log-seconds | ("const", s, 0)
@@ -399,8 +400,12 @@ class LobbyDay:
             cancels = rng.random() < self.leave_cancels
         else:
             pat, cancels = None, False
-        tolerance = rng.lognormvariate(*self.balk_p) if self.balk_p is not None and walk_in else math.inf
-        durations = [rng.expovariate(1.0 / p[1]) if p[0] == "exp" else draw_service(rng, p) for p in service]
+        tolerance = rng.lognormvariate(*self.balk_p) if self.balk_p is not None and walk_in else _INF
+        if len(service) == 1:  # most routes: no list comprehension frame (Python 3.11 does not inline them)
+            p = service[0]
+            durations = [rng.expovariate(1.0 / p[1]) if p[0] == "exp" else draw_service(rng, p)]
+        else:
+            durations = [draw_service(rng, p) for p in service]
         absent_at = [rng.random() < self.no_show for _ in service] if self.no_show > 0 else None
         if walk_in and self.cutoff_s is not None and now >= self.cutoff_s:
             self._turn_away(purpose, route, now, CUTOFF, ASSISTED if assist else 0)  # 受付締切: no ticket now
@@ -420,7 +425,7 @@ class LobbyDay:
             assistance=assist,
             reserved_for=slot,
         )
-        if tolerance < math.inf:
+        if tolerance < _INF:
             # the citizen reads the board: the longest queue among the departments of their first
             # steps, against a tolerance of their own (lognormal, mean balk_queue citizens)
             ahead = max((self.meters[self.dept_index[s.department]].n for s in t.steps if s.state is _READY), default=0)
@@ -431,7 +436,7 @@ class LobbyDay:
         v.durations = durations
         v.absent_at = absent_at
         v.cancels = cancels
-        v.first_dept = self.dept_index[next(s.department for s in t.steps if s.state is _READY)]
+        v.first_dept = self.dept_index[route[0].department]  # step 0 waits for nothing: always ready
         tid = t.id
         self.visits[tid] = v
         if pat is not None:
