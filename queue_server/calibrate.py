@@ -486,6 +486,7 @@ def _bootstrap(counts, days, svc_day, priors, pkey, n: int = BOOTSTRAP, seed: in
         pick = [rng.choice(days) for _ in days]
         for p in purposes:
             samples[f"rate:{p}"].append(sum(per_day[d].get(p, 0) for d in pick) / len(pick))
+        samples["rate:*"].append(sum(sum(per_day[d].values()) for d in pick) / len(pick))
         groups: dict[tuple[str, ...], tuple[int, float, float]] = {}
         for d in pick:
             for g, k, s1, s2 in svc_by_day.get(d, ()):
@@ -595,6 +596,13 @@ def scenario_toml(cal: Calibration, name: str = "calibrated") -> str:
             f"source = {_q(src)}",
             "route = [" + ", ".join(steps) + "]",
         ]
+    total = cal.intervals.get("rate:*")
+    fitted = sum(cal.rates.values())
+    if total and fitted > 0:
+        lines += ["", "# The sampling uncertainty of the fit: `simulate` also runs the scenario with every arrival",
+                  "# volume at both ends of this 95% bootstrap interval (as factors of the fitted volume).",
+                  "[calibration]", f"arrivals = [{total[0] / fitted:.4f}, {total[1] / fitted:.4f}]",
+                  f"source = {_q(src + ', bootstrap over days')}"]
     lines += ["", "[staffing]", "slot_minutes = 60", "lunch = false                        # breaks are in the windows below", "counters = ["]
     for c, wins in cal.counters.items():
         # the scenario takes times of day: a counter left open to midnight ends at 23:59

@@ -158,6 +158,9 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.plots:
         for p in report.plots(sc, summary, args.plots):
             print(f"plot: {p}")
+    if sc.arrival_interval:
+        print()
+        print(_calibration_range(sc, args, jobs, summary))
     if args.sensitivity:
         from .whatif import WhatIfError, format_sensitivity, sensitivity
 
@@ -172,6 +175,28 @@ def _simulate(args: argparse.Namespace) -> int:
         print()
         print(format_sensitivity(sc, rows))
     return 0
+
+
+def _calibration_range(sc, args: argparse.Namespace, jobs: int, summary) -> str:
+    """A calibrated scenario's fit is uncertain: the headline figures at both ends of its interval."""
+    from .report import _fmt
+    from .runner import run_replications
+    from .stats import combine
+    from .whatif import with_arrivals
+
+    lo, hi = sc.arrival_interval
+    ends = [combine(s, run_replications(s, args.replications, args.seed, jobs=jobs))
+            for s in (with_arrivals(sc, f"×{lo}"), with_arrivals(sc, f"×{hi}"))]
+    lines = [f"with the calibration's uncertainty (arrival volume ×{lo:.2f} … ×{hi:.2f}, its 95% bootstrap interval; "
+             "same citizens):"]
+    for d in list(summary["departments"])[:4]:
+        cells = [x["departments"].get(d) for x in (ends[0], summary, ends[1])]
+        if not all(cells):
+            continue
+        lines.append(f"  {d}: mean wait {' / '.join(_fmt(c['wait_mean']) for c in cells)} min, "
+                     f"≤target {' / '.join(_fmt(c['within_target'], 1, pct=True) for c in cells)}% (low / fitted / high)")
+    lines.append(f"  citizens lost {' / '.join(_fmt(x['citizens']['lost_share'], 1, pct=True) for x in (ends[0], summary, ends[1]))}%")
+    return "\n".join(lines)
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -161,6 +161,7 @@ class Scenario:
     departments: tuple[str, ...] = field(default=())
     cutoff_minute: float | None = None  # 受付締切: no walk-in ticket from this minute of the day
     advisor: AdvisorRules | None = None
+    arrival_interval: tuple[float, float] | None = None  # [calibration] arrivals: the fit's 95% volume factors
 
     @property
     def day_minutes(self) -> float:
@@ -574,7 +575,17 @@ def _lobby(
         cutoff = ck.hhmm(pol["cutoff"], "policy.cutoff", "cutoff")
         if not open_m < cutoff <= close_m:
             ck.bad("policy.cutoff", f"the cutoff {pol['cutoff']} must fall within the opening hours", "cutoff")
+    cal = ck.table(raw, "calibration", "calibration", required=False)
+    interval = None
+    if cal:
+        ck.source(cal, "calibration", "calibration")
+        iv = cal.get("arrivals")
+        if not isinstance(iv, list) or len(iv) != 2 or not all(isinstance(x, int | float) and x > 0 for x in iv) or iv[0] > iv[1]:
+            ck.bad("calibration.arrivals", "expected [low, high] factors of the arrival volume, 0 < low <= high", "arrivals")
+        else:
+            interval = (float(iv[0]), float(iv[1]))
     return Scenario(
+        arrival_interval=interval,
         advisor=_advisor(ck, raw, site, open_m, close_m),
         cutoff_minute=cutoff,
         name=name,

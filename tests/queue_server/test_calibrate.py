@@ -453,6 +453,20 @@ def test_what_is_not_fitted_is_said_and_intervals_cover_the_truth(produced):
     assert "# not fitted: patience" in toml and "bootstrap intervals" in toml
 
 
+def test_simulate_on_a_calibrated_scenario_shows_the_fits_uncertainty(produced, capsys):
+    from run import main
+    from simulation.scenario import load_scenario
+
+    tmp, _, cal = produced
+    path = tmp / "with_interval.toml"
+    path.write_text(scenario_toml(cal, "with_interval"), encoding="utf-8")
+    lo, hi = load_scenario(path).arrival_interval
+    assert lo < 1.0 < hi
+    rc = main(["simulate", str(path), "-r", "3", "-j", "1", "--quiet", "--days", str(DAYS[0])])
+    out = capsys.readouterr().out
+    assert rc == 0 and "calibration's uncertainty" in out and "(low / fitted / high)" in out
+
+
 def test_a_log_in_compressed_time_fails_loudly(tmp_path, capsys):
     """A demo replayed 600× faster than real time: calibrate refuses it, exit 2, with the reason."""
     from queue_server.calibrate import CalibrationError
