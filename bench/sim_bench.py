@@ -44,6 +44,7 @@ from simulation.erlang import mean_wait  # noqa: E402
 from simulation.model import SERVED, LobbyDay, scenario_router  # noqa: E402
 from simulation.runner import run_replications  # noqa: E402
 from simulation.scenario import load_scenario  # noqa: E402
+from simulation.stats import combine, summarise_replication  # noqa: E402
 
 
 def _station(customers: int):
@@ -66,7 +67,14 @@ def bench_model(customers: int, seed: int = 1) -> dict:
     rec = LobbyDay(sc, scenario_router(sc), sc.days[0], random.Random(seed)).run()
     el, cpu = time.perf_counter() - t0, time.process_time() - c0
     waits = [w for w, o in zip(rec.st_wait, rec.st_outcome, strict=True) if o == SERVED]
-    return {"customers": len(waits), "seconds": el, "cpu_seconds": cpu, "wait_min": sum(waits) / len(waits) / 60.0}
+    # the summary of that one long run (stats.summarise_replication), timed on its own: it was
+    # quadratic once (a slot scan per customer), so the bench keeps an eye on it
+    s0 = time.perf_counter()
+    summarise_replication(sc, [rec])
+    return {
+        "customers": len(waits), "seconds": el, "cpu_seconds": cpu, "wait_min": sum(waits) / len(waits) / 60.0,
+        "summary_seconds": time.perf_counter() - s0,
+    }
 
 
 def bench_transitions(customers: int) -> dict:
@@ -144,9 +152,12 @@ def bench_ciw(customers: int, seed: int = 1) -> dict | None:
 
 
 def bench_april(replications: int, jobs: int, seed: int = 1) -> dict:
+    """30 April-week replications, each simulated *and summarised* (run_replications does both),
+    then combined across replications as `run.py simulate` does."""
     sc = load_scenario(ROOT / "config" / "scenarios" / "april_peak_week.toml")
     t0 = time.perf_counter()
     reps = run_replications(sc, replications, seed, jobs=jobs)
+    combine(sc, reps)
     el = time.perf_counter() - t0
     tickets = sum(sum(r["tickets"].values()) for r in reps)
     steps = sum(r["overall"]["exits"] for r in reps)
@@ -222,10 +233,15 @@ def main(argv: list[str] | None = None) -> int:
             f"(per round {', '.join(f'{x:.2f}' for x in per_round)}); "
             f"CPU time {cpu_ratio:.2f} (per round {', '.join(f'{x:.2f}' for x in cpu_per_round)})"
         )
+    if model_row and "summary_seconds" in model_row:
+        print(
+            f"summary of the model's run ({model_row['customers']:,} customers): "
+            f"{model_row['summary_seconds']:.2f} s (simulation {model_row['seconds']:.2f} s)"
+        )
     print()
     print(
         f"April peak week: {april['replications']} replications × 5 days on {april['jobs']} processes: "
-        f"{april['seconds']:.1f} s wall ({april['tickets'] / april['replications']:.0f} tickets and "
+        f"{april['seconds']:.1f} s wall, summaries included ({april['tickets'] / april['replications']:.0f} tickets and "
         f"{april['steps'] / april['replications']:.0f} counter steps per replication)"
     )
     result = {

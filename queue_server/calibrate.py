@@ -17,6 +17,14 @@ What is fitted (docs/kpi.md, "Calibration", has the formulas):
   group's total still is, and that is what a route needs.
 - **Behaviour and staffing.** No-show share per wait, mean call-to-start (walk) and recall gaps,
   assistance share; each counter's usual opening windows (open on at least half the days).
+- **What is not fitted** is listed (``Calibration.defaulted``): patience and balking, weekdays never
+  observed (factor 1.0), procedures only known from the catalogue, gaps the log has no event for.
+- **Uncertainty.** A bootstrap over days (``BOOTSTRAP`` resamples of the observed days with
+  replacement) gives a 95% percentile interval for each purpose's tickets per day and each
+  procedure's mean minutes: a fit from five days carries that much sampling noise.
+- **A log it cannot fit fails loudly** (:class:`CalibrationError`, exit status 2 with the reasons):
+  service times too short to be real (a demo replayed in compressed wall-clock time), or no route
+  left that an open counter serves.
 
 The intervals (waits, services, open periods) are those of queue_server.kpi, built by
 :func:`queue_server.kpi.log_tables`: calibration fits the same numbers the KPI report shows.
@@ -39,6 +47,8 @@ from sqlalchemy.engine import Engine
 from .config import CityConfig, minutes_of
 from .kpi import day_of, log_tables, period_for
 
+BOOTSTRAP = 200  # resamples of the days for the intervals
+MIN_SERVICE_SECONDS = 20.0  # a median completed step shorter than this is no real counter's log
 WORKING_DAYS_PER_YEAR = 243.0  # the scenarios' default; rates are written as yearly = per day × this
 SLOT = 5  # minutes: resolution of the counters' usual opening windows
 MIN_N = 2  # a procedure set needs this many steps before its variance is used
@@ -92,6 +102,17 @@ class Calibration:
     counters: Mapping[int, tuple[tuple[float, float], ...]]  # usual windows, minutes of the day
     target_minutes: float
     notes: tuple[str, ...] = field(default=())
+    defaulted: tuple[str, ...] = field(default=())  # parameters not fitted from the log, and why
+    # 95% bootstrap intervals over days: "rate:PURPOSE" (tickets a day), "proc:ID" (mean minutes)
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class CalibrationError(ValueError):
+    """The log cannot be fitted into a scenario; ``reasons`` says why, each in one sentence."""
+
+    def __init__(self, reasons: Sequence[str]):
+        self.reasons = tuple(reasons)
+        super().__init__("; ".join(self.reasons))
 
 
 # ----------------------------------------------------------------------------- pure fitting
@@ -280,13 +301,16 @@ def fit(engine: Engine, city: CityConfig, site: str, first: str | dt.date, last:
     cfg = city.sites[site]
     open_m, close_m = float(minutes_of(cfg.open)), float(minutes_of(cfg.close))
     notes: list[str] = []
-    with log_tables(engine, period) as (conn, _d):
+    with log_tables(engine, period) as (conn, dialect):
         q = lambda sql: conn.execute(text(sql)).all()  # noqa: E731
         per_day = q("SELECT day, purposes, COUNT(*) AS n FROM kpi_tk GROUP BY day, purposes")
         per_hour = q("SELECT hour, COUNT(*) AS n FROM kpi_tk GROUP BY hour")
         routes = q("SELECT purposes, route, COUNT(*) AS n FROM kpi_tk GROUP BY purposes, route")
         tk = q("SELECT COUNT(*) AS n, SUM(assistance) AS a FROM kpi_tk")[0]
         svc = q("SELECT procs, COUNT(*) AS n, SUM(service) AS s, SUM(service * service) AS ss FROM kpi_svc GROUP BY procs")
+        svc_day = q("""SELECT t.day, s.procs, COUNT(*) AS n, SUM(s.service) AS s, SUM(s.service * s.service) AS ss
+                       FROM kpi_svc s JOIN kpi_tk t ON t.ticket = s.ticket GROUP BY t.day, s.procs""")
+        median_svc = q("SELECT service FROM kpi_svc ORDER BY service")
         waits = q("SELECT COUNT(*) FROM kpi_wait")[0][0]
         no_shows = q("SELECT COUNT(*) FROM kpi_ev WHERE kind = 'no_show'")[0][0]
         walk = q("SELECT AVG(occupied - serving) FROM kpi_occ WHERE kind = 'completed'")[0][0]
@@ -296,6 +320,14 @@ def fit(engine: Engine, city: CityConfig, site: str, first: str | dt.date, last:
                 FROM kpi_ev WHERE kind IN ('called', 'recalled')) AS g
             WHERE kind = 'recalled'""")[0][0]
         opens = q("SELECT counter, day, start_at, end_at FROM kpi_open")
+        # patience: tickets cancelled while waiting (not the end-of-day sweep), and every wait as exposure
+        gave_up = conn.execute(text(f"""
+            SELECT COUNT(*) AS n, SUM(e.at - t.at) AS s FROM events e JOIN kpi_tk t ON t.ticket = e.ticket
+            WHERE e.site = :site AND e.kind = 'cancelled'
+              AND COALESCE({dialect.jtext('reason', 'e.payload')}, '') <> 'end_of_day'
+              AND NOT EXISTS (SELECT 1 FROM kpi_ev c WHERE c.ticket = e.ticket AND c.kind = 'called' AND c.at <= e.at)"""),
+            {"site": site}).all()[0]
+        waited = q("SELECT SUM(wait) FROM kpi_wait")[0][0]
     if not tk.n:
         raise ValueError(f"no tickets at {site} from {period.first} to {period.last}: nothing to calibrate")
 
@@ -373,7 +405,51 @@ def fit(engine: Engine, city: CityConfig, site: str, first: str | dt.date, last:
         else:
             kept.append(v)
 
+    # what cannot be fitted, and what was left at a default
+    problems = []
+    svcs = [float(r[0]) for r in median_svc if r[0] is not None]
+    if svcs and svcs[len(svcs) // 2] < MIN_SERVICE_SECONDS:
+        problems.append(
+            f"the median completed step took {svcs[len(svcs) // 2]:.1f} s: no counter serves that fast. Was this log "
+            "written in compressed time (a live demo at --speed > 1 stamps the wall clock)? Use a log with real times"
+        )
+    if not kept:
+        problems.append(
+            f"no route can be simulated: {len(variants)} route(s) need departments no counter was usually open for "
+            f"(counters open on at least half of the {len(days)} day(s))" if variants else "no route in the log"
+        )
+    if problems:
+        raise CalibrationError(problems)
+    # exponential patience by maximum likelihood: leavers over the total time spent waiting (the
+    # served waits are censored observations of patience: they waited that long and stayed)
+    n_left = int(gave_up.n or 0)
+    exposure = float(waited or 0.0) + float(gave_up.s or 0.0)
+    patience = exposure / n_left / 60.0 if n_left and exposure > 0 else None
+    defaulted = ["balking: not in the log (who leaves without a ticket leaves no event)",
+                 "reservations: booked tickets arrive as walk-ins"]
+    if patience is None:
+        defaulted.insert(0, "patience: no ticket was cancelled while waiting (nobody leaves in the scenario; set it, "
+                            "stating the estimate)")
+    else:
+        notes.append(f"patience: exponential, mean {patience:.1f} min from {n_left} ticket(s) cancelled while waiting "
+                     "(maximum likelihood, the served waits as censored observations); silent leavers look like no-shows")
+    unseen = [("Mon", "Tue", "Wed", "Thu", "Fri")[k] for k in range(5) if k not in wd]
+    if unseen:
+        defaulted.append(f"weekday factor 1.0 for {', '.join(unseen)}: no such day observed")
+    if walk is None:
+        defaulted.append("walk_seconds 30: no completed call-to-start interval in the log")
+    if recall is None:
+        defaulted.append("recall_seconds 60: no recall in the log")
+    prior_only = sorted(p for p, f in procs.items() if f.source == "prior")
+    if prior_only:
+        defaulted.append(f"{len(prior_only)} procedure(s) from the catalogue, never completed in the log: {', '.join(prior_only[:8])}"
+                         + (" …" if len(prior_only) > 8 else ""))
+    if len(days) < 5:
+        notes.append(f"only {len(days)} working day(s): the intervals below are wide, and weekday factors rest on one day each")
+    intervals = _bootstrap(counts, days, svc_day, priors, pkey)
+
     behaviour = {
+        "patience_minutes": patience or 0.0,
         "no_show": (no_shows / waits) if waits else 0.0,
         "walk_seconds": float(walk) if walk is not None else 30.0,
         "recall_seconds": float(recall) if recall is not None else 60.0,
@@ -384,8 +460,47 @@ def fit(engine: Engine, city: CityConfig, site: str, first: str | dt.date, last:
         weekday=tuple(wd.get(k, 1.0) for k in range(5)), months=months, hour_weights=hours,
         open_minute=open_m, close_minute=close_m, procedures=dict(sorted(procs.items())), variants=tuple(kept),
         behaviour=behaviour, counters=counters, target_minutes=float(city.policy.wait_target_minutes),
-        notes=tuple(notes),
+        notes=tuple(notes), defaulted=tuple(defaulted), intervals=intervals,
     )
+
+
+def _bootstrap(counts, days, svc_day, priors, pkey, n: int = BOOTSTRAP, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """95% percentile intervals over days resampled with replacement: tickets a day per purpose,
+    and each procedure's mean minutes (refitted by :func:`fit_service` on each resample)."""
+    import random
+
+    if len(days) < 2:
+        return {}
+    rng = random.Random(seed)
+    per_day: dict[dt.date, dict[str, int]] = defaultdict(dict)
+    for (d, p), c in counts.items():
+        per_day[d][p] = c
+    svc_by_day: dict[dt.date, list[tuple[tuple[str, ...], int, float, float]]] = defaultdict(list)
+    for r in svc_day:
+        g = tuple(sorted(json.loads(r.procs or "[]")))
+        if g:
+            svc_by_day[day_of(r.day)].append((g, int(r.n), float(r.s or 0), float(r.ss or 0)))
+    purposes = sorted({p for _, p in counts})
+    samples: dict[str, list[float]] = defaultdict(list)
+    for _ in range(n):
+        pick = [rng.choice(days) for _ in days]
+        for p in purposes:
+            samples[f"rate:{p}"].append(sum(per_day[d].get(p, 0) for d in pick) / len(pick))
+        samples["rate:*"].append(sum(sum(per_day[d].values()) for d in pick) / len(pick))
+        groups: dict[tuple[str, ...], tuple[int, float, float]] = {}
+        for d in pick:
+            for g, k, s1, s2 in svc_by_day.get(d, ()):
+                n0, a0, b0 = groups.get(g, (0, 0.0, 0.0))
+                groups[g] = (n0 + k, a0 + s1, b0 + s2)
+        for pid, f in fit_service(groups, priors).items():
+            if f.source != "prior":
+                samples[f"proc:{pid}"].append(f.mean_minutes)
+    out = {}
+    for k, xs in samples.items():
+        xs.sort()
+        if len(xs) >= n // 2:
+            out[k] = (xs[int(0.025 * (len(xs) - 1))], xs[int(round(0.975 * (len(xs) - 1)))])
+    return out
 
 
 def _slug(purpose: str) -> str:
@@ -410,7 +525,7 @@ def scenario_toml(cal: Calibration, name: str = "calibrated") -> str:
     lines = [
         f"# Calibrated by `python run.py calibrate` from the event log of {cal.site}, {cal.first} to {cal.last}.",
         "# Arrivals, routes and service times are fitted (docs/kpi.md, Calibration); every figure's",
-        "# source says so. Not fitted: patience (nobody leaves), reservations (checked-in tickets arrive",
+        "# source says so. Not fitted: balking, reservations (checked-in tickets arrive",
         "# as walk-ins), rework (a procedure added at a counter is not simulated).",
         "#",
         "# Service time per procedure (minutes; n = completed steps including it, alone = served alone):",
@@ -421,6 +536,12 @@ def scenario_toml(cal: Calibration, name: str = "calibrated") -> str:
         lines.append(f"#   {p.id:<28} mean {p.mean_minutes:7.2f}  cv {p.cv:5.2f}  n {p.steps:6d}  alone {p.alone:6d}{flag}")
     for n in cal.notes:
         lines.append(f"# note: {n}")
+    for n in cal.defaulted:
+        lines.append(f"# not fitted: {n}")
+    if cal.intervals:
+        lines.append(f"# 95% bootstrap intervals over the {len(cal.days)} days (tickets a day; mean minutes):")
+        for k, (lo, hi) in sorted(cal.intervals.items()):
+            lines.append(f"#   {k:<36} {lo:8.2f} – {hi:8.2f}")
     lines += [
         "",
         "[scenario]",
@@ -439,8 +560,11 @@ def scenario_toml(cal: Calibration, name: str = "calibrated") -> str:
         f"within_minutes = {cal.target_minutes:g}",
         "",
         "[behaviour]",
-        "patience_minutes = 0                 # not fitted: nobody leaves",
-        "leave_cancels = 0.0",
+        *(["patience_minutes = 0                 # not fitted: nobody cancelled while waiting, nobody leaves",
+           "leave_cancels = 0.0"] if not cal.behaviour.get("patience_minutes") else
+          [f"patience_minutes = {cal.behaviour['patience_minutes']:.2f}      # exponential MLE from the log's cancellations",
+           'patience_distribution = "exponential"',
+           "leave_cancels = 1.0                  # the log only shows those who cancelled"]),
         f"no_show = {cal.behaviour['no_show']:.4f}                 # no-shows per wait, from the log",
         f"walk_seconds = {cal.behaviour['walk_seconds']:.1f}             # mean call-to-start, from the log",
         f"recall_seconds = {cal.behaviour['recall_seconds']:.1f}",
@@ -472,6 +596,13 @@ def scenario_toml(cal: Calibration, name: str = "calibrated") -> str:
             f"source = {_q(src)}",
             "route = [" + ", ".join(steps) + "]",
         ]
+    total = cal.intervals.get("rate:*")
+    fitted = sum(cal.rates.values())
+    if total and fitted > 0:
+        lines += ["", "# The sampling uncertainty of the fit: `simulate` also runs the scenario with every arrival",
+                  "# volume at both ends of this 95% bootstrap interval (as factors of the fitted volume).",
+                  "[calibration]", f"arrivals = [{total[0] / fitted:.4f}, {total[1] / fitted:.4f}]",
+                  f"source = {_q(src + ', bootstrap over days')}"]
     lines += ["", "[staffing]", "slot_minutes = 60", "lunch = false                        # breaks are in the windows below", "counters = ["]
     for c, wins in cal.counters.items():
         # the scenario takes times of day: a counter left open to midnight ends at 23:59
@@ -489,6 +620,7 @@ def calibration_to_dict(cal: Calibration) -> dict[str, Any]:
     d["counters"] = {str(k): [list(w) for w in v] for k, v in cal.counters.items()}
     d["hour_weights"] = {str(k): v for k, v in cal.hour_weights.items()}
     d["months"] = {str(k): v for k, v in cal.months.items()}
+    d["intervals"] = {k: list(v) for k, v in cal.intervals.items()}
     return d
 
 
@@ -505,5 +637,9 @@ def format_calibration(cal: Calibration) -> str:
     out.append(f"■ 経路 {len(cal.variants)} 種類")
     b = cal.behaviour
     out.append(f"■ 不在 {b['no_show']:.3f}, 呼出から開始 {b['walk_seconds']:.0f} 秒, 再呼出間隔 {b['recall_seconds']:.0f} 秒, 支援 {b['assistance']:.3f}")
+    if cal.intervals:
+        out.append("■ 95%区間（日のブートストラップ）: " + ", ".join(
+            f"{k.split(':', 1)[1]} {lo:.2f}–{hi:.2f}" for k, (lo, hi) in sorted(cal.intervals.items()) if k.startswith("rate:")))
     out += [f"注: {n}" for n in cal.notes]
+    out += [f"未推定 not fitted: {n}" for n in cal.defaulted]
     return "\n".join(out)

@@ -284,6 +284,9 @@ def compute(
 
         tables.update(forecast_tables(conn, period.site, *period.bounds(), SLACK, period.offset(),
                                       dict(department_names or {})))
+        from .kpi_manager import manager_tables  # the manager's KPIs (their own module)
+
+        tables.update(manager_tables(conn, d, period, target_minutes))
     return Report(period.site, period.first, period.last, target_minutes, tables, now)
 
 

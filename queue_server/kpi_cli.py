@@ -96,10 +96,19 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     city, site, engine = _context(args)
     catalogue = load_catalogue_if_present(Path(args.config_dir or DEFAULT_CONFIG_DIR), city)
+    import sys
+
+    from .calibrate import CalibrationError
+
     try:
         cal = fit(engine, city, site, args.first, args.last, catalogue)
+    except CalibrationError as e:
+        print(f"calibrate: this log cannot be fitted ({len(e.reasons)} reason(s)); no scenario written:", file=sys.stderr)
+        for r in e.reasons:
+            print(f"  - {r}", file=sys.stderr)
+        return 2
     except ValueError as e:
-        print(f"calibrate: {e}")
+        print(f"calibrate: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

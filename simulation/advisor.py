@@ -64,6 +64,12 @@ class DayAdvice:
     result: dict[str, Any] = field(default_factory=dict)  # combined simulation summary
     met: bool = False
     shortfalls: list[tuple[str, int, float]] = field(default_factory=list)  # (dept, slot, share)
+    # the shift plan that fits the site (shiftplan.py), its simulated result, and whether it meets
+    plan: Any = None
+    plan_result: dict[str, Any] = field(default_factory=dict)
+    plan_met: bool = False
+    plan_short: list[tuple[str, int, float]] = field(default_factory=list)
+    plan_replications: int = 0
 
     def counter_hours(self, which: str = "counters") -> float:
         table = getattr(self, which)
@@ -78,9 +84,12 @@ class Advice:
     within: float
     replications: int
     days: list[DayAdvice]
+    planned: bool = False
 
     @property
     def met(self) -> bool:
+        if self.planned:
+            return all(d.plan_met for d in self.days)
         return all(d.met for d in self.days)
 
 
@@ -213,8 +222,13 @@ def advise(
     jobs: int = 1,
     rounds: int = 6,
     log: Callable[[str], None] | None = None,
+    plan: bool = True,
+    precision: float = 0.03,
+    max_replications: int = 24,
 ) -> Advice:
-    """Erlang C per slot, then simulate and adjust each day (module docstring)."""
+    """Erlang C per slot, then simulate and adjust each day (module docstring); with ``plan``, the
+    shift plan that fits the site's counters and staff, checked by simulation with replications
+    added until the interval of each department's daily share within the target is ±``precision``."""
     say = log or (lambda _m: None)
     sc = dataclasses.replace(sc, target_share=share, target_minutes=within)
     demand = department_demand(sc, seed=seed)
@@ -249,8 +263,61 @@ def advise(
             say(f"  round {rnd + 1}: {len(short)} shortfall(s) → {adv.counter_hours():.1f} counter-hours")
         if adv.met:
             _trim(sc, day, adv, share, replications, seed, jobs, say)
+        if plan and sc.kind == "lobby":
+            _plan(sc, day, adv, share, replications, seed, jobs, rounds, precision, max_replications, say)
         days.append(adv)
-    return Advice(sc.name, sc.title, share, within, replications, days)
+    return Advice(sc.name, sc.title, share, within, replications, days, planned=plan and sc.kind == "lobby")
+
+
+def simulate_precise(
+    sc: Scenario, replications: int, seed: int, jobs: int, precision: float, max_replications: int
+) -> tuple[dict[str, Any], int]:
+    """Replicate until every department with citizens has its share within the target known to
+    ±``precision`` (95%), or ``max_replications``: the answer does not move with the seed."""
+    reps = run_replications(sc, replications, seed, jobs=jobs)
+    while True:
+        summary = combine(sc, reps)
+        wide = [
+            f["within_target"]["ci"]
+            for f in summary["departments"].values()
+            if (f["served"]["mean"] or 0) >= MIN_EXITS and f["within_target"]["ci"] is not None
+        ]
+        if not wide or max(wide) <= precision or len(reps) >= max_replications:
+            return summary, len(reps)
+        more = min(len(reps), max_replications - len(reps))
+        reps += run_replications(sc, more, seed, jobs=jobs, first=len(reps))
+
+
+def _plan(sc, day, adv: DayAdvice, share, replications, seed, jobs, rounds, precision, max_reps, say) -> None:
+    """Shift plan for the day's need; where its simulation misses, ask one counter more there."""
+    from .shiftplan import plan_day
+
+    need = {g: list(cs) for g, cs in adv.counters.items()}
+    for rnd in range(rounds):
+        p = plan_day(sc, day, need)
+        day_sc = dataclasses.replace(sc, days=(day,), counters=p.counters)
+        summary, n = simulate_precise(day_sc, replications, seed, jobs, precision, max_reps)
+        short = _shortfalls(summary, share)
+        adv.plan, adv.plan_result, adv.plan_short, adv.plan_replications = p, summary, short, n
+        say(f"  plan round {rnd + 1}: {max(p.open_per_slot(), default=0)} desks at most, {len(short)} shortfall(s), "
+            f"{len(p.limits)} limit(s), {n} replications")
+        if not short:
+            adv.plan_met = True
+            return
+        group_of = {d: g for g in need for d in g}
+        limited = {(g, k) for g, k, _ in p.limits}
+        bumped = False
+        for d, k, _got in short:
+            g = group_of.get(d)
+            if g is None:
+                continue
+            ks = [k] if k >= 0 else [max(range(len(need[g])), key=lambda j: need[g][j])]
+            for j in ks:
+                if (g, j) not in limited:
+                    need[g][j] += 1
+                    bumped = True
+        if not bumped:  # every miss is where the site has no desk or nobody free: that is the answer
+            return
 
 
 TRIM_SLACK = 0.03  # a slot is a trim candidate when it beats the target by this much
@@ -348,8 +415,66 @@ def format_result(sc: Scenario, adv: Advice) -> str:
             lines.append(
                 "short: " + ", ".join(f"{dd} {_clock(d.slots[k][0]) if k >= 0 else 'day'} {s * 100:.0f}%" for dd, k, s in d.shortfalls)
             )
+        if d.plan is not None:
+            lines += _format_plan(sc, d, names)
     lines.append("")
     lines.append(f"result: {'every day meets the target' if adv.met else 'NOT met on every day'}")
+    return "\n".join(lines)
+
+
+def _format_plan(sc: Scenario, d: DayAdvice, names: dict[str, str]) -> list[str]:
+    """The shift plan: who sits at which desk in each slot, and what it achieves in simulation."""
+    from .report import _fmt, _grid
+
+    p = d.plan
+    head = ["desk", *[_clock(a) for a, _ in p.slots]]
+    rows = []
+    for desk, caps in p.desks:
+        cells = [
+            s.get(desk, ("", ()))[0] + (f"/{r[desk][0]}" if desk in r else "")
+            for s, r in zip(p.seats, p.reliefs or [{}] * len(p.seats), strict=True)
+        ]
+        if any(cells):
+            rows.append([f"{desk} {'+'.join(caps)}", *[c or "·" for c in cells]])
+    rows.append(["open / desks", *[f"{n}/{len(p.desks)}" for n in p.open_per_slot()]])
+    out = ["", f"  shift plan {d.day}: {'MET' if d.plan_met else 'NOT MET'} with the site's {len(p.desks)} desks "
+           f"({p.person_hours():.1f} person-hours at desks; {d.plan_replications} replications)"]
+    out += ["  " + r for r in _grid(head, rows)]
+    if any(p.reliefs):
+        out.append("  (A/B: B sits at the desk while A is at lunch)")
+    res = d.plan_result
+    figs = []
+    for dept, f in res.get("departments", {}).items():
+        if (f["served"]["mean"] or 0) >= 1:
+            figs.append(f"{names.get(dept, dept)} {_fmt(f['within_target'], 1, pct=True)}% ≤target, wait {_fmt(f['wait_mean'])}")
+    out.append("  simulated: " + "; ".join(figs))
+    c = res.get("citizens")
+    if c:
+        out.append(f"  citizens lost: {_fmt(c['lost_share'], 1, pct=True)}% (abandoned {_fmt(c['abandoned'], 0)}, "
+                   f"balked {_fmt(c['balked'], 0)}, cutoff {_fmt(c['cutoff'], 0)})")
+    if p.limits:
+        worst: dict[tuple[Group, int], float] = {}
+        for g, k, miss in p.limits:
+            worst[(g, k)] = max(worst.get((g, k), 0.0), miss)
+        out.append("  limits — standard counters missing (no free desk, or nobody free with the skill):")
+        for g in dict.fromkeys(g for g, _ in worst):
+            out.append(f"    {'+'.join(g)}: " + ", ".join(
+                f"{_clock(p.slots[k][0])} −{m:.2f}" for (gg, k), m in sorted(worst.items(), key=lambda x: x[0][1]) if gg == g))
+    return out
+
+
+def format_spread(results: list[Advice]) -> str:
+    """How much the answer moves with the seed: per day, counter-hours and desk person-hours over the runs."""
+    lines = [f"spread over {len(results)} seeds (seed, seed+1, …): counter-hours of the need table; "
+             "person-hours of the shift plan; met"]
+    for i, d in enumerate(results[0].days):
+        ch = [r.days[i].counter_hours() for r in results]
+        ph = [r.days[i].plan.person_hours() for r in results if r.days[i].plan is not None]
+        met = [r.days[i].plan_met if r.planned else r.days[i].met for r in results]
+        line = f"  {d.day}: counter-hours {min(ch):.1f}–{max(ch):.1f} (mean {sum(ch) / len(ch):.1f})"
+        if ph:
+            line += f"; plan person-hours {min(ph):.1f}–{max(ph):.1f}"
+        lines.append(line + f"; met {sum(met)}/{len(met)}")
     return "\n".join(lines)
 
 
@@ -376,9 +501,33 @@ def result_to_dict(adv: Advice) -> dict[str, Any]:
                     k: {m: v[m] for m in ("within_target", "wait_mean", "wait_p90", "utilisation")}
                     for k, v in d.result.get("departments", {}).items()
                 },
+                **({"plan": _plan_dict(d)} if d.plan is not None else {}),
             }
             for d in adv.days
         ],
+    }
+
+
+def _plan_dict(d: DayAdvice) -> dict[str, Any]:
+    p = d.plan
+    return {
+        "met": d.plan_met,
+        "replications": d.plan_replications,
+        "desks": len(p.desks),
+        "open_per_slot": p.open_per_slot(),
+        "seats": [{str(k): {"staff": v[0], "group": "+".join(v[1])} for k, v in s.items()} for s in p.seats],
+        "capacity": {"+".join(g): cs for g, cs in p.capacity.items()},
+        "limits": [{"group": "+".join(g), "slot": _clock(p.slots[k][0]), "missing": m} for g, k, m in p.limits],
+        "counters": [
+            {"number": c.number, "departments": list(c.departments), "windows": [[_clock(a), _clock(b)] for a, b in c.windows],
+             "speed": c.speed, "note": c.note}
+            for c in p.counters
+        ],
+        "departments": {
+            k: {m: v[m] for m in ("within_target", "wait_mean", "lost_share")}
+            for k, v in d.plan_result.get("departments", {}).items()
+        },
+        "citizens": d.plan_result.get("citizens"),
     }
 
 

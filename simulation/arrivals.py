@@ -89,15 +89,23 @@ def pieces(sc: Scenario, day: dt.date) -> list[Piece]:
         t = nxt
     mass = sum((e - s) * w for s, e, w in bounds)
     volumes = expected_day(sc, day)
-    return [
-        Piece(s, e, {k: n * w / mass for k, n in volumes.items()}) for s, e, w in bounds if w > 0 and mass > 0
+    rest = 1.0 - a.at_door
+    out = [
+        Piece(s, e, {k: rest * n * w / mass for k, n in volumes.items()}) for s, e, w in bounds if w > 0 and mass > 0
     ]
+    if a.at_door > 0 and out:
+        # the queue at the door at 08:30: a share of the day's walk-ins who came before opening
+        # take their tickets in the first minutes (a piece overlapping the first hour's)
+        end = min(sc.open_minute + a.door_minutes, sc.close_minute)
+        out.insert(0, Piece(sc.open_minute, end, {k: a.at_door * n / (end - sc.open_minute) for k, n in volumes.items()}))
+    return out
 
 
 def generate(sc: Scenario, day: dt.date, rng: random.Random) -> list[tuple[float, str]]:
     """Walk-in arrivals of one day: sorted (minute of the day, purpose)."""
     out: list[tuple[float, str]] = []
-    for pc in pieces(sc, day):
+    ps = pieces(sc, day)
+    for pc in ps:
         keys = [k for k, r in pc.rates.items() if r > 0]
         if not keys:
             continue
@@ -115,6 +123,8 @@ def generate(sc: Scenario, day: dt.date, rng: random.Random) -> list[tuple[float
             else:
                 rand()  # one purpose: the draw that would pick it, so the stream stays the same
                 out.append((t, keys[0]))
+    if sc.arrivals is not None and sc.arrivals.at_door > 0:
+        out.sort()  # the door's piece overlaps the first hour's
     return out
 
 

@@ -130,3 +130,79 @@ def staffing_by_slot(
             )
         )
     return out
+
+
+# ---------------------------------------------------------------------------- Erlang A (M/M/c+M)
+
+
+@dataclass(frozen=True, slots=True)
+class ErlangA:
+    """Steady state of an M/M/c+M queue (Palm): exponential patience with rate θ per waiting citizen."""
+
+    p_wait: float  # P(an arrival finds every counter busy) (PASTA)
+    p_abandon: float  # share of arrivals who leave before service
+    queue_mean: float  # L_q, time-average number waiting
+    wait_mean: float  # E[time in queue] over every arrival (served or not) = L_q / λ
+    utilisation: float  # busy counters / c
+
+
+def erlang_a(arrival_rate: float, service_rate: float, abandon_rate: float, c: int, tol: float = 1e-15) -> ErlangA:
+    """M/M/c+M by its birth–death chain: π_{k+1} = π_k·λ / (min(k+1, c)·μ + max(k+1−c, 0)·θ).
+
+    With θ > 0 the chain is stable at any load (abandonment makes it so), so the sum is cut where
+    the terms fall below ``tol`` of the total, never at an arbitrary queue length. θ = 0 is
+    Erlang C (needs λ < cμ). Rates in any consistent unit; the wait in that unit's reciprocal.
+    """
+    if arrival_rate < 0 or service_rate <= 0 or abandon_rate < 0 or c < 1:
+        raise ValueError("need λ >= 0, μ > 0, θ >= 0 and c >= 1")
+    if arrival_rate == 0:
+        return ErlangA(0.0, 0.0, 0.0, 0.0, 0.0)
+    if abandon_rate == 0 and arrival_rate >= c * service_rate:
+        raise ValueError("without abandonment the queue is unstable for λ >= cμ")
+    # unnormalised π_k with π_0 = 1, rescaled when it grows, to stay in floating range
+    terms = [1.0]
+    k = 0
+    total = 1.0
+    while True:
+        k += 1
+        rate_out = min(k, c) * service_rate + max(k - c, 0) * abandon_rate
+        nxt = terms[-1] * arrival_rate / rate_out
+        terms.append(nxt)
+        total += nxt
+        if total > 1e250:
+            terms = [t / total for t in terms]
+            total = 1.0
+        if k > c and nxt < tol * total and arrival_rate < rate_out:
+            break
+        if k > 10_000_000:
+            raise ValueError("Erlang A: the distribution does not converge")
+    pi = [t / total for t in terms]
+    p_wait = sum(pi[c:])
+    lq = sum((j - c) * p for j, p in enumerate(pi) if j > c)
+    busy = sum(min(j, c) * p for j, p in enumerate(pi))
+    return ErlangA(
+        p_wait=p_wait,
+        p_abandon=abandon_rate * lq / arrival_rate,
+        queue_mean=lq,
+        wait_mean=lq / arrival_rate,
+        utilisation=busy / c,
+    )
+
+
+def square_root_staffing(offered_load: float, beta: float = 1.0) -> int:
+    """Halfin–Whitt square-root staffing: c = ⌈R + β·√R⌉ for offered load R = λ/μ (0 when R = 0)."""
+    if offered_load <= 0:
+        return 0
+    return math.ceil(offered_load + beta * math.sqrt(offered_load))
+
+
+def servers_needed_erlang_a(
+    arrival_rate: float, service_rate: float, abandon_rate: float, max_abandon: float, max_servers: int = 500
+) -> int:
+    """The fewest counters with Erlang A's share of arrivals who give up ≤ ``max_abandon``."""
+    if arrival_rate <= 0:
+        return 0
+    for c in range(1, max_servers + 1):
+        if erlang_a(arrival_rate, service_rate, abandon_rate, c).p_abandon <= max_abandon:
+            return c
+    raise ValueError(f"more than {max_servers} counters needed")

@@ -7,8 +7,11 @@ The server decides everything else — numbers, routes, dispatch — so its boar
 and its event log records a realistic day (the KPI calibration round trip reads it back).
 
 Time: the scenario day runs from opening, ``speed`` simulated seconds per wall second (60 = one
-hour a minute). Service times are lognormal around each step's planned minutes (cv 0.5), divided
-by the counter's speed. Not in live mode: patience (leavers), reservations (the server books them
+hour a minute). Each day of the scenario draws its own random stream (runner.stream_seed, as the
+offline model's replication 0), so two days with the same factors are not the same day. Service
+times are lognormal with the step's planned minutes as mean and the offline model's spread —
+√Σ(minutesᵢ·cvᵢ)² over the step's procedures, with the catalogue's CVs — divided by the
+counter's speed. Not in live mode: patience (leavers), reservations (the server books them
 itself), counters the server does not know (extra scenario counters have no token).
 """
 
@@ -27,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from .arrivals import generate
-from .model import MIN
+from .model import MIN, draw_service, service_params
+from .runner import stream_seed
 from .scenario import CounterPlan, Scenario
 
-SERVICE_CV = 0.5  # live mode knows only the step's planned minutes
+SERVICE_CV = 0.5  # a step whose procedures the catalogue does not know
 
 
 class ProtocolError(RuntimeError):
@@ -119,15 +123,17 @@ async def run_live(
     """Play one scenario day against the server at ``url``; return what was done."""
     from queue_server.tokens import read as read_tokens
 
-    from .routing import answer_sampler
+    from .routing import answer_sampler, load_for
 
     say = log or (lambda _m: None)
     if sc.kind != "lobby":
         raise ValueError("live mode needs a lobby scenario (a site with counters)")
     tokens = read_tokens(secrets)
     url = ws_endpoint(url)
-    rng = random.Random(seed)
     day = sc.days[day_index % len(sc.days)]
+    rng = random.Random(stream_seed(seed, 0, day_index % len(sc.days)))  # each day its own stream
+    cat = load_for(sc)
+    proc_mv = {pid: (float(p.minutes), float(p.cv)) for pid, p in cat.procedures.items()}
     open_s = sc.open_minute * MIN
     end_s = sc.close_minute * MIN if minutes is None else open_s + minutes * MIN
     stats = LiveStats()
@@ -167,7 +173,7 @@ async def run_live(
 
     async def staff(plan: CounterPlan, token: str) -> None:
         conn, _ = await _Conn.open(url, role="counter", site=sc.site, counter=plan.number, token=token, staff="sim")
-        crng = random.Random(f"{seed}:{plan.number}")
+        crng = random.Random(f"{seed}:{day}:{plan.number}")
         is_open = False
         empty_after_close = 0
         try:
@@ -230,9 +236,7 @@ async def run_live(
             return
         await asyncio.sleep(sc.behaviour.walk_seconds / speed)
         await conn.ok("start")
-        mean = max(float(step.get("minutes") or 5.0), 0.1) * MIN
-        s2 = math.log(1 + SERVICE_CV**2)
-        service = crng.lognormvariate(math.log(mean) - s2 / 2, math.sqrt(s2)) / plan.speed
+        service = draw_service(crng, step_service(step, proc_mv)) / plan.speed
         await asyncio.sleep(service / speed)
         await conn.ok("complete")
         stats.completed += 1
@@ -252,6 +256,16 @@ async def run_live(
     finally:
         await kiosk.close()
     return stats
+
+
+def step_service(step: dict, procedures: dict[str, tuple[float, float]]):
+    """The offline model's service law for a step the server planned: mean = its planned minutes,
+    sd = √Σ(minutesᵢ·cvᵢ)² over its procedures (catalogue minutes and CVs; cv 0.5 if unknown)."""
+    mean = max(float(step.get("minutes") or 5.0), 0.1)
+    procs = [procedures.get(p) for p in step.get("procedures") or ()]
+    known = bool(procs) and all(procs)
+    sd = math.sqrt(sum((m * cv) ** 2 for m, cv in procs)) if known else mean * SERVICE_CV  # type: ignore[misc]
+    return service_params(mean, sd)
 
 
 def _clock(sec: float) -> str:

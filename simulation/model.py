@@ -39,13 +39,23 @@ from .scenario import CounterPlan, Scenario
 MIN = 60.0
 BIN = 15 * MIN  # queue-length resolution for plots
 
-# Outcome codes of a step that leaves its queue.
-SERVED, ABSENT, LEFT, UNSERVED = 0, 1, 2, 3
-OUTCOMES = ("served", "absent", "left", "unserved")
+# Outcome codes of a step that leaves its queue (or never joins it).
+# SERVED: called and served. ABSENT: called, not there (a no-show who never meant to leave: the
+# behaviour's no_show share). LEFT: ran out of patience and cancelled on the phone page. GONE: ran
+# out of patience and left silently — still on the board, so the counter calls and recalls them
+# for nothing (the counter time absentees cost). UNSERVED: still waiting at the end of the day.
+# BALKED: saw the queue at the kiosk and left without a ticket. CUTOFF: arrived after ticket issue
+# stopped (受付締切). BALKED and CUTOFF never stood in a queue: they are counted as citizens lost,
+# not as queue exits (Little's law and the service level are about the queue).
+SERVED, ABSENT, LEFT, UNSERVED, GONE, BALKED, CUTOFF = 0, 1, 2, 3, 4, 5, 6
+OUTCOMES = ("served", "absent", "left", "unserved", "gone", "balked", "cutoff")
+# Citizen classes (a bit set): a booked reservation, the assistance flag.
+BOOKED, ASSISTED = 1, 2
 
 # Enum members as constants: in Python 3.11 ``StepState.READY`` is a metaclass lookup (~0.3 µs),
 # and ``.value`` a descriptor call; the hot loop below tests states for every customer.
 _READY = StepState.READY
+_INF = math.inf
 _STATE_VALUE = {s: s.value for s in TicketState}
 
 # (kind, a, b): ("exp", mean s, 0) | ("logn", mu, sigma) of log-seconds | ("const", s, 0)
@@ -92,13 +102,25 @@ class DayRecord:
     st_ready: list[float] = field(default_factory=list)
     st_wait: list[float] = field(default_factory=list)
     st_outcome: list[int] = field(default_factory=list)
-    st_reserved: list[bool] = field(default_factory=list)  # the ticket holds a reservation
-    # one row per closed ticket: purpose, issue time, close time, final state, reserved
+    st_class: list[int] = field(default_factory=list)  # BOOKED | ASSISTED bits of the ticket
+    # one row per citizen who came: purpose, arrival, close time, final ticket state ("balked" and
+    # "cutoff" for those who took none), class bits, fate (the outcome code that ended the visit),
+    # department of the first queue, and for those who left out of patience the wait before leaving
     tk_purpose: list[str] = field(default_factory=list)
     tk_issued: list[float] = field(default_factory=list)
     tk_closed: list[float] = field(default_factory=list)
     tk_state: list[str] = field(default_factory=list)
-    tk_reserved: list[bool] = field(default_factory=list)
+    tk_class: list[int] = field(default_factory=list)
+    tk_fate: list[int] = field(default_factory=list)
+    tk_dept: list[int] = field(default_factory=list)
+    tk_left_wait: list[float] = field(default_factory=list)
+    # counter seconds spent calling and recalling absent citizens (ABSENT and GONE), per department
+    absent_busy: list[float] = field(default_factory=list)
+
+    @property
+    def st_reserved(self) -> list[bool]:
+        """Whether each step's ticket held a reservation (the BOOKED bit of st_class)."""
+        return [bool(c & BOOKED) for c in self.st_class]
     arrivals: int = 0
     no_route: int = 0  # citizens whose plan had nothing to queue for (all external)
     # queue length: time-integral per department overall and per 15-minute bin, and maxima
@@ -196,7 +218,8 @@ class _Visit:
     """Simulation-side bookkeeping of one citizen; the lobby state is ``ticket``."""
 
     __slots__ = ("ticket", "service", "patience", "busy", "busy_total", "busy_since", "snap", "epoch",
-                 "gone", "special", "counted", "purpose", "reserved")
+                 "gone", "special", "counted", "purpose", "reserved", "cls", "fate", "first_dept", "left_wait",
+                 "durations", "absent_at", "cancels")
 
     def __init__(self, ticket: Ticket, service: tuple[Service, ...], patience: float | None, counted: bool, purpose: str):
         self.ticket = ticket
@@ -210,8 +233,15 @@ class _Visit:
         self.gone = False  # left silently: absent when called
         self.reserved = ticket.reserved_for is not None  # fixed at issue: no move changes it
         self.special = self.reserved or ticket.assistance
+        self.cls = (BOOKED if self.reserved else 0) | (ASSISTED if ticket.assistance else 0)
         self.counted = counted
         self.purpose = purpose
+        self.fate = SERVED  # changed by whatever ends the visit otherwise
+        self.first_dept = -1
+        self.left_wait = -1.0  # queue time when patience ran out (LEFT, GONE)
+        self.durations: list[float] = []  # service seconds per step at standard speed, drawn at arrival
+        self.absent_at: list[bool] | None = None  # per step: absent when called (None: nobody is)
+        self.cancels = False  # out of patience: cancels on the phone (else leaves silently)
 
 
 class _Counter:
@@ -289,8 +319,9 @@ class LobbyDay:
         )
         self.nbins = nbins
         # rows of rec.st_* and rec.tk_* (one tuple appended per record; split into columns at the end)
-        self.st_rows: list[tuple[int, float, float, int, bool]] = []
-        self.tk_rows: list[tuple[str, float, float, str, bool]] = []
+        self.st_rows: list[tuple[int, float, float, int, int]] = []
+        self.tk_rows: list[tuple[str, float, float, str, int, int, int, float]] = []
+        self.rec.absent_busy = [0.0] * n
         self.meters = [_Meter(start, self.open_s, self.rec.q_bins[d]) for d in range(n)]
         self.exact_bins = float(self.open_s).is_integer()  # see _Meter
         self.stat_start = start
@@ -309,6 +340,13 @@ class LobbyDay:
             self.patience_p: tuple[float, float] | None = (math.log(b.patience_minutes * MIN) - s2 / 2, math.sqrt(s2))
         else:
             self.patience_p = None
+        self.patience_exp = b.patience_distribution == "exponential"
+        if b.balk_queue:
+            s2 = math.log(1.0 + b.balk_cv**2)
+            self.balk_p: tuple[float, float] | None = (math.log(b.balk_queue) - s2 / 2, math.sqrt(s2))
+        else:
+            self.balk_p = None
+        self.cutoff_s = sc.cutoff_minute * MIN if sc.cutoff_minute is not None else None
         self.max_recalls = sc.max_recalls
 
     # -------------------------------------------------------------- running
@@ -352,8 +390,27 @@ class LobbyDay:
         if not route:
             rec.no_route += 1
             return
-        self.number = number = self.number + 1
+        # Everything random about this citizen is drawn now, in arrival order, whatever happens to
+        # them later: two scenarios run on the same seed then meet the same citizens with the same
+        # needs (common random numbers), however their counters differ. The counters draw nothing.
         assist = self.assistance > 0 and rng.random() < self.assistance
+        walk_in = slot is None
+        if self.patience_p and walk_in:
+            pat = rng.expovariate(1.0 / (self.sc.behaviour.patience_minutes * MIN)) if self.patience_exp else rng.lognormvariate(*self.patience_p)
+            cancels = rng.random() < self.leave_cancels
+        else:
+            pat, cancels = None, False
+        tolerance = rng.lognormvariate(*self.balk_p) if self.balk_p is not None and walk_in else _INF
+        if len(service) == 1:  # most routes: no list comprehension frame (Python 3.11 does not inline them)
+            p = service[0]
+            durations = [rng.expovariate(1.0 / p[1]) if p[0] == "exp" else draw_service(rng, p)]
+        else:
+            durations = [draw_service(rng, p) for p in service]
+        absent_at = [rng.random() < self.no_show for _ in service] if self.no_show > 0 else None
+        if walk_in and self.cutoff_s is not None and now >= self.cutoff_s:
+            self._turn_away(purpose, route, now, CUTOFF, ASSISTED if assist else 0)  # 受付締切: no ticket now
+            return
+        self.number = number = self.number + 1
         t = tr.new_ticket(
             ticket_id=f"{rec.day}-{number}",
             site=self.sc.site,
@@ -368,8 +425,18 @@ class LobbyDay:
             assistance=assist,
             reserved_for=slot,
         )
-        pat = rng.lognormvariate(*self.patience_p) if self.patience_p and slot is None else None
+        if tolerance < _INF:
+            # the citizen reads the board: the longest queue among the departments of their first
+            # steps, against a tolerance of their own (lognormal, mean balk_queue citizens)
+            ahead = max((self.meters[self.dept_index[s.department]].n for s in t.steps if s.state is _READY), default=0)
+            if ahead >= tolerance:
+                self._turn_away(purpose, route, now, BALKED, ASSISTED if assist else 0)
+                return
         v = _Visit(t, service, pat, now >= self.stat_start, purpose)
+        v.durations = durations
+        v.absent_at = absent_at
+        v.cancels = cancels
+        v.first_dept = self.dept_index[route[0].department]  # step 0 waits for nothing: always ready
         tid = t.id
         self.visits[tid] = v
         if pat is not None:
@@ -390,6 +457,18 @@ class LobbyDay:
                 meters[d].change(1, now)
                 if idle_n[d]:
                     self._wake_one(d)
+
+    def _turn_away(self, purpose: str, route, now: float, outcome: int, cls: int) -> None:
+        """A citizen who takes no ticket (balked, or after the cutoff): counted, never queued."""
+        if now < self.stat_start:
+            return
+        first = -1
+        for s in route:
+            if not s.after:  # the steps that would have been ready at issue
+                d = self.dept_index[s.department]
+                first = d if first < 0 else first
+                self.st_rows.append((d, now, 0.0, outcome, cls))
+        self.tk_rows.append((purpose, now, now, OUTCOMES[outcome], cls, outcome, first, -1.0))
 
     # -------------------------------------------------------------- queue bookkeeping
 
@@ -428,7 +507,7 @@ class LobbyDay:
     def _record_step(self, v: _Visit, d: int, s, wait: float, outcome: int) -> None:
         if v.counted:
             ready = s.ready_since if s.ready_since is not None else v.ticket.issued_at
-            self.st_rows.append((d, ready, wait, outcome, v.reserved))
+            self.st_rows.append((d, ready, wait, outcome, v.cls))
 
     def _leave_queues(self, v: _Visit, now: float, outcome: int | None, exit_at: float | None = None) -> None:
         """Take every READY step of v out of its queue; record them when ``outcome`` is given."""
@@ -450,18 +529,24 @@ class LobbyDay:
         del self.visits[t.id]
         if v.counted:
             state = t.closed if t.closed is not None else t.state
-            self.tk_rows.append((v.purpose, t.issued_at, now, _STATE_VALUE[state], v.reserved))
+            self.tk_rows.append((v.purpose, t.issued_at, now, _STATE_VALUE[state], v.cls, v.fate, v.first_dept, v.left_wait))
 
     def _patience_over(self, v: _Visit, epoch: int) -> None:
         if v.epoch != epoch or v.busy or v.gone or v.ticket.closed is not None:
             return
         now = self.env.now
-        if self.rng.random() < self.leave_cancels:
+        # the wait before leaving: the queue time of the longest-waiting ready step
+        v.left_wait = max(
+            (self._queue_time(v, s, now) for s in v.ticket.steps if s.state is _READY), default=0.0
+        )
+        if v.cancels:
+            v.fate = LEFT
             self._leave_queues(v, now, LEFT)
             v.ticket = tr.cancel(v.ticket, now)
             self._close_visit(v, now)
         else:
             v.gone = True  # still on the board: becomes a no-show when called
+            v.fate = GONE
 
     # -------------------------------------------------------------- counters
 
@@ -559,13 +644,13 @@ class LobbyDay:
         return list(out.values())
 
     def _counter(self, c: _Counter):
-        env, rng, policy, departments = self.env, self.rng, self.policy, c.departments
+        env, policy, departments = self.env, self.policy, c.departments
         visits, order, special, idle_n = self.visits, self.order, self.special, self.idle_n
         dept_index, timeout, number, speed = self.dept_index, env.timeout, c.number, c.speed
         call, start, complete = tr.call, tr.start, tr.complete
         meters, st_rows, tk_rows = self.meters, self.st_rows, self.tk_rows
         candidates, walk = self._candidates, self.walk
-        single, check, no_show = c.single, self.check_dispatch, self.no_show
+        single, check = c.single, self.check_dispatch
         now = env.now  # re-read after every yield, and only then
         while True:
             if c.on_duty:
@@ -626,9 +711,11 @@ class LobbyDay:
             v.ticket = call(ticket, step.index, number, now)
             v.busy = True
             v.busy_since = now
-            absent = v.gone or (no_show > 0 and rng.random() < no_show)
+            absent = v.gone or (v.absent_at is not None and v.absent_at[step.index])
+            if absent and not v.gone:
+                v.fate = ABSENT
             if v.counted:  # self._record_step(v, d, step, wait, ...), in line
-                st_rows.append((d, since, wait, ABSENT if absent else SERVED, v.reserved))
+                st_rows.append((d, since, wait, v.fate if absent else SERVED, v.cls))
             if absent:
                 for _ in range(self.max_recalls):
                     yield env.timeout(self.recall_gap)
@@ -641,8 +728,10 @@ class LobbyDay:
                         dd = self.dept_index[s.department]
                         self.order[dd].pop(ticket.id, None)
                         self.special[dd].pop(ticket.id, None)
-                        self._record_step(v, dd, s, self._queue_time(v, s, v.busy_since), ABSENT)
+                        self._record_step(v, dd, s, self._queue_time(v, s, v.busy_since), v.fate)
                 v.ticket = tr.no_show(v.ticket, step.index, c.number, now, self.max_recalls)
+                if v.counted:
+                    self.rec.absent_busy[d] += now - v.busy_since
                 self._busy_end(c, v, d, now)
                 self._close_visit(v, now)
                 continue
@@ -650,16 +739,14 @@ class LobbyDay:
                 yield timeout(walk)
                 now = env.now
             v.ticket = start(v.ticket, step.index, number, now)
-            p = v.service[step.index]
-            # draw_service(rng, p), its exponential case in line
-            yield timeout((rng.expovariate(1.0 / p[1]) if p[0] == "exp" else draw_service(rng, p)) / speed)
+            yield timeout(v.durations[step.index] / speed)
             now = env.now
             v.ticket = t = complete(v.ticket, step.index, number, now)
             self._busy_end(c, v, d, now)
             if t.closed is not None:  # self._close_visit(v, now), in line
                 del visits[tid]
                 if v.counted:
-                    tk_rows.append((v.purpose, t.issued_at, now, _STATE_VALUE[t.closed], v.reserved))
+                    tk_rows.append((v.purpose, t.issued_at, now, _STATE_VALUE[t.closed], v.cls, v.fate, v.first_dept, v.left_wait))
             else:
                 self._enter(v, now)  # steps released by this completion join their queues
 
@@ -714,7 +801,9 @@ class LobbyDay:
             return
         now = self.env.now
         for v in list(self.visits.values()):
-            self._leave_queues(v, now, UNSERVED)
+            if v.fate == SERVED:
+                v.fate = UNSERVED  # (a silent leaver still on the board stays GONE)
+            self._leave_queues(v, now, GONE if v.gone else UNSERVED)
             v.ticket = tr.cancel(v.ticket, now)
             self._close_visit(v, now)
         self.done.succeed()
@@ -724,9 +813,10 @@ class LobbyDay:
         r = self.rec
         r.end_s = now
         if self.st_rows:
-            r.st_dept, r.st_ready, r.st_wait, r.st_outcome, r.st_reserved = (list(c) for c in zip(*self.st_rows, strict=True))
+            r.st_dept, r.st_ready, r.st_wait, r.st_outcome, r.st_class = (list(c) for c in zip(*self.st_rows, strict=True))
         if self.tk_rows:
-            r.tk_purpose, r.tk_issued, r.tk_closed, r.tk_state, r.tk_reserved = (list(c) for c in zip(*self.tk_rows, strict=True))
+            (r.tk_purpose, r.tk_issued, r.tk_closed, r.tk_state, r.tk_class, r.tk_fate, r.tk_dept,
+             r.tk_left_wait) = (list(c) for c in zip(*self.tk_rows, strict=True))
         for d, m in enumerate(self.meters):
             m.change(0, now)
             r.q_area[d] = m.area

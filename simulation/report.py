@@ -116,7 +116,104 @@ def table(sc: Scenario, summary: Mapping[str, Any]) -> str:
             + ", ".join(f"{k} {_fmt(v, 0)}" for k, v in summary["visit_minutes"].items())
         )
     extra.append(f"overtime after closing (latest day): {_fmt(summary['overtime_minutes'], 0)} min")
-    return "\n".join(lines + extra)
+    out = lines + extra
+    if summary.get("citizens"):
+        out += ["", citizens_table(sc, summary), "", days_table(sc, summary)]
+        cls = classes_table(sc, summary)
+        if cls:
+            out += ["", cls]
+    return "\n".join(out)
+
+
+def _grid(head: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(_width(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    return ["  ".join(_pad(c, widths[i], i > 0) for i, c in enumerate(r)) for r in [head, *rows]]
+
+
+def citizens_table(sc: Scenario, summary: Mapping[str, Any]) -> str:
+    """Citizens who came, by fate, per day and for the whole run: the headline a planner reads first.
+
+    Waits are averaged over the *served*; this table says how many were not served at all.
+    """
+    head = ["日 day", "came", "served", "abandoned", "wait before leaving", "absent", "balked", "cutoff", "unserved", "lost %"]
+    rows = []
+    items = [(_day_label(d), v["citizens"]) for d, v in summary.get("by_day", {}).items()]
+    if len(items) != 1:
+        items.append(("全日 all days", summary["citizens"]))
+    for label, c in items:
+        rows.append(
+            [label, _fmt(c["came"], 0), _fmt(c["served"], 0), _fmt(c["abandoned"], 0), _fmt(c["abandon_wait_mean"]),
+             _fmt(c["absent"], 0), _fmt(c["balked"], 0), _fmt(c["cutoff"], 0), _fmt(c["unserved"], 0),
+             _fmt(c["lost_share"], 1, pct=True)]
+        )
+    b = sc.behaviour
+    prior = (
+        f"patience: mean {b.patience_minutes:g} min ({b.patience_distribution}, cv {b.patience_cv:g})"
+        if b.patience_minutes else "patience: none (nobody leaves)"
+    )
+    prior += f"; balking: {'mean tolerance ' + format(b.balk_queue, 'g') + ' waiting' if b.balk_queue else 'none'}"
+    if sc.cutoff_minute is not None:
+        prior += f"; ticket issue stops at {_clock(sc.cutoff_minute)} (受付締切)"
+    return "\n".join(
+        [
+            "市民 citizens by fate (per replication; abandoned = left out of patience, on the phone or silently;"
+            " lost = abandoned + balked + cutoff + unserved)",
+            *_grid(head, rows),
+            f"assumptions (estimates unless calibrated, see the scenario file): {prior}",
+        ]
+    )
+
+
+def days_table(sc: Scenario, summary: Mapping[str, Any]) -> str:
+    """Per day and department: mean wait, share within the target, lost citizens, counter time on absentees."""
+    names = department_names(sc)
+    t = summary["target"]
+    head = ["日 day", "部署 department", "served", "wait 平均", f"≤{t['within_minutes']:g}分 %", "abandoned", "balked",
+            "cutoff", "absent", "absent counter-h"]
+    rows = []
+    shown = _busiest(summary)
+    for day, v in summary.get("by_day", {}).items():
+        for d, f in v["departments"].items():
+            if d not in shown:
+                continue
+            ach = dict(f["absent_counter_minutes"])
+            ach = {**ach, "mean": ach["mean"] / 60 if ach["mean"] is not None else None,
+                   "ci": ach["ci"] / 60 if ach.get("ci") is not None else None}
+            rows.append(
+                [_day_label(day), f"{names[d]} {d}" if d in names else d, _fmt(f["served"], 0), _fmt(f["wait_mean"]),
+                 _fmt(f["within_target"], 1, pct=True), _fmt(f["abandoned"], 0), _fmt(f["balked"], 0),
+                 _fmt(f["cutoff"], 0), _fmt(f["absent"], 0), _fmt(ach, 1)]
+            )
+    return "\n".join([f"日別・部署別 by day, the {len(shown)} busiest departments (all of them in --json)", *_grid(head, rows)])
+
+
+def _busiest(summary: Mapping[str, Any], n: int = 4) -> list[str]:
+    """The departments with the most served plus lost citizens (the ones a planner looks at)."""
+    def load(d: str) -> float:
+        f = summary["departments"][d]
+        return (f["served"]["mean"] or 0.0) + (f.get("lost", {}).get("mean") or 0.0)
+
+    return sorted(summary["departments"], key=lambda d: -load(d))[:n]
+
+
+def classes_table(sc: Scenario, summary: Mapping[str, Any]) -> str:
+    """Booked vs walk-in, and assisted citizens, per department where any are booked or assisted."""
+    names = department_names(sc)
+    t = summary["target"]
+    label = {"walk_in": "当日 walk-in", "booked": "予約 booked", "assisted": "支援 assisted"}
+    head = ["部署 department", "class", "served", "wait 平均", f"≤{t['within_minutes']:g}分 %", "lost"]
+    rows = []
+    shown = _busiest(summary)
+    for d, f in summary["departments"].items():
+        cl = f.get("classes", {})
+        if len(cl) < 2 or (d not in shown and "booked" not in cl):
+            continue
+        for c, v in cl.items():
+            rows.append([f"{names[d]} {d}" if d in names else d, label[c], _fmt(v["served"], 0), _fmt(v["wait_mean"]),
+                         _fmt(v["within_target"], 1, pct=True), _fmt(v["lost"], 0)])
+    if not rows:
+        return ""
+    return "\n".join(["予約・優先 reservations and priorities (assisted overlaps the other two)", *_grid(head, rows)])
 
 
 def write_json(summary: Mapping[str, Any], path: str | Path) -> None:
@@ -244,6 +341,84 @@ def plots(sc: Scenario, summary: Mapping[str, Any], out_dir: str | Path) -> list
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     p = out / "utilisation.png"
+    fig.savefig(p)
+    plt.close(fig)
+    paths.append(p)
+    if summary.get("by_day") and sc.kind == "lobby":
+        paths += _day_plots(sc, summary, out, label, depts, plt)
+    return paths
+
+
+def _day_plots(sc: Scenario, summary: Mapping[str, Any], out: Path, label: Mapping[str, str], depts: list[str], plt) -> list[Path]:
+    """Per day, not pooled: service level and mean wait per 30-minute slot, and citizens by fate."""
+    paths = []
+    by_day = summary["by_day"]
+    slot = summary["sl_slot_minutes"]
+    busy = [d for d in depts if any(d in v["departments"] for v in by_day.values())][:4]
+    t = summary["target"]
+    for key, fname, ylabel, title, pct in (
+        ("slot_within", "service_level_by_day.png", f"{t['within_minutes']:g}分以内に呼ばれた割合（%）",
+         "30分枠ごとのサービスレベル（日別、95%信頼区間）", True),
+        ("slot_wait", "waits_by_slot_by_day.png", "平均待ち時間（分）", "30分枠ごとの平均待ち時間（日別、95%信頼区間）", False),
+    ):
+        fig, axes = plt.subplots(1, max(1, len(busy)), figsize=(4.6 * max(1, len(busy)), 4.6), dpi=110, squeeze=False)
+        for ax, d in zip(axes[0], busy, strict=False):
+            for day, v in by_day.items():
+                cell = v["departments"].get(d)
+                if not cell:
+                    continue
+                pts = [(i, c["mean"], c["ci"] or 0.0) for i, c in enumerate(cell[key]) if c["mean"] is not None]
+                if not pts:
+                    continue
+                xs = [(sc.open_minute + (i + 0.5) * slot) / 60 for i, _, _ in pts]
+                k = 100.0 if pct else 1.0
+                ms = [m * k for _, m, _ in pts]
+                lo = [max(0.0, (m - e) * k) for _, m, e in pts]
+                hi = [min(100.0, (m + e) * k) if pct else (m + e) * k for _, m, e in pts]
+                (line,) = ax.plot(xs, ms, marker="o", ms=3, label=_day_label(day))
+                ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.12)
+            if pct:
+                ax.axhline(t["share"] * 100, color="crimson", ls="--", lw=1, label=f"目標 {t['share'] * 100:g}%")
+                ax.set_ylim(0, 105)
+            else:
+                ax.axhline(t["within_minutes"], color="crimson", ls="--", lw=1, label=f"目標 {t['within_minutes']:g} 分")
+                ax.set_ylim(bottom=0)
+            ax.set_title(label.get(d, d))
+            ax.set_xlabel("時刻（時、待ち始めた30分枠）")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"{title} — {summary['title']}（{summary['replications']} 回）")
+        fig.tight_layout()
+        p = out / fname
+        fig.savefig(p)
+        plt.close(fig)
+        paths.append(p)
+
+    # citizens by fate per day (stacked bars)
+    fates = (("served", "対応済み", "#2ca02c"), ("abandoned", "待ちきれず離脱", "#d62728"), ("absent", "不在", "#9467bd"),
+             ("balked", "混雑を見て帰宅", "#ff7f0e"), ("cutoff", "受付締切", "#8c564b"), ("unserved", "閉庁時未対応", "#7f7f7f"))
+    days = list(by_day)
+    fig, ax = plt.subplots(figsize=(1.6 * len(days) + 3, 4.8), dpi=110)
+    bottom = [0.0] * len(days)
+    for key, name, color in fates:
+        vals = [by_day[d]["citizens"][key]["mean"] or 0.0 for d in days]
+        if not any(vals):
+            continue
+        ax.bar(range(len(days)), vals, bottom=bottom, color=color, label=name)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    for i, d in enumerate(days):
+        ls = by_day[d]["citizens"]["lost_share"]["mean"]
+        if ls is not None:
+            ax.text(i, bottom[i], f"{ls * 100:.0f}% 対応できず", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(days)))
+    ax.set_xticklabels([_day_label(d) for d in days], fontsize=8)
+    ax.set_ylabel("来庁者数（1日あたり、反復平均）")
+    ax.set_title(f"来庁者の結果（日別） — {summary['title']}")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    p = out / "citizens_by_day.png"
     fig.savefig(p)
     plt.close(fig)
     paths.append(p)

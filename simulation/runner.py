@@ -101,14 +101,15 @@ def run_replications(
     jobs: int = 1,
     progress: bool | Callable[[int], None] = False,
     label: str | None = None,
+    first: int = 0,
 ) -> list[dict[str, Any]]:
-    """Summaries of replications 0..N-1, in replication order, using ``jobs`` processes."""
+    """Summaries of replications first..first+N-1, in replication order, using ``jobs`` processes."""
     if replications < 1:
         raise ValueError("at least one replication")
     bar = Progress(replications, label or sc.name) if progress is True else None
     tick = progress if callable(progress) else None
     results: dict[int, dict[str, Any]] = {}
-    tasks = [(sc, seed, r) for r in range(replications)]
+    tasks = [(sc, seed, r) for r in range(first, first + replications)]
     if jobs <= 1 or replications == 1:
         for t in tasks:
             rep, res = _job(t)
@@ -127,7 +128,7 @@ def run_replications(
                     bar.step()
                 if tick:
                     tick(rep)
-    return [results[r] for r in range(replications)]
+    return [results[r] for r in range(first, first + replications)]
 
 
 def scenario_path(name: str) -> Path:

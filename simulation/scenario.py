@@ -75,6 +75,8 @@ class Arrivals:
     after_holiday: float
     months: tuple[MonthFactor, ...]
     peak_days: tuple[PeakDay, ...]
+    at_door: float = 0.0  # share of the day's walk-ins already at the door when it opens
+    door_minutes: float = 5.0  # ... who take their tickets within this many minutes of opening
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,27 @@ class CounterPlan:
     windows: tuple[tuple[float, float], ...]  # on duty, minutes of the day [start, end)
     speed: float = 1.0  # service time is divided by it: 0.75 = a newcomer a third slower
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    """Someone the advisor's shift plan may put at a counter."""
+
+    name: str
+    skills: tuple[str, ...]  # departments they can serve
+    speed: float = 1.0  # 0.75: an April newcomer (service takes a third longer)
+    lunch: tuple[float, float] | None = None  # [start, end) minutes of the day
+    weekdays: frozenset[int] = frozenset(range(5))  # 0 = Monday
+    hours: tuple[float, float] | None = None  # on duty [start, end); None: opening hours
+
+
+@dataclass(frozen=True, slots=True)
+class AdvisorRules:
+    """Constraints of the advisor's shift plan (``[advisor]`` in a scenario)."""
+
+    staff: tuple[StaffMember, ...] | None  # None: one per scenario counter, its departments and speed
+    counters: tuple[tuple[int, tuple[str, ...]], ...] | None  # physical desks; None: the scenario's counters
+    min_open: Mapping[str, int] = field(default_factory=dict)  # department -> counters always open
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +130,9 @@ class Behaviour:
     walk_seconds: float  # from call to the counter
     recall_seconds: float  # between recalls of an absent citizen
     assistance: float  # share of tickets flagged for assistance (a dispatch priority class)
+    patience_distribution: str = "lognormal"  # or "exponential" (Erlang A's M/M/c+M)
+    balk_queue: float | None = None  # mean queue length a citizen tolerates at the kiosk; None: nobody balks
+    balk_cv: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +159,9 @@ class Scenario:
     aging_bound_minutes: float
     catalogue_dir: Path | None
     departments: tuple[str, ...] = field(default=())
+    cutoff_minute: float | None = None  # 受付締切: no walk-in ticket from this minute of the day
+    advisor: AdvisorRules | None = None
+    arrival_interval: tuple[float, float] | None = None  # [calibration] arrivals: the fit's 95% volume factors
 
     @property
     def day_minutes(self) -> float:
@@ -309,7 +338,16 @@ def _behaviour(ck: _Checker, b: Mapping[str, Any], station: bool) -> Behaviour:
     if patience is not None:
         patience = ck.number(b, "patience_minutes", f"{p}.patience_minutes", lo=0.0)
         patience = patience or None  # 0 means nobody leaves
+    dist = b.get("patience_distribution", "lognormal")
+    if dist not in ("lognormal", "exponential"):
+        ck.bad(f"{p}.patience_distribution", f"expected lognormal or exponential, got {dist!r}", "patience_distribution")
+    balk = b.get("balk_queue")
+    if balk is not None:
+        balk = ck.number(b, "balk_queue", f"{p}.balk_queue", lo=0.0) or None  # 0: nobody balks
     return Behaviour(
+        patience_distribution=str(dist),
+        balk_queue=balk,
+        balk_cv=ck.number(b, "balk_cv", f"{p}.balk_cv", 0.5, lo=0.0),
         patience_minutes=patience,
         patience_cv=ck.number(b, "patience_cv", f"{p}.patience_cv", 0.5, lo=0.0),
         leave_cancels=ck.number(b, "leave_cancels", f"{p}.leave_cancels", 0.0, 0.0, 1.0),
@@ -352,7 +390,8 @@ def _station(
         ck.bad(f"{p}.counters", f"expected a whole number of counters, got {c}", "counters")
     if warm >= hours > 0:
         ck.bad(f"{p}.warmup_hours", f"the warm-up ({warm} h) must be shorter than the run ({hours} h)", "warmup_hours")
-    if c >= 1 and svc > 0 and lam * svc / 60.0 >= c:
+    # abandonment (patience) keeps an overloaded station stable: Erlang A's M/M/c+M
+    if c >= 1 and svc > 0 and lam * svc / 60.0 >= c and not beh_raw.get("patience_minutes"):
         ck.bad(
             f"{p}.arrivals_per_hour",
             f"unstable: offered load {lam * svc / 60.0:.2f} >= {int(c)} counters (the queue grows forever)",
@@ -477,6 +516,8 @@ def _lobby(
         after_holiday=ck.number(arr, "after_holiday", "arrivals.after_holiday", 1.0, lo=0.0),
         months=tuple(months),
         peak_days=tuple(peaks),
+        at_door=ck.number(arr, "at_door", "arrivals.at_door", 0.0, 0.0, 0.5),
+        door_minutes=ck.number(arr, "door_minutes", "arrivals.door_minutes", 5.0, lo=0.1),
     )
 
     # purposes
@@ -529,7 +570,24 @@ def _lobby(
     share, minutes = _target(ck, target, city.policy.wait_target_minutes)
     # dispatch policy: site.toml's unless the scenario tries another (e.g. a longer aging bound)
     pol = ck.table(raw, "policy", "policy", required=False)
+    cutoff = None
+    if "cutoff" in pol:
+        cutoff = ck.hhmm(pol["cutoff"], "policy.cutoff", "cutoff")
+        if not open_m < cutoff <= close_m:
+            ck.bad("policy.cutoff", f"the cutoff {pol['cutoff']} must fall within the opening hours", "cutoff")
+    cal = ck.table(raw, "calibration", "calibration", required=False)
+    interval = None
+    if cal:
+        ck.source(cal, "calibration", "calibration")
+        iv = cal.get("arrivals")
+        if not isinstance(iv, list) or len(iv) != 2 or not all(isinstance(x, int | float) and x > 0 for x in iv) or iv[0] > iv[1]:
+            ck.bad("calibration.arrivals", "expected [low, high] factors of the arrival volume, 0 < low <= high", "arrivals")
+        else:
+            interval = (float(iv[0]), float(iv[1]))
     return Scenario(
+        arrival_interval=interval,
+        advisor=_advisor(ck, raw, site, open_m, close_m),
+        cutoff_minute=cutoff,
         name=name,
         title=title,
         file=file,
@@ -555,6 +613,78 @@ def _lobby(
         catalogue_dir=catalogue_dir,
         departments=tuple(site.departments),
     )
+
+
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "月": 0, "火": 1, "水": 2, "木": 3, "金": 4}
+
+
+def _advisor(ck: _Checker, raw: Mapping[str, Any], site: Any, open_m: float, close_m: float) -> AdvisorRules | None:
+    """``[advisor]``: staff (skills, speed, lunch, weekdays, hours), physical counters, minimum opening."""
+    adv = ck.table(raw, "advisor", "advisor", required=False)
+    if not adv:
+        return None
+    depts = set(site.departments)
+    staff = None
+    if "staff" in adv:
+        staff = []
+        for i, m in enumerate(adv["staff"]):
+            p = f"advisor.staff[{i}]"
+            if not isinstance(m, Mapping):
+                ck.bad(p, "expected a table { name, skills, speed, lunch, weekdays, hours }", "staff")
+                continue
+            skills = tuple(m.get("skills", ()))
+            bad = [d for d in skills if d not in depts]
+            if not skills or bad:
+                ck.bad(f"{p}.skills", f"list the departments they serve (known: {', '.join(sorted(depts))}); bad: {bad}", "skills")
+            lunch = None
+            if "lunch" in m:
+                w = m["lunch"]
+                if not isinstance(w, list) or len(w) != 2:
+                    ck.bad(f"{p}.lunch", 'expected ["HH:MM", "HH:MM"]', "lunch")
+                else:
+                    lunch = (ck.hhmm(w[0], f"{p}.lunch", "lunch"), ck.hhmm(w[1], f"{p}.lunch", "lunch"))
+            hours = None
+            if "hours" in m:
+                w = m["hours"]
+                if not isinstance(w, list) or len(w) != 2:
+                    ck.bad(f"{p}.hours", 'expected ["HH:MM", "HH:MM"]', "hours")
+                else:
+                    hours = (ck.hhmm(w[0], f"{p}.hours", "hours"), ck.hhmm(w[1], f"{p}.hours", "hours"))
+            wd = frozenset(range(5))
+            if "weekdays" in m:
+                names = [str(x).lower()[:3] if str(x).isascii() else str(x)[:1] for x in m["weekdays"]]
+                unknown = [x for x in names if x not in _WEEKDAYS]
+                if unknown:
+                    ck.bad(f"{p}.weekdays", f"expected Mon..Fri (or 月..金), got {unknown}", "weekdays")
+                wd = frozenset(_WEEKDAYS[x] for x in names if x in _WEEKDAYS)
+            staff.append(
+                StaffMember(
+                    name=str(m.get("name", f"staff {i + 1}")),
+                    skills=skills,
+                    speed=ck.number(m, "speed", f"{p}.speed", 1.0, lo=0.05, hi=5.0),
+                    lunch=lunch,
+                    weekdays=wd,
+                    hours=hours,
+                )
+            )
+        staff = tuple(staff)
+    counters = None
+    if "counters" in adv:
+        counters = []
+        for i, c in enumerate(adv["counters"]):
+            p = f"advisor.counters[{i}]"
+            num, ds = c.get("number"), tuple(c.get("departments", ()))
+            if not isinstance(num, int) or not ds or any(d not in depts for d in ds):
+                ck.bad(p, "each physical counter needs a number and the site departments it can serve", "counters")
+                continue
+            counters.append((num, ds))
+        counters = tuple(counters)
+    min_open = {}
+    for d, n in (adv.get("min_open") or {}).items():
+        if d not in depts:
+            ck.bad(f"advisor.min_open.{d}", f"unknown department {d!r}", "min_open")
+        min_open[d] = int(ck.number({"n": n}, "n", f"advisor.min_open.{d}", lo=0, needle=("min_open",)))
+    return AdvisorRules(staff, counters, min_open)
 
 
 def _resolve(p: str, base: Path) -> Path:

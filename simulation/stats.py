@@ -25,10 +25,25 @@ treated as independent samples.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .model import ABSENT, BIN, LEFT, MIN, SERVED, UNSERVED, DayRecord
+from .model import (
+    ABSENT,
+    ASSISTED,
+    BALKED,
+    BIN,
+    BOOKED,
+    CUTOFF,
+    GONE,
+    LEFT,
+    MIN,
+    OUTCOMES,
+    SERVED,
+    UNSERVED,
+    DayRecord,
+)
 from .scenario import Scenario
 
 # Two-sided 95% Student-t quantiles t(0.975, df) for df = 1..30; beyond, the normal-ish tail.
@@ -88,12 +103,20 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
     depts = days[0].departments
     target = sc.target_minutes * MIN
     slots = sc.slots()
+    starts = [a for a, _ in slots]
     nd = len(depts)
     waits: list[list[float]] = [[] for _ in range(nd)]
     exits = [0] * nd
     within = [0] * nd
     qsum = [0.0] * nd  # every exit's queue time, for Little's law
-    outcome_n = [[0, 0, 0, 0] for _ in range(nd)]
+    outcome_n = [[0] * len(OUTCOMES) for _ in range(nd)]
+    no = len(OUTCOMES)
+    sl_n = int(math.ceil((sc.close_minute - sc.open_minute) / SL_SLOT_MINUTES))
+    # by class (walk-in, booked, assisted) per department: served, wait sum, within, exits, lost
+    by_class = [{c: [0, 0.0, 0, 0, 0] for c in CLASSES} for _ in range(nd)]
+    per_day: dict[str, Any] = {}
+    abandon_w = [[] for _ in range(nd)]  # minutes waited before leaving (LEFT and GONE citizens' steps)
+    absent_busy = [0.0] * nd
     hourly: list[dict[int, list[float]]] = [{} for _ in range(nd)]  # hour -> [sum wait min, n]
     slot_n = [[0] * len(slots) for _ in range(nd)]  # per staffing slot: exits and within target
     slot_in = [[0] * len(slots) for _ in range(nd)]
@@ -114,23 +137,100 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
         no_route += r.no_route
         horizon += r.end_s - r.start_s
         overtime.append(max(0.0, r.end_s - r.close_s) / MIN)
-        for d, ready, w, o in zip(r.st_dept, r.st_ready, r.st_wait, r.st_outcome, strict=True):
-            exits[d] += 1
-            qsum[d] += w
+        # this day's figures: outcome counts per department, waits, and per 30-minute slot
+        d_out = [[0] * no for _ in range(nd)]
+        d_wsum = [0.0] * nd
+        d_exits = [0] * nd
+        d_in = [0] * nd
+        d_sl = [[[0, 0, 0.0, 0] for _ in range(sl_n)] for _ in range(nd)]  # exits, within, wait sum, served
+        d_hour: list[dict[int, list[int]]] = [{} for _ in range(nd)]  # hour -> outcome counts
+        open_m = sc.open_minute
+        for d, ready, w, o, cls in zip(r.st_dept, r.st_ready, r.st_wait, r.st_outcome, r.st_class, strict=True):
             outcome_n[d][o] += 1
-            k = _slot_of(slots, ready / MIN)
+            d_out[d][o] += 1
+            h = int(ready // 3600)
+            hc = d_hour[d].get(h)
+            if hc is None:
+                hc = d_hour[d][h] = [0] * no
+            hc[o] += 1
+            bc = by_class[d]
+            cells = (bc["booked"] if cls & BOOKED else bc["walk_in"],) + ((bc["assisted"],) if cls & ASSISTED else ())
+            if o >= BALKED:  # never queued: a lost citizen, not a queue exit
+                for cell in cells:
+                    cell[4] += 1
+                continue
+            exits[d] += 1
+            d_exits[d] += 1
+            qsum[d] += w
+            k = _slot_of(slots, ready / MIN, starts)
             if k is not None:
                 slot_n[d][k] += 1
+            j = int((ready / MIN - open_m) // SL_SLOT_MINUTES)
+            sl = d_sl[d][j] if 0 <= j < sl_n else None
+            if sl is not None:
+                sl[0] += 1
+            ok = o in (SERVED, ABSENT, GONE) and w <= target
+            for cell in cells:
+                cell[3] += 1
+                if ok:
+                    cell[2] += 1
+                if o == SERVED:
+                    cell[0] += 1
+                    cell[1] += w
+                elif o != ABSENT:
+                    cell[4] += 1
             if o == SERVED:
                 waits[d].append(w)
-                h = int(ready // 3600)
+                d_wsum[d] += w
                 cell = hourly[d].setdefault(h, [0.0, 0.0])
                 cell[0] += w / MIN
                 cell[1] += 1
-            if o in (SERVED, ABSENT) and w <= target:
+                if sl is not None:
+                    sl[2] += w
+                    sl[3] += 1
+            if ok:
                 within[d] += 1
+                d_in[d] += 1
                 if k is not None:
                     slot_in[d][k] += 1
+                if sl is not None:
+                    sl[1] += 1
+        # citizens (one per arrival that got as far as a route): their fate, wait before leaving
+        fates = [0] * no
+        d_left_w: list[float] = []
+        c_hour: dict[int, list[int]] = {}
+        for issued, fate, dept, lw in zip(r.tk_issued, r.tk_fate, r.tk_dept, r.tk_left_wait, strict=True):
+            fates[fate] += 1
+            h = int(issued // 3600)
+            ch = c_hour.get(h)
+            if ch is None:
+                ch = c_hour[h] = [0] * no
+            ch[fate] += 1
+            if lw >= 0 and fate in (LEFT, GONE):
+                d_left_w.append(lw / MIN)
+                if dept >= 0:
+                    abandon_w[dept].append(lw / MIN)
+        for d in range(nd):
+            absent_busy[d] += r.absent_busy[d] if r.absent_busy else 0.0
+        per_day[r.day] = {
+            "citizens": _citizens(fates, d_left_w),
+            "citizens_by_hour": {str(h): _fate_counts(v) for h, v in sorted(c_hour.items())},
+            "departments": {
+                depts[d]: {
+                    **_fate_counts(d_out[d]),
+                    "exits": d_exits[d],
+                    "wait_mean": d_wsum[d] / MIN / d_out[d][SERVED] if d_out[d][SERVED] else None,
+                    "within_target": d_in[d] / d_exits[d] if d_exits[d] else None,
+                    "absent_counter_minutes": (r.absent_busy[d] if r.absent_busy else 0.0) / MIN,
+                    "slot_within": [x[1] / x[0] if x[0] else None for x in d_sl[d]],
+                    "slot_exits": [x[0] for x in d_sl[d]],
+                    "slot_wait": [x[2] / MIN / x[3] if x[3] else None for x in d_sl[d]],
+                    "hourly": {str(h): _fate_counts(v) for h, v in sorted(d_hour[d].items())},
+                }
+                for d in range(nd)
+                if sum(d_out[d])
+            },
+        }
         for d in range(nd):
             area[d] += r.q_area[d]
             qmax[d] = max(qmax[d], r.q_max[d])
@@ -147,8 +247,9 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
                 cb[0][i] += x
             for i, x in enumerate(r.counter_busy_bins.get(num, ())):
                 cb[1][i] += x
-        for p, a, b, st in zip(r.tk_purpose, r.tk_issued, r.tk_closed, r.tk_state, strict=True):
-            visits.setdefault(p, []).append((b - a) / MIN)
+        for p, a, b, st, fate in zip(r.tk_purpose, r.tk_issued, r.tk_closed, r.tk_state, r.tk_fate, strict=True):
+            if fate < BALKED:  # those with a ticket
+                visits.setdefault(p, []).append((b - a) / MIN)
             outcomes_t[st] = outcomes_t.get(st, 0) + 1
     plan_by_num = {c.number: c for c in sc.counters}
     for num, (duty, busy) in counters.items():
@@ -159,7 +260,7 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
 
     out_depts: dict[str, Any] = {}
     for d, name in enumerate(depts):
-        if exits[d] == 0 and dept_duty[d] == 0:
+        if sum(outcome_n[d]) == 0 and dept_duty[d] == 0:
             continue
         f = _wait_figures(waits[d], exits[d], within[d])
         lam = exits[d] / horizon if horizon else 0.0
@@ -169,6 +270,24 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
                 "absent": outcome_n[d][ABSENT],
                 "left": outcome_n[d][LEFT],
                 "unserved": outcome_n[d][UNSERVED],
+                "gone": outcome_n[d][GONE],
+                "balked": outcome_n[d][BALKED],
+                "cutoff": outcome_n[d][CUTOFF],
+                "abandoned": outcome_n[d][LEFT] + outcome_n[d][GONE],
+                "lost": sum(outcome_n[d][o] for o in LOST),
+                "lost_share": sum(outcome_n[d][o] for o in LOST) / sum(outcome_n[d]) if sum(outcome_n[d]) else None,
+                "abandon_wait_mean": sum(abandon_w[d]) / len(abandon_w[d]) if abandon_w[d] else None,
+                "absent_counter_minutes": absent_busy[d] / MIN,
+                "classes": {
+                    c: {
+                        "served": v[0],
+                        "wait_mean": v[1] / MIN / v[0] if v[0] else None,
+                        "within_target": v[2] / v[3] if v[3] else None,
+                        "lost": v[4],
+                    }
+                    for c, v in by_class[d].items()
+                    if v[3] or v[4]
+                },
                 "utilisation": dept_busy[d] / dept_duty[d] if dept_duty[d] else None,
                 "queue_mean": area[d] / horizon if horizon else None,
                 "queue_max": qmax[d],
@@ -187,7 +306,30 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
     )
     overall["queue_mean"] = sum(area) / horizon if horizon else None
     overall["exits"] = sum(exits)
+    all_fates = [0] * no
+    left_all: list[float] = []
+    for r in days:
+        for fate, lw in zip(r.tk_fate, r.tk_left_wait, strict=True):
+            all_fates[fate] += 1
+            if lw >= 0 and fate in (LEFT, GONE):
+                left_all.append(lw / MIN)
+    classes_all: dict[str, list[float]] = {c: [0, 0.0, 0, 0, 0] for c in CLASSES}
+    for bc in by_class:
+        for c, v in bc.items():
+            for i in range(5):
+                classes_all[c][i] += v[i]
     return {
+        "citizens": _citizens(all_fates, left_all),
+        "classes": {
+            c: {
+                "served": v[0],
+                "wait_mean": v[1] / MIN / v[0] if v[0] else None,
+                "within_target": v[2] / v[3] if v[3] else None,
+                "lost": v[4],
+            }
+            for c, v in classes_all.items()
+        },
+        "by_day": per_day,
         "arrivals": arrivals,
         "no_route": no_route,
         "tickets": outcomes_t,
@@ -201,17 +343,66 @@ def summarise_replication(sc: Scenario, days: Sequence[DayRecord]) -> dict[str, 
     }
 
 
-def _slot_of(slots: Sequence[tuple[float, float]], minute: float) -> int | None:
-    for i, (a, b) in enumerate(slots):
-        if a <= minute < b:
-            return i
+SL_SLOT_MINUTES = 30.0  # the per-day service-level slots of the report
+CLASSES = ("walk_in", "booked", "assisted")  # assisted overlaps the other two
+LOST = (LEFT, GONE, UNSERVED, BALKED, CUTOFF)  # citizens who went home without being served
+FATES = ("served", "abandoned", "absent", "balked", "cutoff", "unserved")
+
+
+def _fate_counts(v: Sequence[int]) -> dict[str, int]:
+    """Outcome counts folded into the planner's categories (LEFT and GONE are both abandoned)."""
+    return {
+        "served": v[SERVED],
+        "abandoned": v[LEFT] + v[GONE],
+        "absent": v[ABSENT],
+        "balked": v[BALKED],
+        "cutoff": v[CUTOFF],
+        "unserved": v[UNSERVED],
+    }
+
+
+def _citizens(fates: Sequence[int], left_waits: Sequence[float]) -> dict[str, Any]:
+    """Citizens who came (took a ticket or were turned away) by fate, the share lost, the wait before leaving."""
+    came = sum(fates)
+    out: dict[str, Any] = {"came": came, **_fate_counts(fates)}
+    out["lost"] = sum(fates[o] for o in LOST)
+    out["lost_share"] = out["lost"] / came if came else None
+    out["abandon_wait_mean"] = sum(left_waits) / len(left_waits) if left_waits else None
+    return out
+
+
+def _slot_of(slots: Sequence[tuple[float, float]], minute: float, starts: Sequence[float] | None = None) -> int | None:
+    """Index of the slot [a, b) holding ``minute``, or None: a binary search over the slot starts.
+
+    Slots are sorted and do not overlap (Scenario.slots), so the last start <= minute is the only
+    candidate; a linear scan per customer made a long station run's summary quadratic.
+    """
+    if starts is None:
+        starts = [a for a, _ in slots]
+    i = bisect_right(starts, minute) - 1
+    if i >= 0 and minute < slots[i][1]:
+        return i
     return None
 
 
 DEPT_FIGURES = (
     "served", "wait_mean", "wait_p50", "wait_p90", "wait_max", "within_target", "utilisation",
     "queue_mean", "queue_max", "absent", "left", "unserved", "little_L", "little_lambda_W",
+    "gone", "balked", "cutoff", "abandoned", "lost", "lost_share", "abandon_wait_mean", "absent_counter_minutes",
 )  # fmt: skip
+CITIZEN_FIGURES = ("came", *FATES, "lost", "lost_share", "abandon_wait_mean")
+DAY_DEPT_FIGURES = (*FATES, "wait_mean", "within_target", "absent_counter_minutes")
+CLASS_FIGURES = ("served", "wait_mean", "within_target", "lost")
+
+
+def _ci_table(rows: Sequence[Mapping[str, Any] | None], keys: Iterable[str]) -> dict[str, Any]:
+    """Each key's mean and 95% CI across replications (a missing row or value is left out)."""
+    return {k: mean_ci(row.get(k) if row else None for row in rows) for k in keys}
+
+
+def _ci_list(rows: Sequence[Sequence[float | None] | None], n: int) -> list[dict[str, Any]]:
+    """Position by position, the mean and 95% CI across replications."""
+    return [mean_ci(row[i] if row and i < len(row) else None for row in rows) for i in range(n)]
 
 
 def combine(sc: Scenario, reps: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -232,6 +423,11 @@ def combine(sc: Scenario, reps: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["departments"][d]["hourly_wait"] = {
             h: mean_ci(row["hourly_wait"].get(h) if row else None for row in rows) for h in hours
         }
+        out["departments"][d]["classes"] = {
+            c: _ci_table([row["classes"].get(c) if row else None for row in rows], CLASS_FIGURES)
+            for c in CLASSES
+            if any(row and c in row["classes"] for row in rows)
+        }
         nslots = len(sc.slots())
         out["departments"][d]["slot_exits"] = [sum(row["slot_exits"][k] for row in rows if row) for k in range(nslots)]
         out["departments"][d]["slot_within"] = [sum(row["slot_within"][k] for row in rows if row) for k in range(nslots)]
@@ -239,6 +435,34 @@ def combine(sc: Scenario, reps: Sequence[dict[str, Any]]) -> dict[str, Any]:
         k: mean_ci(r["overall"].get(k) for r in reps)
         for k in ("served", "wait_mean", "wait_p50", "wait_p90", "wait_max", "within_target", "utilisation", "queue_mean")
     }
+    out["citizens"] = _ci_table([r["citizens"] for r in reps], CITIZEN_FIGURES)
+    out["classes"] = {c: _ci_table([r["classes"][c] for r in reps], CLASS_FIGURES) for c in CLASSES}
+    # by day: the citizens, and per department its figures and the service level per 30-minute slot
+    by_day: dict[str, Any] = {}
+    for day in reps[0]["by_day"]:
+        rows_d = [r["by_day"].get(day) for r in reps]
+        dd: dict[str, Any] = {
+            "citizens": _ci_table([x["citizens"] if x else None for x in rows_d], CITIZEN_FIGURES),
+            "departments": {},
+        }
+        for d in depts:
+            drows = [x["departments"].get(d) if x else None for x in rows_d]
+            if not any(drows):
+                continue
+            n = max(len(x["slot_within"]) for x in drows if x)
+            cell = _ci_table(drows, DAY_DEPT_FIGURES)
+            cell["slot_within"] = _ci_list([x["slot_within"] if x else None for x in drows], n)
+            cell["slot_wait"] = _ci_list([x["slot_wait"] if x else None for x in drows], n)
+            cell["slot_exits"] = [mean_ci(x["slot_exits"][i] if x else 0 for x in drows)["mean"] for i in range(n)]
+            hours = sorted({h for x in drows if x for h in x["hourly"]}, key=int)
+            cell["hourly"] = {
+                h: {f: mean_ci((x["hourly"].get(h, {}).get(f, 0) if x else 0) for x in drows)["mean"] for f in FATES}
+                for h in hours
+            }
+            dd["departments"][d] = cell
+        by_day[day] = dd
+    out["by_day"] = by_day
+    out["sl_slot_minutes"] = SL_SLOT_MINUTES
     out["arrivals"] = mean_ci(r["arrivals"] for r in reps)
     out["tickets"] = {
         k: mean_ci(r["tickets"].get(k, 0) for r in reps) for k in sorted({k for r in reps for k in r["tickets"]})

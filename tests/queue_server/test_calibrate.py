@@ -106,8 +106,9 @@ class Clock:
 class Driver:
     """Kiosk and counters acting at simulated instants; the server is the state authority."""
 
-    def __init__(self, url: str, tokens, clock: Clock, rng: random.Random):
+    def __init__(self, url: str, tokens, clock: Clock, rng: random.Random, compress: float = 1.0):
         self.url, self.tokens, self.clock, self.rng = url, tokens, clock, rng
+        self.compress = compress  # > 1: counter times shrunk, as a demo replayed faster than real time
         self.heap: list = []
         self.seq = itertools.count()
         self.keys = itertools.count(1)
@@ -207,7 +208,7 @@ class Driver:
     async def _start(self, n: int, procedures: tuple[str, ...]) -> None:
         await self.counters[n].ok("start")
         minutes = sum(lognormal(self.rng, *SERVICE[p]) for p in procedures)
-        self.at(self.clock.t + minutes * 60, "complete", n)
+        self.at(self.clock.t + minutes * 60 / self.compress, "complete", n)
 
     async def _complete(self, n: int) -> None:
         await self.counters[n].ok("complete")
@@ -222,7 +223,7 @@ class Driver:
         await self._call(n)
 
 
-async def produce_log(db_url: str, tmp: Path) -> None:
+async def produce_log(db_url: str, tmp: Path, n_days: int | None = None, compress: float = 1.0) -> None:
     from queue_server.server import QueueServer, run_server
     from simulation.arrivals import generate
     from simulation.scenario import load_scenario
@@ -240,9 +241,9 @@ async def produce_log(db_url: str, tmp: Path) -> None:
     try:
         sc = load_scenario(truth_scenario(tmp))
         rng = random.Random(20260601)
-        driver = Driver(f"ws://127.0.0.1:{port}/ws", tokens, clock, rng)
+        driver = Driver(f"ws://127.0.0.1:{port}/ws", tokens, clock, rng, compress)
         await driver.connect()
-        for i, day in enumerate(sc.days):
+        for i, day in enumerate(sc.days[:n_days]):
             await driver.day(day, generate(sc, day, random.Random(1000 + i)))
     finally:
         stop.set_result(None)
@@ -390,6 +391,26 @@ def test_the_scenario_loads_and_the_simulation_runs_it(produced):
     assert out  # one simulated day of the calibrated lobby
 
 
+def test_the_calibrated_scenario_gives_back_the_logs_waits(produced):
+    """The round trip's last leg: the waits the calibrated scenario simulates agree with the waits
+    the log shows, within their combined 95% intervals (the log's over its days, the simulation's
+    over its replications)."""
+    from queue_server.kpi import compute, period_for
+    from simulation.runner import run_replications
+    from simulation.scenario import load_scenario
+    from simulation.stats import combine, mean_ci
+
+    tmp, store, cal = produced
+    path = tmp / "calibrated_waits.toml"
+    path.write_text(scenario_toml(cal, "calibrated_waits"), encoding="utf-8")
+    sc = load_scenario(path)
+    log_days = [r["wait_mean"] for r in compute(store.engine, period_for("honcho", DAYS[0], DAYS[-1])).tables["daily"].as_dicts()]
+    log = mean_ci(log_days)
+    sim = combine(sc, run_replications(sc, 6, seed=5))["overall"]["wait_mean"]
+    assert log["n"] == len(DAYS) and log["mean"] > 0.5  # people did wait
+    assert abs(sim["mean"] - log["mean"]) <= log["ci"] + sim["ci"], (log, sim)
+
+
 def test_the_kpi_report_of_the_produced_log_is_consistent(produced):
     from queue_server.kpi import Period, compute
 
@@ -416,6 +437,50 @@ def test_calibrate_cli_writes_a_scenario_and_json(produced, capsys):
     assert load_scenario(out).name == "cli"
     data = json.loads(js.read_text(encoding="utf-8"))
     assert data["tickets"] == cal.tickets and data["rates"] == pytest.approx(dict(cal.rates))
+
+
+def test_what_is_not_fitted_is_said_and_intervals_cover_the_truth(produced):
+    _, _, cal = produced
+    assert any("patience" in d for d in cal.defaulted)
+    mean_w = sum(WEEKDAY[d.weekday()] for d in DAYS) / len(DAYS)
+    for p, r in RATES.items():
+        lo, hi = cal.intervals[f"rate:{p}"]
+        assert lo < r * mean_w < hi, (p, lo, hi, r * mean_w)  # tickets a day over these days
+        assert hi - lo > 0.02 * r  # and it is an interval: a few days carry sampling noise
+    lo, hi = cal.intervals["proc:juminhyo"]
+    assert lo < SERVICE["juminhyo"][0] < hi
+    toml = scenario_toml(cal)
+    assert "# not fitted: patience" in toml and "bootstrap intervals" in toml
+
+
+def test_simulate_on_a_calibrated_scenario_shows_the_fits_uncertainty(produced, capsys):
+    from run import main
+    from simulation.scenario import load_scenario
+
+    tmp, _, cal = produced
+    path = tmp / "with_interval.toml"
+    path.write_text(scenario_toml(cal, "with_interval"), encoding="utf-8")
+    lo, hi = load_scenario(path).arrival_interval
+    assert lo < 1.0 < hi
+    rc = main(["simulate", str(path), "-r", "3", "-j", "1", "--quiet", "--days", str(DAYS[0])])
+    out = capsys.readouterr().out
+    assert rc == 0 and "calibration's uncertainty" in out and "(low / fitted / high)" in out
+
+
+def test_a_log_in_compressed_time_fails_loudly(tmp_path, capsys):
+    """A demo replayed 600× faster than real time: calibrate refuses it, exit 2, with the reason."""
+    from queue_server.calibrate import CalibrationError
+    from run import main
+
+    url = f"sqlite:///{tmp_path / 'fast.db'}"
+    asyncio.run(produce_log(url, tmp_path, n_days=1, compress=600.0))
+    city = load_city()
+    with pytest.raises(CalibrationError, match="compressed time"):
+        fit(Store(url).engine, city, "honcho", DAYS[0], DAYS[0])
+    out = tmp_path / "never.toml"
+    rc = main(["calibrate", "--db", url, "--site", "honcho", "--from", str(DAYS[0]), "--to", str(DAYS[0]), "--out", str(out)])
+    assert rc == 2 and not out.exists()
+    assert "cannot be fitted" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- pure parts
@@ -453,3 +518,34 @@ def test_usual_windows_need_half_the_days():
     iv = [(1, 510, 720), (1, 780, 1035), (2, 510, 720), (2, 780, 1035), (3, 510, 1035)]
     assert usual_windows(iv, 3) == ((510, 720), (780, 1035))
     assert usual_windows(iv, 2) == ((510, 1035),)  # with 2 days, counter open at lunch on one is half
+
+
+def test_patience_is_fitted_from_cancellations_with_served_waits_as_censored(tmp_path):
+    """Served waits 10, 20, 30 min and two tickets cancelled after 15 and 25 min while waiting:
+    exponential maximum likelihood = total waiting time / leavers = (60 + 40) / 2 = 50 min."""
+    from queue_server.calibrate import scenario_toml
+    from tests.queue_server.kpi_log import D1, LogBuilder
+
+    b = LogBuilder()
+    b.ev(D1, "08:30", "counter_open", counter=1, staff="x")
+    s = [("shimin", ("juminhyo",))]
+    for i, (t, w) in enumerate((("09:00", 10), ("09:40", 20), ("10:30", 30))):
+        h, m = (int(x) for x in t.split(":"))
+        call = f"{h + (m + w) // 60:02d}:{(m + w) % 60:02d}"
+        done = f"{h + (m + w + 5) // 60:02d}:{(m + w + 5) % 60:02d}"
+        b.issued(D1, t, f"S{i}", s)
+        b.called(D1, call, f"S{i}", 0, 1, "shimin"), b.started(D1, call, f"S{i}", 0, 1, "shimin")
+        b.completed(D1, done, f"S{i}", 0, 1, "shimin", ["juminhyo"], True)
+    b.issued(D1, "11:00", "L1", s)
+    b.ev(D1, "11:15", "cancelled", "L1", reason="")
+    b.issued(D1, "11:05", "L2", s)
+    b.ev(D1, "11:30", "cancelled", "L2", reason="")
+    b.ev(D1, "17:15", "counter_closed", counter=1, staff="x")
+    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+    store.migrate()
+    b.write(store)
+    cal = fit(store.engine, load_city(), "honcho", D1, D1)
+    assert cal.behaviour["patience_minutes"] == pytest.approx(50.0)
+    assert not any(d.startswith("patience") for d in cal.defaulted)
+    toml = scenario_toml(cal)
+    assert 'patience_distribution = "exponential"' in toml and "patience_minutes = 50.00" in toml

@@ -35,7 +35,7 @@ def one_busy_day():
 
 @pytest.fixture(scope="module")
 def advice(one_busy_day):
-    return advisor.advise(one_busy_day, 0.9, 30.0, replications=3, seed=1, jobs=1, rounds=6)
+    return advisor.advise(one_busy_day, 0.9, 30.0, replications=3, seed=1, jobs=1, rounds=6, plan=False)
 
 
 def test_advice_meets_the_target_and_starts_from_erlang_c(advice):

@@ -80,3 +80,47 @@ def test_bad_arguments_are_refused():
         servers_needed(1.0, 1.0, 1.5, 10)
     with pytest.raises(ValueError):
         erlang_b(-1, 1.0)
+
+
+def _abandoning_station(c: int, rho: float, service_minutes: float, patience_minutes: float, hours: float, warmup: float):
+    from simulation.scenario import parse_scenario
+
+    raw = {
+        "scenario": {"name": "mmc_m", "kind": "station"},
+        "station": {"source": "test", "counters": c, "service_minutes": service_minutes,
+                    "arrivals_per_hour": rho * c * 60.0 / service_minutes, "hours": hours, "warmup_hours": warmup},
+        "behaviour": {"patience_minutes": patience_minutes, "patience_distribution": "exponential", "leave_cancels": 1.0},
+        "target": {"share": 0.8, "within_minutes": 2.0},
+    }
+    return parse_scenario(raw, "<M/M/c+M>")
+
+
+def test_erlang_a_reduces_to_erlang_c_without_abandonment():
+    from simulation.erlang import erlang_a
+
+    a = erlang_a(2.0, 1 / 6, 0.0, 13)
+    assert a.wait_mean == pytest.approx(mean_wait(2.0, 1 / 6, 13), rel=1e-9)
+    assert a.p_wait == pytest.approx(erlang_c(13, 12.0), rel=1e-9)
+    assert a.p_abandon == 0.0
+    b = erlang_a(3.3, 1.0, 0.5, 3)  # overloaded: stable only through abandonment
+    assert b.utilisation == pytest.approx(3.3 * (1 - b.p_abandon) / 3, rel=1e-9)  # flow balance
+
+
+@pytest.mark.parametrize("c,rho,patience", [(3, 1.1, 4.0), (5, 0.9, 10.0)])
+def test_model_abandonment_matches_erlang_a_within_its_interval(c, rho, patience):
+    """M/M/c+M: the model's share of citizens who give up and its mean queue time (over every
+    arrival, as Erlang A counts it) lie within their 95% intervals of Palm's exact values."""
+    from simulation.erlang import erlang_a
+    from simulation.runner import replicate
+    from simulation.stats import mean_ci
+
+    svc = 1.0
+    sc = _abandoning_station(c, rho, svc, patience, hours=20.0, warmup=2.0)
+    exact = erlang_a(rho * c / svc, 1 / svc, 1 / patience, c)
+    reps = [replicate(sc, seed=99, replication=r) for r in range(10)]
+    f = [r["departments"]["desk"] for r in reps]
+    ab = mean_ci(x["left"] / x["exits"] for x in f)
+    wq = mean_ci(x["little_lambda_W"] / (x["exits"] / ((20.0 - 2.0) * 60.0)) for x in f)  # W = λW / λ
+    assert exact.p_abandon > 0.02  # not vacuous: people do leave
+    assert abs(ab["mean"] - exact.p_abandon) <= ab["ci"], (ab, exact)
+    assert abs(wq["mean"] - exact.wait_mean) <= wq["ci"], (wq, exact)

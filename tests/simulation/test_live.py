@@ -47,3 +47,24 @@ def test_live_mode_issues_calls_and_completes_through_the_protocol(server):
     assert stats.called >= stats.issued  # every ticket called at least once (some have several steps)
     assert stats.completed + stats.no_shows == stats.called
     assert len(calls) >= stats.issued  # the board saw the numbers called
+
+
+def test_live_service_follows_the_offline_models_spread():
+    """A step the server planned is served with the offline model's law: its planned minutes as
+    mean and √Σ(minutesᵢ·cvᵢ)² over its procedures as sd (cv 0.5 only for unknown procedures)."""
+    import math as _m
+    import random as _r
+
+    from simulation.live import step_service
+    from simulation.model import draw_service
+
+    procs = {"a": (10.0, 0.2), "b": (5.0, 0.8)}
+    p = step_service({"minutes": 15.0, "procedures": ["a", "b"]}, procs)
+    rng = _r.Random(3)
+    xs = [draw_service(rng, p) / 60 for _ in range(40000)]
+    mean = sum(xs) / len(xs)
+    sd = _m.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
+    assert mean == pytest.approx(15.0, rel=0.02)
+    assert sd == pytest.approx(_m.hypot(10 * 0.2, 5 * 0.8), rel=0.05)  # not 0.5 × 15 = 7.5
+    q = step_service({"minutes": 8.0, "procedures": ["zzz"]}, procs)
+    assert q[2] == pytest.approx(_m.sqrt(_m.log(1 + 0.25)))  # unknown procedure: cv 0.5
