@@ -57,6 +57,10 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "close": {},
     "queue": {},
     "current": {},
+    # counter: forms of the visit (queue_server/forms_api.py; values kept in memory only)
+    "forms": {},
+    "form_values": {"values": (_O, True)},
+    "forms_printed": {"forms": (_L, True)},
     # public
     "status": {},
     # admin
@@ -71,7 +75,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"ping", "plan", "issue", "help", "device_fault"}),
     "counter": frozenset(
         {"ping", "call_next", "call", "recall", "start", "complete", "transfer", "add_procedure", "no_show",
-         "requeue", "open", "pause", "close", "queue", "current"}
+         "requeue", "open", "pause", "close", "queue", "current", "forms", "form_values", "forms_printed"}
     ),
     "display": frozenset({"ping"}),
     "public": frozenset({"ping", "status"}),

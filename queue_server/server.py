@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from . import leader
+from . import forms_api, leader
 from . import protocol as P
 from .config import CityConfig
 from .hub import SiteHub, make_hub
@@ -49,6 +49,7 @@ WEB_ROOTS = {
     "/counter/": ROOT / "counter" / "web",
     "/status/": ROOT / "display_board" / "status_web",
     "/admin/": ROOT / "counter" / "admin_web",
+    "/forms/": ROOT / "counter" / "forms_web",
 }
 MAX_BATCH = 256
 FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
@@ -152,6 +153,7 @@ class QueueServer:
         self._tasks: list[asyncio.Task] = []
         self.announcer: Any = None  # display_board.announcer.Announcer, started in start()
         self.lease: leader.Lease | None = None  # the lock on the sites' database, set by run_server
+        self.forms_desk = forms_api.FormsDesk.load()  # typed form values: memory only, per open ticket
 
     # ------------------------------------------------------------------ start-up
     def local_day(self, now: float) -> str:
@@ -227,6 +229,8 @@ class QueueServer:
                 return await self._send(client, P.reply(req.id, {"pong": self.clock()}))
             if req.type == "plan":
                 return await self._send(client, P.reply(req.id, self._plan(client, req.body)))
+            if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
+                return await self._send(client, P.reply(req.id, forms_api.serve(self, client, req)))
         except Reply as e:
             return await self._send_error(client, req.id, e.code, e.message, e.field)
         idem = req.body.get("idempotency_key")
@@ -642,6 +646,7 @@ class QueueServer:
         }
         ch = hub.lobby.issue(ticket, facts)
         hub.by_token[ticket.public_token] = ticket.id
+        self.forms_desk.on_issue(ticket.id, day, b.get("answers") or {})
         from .journey import plan_to_dict
 
         waits = hub.waits(now)
@@ -741,6 +746,7 @@ class QueueServer:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
             await self._roll_day()
+            self.forms_desk.prune({k: h.lobby for k, h in self.hubs.items()}, {k: h.day for k, h in self.hubs.items()})
             if not self.dirty:
                 continue
             sites, self.dirty = self.dirty, set()
