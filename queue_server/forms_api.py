@@ -74,7 +74,7 @@ class FormsDesk:
 
     # ------------------------------------------------------------------ requests
     def handle(self, kind: str, body: dict[str, Any], *, ticket: Any, card: dict | None, site_name: str,
-               staff: str, counter: int, now: float) -> dict[str, Any]:
+               staff: str, counter: int, now: float, departments: dict | None = None) -> dict[str, Any]:
         """Answer one counter request for the ticket at that counter; raises forms.FormError."""
         visit = self.visits.get(ticket.id)
         if visit is None:  # issued before a restart: the answers are gone, the card is not
@@ -87,13 +87,14 @@ class FormsDesk:
         action, names = "read", []
         if kind == "form_values":
             values = F.check_values(body.get("values") or {}, keys)
-            for k, v in values.items():
-                if v:
-                    visit.asked[k] = v
+            changed = sorted(k for k, v in values.items() if visit.asked.get(k, "") != v)
+            for k in changed:
+                if values[k]:
+                    visit.asked[k] = values[k]
                     visit.typed.add(k)
                 else:
                     visit.asked.pop(k, None)
-            action, names = "entered", sorted(values)
+            action, names = "entered", changed
         elif kind == "forms_printed":
             ids = [f for f in body.get("forms") or [] if isinstance(f, str)]
             unknown = [f for f in ids if f not in {x.id for x in visit_forms}]
@@ -113,10 +114,12 @@ class FormsDesk:
                 if fld.kind == "ask":
                     labels.setdefault(fld.key, fld.label)
         return {
-            "ticket": {"id": ticket.id, "number": ticket.label, "lang": ticket.lang, "department": department},
+            "ticket": {"id": ticket.id, "number": ticket.label, "lang": ticket.lang, "department": department,
+                       "date": tk["date"], "site": site_name},
             "card": card is not None,
             "forms": [x for x in filled if x["id"] in {f.id for f in here}],
-            "other_forms": [{"id": x["id"], "name": x["name"], "department": x["department"]}
+            "other_forms": [{"id": x["id"], "name": x["name"], "department": x["department"],
+                             "department_name": dict((departments or {}).get(x["department"], {}))}
                             for x in filled if x["id"] not in {f.id for f in here}],
             "ask": [{"key": k, "label": labels[k], "value": visit.asked.get(k, "")} for k in keys],
             "audit": visit.audit[-50:],
@@ -147,6 +150,7 @@ def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
     card = server.store.prefill(ticket.id)  # the card's 基本4情報, erased with the visit
     try:
         return desk.handle(req.type, req.body, ticket=ticket, card=card, site_name=hub.config.name.get("ja", hub.key),
-                           staff=client.staff, counter=client.counter, now=server.clock())
+                           staff=client.staff, counter=client.counter, now=server.clock(),
+                           departments=hub.config.department_names)
     except F.FormError as e:
         raise Reply("bad_field", str(e), "values" if req.type == "form_values" else "forms") from None

@@ -1,0 +1,120 @@
+// Forms of the ticket at this counter (書かない窓口). Opened from the counter console; talks to the
+// server as that counter (`forms`, `form_values`, `forms_printed`). The values are personal data:
+// this page keeps them only in memory, never in localStorage, and the server erases them when the
+// visit closes. Query: site, counter, token, staff, lang (staff UI), form (one form only, for a PDF).
+import { I18n, Link, el, params, pick } from "/board/common.js";
+
+const LANG = params.get("lang") || "ja";
+const ONLY = params.get("form");
+const S = { i18n: null, link: null, data: null, busy: false, error: null };
+window.__forms = S;
+
+const $ = (id) => document.getElementById(id);
+const t = (key, fields = {}) => S.i18n.t(key, LANG, fields);
+
+function applyTexts(root = document) {
+  for (const node of root.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+}
+
+function fieldLabel(label, lang) {
+  // official forms are in Japanese; the citizen's language is added beside it when the form has it
+  const ja = label.ja;
+  const other = lang !== "ja" && lang !== "ja-easy" && label[lang] ? label[lang] : null;
+  return el("span", { class: "label" }, [ja, other ? el("small", {}, [other]) : null].filter(Boolean));
+}
+
+function sheet(form, d) {
+  const lang = d.ticket.lang;
+  const rows = form.fields.map((f) => el("div", {
+    class: `field${f.missing ? " missing" : ""}`, style: `width:${f.width}%`, "data-field": f.id,
+    "data-missing": f.missing ? t("forms.missing") : "",
+  }, [fieldLabel(f.label, lang), el("span", { class: "value" }, [f.value])]));
+  const translated = lang !== "ja" && form.name[lang] ? form.name[lang] : null;
+  return el("section", { class: "sheet", "data-form": form.id }, [
+    el("h2", {}, [form.name.ja]),
+    translated ? el("p", { class: "translated" }, [translated]) : null,
+    el("div", { class: "meta" }, [
+      el("span", {}, [t("forms.prepared", { number: d.ticket.number, site: d.ticket.site, date: d.ticket.date })]),
+      el("span", { class: form.estimate ? "estimate" : "" }, [form.estimate ? t("forms.estimate") : t("forms.source", { source: form.source })]),
+    ]),
+    el("div", { class: "fields" }, rows),
+    form.note ? el("p", { class: "note" }, [pick(form.note, "ja") + (lang !== "ja" && form.note[lang] ? ` / ${form.note[lang]}` : "")]) : null,
+    el("div", { class: "sign" }, [el("div", {}, [t("forms.signature")]), el("div", { style: "flex:0 0 40mm" }, [t("forms.received")])]),
+  ].filter(Boolean));
+}
+
+function render() {
+  const d = S.data;
+  $("sheets").replaceChildren();
+  $("ask-fields").replaceChildren();
+  $("audit").replaceChildren();
+  if (!d) {
+    $("message").textContent = S.error || t("forms.no_ticket");
+    $("ticket-number").textContent = "";
+    $("other").hidden = true;
+    return;
+  }
+  $("ticket-number").textContent = d.ticket.number;
+  $("no-card").hidden = d.card;
+  const forms = ONLY ? d.forms.filter((f) => f.id === ONLY) : d.forms;
+  if (!forms.length && !S.message) $("message").textContent = t("forms.none_here");
+  $("sheets").replaceChildren(...forms.map((f) => sheet(f, d)));
+  $("ask-fields").replaceChildren(...d.ask.map((a) => el("label", {}, [
+    pick(a.label, LANG),
+    el("input", { name: a.key, value: a.value, maxlength: "200", class: a.value ? "" : "empty" }),
+  ])));
+  $("other").hidden = !d.other_forms.length;
+  $("other-list").replaceChildren(...d.other_forms.map((f) => el("li", {}, [`${pick(f.name, LANG)}（${pick(f.department_name, LANG) || f.department}）`])));
+  $("audit").replaceChildren(...d.audit.map((a) => el("li", {}, [t(`forms.audit.${a.action}`, {
+    time: new Date(a.at * 1000).toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit" }),
+    staff: a.staff || "—", counter: a.counter, department: a.department, keys: a.keys.join("、"),
+  })])));
+}
+
+async function request(type, body = {}) {
+  S.busy = true;
+  try {
+    S.data = await S.link.request(type, body);
+    S.error = null;
+  } catch (err) {
+    S.data = err.code === "no_current_ticket" ? null : S.data;
+    S.error = err.code === "no_current_ticket" ? t("forms.no_ticket") : `${err.code}: ${err.message}`;
+  } finally {
+    S.busy = false;
+  }
+  render();
+}
+
+async function save(ev) {
+  ev.preventDefault();
+  const values = {};
+  for (const input of $("ask-fields").querySelectorAll("input")) values[input.name] = input.value;
+  S.message = true;
+  await request("form_values", { values });
+  if (!S.error) $("message").textContent = t("forms.saved");
+  else $("message").textContent = S.error;
+}
+
+/** Record which forms are printed (KPI 書かない窓口利用率), then open the browser's print dialog. */
+S.markPrinted = async () => {
+  const ids = [...document.querySelectorAll(".sheet")].map((s) => s.dataset.form);
+  if (ids.length) await request("forms_printed", { forms: ids });
+};
+
+async function main() {
+  S.i18n = await I18n.load("/forms/messages.json");
+  applyTexts();
+  S.link = new Link({
+    hello: () => ({ role: "counter", site: params.get("site") || undefined, counter: Number(params.get("counter")),
+                    token: params.get("token") || "", staff: params.get("staff") || "" }),
+    onReady: () => request("forms"),
+    onPush: () => {},
+    onState: (s) => { $("conn").textContent = s; },
+    onFatal: (err) => { S.error = `${err.code}: ${err.message}`; render(); },
+  }).start();
+  $("ask").addEventListener("submit", save);
+  $("reload").addEventListener("click", () => request("forms"));
+  $("print").addEventListener("click", async () => { await S.markPrinted(); window.print(); });
+}
+
+main();
