@@ -119,4 +119,12 @@ def print_list(printer_url: str, result: Mapping[str, Any], lang: str, renderer:
     from printers import backends
     from printers.printing import send_job
 
-    send_job(backends.parse_printer_url(printer_url), render_list_bytes(result, lang, renderer, width), timeout, None)
+    target = backends.parse_printer_url(printer_url)
+    data = render_list_bytes(result, lang, renderer, width)
+    if target.kind == "file" and Path(target.path).is_file():
+        # a plain file stands for the roll (tests, demos): python-escpos would truncate it on open
+        # and lose the ticket printed just before, so the list is appended after it
+        with open(target.path, "ab") as f:
+            f.write(data)
+        return
+    send_job(target, data, timeout, None)

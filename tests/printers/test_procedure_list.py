@@ -101,3 +101,15 @@ def test_the_config_switch(tmp_path):
     with pytest.raises(ValueError, match="printing.toml"):
         list_mode(tmp_path)
     assert list_mode(ROOT / "config") in ("always", "on_request", "never")
+
+
+def test_print_list_follows_the_ticket_on_a_file_roll(setup, tmp_path):
+    from printers.procedure_list import print_list
+
+    roll = tmp_path / "roll.bin"
+    roll.write_bytes(b"\x1b@TICKET")
+    print_list(f"file://{roll}", issue_reply(setup, "ja"), "ja", "kanji", 576)
+    data = roll.read_bytes()
+    assert data.startswith(b"\x1b@TICKET")
+    text = "\n".join(t.text for t in parse(data[len(b"\x1b@TICKET"):]).texts)
+    assert "あなたの手続きリスト" in text and "期限：" in text
