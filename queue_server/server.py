@@ -802,6 +802,8 @@ class QueueServer:
             return _response(HTTPStatus.OK, self.metrics.text(self).encode(), "text/plain; version=0.0.4")
         if path == "/catalogue.json":
             return _response(HTTPStatus.OK, self._catalogue_json(), "application/json; charset=utf-8")
+        if path == "/status/list.json":  # the personal list of a ticket (queue_server/visit_list.py)
+            return _list_json(self, request)
         if path == "/admin/api/kpi":
             return self._kpi_api(request)  # a coroutine: websockets awaits it, the loop keeps serving
         if path == "/":
@@ -834,6 +836,15 @@ class QueueServer:
         status, body, ctype, name = await asyncio.to_thread(api_reply, query, self.store.engine, self.city, self.clock())
         extra = {"Content-Disposition": f'attachment; filename="{name}"'} if name else None
         return _response(HTTPStatus(status), body, ctype, extra)
+
+
+def _list_json(server: Any, request: HttpRequest) -> Response:
+    from urllib.parse import parse_qs, urlsplit
+
+    from .visit_list import http_reply
+
+    status, body = http_reply(server, {k: v[-1] for k, v in parse_qs(urlsplit(request.path).query).items()})
+    return _response(HTTPStatus(status), body, "application/json; charset=utf-8")
 
 
 def _catalogue_names(catalogue: Any) -> bytes:
