@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import forms as F
+from .visit_list import visit_list
 
 ROOT = Path(__file__).resolve().parent.parent
 TYPES = ("forms", "form_values", "forms_printed")
@@ -149,8 +150,11 @@ def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
         raise Reply("no_current_ticket", "the counter has no ticket called or in service")
     card = server.store.prefill(ticket.id)  # the card's 基本4情報, erased with the visit
     try:
-        return desk.handle(req.type, req.body, ticket=ticket, card=card, site_name=hub.config.name.get("ja", hub.key),
-                           staff=client.staff, counter=client.counter, now=server.clock(),
-                           departments=hub.config.department_names)
+        out = desk.handle(req.type, req.body, ticket=ticket, card=card, site_name=hub.config.name.get("ja", hub.key),
+                          staff=client.staff, counter=client.counter, now=server.clock(),
+                          departments=hub.config.department_names)
     except F.FormError as e:
         raise Reply("bad_field", str(e), "values" if req.type == "form_values" else "forms") from None
+    # the personal list in the citizen's language, for the A4 booklet with the done steps ticked
+    out["list"] = visit_list(server.catalogue, ticket, hub.config.department_names, ticket.lang)
+    return out

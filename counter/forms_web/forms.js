@@ -6,6 +6,7 @@ import { I18n, Link, el, params, pick } from "/board/common.js";
 
 const LANG = params.get("lang") || "ja";
 const ONLY = params.get("form");
+const VIEW = params.get("view") || "forms";  // "list": the A4 personal list (おくやみ booklet)
 const S = { i18n: null, link: null, data: null, busy: false, error: null };
 window.__forms = S;
 
@@ -43,6 +44,30 @@ function sheet(form, d) {
   ].filter(Boolean));
 }
 
+// The A4 personal list for the family, in the citizen's language, the steps done so far ticked.
+function booklet(d) {
+  const lang = d.list.lang;
+  const tl = (key, fields = {}) => S.i18n.t(key, lang, fields);
+  const ruby = (x) => String(x).replace(/\{([^{}|]+)\|([^{}|]+)\}/g, "$1（$2）");
+  return el("section", { class: "sheet booklet", "data-form": "list", lang }, [
+    el("h2", {}, tl("booklet.title")),
+    el("p", { class: "translated" }, tl("booklet.intro", { number: d.ticket.number })),
+    el("ol", { class: "bsteps" }, d.list.steps.map((s) => {
+      const ja = lang !== "ja" && lang !== "ja-easy" && s.name.ja ? `（${ruby(s.name.ja)}）` : "";
+      return el("li", { class: `bstep ${s.state}`, "data-state": s.state }, [
+        el("h3", {}, [el("span", { class: "box" }, s.state === "done" ? "☑" : "☐"), ` ${ruby(pick(s.name, lang))}${ja}`]),
+        el("ul", {}, s.procedures.map((p) => el("li", {}, [
+          el("strong", {}, ruby(p.name)),
+          p.deadline ? el("div", { class: "deadline" }, tl("booklet.deadline", { deadline: ruby(p.deadline) })) : null,
+          p.documents.length ? el("div", {}, tl("booklet.documents", { documents: p.documents.map(ruby).join(" / ") })) : null,
+          p.alternative ? el("div", {}, tl("booklet.online", { text: `${ruby(p.alternative.text)} ${p.alternative.url}` })) : null,
+        ]))),
+      ]);
+    })),
+    el("p", { class: "foot" }, tl("booklet.printed", { site: d.ticket.site, date: d.ticket.date })),
+  ]);
+}
+
 function render() {
   const d = S.data;
   $("sheets").replaceChildren();
@@ -58,7 +83,12 @@ function render() {
   $("no-card").hidden = d.card;
   const forms = ONLY ? d.forms.filter((f) => f.id === ONLY) : d.forms;
   if (!forms.length && !S.message) $("message").textContent = t("forms.none_here");
-  $("sheets").replaceChildren(...forms.map((f) => sheet(f, d)));
+  $("sheets").replaceChildren(...(VIEW === "list" ? [booklet(d)] : forms.map((f) => sheet(f, d))));
+  const other = new URLSearchParams(location.search);
+  other.set("view", VIEW === "list" ? "forms" : "list");
+  other.delete("form");
+  $("booklet-link").href = `?${other}`;
+  $("booklet-link").textContent = t(VIEW === "list" ? "forms.open_forms" : "forms.open_booklet");
   $("ask-fields").replaceChildren(...d.ask.map((a) => el("label", {}, [
     pick(a.label, LANG),
     el("input", { name: a.key, value: a.value, maxlength: "200", class: a.value ? "" : "empty" }),
@@ -97,7 +127,7 @@ async function save(ev) {
 
 /** Record which forms are printed (KPI 書かない窓口利用率), then open the browser's print dialog. */
 S.markPrinted = async () => {
-  const ids = [...document.querySelectorAll(".sheet")].map((s) => s.dataset.form);
+  const ids = [...document.querySelectorAll(".sheet:not(.booklet)")].map((s) => s.dataset.form);
   if (ids.length) await request("forms_printed", { forms: ids });
 };
 

@@ -109,6 +109,19 @@ def test_death_1_forms_filled_typed_once_printed_as_a4_and_seen_by_the_next_depa
     one.wait_for_selector(".sheet[data-form=sousaihi]")
     pdfs["sousaihi"] = _pdf_text(one.pdf(format="A4", print_background=True), tmp_path, "sousaihi")
 
+    # the A4 personal list for the family (おくやみ booklet): the citizen's language (en), 市民課 ticked
+    booklet = context.new_page()
+    booklet.goto(nxt.url + "&view=list")
+    booklet.wait_for_selector(".booklet .bstep")
+    states = booklet.eval_on_selector_all(".booklet .bstep", "els => els.map(e => e.dataset.state)")
+    assert states[:2] == ["done", "now"] and len(states) == 7
+    first = booklet.locator(".booklet .bstep").first.inner_text()
+    assert first.startswith("☑") and "Citizens Division" in first and "（市民課" in first
+    assert "Deadline:" in booklet.locator(".booklet").inner_text()
+    booklet.screenshot(path=str(_shot("booklet-en")), full_page=True)
+    info, text = _pdf_text(booklet.pdf(format="A4", print_background=True), tmp_path, "booklet-en")
+    assert "(A4)" in info and "Change of head of household" in text and "☑" in text
+
     for form, (info, text) in pdfs.items():
         size = next(line for line in info.splitlines() if line.startswith("Page size:"))
         w, h = (float(x) for x in size.split(":")[1].split("pts")[0].split("x"))
