@@ -35,6 +35,8 @@ class Visit:
     asked: dict[str, str] = field(default_factory=dict)
     typed: set[str] = field(default_factory=set)  # ask keys a clerk typed (KPI: typed vs filled)
     printed: set[str] = field(default_factory=set)  # form ids printed from the system (KPI)
+    fields: dict[str, dict[str, int]] = field(default_factory=dict)  # form id -> origin -> count, at print
+    eligible: int = 0  # forms the visit's procedures need (KPI denominator)
     audit: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -109,6 +111,13 @@ class FormsDesk:
         tk = {"date": _jdate(ticket.day), "site": site_name, "number": ticket.label}
         here = [f for f in visit_forms if f.department == department]
         filled = [F.fill(f, card=card, answers=visit.answers, ticket=tk, asked=visit.asked) for f in visit_forms]
+        visit.eligible = len(visit_forms)
+        if kind == "forms_printed":
+            from .kpi_forms import count_fields
+
+            for x in filled:
+                if x["id"] in names:
+                    visit.fields[x["id"]] = count_fields(x)
         labels = {}
         for f in visit_forms:
             for fld in f.fields:
@@ -128,7 +137,12 @@ class FormsDesk:
 
     # ------------------------------------------------------------------ KPI (counts, no values)
     def _stats(self, v: Visit) -> dict[str, Any]:
-        return {"day": v.day, "printed": len(v.printed), "typed": len(v.typed)}
+        totals: dict[str, int] = {}
+        for counts in v.fields.values():
+            for k, n in counts.items():
+                totals[k] = totals.get(k, 0) + n
+        return {"day": v.day, "printed": len(v.printed), "typed": len(v.typed), "eligible": v.eligible,
+                "fields": totals}
 
     def live_stats(self) -> list[dict[str, Any]]:
         return [self._stats(v) for v in self.visits.values()]

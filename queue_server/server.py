@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from . import forms_api, leader
+from . import forms_api, kpi_forms, leader
 from . import protocol as P
 from .config import CityConfig
 from .hub import SiteHub, make_hub
@@ -128,6 +128,7 @@ class Metrics:
         for c in server.clients:
             roles[c.role or "none"] = roles.get(c.role or "none", 0) + 1
         lines += [f'madoguchi_connections{{role="{r}"}} {n}' for r, n in sorted(roles.items())]
+        lines += kpi_forms.metrics_lines(server.forms_desk)  # 書かない窓口 counts (docs/forms.md)
         lines += ["# HELP madoguchi_waiting Tickets waiting, by site.", "# TYPE madoguchi_waiting gauge"]
         for key, hub in server.hubs.items():
             waiting = sum(1 for t in hub.lobby.open_tickets() if t.active_step is None)

@@ -132,7 +132,8 @@ def test_values_are_erased_when_the_visit_closes():
     lb.apply(lb.cancel(tid, 4.0, "left"))
     assert desk.prune({"honcho": lb}, {"honcho": "2026-04-01"}) == 1
     assert tid not in desk.visits
-    assert desk.closed_stats[-1] == {"day": "2026-04-01", "printed": 0, "typed": 1}  # counts, no values
+    assert desk.closed_stats[-1] == {"day": "2026-04-01", "printed": 0, "typed": 1, "eligible": 2, "fields": {}}
+    assert "酒田" not in repr(desk.closed_stats)  # counts, no values
 
 
 def test_values_are_erased_at_the_end_of_the_day_even_in_service():
@@ -141,3 +142,21 @@ def test_values_are_erased_at_the_end_of_the_day_even_in_service():
                 site_name="本庁舎", staff="佐藤", counter=1, now=2.0)
     assert desk.prune({"honcho": lb}, {"honcho": "2026-04-02"}) == 1
     assert tid not in desk.visits
+
+
+def test_kpi_counts_printed_forms_and_typed_versus_filled_fields():
+    from queue_server.kpi_forms import summarize
+
+    desk, lb, tid = _desk_with_ticket()
+    desk.handle("form_values", {"values": {"deceased_name": "酒田　太郎"}}, ticket=lb.tickets[tid], card=CARD,
+                site_name="本庁舎", staff="佐藤", counter=1, now=2.0)
+    desk.handle("forms_printed", {"forms": ["juumin_idou"]}, ticket=lb.tickets[tid], card=CARD,
+                site_name="本庁舎", staff="佐藤", counter=1, now=3.0)
+    s = summarize([*desk.live_stats(), {"day": "2026-04-01", "printed": 0, "typed": 0, "eligible": 1}])
+    # juumin_idou: date (ticket), name and address (card), remaining (answer) filled; deceased typed;
+    # relation, date of death, new head left blank
+    assert s["eligible_visits"] == 2 and s["visits_with_forms_printed"] == 1 and s["kakanai_rate"] == 0.5
+    assert s["forms_per_visit"] == 1 and s["fields_filled"] == 4 and s["fields_typed"] == 1 and s["fields_blank"] == 3
+    with pytest.raises(F.FormError, match="not a form of this visit"):
+        desk.handle("forms_printed", {"forms": ["kouza_furikae"]}, ticket=lb.tickets[tid], card=CARD,
+                    site_name="本庁舎", staff="佐藤", counter=1, now=4.0)

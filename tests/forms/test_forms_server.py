@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import urllib.request
 
 import pytest
 
@@ -111,6 +112,9 @@ def test_death_1_forms_filled_once_shared_by_departments_and_gone_after_close(li
         assert snap is not None and snap["ticket"]["state"] == "done", snap
         # erased at close (forms_api.FormsDesk.prune; tested in test_forms.py): no counter holds it now
         assert (await shimin.request("forms"))["error"]["code"] == "no_current_ticket"
+        metrics = await asyncio.to_thread(lambda: urllib.request.urlopen(f"{live.http}/metrics").read().decode())
+        assert 'madoguchi_forms_visits{kind="printed"} 1' in metrics
+        assert 'madoguchi_forms_fields{origin="typed"}' in metrics
         traffic = json.dumps(board.pushes + phone.pushes, ensure_ascii=False)
         for c in [k, board, phone, *counters.values()]:
             await c.close()
