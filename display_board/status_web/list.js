@@ -60,7 +60,7 @@ async function load() {
 }
 
 async function main() {
-  L.i18n = await I18n.load("/status/list_messages.json");
+  L.i18n = await I18n.load("/board/messages.json");
   // status.js re-renders #steps on every status update and language change: follow it
   new MutationObserver(() => load()).observe($("steps"), { childList: true, subtree: true });
   await load();

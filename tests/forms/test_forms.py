@@ -160,3 +160,22 @@ def test_kpi_counts_printed_forms_and_typed_versus_filled_fields():
     with pytest.raises(F.FormError, match="not a form of this visit"):
         desk.handle("forms_printed", {"forms": ["kouza_furikae"]}, ticket=lb.tickets[tid], card=CARD,
                     site_name="本庁舎", staff="佐藤", counter=1, now=4.0)
+
+
+def test_the_forms_page_table_has_every_language_and_every_key_it_uses():
+    import json
+    import re
+
+    from queue_server.i18n import LANGUAGES
+
+    web = ROOT / "counter" / "forms_web"
+    table = json.loads((web / "messages.json").read_text(encoding="utf-8"))
+    for key, texts in table.items():
+        assert set(texts) == set(LANGUAGES), key
+        assert len({frozenset(re.findall(r"\{(\w+)\}", t)) for t in texts.values()}) == 1, key
+    used: set[str] = set()
+    for p in web.iterdir():
+        if p.suffix in (".js", ".html"):
+            text = p.read_text(encoding="utf-8")
+            used |= set(re.findall(r'data-t="([\w.]+)"', text)) | set(re.findall(r'\bt[l]?\("([\w.]+)"', text))
+    assert used and sorted(used - set(table)) == []
