@@ -11,6 +11,8 @@ import urllib.request
 
 import pytest
 
+from printers.procedure_list import render_list_bytes
+from tests.printers.escpos_reader import parse
 from tests.support.live_server import Client, LiveServer
 
 PREFILL = {"name": "黒桐　幹也", "address": "山形県酒田市本町二丁目2番45号", "birth_date": "19800217", "sex": "1"}
@@ -53,6 +55,11 @@ def test_death_1_forms_filled_once_shared_by_departments_and_gone_after_close(li
         issued = await k.ok("issue", purposes=["death"], answers=DEATH_1, lang="ja", idempotency_key="forms-1",
                             prefill=PREFILL)
         tid = issued["ticket"]["id"]
+        # the list the kiosk prints after the ticket, from this very reply (kiosk/app.py hook)
+        roll = parse(render_list_bytes(issued, "ja", "kanji", 576))
+        printed = "\n".join(t.text for t in roll.texts)
+        assert "世帯主変更届" in printed and "葬祭費" in printed and "期限：" in printed
+        assert PREFILL["name"] not in printed  # the list carries no card data
         phone = await _open(live, "public", ticket=issued["ticket"]["public_token"])
         counters = {}
         for n in sorted(set(COUNTER_FOR.values())):
