@@ -142,6 +142,9 @@ def test_death_1_forms_filled_once_shared_by_departments_and_gone_after_close(li
     for v in TYPED.values():
         assert v.encode() not in blob, f"{v} found in {[p.name for p in files]}"
         assert v not in log
+    for v in (PREFILL["name"], PREFILL["address"]):  # the card values too: erased at close
+        assert v.encode() not in blob, f"{v} found in {[p.name for p in files]}"
+        assert v not in log
 
 
 def test_forms_are_refused_to_roles_other_than_counter(live):
