@@ -133,6 +133,7 @@ class FormsDesk:
                             for x in filled if x["id"] not in {f.id for f in here}],
             "ask": [{"key": k, "label": labels[k], "value": visit.asked.get(k, "")} for k in keys],
             "audit": visit.audit[-50:],
+            "departments": {d: dict((departments or {}).get(d, {})) for d in {a["department"] for a in visit.audit} if d},
         }
 
     # ------------------------------------------------------------------ KPI (counts, no values)

@@ -28,8 +28,8 @@ function sheet(form, d) {
   const lang = d.ticket.lang;
   const rows = form.fields.map((f) => el("div", {
     class: `field${f.missing ? " missing" : ""}`, style: `width:${f.width}%`, "data-field": f.id,
-    "data-missing": f.missing ? t("forms.missing") : "",
-  }, [fieldLabel(f.label, lang), el("span", { class: "value" }, [f.value])]));
+  }, [fieldLabel(f.label, lang), f.missing ? el("span", { class: "mark" }, t("forms.missing")) : null,
+        el("span", { class: "value" }, [f.value])]));
   const translated = lang !== "ja" && form.name[lang] ? form.name[lang] : null;
   return el("section", { class: "sheet", "data-form": form.id }, [
     el("h2", {}, [form.name.ja]),
@@ -97,7 +97,7 @@ function render() {
   $("other-list").replaceChildren(...d.other_forms.map((f) => el("li", {}, [`${pick(f.name, LANG)}（${pick(f.department_name, LANG) || f.department}）`])));
   $("audit").replaceChildren(...d.audit.map((a) => el("li", {}, [t(`forms.audit.${a.action}`, {
     time: new Date(a.at * 1000).toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit" }),
-    staff: a.staff || "—", counter: a.counter, department: a.department, keys: a.keys.join("、"),
+    staff: a.staff || "—", counter: a.counter, department: pick(d.departments?.[a.department], LANG) || a.department, keys: a.keys.join("、"),
   })])));
 }
 

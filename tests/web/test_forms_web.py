@@ -73,6 +73,7 @@ def test_death_1_forms_filled_typed_once_printed_as_a4_and_seen_by_the_next_depa
     # the deceased's name is not known yet: empty and marked, never guessed
     missing = page.locator(".sheet[data-form=juumin_idou] [data-field=deceased_name]")
     assert "missing" in missing.get_attribute("class") and missing.locator(".value").inner_text() == ""
+    assert missing.locator(".mark").inner_text() == "要記入"
     assert page.locator("#no-card").is_hidden()
     page.screenshot(path=str(_shot("forms-shimin-before")), full_page=True)
 
