@@ -125,6 +125,19 @@ async function save(ev) {
   else $("message").textContent = S.error;
 }
 
+// When the ticket leaves this counter (completed, transferred, closed) its values must not stay on
+// screen: every queue update checks which ticket the counter has now (no audit line for that).
+async function followCounter() {
+  let cur;
+  try { cur = await S.link.request("current"); } catch (e) { return; }
+  const id = cur.ticket?.id || null;
+  if (id === (S.data?.ticket.id || null)) return;
+  S.data = null;
+  S.error = null;
+  render();
+  if (id) await request("forms");
+}
+
 /** Record which forms are printed (KPI 書かない窓口利用率), then open the browser's print dialog. */
 S.markPrinted = async () => {
   const ids = [...document.querySelectorAll(".sheet:not(.booklet)")].map((s) => s.dataset.form);
@@ -138,7 +151,7 @@ async function main() {
     hello: () => ({ role: "counter", site: params.get("site") || undefined, counter: Number(params.get("counter")),
                     token: params.get("token") || "", staff: params.get("staff") || "" }),
     onReady: () => request("forms"),
-    onPush: () => {},
+    onPush: (msg) => { if (msg.push === "queue") followCounter(); },
     onState: (s) => { $("conn").textContent = s; },
     onFatal: (err) => { S.error = `${err.code}: ${err.message}`; render(); },
   }).start();

@@ -94,6 +94,9 @@ def test_death_1_forms_filled_typed_once_printed_as_a4_and_seen_by_the_next_depa
         pdfs[form] = _pdf_text(one.pdf(format="A4", print_background=True), tmp_path, form)
         one.close()
     as_counter(live, 1, ("complete", {}))
+    # the ticket left counter 1: its page drops the values at the next queue update
+    page.wait_for_function("document.querySelectorAll('.sheet').length === 0")
+    assert "酒田" not in page.content()
 
     # the next department (国保年金課, counter 5) sees the same values without typing
     as_counter(live, 5, ("open", {}), ("call", {"ticket": tid}), ("start", {}))
