@@ -9,6 +9,8 @@ const L = { i18n: null, list: null, lang: null, loading: false };
 window.__list = L;
 const $ = (id) => document.getElementById(id);
 const t = (key, fields = {}) => L.i18n.t(key, L.lang, fields);
+// catalogue readings {市民課|しみんか} show as 市民課（しみんか）, as on the rest of the page
+const ruby = (x) => String(x).replace(/\{([^{}|]+)\|([^{}|]+)\}/g, "$1（$2）");
 const LIVE = { done: "done", called: "now", serving: "now", ready: "next", pending: "next", no_show: "skipped", cancelled: "skipped" };
 
 function liveStates() {
@@ -33,10 +35,10 @@ function render() {
       return el("li", { class: `pstep ${state}`, "data-state": state, "data-department": s.department }, [
         el("h3", {}, [el("span", { class: "pstate" }, t(`list.state.${state}`)), ` ${pick(s.name, L.lang)}${ja}`]),
         el("ul", {}, s.procedures.map((p) => el("li", { class: "proc" }, [
-          el("strong", {}, p.name.replace(/\{([^{}|]+)\|([^{}|]+)\}/g, "$1（$2）")),
-          p.deadline ? el("div", { class: "deadline" }, t("list.deadline", { deadline: p.deadline })) : null,
-          p.documents.length ? el("div", { class: "docs" }, t("list.documents", { documents: p.documents.join(" / ") })) : null,
-          p.alternative ? el("div", { class: "alt" }, [t("list.online"), " ", el("a", { href: p.alternative.url }, p.alternative.text)]) : null,
+          el("strong", {}, ruby(p.name)),
+          p.deadline ? el("div", { class: "deadline" }, t("list.deadline", { deadline: ruby(p.deadline) })) : null,
+          p.documents.length ? el("div", { class: "docs" }, t("list.documents", { documents: p.documents.map(ruby).join(" / ") })) : null,
+          p.alternative ? el("div", { class: "alt" }, [t("list.online"), " ", el("a", { href: p.alternative.url }, ruby(p.alternative.text))]) : null,
         ]))),
       ]);
     })),

@@ -179,3 +179,29 @@ def test_the_forms_page_table_has_every_language_and_every_key_it_uses():
             text = p.read_text(encoding="utf-8")
             used |= set(re.findall(r'data-t="([\w.]+)"', text)) | set(re.findall(r'\bt[l]?\("([\w.]+)"', text))
     assert used and sorted(used - set(table)) == []
+
+
+def test_visit_list_states_follow_the_ticket(catalogue):
+    from queue_server.model import RouteStep
+    from queue_server.visit_list import visit_list
+    from tests.queue_server.core_helpers import lobby, ticket
+
+    cat, site = catalogue
+    names = {k: v["name"] for k, v in site["departments"].items()}
+    lb = lobby((1, ("shimin",)), (5, ("hoken_nenkin",)), (6, ("kaigo",)))
+    route = (RouteStep("shimin", ("head_of_household_change",), (), 10),
+             RouteStep("hoken_nenkin", ("kouki_funeral_grant",), (0,), 8),
+             RouteStep("kaigo", ("care_insurance_loss",), (0,), 5))
+    t = ticket(1, route=route)
+    lb.apply(lb.issue(t, {}))
+    got = visit_list(cat, lb.tickets[t.id], names, "en")
+    assert [s["state"] for s in got["steps"]] == ["next", "later", "later"]
+    assert got["steps"][0]["procedures"][0]["name"] == "Change of head of household"
+    assert got["steps"][0]["procedures"][0]["deadline"] and got["steps"][0]["procedures"][0]["documents"]
+    lb.apply(lb.call_next(1, 1.0)[1])
+    assert [s["state"] for s in visit_list(cat, lb.tickets[t.id], names, "ja")["steps"]] == ["now", "later", "later"]
+    lb.apply(lb.start(1, 2.0))
+    lb.apply(lb.complete(1, 3.0)[1])
+    got = visit_list(cat, lb.tickets[t.id], names, "ja")
+    assert [s["state"] for s in got["steps"]][0] == "done" and "next" in [s["state"] for s in got["steps"]]
+    assert got["steps"][0]["name"]["ja"] == "市民課"
