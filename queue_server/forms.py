@@ -194,3 +194,22 @@ def check_values(values: Mapping[str, object], allowed: Iterable[str]) -> dict[s
             raise FormError(f"values.{k}: at most {MAX_VALUE} characters")
         out[k] = v.strip()
     return out
+
+
+def check_forms(directory: Path, procedures: Mapping[str, str | None]) -> list[tuple[str, str]]:
+    """Problems of config/forms/ as (file, message): unreadable forms, unknown procedure ids, and a
+    form whose department is not its procedures' (``procedures``: id -> department)."""
+    out: list[tuple[str, str]] = []
+    for path in sorted(Path(directory).glob("*.toml")):
+        try:
+            with path.open("rb") as fh:
+                form = parse_form(tomllib.load(fh), path.name)
+        except (FormError, tomllib.TOMLDecodeError) as e:
+            out.append((str(path), str(e)))
+            continue
+        for p in form.procedures:
+            if p not in procedures:
+                out.append((str(path), f"procedures: {p!r} is not a catalogue procedure"))
+            elif procedures[p] != form.department:
+                out.append((str(path), f"department {form.department!r}: {p!r} is done at {procedures[p]!r}"))
+    return out

@@ -205,3 +205,16 @@ def test_visit_list_states_follow_the_ticket(catalogue):
     got = visit_list(cat, lb.tickets[t.id], names, "ja")
     assert [s["state"] for s in got["steps"]][0] == "done" and "next" in [s["state"] for s in got["steps"]]
     assert got["steps"][0]["name"]["ja"] == "市民課"
+
+
+def test_check_config_names_a_form_with_an_unknown_procedure(tmp_path, catalogue):
+    cat, _ = catalogue
+    procs = {k: p.department for k, p in cat.procedures.items()}
+    assert F.check_forms(ROOT / "config" / "forms", procs) == []
+    text = (ROOT / "config" / "forms" / "sousaihi.toml").read_text(encoding="utf-8")
+    (tmp_path / "bad.toml").write_text(text.replace('"kouki_funeral_grant"', '"no_such_procedure"'), encoding="utf-8")
+    (tmp_path / "moved.toml").write_text(text.replace('department = "hoken_nenkin"', 'department = "shimin"'),
+                                         encoding="utf-8")
+    got = F.check_forms(tmp_path, procs)
+    assert any("bad.toml" in f and "no_such_procedure" in m for f, m in got)
+    assert any("moved.toml" in f and "is done at 'hoken_nenkin'" in m for f, m in got)
