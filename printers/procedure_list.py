@@ -7,7 +7,8 @@ no ruby: catalogue readings {市民課|しみんか} print as 市民課（しみ
 same two renderers as the ticket.
 
 Whether it prints is config: ``[printing] list = "always" | "on_request" | "never"`` in
-config/printing.toml (default "always"); ``on_request`` prints it only when the citizen asks.
+config/printing.toml (default "always"); with ``on_request`` the kiosk does not print it (the
+counter prints it on A4 when the citizen asks, the phone page shows it); a kiosk button is to come.
 """
 
 from __future__ import annotations
