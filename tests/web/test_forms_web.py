@@ -5,6 +5,7 @@ A4 PDFs with the values in them, and the next department's page shows the same v
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -137,6 +138,22 @@ def test_death_1_forms_filled_typed_once_printed_as_a4_and_seen_by_the_next_depa
         assert "酒田太郎" in flat.replace("\u3000", ""), form
     assert "令和8年11月27日" in pdfs["sousaihi"][1].replace(" ", "")
     assert "1980年2月17日" in pdfs["sousaihi"][1].replace(" ", "")
+
+    # the visit closes (the rest of the route, counter by counter): nothing typed or read from the
+    # card is left in the database or its WAL after a checkpoint
+    as_counter(live, 5, ("complete", {}))
+    for n in (6, 12, 10, 10, 11):
+        as_counter(live, n, ("open", {}), ("call", {"ticket": tid}), ("start", {}), ("complete", {}))
+    nxt.wait_for_function("document.querySelectorAll('.sheet').length === 0")
+    db = Path(live.db_url.removeprefix("sqlite:///"))
+    con = sqlite3.connect(db)
+    state = con.execute("SELECT closed FROM tickets WHERE id = ?", (tid,)).fetchone()
+    con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    con.close()
+    assert state == ("done",), state
+    blob = b"".join(p.read_bytes() for p in db.parent.iterdir() if p.name.startswith(db.name))
+    for v in ("酒田　太郎", "令和8年11月27日", PREFILL["name"], PREFILL["address"]):
+        assert v.encode() not in blob, v
 
 
 def test_without_a_card_the_forms_say_so_and_leave_the_informant_empty(live, context):
