@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # What the demo needs (CJK font, GL for Kivy) and what the full test suite needs on top
 # (pcscd + virtual reader, PostgreSQL, chromium, offline speech, QR decoding, Xvfb).
 DEMO_APT := fonts-ipaexfont-gothic fonts-noto-cjk fonts-nanum fonts-droid-fallback libgl1 libgl1-mesa-dri libegl1 libmtdev1 swig libpcsclite-dev espeak-ng sox
-TEST_APT := $(DEMO_APT) pcscd vsmartcard-vpcd postgresql chromium libzbar0 xvfb
+TEST_APT := $(DEMO_APT) pcscd vsmartcard-vpcd postgresql chromium libzbar0 xvfb poppler-utils
 
 .PHONY: demo test setup setup-test apt-demo apt-test lint bench clean
 

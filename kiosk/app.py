@@ -370,6 +370,14 @@ class KioskShell:
                 self.post(F.PrintFailed("printer_error", "error.printer_error", type(e).__name__))
             else:
                 self.post(F.Printed())
+                # the personal procedure list follows on the same roll ([printing] list, config/printing.toml)
+                from printers.procedure_list import list_mode, print_list
+
+                try:
+                    if list_mode(s.config_dir) == "always":
+                        print_list(s.printer, c.result, c.lang, s.renderer, s.printer_width, s.printer_timeout)
+                except Exception as e:  # noqa: BLE001 - the ticket is out; the list is a bonus
+                    log.warning("kiosk: the procedure list did not print: %s", type(e).__name__)
 
         threading.Thread(target=go, name="kiosk-print", daemon=True).start()
 

@@ -303,6 +303,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         problems += validate_catalogue(cat_dir, raw)
     else:
         problems.append(Problem(str(cat_dir), "-", "no catalogue folder"))
+    if (config_dir / "forms").is_dir():  # 書かない窓口 forms (docs/forms.md)
+        from .forms import check_forms
+
+        try:
+            from .catalogue import load_catalogue
+
+            procs = {k: p.department for k, p in load_catalogue(cat_dir, raw).procedures.items()}
+        except Exception:  # noqa: BLE001 - the catalogue's own problems are listed above
+            procs = None
+        if procs is not None:
+            problems += [Problem(f, "-", m) for f, m in check_forms(config_dir / "forms", procs)]
     root = Path(__file__).resolve().parent.parent
     for table in sorted(root.glob("*/messages.toml")) + sorted(root.glob("*/*/messages.toml")):
         try:

@@ -113,6 +113,10 @@ FIELDS: dict[str, dict[str, Field]] = {
     "close": {},
     "queue": {},
     "current": {},
+    # counter: forms of the visit (queue_server/forms_api.py; values kept in memory only)
+    "forms": {},
+    "form_values": {"values": _F(Map(Text(64, 1), Text(200), 100), True)},  # forms.MAX_VALUE characters
+    "forms_printed": {"forms": _F(Array(Text(64, 1), 32, 1), True)},
     # public
     "status": {},
     # admin
@@ -135,7 +139,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"ping", "plan", "issue", "help", "device_fault"}),
     "counter": frozenset(
         {"ping", "call_next", "call", "recall", "start", "complete", "transfer", "add_procedure", "no_show",
-         "requeue", "open", "pause", "close", "queue", "current"}
+         "requeue", "open", "pause", "close", "queue", "current", "forms", "form_values", "forms_printed"}
     ),
     "display": frozenset({"ping"}),
     "public": frozenset({"ping", "status"}),

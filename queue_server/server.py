@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from . import leader, planner_api
+from . import forms_api, kpi_forms, leader, planner_api
 from . import protocol as P
 from .config import CityConfig
 from .estimators import wait_fields
@@ -53,6 +53,7 @@ WEB_ROOTS = {
     "/status/": ROOT / "display_board" / "status_web",
     "/admin/": ROOT / "counter" / "admin_web",
     "/plan/": ROOT / "display_board" / "plan_web",  # the public planning page (docs/planning.md)
+    "/forms/": ROOT / "counter" / "forms_web",
 }
 REPLAY_PAGE = 500  # call events read per query when a board resyncs
 MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
@@ -150,6 +151,7 @@ class Metrics:
         for c in server.clients:
             roles[c.role or "none"] = roles.get(c.role or "none", 0) + 1
         lines += [f'madoguchi_connections{{role="{r}"}} {n}' for r, n in sorted(roles.items())]
+        lines += kpi_forms.metrics_lines(server.forms_desk)  # 書かない窓口 counts (docs/forms.md)
         lines += ["# HELP madoguchi_waiting Tickets waiting, by site.", "# TYPE madoguchi_waiting gauge"]
         for key, hub in server.hubs.items():
             waiting = sum(1 for t in hub.lobby.open_tickets() if t.active_step is None)
@@ -183,6 +185,7 @@ class QueueServer:
         }
         self.announcer: Any = None  # display_board.announcer.Announcer, started in start()
         self.lease: leader.Lease | None = None  # the lock on the sites' database, set by run_server
+        self.forms_desk = forms_api.FormsDesk.load()  # typed form values: memory only, per open ticket
 
     # ------------------------------------------------------------------ start-up
     def local_day(self, now: float) -> str:
@@ -300,6 +303,8 @@ class QueueServer:
                 planner_api.admit(client, "write")
             if req.type == "plan":
                 return await self._send(client, P.reply(req.id, self._plan(client, req.body)))
+            if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
+                return await self._send(client, P.reply(req.id, forms_api.serve(self, client, req)))
         except Reply as e:
             return await self._send_error(client, req.id, e.code, e.message, e.field)
         idem = req.body.get("idempotency_key")
@@ -655,6 +660,7 @@ class QueueServer:
         }
         ch = hub.lobby.issue(ticket, facts)
         hub.by_token[ticket.public_token] = ticket.id
+        self.forms_desk.on_issue(ticket.id, day, b.get("answers") or {})
         from .journey import plan_to_dict
 
         # what this ticket is shown, logged in its `issued` event (KPI: forecast accuracy)
@@ -786,6 +792,7 @@ class QueueServer:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
             await self._roll_day()
+            self.forms_desk.prune({k: h.lobby for k, h in self.hubs.items()}, {k: h.day for k, h in self.hubs.items()})
             if not self.dirty:
                 continue
             sites, self.dirty = self.dirty, set()
@@ -845,6 +852,8 @@ class QueueServer:
             return _response(HTTPStatus.OK, self._catalogue_json(), "application/json; charset=utf-8")
         if path.startswith("/plan/"):  # the planning page: gzip, one language at a time, the QR
             return planner_api.static(request, path)
+        if path == "/status/list.json":  # the personal list of a ticket (queue_server/visit_list.py)
+            return _list_json(self, request)
         if path == "/admin/api/kpi":
             return self._kpi_api(request)  # a coroutine: websockets awaits it, the loop keeps serving
         if path == "/":
@@ -901,6 +910,15 @@ class QueueServer:
         status, body, ctype, name = await asyncio.to_thread(api_reply, query, self.store.engine, self.city, self.clock())
         extra = {"Content-Disposition": f'attachment; filename="{name}"'} if name else None
         return _response(HTTPStatus(status), body, ctype, extra)
+
+
+def _list_json(server: Any, request: HttpRequest) -> Response:
+    from urllib.parse import parse_qs, urlsplit
+
+    from .visit_list import http_reply
+
+    status, body = http_reply(server, {k: v[-1] for k, v in parse_qs(urlsplit(request.path).query).items()})
+    return _response(HTTPStatus(status), body, "application/json; charset=utf-8")
 
 
 def _catalogue_names(catalogue: Any) -> bytes:

@@ -384,6 +384,8 @@ function signIn(e) {
   const token = $("token").value.trim();
   if (!S.staff || !token) return;
   localStorage.setItem("madoguchi.console.staff", S.staff);
+  // 書かない窓口: the forms of the ticket at this counter open in their own tab (counter/forms_web)
+  $("forms-link").href = `/forms/?${new URLSearchParams({ site: SITE || "", counter: COUNTER, token, staff: S.staff, lang: LANG })}`;
   $("signin-error").textContent = "";
   if (S.link) S.link.stop();
   // signing in opens the counter; a later reconnect does not (a paused counter stays paused)

@@ -1,0 +1,175 @@
+"""Counter messages for the forms of the visit (書かない窓口): ``forms``, ``form_values``, ``forms_printed``.
+
+Where the values live (decided for privacy): ONLY in this process's memory, on a per-ticket
+``Visit`` record — never in the database, the event log, the WAL, a push or a log line. The card
+prefill stays where it is (tickets.prefill, erased at close and at midnight) and is read from the
+store on each request. Consequences, accepted on purpose:
+
+- a server restart forgets typed values: the clerk types them again (the card fields come back,
+  they are in the database until the visit closes);
+- the values are erased as soon as the ticket is closed (done, no-show, cancelled) or its day is
+  over (``prune``, called by the server's flusher every 0.2 s), whichever comes first.
+
+Only a counter with the ticket called or in service there may read or set them (the departments on
+its route, each in turn). Every access is appended to the visit's audit (who, counter, department,
+what, which keys — never the values) and shown on the console.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import forms as F
+from .visit_list import visit_list
+
+ROOT = Path(__file__).resolve().parent.parent
+TYPES = ("forms", "form_values", "forms_printed")
+
+
+@dataclass
+class Visit:
+    day: str
+    answers: dict[str, str] = field(default_factory=dict)
+    asked: dict[str, str] = field(default_factory=dict)
+    typed: set[str] = field(default_factory=set)  # ask keys a clerk typed (KPI: typed vs filled)
+    printed: set[str] = field(default_factory=set)  # form ids printed from the system (KPI)
+    fields: dict[str, dict[str, int]] = field(default_factory=dict)  # form id -> origin -> count, at print
+    eligible: int = 0  # forms the visit's procedures need (KPI denominator)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FormsDesk:
+    """The in-memory side of the forms: values per open ticket, with their audit."""
+
+    def __init__(self, forms: dict[str, F.Form]):
+        self.forms = forms
+        self.visits: dict[str, Visit] = {}
+        self.closed_stats: list[dict[str, Any]] = []  # counts only, per closed visit (kpi_forms)
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> FormsDesk:
+        d = directory or ROOT / "config" / "forms"
+        return cls(F.load_forms(d) if d.is_dir() else {})
+
+    # ------------------------------------------------------------------ hooks from the server
+    def on_issue(self, ticket_id: str, day: str, answers: dict[str, Any]) -> None:
+        """Keep the kiosk answers of a new ticket for the forms (memory only, like the values)."""
+        self.visits[ticket_id] = Visit(day, {k: v for k, v in answers.items() if isinstance(v, str)})
+
+    def prune(self, lobbies: dict[str, Any], today: dict[str, str]) -> int:
+        """Erase the values of every visit that is closed, gone or of an earlier day."""
+        gone = []
+        for tid in self.visits:
+            t = None
+            for lobby in lobbies.values():
+                t = lobby.tickets.get(tid)
+                if t is not None:
+                    break
+            if t is None or t.closed is not None or t.day < today.get(t.site, t.day):
+                gone.append(tid)
+        for tid in gone:
+            v = self.visits.pop(tid)
+            self.closed_stats.append(self._stats(v))
+            del self.closed_stats[:-10000]
+        return len(gone)
+
+    # ------------------------------------------------------------------ requests
+    def handle(self, kind: str, body: dict[str, Any], *, ticket: Any, card: dict | None, site_name: str,
+               staff: str, counter: int, now: float, departments: dict | None = None) -> dict[str, Any]:
+        """Answer one counter request for the ticket at that counter; raises forms.FormError."""
+        visit = self.visits.get(ticket.id)
+        if visit is None:  # issued before a restart: the answers are gone, the card is not
+            visit = self.visits[ticket.id] = Visit(ticket.day)
+        step = ticket.active_step
+        department = step.department if step else ""
+        route_procs = [p for s in ticket.steps for p in s.procedures]
+        visit_forms = F.forms_for(self.forms, route_procs)
+        keys = F.ask_keys(visit_forms)
+        action, names = "read", []
+        if kind == "form_values":
+            values = F.check_values(body.get("values") or {}, keys)
+            changed = sorted(k for k, v in values.items() if visit.asked.get(k, "") != v)
+            for k in changed:
+                if values[k]:
+                    visit.asked[k] = values[k]
+                    visit.typed.add(k)
+                else:
+                    visit.asked.pop(k, None)
+            action, names = "entered", changed
+        elif kind == "forms_printed":
+            ids = [f for f in body.get("forms") or [] if isinstance(f, str)]
+            unknown = [f for f in ids if f not in {x.id for x in visit_forms}]
+            if unknown:
+                raise F.FormError(f"forms: {unknown[0]!r} is not a form of this visit")
+            visit.printed.update(ids)
+            action, names = "printed", ids
+        visit.audit.append({"at": now, "staff": staff, "counter": counter, "department": department,
+                            "action": action, "keys": names})
+        del visit.audit[:-200]
+        tk = {"date": _jdate(ticket.day), "site": site_name, "number": ticket.label}
+        here = [f for f in visit_forms if f.department == department]
+        filled = [F.fill(f, card=card, answers=visit.answers, ticket=tk, asked=visit.asked) for f in visit_forms]
+        visit.eligible = len(visit_forms)
+        if kind == "forms_printed":
+            from .kpi_forms import count_fields
+
+            for x in filled:
+                if x["id"] in names:
+                    visit.fields[x["id"]] = count_fields(x)
+        labels = {}
+        for f in visit_forms:
+            for fld in f.fields:
+                if fld.kind == "ask":
+                    labels.setdefault(fld.key, fld.label)
+        return {
+            "ticket": {"id": ticket.id, "number": ticket.label, "lang": ticket.lang, "department": department,
+                       "date": tk["date"], "site": site_name},
+            "card": card is not None,
+            "forms": [x for x in filled if x["id"] in {f.id for f in here}],
+            "other_forms": [{"id": x["id"], "name": x["name"], "department": x["department"],
+                             "department_name": dict((departments or {}).get(x["department"], {}))}
+                            for x in filled if x["id"] not in {f.id for f in here}],
+            "ask": [{"key": k, "label": labels[k], "value": visit.asked.get(k, "")} for k in keys],
+            "audit": visit.audit[-50:],
+            "departments": {d: dict((departments or {}).get(d, {})) for d in {a["department"] for a in visit.audit} if d},
+        }
+
+    # ------------------------------------------------------------------ KPI (counts, no values)
+    def _stats(self, v: Visit) -> dict[str, Any]:
+        totals: dict[str, int] = {}
+        for counts in v.fields.values():
+            for k, n in counts.items():
+                totals[k] = totals.get(k, 0) + n
+        return {"day": v.day, "printed": len(v.printed), "typed": len(v.typed), "eligible": v.eligible,
+                "fields": totals}
+
+    def live_stats(self) -> list[dict[str, Any]]:
+        return [self._stats(v) for v in self.visits.values()]
+
+
+def _jdate(day: str) -> str:
+    y, m, d = day.split("-")
+    return f"{y}年{int(m)}月{int(d)}日"
+
+
+def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
+    """The server's hook: check the counter has the ticket, then ``FormsDesk.handle``."""
+    from .server import Reply
+
+    desk = server.forms_desk
+    hub = server.hubs[client.site]
+    ticket = hub.lobby.ticket_at(client.counter)
+    if ticket is None:
+        raise Reply("no_current_ticket", "the counter has no ticket called or in service")
+    card = server.store.prefill(ticket.id)  # the card's 基本4情報, erased with the visit
+    try:
+        out = desk.handle(req.type, req.body, ticket=ticket, card=card, site_name=hub.config.name.get("ja", hub.key),
+                          staff=client.staff, counter=client.counter, now=server.clock(),
+                          departments=hub.config.department_names)
+    except F.FormError as e:
+        raise Reply("bad_field", str(e), "values" if req.type == "form_values" else "forms") from None
+    # the personal list in the citizen's language, for the A4 booklet with the done steps ticked
+    out["list"] = visit_list(server.catalogue, ticket, hub.config.department_names, ticket.lang)
+    return out
