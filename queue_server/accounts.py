@@ -7,7 +7,7 @@ Pure apart from Argon2 hashing (CPU only). No clock: callers pass ``now``.
   its own bind and names it in config/consultation.toml (``directory = "ldap"``: ``LdapDirectory``
   below is the stub to fill in). Departments and roles always come from config, never from the
   directory, so the access rules stay in one reviewed file.
-- ``Throttle`` slows brute force: after ``free`` failures per identifier *and* per address, each
+- ``Throttle`` slows brute force: after a few failures per identifier *and* per address, each
   further attempt must wait an exponentially growing delay. Kept in memory: a restart forgets it,
   which costs an attacker a restart they cannot cause.
 - Sessions: a fresh random token at every sign-in (never one the client chose: no fixation); the
@@ -82,7 +82,8 @@ class LdapDirectory:
 
 @dataclass
 class Throttle:
-    free: int = 3
+    free: int = 3  # per identifier
+    free_address: int = 20  # per address: staff PCs behind one NAT share it, so allow more typos
     first_delay: float = 2.0
     max_delay: float = 300.0
     failures: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (count, last failure)
@@ -92,8 +93,9 @@ class Throttle:
         left = 0.0
         for k in keys:
             n, last = self.failures.get(k, (0, 0.0))
-            if n >= self.free:
-                delay = min(self.max_delay, self.first_delay * 2 ** (n - self.free))
+            free = self.free_address if k.startswith("ip:") else self.free
+            if n >= free:
+                delay = min(self.max_delay, self.first_delay * 2 ** (n - free))
                 left = max(left, last + delay - now)
         return max(0.0, left)
 

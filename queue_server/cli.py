@@ -97,6 +97,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         print(e)
         return 1
     qs = QueueServer(city, store, tokens, catalogue)
+    qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
 
     def ready(port: int) -> None:
         print(f"madoguchi server listening on ws://{args.host}:{port}/ws", flush=True)
@@ -163,6 +164,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(e)
         return 1
     qs = QueueServer(city, store, tokens, catalogue)
+    qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
     kiosk: list[subprocess.Popen] = []  # child processes: the kiosk window and the busy-lobby simulation
 
     def ready(port: int) -> None:

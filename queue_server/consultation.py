@@ -60,6 +60,7 @@ class Rules:
     idle_seconds: float
     absolute_seconds: float
     free_attempts: int
+    free_attempts_address: int
     first_delay: float
     max_delay: float
     retention_days: Mapping[str, int]  # consultation, handover, audit, session
@@ -120,6 +121,7 @@ def parse_rules(raw: Mapping[str, Any], departments: set[str], source: str = "co
         idle_seconds=float(ses.get("idle_minutes", 30)) * 60,
         absolute_seconds=float(ses.get("absolute_hours", 10)) * 3600,
         free_attempts=int(sign.get("free_attempts", 3)),
+        free_attempts_address=int(sign.get("free_attempts_per_address", 20)),
         first_delay=float(sign.get("first_delay_seconds", 2)),
         max_delay=float(sign.get("max_delay_seconds", 300)),
         retention_days=retention,

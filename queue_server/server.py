@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from . import leader
+from . import consultation_api, leader
 from . import protocol as P
 from .config import CityConfig
 from .hub import SiteHub, make_hub
@@ -49,6 +49,7 @@ WEB_ROOTS = {
     "/counter/": ROOT / "counter" / "web",
     "/status/": ROOT / "display_board" / "status_web",
     "/admin/": ROOT / "counter" / "admin_web",
+    "/consult/": ROOT / "counter" / "consult_web",
 }
 MAX_BATCH = 256
 FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
@@ -211,6 +212,8 @@ class QueueServer:
             self.clients.discard(client)
 
     async def _on_message(self, client: Client, raw: str | bytes) -> None:
+        if client.role == "staff" or (not client.role and consultation_api.is_staff_hello(raw)):
+            return await consultation_api.attach(self).on_message(client, raw)  # people, not devices: own module
         try:
             req = P.parse(raw)
         except P.ProtocolError as e:
