@@ -329,7 +329,7 @@ class ConsultationApi:
         key = self._key(b["citizen"])
         rows = await asyncio.to_thread(db.consultations_for, self.engine, key)
         seen = [r for r in rows if consultation.record_visible(who, self.rules, r)]
-        await self._audit(now, who.identifier, "search", "citizen", key[:16], reason, f"{len(seen)} shown")
+        await self._audit(now, who.identifier, "search", "citizen", key[:16], reason, f"shown:{len(seen)}")
         return {"records": [self._record_view(r) for r in seen], "found": bool(seen)}
 
     def _record_view(self, r: dict[str, Any]) -> dict[str, Any]:
@@ -381,7 +381,7 @@ class ConsultationApi:
         now = self.clock()
         for r in seen:
             await self._audit(now, who.identifier, "handover_list", "handover", r["id"],
-                              "ticket called" if ticket else "inbox")
+                              "ticket_called" if ticket else "inbox")
         return {"handovers": [self._sheet_view(r) for r in seen]}
 
     async def _m_handover(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
@@ -427,7 +427,7 @@ class ConsultationApi:
             raise Refusal("no_rights")
         limit = max(1, min(int(b.get("limit") or 200), 1000))
         rows = await asyncio.to_thread(db.audit_entries, self.engine, limit)
-        await self._audit(now, who.identifier, "audit_read", outcome=f"{len(rows)} rows")
+        await self._audit(now, who.identifier, "audit_read", outcome=f"rows:{len(rows)}")
         return {"entries": [{**r, "when": self._day(r["at"])} for r in rows]}
 
 
