@@ -54,6 +54,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "take_over": {"handover": (_S, True)},
     "audit": {"limit": (_I, False)},
 }
+PURGE_EVERY = 3600.0  # seconds between retention runs
 OPEN_MESSAGES = frozenset({"hello", "ping", "sign_in", "resume"})
 
 ERRORS = {
@@ -146,11 +147,26 @@ class ConsultationApi:
         self.throttle = accounts.Throttle(r.free_attempts, r.free_attempts_address, r.first_delay, r.max_delay) if r else accounts.Throttle()
         self.directory: accounts.Directory = accounts.LocalDirectory(lambda i: db.password_hash(self.engine, i))
         self.states: weakref.WeakKeyDictionary[Any, StaffState] = weakref.WeakKeyDictionary()
+        self.last_purge: float | None = None
+
+    async def maybe_purge(self) -> dict[str, int] | None:
+        """The retention job, at most hourly, run by staff activity (and by `run.py consultation-purge`
+        from cron for a server nobody signs in to)."""
+        now = self.clock()
+        if self.rules is None or (self.last_purge is not None and now - self.last_purge < PURGE_EVERY):
+            return None
+        self.last_purge = now
+        cutoffs = consultation.purge_before(now, self.rules.retention_days)
+        counts = await asyncio.to_thread(db.purge, self.engine, cutoffs, self.rules.idle_seconds)
+        if any(counts.values()):
+            log.info("consultation retention: deleted %s", counts)
+        return counts
 
     # ------------------------------------------------------------------ framing
     async def on_message(self, client: Any, raw: str | bytes) -> None:
         rid = None
         try:
+            await self.maybe_purge()
             req = self._parse(raw)
             rid = req.id
             result = await self._dispatch(client, req)

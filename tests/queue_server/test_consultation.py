@@ -191,3 +191,28 @@ def test_the_audit_table_refuses_updates(store):
     with pytest.raises(Exception, match="append-only"), store.engine.begin() as c:
         c.execute(text("UPDATE consultation_audit SET actor = 'someone else'"))
     assert db.audit_entries(store.engine)[0]["actor"] == "a"
+
+
+def test_the_server_runs_the_retention_job_hourly_by_its_clock(store):
+    """The staff role's shell runs the deletion job itself, at most hourly, on its injected clock."""
+    from types import SimpleNamespace
+
+    from queue_server.consultation_api import ConsultationApi
+
+    now = [1000 * 86400.0]
+    server = SimpleNamespace(store=store, clock=lambda: now[0], city=CITY, hubs={})
+    api = ConsultationApi(server, rules=RULES, pepper=PEPPER)
+    e = store.engine
+    old = db.add_consultation(e, {"citizen_key": "k", "at": now[0] - 1826 * 86400, "department": "kosodate",
+                                  "consultant": "a", "topic": "other", "status": "open", "consent": True})
+    import asyncio
+
+    assert asyncio.run(api.maybe_purge())["consultation"] == 1
+    assert db.consultation(e, old) is None
+    soon = db.add_consultation(e, {"citizen_key": "k", "at": now[0] - 1824.99 * 86400, "department": "kosodate",
+                                   "consultant": "a", "topic": "other", "status": "open", "consent": True})
+    now[0] += 1800
+    assert asyncio.run(api.maybe_purge()) is None  # not again within the hour
+    now[0] += 1801
+    assert asyncio.run(api.maybe_purge())["consultation"] == 1
+    assert db.consultation(e, soon) is None
