@@ -53,6 +53,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "handover": {"handover": (_S, True), "reason": (_S, False)},  # not "id": that is the request's own id
     "take_over": {"handover": (_S, True)},
     "audit": {"limit": (_I, False)},
+    "kpi": {"from": (_S, True), "to": (_S, True)},
 }
 PURGE_EVERY = 3600.0  # seconds between retention runs
 OPEN_MESSAGES = frozenset({"hello", "ping", "sign_in", "resume"})
@@ -74,6 +75,7 @@ ERRORS = {
     "already_taken": "the handover was already taken over",
     "bad_citizen": "the citizen key is incomplete or malformed",
     "bad_status": "no such status",
+    "bad_period": "from and to must be dates (YYYY-MM-DD), from not after to, at most 366 days",
 }
 
 
@@ -308,6 +310,7 @@ class ConsultationApi:
             "general_department": self.rules.general_department,
             "may_search": consultation.may_search(who, self.rules),
             "may_audit": consultation.may_read_audit(who),
+            "may_kpi": who.role in ("admin", "general"),
         }
 
     # ------------------------------------------------------------------ the index
@@ -445,6 +448,32 @@ class ConsultationApi:
         rows = await asyncio.to_thread(db.audit_entries, self.engine, limit)
         await self._audit(now, who.identifier, "audit_read", outcome=f"rows:{len(rows)}")
         return {"entries": [{**r, "when": self._day(r["at"])} for r in rows]}
+
+    async def _m_kpi(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
+        """Aggregates only (consultation_kpi.py), for admins and the 福祉総合相談係."""
+        from .consultation_kpi import compute
+
+        if who.role not in ("admin", "general"):
+            raise Refusal("no_rights")
+        start, end = _period(b, self.server.tz)
+        cons, hand = await asyncio.to_thread(db.period_rows, self.engine, start, end)
+        await self._audit(self.clock(), who.identifier, "kpi_read", reason=f"{b['from']}..{b['to']}")
+        return {"from": b["from"], "to": b["to"], **compute(cons, hand)}
+
+
+def _period(b: dict[str, Any], tz: Any) -> tuple[float, float]:
+    """[start, end) in epoch seconds of the local days from..to inclusive."""
+    from datetime import date, timedelta
+
+    try:
+        first, last = date.fromisoformat(b["from"]), date.fromisoformat(b["to"])
+    except ValueError:
+        raise Refusal("bad_period", "from") from None
+    if last < first or (last - first).days > 366:
+        raise Refusal("bad_period", "to")
+    start = datetime.combine(first, datetime.min.time(), tz).timestamp()
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tz).timestamp()
+    return start, end
 
 
 def _me(a: StaffAccount) -> dict[str, Any]:

@@ -243,3 +243,14 @@ def purge(engine: Engine, cutoffs: Mapping[str, float], idle_seconds: float) -> 
         counts["session"] = c.execute(delete(StaffSessionRow).where(
             StaffSessionRow.last_seen < cutoffs["session"] - idle_seconds)).rowcount
     return counts
+
+
+def period_rows(engine: Engine, start: float, end: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Index records and handovers created in [start, end), for the KPIs."""
+    with engine.connect() as c:
+        cons = c.execute(select(ConsultationRow.department, ConsultationRow.consent, ConsultationRow.citizen_key)
+                         .where(ConsultationRow.at >= start, ConsultationRow.at < end)).all()
+        hand = c.execute(select(HandoverRow.from_department, HandoverRow.to_department, HandoverRow.created_at,
+                                HandoverRow.status, HandoverRow.taken_at)
+                         .where(HandoverRow.created_at >= start, HandoverRow.created_at < end)).all()
+    return [dict(r._mapping) for r in cons], [dict(r._mapping) for r in hand]

@@ -81,7 +81,7 @@ async function enter(me) {
     departments: me.departments.map(dept).join("・") || "—" });
   fillSelect($("r-department"), me.departments, dept);
   fillSelect($("r-topic"), Object.keys(S.options.topics), topic);
-  const tabs = { record: me.role !== "admin", search: me.role !== "admin", handovers: me.role !== "admin", audit: S.options.may_audit };
+  const tabs = { record: me.role !== "admin", search: me.role !== "admin", handovers: me.role !== "admin", audit: S.options.may_audit, kpi: S.options.may_kpi };
   for (const b of document.querySelectorAll("#tabs button")) b.hidden = !tabs[b.dataset.tab];
   const first = params.get("ticket") && tabs.handovers ? "handovers" : Object.keys(tabs).find((k) => tabs[k]);
   showTab(first);
@@ -93,6 +93,9 @@ async function enter(me) {
   } else if (first === "audit") {
     showAudit();
   }
+  const today = new Date(Date.now() + 9 * 3600 * 1000).toISOString().slice(0, 10);  // the city's date (JST)
+  $("k-to").value = today;
+  $("k-from").value = `${today.slice(0, 8)}01`;
 }
 
 function fillSelect(sel, keys, label) {
@@ -202,6 +205,30 @@ function outcome(code) {
   return code in (S.options?.departments || {}) ? dept(code) : known("outcome", code);
 }
 
+// ------------------------------------------------------------------ KPIs (aggregates only)
+async function showKpi(e) {
+  if (e) e.preventDefault();
+  const k = await call("kpi", { from: $("k-from").value, to: $("k-to").value });
+  const h = k.handovers;
+  const num = (v) => (v === null || v === undefined ? "—" : String(v));
+  const rows = [
+    ["c.kpi_consultations", k.consultations], ["c.kpi_citizens", k.citizens],
+    ["c.kpi_repeat", k.repeat_citizens], ["c.kpi_multi", k.multi_department_citizens],
+    ["c.kpi_handovers", h.created], ["c.kpi_taken", h.taken], ["c.kpi_open", h.open],
+    ["c.kpi_hours_median", num(h.hours_to_take_over_median)], ["c.kpi_hours_p90", num(h.hours_to_take_over_p90)],
+  ];
+  $("kpi-result").replaceChildren(
+    el("table", { class: "list", id: "kpi-table" }, el("tbody", {}, rows.map(([key, v]) => el("tr", {}, el("th", {}, t(key)), el("td", {}, v))))),
+    el("h3", {}, t("c.kpi_by_department")),
+    el("table", { class: "list", id: "kpi-departments" },
+      el("thead", {}, el("tr", {}, ["c.department", "c.kpi_consultations", "c.kpi_consent_share"].map((x) => el("th", {}, t(x))))),
+      el("tbody", {}, Object.entries(k.departments).map(([d, v]) => el("tr", {},
+        el("td", {}, dept(d)), el("td", {}, v.consultations), el("td", {}, `${Math.round(v.consent_share * 100)}%`))))),
+    el("h3", {}, t("c.kpi_routes")),
+    el("table", { class: "list", id: "kpi-routes" }, el("tbody", {}, h.routes.map((r) => el("tr", {},
+      el("td", {}, t("c.sheet_head", { from: dept(r.from), to: dept(r.to) })), el("td", {}, r.count))))));
+}
+
 // ------------------------------------------------------------------ connection
 async function onReady(result) {
   if (result.staff) {
@@ -231,10 +258,12 @@ async function main() {
   $("ticket-form").addEventListener("submit", (e) => { e.preventDefault(); showHandovers($("t-number").value.trim() || null).catch(() => {}); });
   $("inbox").addEventListener("click", () => { $("t-number").value = ""; showHandovers(null).catch(() => {}); });
   $("audit-refresh").addEventListener("click", () => showAudit().catch(() => {}));
+  $("kpi-form").addEventListener("submit", (e) => showKpi(e).catch(() => {}));
   for (const b of document.querySelectorAll("#tabs button")) {
     b.addEventListener("click", () => {
       showTab(b.dataset.tab);
       if (b.dataset.tab === "audit") showAudit().catch(() => {});
+      if (b.dataset.tab === "kpi") showKpi().catch(() => {});
       if (b.dataset.tab === "handovers") showHandovers($("t-number").value.trim() || null).catch(() => {});
     });
   }

@@ -216,3 +216,26 @@ def test_the_server_runs_the_retention_job_hourly_by_its_clock(store):
     now[0] += 1801
     assert asyncio.run(api.maybe_purge())["consultation"] == 1
     assert db.consultation(e, soon) is None
+
+
+def test_kpis_from_records_and_handovers():
+    from queue_server.consultation_kpi import compute
+
+    cons = [{"department": "kosodate", "consent": True, "citizen_key": "a"},
+            {"department": "kosodate", "consent": False, "citizen_key": "b"},
+            {"department": "shogai", "consent": True, "citizen_key": "a"},
+            {"department": "kosodate", "consent": True, "citizen_key": "c"},
+            {"department": "kosodate", "consent": True, "citizen_key": "c"}]
+    hand = [{"from_department": "kosodate", "to_department": "shogai", "created_at": 0.0, "status": "taken", "taken_at": 7200.0},
+            {"from_department": "kosodate", "to_department": "shogai", "created_at": 0.0, "status": "taken", "taken_at": 3600.0},
+            {"from_department": "kosodate", "to_department": "soudan", "created_at": 0.0, "status": "open", "taken_at": None}]
+    k = compute(cons, hand)
+    assert k["consultations"] == 5 and k["citizens"] == 3
+    assert k["departments"]["kosodate"] == {"consultations": 4, "with_consent": 3, "consent_share": 0.75}
+    assert k["repeat_citizens"] == 2 and k["multi_department_citizens"] == 1
+    h = k["handovers"]
+    assert (h["created"], h["taken"], h["open"]) == (3, 2, 1)
+    assert h["hours_to_take_over_median"] == 1.0 and h["hours_to_take_over_p90"] == 2.0
+    assert h["routes"] == [{"from": "kosodate", "to": "shogai", "count": 2}, {"from": "kosodate", "to": "soudan", "count": 1}]
+    empty = compute([], [])
+    assert empty["consultations"] == 0 and empty["handovers"]["hours_to_take_over_median"] is None

@@ -187,7 +187,7 @@ def test_bad_input_gets_clear_errors_that_leak_nothing(live):
 
 def test_every_staff_message_without_a_live_session_of_an_allowed_department_returns_no_data(live):
     """Every message × (no hello, hello without sign-in, expired session, 税務課, admin) and every device role."""
-    body = {"citizen": CITIZEN, "reason": "r", "department": "kosodate", "topic": "other", "consent": True,
+    body = {"from": "2026-01-01", "to": "2026-12-31", "citizen": CITIZEN, "reason": "r", "department": "kosodate", "topic": "other", "consent": True,
             "consultation": "x", "to_department": "shogai", "asked": "a", "needed": "n", "handover": "x", "ticket": None}
     data_words = ("records", "handovers", "handover", "entries", "asked", "needed")
 
@@ -202,7 +202,7 @@ def test_every_staff_message_without_a_live_session_of_an_allowed_department_ret
         await ko.close()
         targets = {**body, "consultation": rec["id"], "handover": h["id"]}
         guarded = sorted((m for m in FIELDS if m not in OPEN_MESSAGES), key=lambda m: m == "sign_out")  # last
-        assert len(guarded) == 9
+        assert len(guarded) == 10
 
         # no hello at all: a staff message from an unknown connection is an unknown type
         ws = await connect(live.url)
@@ -238,7 +238,7 @@ def test_every_staff_message_without_a_live_session_of_an_allowed_department_ret
         for ident in ("zeimu01", "admin01"):
             c, _ = await staff(live, ident)
             for m in guarded:
-                if m in ("sign_out", "options", "audit") and ident == "admin01":
+                if m in ("sign_out", "options", "audit", "kpi") and ident == "admin01":
                     continue
                 r = await c.request(m, **targets)
                 assert not leaks(r), (ident, m, r)
@@ -310,4 +310,31 @@ def test_a_page_from_another_origin_cannot_open_a_staff_connection(live):
         await ws.send(json.dumps({"type": "hello", "id": 1, "role": "staff"}))
         assert json.loads(await ws.recv())["result"]["role"] == "staff"
         await ws.close()
+    arun(go())
+
+
+def test_kpis_count_consultations_repeats_and_handover_take_over_for_admins_only(live):
+    citizen = {"name": "鈴木 三郎", "birth_date": "1960-03-03"}
+
+    async def go():
+        ko, _ = await staff(live, "kosodate01")
+        a = await ko.ok("record", citizen=citizen, department="kosodate", topic="childcare", consent=True)
+        await ko.ok("record", citizen={"name": "鈴木三郎", "birth_date": "19600303"}, department="kosodate",
+                    topic="childcare", consent=True)
+        await ko.ok("handover_create", consultation=a["id"], to_department="shogai", asked="a", needed="n")
+        r = await ko.request("kpi", **{"from": "2000-01-01", "to": "2000-01-02"})
+        assert r["error"]["code"] == "no_rights"
+        await ko.close()
+        ad, _ = await staff(live, "admin01")
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+
+        today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+        k = await ad.ok("kpi", **{"from": str(today - timedelta(days=1)), "to": str(today)})
+        assert k["departments"]["kosodate"]["consultations"] >= 2 and k["repeat_citizens"] >= 1
+        assert k["handovers"]["created"] >= 1
+        assert "citizen_key" not in json.dumps(k)
+        bad = await ad.request("kpi", **{"from": "2026-13-01", "to": "2026-12-01"})
+        assert bad["error"]["code"] == "bad_period" and bad["error"]["field"] == "from"
+        await ad.close()
     arun(go())

@@ -126,6 +126,10 @@ def test_consultation_handover_search_rights_and_audit_in_the_browser(live, brow
     page.wait_for_selector("#audit-table")
     rows = [r.inner_text() for r in page.query_selector_all("#audit-table tbody tr")]
     shot(page, "consult_5_admin_audit")
+    page.click("#tabs button[data-tab=kpi]")
+    page.wait_for_selector("#kpi-departments")
+    assert "子育て支援課" in page.text_content("#kpi-departments") and "福祉企画課" in page.text_content("#kpi-routes")
+    shot(page, "consult_6_admin_kpi")
     ctx.close()
 
     def has(actor: str, action: str) -> bool:
