@@ -54,6 +54,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "take_over": {"handover": (_S, True)},
     "audit": {"limit": (_I, False)},
     "kpi": {"from": (_S, True), "to": (_S, True)},
+    "called": {"counter": (_I, True)},
 }
 PURGE_EVERY = 3600.0  # seconds between retention runs
 OPEN_MESSAGES = frozenset({"hello", "ping", "sign_in", "resume"})
@@ -402,6 +403,15 @@ class ConsultationApi:
             await self._audit(now, who.identifier, "handover_list", "handover", r["id"],
                               "ticket_called" if ticket else "inbox")
         return {"handovers": [self._sheet_view(r) for r in seen]}
+
+    async def _m_called(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
+        """The ticket number now at a counter (what the lobby board shows too), so the consultant's
+        page opens that ticket's handovers by itself when their counter calls the citizen."""
+        hub = self.server.hubs[st.site]
+        if b["counter"] not in hub.lobby.counters:
+            raise Refusal("unknown_counter", "counter")
+        t = hub.lobby.ticket_at(b["counter"])
+        return {"ticket": t.label if t is not None else None}
 
     async def _m_handover(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
         row = await asyncio.to_thread(db.handover, self.engine, b["handover"])

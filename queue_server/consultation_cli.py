@@ -17,6 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=cmd_staff_account)
 
+    p = sub.add_parser("consultation-check", help="check config/consultation.toml against site.toml")
+    p.add_argument("--config-dir", default=None, help="folder with site.toml and consultation.toml (default config/)")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("consultation-purge", help="delete consultation records, handovers, audit rows past retention")
     _common(p)
     p.set_defaults(func=cmd_purge)
@@ -27,16 +31,35 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///var/madoguchi.db)")
 
 
-def _setup(args: argparse.Namespace):
+def _rules(args: argparse.Namespace):
     from pathlib import Path
 
     from .config import DEFAULT_CONFIG_DIR, load_city
     from .consultation import load_rules
-    from .storage import Store, default_url
 
     config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
     city = load_city(config_dir / "site.toml")
-    rules = load_rules(config_dir / "consultation.toml", set(city.departments))
+    return load_rules(config_dir / "consultation.toml", set(city.departments))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import sys
+
+    from .consultation import RulesError
+
+    try:
+        rules = _rules(args)
+    except (RulesError, OSError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(f"consultation config OK: {len(rules.staff)} staff accounts, {len(rules.topics)} topics")
+    return 0
+
+
+def _setup(args: argparse.Namespace):
+    from .storage import Store, default_url
+
+    rules = _rules(args)
     store = Store(args.db or default_url())
     store.migrate()
     return rules, store

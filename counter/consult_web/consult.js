@@ -1,6 +1,7 @@
 // Consultation pages for staff (相談): sign in as a person, record that a consultation happened,
 // search the index, create and take over handover sheets (つなぐシート), read the audit log (admins).
-// Query: lang (default ja), site, ticket (a called ticket number: opens its handovers at once).
+// Query: lang (default ja), site, ticket (a called ticket number: opens its handovers at once),
+// counter (the consultant's counter: when it calls a ticket, that ticket's handovers open by themselves).
 // The session token lives in sessionStorage only (this tab; gone when the tab closes), never in a
 // cookie, so another site's page cannot act with it; the server also checks the page's Origin.
 import { I18n, Link, el, params, pick } from "/board/common.js";
@@ -186,6 +187,24 @@ async function takeOver(id) {
   showHandovers(n || null);
 }
 
+// when the consultant's counter calls a citizen, show the handovers for that ticket (read once per call)
+const COUNTER = params.get("counter") ? Number(params.get("counter")) : null;
+let lastCalled = null;
+async function watchCounter() {
+  if (COUNTER === null || !S.me || S.me.role === "admin" || S.link?.state !== "online") return;
+  try {
+    const r = await S.link.request("called", { counter: COUNTER });
+    if (r.ticket && r.ticket !== lastCalled) {
+      showTab("handovers");
+      $("t-number").value = r.ticket;
+      await showHandovers(r.ticket);
+    }
+    lastCalled = r.ticket;
+  } catch (err) {
+    if (err.code === "session_expired") showSignIn(errorText(err));
+  }
+}
+
 // ------------------------------------------------------------------ audit
 async function showAudit() {
   const r = await call("audit", { limit: 200 });
@@ -267,6 +286,7 @@ async function main() {
       if (b.dataset.tab === "handovers") showHandovers($("t-number").value.trim() || null).catch(() => {});
     });
   }
+  setInterval(watchCounter, 3000);
   // every (re)connect presents the tab's session; the server says whether it still lives
   S.link = new Link({
     hello: () => ({ role: "staff", site: SITE, session: sessionStorage.getItem(SESSION) || undefined }),

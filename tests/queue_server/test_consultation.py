@@ -239,3 +239,21 @@ def test_kpis_from_records_and_handovers():
     assert h["routes"] == [{"from": "kosodate", "to": "shogai", "count": 2}, {"from": "kosodate", "to": "soudan", "count": 1}]
     empty = compute([], [])
     assert empty["consultations"] == 0 and empty["handovers"]["hours_to_take_over_median"] is None
+
+
+def test_consultation_check_reports_a_wrong_department_by_key(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    root = DEFAULT_CONFIG_DIR.parent
+    shutil.copy(DEFAULT_CONFIG_DIR / "site.toml", tmp_path / "site.toml")
+    text_ = (DEFAULT_CONFIG_DIR / "consultation.toml").read_text(encoding="utf-8")
+    (tmp_path / "consultation.toml").write_text(text_.replace('departments = ["zeimu"]', 'departments = ["zeimuu"]'),
+                                                encoding="utf-8")
+    run = subprocess.run([sys.executable, str(root / "run.py"), "consultation-check", "--config-dir", str(tmp_path)],
+                         capture_output=True, text=True, cwd=root, timeout=120)
+    assert run.returncode == 1 and "staff[2].departments: 'zeimuu' is not a department" in run.stderr
+    ok = subprocess.run([sys.executable, str(root / "run.py"), "consultation-check"], capture_output=True, text=True,
+                        cwd=root, timeout=120)
+    assert ok.returncode == 0, ok.stderr

@@ -92,6 +92,14 @@ def test_the_whole_path_record_search_handover_take_over_and_audit(live):
         await ko.close()
 
         fu, _ = await staff(live, "fukushi01")
+        assert (await fu.ok("called", counter=1))["ticket"] is None
+        tok = live.tokens().counters["honcho"][1]
+        counter, _ = await Client.open(live.url, role="counter", site="honcho", counter=1, token=tok)
+        await counter.ok("open")
+        await counter.ok("call", ticket=ticket["ticket"]["id"])
+        await counter.close()
+        assert (await fu.ok("called", counter=1))["ticket"] == ticket["ticket"]["number"]
+        assert (await fu.request("called", counter=99))["error"]["code"] == "unknown_counter"
         by_ticket = await fu.ok("handovers", ticket=ticket["ticket"]["number"])
         assert [s["id"] for s in by_ticket["handovers"]] == [h["id"]]
         sheet = by_ticket["handovers"][0]
@@ -187,7 +195,7 @@ def test_bad_input_gets_clear_errors_that_leak_nothing(live):
 
 def test_every_staff_message_without_a_live_session_of_an_allowed_department_returns_no_data(live):
     """Every message × (no hello, hello without sign-in, expired session, 税務課, admin) and every device role."""
-    body = {"from": "2026-01-01", "to": "2026-12-31", "citizen": CITIZEN, "reason": "r", "department": "kosodate", "topic": "other", "consent": True,
+    body = {"counter": 1, "from": "2026-01-01", "to": "2026-12-31", "citizen": CITIZEN, "reason": "r", "department": "kosodate", "topic": "other", "consent": True,
             "consultation": "x", "to_department": "shogai", "asked": "a", "needed": "n", "handover": "x", "ticket": None}
     data_words = ("records", "handovers", "handover", "entries", "asked", "needed")
 
@@ -202,7 +210,7 @@ def test_every_staff_message_without_a_live_session_of_an_allowed_department_ret
         await ko.close()
         targets = {**body, "consultation": rec["id"], "handover": h["id"]}
         guarded = sorted((m for m in FIELDS if m not in OPEN_MESSAGES), key=lambda m: m == "sign_out")  # last
-        assert len(guarded) == 10
+        assert len(guarded) == 11
 
         # no hello at all: a staff message from an unknown connection is an unknown type
         ws = await connect(live.url)

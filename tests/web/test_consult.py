@@ -79,11 +79,13 @@ def test_consultation_handover_search_rights_and_audit_in_the_browser(live, brow
     assert page.text_content("#message") == ja("c.handover_created", department="福祉企画課")
     ctx.close()
 
-    # the citizen's ticket is called; the 福祉企画課 consultant opens the page with that number
-    as_counter(live, 1, ("open", {}), ("call", {"ticket": ticket["id"]}))
+    # the 福祉企画課 consultant works at counter 1; when it calls the citizen's ticket, the sheet opens
     ctx = browser.new_context(viewport={"width": 1366, "height": 900}, locale="ja-JP", timezone_id="Asia/Tokyo")
-    page = sign_in(ctx, live, "fukushi01", f"?ticket={number}")
-    page.wait_for_selector("article.sheet")
+    page = sign_in(ctx, live, "fukushi01", "?counter=1")
+    assert page.query_selector("article.sheet") is None
+    as_counter(live, 1, ("open", {}), ("call", {"ticket": ticket["id"]}))
+    page.wait_for_selector("article.sheet", timeout=15000)
+    assert page.input_value("#t-number") == number
     sheet = page.text_content("article.sheet")
     assert "言葉の遅れ" in sheet and "児童発達支援" in sheet and "母子手帳" in sheet and number in sheet
     shot(page, "consult_2_fukushi_sees_handover")
