@@ -144,6 +144,7 @@ def device_urls(host: str, port: int, tokens, city) -> list[str]:
         for n, tok in sorted(counters.items()):
             lines.append(f"  counter {n:>2}     {base}/counter/?site={site}&counter={n}&token={tok}")
     lines.append(f"Phone status page {base}/status/?t=<token printed on each ticket as a QR code>")
+    lines.append(f"Consultations     {base}/consult/   (staff sign in; set a password first: python run.py staff-account add kosodate01)")
     lines.append(f"Health, metrics   {base}/healthz  {base}/metrics")
     return lines
 

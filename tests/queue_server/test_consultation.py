@@ -152,11 +152,13 @@ def test_passwords_are_argon2id_hashes_and_never_clear_text():
     assert accounts.token_digest("t") != "t" and len(accounts.new_session_token()) >= 40
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'c.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}" if request.param == "sqlite" else request.getfixturevalue("fresh_postgres")
+    s = Store(url)
     s.migrate()
-    return s
+    yield s
+    s.engine.dispose()
 
 
 def test_retention_job_deletes_what_has_expired_by_the_injected_clock(store):
@@ -241,6 +243,7 @@ def test_kpis_from_records_and_handovers():
     assert empty["consultations"] == 0 and empty["handovers"]["hours_to_take_over_median"] is None
 
 
+@pytest.mark.slow
 def test_consultation_check_reports_a_wrong_department_by_key(tmp_path):
     import shutil
     import subprocess

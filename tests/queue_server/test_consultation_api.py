@@ -20,6 +20,7 @@ from queue_server.consultation_api import FIELDS, OPEN_MESSAGES
 from queue_server.storage import make_engine
 from tests.support.live_server import ROOT, Client, LiveServer
 
+pytestmark = pytest.mark.slow  # a real server process
 PASSWORD = "sakata-soudan-2026"
 ACCOUNTS = ("kosodate01", "fukushi01", "zeimu01", "soudan01", "admin01", "slow01")
 CITIZEN = {"name": "髙橋 花子", "birth_date": "1990-05-06"}

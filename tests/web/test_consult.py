@@ -16,6 +16,7 @@ from queue_server.storage import Store
 from tests.support.live_server import LiveServer
 from tests.web.conftest import as_counter, issue, shot
 
+pytestmark = pytest.mark.browser
 PASSWORD = "sakata-soudan-2026"
 MESSAGES = json.loads((Path(__file__).resolve().parents[2] / "counter" / "consult_web" / "messages.json")
                       .read_text(encoding="utf-8"))
