@@ -263,6 +263,7 @@ class ConsultationApi:
         ok = await asyncio.to_thread(self.directory.verify, ident, b["password"])
         if not ok or account is None:
             self.throttle.failed(keys, self.clock())
+            log.info("staff sign-in refused: %r from %s", ident, address)  # never the password
             await self._audit(now, ident or "?", "sign_in", outcome="failed")
             raise Refusal("bad_credentials", "password")  # the same for an unknown identifier
         self.throttle.succeeded(keys[0])
@@ -271,6 +272,7 @@ class ConsultationApi:
         # rotation: whatever session this connection (or the browser) held ends now
         await asyncio.to_thread(db.open_session, self.engine, digest, ident, now, address, st.digest)
         st.digest, st.account = digest, account
+        log.info("staff sign-in: %s from %s", ident, address)
         await self._audit(now, ident, "sign_in", outcome="ok")
         return {"session": token, "staff": _me(account), "expires_in": self.rules.idle_seconds}
 

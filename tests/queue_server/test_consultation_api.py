@@ -52,9 +52,13 @@ def live(tmp_path_factory):
     for ident in ACCOUNTS[1:]:
         db.set_password(engine, ident, accounts.hash_password(PASSWORD), time.time())
     engine.dispose()
-    srv = LiveServer(db_url=url, secrets=tmp / "secrets.toml", config_dir=cfg).start()
+    srv = LiveServer(db_url=url, secrets=tmp / "secrets.toml", config_dir=cfg, log_level="INFO").start()
     yield srv
     srv.kill()
+    # everything the server printed or logged (INFO) over the module: sign-ins, never a password
+    log = "".join(srv.log)
+    assert "staff sign-in: kosodate01" in log and "sign-in refused: 'slow01'" in log
+    assert PASSWORD not in log and "wrong password" not in log and "髙橋" not in log
 
 
 def arun(coro):
