@@ -171,9 +171,12 @@ def consultation(engine: Engine, cid: str) -> dict[str, Any] | None:
 
 
 def add_handover(engine: Engine, values: Mapping[str, Any]) -> str:
+    """Store a handover; its open consultation becomes "referred" in the same transaction."""
     hid = str(uuid.uuid4())
     with engine.begin() as c:
         c.execute(HandoverRow.__table__.insert().values(id=hid, status="open", **values))
+        c.execute(update(ConsultationRow).where(ConsultationRow.id == values["consultation"],
+                                                ConsultationRow.status == "open").values(status="referred"))
     return hid
 
 

@@ -125,7 +125,8 @@ def test_the_whole_path_record_search_handover_take_over_and_audit(live):
         await ze.close()
 
         so, _ = await staff(live, "soudan01")
-        assert len((await so.ok("search", citizen=CITIZEN, reason="総合相談"))["records"]) == 1
+        records = (await so.ok("search", citizen=CITIZEN, reason="総合相談"))["records"]
+        assert len(records) == 1 and records[0]["status"] == "referred"  # handed over
         await so.close()
 
         ad, _ = await staff(live, "admin01")
