@@ -10,6 +10,24 @@ const LANG = params.get("lang") || "ja";
 const SITE = params.get("site") || undefined;
 const SESSION = "madoguchi.consult.session";
 
+// A hello the server refuses for good (page served from another origin, consultations not configured)
+// is shown instead of retrying forever; the shared Link knows only the device roles' fatal codes.
+class StaffLink extends Link {
+  request(type, body = {}) {
+    const p = super.request(type, body);
+    if (type === "hello") {
+      p.catch((err) => {
+        if (err && ["bad_origin", "not_configured"].includes(err.code)) {
+          this.stopped = true;
+          if (this.onFatal) this.onFatal(err);
+          if (this.ws) this.ws.close();
+        }
+      });
+    }
+    return p;
+  }
+}
+
 const S = { i18n: null, link: null, me: null, options: null, consultation: null, tab: "record" };
 window.__consult = S;
 
@@ -288,7 +306,7 @@ async function main() {
   }
   setInterval(watchCounter, 3000);
   // every (re)connect presents the tab's session; the server says whether it still lives
-  S.link = new Link({
+  S.link = new StaffLink({
     hello: () => ({ role: "staff", site: SITE, session: sessionStorage.getItem(SESSION) || undefined }),
     onReady, onState, onFatal,
   }).start();

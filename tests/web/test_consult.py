@@ -181,3 +181,21 @@ def test_the_consult_message_table_has_ja_and_en_for_every_key_the_page_uses():
         assert texts.get("ja") and texts.get("en"), key
         fields = {frozenset(re.findall(r"\{(\w+)\}", v)) for v in texts.values()}
         assert len(fields) == 1, key
+
+
+def test_a_server_without_consultation_config_says_so_on_the_page(browser, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "site.toml").write_text((root / "config" / "site.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    srv = LiveServer(db_url=f"sqlite:///{tmp_path / 'x.db'}", secrets=tmp_path / "secrets.toml", config_dir=cfg).start()
+    try:
+        ctx = browser.new_context(locale="ja-JP")
+        page = ctx.new_page()
+        page.goto(f"{srv.http}/consult/")
+        page.wait_for_selector("#signin:not([hidden])")
+        page.wait_for_function("document.querySelector('#signin-error').textContent.length > 0")
+        assert page.text_content("#signin-error") == ja("error.not_configured")
+        ctx.close()
+    finally:
+        srv.kill()
