@@ -141,8 +141,15 @@ def normalise_name(name: str) -> str:
     """One spelling per name: NFKC (全角/半角 letters, digits and kana widths), no spaces or dots,
     old kanji forms to new, Latin letters upper-case. 'ﾀｶﾊｼ　髙﨑' and 'タカハシ 高崎' agree."""
     s = unicodedata.normalize("NFKC", name)
-    s = _SPACES.sub("", s).translate(OLD_TO_NEW)
-    return s.upper()
+    s = _SPACES.sub("", s).translate(OLD_TO_NEW).upper()
+    # removing spaces or changing case can leave a sequence that composes further: normalise until
+    # stable, so a key computed from an already normalised name is the same key
+    for _ in range(4):  # bounded: in practice one more round at most
+        t = _SPACES.sub("", unicodedata.normalize("NFKC", s)).upper()
+        if t == s:
+            break
+        s = t
+    return s
 
 
 def normalise_birth_date(text: str) -> str:

@@ -260,3 +260,38 @@ def test_consultation_check_reports_a_wrong_department_by_key(tmp_path):
     ok = subprocess.run([sys.executable, str(root / "run.py"), "consultation-check"], capture_output=True, text=True,
                         cwd=root, timeout=120)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_properties_of_keys_and_visibility():
+    """Normalisation is idempotent and width-blind; no consultant outside the recording department
+    ever sees a record without consent; the 福祉総合相談係 always does; admins never do."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    depts = sorted(DEPTS)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=30))
+    def names(s):
+        n = consultation.normalise_name(s)
+        assert consultation.normalise_name(n) == n
+        wide = "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in s)
+        assert consultation.normalise_name(wide) == n
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(ROLES_), st.sets(st.sampled_from(depts), max_size=3), st.sampled_from(depts), st.booleans())
+    def visibility(role, mine, recorded, consent):
+        s = StaffAccount("x", "x", frozenset(mine), role)
+        seen = consultation.record_visible(s, RULES, {"department": recorded, "consent": consent})
+        if role == "general":
+            assert seen
+        elif role == "admin":
+            assert not seen
+        elif seen and recorded not in mine:
+            assert consent and mine & RULES.search_departments
+
+    names()
+    visibility()
+
+
+ROLES_ = consultation.ROLES
