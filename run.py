@@ -19,6 +19,7 @@ CLI_MODULES = (
     "printers.cli",  # print-test
     "simulation.cli",  # simulate, staff
     "queue_server.kpi_cli",  # kpi, calibrate
+    "queue_server.consultation_cli",  # staff-account, consultation-purge
 )
 
 

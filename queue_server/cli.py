@@ -105,6 +105,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         print(e)
         return 1
     qs = QueueServer(city, store, tokens, catalogue)
+    qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
 
     def ready(port: int) -> None:
         print(f"madoguchi server listening on ws://{args.host}:{port}/ws", flush=True)
@@ -151,6 +152,7 @@ def device_urls(host: str, port: int, tokens, city) -> list[str]:
         for n, tok in sorted(counters.items()):
             lines.append(f"  counter {n:>2}     {base}/counter/?site={site}&counter={n}&token={tok}")
     lines.append(f"Phone status page {base}/status/?t=<token printed on each ticket as a QR code>")
+    lines.append(f"Consultations     {base}/consult/   (staff sign in; set a password first: python run.py staff-account add kosodate01)")
     lines.append(f"Health, metrics   {base}/healthz  {base}/metrics")
     return lines
 
@@ -228,6 +230,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import dataclasses
 
     qs = QueueServer(city, store, tokens, catalogue)
+    qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
     kiosk: list[subprocess.Popen] = []  # child processes: the kiosk window
     busy: list[BusyLobby] = []
 

@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from . import forms_api, kpi_forms, leader, planner_api
+from . import consultation_api, forms_api, kpi_forms, leader, planner_api
 from . import protocol as P
 from .config import CityConfig
 from .estimators import wait_fields
@@ -54,6 +54,7 @@ WEB_ROOTS = {
     "/admin/": ROOT / "counter" / "admin_web",
     "/plan/": ROOT / "display_board" / "plan_web",  # the public planning page (docs/planning.md)
     "/forms/": ROOT / "counter" / "forms_web",
+    "/consult/": ROOT / "counter" / "consult_web",
 }
 REPLAY_PAGE = 500  # call events read per query when a board resyncs
 MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
@@ -283,6 +284,8 @@ class QueueServer:
             self.clients.discard(client)
 
     async def _on_message(self, client: Client, raw: str | bytes) -> None:
+        if client.role == "staff" or (not client.role and consultation_api.is_staff_hello(raw)):
+            return await consultation_api.attach(self).on_message(client, raw)  # people, not devices: own module
         try:
             req = P.parse(raw)
         except P.ProtocolError as e:

@@ -612,3 +612,8 @@ def event_dict(r: EventRow) -> dict[str, Any]:
         "actor": r.actor,
         "payload": r.payload if isinstance(r.payload, dict) else json.loads(r.payload or "{}"),
     }
+
+
+# The consultation tables (staff sessions, index, handovers, audit) live in their own module on the
+# same Base, so Alembic and the drift test see them; imported last because it imports Base from here.
+from . import consultation_store as _consultation_store  # noqa: E402, F401
