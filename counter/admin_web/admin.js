@@ -15,7 +15,7 @@ const T = {
     state: "状態", number: "番号", for: "経過", department: "課", waiting: "待ち人数", oldest: "最長待ち",
     estimate: "予測", open: "受付中", paused: "休止中", closed: "閉鎖", called: "呼出中", serving: "対応中",
     live: "リアルタイム更新中", offline: "接続が切れています。再接続中…", minutes: "{n}分", people: "{n}人",
-    counter_n: "{n}番窓口", soon: "まもなく",
+    counter_n: "{n}番窓口", soon: "まもなく", bookings: "来庁予約",
   },
   en: {
     title: "Counter KPIs (admin)", token: "Admin token", sign_in: "Show", sign_out: "Sign out", site: "Site",
@@ -27,7 +27,7 @@ const T = {
     waiting: "Waiting", oldest: "Longest wait", estimate: "Estimate", open: "Open", paused: "Paused",
     closed: "Closed", called: "Called", serving: "Serving", live: "Updating live",
     offline: "Connection lost. Reconnecting…", minutes: "{n} min", people: "{n}", counter_n: "Counter {n}",
-    soon: "soon",
+    soon: "soon", bookings: "Bookings",
   },
 };
 let LANG = new URLSearchParams(location.search).get("lang") || localStorage.getItem("madoguchi.admin.lang") || "ja";
