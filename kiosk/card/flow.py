@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from kiosk.card.errors import (
+    BadPinFormat,
     Cancelled,
     CardError,
     MalformedData,
@@ -262,6 +263,11 @@ class CardFlow:
             )
         if isinstance(error, OneTryLeft):
             return _confirm_last_try()
+        if isinstance(error, BadPinFormat):
+            # Nothing reached the card: the same pad again, with what a PIN looks like.
+            nxt = _enter_pin(self.tries_left)
+            return replace(nxt, notice_key=error.message_key, error_code=error.code,
+                           last_try_confirmed=self.last_try_confirmed)
         retry = error.retryable and not isinstance(error, NoReader | PinLocked | MalformedData)
         return CardFlow(
             Step.FAILED,
