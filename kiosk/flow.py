@@ -240,6 +240,11 @@ class PrintFailed:
 
 
 @dataclass(frozen=True)
+class Reprint:
+    """"Print again" on the done screen after a printer fault (staff fixed the paper or cover)."""
+
+
+@dataclass(frozen=True)
 class Finish:
     """"Done" on the last screen."""
 
@@ -265,7 +270,7 @@ Event = (
     Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | ChoosePurpose
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | IssueSucceeded
-    | IssueFailed | Abandon | Printed | PrintFailed | Finish | StaffPressed | StaffPinSubmitted | StaffExit
+    | IssueFailed | Abandon | Printed | PrintFailed | Reprint | Finish | StaffPressed | StaffPinSubmitted | StaffExit
 )
 
 
@@ -753,10 +758,19 @@ class Kiosk:
     def _on_PrintFailed(self, s: KioskState, e: PrintFailed) -> tuple[KioskState, list[Command]]:
         if s.screen is not Screen.PRINTING:
             return s, []
-        # The ticket exists: it is shown on screen with its QR, and staff are told the printer is down.
+        # The ticket exists: it is shown on screen with its QR, and staff are told the printer is down
+        # and which number did not come out (to reprint it, here or from the console).
+        number = (s.issue_result or {}).get("ticket", {}).get("number")
+        detail = f"ticket {number} not printed: {e.detail}" if number is not None else e.detail
         return replace(s, screen=Screen.DONE, printed=False, print_error=e.message_key), [
-            SendFault("printer", e.code, e.detail)
+            SendFault("printer", e.code, detail)
         ]
+
+    def _on_Reprint(self, s: KioskState, e: Reprint) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.DONE or s.print_error is None or s.issue_result is None \
+                or not self.config.printer_enabled:
+            return s, []
+        return replace(s, screen=Screen.PRINTING, print_error=None), [PrintTicket(s.issue_result, s.lang)]
 
     def _on_Finish(self, s: KioskState, e: Finish) -> tuple[KioskState, list[Command]]:
         if s.screen not in (Screen.DONE, Screen.ABANDONED, Screen.ERROR):

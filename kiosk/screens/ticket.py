@@ -92,6 +92,7 @@ def done(ctx: ViewContext) -> Widget:
         left.add_widget(ctx.text(ctx.printer_messages.get(s.print_error, lang), "heading", color=th.accent,
                                  bold=True))
         left.add_widget(ctx.text(ctx.t("done.print_failed"), "body", color=th.accent))
+        left.add_widget(ctx.button(ctx.t("done.reprint"), F.Reprint(), role="heading", name="reprint"))
     elif s.printed:
         left.add_widget(ctx.text(ctx.t("done.take_ticket"), "heading"))
     else:

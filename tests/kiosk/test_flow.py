@@ -190,7 +190,15 @@ def test_printer_failure_shows_the_ticket_and_reports_a_device_fault(catalogue):
     assert s.screen is F.Screen.PRINTING and isinstance(cmds[0], F.PrintTicket)
     s, cmds = run(kiosk, s, F.PrintFailed("paper_out", "error.paper_out", "paper end"))
     assert s.screen is F.Screen.DONE and s.print_error == "error.paper_out" and not s.printed
-    assert cmds == [F.SendFault("printer", "paper_out", "paper end")]
+    assert cmds == [F.SendFault("printer", "paper_out", "ticket 5 not printed: paper end")]
+    # Staff load paper; "print again" sends the same ticket to the printer once more.
+    s, cmds = run(kiosk, s, F.Reprint())
+    assert s.screen is F.Screen.PRINTING and s.print_error is None
+    assert cmds == [F.PrintTicket({"ticket": {"number": "5"}}, "ja")]
+    s, _ = run(kiosk, s, F.Printed())
+    assert s.screen is F.Screen.DONE and s.printed
+    # Nothing to reprint once it printed (a double tap on the button does nothing).
+    assert run(kiosk, s, F.Reprint()) == (s, [])
 
 
 def test_server_refusal_shows_the_error_and_back_returns_to_the_list(catalogue):
