@@ -254,7 +254,9 @@ class CardFlow:
             return _skipped()
         if isinstance(error, WrongPin):
             # Back to the PIN pad, never an automatic retry: the citizen decides.
-            nxt = _confirm_last_try() if error.tries_left <= 1 else _enter_pin(error.tries_left)
+            if error.tries_left <= 1:  # one message, not "wrong PIN" stacked on the last-try warning
+                return replace(_confirm_last_try(), message_key="card.prompt.wrong_pin_last_try")
+            nxt = _enter_pin(error.tries_left)
             return replace(
                 nxt,
                 notice_key=error.message_key,

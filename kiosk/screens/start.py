@@ -48,9 +48,8 @@ def purpose(ctx: ViewContext) -> Widget:
     box.add_widget(ctx.text(ctx.t("purpose.title"), "title"))
     cols = 2 if th.portrait else 3
     grid = GridLayout(cols=cols, spacing=18)
-    cat = ctx.kiosk.catalogue
     for pid in ctx.kiosk.config.purposes:
-        name = pick(cat.purposes[pid].name, ctx.lang)
+        name = purpose_name(ctx, pid)
         # long names (相談（福祉・子ども・障がい・介護）) one size smaller, so they wrap cleanly
         role = "body" if len(name) > 16 and ctx.lang in ("ja", "ja-easy", "zh") else "heading"
         grid.add_widget(ctx.button(bracket_break(name), F.ChoosePurpose(pid), role=role, height=0,
@@ -59,6 +58,15 @@ def purpose(ctx: ViewContext) -> Widget:
                                primary=True, name="purpose-reservation"))
     box.add_widget(grid)
     return box
+
+
+def purpose_name(ctx: ViewContext, pid: str) -> str:
+    """The button's wording: the kiosk's own where it is gentler than the catalogue's heading
+    (``purpose.name.<id>``, e.g. おくやみの手続き), else the catalogue's name."""
+    key = f"purpose.name.{pid}"
+    if key in ctx.messages.table:
+        return ctx.t(key)
+    return pick(ctx.kiosk.catalogue.purposes[pid].name, ctx.lang)
 
 
 def bracket_break(name: str) -> str:

@@ -37,8 +37,7 @@ def printing(ctx: ViewContext) -> Widget:
 
 def offline(ctx: ViewContext) -> Widget:
     """Server down while a ticket is pending: what happens next, and a way out."""
-    s = ctx.state
-    retry = ctx.t("offline.retry", seconds=max(1, round(s.retry_in))) if s.retry_in else ""
+    retry = ctx.t("offline.retry")  # no "every 4 s": the backoff is the kiosk's business
     box = _message(ctx, ctx.t("offline.title"), ctx.t("offline.body"), retry, title_color=ctx.theme.accent)
     box.add_widget(Widget())
     anchor = AnchorLayout(size_hint_y=None, height=ctx.theme.button_height)
@@ -61,7 +60,8 @@ def error(ctx: ViewContext) -> Widget:
     if code in F.RESERVATION_ERRORS:
         box = _message(ctx, ctx.t(f"error.{code}"), ctx.t("error.reservation_retry"), title_color=ctx.theme.accent)
     else:
-        body = ctx.t("plan.nothing_here") if code == "empty_route" else ctx.t("error.body", code=code)
+        # the code goes to the log and the staff console, never on the citizen's screen
+        body = ctx.t("plan.nothing_here") if code == "empty_route" else ctx.t("error.body")
         box = _message(ctx, ctx.t("error.title"), body, title_color=ctx.theme.accent)
     box.add_widget(Widget())
     box.add_widget(ctx.button(ctx.t("done.finish"), F.Finish(), primary=True, role="title", name="finish"))

@@ -19,7 +19,7 @@ from kivy.uix.image import Image
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-from kiosk.fonts import escape, runs
+from kiosk.fonts import break_lines, escape, needs_kinsoku, runs
 
 #: 15 mm at 4.03 px/mm (21.5" full-HD panel), rounded up.
 MIN_TARGET_PX = 61
@@ -122,6 +122,27 @@ def label_args(text: str, lang: str, bold: bool = False) -> dict:
     return {"text": f"[b]{body}[/b]" if bold else body, "markup": True}
 
 
+def _apply_kinsoku(widget: Label, text: str, lang: str, bold: bool, margin: float) -> None:
+    """Break ``widget``'s CJK text by the kinsoku rules (printers.linebreak) at its current width.
+
+    Kivy wraps a text without spaces at any character, which leaves "？" or "す。" alone at the
+    start of a line and splits "17 / 秒"; here the lines are chosen first and given to Kivy whole.
+    """
+    if not needs_kinsoku(text):
+        return
+    state = {"shown": text}
+
+    def rewrap(*_: object) -> None:
+        broken = break_lines(text, lang, widget.font_size, widget.width - margin)
+        if broken == state["shown"]:
+            return
+        state["shown"] = broken
+        for k, v in label_args(broken, lang, bold=bold).items():
+            setattr(widget, k, v)
+
+    widget.bind(width=rewrap, font_size=rewrap)
+
+
 class Text(Label):
     """A wrapping paragraph whose height follows its text (for stacks and scroll views)."""
 
@@ -139,6 +160,7 @@ class Text(Label):
         )
         self.plain = text  # what the citizen reads: tests look for it
         self.bind(width=lambda *_: setattr(self, "text_size", (self.width, None)))
+        _apply_kinsoku(self, text, lang, bold or role in ("title", "huge", "heading"), 0)
         if not fixed_height:
             self.bind(texture_size=lambda *_: setattr(self, "height", self.texture_size[1] + 8))
 
@@ -170,6 +192,7 @@ class BigButton(Button):
         self.selected = selected
         self._on_tap = on_tap
         self.bind(size=lambda *_: setattr(self, "text_size", (self.width - 24, self.height - 12)))
+        _apply_kinsoku(self, text, lang, primary or selected, 24)
         if theme.high_contrast:
             fill(self, (0, 0, 0, 0), theme.border, 2)
         self.bind(on_release=lambda *_: self._on_tap())

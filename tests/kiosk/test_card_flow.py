@@ -112,7 +112,8 @@ def test_wrong_pin_goes_back_to_the_pad_with_a_notice_never_to_verifying() -> No
     assert "あと2回" in state.text(MESSAGES, "ja")
     # Second wrong PIN leaves one try: the warning screen comes before the pad.
     state = run(PinSubmitted(), Failed(WrongPin(1)), state=state)
-    assert state.step is Step.CONFIRM_LAST_TRY and state.notice_key == "card.error.wrong_pin"
+    assert state.step is Step.CONFIRM_LAST_TRY and state.notice_key is None  # one warning, not two
+    assert state.message_key == "card.prompt.wrong_pin_last_try"
     state = run(LastTryConfirmed(), PinSubmitted(), Failed(PinLocked()), state=state)
     assert state.step is Step.FAILED and state.actions == (Action.SKIP,)
     assert state.message_key == "card.error.pin_locked"

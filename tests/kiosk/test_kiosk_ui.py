@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -132,6 +133,28 @@ class Kiosk:
     def check_targets(self) -> None:
         for b in self.buttons():
             assert b.height >= MIN_TARGET_PX and b.width >= MIN_TARGET_PX, (b.name, b.size)
+        self.check_wording()
+
+    def drawn_lines(self) -> list[tuple[str, list[str]]]:
+        """Each label's lines as Kivy laid them out (after our kinsoku breaks and its own wrap)."""
+        out = []
+        for w in self.shell.root.walk(restrict=True):
+            core = getattr(w, "_label", None)
+            if not getattr(w, "plain", "") or core is None or not w.text:
+                continue
+            w.texture_update()
+            lines = ["".join(word.text for word in line.words) for line in getattr(core, "_cached_lines", [])]
+            out.append((w.plain, [ln for ln in lines if ln.strip()]))
+        return out
+
+    def check_wording(self) -> None:
+        """No internal code on a citizen's screen, and no line that breaks a kinsoku rule."""
+        from printers.linebreak import violations
+
+        texts = self.texts()
+        assert not re.search(r"(?<![\w/.])[a-z][a-z0-9]*_[a-z0-9_]+\b", texts), texts
+        for plain, lines in self.drawn_lines():
+            assert not violations(lines), (self.state.screen, plain, lines)
 
     def answer_death_1(self, lang: str, shots: bool) -> None:
         seen = set()
