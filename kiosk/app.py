@@ -172,6 +172,7 @@ class KioskShell:
         with (settings.config_dir / "site.toml").open("rb") as f:
             site = tomllib.load(f)
         catalogue = load_catalogue(settings.config_dir / "catalogue", site)
+        self.site_config = site  # counters shared by departments: worded "（共用）" on the ticket
         boot = format(int(time.time()), "x")  # new keys after every start: the server remembers a day of keys
         self.kiosk = F.Kiosk(F.FlowConfig(
             catalogue, device=settings.device, key_prefix=f"{settings.device}-{boot}",
@@ -328,16 +329,17 @@ class KioskShell:
     def _print(self, c: Any) -> None:
         """Print in a thread; print_ticket bounds the device time by its own deadline."""
         from kiosk import flow as F
-        from kiosk.ticket import printable_ticket
+        from kiosk.ticket import printable_ticket, site_shared_counters
 
         s = self.settings
+        shared = site_shared_counters(self.site_config, c.result)
 
         def go() -> None:
             from printers.errors import PrinterError
             from printers.printing import print_ticket
 
             try:
-                print_ticket(s.printer, printable_ticket(c.result, c.lang), s.renderer, s.printer_width,
+                print_ticket(s.printer, printable_ticket(c.result, c.lang, shared), s.renderer, s.printer_width,
                              s.printer_timeout)
             except PrinterError as e:
                 log.warning("kiosk: printing failed: %s", e.code)
@@ -406,6 +408,7 @@ class KioskShell:
             printer_messages=self.printer_messages, theme=self.theme(), send=self.dispatch,
             pin_length=len(self.pin), pin_digit=self.pin_digit, pin_delete=self.pin_delete,
             pin_submit=self.pin_submit, staff_enabled=bool(self.settings.staff_pin),
+            site_config=self.site_config,
         )
         page = build(ctx)
         if self.page is not None:

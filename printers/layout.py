@@ -8,6 +8,7 @@ turns it into blocks that both renderers understand. Every fixed text comes from
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -29,6 +30,17 @@ class RouteLine:
     department_name: str
     floor: int | None = None
     counters: tuple[int, ...] = ()
+    #: The Japanese name as on the lobby's signs, printed under a translated name so a citizen who
+    #: reads no Japanese can match the ticket to the sign ("" or equal to the name: not repeated).
+    department_name_ja: str = ""
+    #: Those of ``counters`` that also serve other departments: written "4番窓口（共用）" rather
+    #: than as part of a range, so 市民課 1–4 and 国保年金課 4–6 do not read as overlapping.
+    shared: tuple[int, ...] = ()
+
+
+def shared_counters(counters: Iterable[tuple[int, Sequence[str]]]) -> frozenset[int]:
+    """Counter numbers that serve more than one department, from (number, departments) pairs."""
+    return frozenset(n for n, departments in counters if len(set(departments)) > 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +115,27 @@ def format_issued(when: datetime, lang: str, messages: Messages) -> str:
     return messages.get("ticket.issued", lang, date=date, time=f"{when.hour}:{when.minute:02d}")
 
 
+def format_floor(floor: int, lang: str, messages: Messages) -> str:
+    """The floor as the citizen's language counts it: Japan's 1階 is the ground floor, which is
+    "térreo" in Portuguese (their "1º andar" is one floor up) and "1F" on the signs in English."""
+    if floor == 1:
+        return messages.get("ticket.route_floor_ground", lang)
+    return messages.get("ticket.route_floor", lang, floor=floor, above=floor - 1)
+
+
 def format_place(line: RouteLine, lang: str, messages: Messages) -> str:
-    """'1階　1・2・3番窓口' / 'Floor 1 · Counters 1, 2, 3'; parts that are unknown are left out."""
+    """'1階　1・2・3番窓口　4番窓口（共用）' / '1F · Counters 1, 2, 3 · Counter 4 (shared)';
+    parts that are unknown are left out."""
     parts = []
     if line.floor is not None:
-        parts.append(messages.get("ticket.route_floor", lang, floor=line.floor))
-    if line.counters:
-        sep = messages.get("ticket.list_separator", lang)
-        numbers = sep.join(str(n) for n in line.counters)
-        key = "ticket.route_counter" if len(line.counters) == 1 else "ticket.route_counters"
-        parts.append(messages.get(key, lang, numbers=numbers))
+        parts.append(format_floor(line.floor, lang, messages))
+    sep = messages.get("ticket.list_separator", lang)
+    own = [n for n in line.counters if n not in line.shared]
+    shared = [n for n in line.counters if n in line.shared]
+    for numbers, suffix in ((own, ""), (shared, "_shared")):
+        if numbers:
+            key = ("ticket.route_counter" if len(numbers) == 1 else "ticket.route_counters") + suffix
+            parts.append(messages.get(key, lang, numbers=sep.join(str(n) for n in numbers)))
     return messages.get("ticket.place_separator", lang).join(parts)
 
 
@@ -138,6 +161,8 @@ def layout_ticket(ticket: PrintableTicket, messages: Messages | None = None) -> 
         blocks.append(TextLine(m("ticket.route_heading", lang), style="heading"))
         for i, line in enumerate(ticket.route, start=1):
             blocks.append(TextLine(line.department_name, style="heading", marker=f"{i}."))
+            if line.department_name_ja and line.department_name_ja != line.department_name and lang != "ja":
+                blocks.append(TextLine(line.department_name_ja, style="body", marker=" " * len(f"{i}.")))
             place = format_place(line, lang, messages)
             if place:
                 # Same hanging indent as the department name, so the number column stays clear.

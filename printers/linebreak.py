@@ -22,7 +22,7 @@ from collections.abc import Callable
 #: kana, the prolonged sound mark and iteration marks.
 NO_LINE_START = frozenset(
     "、。，．,.!?！？‼⁇⁈⁉）)]｝}〕〉》」』】〙〗〟’”»"
-    "ー・：:；;%％‰゠–〜～…‥"
+    "ー・·：:；;%％‰゠–〜～…‥"
     "ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ"
     "々〻ゝゞヽヾ"
 )

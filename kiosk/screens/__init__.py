@@ -7,8 +7,9 @@ the catalogue, kiosk/card/messages.toml or printers/messages.toml in the state's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kivy.uix.anchorlayout import AnchorLayout
 from kivy.uix.boxlayout import BoxLayout
@@ -35,6 +36,7 @@ class ViewContext:
     pin_delete: Callable[[], None] = lambda: None
     pin_submit: Callable[[], None] = lambda: None
     staff_enabled: bool = False
+    site_config: Mapping[str, Any] | None = None  # site.toml (which counters are shared)
 
     @property
     def lang(self) -> str:

@@ -10,7 +10,8 @@ from kivy.uix.widget import Widget
 from kiosk import flow as F
 from kiosk.screens import ViewContext
 from kiosk.screens.widgets import fill, qr_image, vstack
-from kiosk.ticket import route_lines, whole_minutes
+from kiosk.ticket import route_lines, site_shared_counters, whole_minutes
+from printers.layout import format_place
 
 
 def _message(ctx: ViewContext, title: str, body: str = "", extra: str = "", title_color=None) -> BoxLayout:
@@ -107,10 +108,12 @@ def done(ctx: ViewContext) -> Widget:
 
     middle = vstack(spacing=8)
     middle.add_widget(ctx.text(ctx.t("done.route"), "heading"))
-    sep = "・" if lang in ("ja", "ja-easy", "zh") else ", "
-    for i, line in enumerate(route_lines(r, lang), start=1):
-        place = ctx.t("done.place", floor=line.floor, counters=sep.join(map(str, line.counters)))
+    # the same floor and counter wording as the printed ticket (térreo, 1F, 4番窓口（共用）)
+    for i, line in enumerate(route_lines(r, lang, site_shared_counters(ctx.site_config, r)), start=1):
+        place = format_place(line, lang, ctx.printer_messages)
         middle.add_widget(ctx.text(f"{i}. {line.department_name}", "body", bold=True))
+        if line.department_name_ja and line.department_name_ja != line.department_name and lang != "ja":
+            middle.add_widget(ctx.text("      " + line.department_name_ja, "small"))
         middle.add_widget(ctx.text("      " + place, "small", color=th.muted))
 
     qr_col = vstack(spacing=8)
