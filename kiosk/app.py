@@ -186,6 +186,7 @@ class KioskShell:
         self.pin = bytearray()  # the PIN pad's digits (card or staff): never in the flow state
         self.card = CardDriver(lambda e: self.post(F.CardEvent(e)))
         self.client = client
+        self.speech: Any = None  # a kiosk.speech.SpeechQueue; None: reading aloud is off
         self.root: Any = None
         self._ticker: Any = None
         self.page: Any = None
@@ -305,6 +306,17 @@ class KioskShell:
             self.card.close()
         elif isinstance(c, F.WipeInput):
             self._wipe_pin()
+        elif isinstance(c, F.Speak):
+            self.speak_screen()
+
+    def speak_screen(self) -> None:
+        """Read the current screen aloud (the phrases are chosen by kiosk/speech.py)."""
+        if self.speech is None:
+            return
+        from kiosk.speech import screen_phrases
+
+        self.speech.say(screen_phrases(self.kiosk, self.state, self.messages, self.card_messages,
+                                       self.printer_messages, self.site_config))
 
     def _gc_guard(self) -> None:
         """No automatic collection while a number is on its way: one full collection (freeing the

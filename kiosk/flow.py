@@ -112,6 +112,17 @@ class HelpPressed:
 
 
 @dataclass(frozen=True)
+class ReadAloud:
+    """"読み上げ": read the current screen aloud (the shell's speech queue)."""
+
+
+@dataclass(frozen=True)
+class AssistRequested:
+    """"職員と一緒に": call staff to sit with the citizen; on the first screens the staff PIN pad
+    opens, so the arriving staff member takes over in assist mode without looking for it."""
+
+
+@dataclass(frozen=True)
 class ChoosePurpose:
     purpose: str
 
@@ -267,7 +278,8 @@ class StaffExit:
 
 
 Event = (
-    Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | ChoosePurpose
+    Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | AssistRequested | ReadAloud
+    | ChoosePurpose
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | IssueSucceeded
     | IssueFailed | Abandon | Printed | PrintFailed | Reprint | Finish | StaffPressed | StaffPinSubmitted | StaffExit
@@ -347,13 +359,18 @@ class CardClose:
 
 
 @dataclass(frozen=True)
+class Speak:
+    """Read the current screen aloud (the shell turns the state into phrases: kiosk/speech.py)."""
+
+
+@dataclass(frozen=True)
 class WipeInput:
     """The shell forgets whatever the views hold (PIN pad buffers, scroll positions)."""
 
 
 Command = (
     FetchPlan | Issue | AbandonIssue | PrintTicket | SendHelp | SendFault | CardWait | CardTriesLeft | CardVerify
-    | CardRead | CardClose | WipeInput
+    | CardRead | CardClose | Speak | WipeInput
 )
 
 
@@ -522,6 +539,16 @@ class Kiosk:
     def _on_HelpPressed(self, s: KioskState, e: HelpPressed) -> tuple[KioskState, list[Command]]:
         # Offline, the client keeps the alert and sends it on reconnect; the citizen is told so.
         return replace(s, notice="help.sent" if s.online else "help.queued"), [SendHelp("staff_help")]
+
+    def _on_ReadAloud(self, s: KioskState, e: ReadAloud) -> tuple[KioskState, list[Command]]:
+        return s, [Speak()]
+
+    def _on_AssistRequested(self, s: KioskState, e: AssistRequested) -> tuple[KioskState, list[Command]]:
+        notice = "assist.called" if s.online else "help.queued"
+        if self.config.staff_pin and not s.assist and s.screen in (Screen.LANGUAGE, Screen.PURPOSE):
+            return replace(s, screen=Screen.STAFF_PIN, staff_tries=0, notice=notice), [
+                SendHelp("assist_request"), WipeInput()]
+        return replace(s, notice=notice), [SendHelp("assist_request")]
 
     def _on_Restart(self, s: KioskState, e: Restart) -> tuple[KioskState, list[Command]]:
         return self.reset(s)

@@ -76,8 +76,10 @@ class Theme:
 
     # sizes (px)
     def font(self, role: str) -> float:
-        base = {"huge": 150, "title": 50, "heading": 40, "body": 34, "button": 38, "small": 28, "bar": 27}[role]
-        # The top bar keeps its size: seven language names must fit, and the toggle is the point.
+        base = {"huge": 150, "title": 50, "heading": 40, "body": 34, "button": 38, "small": 28, "bar": 27,
+                "band": 29}[role]
+        # The language bar keeps its size: seven language names must fit. Everything else grows,
+        # the bottom band's controls included (large text must not shrink the way back to normal).
         return base if role == "bar" else round(base * self.scale)
 
     @property
@@ -87,6 +89,12 @@ class Theme:
     @property
     def bar_height(self) -> int:
         return 92
+
+    @property
+    def band_height(self) -> int:
+        """The bottom band (navigation, help, large text, contrast, read aloud): 23 mm on a 21.5"
+        full-HD panel, 30 mm in large-text mode."""
+        return 92 if self.scale <= 1 else 120
 
     @property
     def pad(self) -> int:
@@ -259,3 +267,56 @@ def vstack(spacing: int = 16, padding: int = 0) -> BoxLayout:
     box = BoxLayout(orientation="vertical", spacing=spacing, padding=padding, size_hint_y=None)
     box.bind(minimum_height=box.setter("height"))
     return box
+
+
+def paged_scroll(content: Widget, theme: Theme, lang: str, more_text: str, up_text: str, down_text: str,
+                 name: str = "list") -> BoxLayout:
+    """A scroll view with big page buttons (▲ / ▼) beside it and a "more below" line under it.
+
+    A thin scroll bar is no cue for an 80-year-old, and dragging a list is not obvious: the page
+    buttons move by one screenful, and the cue says in words that the list goes on. Buttons and
+    cue are disabled / hidden when there is nothing more in their direction.
+    """
+    from kivy.uix.scrollview import ScrollView
+
+    outer = BoxLayout(orientation="vertical", spacing=6)
+    row = BoxLayout(orientation="horizontal", spacing=12)
+    scroll = ScrollView(do_scroll_x=False, bar_width=14, scroll_type=["bars", "content"])
+    scroll.add_widget(content)
+    row.add_widget(scroll)
+    side = BoxLayout(orientation="vertical", spacing=12, size_hint_x=None,
+                     width=round(150 * min(theme.scale, 1.2)))
+
+    def page(direction: int) -> None:
+        extra = content.height - scroll.height
+        if extra <= 0:
+            return
+        step = scroll.height * 0.85 / extra
+        scroll.scroll_y = min(1.0, max(0.0, scroll.scroll_y + direction * step))
+
+    up = BigButton("▲\n" + up_text, lang, theme, lambda: page(+1), role="small", height=110, name=f"{name}-up")
+    down = BigButton("▼\n" + down_text, lang, theme, lambda: page(-1), role="small", height=0, primary=True,
+                     name=f"{name}-down")
+    side.add_widget(up)
+    side.add_widget(down)
+    row.add_widget(side)
+    outer.add_widget(row)
+    cue = Text("▼ " + more_text, lang, theme, "body", halign="center", bold=True, color=theme.accent)
+    outer.add_widget(cue)
+
+    def update(*_: object) -> None:
+        overflow = content.height > scroll.height + 2
+        at_top = not overflow or scroll.scroll_y >= 0.999
+        at_bottom = not overflow or scroll.scroll_y <= 0.001
+        up.disabled, down.disabled = at_top, at_bottom
+        up.opacity = 0.35 if at_top else 1
+        down.opacity = 0.35 if at_bottom else 1
+        cue.opacity = 0 if at_bottom else 1
+        side.opacity = 1 if overflow else 0
+        side.disabled = not overflow
+
+    scroll.bind(scroll_y=update, height=update)
+    content.bind(height=update)
+    outer.scroll, outer.cue, outer.page = scroll, cue, page  # for tests
+    update()
+    return outer

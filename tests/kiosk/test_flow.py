@@ -388,3 +388,19 @@ def test_every_kiosk_text_has_a_glyph_in_the_fonts_of_its_language(catalogue):
         texts += [(pick(d.text, lang), lang) for d in catalogue.deadlines.values()]
     bad = {(lang, ch) for text, lang in texts for ch in missing(text, lang)}
     assert not bad, sorted(bad)[:20]
+
+
+def test_with_staff_calls_staff_and_opens_the_staff_pad_on_the_first_screens(catalogue):
+    kiosk, s = make(catalogue, staff_pin="2468")
+    s, cmds = run(kiosk, s, F.AssistRequested())
+    assert s.screen is F.Screen.STAFF_PIN and s.notice == "assist.called"
+    assert cmds[0] == F.SendHelp("assist_request")
+    s, _ = run(kiosk, s, F.StaffPinSubmitted("2468"))
+    assert s.assist and s.screen is F.Screen.PURPOSE
+    # mid-visit: staff are called, nothing the citizen entered is lost
+    kiosk, s = make(catalogue, staff_pin="2468")
+    s, _ = run(kiosk, s, F.ChooseLanguage("ja"), F.ChoosePurpose("death"))
+    before = s.screen, s.question
+    s, cmds = run(kiosk, s, F.AssistRequested())
+    assert (s.screen, s.question) == before and s.notice == "assist.called"
+    assert cmds == [F.SendHelp("assist_request")]

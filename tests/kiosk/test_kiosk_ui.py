@@ -690,3 +690,82 @@ def test_my_number_card_prefill_end_to_end_with_the_virtual_card(kiosk, live, in
     assert current["ticket"]["prefill"]["name"] == TEST_NAME
     k.tap("finish")
     assert TEST_NAME not in repr(k.state) and TEST_NAME not in k.texts()
+
+
+# ------------------------------------------------------------------ reach and size, in millimetres
+#: 16:9 full-HD panels: pixels per millimetre along the 1920-pixel side.
+PANELS = {'21.5"': 1920 / (21.5 * 25.4 * 16 / (16**2 + 9**2) ** 0.5),
+          '32"': 1920 / (32 * 25.4 * 16 / (16**2 + 9**2) ** 0.5)}
+BAND = ("read-aloud", "toggle-large", "toggle-contrast", "with-staff", "help")
+
+
+def _measure_band(k: Kiosk) -> dict[str, tuple[float, float, float]]:
+    """(bottom, top, height) of each bottom-band control in pixels from the screen's bottom edge."""
+    EventLoop.idle()
+    EventLoop.idle()
+    out = {}
+    for name in BAND:
+        b = k.button(name)
+        x, y = b.to_window(b.x, b.y)
+        out[name] = (y, y + b.height, b.height)
+        assert b.width >= MIN_TARGET_PX, (name, b.size)
+    return out
+
+
+def test_controls_sit_in_the_bottom_band_with_15_mm_targets_on_21_5_and_32_inch_panels(kiosk):
+    """Help, large text, contrast, read aloud and "with staff" within a seated user's reach (the
+    bottom 15 % of the panel) in both orientations, ≥ 15 mm on both panel sizes, larger in
+    large-text mode; screenshots of the list and the done screen for each combination."""
+    k = kiosk()
+    figures = []
+    try:
+        for orient, size in (("landscape", (1920, 1080)), ("portrait", (1080, 1920))):
+            Window.size = size
+            k.pump(frames=2)
+            k.shell.render(force=True)
+            for lang in ("ja", "en"):
+                heights = {}
+                for large in (False, True):
+                    tag = f"{lang}-{orient}-{'large' if large else 'normal'}"
+                    if large:
+                        k.tap("toggle-large")
+                    seen = {}
+                    k.tap(f"lang-{lang}")
+                    seen["purpose"] = _measure_band(k)
+                    k.tap("purpose-certificate")
+                    k.tap("choice-juminhyo")
+                    seen["question"] = _measure_band(k)
+                    k.tap("answer-next")
+                    k.pump(lambda: k.state.screen in (F.Screen.CONVENIENCE, F.Screen.PLAN))
+                    if k.state.screen is F.Screen.CONVENIENCE:
+                        k.tap("convenience-continue")
+                    k.pump(lambda: k.state.waits is not None)
+                    seen["plan"] = _measure_band(k)
+                    k.shot(f"mm-{tag}-05-plan")
+                    k.tap("take-number")
+                    k.wait_screen(F.Screen.DONE)
+                    seen["done"] = _measure_band(k)
+                    k.shot(f"mm-{tag}-09-done")
+                    number = next(w for w in k.shell.root.walk(restrict=True) if getattr(w, "name", "") == "ticket-number")
+                    assert number.parent.height >= 0.25 * Window.height, (tag, number.parent.height)
+                    assert number.texture_size[1] >= 0.2 * Window.height, (tag, number.texture_size)
+                    k.tap("finish")
+                    for screen, band in seen.items():
+                        for name, (_bottom, top, h) in band.items():
+                            for panel, ppm in PANELS.items():
+                                assert h / ppm >= 15, (tag, screen, name, panel, h / ppm)
+                                # reachable from a chair: the whole control in the bottom 15 % of the panel
+                                assert top <= 0.15 * Window.height, (tag, screen, name, top)
+                    heights[large] = max(h for band in seen.values() for _, _, h in band.values())
+                    top = max(t for band in seen.values() for _, t, _ in band.values())
+                    small, big = PANELS['21.5"'], PANELS['32"']
+                    figures.append(f"{tag}: band controls {heights[large] / small:.1f} mm high on 21.5 in, "
+                                   f"{heights[large] / big:.1f} mm on 32 in; top edge "
+                                   f"{top / small:.0f} mm / {top / big:.0f} mm above the bottom")
+                assert heights[True] >= 1.25 * heights[False], heights  # enlarged in large-text mode
+                if k.state.large_text:
+                    k.shell.dispatch(F.ToggleLargeText())
+    finally:
+        Window.size = (1920, 1080)
+        k.pump(frames=2)
+    print("\n".join(figures))
