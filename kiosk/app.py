@@ -81,6 +81,7 @@ class KioskSettings:
     warning_seconds: float = 20.0
     staff_pin: str | None = field(default=None, repr=False)
     card: bool = False
+    speech: bool = True  # read aloud through the speakers (False: the phrases are only recorded)
     config_dir: Path = ROOT / "config"
 
 
@@ -186,7 +187,12 @@ class KioskShell:
         self.pin = bytearray()  # the PIN pad's digits (card or staff): never in the flow state
         self.card = CardDriver(lambda e: self.post(F.CardEvent(e)))
         self.client = client
-        self.speech: Any = None  # a kiosk.speech.SpeechQueue; None: reading aloud is off
+        from kiosk.speech import SpeechQueue, synthesize
+
+        # reading aloud (kiosk/speech.py); without speakers the phrases are only recorded
+        self.speech = SpeechQueue(synthesize, play_wav) if settings.speech else SpeechQueue()
+        self.audio_first = False  # a keypad key was pressed: every new screen is read aloud
+        self._spoken_key: Any = None
         self.root: Any = None
         self._ticker: Any = None
         self.page: Any = None
@@ -226,6 +232,9 @@ class KioskShell:
                                       self.post, site=self.settings.site)
         self.client.start()
         self._ticker = Clock.schedule_interval(lambda dt: self.tick(), 1.0)
+        from kivy.core.window import Window
+
+        Window.bind(on_key_down=self.on_key_down)
         self.render(force=True)
         # Kivy, the catalogue and the fonts are ~100k long-lived objects; a full collection
         # walking them took 200+ ms on a busy 2-core machine, often right between the touch and the
@@ -235,6 +244,10 @@ class KioskShell:
         return self.root
 
     def stop(self) -> None:
+        from kivy.core.window import Window
+
+        Window.unbind(on_key_down=self.on_key_down)
+        self.speech.stop()
         if self._ticker is not None:
             self._ticker.cancel()
         if self.client is not None:
@@ -306,17 +319,44 @@ class KioskShell:
             self.card.close()
         elif isinstance(c, F.WipeInput):
             self._wipe_pin()
+            self.audio_first = False  # the next citizen starts on the touch screen again
         elif isinstance(c, F.Speak):
             self.speak_screen()
 
     def speak_screen(self) -> None:
         """Read the current screen aloud (the phrases are chosen by kiosk/speech.py)."""
-        if self.speech is None:
-            return
         from kiosk.speech import screen_phrases
 
+        self._spoken_key = self._speech_key()
         self.speech.say(screen_phrases(self.kiosk, self.state, self.messages, self.card_messages,
                                        self.printer_messages, self.site_config))
+
+    def _speech_key(self) -> Any:
+        s = self.state
+        return (s.screen, s.lang, s.question, s.selection, s.entry, s.printed, s.print_error)
+
+    # ---------------------------------------------------------------- keypad (audio-first path)
+    def on_key_down(self, window: Any, key: int, scancode: int, codepoint: str | None, modifiers: Any) -> bool:
+        """A keypad or keyboard key: the audio-first path (kiosk/keypad.py). The first key turns
+        on reading every new screen aloud, until the next citizen (the reset)."""
+        from kiosk import flow as F
+        from kiosk.keypad import key_event
+
+        name = key_name(key, codepoint)
+        if name is None:
+            return False
+        self.dispatch(F.Touched(self.clock()))
+        if not self.audio_first:
+            self.audio_first = True
+            self._spoken_key = None
+        event = key_event(self.kiosk, self.state, self.messages, name)
+        if event is not None:
+            self.dispatch(event)
+        if isinstance(event, F.ReadAloud) or event is None:
+            return True
+        if self.audio_first and self._speech_key() != self._spoken_key:
+            self.speak_screen()
+        return True
 
     def _gc_guard(self) -> None:
         """No automatic collection while a number is on its way: one full collection (freeing the
@@ -430,6 +470,8 @@ class KioskShell:
         self.screens_shown.append((self.state.screen, self.clock()))
         self._countdown = None
         self._update_overlay()
+        if self.audio_first and self._speech_key() != self._spoken_key:
+            self.speak_screen()  # a screen reached without a key (the number arrived, printing ended)
         if self.on_render is not None:
             self.on_render(self.state)
 
@@ -453,6 +495,42 @@ class KioskShell:
             self.overlay = idle_overlay(self.theme(), self.messages, self.state.lang, left,
                                         lambda: self.dispatch(F.Touched(self.clock())))
             self.root.add_widget(self.overlay)
+
+
+#: Kivy key codes of a keypad and keyboard that the audio-first path uses.
+KEY_NAMES = {13: "enter", 271: "enter", 8: "backspace", 268: "*", 270: "+", 266: "."}
+
+
+def key_name(key: int, codepoint: str | None) -> str | None:
+    """A key as kiosk/keypad.py names it (digits from the number row or the keypad)."""
+    if 256 <= key <= 265:  # keypad 0–9
+        return str(key - 256)
+    if key in KEY_NAMES:
+        return KEY_NAMES[key]
+    if codepoint and codepoint in "0123456789*+.":
+        return codepoint
+    return None
+
+
+def play_wav(data: bytes) -> None:
+    """Play one WAV through SDL2 (Kivy's audio) and wait until it ends (called on the speech thread)."""
+    import tempfile
+
+    from kivy.core.audio import SoundLoader
+
+    with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
+        f.write(data)
+        path = f.name
+    try:
+        sound = SoundLoader.load(path)
+        if sound is None:
+            log.warning("kiosk: no audio output for reading aloud")
+            return
+        sound.play()
+        time.sleep(max(0.1, sound.length or 0.0))
+        sound.unload()
+    finally:
+        os.unlink(path)
 
 
 def run_app(settings: KioskSettings) -> int:

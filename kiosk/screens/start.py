@@ -10,7 +10,7 @@ from kivy.uix.widget import Widget
 from kiosk import flow as F
 from kiosk.screens import ViewContext
 from kiosk.screens.widgets import BigButton, digit_pad, fill
-from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES, pick
+from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES
 
 
 def language(ctx: ViewContext) -> Widget:
@@ -61,12 +61,10 @@ def purpose(ctx: ViewContext) -> Widget:
 
 
 def purpose_name(ctx: ViewContext, pid: str) -> str:
-    """The button's wording: the kiosk's own where it is gentler than the catalogue's heading
-    (``purpose.name.<id>``, e.g. おくやみの手続き), else the catalogue's name."""
-    key = f"purpose.name.{pid}"
-    if key in ctx.messages.table:
-        return ctx.t(key)
-    return pick(ctx.kiosk.catalogue.purposes[pid].name, ctx.lang)
+    """The button's wording (the same label the keypad path reads aloud)."""
+    from kiosk.keypad import purpose_label
+
+    return purpose_label(ctx.kiosk, ctx.messages, pid, ctx.lang)
 
 
 def bracket_break(name: str) -> str:

@@ -186,7 +186,7 @@ def kiosk(live: LiveServer, tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
         settings = KioskSettings(
             server=kw.pop("server", live.url), device=kw.pop("device", "kiosk-ui"),
             token=live.tokens().roles["kiosk"], staff_pin=STAFF_PIN,
-            printer=kw.pop("printer", f"file://{tmp_path / 'ticket.bin'}"), **kw,
+            printer=kw.pop("printer", f"file://{tmp_path / 'ticket.bin'}"), speech=kw.pop("speech", False), **kw,
         )
         shell = KioskShell(settings)
         shell.repeat_window = 0.0  # test taps come faster than any hand; the doubling has its own test
@@ -769,3 +769,58 @@ def test_controls_sit_in_the_bottom_band_with_15_mm_targets_on_21_5_and_32_inch_
         Window.size = (1920, 1080)
         k.pump(frames=2)
     print("\n".join(figures))
+
+
+
+# ------------------------------------------------------------------ audio-first: keys only
+def _key(name: str) -> None:
+    from kiosk.app import KEY_NAMES
+
+    code = next((c for c, n in KEY_NAMES.items() if n == name), None)
+    if name.isdigit():
+        Window.dispatch("on_key_down", 256 + int(name), 0, name, [])  # the keypad's digit keys
+    else:
+        Window.dispatch("on_key_down", code, 0, None, [])
+
+
+def test_audio_first_certificate_ticket_with_key_events_only(kiosk):
+    """A blind citizen: no touch at all. Each screen is read aloud with its keys; the number and
+    the first counter are announced at the end."""
+    from kiosk.keypad import options
+
+    k = kiosk(device="kiosk-audio")
+    sh = k.shell
+
+    def press(name: str) -> None:
+        _key(name)
+        k.pump(frames=1)
+
+    k.tap("read-aloud")  # the band's button reads the screen once, without turning the keypad mode on
+    assert sh.speech.texts()[0].startswith("ようこそ") and not sh.audio_first
+    press("1")  # the first key turns reading on and, on the language screen, chooses 日本語
+    assert sh.audio_first and k.state.screen is F.Screen.PURPOSE
+    assert "ご用件を選んでください" in sh.speech.texts()
+    cert = next(i for i, (_, e) in enumerate(options(sh.kiosk, k.state, sh.messages), 1)
+                if getattr(e, "purpose", "") == "certificate")
+    assert f"{cert}、証明書。" in sh.speech.texts()
+    press(str(cert))
+    assert k.state.question == "certificates"
+    juminhyo = next(i for i, (_, e) in enumerate(options(sh.kiosk, k.state, sh.messages), 1)
+                    if getattr(e, "value", "") == "juminhyo")
+    press(str(juminhyo))
+    press("enter")
+    k.pump(lambda: k.state.screen in (F.Screen.CONVENIENCE, F.Screen.PLAN))
+    if k.state.screen is F.Screen.CONVENIENCE:
+        assert "エンターキーで番号札を受け取ります。" in sh.speech.texts()
+        press("enter")
+    k.pump(lambda: k.state.screen is F.Screen.PLAN)
+    press("enter")  # get the number
+    k.wait_screen(F.Screen.DONE)
+    k.pump(lambda: any(t.startswith("受付番号は、") for t in sh.speech.texts()))
+    number = k.state.issue_result["ticket"]["number"]
+    last = [u.text for u in sh.speech.said[-1]]
+    assert last[0] == f"受付番号は、{number}番です。" and last[-1] == last[0]
+    assert any(t.startswith("最初に、市民課、1階") for t in last), last
+    k.shot("ja-14-audio-first-done")
+    press("enter")  # finish: the next citizen starts on the touch screen again
+    assert k.state.screen is F.Screen.LANGUAGE and not sh.audio_first
