@@ -115,7 +115,14 @@ def screen_phrases(kiosk: F.Kiosk, s: F.KioskState, messages: Messages, card_mes
         lines = [m.get("error.title", lang), m.get("error.body", lang)]
     elif screen is F.Screen.STAFF_PIN:
         lines = [m.get("staff.title", lang)]
-    return [Utterance(lang, line) for line in lines if line]
+    return [Utterance(lang, spoken_text(line)) for line in lines if line]
+
+
+def spoken_text(text: str) -> str:
+    """Ruby markup read by its reading ({市民課|しみんか} → しみんか): what the voice should say."""
+    from queue_server.ruby import RUBY
+
+    return RUBY.sub(r"\2", text) if "{" in text else text
 
 
 def _done_lines(s: F.KioskState, m: Messages, printer_messages: Messages | None,

@@ -9,13 +9,14 @@ turns it into blocks that both renderers understand. Every fixed text comes from
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from queue_server.i18n import LANGUAGES, Messages, load_messages
+from queue_server.ruby import bracketed
 
 MESSAGES_PATH = Path(__file__).with_name("messages.toml")
 
@@ -194,7 +195,8 @@ def layout_ticket(ticket: PrintableTicket, messages: Messages | None = None) -> 
         blocks.append(TextLine(m("ticket.qr_caption", lang), style="small", align="center"))
         blocks.append(Space(0.3))
     blocks.append(TextLine(m("ticket.notice", lang), style="small"))
-    return blocks
+    # Ruby markup from the catalogue ({市民課|しみんか}): the reading in brackets, never braces.
+    return [replace(b, text=bracketed(b.text)) if isinstance(b, TextLine) and "{" in b.text else b for b in blocks]
 
 
 def block_texts(blocks: list[Block]) -> list[str]:

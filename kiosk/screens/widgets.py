@@ -120,6 +120,17 @@ def fill(widget: Widget, color: Sequence[float], border: Sequence[float] | None 
     widget.bind(pos=update, size=update)
 
 
+def shown_text(text: str, lang: str) -> str:
+    """What a label shows for catalogue text with ruby markup (queue_server/ruby.py): in やさしい
+    日本語 the reading follows the kanji in brackets, 市民課（しみんか） (Kivy labels cannot set
+    furigana above a line); elsewhere the kanji alone. Braces never reach the screen."""
+    if "{" not in text:
+        return text
+    from queue_server.ruby import bracketed, plain
+
+    return bracketed(text) if lang == "ja-easy" else plain(text)
+
+
 def label_args(text: str, lang: str, bold: bool = False) -> dict:
     """Label properties for ``text``: one font → plain text in that font (fast: one render, no
     markup parsing); several fonts → markup runs, each in a font that has its glyphs."""
@@ -156,6 +167,7 @@ class Text(Label):
 
     def __init__(self, text: str, lang: str, theme: Theme, role: str = "body", color=None, bold: bool = False,
                  halign: str = "left", fixed_height: bool = False, **kw: object):
+        text = shown_text(text, lang)
         super().__init__(
             **label_args(text, lang, bold=bold or role in ("title", "huge", "heading")),
             font_size=theme.font(role),
@@ -179,6 +191,7 @@ class BigButton(Button):
     def __init__(self, text: str, lang: str, theme: Theme, on_tap: Callable[[], None], primary: bool = False,
                  role: str = "button", height: int | None = None, selected: bool = False, name: str = "",
                  **kw: object):
+        text = shown_text(text, lang)
         bg = theme.primary if primary or selected else theme.secondary
         fg = theme.primary_fg if primary or selected else theme.secondary_fg
         super().__init__(

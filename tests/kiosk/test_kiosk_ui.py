@@ -152,6 +152,7 @@ class Kiosk:
         from printers.linebreak import violations
 
         texts = self.texts()
+        assert "{" not in texts and "}" not in texts, texts  # ruby markup or a format field
         assert not re.search(r"(?<![\w/.])[a-z][a-z0-9]*_[a-z0-9_]+\b", texts), texts
         for plain, lines in self.drawn_lines():
             assert not violations(lines), (self.state.screen, plain, lines)
@@ -824,3 +825,14 @@ def test_audio_first_certificate_ticket_with_key_events_only(kiosk):
     k.shot("ja-14-audio-first-done")
     press("enter")  # finish: the next citizen starts on the touch screen again
     assert k.state.screen is F.Screen.LANGUAGE and not sh.audio_first
+
+
+def test_ruby_markup_shows_as_a_bracketed_reading_in_ja_easy_and_as_kanji_elsewhere():
+    from kiosk.screens.widgets import Text, Theme
+
+    th = Theme(scale=1.0, high_contrast=False, portrait=False)
+    easy = Text("{市民課|しみんか}へ いって ください", "ja-easy", th)
+    assert easy.plain == "市民課（しみんか）へ いって ください" and "{" not in easy.text
+    assert Text("{市民課|しみんか}", "ja", th).plain == "市民課"
+    b = BigButton("{証明書|しょうめいしょ}", "ja-easy", th, lambda: None)
+    assert b.plain == "証明書（しょうめいしょ）" and "|" not in b.text

@@ -142,3 +142,10 @@ def test_offline_voices_make_audio(lang):
     wav = synthesize(Utterance(lang, "受付番号は、12番です。" if lang == "ja" else "Your number is 12."))
     with wave.open(io.BytesIO(wav)) as w:
         assert w.getnframes() / w.getframerate() > 0.8  # a second or so of speech, not silence
+
+
+def test_ruby_is_read_by_its_reading():
+    from kiosk.speech import spoken_text
+
+    assert spoken_text("{市民課|しみんか}へ いって ください") == "しみんかへ いって ください"
+    assert spoken_text("受付番号は{n}番") == "受付番号は{n}番"

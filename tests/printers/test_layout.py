@@ -190,3 +190,11 @@ def test_translated_tickets_keep_the_japanese_department_name_of_the_signs():
         assert "税務課" in texts
     ja = [t.strip() for t in block_texts(layout_ticket(_ticket(route=(RouteLine("市民課", 1, (1,), department_name_ja="市民課"),))))]
     assert ja.count("市民課") + ja.count("1.市民課") == 1  # not repeated in Japanese
+
+
+def test_ruby_markup_prints_as_a_bracketed_reading_never_as_braces():
+    route = (RouteLine("{市民課|しみんか}", 1, (1,), department_name_ja="市民課"),)
+    blocks = layout_ticket(_ticket(route=route, lang="ja-easy", documents=("{本人確認書類|ほんにん かくにん しょるい}",)))
+    texts = block_texts(blocks)
+    assert "1.市民課（しみんか）" in texts and "・本人確認書類（ほんにん かくにん しょるい）" in texts
+    assert not any("{" in t or "}" in t or "|" in t for t in texts)
