@@ -9,6 +9,7 @@ from kivy.uix.widget import Widget
 
 from kiosk import flow as F
 from kiosk.screens import ViewContext
+from kiosk.screens.pictograms import DRAWINGS
 from kiosk.screens.widgets import BigButton, digit_pad, fill
 from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES
 
@@ -53,9 +54,9 @@ def purpose(ctx: ViewContext) -> Widget:
         # long names (相談（福祉・子ども・障がい・介護）) one size smaller, so they wrap cleanly
         role = "body" if len(name) > 16 and ctx.lang in ("ja", "ja-easy", "zh") else "heading"
         grid.add_widget(ctx.button(bracket_break(name), F.ChoosePurpose(pid), role=role, height=0,
-                                   name=f"purpose-{pid}"))
+                                   name=f"purpose-{pid}", icon=pid if pid in DRAWINGS else None))
     grid.add_widget(ctx.button(ctx.t("purpose.reservation"), F.ChooseReservation(), role="heading", height=0,
-                               primary=True, name="purpose-reservation"))
+                               primary=True, name="purpose-reservation", icon="reservation"))
     box.add_widget(grid)
     return box
 

@@ -77,7 +77,7 @@ class Theme:
     # sizes (px)
     def font(self, role: str) -> float:
         base = {"huge": 150, "title": 50, "heading": 40, "body": 34, "button": 38, "small": 28, "bar": 27,
-                "band": 29}[role]
+                "band": 27}[role]
         # The language bar keeps its size: seven language names must fit. Everything else grows,
         # the bottom band's controls included (large text must not shrink the way back to normal).
         return base if role == "bar" else round(base * self.scale)
@@ -190,7 +190,7 @@ class BigButton(Button):
 
     def __init__(self, text: str, lang: str, theme: Theme, on_tap: Callable[[], None], primary: bool = False,
                  role: str = "button", height: int | None = None, selected: bool = False, name: str = "",
-                 **kw: object):
+                 icon: str | None = None, **kw: object):
         text = shown_text(text, lang)
         bg = theme.primary if primary or selected else theme.secondary
         fg = theme.primary_fg if primary or selected else theme.secondary_fg
@@ -212,8 +212,17 @@ class BigButton(Button):
         self.name = name or text
         self.selected = selected
         self._on_tap = on_tap
+        inset = 0.0
+        if icon:
+            from kiosk.screens.pictograms import attach
+
+            inset = round(120 * min(theme.scale, 1.2))  # the picture's square and its margins
+            attach(self, icon, fg, inset - 28)
+            self.padding = (inset, 0, 0, 0)
+        # (Kivy takes the padding out of text_size: the picture's inset is not subtracted twice)
         self.bind(size=lambda *_: setattr(self, "text_size", (self.width - 24, self.height - 12)))
-        _apply_kinsoku(self, text, lang, primary or selected, 24)
+        _apply_kinsoku(self, text, lang, primary or selected, 24 + inset)
+        self.icon = icon
         if theme.high_contrast:
             fill(self, (0, 0, 0, 0), theme.border, 2)
         self.bind(on_release=lambda *_: self._on_tap())

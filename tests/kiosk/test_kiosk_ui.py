@@ -733,6 +733,9 @@ def test_controls_sit_in_the_bottom_band_with_15_mm_targets_on_21_5_and_32_inch_
                     seen = {}
                     k.tap(f"lang-{lang}")
                     seen["purpose"] = _measure_band(k)
+                    purposes = [b for b in k.buttons() if b.name.startswith("purpose-")]
+                    assert len(purposes) == 10 and all(b.icon for b in purposes), [b.name for b in purposes]
+                    k.shot(f"mm-{tag}-02-purpose")
                     k.tap("purpose-certificate")
                     k.tap("choice-juminhyo")
                     seen["question"] = _measure_band(k)
