@@ -53,6 +53,11 @@ DRAWINGS: dict[str, list[Stroke]] = {
                     ("line", (0.3, 0.46, 0.72, 0.46)), ("circle", (0.64, 0.22, 0.1))],
     "consultation": [("rect", (0.02, 0.42, 0.56, 0.42)), ("line", (0.14, 0.42, 0.1, 0.26, 0.3, 0.42)),
                      ("rect", (0.42, 0.1, 0.56, 0.36)), ("line", (0.86, 0.1, 0.9, -0.04, 0.72, 0.1))],
+    # a card going down onto the reader: the card-insert screen shows where to put it
+    "card_reader": [("rect", (0.1, 0.02, 0.8, 0.22)), ("line", (0.3, 0.12, 0.7, 0.12)),
+                    ("rect", (0.24, 0.5, 0.52, 0.34)), ("circle", (0.36, 0.67, 0.06)),
+                    ("line", (0.48, 0.72, 0.68, 0.72)), ("line", (0.48, 0.62, 0.64, 0.62)),
+                    *_arrow(0.5, 0.48, 0.5, 0.26)],
     "reservation": [("rect", (0.08, 0.04, 0.84, 0.78)), ("line", (0.08, 0.64, 0.92, 0.64)),
                     ("line", (0.3, 0.74, 0.3, 0.94)), ("line", (0.7, 0.74, 0.7, 0.94)),
                     ("line", (0.3, 0.36, 0.45, 0.2, 0.72, 0.5))],
@@ -63,7 +68,7 @@ def draw(group: InstructionGroup, kind: str, x: float, y: float, size: float,
          color: Sequence[float]) -> None:
     """Add the pictogram ``kind`` to ``group``, in a ``size``-pixel square at (x, y)."""
     group.add(Color(*color))
-    width = max(2.0, size / 22)
+    width = max(2.0, min(size / 22, 5.0))  # a big picture keeps a clean line
 
     def p(u: float, v: float) -> tuple[float, float]:
         return x + u * size, y + v * size
@@ -92,3 +97,20 @@ def attach(widget: Widget, kind: str, color: Sequence[float], size: float, margi
 
     widget.bind(pos=redraw, size=redraw)
     redraw()
+
+
+class Pictogram(Widget):
+    """A pictogram on its own (the card-insert screen's "put the card on the reader")."""
+
+    def __init__(self, kind: str, color: Sequence[float], **kw: object):
+        super().__init__(**kw)
+        group = InstructionGroup()
+        self.canvas.add(group)
+        self.kind = kind
+
+        def redraw(*_: object) -> None:
+            group.clear()
+            s = min(self.width, self.height)
+            draw(group, kind, self.center_x - s / 2, self.center_y - s / 2, s, color)
+
+        self.bind(pos=redraw, size=redraw)
