@@ -474,6 +474,25 @@ class Kiosk:
         )
         return asked, left
 
+    def estimated_total(self, state: KioskState) -> int:
+        """About how many questions this visit will have ("3 / 約10"), counting the ones answered.
+
+        The remaining questions are walked as most citizens answer them (いいえ, the first
+        choice, the smallest number): questions skipped on that path are not counted, so the
+        figure is a likely total rather than the maximum (which :meth:`progress` gives).
+        """
+        answers = state.answer_map
+        n = len(answers)
+        while (q := next_question(self.catalogue, state.purposes, answers)) is not None and n < 100:
+            if q.kind == NUMBER:
+                answers[q.id] = str(q.min if q.min is not None else 1)
+            elif q.kind == MULTI:
+                answers[q.id] = q.choices[0] if q.choices else UNKNOWN
+            else:
+                answers[q.id] = "no" if q.kind == "yesno" else (q.choices[0] if q.choices else UNKNOWN)
+            n += 1
+        return max(n, len(state.answers) + 1)
+
     def convenience_items(self, state: KioskState) -> list[Mapping[str, Any]]:
         """Alternatives on the list that a convenience store offers (shown before the number)."""
         if not state.plan:

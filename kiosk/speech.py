@@ -70,7 +70,7 @@ def screen_phrases(kiosk: F.Kiosk, s: F.KioskState, messages: Messages, card_mes
         q = kiosk.question_view(s)
         n, left = kiosk.progress(s)
         if q is not None:
-            lines.append(m.get("question.progress", lang, n=n, total=n + left) if left
+            lines.append(m.get("question.progress", lang, n=n, total=kiosk.estimated_total(s)) if left
                          else m.get("question.progress_last", lang, n=n))
             lines.append(q["text"])
             if q["kind"] == "number":

@@ -404,3 +404,21 @@ def test_with_staff_calls_staff_and_opens_the_staff_pad_on_the_first_screens(cat
     s, cmds = run(kiosk, s, F.AssistRequested())
     assert (s.screen, s.question) == before and s.notice == "assist.called"
     assert cmds == [F.SendHelp("assist_request")]
+
+
+def test_progress_is_a_likely_total_not_the_maximum(catalogue):
+    kiosk, s = make(catalogue)
+    s, _ = run(kiosk, s, F.ChooseLanguage("ja"), F.ChoosePurpose("death"))
+    n, left = kiosk.progress(s)
+    assert n == 1 and kiosk.estimated_total(s) < n + left  # fewer than the 21 a death could ask
+    # along the whole 死亡① walk the estimate stays between this question and the maximum
+    while s.screen is F.Screen.QUESTION:
+        n, left = kiosk.progress(s)
+        assert n <= kiosk.estimated_total(s) <= n + left, (s.question, n, left)
+        q = kiosk.catalogue.questions[s.question]
+        value = DEATH_1[q.id]
+        if q.kind == "number":
+            s, _ = run(kiosk, s, *[F.PadDigit(d) for d in value], F.PadDone())
+        else:
+            s, _ = run(kiosk, s, F.Answer(value))
+    assert s.screen is F.Screen.PLAN
