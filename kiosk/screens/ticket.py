@@ -106,10 +106,11 @@ def done(ctx: ViewContext) -> Widget:
     if s.assist:
         status.add_widget(ctx.text(ctx.t("done.assist"), "body", halign="center", color=th.accent, bold=True))
     if s.print_error:
-        status.add_widget(ctx.text(ctx.printer_messages.get(s.print_error, lang), "heading", color=th.accent,
+        status.add_widget(ctx.text(ctx.printer_messages.get(s.print_error, lang), "body", color=th.accent,
                                    bold=True))
-        status.add_widget(ctx.text(ctx.t("done.print_failed"), "body", color=th.accent))
-        status.add_widget(ctx.button(ctx.t("done.reprint"), F.Reprint(), role="heading", name="reprint"))
+        status.add_widget(ctx.text(ctx.t("done.print_failed"), "small", color=th.accent))
+        status.add_widget(ctx.button(ctx.t("done.reprint"), F.Reprint(), role="heading", height=96,
+                                     name="reprint"))
     elif s.printed:
         status.add_widget(ctx.text(ctx.t("done.take_ticket"), "heading"))
     else:
@@ -180,7 +181,9 @@ def done(ctx: ViewContext) -> Widget:
             qr_row.add_widget(qr_image(url, 160))
             qr_row.add_widget(ctx.text(ctx.t("done.qr"), "small", fixed_height=True, size_hint_y=1))
             # large text needs the left column's height for the number and what to do now
-            (right if th.scale > 1 else left).add_widget(qr_row)
+            # large text or a printer message needs the left column's height for the number and
+            # what to do now
+            (right if th.scale > 1 or s.print_error else left).add_widget(qr_row)
         main.add_widget(left)
         main.add_widget(right)
         outer.add_widget(main)

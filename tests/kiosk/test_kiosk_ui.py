@@ -134,6 +134,33 @@ class Kiosk:
         for b in self.buttons():
             assert b.height >= MIN_TARGET_PX and b.width >= MIN_TARGET_PX, (b.name, b.size)
         self.check_wording()
+        self.check_inside()
+
+    def check_inside(self) -> None:
+        """Nothing spills off the screen (a column too full pushes its top over the language bar),
+        except what a scroll view holds."""
+        from kivy.uix.scrollview import ScrollView
+
+        if self.shell.overlay is not None:
+            return
+        top = Window.height
+        bar = [b for b in self.buttons() if b.name.startswith("lang-")] if self.state.screen is not F.Screen.LANGUAGE else []
+        if bar:  # the language bar: the page body starts below it
+            top = min(b.to_window(b.x, b.y)[1] for b in bar)
+        bar_ids = {id(b) for b in bar}
+        for w in self.shell.page.walk(restrict=True):
+            if id(w) in bar_ids:
+                continue
+            if not (isinstance(w, BigButton) or getattr(w, "plain", "")) or w.height <= 0:
+                continue
+            parent, scrolled = w.parent, False
+            while parent is not None and parent is not self.shell.root and not scrolled:
+                scrolled = isinstance(parent, ScrollView)
+                parent = parent.parent
+            if scrolled:
+                continue
+            x, y = w.to_window(w.x, w.y)
+            assert y >= -2 and y + w.height <= top + 2, (self.state.screen, getattr(w, "plain", ""), y, w.height)
 
     def drawn_lines(self) -> list[tuple[str, list[str]]]:
         """Each label's lines as Kivy laid them out (after our kinsoku breaks and its own wrap)."""
