@@ -690,7 +690,9 @@ class Kiosk:
             return s, []  # a reply for an earlier list (or an earlier citizen)
         r = e.result
         return replace(s, plan=r.get("plan") or s.plan, plan_offline=False,
-                       waits={"wait_minutes": r.get("wait_minutes"), "visit_minutes": r.get("visit_minutes")}), []
+                       waits={"wait_minutes": r.get("wait_minutes"), "visit_minutes": r.get("visit_minutes"),
+                              # the range, when the server sends one (uncertain estimates)
+                              **{k: r[k] for k in ("wait_low", "wait_high") if k in r}}), []
 
     def _on_PlanFailed(self, s: KioskState, e: PlanFailed) -> tuple[KioskState, list[Command]]:
         if e.seq != s.plan_seq:

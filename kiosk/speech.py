@@ -27,7 +27,7 @@ from typing import Any
 
 from kiosk import flow as F
 from kiosk.keypad import options
-from kiosk.ticket import route_lines, site_shared_counters, whole_minutes
+from kiosk.ticket import route_lines, site_shared_counters, wait_words
 from printers.layout import format_place
 from queue_server.i18n import Messages, pick
 
@@ -96,8 +96,7 @@ def screen_phrases(kiosk: F.Kiosk, s: F.KioskState, messages: Messages, card_mes
         for i, st in enumerate(plan.get("steps", []), start=1):
             lines.append(m.get("audio.option", lang, n=i, label=st["department_name"]))
         if s.waits and s.waits.get("wait_minutes") is not None:
-            wait = whole_minutes(s.waits["wait_minutes"]) or 0
-            lines.append(m.get("plan.wait_soon", lang) if wait <= 0 else m.get("plan.wait", lang, minutes=wait))
+            lines.append(wait_words(m, lang, s.waits))
         lines.append(m.get("audio.enter_take_number", lang))
     elif screen is F.Screen.CARD_OFFER:
         lines = [m.get("card.offer.title", lang), *_option_lines(kiosk, s, m)]

@@ -22,6 +22,22 @@ def whole_minutes(value: Any) -> int | None:
     return max(0, math.ceil(float(value)))
 
 
+def wait_words(messages: Any, lang: str, data: Mapping[str, Any] | None) -> str:
+    """The wait for the first counter as the citizen reads it: a range ("約20〜30分") when the
+    server sends one (``wait_low``/``wait_high``, where the estimate is uncertain), else one figure,
+    "soon", or "ask at the counter"."""
+    data = data or {}
+    wait = whole_minutes(data.get("wait_minutes"))
+    if wait is None:
+        return messages.get("plan.wait_unknown", lang)
+    low, high = data.get("wait_low"), data.get("wait_high")
+    if isinstance(low, int | float) and isinstance(high, int | float) and high > low:
+        return messages.get("plan.wait_range", lang, low=int(low), high=int(high))
+    if wait <= 0:
+        return messages.get("plan.wait_soon", lang)
+    return messages.get("plan.wait", lang, minutes=wait)
+
+
 def site_shared_counters(site_config: Mapping[str, Any] | None, result: Mapping[str, Any]) -> frozenset[int]:
     """Counters of the ticket's site that serve several departments (from site.toml), so the
     ticket and the done screen say "4番窓口（共用）" instead of two overlapping ranges."""
@@ -65,4 +81,13 @@ def printable_ticket(result: Mapping[str, Any], lang: str, shared: frozenset[int
         total_minutes=whole_minutes(result.get("visit_minutes")),
         status_url=str(t.get("status_url", "")),
         external=external,
+        wait_range=_range(result),
     )
+
+
+def _range(result: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The server's wait range, when it sent one (queue_server/estimators.py wait_fields)."""
+    low, high = result.get("wait_low"), result.get("wait_high")
+    if isinstance(low, int | float) and isinstance(high, int | float) and high > low:
+        return int(low), int(high)
+    return None

@@ -58,6 +58,7 @@ class PrintableTicket:
     total_minutes: int | None
     status_url: str
     external: tuple[str, ...] = ()  # procedures not at city hall, each with where to go
+    wait_range: tuple[int, int] | None = None  # (low, high) minutes when the server sends a range
 
 
 # ---------------------------------------------------------------- blocks (what renderers draw)
@@ -182,7 +183,10 @@ def layout_ticket(ticket: PrintableTicket, messages: Messages | None = None) -> 
     if ticket.wait_minutes is not None or ticket.total_minutes is not None:
         blocks.append(TextLine(m("ticket.wait_heading", lang), style="heading"))
         if ticket.wait_minutes is not None:
-            if ticket.wait_minutes <= 0:
+            if ticket.wait_range is not None:
+                low, high = ticket.wait_range
+                blocks.append(TextLine(m("ticket.wait_range", lang, low=low, high=high)))
+            elif ticket.wait_minutes <= 0:
                 blocks.append(TextLine(m("ticket.wait_soon", lang)))
             else:
                 blocks.append(TextLine(m("ticket.wait_minutes", lang, minutes=ticket.wait_minutes)))

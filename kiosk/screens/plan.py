@@ -9,7 +9,7 @@ from kivy.uix.widget import Widget
 from kiosk import flow as F
 from kiosk.screens import ViewContext
 from kiosk.screens.widgets import fill, hbox, paged_scroll, qr_image, vstack
-from kiosk.ticket import whole_minutes
+from kiosk.ticket import wait_words, whole_minutes
 
 
 def wait_lines(ctx: ViewContext) -> list[str]:
@@ -17,10 +17,8 @@ def wait_lines(ctx: ViewContext) -> list[str]:
     s = ctx.state
     if s.waits is None:
         return [ctx.t("plan.offline") if s.plan_offline else ctx.t("plan.waits_loading")]
-    wait = whole_minutes(s.waits.get("wait_minutes"))
     visit = whole_minutes(s.waits.get("visit_minutes"))
-    lines = [ctx.t("plan.wait_unknown") if wait is None else
-             ctx.t("plan.wait_soon") if wait <= 0 else ctx.t("plan.wait", minutes=wait)]
+    lines = [wait_words(ctx.messages, ctx.lang, s.waits)]
     if visit is not None:
         lines.append(ctx.t("plan.visit", minutes=visit))
     return lines

@@ -9,7 +9,7 @@ from kivy.uix.widget import Widget
 from kiosk import flow as F
 from kiosk.screens import ViewContext
 from kiosk.screens.widgets import fill, qr_image, vstack
-from kiosk.ticket import route_lines, site_shared_counters, whole_minutes
+from kiosk.ticket import route_lines, site_shared_counters, wait_words, whole_minutes
 from printers.layout import format_place
 
 
@@ -128,10 +128,8 @@ def done(ctx: ViewContext) -> Widget:
             panel.add_widget(ctx.text(first.department_name_ja, "heading"))
         panel.add_widget(ctx.text(format_place(first, lang, ctx.printer_messages), "heading", bold=True))
         info.add_widget(panel)
-    wait = whole_minutes(r.get("wait_minutes"))
     visit = whole_minutes(r.get("visit_minutes"))
-    wait_text = ctx.t("plan.wait_unknown") if wait is None else (
-        ctx.t("plan.wait_soon") if wait <= 0 else ctx.t("plan.wait", minutes=wait))
+    wait_text = wait_words(ctx.messages, lang, r)
     info.add_widget(ctx.text(wait_text, "body"))
     if visit is not None and len(route) > 1:
         info.add_widget(ctx.text(ctx.t("plan.visit", minutes=visit), "body"))

@@ -422,3 +422,22 @@ def test_progress_is_a_likely_total_not_the_maximum(catalogue):
         else:
             s, _ = run(kiosk, s, F.Answer(value))
     assert s.screen is F.Screen.PLAN
+
+
+def test_a_wait_range_from_the_server_is_shown_and_printed_as_a_range(catalogue):
+    from kiosk.ticket import printable_ticket, wait_words
+
+    messages = load_messages(ROOT / "kiosk" / "messages.toml")
+    kiosk, s = make(catalogue)
+    s, cmds = run(kiosk, s, F.ChooseLanguage("ja"), F.ChoosePurpose("certificate"), F.ToggleChoice("juminhyo"),
+                  F.Answer("selected"))
+    fetch = next(c for c in cmds if isinstance(c, F.FetchPlan))
+    s, _ = run(kiosk, s, F.PlanReceived(fetch.seq, {"wait_minutes": 24.2, "visit_minutes": 30,
+                                                     "wait_low": 20, "wait_high": 30}))
+    assert wait_words(messages, "ja", s.waits) == "最初の窓口までの待ち時間: 約20〜30分"
+    assert wait_words(messages, "en", {"wait_minutes": 24.2}) == "Wait for the first counter: about 25 min"
+    assert wait_words(messages, "ja", {"wait_minutes": None}) == "待ち時間は窓口でお尋ねください"
+    result = {"ticket": {"number": "3", "issued_at": 1_800_000_000}, "wait_minutes": 24, "wait_low": 20,
+              "wait_high": 30}
+    assert printable_ticket(result, "ja").wait_range == (20, 30)
+    assert printable_ticket({**result, "wait_low": None}, "ja").wait_range is None

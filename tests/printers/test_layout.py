@@ -198,3 +198,9 @@ def test_ruby_markup_prints_as_a_bracketed_reading_never_as_braces():
     texts = block_texts(blocks)
     assert "1.市民課（しみんか）" in texts and "・本人確認書類（ほんにん かくにん しょるい）" in texts
     assert not any("{" in t or "}" in t or "|" in t for t in texts)
+
+
+def test_an_uncertain_wait_prints_as_the_servers_range():
+    texts = block_texts(layout_ticket(_ticket(wait_minutes=24, wait_range=(20, 30))))
+    assert "最初のお呼び出しまで 約20〜30分" in texts
+    assert not any("約24分" in t for t in texts)
