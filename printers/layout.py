@@ -39,6 +39,13 @@ class RouteLine:
     shared: tuple[int, ...] = ()
 
 
+def needs_japanese_name(line: RouteLine, lang: str) -> bool:
+    """Whether the Japanese name must be added under the department's name: not in Japanese, and
+    not when the name already holds it (やさしい日本語 "市民課（しみんか）" from ruby markup)."""
+    ja = line.department_name_ja
+    return bool(ja) and lang != "ja" and ja not in bracketed(line.department_name)
+
+
 def shared_counters(counters: Iterable[tuple[int, Sequence[str]]]) -> frozenset[int]:
     """Counter numbers that serve more than one department, from (number, departments) pairs."""
     return frozenset(n for n, departments in counters if len(set(departments)) > 1)
@@ -163,7 +170,7 @@ def layout_ticket(ticket: PrintableTicket, messages: Messages | None = None) -> 
         blocks.append(TextLine(m("ticket.route_heading", lang), style="heading"))
         for i, line in enumerate(ticket.route, start=1):
             blocks.append(TextLine(line.department_name, style="heading", marker=f"{i}."))
-            if line.department_name_ja and line.department_name_ja != line.department_name and lang != "ja":
+            if needs_japanese_name(line, lang):
                 blocks.append(TextLine(line.department_name_ja, style="body", marker=" " * len(f"{i}.")))
             place = format_place(line, lang, messages)
             if place:

@@ -10,7 +10,7 @@ from kiosk import flow as F
 from kiosk.screens import ViewContext
 from kiosk.screens.widgets import fill, qr_image, vstack
 from kiosk.ticket import route_lines, site_shared_counters, wait_words, whole_minutes
-from printers.layout import format_place
+from printers.layout import format_place, needs_japanese_name
 
 
 def _message(ctx: ViewContext, title: str, body: str = "", extra: str = "", title_color=None) -> BoxLayout:
@@ -124,7 +124,7 @@ def done(ctx: ViewContext) -> Widget:
         fill(panel, th.panel, th.primary, 3)
         panel.add_widget(ctx.text(ctx.t("done.first"), "body", color=th.muted))
         panel.add_widget(ctx.text(first.department_name, "title"))
-        if first.department_name_ja and first.department_name_ja != first.department_name and lang != "ja":
+        if needs_japanese_name(first, lang):
             panel.add_widget(ctx.text(first.department_name_ja, "heading"))
         panel.add_widget(ctx.text(format_place(first, lang, ctx.printer_messages), "heading", bold=True))
         info.add_widget(panel)
@@ -137,7 +137,7 @@ def done(ctx: ViewContext) -> Widget:
         info.add_widget(ctx.text(ctx.t("done.then"), "heading"))
         for i, line in enumerate(route[1:], start=2):
             info.add_widget(ctx.text(f"{i}. {line.department_name}", "body", bold=True))
-            if line.department_name_ja and line.department_name_ja != line.department_name and lang != "ja":
+            if needs_japanese_name(line, lang):
                 info.add_widget(ctx.text(line.department_name_ja, "small", padding=(48, 0)))
             info.add_widget(ctx.text(format_place(line, lang, ctx.printer_messages), "small", color=th.muted,
                                      padding=(48, 0)))

@@ -190,6 +190,9 @@ def test_translated_tickets_keep_the_japanese_department_name_of_the_signs():
         assert "税務課" in texts
     ja = [t.strip() for t in block_texts(layout_ticket(_ticket(route=(RouteLine("市民課", 1, (1,), department_name_ja="市民課"),))))]
     assert ja.count("市民課") + ja.count("1.市民課") == 1  # not repeated in Japanese
+    # nor in やさしい日本語 when the name carries the kanji with its reading
+    easy = layout_ticket(_ticket(lang="ja-easy", route=(RouteLine("{市民課|しみんか}", 1, (1,), department_name_ja="市民課"),)))
+    assert [t.strip() for t in block_texts(easy)].count("市民課") == 0
 
 
 def test_ruby_markup_prints_as_a_bracketed_reading_never_as_braces():
