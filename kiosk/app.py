@@ -345,7 +345,12 @@ class KioskShell:
         name = key_name(key, codepoint)
         if name is None:
             return False
+        covered = self.overlay is not None
         self.dispatch(F.Touched(self.clock()))
+        if covered:  # the key meant "I'm still here" (like a touch on the shade), nothing else
+            self._spoken_key = None
+            self.speak_screen()
+            return True
         if not self.audio_first:
             self.audio_first = True
             self._spoken_key = None
@@ -488,6 +493,7 @@ class KioskShell:
         if left == self._countdown and (left is None) == (self.overlay is None):
             return
         self._countdown = left
+        appearing = left is not None and self.overlay is None
         if self.overlay is not None:
             self.root.remove_widget(self.overlay)
             self.overlay = None
@@ -495,6 +501,13 @@ class KioskShell:
             self.overlay = idle_overlay(self.theme(), self.messages, self.state.lang, left,
                                         lambda: self.dispatch(F.Touched(self.clock())))
             self.root.add_widget(self.overlay)
+            if appearing and self.audio_first:  # a blind citizen must hear the countdown too
+                from kiosk.speech import Utterance
+
+                lang = self.state.lang
+                self.speech.say([Utterance(lang, self.messages.get("idle.title", lang)),
+                                 Utterance(lang, self.messages.get("idle.body", lang, seconds=left)),
+                                 Utterance(lang, self.messages.get("audio.any_key", lang))])
 
 
 #: Kivy key codes of a keypad and keyboard that the audio-first path uses.

@@ -846,6 +846,14 @@ def test_audio_first_certificate_ticket_with_key_events_only(kiosk):
     juminhyo = next(i for i, (_, e) in enumerate(options(sh.kiosk, k.state, sh.messages), 1)
                     if getattr(e, "value", "") == "juminhyo")
     press(str(juminhyo))
+    # the idle countdown is announced; any key continues and chooses nothing
+    before = k.state
+    sh.state = F.replace(sh.state, last_activity=sh.clock() - sh.kiosk.config.idle_seconds - 3)
+    sh.tick()
+    k.pump(frames=1)
+    assert sh.overlay is not None and "操作を続けますか？" in [u.text for u in sh.speech.said[-1]]
+    press("1")
+    assert sh.overlay is None and k.state.selection == before.selection == ("juminhyo",)
     press("enter")
     k.pump(lambda: k.state.screen in (F.Screen.CONVENIENCE, F.Screen.PLAN))
     if k.state.screen is F.Screen.CONVENIENCE:
