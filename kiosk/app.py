@@ -81,6 +81,7 @@ class KioskSettings:
     warning_seconds: float = 20.0
     staff_pin: str | None = field(default=None, repr=False)
     card: bool = False
+    speech: bool = True  # read aloud through the speakers (False: the phrases are only recorded)
     config_dir: Path = ROOT / "config"
 
 
@@ -172,6 +173,7 @@ class KioskShell:
         with (settings.config_dir / "site.toml").open("rb") as f:
             site = tomllib.load(f)
         catalogue = load_catalogue(settings.config_dir / "catalogue", site)
+        self.site_config = site  # counters shared by departments: worded "（共用）" on the ticket
         boot = format(int(time.time()), "x")  # new keys after every start: the server remembers a day of keys
         self.kiosk = F.Kiosk(F.FlowConfig(
             catalogue, device=settings.device, key_prefix=f"{settings.device}-{boot}",
@@ -185,6 +187,12 @@ class KioskShell:
         self.pin = bytearray()  # the PIN pad's digits (card or staff): never in the flow state
         self.card = CardDriver(lambda e: self.post(F.CardEvent(e)))
         self.client = client
+        from kiosk.speech import SpeechQueue, synthesize
+
+        # reading aloud (kiosk/speech.py); without speakers the phrases are only recorded
+        self.speech = SpeechQueue(synthesize, play_wav) if settings.speech else SpeechQueue()
+        self.audio_first = False  # a keypad key was pressed: every new screen is read aloud
+        self._spoken_key: Any = None
         self.root: Any = None
         self._ticker: Any = None
         self.page: Any = None
@@ -242,6 +250,7 @@ class KioskShell:
         from kivy.core.window import Window
 
         Window.unbind(on_key_down=self.on_key_down)
+        self.speech.stop()
         if self._ticker is not None:
             self._ticker.cancel()
         if self.client is not None:
@@ -249,14 +258,21 @@ class KioskShell:
         self.card.close()
 
     def on_key_down(self, window: Any, key: int, scancode: int, codepoint: str | None, modifier: Any) -> bool:
-        """Keystrokes come only from the QR reader (the kiosk has no keyboard): Enter ends a scan."""
+        """Two devices type here. A QR reader that types like a keyboard (kiosk/scanner.py) sends
+        printable characters, then Enter; the numeric keypad of the audio-first path
+        (kiosk/keypad.py) sends the keypad's own key codes (256–271: digits, . * + and its Enter)
+        and Backspace. So keypad codes go to the keypad, characters to the scan buffer, and a
+        main Enter ends a scan when one is buffered, else it is the keypad's Enter."""
         from kiosk import flow as F
 
-        if key in (13, 271):  # Enter, keypad Enter
+        if 256 <= key <= 271 or key == 8:
+            return self._keypad_key(key, codepoint)
+        if key == 13:
             text = self.scanner.enter(self.clock())
             if text:
                 self.dispatch(F.Scanned(text))
-            return True
+                return True
+            return self._keypad_key(key, None)
         if codepoint:
             self.scanner.key(codepoint, self.clock())
             return True
@@ -327,6 +343,49 @@ class KioskShell:
             self.card.close()
         elif isinstance(c, F.WipeInput):
             self._wipe_pin()
+            self.audio_first = False  # the next citizen starts on the touch screen again
+        elif isinstance(c, F.Speak):
+            self.speak_screen()
+
+    def speak_screen(self) -> None:
+        """Read the current screen aloud (the phrases are chosen by kiosk/speech.py)."""
+        from kiosk.speech import screen_phrases
+
+        self._spoken_key = self._speech_key()
+        self.speech.say(screen_phrases(self.kiosk, self.state, self.messages, self.card_messages,
+                                       self.printer_messages, self.site_config))
+
+    def _speech_key(self) -> Any:
+        s = self.state
+        return (s.screen, s.lang, s.question, s.selection, s.entry, s.printed, s.print_error)
+
+    # ---------------------------------------------------------------- keypad (audio-first path)
+    def _keypad_key(self, key: int, codepoint: str | None) -> bool:
+        """A keypad key: the audio-first path (kiosk/keypad.py). The first key turns
+        on reading every new screen aloud, until the next citizen (the reset)."""
+        from kiosk import flow as F
+        from kiosk.keypad import key_event
+
+        name = key_name(key, codepoint)
+        if name is None:
+            return False
+        covered = self.overlay is not None
+        self.dispatch(F.Touched(self.clock()))
+        if covered:  # the key meant "I'm still here" (like a touch on the shade), nothing else
+            self._spoken_key = None
+            self.speak_screen()
+            return True
+        if not self.audio_first:
+            self.audio_first = True
+            self._spoken_key = None
+        event = key_event(self.kiosk, self.state, self.messages, name)
+        if event is not None:
+            self.dispatch(event)
+        if isinstance(event, F.ReadAloud) or event is None:
+            return True
+        if self.audio_first and self._speech_key() != self._spoken_key:
+            self.speak_screen()
+        return True
 
     def _gc_guard(self) -> None:
         """No automatic collection while a number is on its way: one full collection (freeing the
@@ -351,16 +410,17 @@ class KioskShell:
     def _print(self, c: Any) -> None:
         """Print in a thread; print_ticket bounds the device time by its own deadline."""
         from kiosk import flow as F
-        from kiosk.ticket import printable_ticket
+        from kiosk.ticket import printable_ticket, site_shared_counters
 
         s = self.settings
+        shared = site_shared_counters(self.site_config, c.result)
 
         def go() -> None:
             from printers.errors import PrinterError
             from printers.printing import print_ticket
 
             try:
-                print_ticket(s.printer, printable_ticket(c.result, c.lang), s.renderer, s.printer_width,
+                print_ticket(s.printer, printable_ticket(c.result, c.lang, shared), s.renderer, s.printer_width,
                              s.printer_timeout)
             except PrinterError as e:
                 log.warning("kiosk: printing failed: %s", e.code)
@@ -437,6 +497,7 @@ class KioskShell:
             printer_messages=self.printer_messages, theme=self.theme(), send=self.dispatch,
             pin_length=len(self.pin), pin_digit=self.pin_digit, pin_delete=self.pin_delete,
             pin_submit=self.pin_submit, staff_enabled=bool(self.settings.staff_pin),
+            site_config=self.site_config,
         )
         page = build(ctx)
         if self.page is not None:
@@ -446,6 +507,8 @@ class KioskShell:
         self.screens_shown.append((self.state.screen, self.clock()))
         self._countdown = None
         self._update_overlay()
+        if self.audio_first and self._speech_key() != self._spoken_key:
+            self.speak_screen()  # a screen reached without a key (the number arrived, printing ended)
         if self.on_render is not None:
             self.on_render(self.state)
 
@@ -462,6 +525,7 @@ class KioskShell:
         if left == self._countdown and (left is None) == (self.overlay is None):
             return
         self._countdown = left
+        appearing = left is not None and self.overlay is None
         if self.overlay is not None:
             self.root.remove_widget(self.overlay)
             self.overlay = None
@@ -469,6 +533,49 @@ class KioskShell:
             self.overlay = idle_overlay(self.theme(), self.messages, self.state.lang, left,
                                         lambda: self.dispatch(F.Touched(self.clock())))
             self.root.add_widget(self.overlay)
+            if appearing and self.audio_first:  # a blind citizen must hear the countdown too
+                from kiosk.speech import Utterance
+
+                lang = self.state.lang
+                self.speech.say([Utterance(lang, self.messages.get("idle.title", lang)),
+                                 Utterance(lang, self.messages.get("idle.body", lang, seconds=left)),
+                                 Utterance(lang, self.messages.get("audio.any_key", lang))])
+
+
+#: Kivy key codes of a keypad and keyboard that the audio-first path uses.
+KEY_NAMES = {13: "enter", 271: "enter", 8: "backspace", 268: "*", 270: "+", 266: "."}
+
+
+def key_name(key: int, codepoint: str | None) -> str | None:
+    """A key as kiosk/keypad.py names it (digits from the number row or the keypad)."""
+    if 256 <= key <= 265:  # keypad 0–9
+        return str(key - 256)
+    if key in KEY_NAMES:
+        return KEY_NAMES[key]
+    if codepoint and codepoint in "0123456789*+.":
+        return codepoint
+    return None
+
+
+def play_wav(data: bytes) -> None:
+    """Play one WAV through SDL2 (Kivy's audio) and wait until it ends (called on the speech thread)."""
+    import tempfile
+
+    from kivy.core.audio import SoundLoader
+
+    with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
+        f.write(data)
+        path = f.name
+    try:
+        sound = SoundLoader.load(path)
+        if sound is None:
+            log.warning("kiosk: no audio output for reading aloud")
+            return
+        sound.play()
+        time.sleep(max(0.1, sound.length or 0.0))
+        sound.unload()
+    finally:
+        os.unlink(path)
 
 
 def run_app(settings: KioskSettings) -> int:

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--renderer", choices=("image", "kanji"), default="image", help="ticket renderer (default image)")
     p.add_argument("--printer-width", type=int, default=576, help="printer dots per line (default 576)")
     p.add_argument("--card", action="store_true", help="offer My Number card prefill (needs a PC/SC reader)")
+    p.add_argument("--no-speech", action="store_true",
+                   help="no reading aloud through the speakers (the read-aloud button and keypad stay)")
     p.add_argument("--portrait", action="store_true", help="1080×1920 instead of 1920×1080")
     p.add_argument("--fullscreen", action="store_true", help="full screen (kiosk mode)")
     p.add_argument("--idle", type=float, default=90.0, help="seconds without a touch before the countdown (default 90)")
@@ -70,6 +72,6 @@ def run(args: argparse.Namespace) -> int:
         server=args.server, device=args.device, token=token, site=args.site, printer=args.printer,
         renderer=args.renderer, printer_width=args.printer_width, portrait=args.portrait,
         fullscreen=args.fullscreen, idle_seconds=args.idle, warning_seconds=args.idle_warning,
-        staff_pin=pin, card=args.card, config_dir=Path(args.config_dir),
+        staff_pin=pin, card=args.card, speech=not args.no_speech, config_dir=Path(args.config_dir),
     )
     return run_app(settings)

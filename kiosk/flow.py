@@ -113,6 +113,17 @@ class HelpPressed:
 
 
 @dataclass(frozen=True)
+class ReadAloud:
+    """"読み上げ": read the current screen aloud (the shell's speech queue)."""
+
+
+@dataclass(frozen=True)
+class AssistRequested:
+    """"職員と一緒に": call staff to sit with the citizen; on the first screens the staff PIN pad
+    opens, so the arriving staff member takes over in assist mode without looking for it."""
+
+
+@dataclass(frozen=True)
 class ChoosePurpose:
     purpose: str
 
@@ -249,6 +260,11 @@ class PrintFailed:
 
 
 @dataclass(frozen=True)
+class Reprint:
+    """"Print again" on the done screen after a printer fault (staff fixed the paper or cover)."""
+
+
+@dataclass(frozen=True)
 class Finish:
     """"Done" on the last screen."""
 
@@ -278,11 +294,12 @@ class Scanned:
 
 
 Event = (
-    Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | ChoosePurpose
+    Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | AssistRequested | ReadAloud
+    | ChoosePurpose
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | StorageChanged
     | IssueSucceeded
-    | IssueFailed | Abandon | Printed | PrintFailed | Finish | StaffPressed | StaffPinSubmitted | StaffExit
+    | IssueFailed | Abandon | Printed | PrintFailed | Reprint | Finish | StaffPressed | StaffPinSubmitted | StaffExit
     | Scanned
 )
 
@@ -360,13 +377,18 @@ class CardClose:
 
 
 @dataclass(frozen=True)
+class Speak:
+    """Read the current screen aloud (the shell turns the state into phrases: kiosk/speech.py)."""
+
+
+@dataclass(frozen=True)
 class WipeInput:
     """The shell forgets whatever the views hold (PIN pad buffers, scroll positions)."""
 
 
 Command = (
     FetchPlan | Issue | AbandonIssue | PrintTicket | SendHelp | SendFault | CardWait | CardTriesLeft | CardVerify
-    | CardRead | CardClose | WipeInput
+    | CardRead | CardClose | Speak | WipeInput
 )
 
 
@@ -471,6 +493,25 @@ class Kiosk:
         )
         return asked, left
 
+    def estimated_total(self, state: KioskState) -> int:
+        """About how many questions this visit will have ("3 / 約10"), counting the ones answered.
+
+        The remaining questions are walked as most citizens answer them (いいえ, the first
+        choice, the smallest number): questions skipped on that path are not counted, so the
+        figure is a likely total rather than the maximum (which :meth:`progress` gives).
+        """
+        answers = state.answer_map
+        n = len(answers)
+        while (q := next_question(self.catalogue, state.purposes, answers)) is not None and n < 100:
+            if q.kind == NUMBER:
+                answers[q.id] = str(q.min if q.min is not None else 1)
+            elif q.kind == MULTI:
+                answers[q.id] = q.choices[0] if q.choices else UNKNOWN
+            else:
+                answers[q.id] = "no" if q.kind == "yesno" else (q.choices[0] if q.choices else UNKNOWN)
+            n += 1
+        return max(n, len(state.answers) + 1)
+
     def convenience_items(self, state: KioskState) -> list[Mapping[str, Any]]:
         """Alternatives on the list that a convenience store offers (shown before the number)."""
         if not state.plan:
@@ -536,6 +577,16 @@ class Kiosk:
     def _on_HelpPressed(self, s: KioskState, e: HelpPressed) -> tuple[KioskState, list[Command]]:
         # Offline, the client keeps the alert and sends it on reconnect; the citizen is told so.
         return replace(s, notice="help.sent" if s.online else "help.queued"), [SendHelp("staff_help")]
+
+    def _on_ReadAloud(self, s: KioskState, e: ReadAloud) -> tuple[KioskState, list[Command]]:
+        return s, [Speak()]
+
+    def _on_AssistRequested(self, s: KioskState, e: AssistRequested) -> tuple[KioskState, list[Command]]:
+        notice = "assist.called" if s.online else "help.queued"
+        if self.config.staff_pin and not s.assist and s.screen in (Screen.LANGUAGE, Screen.PURPOSE):
+            return replace(s, screen=Screen.STAFF_PIN, staff_tries=0, notice=notice), [
+                SendHelp("assist_request"), WipeInput()]
+        return replace(s, notice=notice), [SendHelp("assist_request")]
 
     def _on_Restart(self, s: KioskState, e: Restart) -> tuple[KioskState, list[Command]]:
         return self.reset(s)
@@ -685,7 +736,9 @@ class Kiosk:
             return s, []  # a reply for an earlier list (or an earlier citizen)
         r = e.result
         return replace(s, plan=r.get("plan") or s.plan, plan_offline=False,
-                       waits={"wait_minutes": r.get("wait_minutes"), "visit_minutes": r.get("visit_minutes")}), []
+                       waits={"wait_minutes": r.get("wait_minutes"), "visit_minutes": r.get("visit_minutes"),
+                              # the range, when the server sends one (uncertain estimates)
+                              **{k: r[k] for k in ("wait_low", "wait_high") if k in r}}), []
 
     def _on_PlanFailed(self, s: KioskState, e: PlanFailed) -> tuple[KioskState, list[Command]]:
         if e.seq != s.plan_seq:
@@ -807,10 +860,19 @@ class Kiosk:
     def _on_PrintFailed(self, s: KioskState, e: PrintFailed) -> tuple[KioskState, list[Command]]:
         if s.screen is not Screen.PRINTING:
             return s, []
-        # The ticket exists: it is shown on screen with its QR, and staff are told the printer is down.
+        # The ticket exists: it is shown on screen with its QR, and staff are told the printer is down
+        # and which number did not come out (to reprint it, here or from the console).
+        number = (s.issue_result or {}).get("ticket", {}).get("number")
+        detail = f"ticket {number} not printed: {e.detail}" if number is not None else e.detail
         return replace(s, screen=Screen.DONE, printed=False, print_error=e.message_key), [
-            SendFault("printer", e.code, e.detail)
+            SendFault("printer", e.code, detail)
         ]
+
+    def _on_Reprint(self, s: KioskState, e: Reprint) -> tuple[KioskState, list[Command]]:
+        if s.screen is not Screen.DONE or s.print_error is None or s.issue_result is None \
+                or not self.config.printer_enabled:
+            return s, []
+        return replace(s, screen=Screen.PRINTING, print_error=None), [PrintTicket(s.issue_result, s.lang)]
 
     def _on_Finish(self, s: KioskState, e: Finish) -> tuple[KioskState, list[Command]]:
         if s.screen not in (Screen.DONE, Screen.ABANDONED, Screen.ERROR):

@@ -64,3 +64,47 @@ def markup(text: str, lang: str, font_set: FontSet | None = None, bold: bool = F
 def missing(text: str, lang: str) -> str:
     """Characters no installed font can draw (they would show as boxes)."""
     return fonts().missing(text, lang)
+
+
+# ---------------------------------------------------------------- line breaking (禁則)
+#: Kivy (SDL2) and Pillow measure the same font files within a few percent; this margin keeps a
+#: line that fits by Pillow's measure from being wrapped a second time by Kivy at any character.
+SCREEN_FIT = 0.93
+
+
+@lru_cache(maxsize=64)
+def _char_widths(lang: str, size: int) -> dict[str, float]:
+    return {}
+
+
+def measure(text: str, lang: str, size: float) -> float:
+    """Width in pixels of ``text`` drawn at ``size`` px, per character from the run fonts (cached)."""
+    from printers.render_image import _pil_font
+
+    widths = _char_widths(lang, round(size))
+    total = 0.0
+    for ch in text:
+        w = widths.get(ch)
+        if w is None:
+            path = fonts().cjk.path if ch == " " else fonts().font_for(lang, ch).path
+            w = widths[ch] = _pil_font(path, round(size)).getlength(ch)
+        total += w
+    return total
+
+
+def needs_kinsoku(text: str) -> bool:
+    """Text with wide (CJK) characters: Kivy would break it at any character, so we break it."""
+    import unicodedata
+
+    return any(unicodedata.east_asian_width(c) in "WF" for c in text)
+
+
+def break_lines(text: str, lang: str, size: float, width: float) -> str:
+    """``text`` with newlines where printers.linebreak (the ticket's kinsoku rules) breaks it for
+    a label ``width`` px wide at ``size`` px; Kivy then draws those lines as they are."""
+    from printers.linebreak import wrap
+
+    avail = width * SCREEN_FIT
+    if avail <= 0 or ("\n" not in text and measure(text, lang, size) <= avail):
+        return text
+    return "\n".join(wrap(text, avail, lambda s: measure(s, lang, size)))

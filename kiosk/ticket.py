@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from printers.layout import PrintableTicket, RouteLine
+from printers.layout import PrintableTicket, RouteLine, shared_counters
 from queue_server import ruby
 from queue_server.i18n import pick
 
@@ -23,19 +23,50 @@ def whole_minutes(value: Any) -> int | None:
     return max(0, math.ceil(float(value)))
 
 
-def route_lines(result: Mapping[str, Any], lang: str) -> tuple[RouteLine, ...]:
-    """The route in visiting order, department names in ``lang``."""
-    return tuple(
-        RouteLine(
-            department_name=ruby.bracketed(pick(r.get("name") or {}, lang) or r.get("department", "")),
+def wait_words(messages: Any, lang: str, data: Mapping[str, Any] | None) -> str:
+    """The wait for the first counter as the citizen reads it: a range ("約20〜30分") when the
+    server sends one (``wait_low``/``wait_high``, where the estimate is uncertain), else one figure,
+    "soon", or "ask at the counter"."""
+    data = data or {}
+    wait = whole_minutes(data.get("wait_minutes"))
+    if wait is None:
+        return messages.get("plan.wait_unknown", lang)
+    low, high = data.get("wait_low"), data.get("wait_high")
+    if isinstance(low, int | float) and isinstance(high, int | float) and high > low:
+        return messages.get("plan.wait_range", lang, low=int(low), high=int(high))
+    if wait <= 0:
+        return messages.get("plan.wait_soon", lang)
+    return messages.get("plan.wait", lang, minutes=wait)
+
+
+def site_shared_counters(site_config: Mapping[str, Any] | None, result: Mapping[str, Any]) -> frozenset[int]:
+    """Counters of the ticket's site that serve several departments (from site.toml), so the
+    ticket and the done screen say "4番窓口（共用）" instead of two overlapping ranges."""
+    if not site_config:
+        return frozenset()
+    sites = site_config.get("sites", {})
+    key = (result.get("ticket") or {}).get("site") or next(iter(sites), None)
+    counters = (sites.get(key) or {}).get("counters", [])
+    return shared_counters((c["number"], c.get("departments", ())) for c in counters)
+
+
+def route_lines(result: Mapping[str, Any], lang: str, shared: frozenset[int] = frozenset()) -> tuple[RouteLine, ...]:
+    """The route in visiting order, department names in ``lang`` and in Japanese (the signs)."""
+    lines = []
+    for r in result.get("route", []):
+        counters = tuple(r.get("counters") or ())
+        names = r.get("name") or {}
+        lines.append(RouteLine(
+            department_name=ruby.bracketed(pick(names, lang) or r.get("department", "")),
             floor=r.get("floor"),
-            counters=tuple(r.get("counters") or ()),
-        )
-        for r in result.get("route", [])
-    )
+            counters=counters,
+            department_name_ja=names.get("ja", "") if isinstance(names, Mapping) else "",
+            shared=tuple(n for n in counters if n in shared),
+        ))
+    return tuple(lines)
 
 
-def printable_ticket(result: Mapping[str, Any], lang: str) -> PrintableTicket:
+def printable_ticket(result: Mapping[str, Any], lang: str, shared: frozenset[int] = frozenset()) -> PrintableTicket:
     """The :class:`PrintableTicket` for an issue reply (what goes to ``print_ticket``)."""
     t = result["ticket"]
     plan = result.get("plan") or {}
@@ -47,10 +78,19 @@ def printable_ticket(result: Mapping[str, Any], lang: str) -> PrintableTicket:
         label=str(t["number"]),
         issued_at=datetime.fromtimestamp(float(t["issued_at"]), SITE_TZ),
         lang=lang,
-        route=route_lines(result, lang),
+        route=route_lines(result, lang, shared),
         documents=tuple(ruby.bracketed(d["name"]) for d in plan.get("documents", [])),
         wait_minutes=whole_minutes(result.get("wait_minutes")),
         total_minutes=whole_minutes(result.get("visit_minutes")),
         status_url=str(t.get("status_url", "")),
         external=external,
+        wait_range=_range(result),
     )
+
+
+def _range(result: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The server's wait range, when it sent one (queue_server/estimators.py wait_fields)."""
+    low, high = result.get("wait_low"), result.get("wait_high")
+    if isinstance(low, int | float) and isinstance(high, int | float) and high > low:
+        return int(low), int(high)
+    return None

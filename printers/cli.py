@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds before a silent printer is given up")
     p.add_argument("--label", default="123", help="the ticket number to print")
     p.add_argument(
-        "--png", metavar="FILE", help="write the rendered ticket (image renderer) here instead of printing"
+        "--png", metavar="FILE",
+        help="write the rendered ticket here instead of printing (image renderer only: refused with kanji)"
     )
     p.set_defaults(func=run)
 
@@ -40,6 +41,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.lang not in LANGUAGES:
         print(f"print-test: --lang {args.lang!r} is not one of {', '.join(LANGUAGES)}", file=sys.stderr)
+        return 2
+    if args.png and args.renderer == "kanji":
+        # The kanji renderer's text is drawn by the printer's own built-in font: no PNG made here
+        # would show what it prints, and the image renderer's picture would be a different ticket.
+        print(
+            "print-test: --png shows the image renderer only. In kanji mode the printer draws the text "
+            "with its own font, so print it on the printer instead (--printer network://IP:9100 "
+            "--renderer kanji), or drop --renderer kanji to see the image ticket.",
+            file=sys.stderr,
+        )
         return 2
     ticket = sample_ticket(args.lang, label=args.label)
     try:

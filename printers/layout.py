@@ -8,13 +8,15 @@ turns it into blocks that both renderers understand. Every fixed text comes from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from queue_server.i18n import LANGUAGES, Messages, load_messages
+from queue_server.ruby import bracketed
 
 MESSAGES_PATH = Path(__file__).with_name("messages.toml")
 
@@ -29,6 +31,24 @@ class RouteLine:
     department_name: str
     floor: int | None = None
     counters: tuple[int, ...] = ()
+    #: The Japanese name as on the lobby's signs, printed under a translated name so a citizen who
+    #: reads no Japanese can match the ticket to the sign ("" or equal to the name: not repeated).
+    department_name_ja: str = ""
+    #: Those of ``counters`` that also serve other departments: written "4番窓口（共用）" rather
+    #: than as part of a range, so 市民課 1–4 and 国保年金課 4–6 do not read as overlapping.
+    shared: tuple[int, ...] = ()
+
+
+def needs_japanese_name(line: RouteLine, lang: str) -> bool:
+    """Whether the Japanese name must be added under the department's name: not in Japanese, and
+    not when the name already holds it (やさしい日本語 "市民課（しみんか）" from ruby markup)."""
+    ja = line.department_name_ja
+    return bool(ja) and lang != "ja" and ja not in bracketed(line.department_name)
+
+
+def shared_counters(counters: Iterable[tuple[int, Sequence[str]]]) -> frozenset[int]:
+    """Counter numbers that serve more than one department, from (number, departments) pairs."""
+    return frozenset(n for n, departments in counters if len(set(departments)) > 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +65,7 @@ class PrintableTicket:
     total_minutes: int | None
     status_url: str
     external: tuple[str, ...] = ()  # procedures not at city hall, each with where to go
+    wait_range: tuple[int, int] | None = None  # (low, high) minutes when the server sends a range
 
 
 # ---------------------------------------------------------------- blocks (what renderers draw)
@@ -103,16 +124,27 @@ def format_issued(when: datetime, lang: str, messages: Messages) -> str:
     return messages.get("ticket.issued", lang, date=date, time=f"{when.hour}:{when.minute:02d}")
 
 
+def format_floor(floor: int, lang: str, messages: Messages) -> str:
+    """The floor as the citizen's language counts it: Japan's 1階 is the ground floor, which is
+    "térreo" in Portuguese (their "1º andar" is one floor up) and "1F" on the signs in English."""
+    if floor == 1:
+        return messages.get("ticket.route_floor_ground", lang)
+    return messages.get("ticket.route_floor", lang, floor=floor, above=floor - 1)
+
+
 def format_place(line: RouteLine, lang: str, messages: Messages) -> str:
-    """'1階　1・2・3番窓口' / 'Floor 1 · Counters 1, 2, 3'; parts that are unknown are left out."""
+    """'1階　1・2・3番窓口　4番窓口（共用）' / '1F · Counters 1, 2, 3 · Counter 4 (shared)';
+    parts that are unknown are left out."""
     parts = []
     if line.floor is not None:
-        parts.append(messages.get("ticket.route_floor", lang, floor=line.floor))
-    if line.counters:
-        sep = messages.get("ticket.list_separator", lang)
-        numbers = sep.join(str(n) for n in line.counters)
-        key = "ticket.route_counter" if len(line.counters) == 1 else "ticket.route_counters"
-        parts.append(messages.get(key, lang, numbers=numbers))
+        parts.append(format_floor(line.floor, lang, messages))
+    sep = messages.get("ticket.list_separator", lang)
+    own = [n for n in line.counters if n not in line.shared]
+    shared = [n for n in line.counters if n in line.shared]
+    for numbers, suffix in ((own, ""), (shared, "_shared")):
+        if numbers:
+            key = ("ticket.route_counter" if len(numbers) == 1 else "ticket.route_counters") + suffix
+            parts.append(messages.get(key, lang, numbers=sep.join(str(n) for n in numbers)))
     return messages.get("ticket.place_separator", lang).join(parts)
 
 
@@ -138,6 +170,8 @@ def layout_ticket(ticket: PrintableTicket, messages: Messages | None = None) -> 
         blocks.append(TextLine(m("ticket.route_heading", lang), style="heading"))
         for i, line in enumerate(ticket.route, start=1):
             blocks.append(TextLine(line.department_name, style="heading", marker=f"{i}."))
+            if needs_japanese_name(line, lang):
+                blocks.append(TextLine(line.department_name_ja, style="body", marker=" " * len(f"{i}.")))
             place = format_place(line, lang, messages)
             if place:
                 # Same hanging indent as the department name, so the number column stays clear.
@@ -156,7 +190,10 @@ def layout_ticket(ticket: PrintableTicket, messages: Messages | None = None) -> 
     if ticket.wait_minutes is not None or ticket.total_minutes is not None:
         blocks.append(TextLine(m("ticket.wait_heading", lang), style="heading"))
         if ticket.wait_minutes is not None:
-            if ticket.wait_minutes <= 0:
+            if ticket.wait_range is not None:
+                low, high = ticket.wait_range
+                blocks.append(TextLine(m("ticket.wait_range", lang, low=low, high=high)))
+            elif ticket.wait_minutes <= 0:
                 blocks.append(TextLine(m("ticket.wait_soon", lang)))
             else:
                 blocks.append(TextLine(m("ticket.wait_minutes", lang, minutes=ticket.wait_minutes)))
@@ -169,7 +206,8 @@ def layout_ticket(ticket: PrintableTicket, messages: Messages | None = None) -> 
         blocks.append(TextLine(m("ticket.qr_caption", lang), style="small", align="center"))
         blocks.append(Space(0.3))
     blocks.append(TextLine(m("ticket.notice", lang), style="small"))
-    return blocks
+    # Ruby markup from the catalogue ({市民課|しみんか}): the reading in brackets, never braces.
+    return [replace(b, text=bracketed(b.text)) if isinstance(b, TextLine) and "{" in b.text else b for b in blocks]
 
 
 def block_texts(blocks: list[Block]) -> list[str]:

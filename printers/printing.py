@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from printers import backends
-from printers.errors import PrinterConfigError, PrinterTimeout
+from printers.errors import PrinterConfigError, PrinterError, PrinterTimeout
 from printers.layout import PrintableTicket, layout_ticket
-from printers.status import PrinterStatus, confirm_received, query_status
+from printers.status import PrinterStatus, closing_status, query_status
 
 Renderer = Literal["image", "kanji"]
 RENDERERS: tuple[str, ...] = ("image", "kanji")
@@ -141,9 +141,15 @@ def send_job(
             backends.write(device, data, target)
             if check:
                 try:
-                    confirm_received(device, target.url)
+                    status = closing_status(device, target.url, data)
+                except PrinterError:
+                    raise
                 except Exception as e:  # noqa: BLE001 - socket/serial errors become typed errors
                     raise backends.translate(e, target, "confirm") from e
+                # Offline, paper end or cover open now: the ticket did not come out whole.
+                fault = status.fault(target.url, after_job=True)
+                if fault is not None:
+                    raise fault
             kept = device.output if target.kind == "dummy" else b""
             return status, kept
         finally:

@@ -14,9 +14,8 @@ Vietnamese diacritics. A character no font has prints as a box: see :meth:`FontS
 from __future__ import annotations
 
 import os
-import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from printers.errors import PrinterConfigError
 from printers.escpos_bytes import Raster
 from printers.layout import BigNumber, Block, QrCode, Rule, Space, TextLine
+from printers.linebreak import wrap  # the kinsoku rules shared with the kiosk screens
 
 WIDTHS = (384, 512, 576)  # 58 mm; 80 mm at 180 dpi (TM-T88V); 80 mm at 203 dpi (TM-T20II, TM-T88VI)
 BASE_WIDTH = 576
@@ -66,10 +66,6 @@ BIG_NUMBER_HEIGHT = 0.30  # of the width: ~22 mm of digit height on 80 mm paper
 QR_SIZE = 0.40  # of the width
 THRESHOLD = 150  # grey levels below this print black; a little bolder than 128 on thermal paper
 
-# Punctuation that must not begin (closing) or end (opening) a line (kinsoku shori, simplified).
-NO_LINE_START = set("、。，．,.!?！？）)」』】〕ー・：:；;%％")
-NO_LINE_END = set("（(「『【〔")
-SPACES = " \u3000"
 
 
 @dataclass(frozen=True)
@@ -181,58 +177,6 @@ def _runs(text: str, lang: str, fonts: FontSet, bold: bool = False) -> list[tupl
 
 def _measure(text: str, size: int, lang: str, fonts: FontSet, bold: bool = False) -> float:
     return sum(_pil_font(p, size).getlength(s) for p, s in _runs(text, lang, fonts, bold))
-
-
-def _units(text: str) -> list[str]:
-    """Pieces a line may break between. Texts with spaces break at spaces only (Latin, Korean,
-    やさしい日本語 written with spaces between words); texts without break between ideographs."""
-    if " " in text or "\u3000" in text:
-        # Each unit is a word with the space that follows it (kept as written: an ideographic
-        # space is wider and is part of the look of a Japanese line).
-        return [u for u in re.findall(r"[^ \u3000]*[ \u3000]*", text) if u]
-    return _char_units(text)
-
-
-def _char_units(text: str) -> list[str]:
-    """One unit per character, keeping closing punctuation and ASCII words (numbers) attached."""
-    units: list[str] = []
-    for ch in text:
-        if units and (
-            ch in NO_LINE_START
-            or units[-1][-1] in NO_LINE_END
-            or (ch.isascii() and ch.isalnum() and units[-1][-1].isascii() and units[-1][-1].isalnum())
-        ):
-            units[-1] += ch
-        else:
-            units.append(ch)
-    # A char-level unit can still be too long (a URL); split it so that wrap() always progresses.
-    return [u for unit in units for u in ([unit] if len(unit) <= 12 else list(unit))]
-
-
-def wrap(text: str, max_width: float, measure: Callable[[str], float]) -> list[str]:
-    """Greedy line filling by measured width.
-
-    A word wider than a whole line is split into characters that continue the current line
-    (long kana phrases, URLs); a single character wider than the line gets a line of its own.
-    """
-    lines: list[str] = []
-    line = ""
-    pending = list(reversed(_units(text)))
-    while pending:
-        unit = pending.pop()
-        if measure((line + unit).rstrip(SPACES)) <= max_width:
-            line += unit
-            continue
-        if len(unit) > 1 and measure(unit.rstrip(SPACES)) > max_width:
-            parts = _char_units(unit)
-            pending.extend(reversed(parts if parts != [unit] else list(unit)))
-            continue
-        if line.strip(SPACES):
-            lines.append(line.rstrip(SPACES))
-        line = unit
-    if line.strip(SPACES) or not lines:
-        lines.append(line.rstrip(SPACES))
-    return lines
 
 
 # ---------------------------------------------------------------- block rendering

@@ -12,14 +12,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from printers.layout import PrintableTicket, RouteLine, default_messages
+from printers.layout import PrintableTicket, RouteLine, default_messages, shared_counters
 from queue_server import ruby
 from queue_server.i18n import pick
 
 SITE_TOML = Path(__file__).resolve().parent.parent / "config" / "site.toml"
 # A fixed moment, so golden images never change with the clock (a Thursday morning, local time).
 SAMPLE_TIME = datetime(2026, 11, 26, 9, 5)
-SAMPLE_URL = "http://127.0.0.1:8765/t/honcho/2026-11-26/123?k=7f3a9c"
+# An example address (a deployment prints its public_base_url; check-config refuses loopback there).
+SAMPLE_URL = "https://madoguchi.example.jp/status/?t=7f3a9c2e&site=honcho"
 
 
 @lru_cache(maxsize=1)
@@ -32,10 +33,13 @@ def _route_line(cfg: dict[str, Any], site: str, dept: str, lang: str) -> RouteLi
     names = cfg["sites"][site].get("department_names", {}).get(dept) or cfg["departments"][dept]["name"]
     counters = [c for c in cfg["sites"][site]["counters"] if dept in c["departments"]]
     floors = {c.get("floor", 1) for c in counters}
+    shared = shared_counters((c["number"], c["departments"]) for c in cfg["sites"][site]["counters"])
     return RouteLine(
         department_name=ruby.bracketed(pick(names, lang)),  # paper has no ruby: 市民課（しみんか）
         floor=floors.pop() if len(floors) == 1 else None,
         counters=tuple(sorted(c["number"] for c in counters)),
+        department_name_ja=pick(names, "ja"),
+        shared=tuple(sorted(c["number"] for c in counters if c["number"] in shared)),
     )
 
 

@@ -42,13 +42,14 @@ class PrinterStatus:
     unrecoverable: bool = False
     raw: bytes = b""
 
-    def fault(self, printer: str = "") -> PrinterError | None:
-        """The error to raise before printing, or None when the printer can print.
+    def fault(self, printer: str = "", after_job: bool = False) -> PrinterError | None:
+        """The error to raise before printing (or, ``after_job``, for a job that did not
+        complete), or None when the printer can print.
 
         Paper end wins over cover open: changing the roll opens the cover, and the roll is what
         staff must bring.
         """
-        detail = f"status bytes {self.raw.hex(' ')}"
+        detail = ("after the job: " if after_job else "") + f"status bytes {self.raw.hex(' ')}"
         if self.paper_end:
             return PaperOut(f"roll paper end ({detail})", printer=printer)
         if self.cover_open:
@@ -114,18 +115,46 @@ def query_status(device: StatusDevice, printer: str = "") -> PrinterStatus:
     return parse_status(*answers)
 
 
-def confirm_received(device: StatusDevice, printer: str = "") -> None:
-    """After the job: ask DLE EOT 1 and wait for any answer.
+def chance_queries(job: bytes) -> int:
+    """How many DLE EOT 1–4 sequences the job itself contains (by chance, inside a raster).
+
+    A printer answers them as it reads the job, before it reaches our closing query, so the
+    closing check must skip that many answer bytes. Scanned like the printer's command parser:
+    a sequence found is consumed whole before looking for the next.
+    """
+    count, at = 0, 0
+    while (at := job.find(DLE_EOT, at)) >= 0 and at + 2 < len(job):
+        if job[at + 2] in QUERIES:
+            count += 1
+            at += 3
+        else:
+            at += 2
+    return count
+
+
+def closing_status(device: StatusDevice, printer: str = "", job: bytes = b"") -> PrinterStatus:
+    """After the job: ask DLE EOT 1–4 again and return what the printer says *now*.
 
     Real-time commands are answered when the printer reads them from its input, in stream order,
-    so an answer here proves the whole job reached the printer — a TCP send that completed only
-    proves it reached the socket buffers. Only liveness is checked: a raster may contain the
-    bytes of a DLE EOT by chance, which a printer answers too, so the byte read may be for that.
+    so these answers prove the whole job reached the printer — a TCP send that completed only
+    proves it reached the socket buffers — and they tell whether it went offline, ran out of
+    paper or had its cover opened while printing (a job that did not complete is a failure: the
+    caller raises :meth:`PrinterStatus.fault`). The answers to DLE EOT sequences inside the job's
+    own bytes (:func:`chance_queries`) come first and are skipped.
     """
-    device._raw(DLE_EOT + b"\x01")
-    try:
-        reply = device._read()
-    except TimeoutError as e:
-        raise PrinterTimeout("job sent but the printer did not read it to the end", printer=printer) from e
-    if not reply:
-        raise PrinterOffline("connection closed before the job was read to the end", printer=printer)
+    device._raw(b"".join(DLE_EOT + bytes((n,)) for n in QUERIES))
+    want = chance_queries(job) + len(QUERIES)
+    got = bytearray()
+    while len(got) < want:
+        try:
+            reply = device._read()
+        except TimeoutError as e:
+            raise PrinterTimeout("job sent but the printer did not read it to the end", printer=printer) from e
+        if not reply:
+            raise PrinterOffline("connection closed before the job was read to the end", printer=printer)
+        got += reply
+    answers = got[want - len(QUERIES) : want]
+    if not all(is_status_byte(b) for b in answers):
+        raise PrinterError(f"not an ESC/POS status answer after the job: {bytes(answers).hex(' ')}",
+                           printer=printer)
+    return parse_status(*answers)

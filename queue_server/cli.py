@@ -324,6 +324,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                 problems.append(Problem(str(table), "-", line.split(": ", 1)[1]))
         except tomllib.TOMLDecodeError as e:
             problems.append(Problem(str(table), "-", f"TOML syntax error: {e}"))
+    if raw is not None:
+        from .config import site_warnings
+
+        for w in site_warnings(raw, str(site_file)):
+            print(w)
     for p in problems:
         print(p)
     if problems:

@@ -72,6 +72,33 @@ class CityConfig:
     raw: Mapping[str, Any]
 
 
+def is_loopback_url(url: Any) -> bool:
+    """True for a URL whose host is this machine (localhost, 127.x, ::1): fine for a demo, but a
+    printed QR code with it opens nothing on a citizen's phone."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        return False
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def site_warnings(raw: Mapping[str, Any], file: str) -> list[Problem]:
+    """What check-config warns about without refusing (the refusals are validate_site_config's)."""
+    city = raw.get("city") if isinstance(raw.get("city"), Mapping) else {}
+    if is_loopback_url(city.get("public_base_url")) and city.get("production") is not True:
+        return [Problem(file, "city.public_base_url",
+                        "warning: a loopback address (demo only): the tickets' QR codes will not open on phones; "
+                        "set the public https address and production = true before going live")]
+    return []
+
+
 def minutes_of(hhmm: str) -> int:
     """'08:30' -> 510."""
     h, m = hhmm.split(":")
@@ -104,6 +131,10 @@ def validate_site_config(raw: Mapping[str, Any], file: str, text: str) -> list[P
     for k in ("timezone", "online_base_url", "public_base_url"):
         if not isinstance(city.get(k), str) or not city.get(k):
             p.append(Problem(file, where(file, text, f"city.{k}", "city"), f"city.{k} must be a non-empty string"))
+    if city.get("production") is True and is_loopback_url(city.get("public_base_url")):
+        p.append(Problem(file, where(file, text, "city.public_base_url", "public_base_url"),
+                         "production = true but public_base_url is a loopback address: phones cannot open the "
+                         "QR code on the tickets; set the city's public https address"))
     pol = raw.get("policy", {})
     for k, lo in (("max_recalls", 0), ("aging_bound_minutes", 1), ("wait_target_minutes", 1), ("default_service_minutes", 0.1)):
         v = pol.get(k, lo)

@@ -96,6 +96,18 @@ class OneTryLeft(CardError):
         super().__init__(detail or "one PIN try left; confirmation needed before verifying")
 
 
+class BadPinFormat(CardError):
+    """The PIN is not exactly 4 digits: refused before anything is sent to the card.
+
+    The kiosk's own pad only submits 4 digits, so this is a guard for other callers; it is still a
+    citizen-facing error (back to the PIN pad with a short notice), never a bare ``ValueError``.
+    No try is used.
+    """
+
+    code = "bad_pin_format"
+    message_key = "card.error.bad_pin_format"
+
+
 class PinLocked(CardError):
     """The PIN is blocked (no tries left): only the city office can unlock it."""
 
@@ -134,6 +146,7 @@ ALL_ERRORS: tuple[type[CardError], ...] = (
     NotMyNumberCard,
     WrongPin,
     OneTryLeft,
+    BadPinFormat,
     PinLocked,
     MalformedData,
     ReaderTimeout,

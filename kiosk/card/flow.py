@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from kiosk.card.errors import (
+    BadPinFormat,
     Cancelled,
     CardError,
     MalformedData,
@@ -253,7 +254,9 @@ class CardFlow:
             return _skipped()
         if isinstance(error, WrongPin):
             # Back to the PIN pad, never an automatic retry: the citizen decides.
-            nxt = _confirm_last_try() if error.tries_left <= 1 else _enter_pin(error.tries_left)
+            if error.tries_left <= 1:  # one message, not "wrong PIN" stacked on the last-try warning
+                return replace(_confirm_last_try(), message_key="card.prompt.wrong_pin_last_try")
+            nxt = _enter_pin(error.tries_left)
             return replace(
                 nxt,
                 notice_key=error.message_key,
@@ -262,6 +265,11 @@ class CardFlow:
             )
         if isinstance(error, OneTryLeft):
             return _confirm_last_try()
+        if isinstance(error, BadPinFormat):
+            # Nothing reached the card: the same pad again, with what a PIN looks like.
+            nxt = _enter_pin(self.tries_left)
+            return replace(nxt, notice_key=error.message_key, error_code=error.code,
+                           last_try_confirmed=self.last_try_confirmed)
         retry = error.retryable and not isinstance(error, NoReader | PinLocked | MalformedData)
         return CardFlow(
             Step.FAILED,

@@ -32,6 +32,7 @@ from smartcard import scard
 
 from kiosk.card import apdu as cmd
 from kiosk.card.errors import (
+    BadPinFormat,
     Cancelled,
     CardError,
     CardRemoved,
@@ -381,13 +382,10 @@ class CardSession:
         it raises :class:`OneTryLeft` without sending the PIN. A wrong PIN raises
         :class:`WrongPin` (tries left ≥ 1) or :class:`PinLocked`; it is never retried here.
         """
-        if not isinstance(pin, bytearray):
-            # Only a mutable buffer can be wiped; str/bytes copies would outlive the call.
-            raise TypeError("pass the PIN as a bytearray so it can be wiped")
+        check_pin_buffer(pin)
         command: bytearray | None = None
         as_list: list[int] | None = None
         try:
-            cmd.check_pin_format(pin)
             tries = self.tries_left()
             if tries is None:
                 self._verified = True
@@ -506,6 +504,20 @@ def _wipe(buf: bytearray) -> None:
     buf[:] = bytes(len(buf))
 
 
+def check_pin_buffer(pin: object) -> None:
+    """Refuse a PIN before any I/O: a ``str``/``bytes`` with :class:`TypeError` (a programming
+    error: only a mutable buffer can be wiped, and it is left alone rather than half-wiped), a
+    bytearray that is not exactly 4 ASCII digits with :class:`BadPinFormat` (wiped first: a
+    citizen-facing error with its own message, never a bare ``ValueError``)."""
+    if not isinstance(pin, bytearray):
+        raise TypeError("pass the PIN as a bytearray so it can be wiped")
+    try:
+        cmd.check_pin_format(pin)
+    except ValueError as e:
+        _wipe(pin)
+        raise BadPinFormat("the PIN must be exactly 4 ASCII digits") from e
+
+
 def read_card(
     pin: bytearray, *, confirm_last_try: bool = False, config: ReaderConfig | None = None
 ) -> CardRecord:
@@ -514,6 +526,7 @@ def read_card(
     For kiosks that collect the PIN before the card is presented. The interactive flow (read
     the tries left first, warn at one try left) uses :class:`CardSession` step by step.
     """
+    check_pin_buffer(pin)  # before the reader is opened: nothing waits for a card with a bad PIN
     try:
         with CardSession(config) as session:
             session.wait_for_card()

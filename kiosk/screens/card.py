@@ -10,6 +10,7 @@ from kivy.uix.widget import Widget
 from kiosk import flow as F
 from kiosk.card import flow as C
 from kiosk.screens import ViewContext
+from kiosk.screens.pictograms import Pictogram
 from kiosk.screens.widgets import digit_pad, fill, hbox
 
 #: What each card-screen button sends into the card flow.
@@ -60,6 +61,10 @@ def card(ctx: ViewContext) -> Widget:
             grid.add_widget(v)
         box.add_widget(grid)
         box.add_widget(Widget())
+    elif cs.step is C.Step.INSERT_CARD:
+        # where the card goes, as a picture: the reader lies below the screen
+        box.add_widget(Pictogram("card_reader", th.fg))
+        box.add_widget(ctx.text(ctx.t("card.where"), "heading", halign="center", color=th.muted))
     else:
         box.add_widget(Widget())
     if cs.actions:

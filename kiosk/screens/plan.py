@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from kivy.uix.anchorlayout import AnchorLayout
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.scrollview import ScrollView
 from kivy.uix.widget import Widget
 
 from kiosk import flow as F
 from kiosk.screens import ViewContext
-from kiosk.screens.widgets import fill, hbox, qr_image, vstack
-from kiosk.ticket import whole_minutes
+from kiosk.screens.widgets import fill, hbox, paged_scroll, qr_image, vstack
+from kiosk.ticket import wait_words, whole_minutes
 
 
 def wait_lines(ctx: ViewContext) -> list[str]:
@@ -18,10 +17,8 @@ def wait_lines(ctx: ViewContext) -> list[str]:
     s = ctx.state
     if s.waits is None:
         return [ctx.t("plan.offline") if s.plan_offline else ctx.t("plan.waits_loading")]
-    wait = whole_minutes(s.waits.get("wait_minutes"))
     visit = whole_minutes(s.waits.get("visit_minutes"))
-    lines = [ctx.t("plan.wait_unknown") if wait is None else
-             ctx.t("plan.wait_soon") if wait <= 0 else ctx.t("plan.wait", minutes=wait)]
+    lines = [wait_words(ctx.messages, ctx.lang, s.waits)]
     if visit is not None:
         lines.append(ctx.t("plan.visit", minutes=visit))
     return lines
@@ -57,17 +54,7 @@ def plan_body(ctx: ViewContext) -> BoxLayout:
     steps = p.get("steps", [])
     if steps:
         body.add_widget(ctx.text(ctx.t("plan.steps"), "heading"))
-        # Landscape: the route in two columns (read down the left, then the right), so a long
-        # route is seen with little scrolling.
-        columns = [vstack(spacing=14)] if th.portrait else [vstack(spacing=14), vstack(spacing=14)]
-        row = BoxLayout(orientation="horizontal", spacing=14, size_hint_y=None)
-        for col in columns:
-            top = AnchorLayout(anchor_y="top")  # a shorter column starts at the top, not the bottom
-            top.add_widget(col)
-            row.add_widget(top)
-            col.bind(height=lambda *_: setattr(row, "height", max(c.height for c in columns)))
-        body.add_widget(row)
-        half = (len(steps) + 1) // 2 if len(columns) == 2 else len(steps)
+        # One column, in visiting order: 1 is read before 2, never beside 5.
         for i, st in enumerate(steps, start=1):
             panel = _panel(ctx)
             panel.add_widget(ctx.text(f"{i}.  {st['department_name']}", "heading"))
@@ -78,7 +65,7 @@ def plan_body(ctx: ViewContext) -> BoxLayout:
                 if proc.get("deadline"):
                     line += f" — {ctx.label('deadline')}: {proc['deadline']}"
                 panel.add_widget(ctx.text(line, "body"))
-            columns[0 if i <= half else 1].add_widget(panel)
+            body.add_widget(panel)
     else:
         body.add_widget(ctx.text(ctx.t("plan.nothing_here"), "heading", color=th.accent))
     docs = p.get("documents", [])
@@ -124,14 +111,17 @@ def plan(ctx: ViewContext) -> Widget:
         head.add_widget(summary)
         summary.bind(height=lambda *_: setattr(head, "height", max(summary.height, title.height)))
         box.add_widget(head)
-    scroll = ScrollView(do_scroll_x=False, bar_width=14, scroll_type=["bars", "content"])
-    scroll.add_widget(plan_body(ctx))
-    box.add_widget(scroll)
+    box.add_widget(paged(ctx, plan_body(ctx), "plan"))
     if s.plan and s.plan.get("steps"):
         take = ctx.button(ctx.t("plan.take_number") + " ▶", F.TakeNumber(), primary=True, role="title",
                           height=130, name="take-number")
         box.add_widget(take)
     return box
+
+
+def paged(ctx: ViewContext, content: Widget, name: str) -> Widget:
+    return paged_scroll(content, ctx.theme, ctx.lang, ctx.t("list.more_below"), ctx.t("list.page_up"),
+                        ctx.t("list.page_down"), name=name)
 
 
 def convenience(ctx: ViewContext) -> Widget:

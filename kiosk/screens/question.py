@@ -20,7 +20,8 @@ def question(ctx: ViewContext) -> Widget:
     n, left = ctx.kiosk.progress(s)
     box = BoxLayout(orientation="vertical", spacing=16)
     bar = ProgressBar(max=n + left, value=n, size_hint_y=None, height=18)
-    progress = ctx.t("question.progress", n=n, left=left) if left else ctx.t("question.progress_last", n=n)
+    # "3 / 約10": skipped questions make the total an estimate, said as one ("about"), not a maximum
+    progress = ctx.t("question.progress", n=n, total=ctx.kiosk.estimated_total(s)) if left else ctx.t("question.progress_last", n=n)
     box.add_widget(hbox(ctx.text(progress, "small", color=th.muted), height=44))
     box.add_widget(bar)
     box.add_widget(ctx.text(q["text"], "title"))

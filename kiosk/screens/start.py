@@ -9,8 +9,9 @@ from kivy.uix.widget import Widget
 
 from kiosk import flow as F
 from kiosk.screens import ViewContext
+from kiosk.screens.pictograms import DRAWINGS
 from kiosk.screens.widgets import BigButton, digit_pad, fill
-from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES, pick
+from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES
 
 
 def language(ctx: ViewContext) -> Widget:
@@ -48,17 +49,23 @@ def purpose(ctx: ViewContext) -> Widget:
     box.add_widget(ctx.text(ctx.t("purpose.title"), "title"))
     cols = 2 if th.portrait else 3
     grid = GridLayout(cols=cols, spacing=18)
-    cat = ctx.kiosk.catalogue
     for pid in ctx.kiosk.config.purposes:
-        name = pick(cat.purposes[pid].name, ctx.lang)
+        name = purpose_name(ctx, pid)
         # long names (相談（福祉・子ども・障がい・介護）) one size smaller, so they wrap cleanly
         role = "body" if len(name) > 16 and ctx.lang in ("ja", "ja-easy", "zh") else "heading"
         grid.add_widget(ctx.button(bracket_break(name), F.ChoosePurpose(pid), role=role, height=0,
-                                   name=f"purpose-{pid}"))
+                                   name=f"purpose-{pid}", icon=pid if pid in DRAWINGS else None))
     grid.add_widget(ctx.button(ctx.t("purpose.reservation"), F.ChooseReservation(), role="heading", height=0,
-                               primary=True, name="purpose-reservation"))
+                               primary=True, name="purpose-reservation", icon="reservation"))
     box.add_widget(grid)
     return box
+
+
+def purpose_name(ctx: ViewContext, pid: str) -> str:
+    """The button's wording (the same label the keypad path reads aloud)."""
+    from kiosk.keypad import purpose_label
+
+    return purpose_label(ctx.kiosk, ctx.messages, pid, ctx.lang)
 
 
 def bracket_break(name: str) -> str:

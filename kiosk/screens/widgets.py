@@ -19,7 +19,7 @@ from kivy.uix.image import Image
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-from kiosk.fonts import escape, runs
+from kiosk.fonts import break_lines, escape, needs_kinsoku, runs
 from queue_server import ruby
 
 #: 15 mm at 4.03 px/mm (21.5" full-HD panel), rounded up.
@@ -77,8 +77,10 @@ class Theme:
 
     # sizes (px)
     def font(self, role: str) -> float:
-        base = {"huge": 150, "title": 50, "heading": 40, "body": 34, "button": 38, "small": 28, "bar": 27}[role]
-        # The top bar keeps its size: seven language names must fit, and the toggle is the point.
+        base = {"huge": 150, "title": 50, "heading": 40, "body": 34, "button": 38, "small": 28, "bar": 27,
+                "band": 27}[role]
+        # The language bar keeps its size: seven language names must fit. Everything else grows,
+        # the bottom band's controls included (large text must not shrink the way back to normal).
         return base if role == "bar" else round(base * self.scale)
 
     @property
@@ -88,6 +90,12 @@ class Theme:
     @property
     def bar_height(self) -> int:
         return 92
+
+    @property
+    def band_height(self) -> int:
+        """The bottom band (navigation, help, large text, contrast, read aloud): 23 mm on a 21.5"
+        full-HD panel, 30 mm in large-text mode."""
+        return 92 if self.scale <= 1 else 120
 
     @property
     def pad(self) -> int:
@@ -113,6 +121,17 @@ def fill(widget: Widget, color: Sequence[float], border: Sequence[float] | None 
     widget.bind(pos=update, size=update)
 
 
+def shown_text(text: str, lang: str) -> str:
+    """What a label shows for catalogue text with ruby markup (queue_server/ruby.py): in やさしい
+    日本語 the reading follows the kanji in brackets, 市民課（しみんか） (Kivy labels cannot set
+    furigana above a line); elsewhere the kanji alone. Braces never reach the screen."""
+    if "{" not in text:
+        return text
+    from queue_server.ruby import bracketed, plain
+
+    return bracketed(text) if lang == "ja-easy" else plain(text)
+
+
 def label_args(text: str, lang: str, bold: bool = False) -> dict:
     """Label properties for ``text``: one font → plain text in that font (fast: one render, no
     markup parsing); several fonts → markup runs, each in a font that has its glyphs."""
@@ -124,11 +143,33 @@ def label_args(text: str, lang: str, bold: bool = False) -> dict:
     return {"text": f"[b]{body}[/b]" if bold else body, "markup": True}
 
 
+def _apply_kinsoku(widget: Label, text: str, lang: str, bold: bool, margin: float) -> None:
+    """Break ``widget``'s CJK text by the kinsoku rules (printers.linebreak) at its current width.
+
+    Kivy wraps a text without spaces at any character, which leaves "？" or "す。" alone at the
+    start of a line and splits "17 / 秒"; here the lines are chosen first and given to Kivy whole.
+    """
+    if not needs_kinsoku(text):
+        return
+    state = {"shown": text}
+
+    def rewrap(*_: object) -> None:
+        broken = break_lines(text, lang, widget.font_size, widget.width - margin)
+        if broken == state["shown"]:
+            return
+        state["shown"] = broken
+        for k, v in label_args(broken, lang, bold=bold).items():
+            setattr(widget, k, v)
+
+    widget.bind(width=rewrap, font_size=rewrap)
+
+
 class Text(Label):
     """A wrapping paragraph whose height follows its text (for stacks and scroll views)."""
 
     def __init__(self, text: str, lang: str, theme: Theme, role: str = "body", color=None, bold: bool = False,
                  halign: str = "left", fixed_height: bool = False, **kw: object):
+        text = shown_text(text, lang)
         super().__init__(
             **label_args(text, lang, bold=bold or role in ("title", "huge", "heading")),
             font_size=theme.font(role),
@@ -141,6 +182,7 @@ class Text(Label):
         )
         self.plain = text  # what the citizen reads: tests look for it
         self.bind(width=lambda *_: setattr(self, "text_size", (self.width, None)))
+        _apply_kinsoku(self, text, lang, bold or role in ("title", "huge", "heading"), 0)
         if not fixed_height:
             self.bind(texture_size=lambda *_: setattr(self, "height", self.texture_size[1] + 8))
 
@@ -150,7 +192,8 @@ class BigButton(Button):
 
     def __init__(self, text: str, lang: str, theme: Theme, on_tap: Callable[[], None], primary: bool = False,
                  role: str = "button", height: int | None = None, selected: bool = False, name: str = "",
-                 **kw: object):
+                 icon: str | None = None, **kw: object):
+        text = shown_text(text, lang)
         bg = theme.primary if primary or selected else theme.secondary
         fg = theme.primary_fg if primary or selected else theme.secondary_fg
         super().__init__(
@@ -171,7 +214,17 @@ class BigButton(Button):
         self.name = name or text
         self.selected = selected
         self._on_tap = on_tap
+        inset = 0.0
+        if icon:
+            from kiosk.screens.pictograms import attach
+
+            inset = round(120 * min(theme.scale, 1.2))  # the picture's square and its margins
+            attach(self, icon, fg, inset - 28)
+            self.padding = (inset, 0, 0, 0)
+        # (Kivy takes the padding out of text_size: the picture's inset is not subtracted twice)
         self.bind(size=lambda *_: setattr(self, "text_size", (self.width - 24, self.height - 12)))
+        _apply_kinsoku(self, text, lang, primary or selected, 24 + inset)
+        self.icon = icon
         if theme.high_contrast:
             fill(self, (0, 0, 0, 0), theme.border, 2)
         self.bind(on_release=lambda *_: self._on_tap())
@@ -238,3 +291,56 @@ def vstack(spacing: int = 16, padding: int = 0) -> BoxLayout:
     box = BoxLayout(orientation="vertical", spacing=spacing, padding=padding, size_hint_y=None)
     box.bind(minimum_height=box.setter("height"))
     return box
+
+
+def paged_scroll(content: Widget, theme: Theme, lang: str, more_text: str, up_text: str, down_text: str,
+                 name: str = "list") -> BoxLayout:
+    """A scroll view with big page buttons (▲ / ▼) beside it and a "more below" line under it.
+
+    A thin scroll bar is no cue for an 80-year-old, and dragging a list is not obvious: the page
+    buttons move by one screenful, and the cue says in words that the list goes on. Buttons and
+    cue are disabled / hidden when there is nothing more in their direction.
+    """
+    from kivy.uix.scrollview import ScrollView
+
+    outer = BoxLayout(orientation="vertical", spacing=6)
+    row = BoxLayout(orientation="horizontal", spacing=12)
+    scroll = ScrollView(do_scroll_x=False, bar_width=14, scroll_type=["bars", "content"])
+    scroll.add_widget(content)
+    row.add_widget(scroll)
+    side = BoxLayout(orientation="vertical", spacing=12, size_hint_x=None,
+                     width=round(150 * min(theme.scale, 1.2)))
+
+    def page(direction: int) -> None:
+        extra = content.height - scroll.height
+        if extra <= 0:
+            return
+        step = scroll.height * 0.85 / extra
+        scroll.scroll_y = min(1.0, max(0.0, scroll.scroll_y + direction * step))
+
+    up = BigButton("▲\n" + up_text, lang, theme, lambda: page(+1), role="small", height=110, name=f"{name}-up")
+    down = BigButton("▼\n" + down_text, lang, theme, lambda: page(-1), role="small", height=0, primary=True,
+                     name=f"{name}-down")
+    side.add_widget(up)
+    side.add_widget(down)
+    row.add_widget(side)
+    outer.add_widget(row)
+    cue = Text("▼ " + more_text, lang, theme, "body", halign="center", bold=True, color=theme.accent)
+    outer.add_widget(cue)
+
+    def update(*_: object) -> None:
+        overflow = content.height > scroll.height + 2
+        at_top = not overflow or scroll.scroll_y >= 0.999
+        at_bottom = not overflow or scroll.scroll_y <= 0.001
+        up.disabled, down.disabled = at_top, at_bottom
+        up.opacity = 0.35 if at_top else 1
+        down.opacity = 0.35 if at_bottom else 1
+        cue.opacity = 0 if at_bottom else 1
+        side.opacity = 1 if overflow else 0
+        side.disabled = not overflow
+
+    scroll.bind(scroll_y=update, height=update)
+    content.bind(height=update)
+    outer.scroll, outer.cue, outer.page = scroll, cue, page  # for tests
+    update()
+    return outer

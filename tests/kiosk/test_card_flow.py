@@ -10,6 +10,7 @@ import pytest
 from kiosk.card import MESSAGES_PATH
 from kiosk.card.errors import (
     ALL_ERRORS,
+    BadPinFormat,
     Cancelled,
     CardRemoved,
     MalformedData,
@@ -111,12 +112,25 @@ def test_wrong_pin_goes_back_to_the_pad_with_a_notice_never_to_verifying() -> No
     assert "あと2回" in state.text(MESSAGES, "ja")
     # Second wrong PIN leaves one try: the warning screen comes before the pad.
     state = run(PinSubmitted(), Failed(WrongPin(1)), state=state)
-    assert state.step is Step.CONFIRM_LAST_TRY and state.notice_key == "card.error.wrong_pin"
+    assert state.step is Step.CONFIRM_LAST_TRY and state.notice_key is None  # one warning, not two
+    assert state.message_key == "card.prompt.wrong_pin_last_try"
     state = run(LastTryConfirmed(), PinSubmitted(), Failed(PinLocked()), state=state)
     assert state.step is Step.FAILED and state.actions == (Action.SKIP,)
     assert state.message_key == "card.error.pin_locked"
     with pytest.raises(FlowError):
         state.on(Retry())
+
+
+def test_malformed_pin_goes_back_to_the_pad_with_its_own_notice() -> None:
+    state = run(CardPresented(), TriesRead(2), PinSubmitted(), Failed(BadPinFormat()))
+    assert state.step is Step.ENTER_PIN and state.tries_left == 2
+    assert state.notice_key == "card.error.bad_pin_format" and state.error_code == "bad_pin_format"
+    for lang in LANGUAGES:
+        text = state.text(MESSAGES, lang)
+        assert "4" in text and "{" not in text
+    # After the last-try confirmation the confirmation is kept: no second warning screen.
+    state = run(CardPresented(), TriesRead(1), LastTryConfirmed(), PinSubmitted(), Failed(BadPinFormat()))
+    assert state.step is Step.ENTER_PIN and state.last_try_confirmed
 
 
 def test_pad_shows_tries_left_when_some_were_used() -> None:

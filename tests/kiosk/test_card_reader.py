@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import pytest
 
 from kiosk.card.errors import (
+    BadPinFormat,
     Cancelled,
     CardError,
     CardRemoved,
@@ -170,11 +171,29 @@ def test_pin_must_be_a_bytearray_and_reading_needs_a_verified_pin(insert_card: I
         privacy.raises(TypeError, session.verify_pin, TEST_PIN)
         privacy.raises(TypeError, session.verify_pin, TEST_PIN.encode())
         privacy.raises(RuntimeError, session.read_record)
-        bad = bytearray(b"12a4")
-        privacy.raises(ValueError, session.verify_pin, bad)
-        assert bad == bytearray(4)
+        before = len(card.commands)
+        # Every malformed PIN is a citizen-facing CardError (wiped, no try used, nothing sent).
+        for text in (b"12a4", b"123", b"12345", b"", b"\xef\xbc\x91234", b" 123"):
+            bad = bytearray(text)
+            error = privacy.raises(BadPinFormat, session.verify_pin, bad)
+            assert isinstance(error, CardError) and error.code == "bad_pin_format" and error.retryable
+            assert bad == bytearray(len(text))
+        assert len(card.commands) == before, "a malformed PIN must not reach the card"
     assert verifies(card) == 0
     assert not any(c.ins == 0xB0 for c in card.commands)
+
+
+def test_read_card_refuses_a_bad_pin_before_waiting_for_a_card(pcscd: str, privacy: PrivacyGuard) -> None:
+    # No card is inserted: if read_card opened the reader first, this would wait for card_timeout
+    # (and a str PIN used to make the final wipe raise TypeError over the real error).
+    slow = ReaderConfig(reader_timeout=30, card_timeout=30, command_timeout=5)
+    started = time.monotonic()
+    privacy.raises(TypeError, read_card, TEST_PIN, config=slow)  # type: ignore[arg-type]
+    privacy.raises(TypeError, read_card, TEST_PIN.encode(), config=slow)  # type: ignore[arg-type]
+    bad = bytearray(b"1a34")
+    privacy.raises(BadPinFormat, read_card, bad, config=slow)
+    assert bad == bytearray(4)
+    assert time.monotonic() - started < 5, "the PIN must be refused before any reader I/O"
 
 
 # -- no reader, no card, cancel ------------------------------------------------------------

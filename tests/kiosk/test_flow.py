@@ -191,7 +191,15 @@ def test_printer_failure_shows_the_ticket_and_reports_a_device_fault(catalogue):
     assert s.screen is F.Screen.PRINTING and isinstance(cmds[0], F.PrintTicket)
     s, cmds = run(kiosk, s, F.PrintFailed("paper_out", "error.paper_out", "paper end"))
     assert s.screen is F.Screen.DONE and s.print_error == "error.paper_out" and not s.printed
-    assert cmds == [F.SendFault("printer", "paper_out", "paper end")]
+    assert cmds == [F.SendFault("printer", "paper_out", "ticket 5 not printed: paper end")]
+    # Staff load paper; "print again" sends the same ticket to the printer once more.
+    s, cmds = run(kiosk, s, F.Reprint())
+    assert s.screen is F.Screen.PRINTING and s.print_error is None
+    assert cmds == [F.PrintTicket({"ticket": {"number": "5"}}, "ja")]
+    s, _ = run(kiosk, s, F.Printed())
+    assert s.screen is F.Screen.DONE and s.printed
+    # Nothing to reprint once it printed (a double tap on the button does nothing).
+    assert run(kiosk, s, F.Reprint()) == (s, [])
 
 
 def test_server_refusal_shows_the_error_and_back_returns_to_the_list(catalogue):
@@ -381,3 +389,56 @@ def test_every_kiosk_text_has_a_glyph_in_the_fonts_of_its_language(catalogue):
         texts += [(pick(d.text, lang), lang) for d in catalogue.deadlines.values()]
     bad = {(lang, ch) for text, lang in texts for ch in missing(text, lang)}
     assert not bad, sorted(bad)[:20]
+
+
+def test_with_staff_calls_staff_and_opens_the_staff_pad_on_the_first_screens(catalogue):
+    kiosk, s = make(catalogue, staff_pin="2468")
+    s, cmds = run(kiosk, s, F.AssistRequested())
+    assert s.screen is F.Screen.STAFF_PIN and s.notice == "assist.called"
+    assert cmds[0] == F.SendHelp("assist_request")
+    s, _ = run(kiosk, s, F.StaffPinSubmitted("2468"))
+    assert s.assist and s.screen is F.Screen.PURPOSE
+    # mid-visit: staff are called, nothing the citizen entered is lost
+    kiosk, s = make(catalogue, staff_pin="2468")
+    s, _ = run(kiosk, s, F.ChooseLanguage("ja"), F.ChoosePurpose("death"))
+    before = s.screen, s.question
+    s, cmds = run(kiosk, s, F.AssistRequested())
+    assert (s.screen, s.question) == before and s.notice == "assist.called"
+    assert cmds == [F.SendHelp("assist_request")]
+
+
+def test_progress_is_a_likely_total_not_the_maximum(catalogue):
+    kiosk, s = make(catalogue)
+    s, _ = run(kiosk, s, F.ChooseLanguage("ja"), F.ChoosePurpose("death"))
+    n, left = kiosk.progress(s)
+    assert n == 1 and kiosk.estimated_total(s) < n + left  # fewer than the 21 a death could ask
+    # along the whole 死亡① walk the estimate stays between this question and the maximum
+    while s.screen is F.Screen.QUESTION:
+        n, left = kiosk.progress(s)
+        assert n <= kiosk.estimated_total(s) <= n + left, (s.question, n, left)
+        q = kiosk.catalogue.questions[s.question]
+        value = DEATH_1[q.id]
+        if q.kind == "number":
+            s, _ = run(kiosk, s, *[F.PadDigit(d) for d in value], F.PadDone())
+        else:
+            s, _ = run(kiosk, s, F.Answer(value))
+    assert s.screen is F.Screen.PLAN
+
+
+def test_a_wait_range_from_the_server_is_shown_and_printed_as_a_range(catalogue):
+    from kiosk.ticket import printable_ticket, wait_words
+
+    messages = load_messages(ROOT / "kiosk" / "messages.toml")
+    kiosk, s = make(catalogue)
+    s, cmds = run(kiosk, s, F.ChooseLanguage("ja"), F.ChoosePurpose("certificate"), F.ToggleChoice("juminhyo"),
+                  F.Answer("selected"))
+    fetch = next(c for c in cmds if isinstance(c, F.FetchPlan))
+    s, _ = run(kiosk, s, F.PlanReceived(fetch.seq, {"wait_minutes": 24.2, "visit_minutes": 30,
+                                                     "wait_low": 20, "wait_high": 30}))
+    assert wait_words(messages, "ja", s.waits) == "最初の窓口までの待ち時間: 約20〜30分"
+    assert wait_words(messages, "en", {"wait_minutes": 24.2}) == "Wait for the first counter: about 25 min"
+    assert wait_words(messages, "ja", {"wait_minutes": None}) == "待ち時間は窓口でお尋ねください"
+    result = {"ticket": {"number": "3", "issued_at": 1_800_000_000}, "wait_minutes": 24, "wait_low": 20,
+              "wait_high": 30}
+    assert printable_ticket(result, "ja").wait_range == (20, 30)
+    assert printable_ticket({**result, "wait_low": None}, "ja").wait_range is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -132,6 +133,56 @@ class Kiosk:
     def check_targets(self) -> None:
         for b in self.buttons():
             assert b.height >= MIN_TARGET_PX and b.width >= MIN_TARGET_PX, (b.name, b.size)
+        self.check_wording()
+        self.check_inside()
+
+    def check_inside(self) -> None:
+        """Nothing spills off the screen (a column too full pushes its top over the language bar),
+        except what a scroll view holds."""
+        from kivy.uix.scrollview import ScrollView
+
+        if self.shell.overlay is not None:
+            return
+        top = Window.height
+        bar = [b for b in self.buttons() if b.name.startswith("lang-")] if self.state.screen is not F.Screen.LANGUAGE else []
+        if bar:  # the language bar: the page body starts below it
+            top = min(b.to_window(b.x, b.y)[1] for b in bar)
+        bar_ids = {id(b) for b in bar}
+        for w in self.shell.page.walk(restrict=True):
+            if id(w) in bar_ids:
+                continue
+            if not (isinstance(w, BigButton) or getattr(w, "plain", "")) or w.height <= 0:
+                continue
+            parent, scrolled = w.parent, False
+            while parent is not None and parent is not self.shell.root and not scrolled:
+                scrolled = isinstance(parent, ScrollView)
+                parent = parent.parent
+            if scrolled:
+                continue
+            x, y = w.to_window(w.x, w.y)
+            assert y >= -2 and y + w.height <= top + 2, (self.state.screen, getattr(w, "plain", ""), y, w.height)
+
+    def drawn_lines(self) -> list[tuple[str, list[str]]]:
+        """Each label's lines as Kivy laid them out (after our kinsoku breaks and its own wrap)."""
+        out = []
+        for w in self.shell.root.walk(restrict=True):
+            core = getattr(w, "_label", None)
+            if not getattr(w, "plain", "") or core is None or not w.text:
+                continue
+            w.texture_update()
+            lines = ["".join(word.text for word in line.words) for line in getattr(core, "_cached_lines", [])]
+            out.append((w.plain, [ln for ln in lines if ln.strip()]))
+        return out
+
+    def check_wording(self) -> None:
+        """No internal code on a citizen's screen, and no line that breaks a kinsoku rule."""
+        from printers.linebreak import violations
+
+        texts = self.texts()
+        assert "{" not in texts and "}" not in texts, texts  # ruby markup or a format field
+        assert not re.search(r"(?<![\w/.])[a-z][a-z0-9]*_[a-z0-9_]+\b", texts), texts
+        for plain, lines in self.drawn_lines():
+            assert not violations(lines), (self.state.screen, plain, lines)
 
     def answer_death_1(self, lang: str, shots: bool) -> None:
         seen = set()
@@ -163,7 +214,7 @@ def kiosk(live: LiveServer, tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
         settings = KioskSettings(
             server=kw.pop("server", live.url), device=kw.pop("device", "kiosk-ui"),
             token=live.tokens().roles["kiosk"], staff_pin=STAFF_PIN,
-            printer=kw.pop("printer", f"file://{tmp_path / 'ticket.bin'}"), **kw,
+            printer=kw.pop("printer", f"file://{tmp_path / 'ticket.bin'}"), speech=kw.pop("speech", False), **kw,
         )
         shell = KioskShell(settings)
         shell.repeat_window = 0.0  # test taps come faster than any hand; the doubling has its own test
@@ -517,11 +568,18 @@ def test_a_touch_reported_twice_acts_once(kiosk):
     assert k.state.question == "death_filed"
     b = k.button("answer-no")
     x, y = b.to_window(*b.center)
-    for _ in range(2):  # mouse and touch providers both report the same press
-        t = UnitTestTouch(x, y)
-        t.touch_down()
-        t.touch_up()
-        k.pump(frames=1)
+    # The two reports arrive within the window by the shell's clock, however long this busy
+    # machine takes to build the next page between them (no wall time in the result).
+    frozen = time.monotonic()
+    k.shell.clock = lambda: frozen
+    try:
+        for _ in range(2):  # mouse and touch providers both report the same press
+            t = UnitTestTouch(x, y)
+            t.touch_down()
+            t.touch_up()
+            k.pump(frames=1)
+    finally:
+        k.shell.clock = time.monotonic
     assert k.state.answers == (("death_filed", "no"),)
 
 
@@ -667,3 +725,159 @@ def test_my_number_card_prefill_end_to_end_with_the_virtual_card(kiosk, live, in
     assert current["ticket"]["prefill"]["name"] == TEST_NAME
     k.tap("finish")
     assert TEST_NAME not in repr(k.state) and TEST_NAME not in k.texts()
+
+
+# ------------------------------------------------------------------ reach and size, in millimetres
+#: 16:9 full-HD panels: pixels per millimetre along the 1920-pixel side.
+PANELS = {'21.5"': 1920 / (21.5 * 25.4 * 16 / (16**2 + 9**2) ** 0.5),
+          '32"': 1920 / (32 * 25.4 * 16 / (16**2 + 9**2) ** 0.5)}
+BAND = ("read-aloud", "toggle-large", "toggle-contrast", "with-staff", "help")
+
+
+def _measure_band(k: Kiosk) -> dict[str, tuple[float, float, float]]:
+    """(bottom, top, height) of each bottom-band control in pixels from the screen's bottom edge."""
+    EventLoop.idle()
+    EventLoop.idle()
+    out = {}
+    for name in BAND:
+        b = k.button(name)
+        x, y = b.to_window(b.x, b.y)
+        out[name] = (y, y + b.height, b.height)
+        assert b.width >= MIN_TARGET_PX, (name, b.size)
+    return out
+
+
+def test_controls_sit_in_the_bottom_band_with_15_mm_targets_on_21_5_and_32_inch_panels(kiosk):
+    """Help, large text, contrast, read aloud and "with staff" within a seated user's reach (the
+    bottom 15 % of the panel) in both orientations, ≥ 15 mm on both panel sizes, larger in
+    large-text mode; screenshots of the list and the done screen for each combination."""
+    k = kiosk()
+    figures = []
+    try:
+        for orient, size in (("landscape", (1920, 1080)), ("portrait", (1080, 1920))):
+            Window.size = size
+            k.pump(frames=2)
+            k.shell.render(force=True)
+            for lang in ("ja", "en"):
+                heights = {}
+                for large in (False, True):
+                    tag = f"{lang}-{orient}-{'large' if large else 'normal'}"
+                    if large:
+                        k.tap("toggle-large")
+                    seen = {}
+                    k.tap(f"lang-{lang}")
+                    seen["purpose"] = _measure_band(k)
+                    purposes = [b for b in k.buttons() if b.name.startswith("purpose-")]
+                    assert len(purposes) == 10 and all(b.icon for b in purposes), [b.name for b in purposes]
+                    k.shot(f"mm-{tag}-02-purpose")
+                    k.tap("purpose-certificate")
+                    k.tap("choice-juminhyo")
+                    seen["question"] = _measure_band(k)
+                    k.tap("answer-next")
+                    k.pump(lambda: k.state.screen in (F.Screen.CONVENIENCE, F.Screen.PLAN))
+                    if k.state.screen is F.Screen.CONVENIENCE:
+                        k.tap("convenience-continue")
+                    k.pump(lambda: k.state.waits is not None)
+                    seen["plan"] = _measure_band(k)
+                    k.shot(f"mm-{tag}-05-plan")
+                    k.tap("take-number")
+                    k.wait_screen(F.Screen.DONE)
+                    seen["done"] = _measure_band(k)
+                    k.shot(f"mm-{tag}-09-done")
+                    number = next(w for w in k.shell.root.walk(restrict=True) if getattr(w, "name", "") == "ticket-number")
+                    assert number.parent.height >= 0.25 * Window.height, (tag, number.parent.height)
+                    assert number.texture_size[1] >= 0.2 * Window.height, (tag, number.texture_size)
+                    k.tap("finish")
+                    for screen, band in seen.items():
+                        for name, (_bottom, top, h) in band.items():
+                            for panel, ppm in PANELS.items():
+                                assert h / ppm >= 15, (tag, screen, name, panel, h / ppm)
+                                # reachable from a chair: the whole control in the bottom 15 % of the panel
+                                assert top <= 0.15 * Window.height, (tag, screen, name, top)
+                    heights[large] = max(h for band in seen.values() for _, _, h in band.values())
+                    top = max(t for band in seen.values() for _, t, _ in band.values())
+                    small, big = PANELS['21.5"'], PANELS['32"']
+                    figures.append(f"{tag}: band controls {heights[large] / small:.1f} mm high on 21.5 in, "
+                                   f"{heights[large] / big:.1f} mm on 32 in; top edge "
+                                   f"{top / small:.0f} mm / {top / big:.0f} mm above the bottom")
+                assert heights[True] >= 1.25 * heights[False], heights  # enlarged in large-text mode
+                if k.state.large_text:
+                    k.shell.dispatch(F.ToggleLargeText())
+    finally:
+        Window.size = (1920, 1080)
+        k.pump(frames=2)
+    print("\n".join(figures))
+
+
+
+# ------------------------------------------------------------------ audio-first: keys only
+def _key(name: str) -> None:
+    from kiosk.app import KEY_NAMES
+
+    code = next((c for c, n in KEY_NAMES.items() if n == name), None)
+    if name.isdigit():
+        Window.dispatch("on_key_down", 256 + int(name), 0, name, [])  # the keypad's digit keys
+    else:
+        Window.dispatch("on_key_down", code, 0, None, [])
+
+
+def test_audio_first_certificate_ticket_with_key_events_only(kiosk):
+    """A blind citizen: no touch at all. Each screen is read aloud with its keys; the number and
+    the first counter are announced at the end."""
+    from kiosk.keypad import options
+
+    k = kiosk(device="kiosk-audio")
+    sh = k.shell
+
+    def press(name: str) -> None:
+        _key(name)
+        k.pump(frames=1)
+
+    k.tap("read-aloud")  # the band's button reads the screen once, without turning the keypad mode on
+    assert sh.speech.texts()[0].startswith("ようこそ") and not sh.audio_first
+    press("1")  # the first key turns reading on and, on the language screen, chooses 日本語
+    assert sh.audio_first and k.state.screen is F.Screen.PURPOSE
+    assert "ご用件を選んでください" in sh.speech.texts()
+    cert = next(i for i, (_, e) in enumerate(options(sh.kiosk, k.state, sh.messages), 1)
+                if getattr(e, "purpose", "") == "certificate")
+    assert f"{cert}、証明書。" in sh.speech.texts()
+    press(str(cert))
+    assert k.state.question == "certificates"
+    juminhyo = next(i for i, (_, e) in enumerate(options(sh.kiosk, k.state, sh.messages), 1)
+                    if getattr(e, "value", "") == "juminhyo")
+    press(str(juminhyo))
+    # the idle countdown is announced; any key continues and chooses nothing
+    before = k.state
+    sh.state = F.replace(sh.state, last_activity=sh.clock() - sh.kiosk.config.idle_seconds - 3)
+    sh.tick()
+    k.pump(frames=1)
+    assert sh.overlay is not None and "操作を続けますか？" in [u.text for u in sh.speech.said[-1]]
+    press("1")
+    assert sh.overlay is None and k.state.selection == before.selection == ("juminhyo",)
+    press("enter")
+    k.pump(lambda: k.state.screen in (F.Screen.CONVENIENCE, F.Screen.PLAN))
+    if k.state.screen is F.Screen.CONVENIENCE:
+        assert "エンターキーで番号札を受け取ります。" in sh.speech.texts()
+        press("enter")
+    k.pump(lambda: k.state.screen is F.Screen.PLAN)
+    press("enter")  # get the number
+    k.wait_screen(F.Screen.DONE)
+    k.pump(lambda: any(t.startswith("受付番号は、") for t in sh.speech.texts()))
+    number = k.state.issue_result["ticket"]["number"]
+    last = [u.text for u in sh.speech.said[-1]]
+    assert last[0] == f"受付番号は、{number}番です。" and last[-1] == last[0]
+    assert any(t.startswith("最初に、市民課、1階") for t in last), last
+    k.shot("ja-14-audio-first-done")
+    press("enter")  # finish: the next citizen starts on the touch screen again
+    assert k.state.screen is F.Screen.LANGUAGE and not sh.audio_first
+
+
+def test_ruby_markup_shows_as_a_bracketed_reading_in_ja_easy_and_as_kanji_elsewhere():
+    from kiosk.screens.widgets import Text, Theme
+
+    th = Theme(scale=1.0, high_contrast=False, portrait=False)
+    easy = Text("{市民課|しみんか}へ いって ください", "ja-easy", th)
+    assert easy.plain == "市民課（しみんか）へ いって ください" and "{" not in easy.text
+    assert Text("{市民課|しみんか}", "ja", th).plain == "市民課"
+    b = BigButton("{証明書|しょうめいしょ}", "ja-easy", th, lambda: None)
+    assert b.plain == "証明書（しょうめいしょ）" and "|" not in b.text

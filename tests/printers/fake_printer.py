@@ -24,6 +24,10 @@ class FakePrinter:
     received: bytearray = field(default_factory=bytearray)
     connections: int = 0
     stop_reading_after: int | None = None  # a printer that jams mid-job: stops taking bytes
+    #: A printer whose state changes mid-job (goes offline, paper runs out, cover opened) but
+    #: keeps reading: after this many bytes it answers with ``status_later``.
+    change_after: int | None = None
+    status_later: dict[int, int] | None = None
 
     def __post_init__(self) -> None:
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -73,11 +77,19 @@ class FakePrinter:
                 continue  # a hung printer: takes the bytes, never answers
             pending += chunk
             # Answer DLE EOT n in real time; like a printer, look for it anywhere in the stream.
+            # ``offset`` is where ``pending`` starts in the stream: a query at or after
+            # ``change_after`` gets the later status, however the bytes were chunked.
+            offset = len(self.received) - len(pending)
             while (at := pending.find(b"\x10\x04")) >= 0 and len(pending) >= at + 3:
                 n = pending[at + 2]
-                if n in self.status:
-                    conn.sendall(bytes((self.status[n],)))
+                status = self.status
+                if self.change_after is not None and self.status_later is not None \
+                        and offset + at >= self.change_after:
+                    status = self.status_later
+                if n in status:
+                    conn.sendall(bytes((status[n],)))
                 pending = pending[at + 3 :]
+                offset += at + 3
             pending = pending[-2:]
 
     def close(self) -> None:

@@ -197,3 +197,13 @@ def test_print_test_to_dummy_and_a_refused_printer(capsys):
     assert run.main(["print-test", "--printer", f"network://127.0.0.1:{port}", "--lang", "pt"]) == 1
     err = capsys.readouterr().err
     assert "refused" in err and "Não foi possível conectar" in err
+
+
+def test_print_test_png_with_the_kanji_renderer_is_refused_with_a_clear_message(tmp_path, capsys):
+    import run
+
+    out = tmp_path / "kanji.png"
+    assert run.main(["print-test", "--png", str(out), "--renderer", "kanji"]) == 2
+    err = capsys.readouterr().err
+    assert "image renderer only" in err and "--renderer kanji" in err
+    assert not out.exists()  # never the image renderer's picture under the kanji name

@@ -101,9 +101,57 @@ def test_healthy_fake_printer_receives_exactly_the_rendered_job(fake_printer):
     assert fake_printer.done.wait(2)
     received = bytes(fake_printer.received)
     queries = b"".join(b"\x10\x04" + bytes((n,)) for n in (1, 2, 3, 4))
-    # Status first, then the job, then DLE EOT 1 to confirm the printer read the job to its end.
-    assert received == queries + render_ticket_bytes(ticket, "kanji", 576) + b"\x10\x04\x01"
-    assert parse(received).status_queries == [1, 2, 3, 4, 1]
+    # Status first, then the job, then the status again: the printer read the job to its end
+    # and is still online with paper and the cover shut.
+    assert received == queries + render_ticket_bytes(ticket, "kanji", 576) + queries
+    assert parse(received).status_queries == [1, 2, 3, 4, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("later", "error", "code"),
+    [
+        (fp.OFFLINE, PrinterOffline, "offline"),
+        (fp.PAPER_OUT, PaperOut, "paper_out"),
+        (fp.COVER_OPEN, CoverOpen, "cover_open"),
+    ],
+)
+def test_printer_that_faults_mid_job_but_keeps_reading_is_a_failure(later, error, code, job):
+    # It answered "ready" before the job, read every byte, and answers the closing query: the
+    # old liveness check called that a success although the ticket did not come out whole.
+    printer = fp.FakePrinter(status=dict(fp.NORMAL), change_after=20_000, status_later=dict(later))
+    try:
+        err, took = _elapsed(lambda: _send(printer.url, job))
+        assert type(err) is error, err
+        assert err.code == code and "after the job" in err.detail
+        assert took < TIMEOUT
+        assert printer.done.wait(1)
+        assert len(printer.received) == len(job) + 24  # the whole job was read
+    finally:
+        printer.close()
+
+
+def test_closing_check_skips_answers_to_status_queries_inside_the_job():
+    from printers.status import chance_queries
+
+    # A raster whose bytes happen to hold DLE EOT 3 and DLE EOT 1: the printer answers them first.
+    job = b"\x1b@" + b"\x00\x10\x04\x03\xff\x10\x04\x01\x10\x04\x09" + b"\n"
+    assert chance_queries(job) == 2
+    # The cover is opened after the job's own bytes (12 status-query bytes + the job): the chance
+    # queries get "ready", the closing ones "cover open". Reading the first four answers would
+    # mix them and miss the fault.
+    printer = fp.FakePrinter(status=dict(fp.NORMAL), change_after=12 + len(job),
+                             status_later=dict(fp.COVER_OPEN))
+    try:
+        err, _ = _elapsed(lambda: _send(printer.url, job))
+        assert type(err) is CoverOpen, err  # the last four answers were read, not the chance ones
+    finally:
+        printer.close()
+    healthy = fp.FakePrinter(status=dict(fp.NORMAL))
+    try:
+        status, _ = send_job(parse_printer_url(healthy.url), job, TIMEOUT)
+        assert status is not None and status.fault() is None
+    finally:
+        healthy.close()
 
 
 def test_printer_that_stops_reading_mid_job_times_out_although_the_send_completed(job):

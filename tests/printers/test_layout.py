@@ -67,8 +67,9 @@ def test_route_lines_carry_floor_and_counters():
 @pytest.mark.parametrize(
     ("lang", "one", "many"),
     [
-        ("en", "Floor 2 · Counter 10", "Floor 1 · Counters 1, 2"),
-        ("pt", "2º andar · Guichê 10", "1º andar · Guichês 1, 2"),
+        ("en", "2F · Counter 10", "1F (ground floor) · Counters 1, 2"),
+        # Brazil counts floors above the ground floor (térreo): Japan's 2階 is their 1º andar.
+        ("pt", "1º andar · Guichê 10", "Térreo · Guichês 1, 2"),
         ("ja-easy", "2かい\u300010ばん まどぐち", "1かい\u30001・2ばん まどぐち"),
     ],
 )
@@ -85,7 +86,7 @@ def test_unknown_floor_or_counters_are_left_out_not_printed_as_none():
 
     m = default_messages()
     assert format_place(RouteLine("x", None, (3,)), "en", m) == "Counter 3"
-    assert format_place(RouteLine("x", 1, ()), "en", m) == "Floor 1"
+    assert format_place(RouteLine("x", 1, ()), "en", m) == "1F (ground floor)"
     blocks = layout_ticket(_ticket(route=(RouteLine("Welfare desk"),), lang="en"))
     assert "None" not in " ".join(block_texts(blocks))
 
@@ -163,3 +164,46 @@ def test_format_issued_pads_minutes_and_uses_weekday_of_the_given_date():
         format_issued(datetime(2026, 11, 29, 8, 5), "ko", default_messages())
         == "2026년 11월 29일 (일) 8:05 발행"
     )
+
+
+def test_shared_counters_are_named_as_shared_not_as_part_of_a_range():
+    from printers.layout import default_messages, shared_counters
+
+    m = default_messages()
+    shared = shared_counters([(1, ["shimin"]), (4, ["shimin", "hoken_nenkin"]), (5, ["hoken_nenkin"]),
+                              (6, ["hoken_nenkin", "kaigo"])])
+    assert shared == {4, 6}
+    shimin = RouteLine("市民課", 1, (1, 2, 3, 4), shared=(4,))
+    nenkin = RouteLine("国保年金課", 1, (4, 5, 6), shared=(4, 6))
+    assert format_place(shimin, "ja", m) == "1階\u30001・2・3番窓口\u30004番窓口（共用）"
+    assert format_place(nenkin, "ja", m) == "1階\u30005番窓口\u30004・6番窓口（共用）"
+    assert format_place(nenkin, "en", m) == "1F (ground floor) · Counter 5 · Counters 4, 6 (shared)"
+
+
+def test_translated_tickets_keep_the_japanese_department_name_of_the_signs():
+    route = (RouteLine("Citizens Division", 1, (1,), department_name_ja="市民課"),
+             RouteLine("Tax Division", 2, (10,), department_name_ja="税務課"))
+    for lang in ("en", "zh", "ko", "vi", "pt", "ja-easy"):
+        texts = [t.strip() for t in block_texts(layout_ticket(_ticket(route=route, lang=lang)))]
+        i = texts.index("1.Citizens Division")
+        assert texts[i + 1] == "市民課", (lang, texts)
+        assert "税務課" in texts
+    ja = [t.strip() for t in block_texts(layout_ticket(_ticket(route=(RouteLine("市民課", 1, (1,), department_name_ja="市民課"),))))]
+    assert ja.count("市民課") + ja.count("1.市民課") == 1  # not repeated in Japanese
+    # nor in やさしい日本語 when the name carries the kanji with its reading
+    easy = layout_ticket(_ticket(lang="ja-easy", route=(RouteLine("{市民課|しみんか}", 1, (1,), department_name_ja="市民課"),)))
+    assert [t.strip() for t in block_texts(easy)].count("市民課") == 0
+
+
+def test_ruby_markup_prints_as_a_bracketed_reading_never_as_braces():
+    route = (RouteLine("{市民課|しみんか}", 1, (1,), department_name_ja="市民課"),)
+    blocks = layout_ticket(_ticket(route=route, lang="ja-easy", documents=("{本人確認書類|ほんにん かくにん しょるい}",)))
+    texts = block_texts(blocks)
+    assert "1.市民課（しみんか）" in texts and "・本人確認書類（ほんにん かくにん しょるい）" in texts
+    assert not any("{" in t or "}" in t or "|" in t for t in texts)
+
+
+def test_an_uncertain_wait_prints_as_the_servers_range():
+    texts = block_texts(layout_ticket(_ticket(wait_minutes=24, wait_range=(20, 30))))
+    assert "最初のお呼び出しまで 約20〜30分" in texts
+    assert not any("約24分" in t for t in texts)

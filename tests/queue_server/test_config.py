@@ -94,3 +94,27 @@ def test_demo_prints_every_device_url(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_loopback_public_base_url_is_a_warning_in_the_demo_and_refused_in_production(config_copy):
+    # The shipped demo config: loopback, not production -> OK with a warning naming the key.
+    r = run_py("check-config", "--config-dir", str(config_copy))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "city.public_base_url: warning: a loopback address" in r.stdout
+    site = config_copy / "site.toml"
+    _break(site, "production = false", "production = true")
+    r = run_py("check-config", "--config-dir", str(config_copy))
+    assert r.returncode == 1
+    assert "production = true but public_base_url is a loopback address" in r.stdout
+    # A real address in production: no warning, no problem.
+    _break(site, 'public_base_url = "http://127.0.0.1:8765/"', 'public_base_url = "https://madoguchi.city.sakata.lg.jp/"')
+    r = run_py("check-config", "--config-dir", str(config_copy))
+    assert r.returncode == 0 and "city.public_base_url" not in r.stdout, r.stdout
+
+
+def test_is_loopback_url():
+    from queue_server.config import is_loopback_url
+
+    assert is_loopback_url("http://127.0.0.1:8765/") and is_loopback_url("http://localhost/")
+    assert is_loopback_url("http://[::1]:8765/") and is_loopback_url("http://127.8.0.1/")
+    assert not is_loopback_url("https://www.city.sakata.lg.jp/") and not is_loopback_url("http://10.0.0.5/")
