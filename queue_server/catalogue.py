@@ -754,6 +754,20 @@ def _build_purpose(b, f, purposes, questions, procedures, documents, deadlines, 
                           "overhead must be { key = \"<shared act>\", minutes = N } on a queued procedure")
             else:
                 overhead = (raw_over["key"], float(raw_over["minutes"]))
+        # やさしい日本語 by the guideline: the name keeps its key term in kanji with the reading (so it
+        # matches the signs), and every procedure explains its institutional term in one line.
+        easy_name = pname.get("ja-easy")
+        if isinstance(easy_name, str) and easy_name.strip() and not easy_japanese.marked_terms(easy_name):
+            b.problem(f, f.loc.where(h, "name"),
+                      f"ja-easy of {h}.name has no key term in kanji with its reading: write the word on the "
+                      "signs and forms as {漢字|かんじ}, e.g. {国民健康保険|こくみんけんこうほけん}")
+        if explain is None and entry.get("explain") is None:
+            b.problem(f, f.loc.where(h),
+                      f"{h} has no 'explain' = {{ ja-easy = \"…\" }} (one short line on what the procedure is)")
+        if department is not None and entry.get("minutes_source") is None:
+            b.problem(f, f.loc.where(h),
+                      f"{h} has no 'minutes_source' (a page's address, the KPI calibration, or "
+                      f"\"{ESTIMATE}: …\" saying what the estimate rests on)")
         minutes_source = entry.get("minutes_source", ESTIMATE)
         if not isinstance(minutes_source, str) or not minutes_source.strip():
             b.problem(f, f.loc.where(h, "minutes_source"), "'minutes_source' must be a non-empty string")

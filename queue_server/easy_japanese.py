@@ -45,6 +45,15 @@ def has_kanji(text: str) -> bool:
     return bool(_KANJI.search(text))
 
 
+def marked_terms(text: str) -> list[str]:
+    """The ruby-marked terms of ``text`` that hold kanji (``{市民課|しみんか}`` → ``市民課``).
+
+    A procedure name in やさしい日本語 needs at least one: the guideline keeps the key term in
+    kanji with its reading so that the name matches the signs and forms at the counter.
+    """
+    return [base for base, reading in ruby.segments(text) if reading is not None and has_kanji(base)]
+
+
 def _hiragana(katakana: str) -> str:
     return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in katakana)
 

@@ -270,3 +270,17 @@ def test_institutional_terms_have_a_one_line_explanation():
     assert item["explain"] and ruby.RUBY.search(item["explain"])
     assert plan_to_dict(plan_visit(CAT, ["death"], {"children_under_18": "yes"}, "en"))["steps"][1]["procedures"][0][
         "explain"] is None  # ja-easy only
+
+
+def test_my_number_card_of_the_deceased_need_not_be_returned():
+    # 松本市 and the cities a 行政書士 quotes: the card lapses with the death registration and
+    # returning it is not required, so no deadline and a sourced (not estimated) fact.
+    card = CAT.procedures["my_number_card_return"]
+    assert not card.estimate and card.source[0].startswith("https://")
+    assert CAT.deadlines[card.deadline].rule.kind == "none"
+    assert card.note and all(card.note[lang] for lang in LANGUAGES)
+
+
+def test_moped_is_explained_as_up_to_125cc():
+    # 原付 is registered by the city up to 125cc (川口市); an explanation saying 50cc would mislead.
+    assert "125cc" in CAT.procedures["moped_deregistration"].explain["ja-easy"]
