@@ -282,7 +282,7 @@ def table(results: dict[str, list[Sample]]) -> str:
             rel = b.mae.get(e, 0.0) / b.mean_wait if b.mean_wait else 0.0
             lines.append(
                 f"| {label} | {e} | {a.n} | {a.mean_wait:.1f} | {a.mae[e]:.1f} | {a.rase[e]:.2f} | {a.within5[e]:.0%} "
-                f"| {b.n} | {b.mean_wait:.1f} | {b.mae.get(e, 0):.1f} | {rel:.0%} | {b.rase.get(e, 0):.2f} |"
+                f"| {b.n} | {b.mean_wait:.1f} | {b.mae.get(e, 0):.1f} | {rel:.1%} | {b.rase.get(e, 0):.2f} |"
             )
     return "\n".join(lines)
 
