@@ -141,7 +141,11 @@ class MeasuredDay(LobbyDay):
         cap = E.capacity(counters, self.history, waiting, now)
         blend = all_department_waits(depts, tickets, counters, now, self.policy, capacity=cap)
         tid = v.ticket.id
-        self.history.add_staffing(now, {d: w.counters for d, w in blend.items()})
+        staffed_now: dict[str, float] = {}  # every department's effective counters, not only those measured now
+        for split in cap.values():
+            for dd, x in split.items():
+                staffed_now[dd] = staffed_now.get(dd, 0.0) + x
+        self.history.add_staffing(now, staffed_now)
         made: list[tuple[Sample, float]] = []
         for s in new:
             d = s.department
