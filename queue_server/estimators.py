@@ -307,7 +307,7 @@ def one_at_a_time(waits: list[float | None], minutes: list[float]) -> list[float
 
 # Spread of the shipped estimator in the simulation (docs/prediction.md, seed 7, 20 runs): for
 # waits over 5 minutes, 80 % of actual waits fell within 0.76–1.59 × the estimate on 1 April and
-# 0.69–1.77 × on a normal June day. The range shown is [0.75, 1.5] × the estimate, once that spread
+# 0.75–1.64 × on a normal June day. The range shown is [0.75, 1.5] × the estimate, once that spread
 # is at least RANGE_MIN_SPREAD minutes; below it, one figure.
 RANGE_LOW, RANGE_HIGH = 0.75, 1.5
 RANGE_MIN_SPREAD = 10.0
