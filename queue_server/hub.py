@@ -72,20 +72,41 @@ class SiteHub:
     def _shown(self, work: Mapping[str, DepartmentWait], now: float) -> dict[str, DepartmentWait]:
         out = {}
         busy = {c for c in self.lobby.counters if self.lobby.ticket_at(c) is not None}
+        positions: dict[str, dict[str, float | None]] = {}
+        newcomers: dict[str, float | None] = {}
         for d, x in work.items():
             idle = sum(1 for c in self.lobby.counters.values()
                        if c.state is CounterState.OPEN and d in c.departments and c.number not in busy)
             rate = E.departure_rate(self.history.calls, d, now, self.history.left, self.history.start)
             head = self._head_waited(d, x, now)
-            positions = {}
+            positions[d] = {}
             for tid, v in x.positions.items():
                 n = x.ranks.get(tid, 0)
-                positions[tid] = E.shipped_wait(n, idle, rate, v, head if n > 0 else None, self._waited(tid, d, now))
-            newcomer = E.shipped_wait(x.waiting, idle, rate, x.wait_minutes, head)
-            out[d] = DepartmentWait(d, x.waiting, x.counters, newcomer, positions, x.ranks)
+                positions[d][tid] = E.shipped_wait(n, idle, rate, v, head if n > 0 else None, self._waited(tid, d, now))
+            newcomers[d] = E.shipped_wait(x.waiting, idle, rate, x.wait_minutes, head)
+        self._one_at_a_time(positions)
+        for d, x in work.items():
+            out[d] = DepartmentWait(d, x.waiting, x.counters, newcomers[d], positions[d], x.ranks)
         self.waits_cache = (now, out)
         self.queued_since_cache = {}
         return out
+
+    def _one_at_a_time(self, positions: dict[str, dict[str, float | None]]) -> None:
+        """A ticket in several queues at once is served in one at a time
+        (:func:`queue_server.estimators.one_at_a_time`): its later queues wait for the earlier
+        services. Changes ``positions`` (department -> ticket -> minutes) in place."""
+        where: dict[str, list[str]] = {}
+        for d, xs in positions.items():
+            for tid in xs:
+                where.setdefault(tid, []).append(d)
+        for tid, depts in where.items():
+            t = self.lobby.tickets.get(tid)
+            if len(depts) < 2 or t is None:
+                continue
+            minutes = [next((s.minutes for s in t.steps if s.department == d and s.state is StepState.READY), 0.0)
+                       for d in depts]
+            for d, w in zip(depts, E.one_at_a_time([positions[d][tid] for d in depts], minutes), strict=True):
+                positions[d][tid] = w
 
     def _waited(self, tid: str, department: str, now: float) -> float:
         t = self.lobby.tickets.get(tid)

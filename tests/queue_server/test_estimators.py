@@ -70,10 +70,29 @@ def test_shipped_wait():
     # an idle counter takes it at once; no counter: unknown
     assert E.shipped_wait(0, 1, None, 12.0, None) == 0.0
     assert E.shipped_wait(3, 0, 0.5, None, 600) is None
-    # QL (3 ahead + 1) / 0.5 per minute = 8, HOL 20 minutes: mean 14
-    assert E.shipped_wait(3, 0, 0.5, 99.0, 20 * M) == pytest.approx(14.0)
+    # QL (3 ahead + 1) / 0.5 per minute = 8, planned work 30, HOL 20 minutes: 0.9 x mean 58/3
+    assert E.shipped_wait(3, 0, 0.5, 30.0, 20 * M) == pytest.approx(E.SHIPPED_SCALE * 58 / 3)
     # before 3 calls the planned work stands in for QL; a ticket that waited 5 of the head's 20 has 15 left
-    assert E.shipped_wait(3, 0, None, 9.0, 20 * M, waited=5 * M) == pytest.approx(12.0)
+    assert E.shipped_wait(3, 0, None, 9.0, 20 * M, waited=5 * M) == pytest.approx(E.SHIPPED_SCALE * 33 / 3)
+    # nobody ahead to time: HOL is left out of the mean, not counted as 0
+    assert E.shipped_wait(0, 0, 0.5, 4.0, None) == pytest.approx(E.SHIPPED_SCALE * (2 + 4) / 2)
+
+
+def test_ql_hol_wait_is_the_previous_mean_of_ql_and_hol():
+    assert E.ql_hol_wait(0, 1, None, 12.0, None) == 0.0
+    assert E.ql_hol_wait(3, 0, 0.5, 99.0, 20 * M) == pytest.approx(14.0)
+    assert E.ql_hol_wait(3, 0, None, 9.0, 20 * M, waited=5 * M) == pytest.approx(12.0)
+
+
+def test_one_at_a_time():
+    # both queues would call now: the second waits for the first service (10 planned minutes)
+    assert E.one_at_a_time([0.0, 0.0], [10.0, 5.0]) == [0.0, 10.0]
+    # the sooner queue goes first whatever the order given; a later queue already long enough keeps its figure
+    assert E.one_at_a_time([30.0, 4.0], [5.0, 10.0]) == [30.0, 4.0]
+    assert E.one_at_a_time([8.0, 4.0, 9.0], [5.0, 10.0, 3.0]) == [14.0, 4.0, 19.0]
+    # unknown stays unknown and takes no turn; one queue is unchanged
+    assert E.one_at_a_time([None, 2.0], [5.0, 5.0]) == [None, 2.0]
+    assert E.one_at_a_time([7.5], [20.0]) == [7.5]
 
 
 @pytest.mark.parametrize(
@@ -89,3 +108,23 @@ def test_shipped_wait():
 def test_wording(minutes, waiting, kind, low, high):
     f = E.wait_fields(minutes, waiting, 1.0)
     assert (f["wait_kind"], f["wait_low"], f["wait_high"]) == (kind, low, high)
+
+
+def test_the_hub_takes_a_tickets_simultaneous_queues_one_at_a_time():
+    from queue_server.config import load_city
+    from queue_server.hub import make_hub
+
+    city = load_city()
+    site = city.sites["honcho"]
+    counters = [Counter("honcho", n, frozenset({d}), state=CounterState.OPEN) for n, d in ((1, "shimin"), (5, "hoken_nenkin"))]
+    hub = make_hub(city, site, counters, "2026-04-01")
+    # shimin (10 planned minutes) and hoken_nenkin (8) both open to this ticket at once
+    route = (RouteStep("shimin", (), (), 10), RouteStep("hoken_nenkin", (), (), 8))
+    hub.lobby.issue(ticket(1, route, now=0.0))
+    waits = hub.waits(1.0, fresh=True)
+    got = sorted((waits["shimin"].positions["t1"], waits["hoken_nenkin"].positions["t1"]))
+    # an idle counter could take each at once, but the citizen is at one of them first
+    assert got[0] == 0.0 and got[1] in (8.0, 10.0)
+    # a ticket in one queue is not delayed
+    hub.lobby.issue(ticket(2, now=2.0))
+    assert hub.waits(3.0, fresh=True)["shimin"].positions["t2"] is not None

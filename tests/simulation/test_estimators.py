@@ -37,6 +37,8 @@ def test_the_shipped_estimator_beats_the_old_formula_on_a_peak_day():
     b = SE.score(res["2027-04-01"], 5.0)
     assert b.n > 300
     assert b.mae["shipped"] < b.mae["formula"] and b.rase["shipped"] < b.rase["formula"]
+    # and the estimator it replaced (mean of QL and HOL), on a seed used neither to tune nor to report
+    assert b.mae["shipped"] < b.mae["ql_hol"] and b.mae["ql_hol_turn"] < b.mae["ql_hol"]
     assert "| 2027-04-01 | shipped |" in SE.table(res)
 
 
