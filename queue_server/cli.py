@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--standby", action="store_true",
                    help="when another server already leads this database, wait and take over when it stops "
                         "(default: refuse to start); see docs/operations.md")
+    p.add_argument("--clock", metavar="FILE", default=None,
+                   help="demo/test only: run on the simulated time that `simulate --live --clock FILE` writes "
+                        "(refused with production = true); see docs/simulation.md")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("demo", help="start the server on the sample config with SQLite and print device URLs")
@@ -104,7 +107,15 @@ def cmd_server(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(e)
         return 1
-    qs = QueueServer(city, store, tokens, catalogue)
+    clock = {}
+    if args.clock:  # live mode's simulated time, so a demo's log calibrates like a real one
+        from .simclock import FileClock, clock_refusal
+
+        if why := clock_refusal(city.raw):
+            print(why)
+            return 1
+        clock = {"clock": FileClock(args.clock)}
+    qs = QueueServer(city, store, tokens, catalogue, **clock)
     qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
 
     def ready(port: int) -> None:

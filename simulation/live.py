@@ -119,8 +119,16 @@ async def run_live(
     day_index: int = 0,
     minutes: float | None = None,
     log: Callable[[str], None] | None = None,
+    clock_file: Path | None = None,
+    tz: str = "Asia/Tokyo",
 ) -> LiveStats:
-    """Play one scenario day against the server at ``url``; return what was done."""
+    """Play one scenario day against the server at ``url``; return what was done.
+
+    With ``clock_file`` (the server started with ``--clock`` on the same file), the server's clock
+    is set to the simulated day: opening time of the day's date in ``tz`` now, then ``speed`` ×
+    wall time, so the event log carries the simulated times. Days past the scenario's calendar
+    (``day_index`` ≥ its length, a busy demo) move on by whole weeks, so the clock never goes back.
+    """
     from queue_server.tokens import read as read_tokens
 
     from .routing import answer_sampler, load_for
@@ -138,6 +146,11 @@ async def run_live(
     end_s = sc.close_minute * MIN if minutes is None else open_s + minutes * MIN
     stats = LiveStats()
     wall0 = time.monotonic()
+    if clock_file is not None:
+        from queue_server.simclock import write_clock
+
+        write_clock(Path(clock_file), sim_epoch(sc, day_index, open_s, tz), speed)
+        wall0 = time.monotonic()
 
     def wall(sim_s: float) -> float:
         return wall0 + (sim_s - open_s) / speed
@@ -186,6 +199,7 @@ async def run_live(
                     if not is_open:
                         await conn.ok("open")
                         is_open = True
+                    sent = time.monotonic()
                     got = await conn.ok("call_next")
                     if got["ticket"] is None:
                         empty_after_close += 1
@@ -196,7 +210,7 @@ async def run_live(
                             await asyncio.wait_for(conn.pushed.wait(), max(0.2, 600.0 / speed))
                         continue
                     empty_after_close = 0
-                    await _serve(conn, plan, got["ticket"], crng)
+                    await _serve(conn, plan, got["ticket"], crng, sent)
                     continue
                 if on and not is_open:
                     await conn.ok("open", staff="sim")
@@ -208,13 +222,14 @@ async def run_live(
                     nxt = min((a * MIN for a, _ in plan.windows if a * MIN > now), default=end_s)
                     await asyncio.sleep(max(0.05, min(wall(min(nxt, end_s)) - time.monotonic(), 1.0)))
                     continue
+                sent = time.monotonic()
                 got = await conn.ok("call_next")
                 if got["ticket"] is None:
                     conn.pushed.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(conn.pushed.wait(), max(0.05, 30.0 / speed))
                     continue
-                await _serve(conn, plan, got["ticket"], crng)
+                await _serve(conn, plan, got["ticket"], crng, sent)
         except ProtocolError as e:
             stats.errors.append(f"counter {plan.number}: {e}")
         finally:
@@ -223,21 +238,28 @@ async def run_live(
                     await conn.ok("close")
             await conn.close()
 
-    async def _serve(conn: _Conn, plan: CounterPlan, ticket: dict, crng: random.Random) -> None:
+    async def after(sent: float, sim_seconds: float) -> float:
+        # time each request from when the previous one was *sent*, not from its reply: the server
+        # stamps both on arrival, so the round trip (× speed in simulated time) cancels out of the
+        # durations the log shows instead of lengthening every one of them
+        await asyncio.sleep(max(0.0, sent + sim_seconds / speed - time.monotonic()))
+        return time.monotonic()
+
+    async def _serve(conn: _Conn, plan: CounterPlan, ticket: dict, crng: random.Random, sent: float) -> None:
         stats.called += 1
         step = next(s for s in ticket["steps"] if s["state"] == "called" and s["counter"] == plan.number)
         if crng.random() < sc.behaviour.no_show:
             for _ in range(sc.max_recalls):
-                await asyncio.sleep(sc.behaviour.recall_seconds / speed)
+                sent = await after(sent, sc.behaviour.recall_seconds)
                 await conn.ok("recall")
-            await asyncio.sleep(sc.behaviour.recall_seconds / speed)
+            await after(sent, sc.behaviour.recall_seconds)
             await conn.ok("no_show")
             stats.no_shows += 1
             return
-        await asyncio.sleep(sc.behaviour.walk_seconds / speed)
+        sent = await after(sent, sc.behaviour.walk_seconds)
         await conn.ok("start")
         service = draw_service(crng, step_service(step, proc_mv)) / plan.speed
-        await asyncio.sleep(service / speed)
+        await after(sent, service)
         await conn.ok("complete")
         stats.completed += 1
 
@@ -266,6 +288,19 @@ def step_service(step: dict, procedures: dict[str, tuple[float, float]]):
     known = bool(procs) and all(procs)
     sd = math.sqrt(sum((m * cv) ** 2 for m, cv in procs)) if known else mean * SERVICE_CV  # type: ignore[misc]
     return service_params(mean, sd)
+
+
+def sim_epoch(sc: Scenario, day_index: int, sec_of_day: float, tz: str = "Asia/Tokyo") -> float:
+    """Epoch seconds of ``sec_of_day`` on the scenario's day ``day_index`` (later rounds: weeks on)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    n = len(sc.days)
+    day = sc.days[day_index % n]
+    span = (sc.days[-1] - sc.days[0]).days + 1
+    day = day + dt.timedelta(weeks=(day_index // n) * max(1, math.ceil(span / 7)))
+    midnight = dt.datetime.combine(day, dt.time(0), ZoneInfo(tz))
+    return midnight.timestamp() + sec_of_day
 
 
 def _clock(sec: float) -> str:
