@@ -164,7 +164,13 @@ async def run_live(
             await asyncio.sleep(delay)
 
     draw = answer_sampler(sc)
-    arrivals = [(t * MIN, p) for t, p in generate(sc, day, rng) if t * MIN < end_s]
+    replay, unplanned = replay_plans(sc, cat)  # route-given purposes (a calibrated scenario's certificate_1…)
+    for key, why in unplanned.items():
+        say(f"live: {key} skipped: {why}")
+    routes = {k: tuple(service_params(st.minutes, st.minutes * st.cv, st.distribution) for st in p.route)
+              for k, p in sc.purposes.items() if p.route is not None}
+    served_as: dict[int, str] = {}  # ticket id -> route-given purpose, whose steps' laws serve it
+    arrivals = [(t * MIN, p) for t, p in generate(sc, day, rng) if t * MIN < end_s and p not in unplanned]
     kiosk, _ = await _Conn.open(url, role="kiosk", device="sim-kiosk", site=sc.site, token=tokens.roles.get("kiosk"))
     arrivals_done = asyncio.Event()
     say(f"live: {len(arrivals)} arrivals planned for {day} {_clock(open_s)}–{_clock(end_s)} at ×{speed:g}")
@@ -173,11 +179,14 @@ async def run_live(
         for n, (t, purpose) in enumerate(arrivals):
             await sleep_until(t)
             assist = rng.random() < sc.behaviour.assistance
+            asked, answers = replay[purpose] if purpose in replay else (purpose, draw(purpose, rng))
             try:
-                await kiosk.ok(
-                    "issue", purposes=[purpose], answers=draw(purpose, rng), lang="ja",
+                got = await kiosk.ok(
+                    "issue", purposes=[asked], answers=answers, lang="ja",
                     idempotency_key=f"sim-{seed}-{day}-{n}", assistance=assist,
                 )
+                if purpose in replay:
+                    served_as[_ticket_id(got)] = purpose
                 stats.issued += 1
             except ProtocolError as e:
                 if "empty_route" not in str(e):  # a plan with nothing to queue for is a legal answer
@@ -258,7 +267,9 @@ async def run_live(
             return
         sent = await after(sent, sc.behaviour.walk_seconds)
         await conn.ok("start")
-        service = draw_service(crng, step_service(step, proc_mv)) / plan.speed
+        given = served_as.get(ticket["id"])
+        law = routes[given][step["index"]] if given is not None else step_service(step, proc_mv)
+        service = draw_service(crng, law) / plan.speed
         await after(sent, service)
         await conn.ok("complete")
         stats.completed += 1
@@ -288,6 +299,77 @@ def step_service(step: dict, procedures: dict[str, tuple[float, float]]):
     known = bool(procs) and all(procs)
     sd = math.sqrt(sum((m * cv) ** 2 for m, cv in procs)) if known else mean * SERVICE_CV  # type: ignore[misc]
     return service_params(mean, sd)
+
+
+def _ticket_id(issued: dict) -> int:
+    t = issued.get("ticket", issued)
+    return t["id"]
+
+
+def _candidates(q) -> list[str]:
+    """The answers worth trying for a question when looking for the plan of a given route."""
+    from queue_server.conditions import MULTI, NUMBER, UNKNOWN, YESNO
+
+    if q.kind == YESNO:
+        return ["no", "yes", UNKNOWN]
+    if q.kind == NUMBER:
+        lo = q.min if q.min is not None else 0
+        hi = min(q.max if q.max is not None else lo + 2, lo + 2)
+        return [str(n) for n in range(lo, hi + 1)] + [UNKNOWN]
+    if q.kind == MULTI:
+        singles = list(q.choices)
+        pairs = [f"{a},{b}" for a, b in itertools.combinations(q.choices, 2)]
+        return ["", *singles, *pairs, UNKNOWN]
+    return [*q.choices, UNKNOWN]
+
+
+MAX_TRIES = 5000  # answer combinations tried per route before giving up on it
+
+
+def replay_plans(sc: Scenario, cat) -> tuple[dict[str, tuple[str, dict[str, str]]], dict[str, str]]:
+    """For each route-given purpose: the catalogue purpose and answers whose plan is that route.
+
+    The server plans every ticket itself, so live mode replays a route (a calibrated scenario's
+    ``certificate_1``: ``purpose = "certificate"`` and each step's ``procedures``) by asking for
+    the purpose with answers the planner turns into exactly those steps (department and procedure
+    set, in order); the step is then served with the route's own law (minutes, cv, distribution).
+    Returns (replayable, {purpose: why not}) — a route the planner never makes (a procedure added
+    at a counter) or one without ``purpose``/``procedures`` cannot be replayed.
+    """
+    from queue_server.journey import PlanError, plan_visit, questions_for, resolve_purpose
+
+    ok: dict[str, tuple[str, dict[str, str]]] = {}
+    bad: dict[str, str] = {}
+    for key, p in sc.purposes.items():
+        if p.route is None:
+            continue
+        if not p.plan_purpose or not all(st.procedures for st in p.route):
+            bad[key] = "a route given without `purpose` and each step's `procedures` (the server plans every ticket)"
+            continue
+        try:
+            pid = resolve_purpose(cat, p.plan_purpose)
+        except PlanError as e:
+            bad[key] = str(e)
+            continue
+        want = [(st.department, frozenset(st.procedures)) for st in p.route]
+        qs = questions_for(cat, [pid])
+        found = None
+        for n, combo in enumerate(itertools.product(*(_candidates(q) for q in qs))):
+            if n >= MAX_TRIES:
+                break
+            answers = {q.id: v for q, v in zip(qs, combo, strict=True) if v != ""}
+            try:
+                plan = plan_visit(cat, [pid], answers, "ja")
+            except PlanError:
+                continue
+            if [(st.department, frozenset(st.procedures)) for st in plan.route] == want:
+                found = answers
+                break
+        if found is None:
+            bad[key] = f"no answers to {pid}'s questions make the planner give {' → '.join(d for d, _ in want)} with these procedures"
+        else:
+            ok[key] = (pid, found)
+    return ok, bad
 
 
 def sim_epoch(sc: Scenario, day_index: int, sec_of_day: float, tz: str = "Asia/Tokyo") -> float:
