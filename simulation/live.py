@@ -323,7 +323,55 @@ def _candidates(q) -> list[str]:
     return [*q.choices, UNKNOWN]
 
 
-MAX_TRIES = 5000  # answer combinations tried per route before giving up on it
+MAX_TRIES = 5000  # plans tried per route before giving up on it
+RESTARTS = 12
+
+
+def _search_answers(cat, pid: str, want: list[tuple[str, frozenset[str]]]) -> dict[str, str] | None:
+    """Answers to ``pid``'s questions whose plan is ``want`` step by step, or None.
+
+    Coordinate descent on the mismatch (procedures planned but not wanted and wanted but not
+    planned, plus one if the steps differ): one question at a time takes the answer that lowers
+    it most; restarts from seeded random answers. A purpose has a dozen questions or more, too many
+    to try every combination (a move-in: thousands of millions)."""
+    from queue_server.journey import PlanError, plan_visit, questions_for
+
+    qs = questions_for(cat, [pid])
+    cands = [_candidates(q) for q in qs]
+    want_pairs = {(d, x) for d, ps in want for x in ps}
+    tries = 0
+
+    def cost(vals: list[str]) -> float:
+        nonlocal tries
+        tries += 1
+        try:
+            plan = plan_visit(cat, [pid], {q.id: v for q, v in zip(qs, vals, strict=True) if v != ""}, "ja")
+        except PlanError:
+            return math.inf
+        got = [(st.department, frozenset(st.procedures)) for st in plan.route]
+        pairs = {(d, x) for d, ps in got for x in ps}
+        return len(pairs ^ want_pairs) + (got != want)
+
+    rng = random.Random(pid)
+    for restart in range(RESTARTS):
+        vals = [c[0] if restart == 0 else rng.choice(c) for c in cands]
+        best = cost(vals)
+        improved = True
+        while improved and best > 0 and tries < MAX_TRIES:
+            improved = False
+            for i, c in enumerate(cands):
+                for v in c:
+                    if v == vals[i]:
+                        continue
+                    trial = vals[:i] + [v] + vals[i + 1:]
+                    k = cost(trial)
+                    if k < best:
+                        vals, best, improved = trial, k, True
+        if best == 0:
+            return {q.id: v for q, v in zip(qs, vals, strict=True) if v != ""}
+        if tries >= MAX_TRIES:
+            break
+    return None
 
 
 def replay_plans(sc: Scenario, cat) -> tuple[dict[str, tuple[str, dict[str, str]]], dict[str, str]]:
@@ -336,7 +384,7 @@ def replay_plans(sc: Scenario, cat) -> tuple[dict[str, tuple[str, dict[str, str]
     Returns (replayable, {purpose: why not}) — a route the planner never makes (a procedure added
     at a counter) or one without ``purpose``/``procedures`` cannot be replayed.
     """
-    from queue_server.journey import PlanError, plan_visit, questions_for, resolve_purpose
+    from queue_server.journey import PlanError, resolve_purpose
 
     ok: dict[str, tuple[str, dict[str, str]]] = {}
     bad: dict[str, str] = {}
@@ -352,19 +400,7 @@ def replay_plans(sc: Scenario, cat) -> tuple[dict[str, tuple[str, dict[str, str]
             bad[key] = str(e)
             continue
         want = [(st.department, frozenset(st.procedures)) for st in p.route]
-        qs = questions_for(cat, [pid])
-        found = None
-        for n, combo in enumerate(itertools.product(*(_candidates(q) for q in qs))):
-            if n >= MAX_TRIES:
-                break
-            answers = {q.id: v for q, v in zip(qs, combo, strict=True) if v != ""}
-            try:
-                plan = plan_visit(cat, [pid], answers, "ja")
-            except PlanError:
-                continue
-            if [(st.department, frozenset(st.procedures)) for st in plan.route] == want:
-                found = answers
-                break
+        found = _search_answers(cat, pid, want)
         if found is None:
             bad[key] = f"no answers to {pid}'s questions make the planner give {' → '.join(d for d, _ in want)} with these procedures"
         else:
