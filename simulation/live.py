@@ -11,8 +11,12 @@ hour a minute). Each day of the scenario draws its own random stream (runner.str
 offline model's replication 0), so two days with the same factors are not the same day. Service
 times are lognormal with the step's planned minutes as mean and the offline model's spread —
 √Σ(minutesᵢ·cvᵢ)² over the step's procedures, with the catalogue's CVs — divided by the
-counter's speed. Not in live mode: patience (leavers), reservations (the server books them
-itself), counters the server does not know (extra scenario counters have no token).
+counter's speed; a route-given purpose (a calibrated scenario's ``certificate_1``) is issued as
+its catalogue purpose with answers whose plan is that route (``replay_plans``) and served with the
+route's own law. With ``clock_file`` the server (``run.py server --clock FILE``) runs on the
+simulated day's time, so its event log calibrates like a real one. Not in live mode: patience
+(leavers), reservations (the server books them itself), counters the server does not know (extra
+scenario counters have no token).
 """
 
 from __future__ import annotations
