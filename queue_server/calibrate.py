@@ -586,7 +586,9 @@ def scenario_toml(cal: Calibration, name: str = "calibrated") -> str:
         steps = []
         for s in v.steps:
             after = f", after = [{', '.join(str(a) for a in s.after)}]" if s.after else ""
-            steps.append(f"{{ department = {_q(s.department)}, minutes = {s.minutes:.3f}, cv = {s.cv:.3f}{after} }}")
+            procs = ", ".join(_q(x) for x in s.procedures)  # live mode replays the step through the planner
+            steps.append(f"{{ department = {_q(s.department)}, minutes = {s.minutes:.3f}, cv = {s.cv:.3f}{after}, "
+                         f"procedures = [{procs}] }}")
         lines += [
             "",
             f"[purposes.{v.key}]",
@@ -594,6 +596,7 @@ def scenario_toml(cal: Calibration, name: str = "calibrated") -> str:
             + " | ".join(",".join(s.procedures) for s in v.steps),
             f"yearly = {yearly:.3f}              # {cal.rates[v.purpose] * v.share:.3f} a day × {WORKING_DAYS_PER_YEAR:g}",
             f"source = {_q(src)}",
+            f"purpose = {_q(v.purpose)}                # the catalogue purpose these steps are a plan of",
             "route = [" + ", ".join(steps) + "]",
         ]
     total = cal.intervals.get("rate:*")

@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--standby", action="store_true",
                    help="when another server already leads this database, wait and take over when it stops "
                         "(default: refuse to start); see docs/operations.md")
+    p.add_argument("--clock", metavar="FILE", default=None,
+                   help="demo/test only: run on the simulated time that `simulate --live --clock FILE` writes "
+                        "(refused with production = true); see docs/simulation.md")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("demo", help="start the server on the sample config with SQLite and print device URLs")
@@ -32,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--busy-speed", type=float, default=60.0, help="--busy: simulated seconds per second (default 60)")
     p.add_argument("--busy-minutes", type=float, default=None,
                    help="--busy: simulated minutes per day before the next day starts (default: the whole day)")
+    p.add_argument("--busy-clock", action="store_true",
+                   help="--busy: the server runs on the simulated days' time (var/sim-clock.json beside --secrets), "
+                        "so the demo's log calibrates like a real one (refused with production = true)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check-config", help="validate site config, catalogue and message tables")
@@ -104,7 +110,15 @@ def cmd_server(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(e)
         return 1
-    qs = QueueServer(city, store, tokens, catalogue)
+    clock = {}
+    if args.clock:  # live mode's simulated time, so a demo's log calibrates like a real one
+        from .simclock import FileClock, clock_refusal
+
+        if why := clock_refusal(city.raw):
+            print(why)
+            return 1
+        clock = {"clock": FileClock(args.clock)}
+    qs = QueueServer(city, store, tokens, catalogue, **clock)
     qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
 
     def ready(port: int) -> None:
@@ -229,7 +243,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     import dataclasses
 
-    qs = QueueServer(city, store, tokens, catalogue)
+    clock, clock_file = {}, None
+    if args.busy and args.busy_clock:  # live mode drives the server's clock (queue_server/simclock.py)
+        from pathlib import Path
+
+        from .simclock import FileClock, clock_refusal
+
+        if why := clock_refusal(city.raw):
+            print(why)
+            return 1
+        clock_file = Path(args.secrets).with_name("sim-clock.json")
+        clock_file.unlink(missing_ok=True)  # a previous demo's days are not this one's
+        clock = {"clock": FileClock(clock_file)}
+    qs = QueueServer(city, store, tokens, catalogue, **clock)
     qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
     kiosk: list[subprocess.Popen] = []  # child processes: the kiosk window
     busy: list[BusyLobby] = []
@@ -251,6 +277,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("  No display here: start the kiosk on a machine with a screen with the Kiosk line above.")
         if args.busy:
             extra = ["--minutes", str(args.busy_minutes)] if args.busy_minutes else []
+            extra += ["--clock", str(clock_file)] if clock_file else []
             busy.append(BusyLobby(lambda day: [
                 sys.executable, "run.py", "simulate", args.scenario, "--live", f"ws://{args.host}:{port}/ws",
                 "--speed", str(args.busy_speed), "--secrets", args.secrets, "--quiet", "--day", str(day), *extra,

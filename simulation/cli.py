@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--secrets", default="var/secrets.toml", help="live: the server's device tokens file")
     p.add_argument("--day", type=int, default=0, help="live: which day of the scenario to play (0 = first)")
     p.add_argument("--minutes", type=float, help="live: play only this many simulated minutes from opening")
+    p.add_argument("--clock", metavar="FILE", default=None,
+                   help="live: set the clock of a server started with `--clock FILE` to the simulated day "
+                        "(its log then carries simulated times and calibrates like a real one)")
     p.add_argument("--estimators", action="store_true",
                    help="compare wait estimators on day --day (MAE, RASE; docs/prediction.md)")
     p.add_argument("--sensitivity", metavar="P1,P2,…", help="also a table of the headline figures under each "
@@ -262,6 +265,7 @@ def _live(sc, args: argparse.Namespace) -> int:
             run_live(
                 sc, args.live, args.speed, Path(args.secrets), seed=args.seed, day_index=args.day,
                 minutes=args.minutes, log=lambda m: print(m, file=sys.stderr),
+                clock_file=Path(args.clock) if args.clock else None,
             )
         )
     except (OSError, ValueError) as e:

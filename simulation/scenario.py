@@ -40,6 +40,7 @@ class StepSpec:
     cv: float = 0.5  # coefficient of variation; 1.0 with distribution "exponential"
     after: tuple[int, ...] = ()
     distribution: str = "lognormal"  # or "exponential"
+    procedures: tuple[str, ...] = ()  # what the step serves (calibrated routes): live mode replays it
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class Purpose:
     route: tuple[StepSpec, ...] | None  # None: ask the planner
     source: str
     lang: str = "ja"
+    plan_purpose: str | None = None  # `purpose`: the catalogue purpose a route-given one is a plan of
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,7 +533,11 @@ def _lobby(
         src = ck.source(pr, p, f"purposes.{key}")
         answers = _answers(ck, pr.get("answers", {}), f"{p}.answers", key)
         route = _route(ck, pr.get("route"), f"{p}.route", key) if "route" in pr else None
-        purposes[key] = Purpose(key, yearly, answers, route, src, str(pr.get("lang", "ja")))
+        plan_purpose = pr.get("purpose")
+        if plan_purpose is not None and not (isinstance(plan_purpose, str) and plan_purpose):
+            ck.bad(f"{p}.purpose", "expected the catalogue purpose (a string) this route is a plan of", key)
+            plan_purpose = None
+        purposes[key] = Purpose(key, yearly, answers, route, src, str(pr.get("lang", "ja")), plan_purpose)
 
     # staffing
     stf = ck.table(raw, "staffing", "staffing", required=False)
@@ -753,6 +759,10 @@ def _route(ck: _Checker, r: Any, path: str, purpose: str) -> tuple[StepSpec, ...
         if any(not isinstance(a, int) or not 0 <= a < i for a in after):
             ck.bad(f"{p}.after", f"step {i} may only wait for earlier steps, got {list(after)}", "route")
             after = ()
+        procs = s.get("procedures", [])
+        if not isinstance(procs, list) or not all(isinstance(x, str) and x for x in procs):
+            ck.bad(f"{p}.procedures", "expected a list of procedure ids", "route")
+            procs = []
         dist = s.get("distribution", "lognormal")
         if dist not in ("lognormal", "exponential"):
             ck.bad(f"{p}.distribution", f"expected lognormal or exponential, got {dist!r}", "route")
@@ -763,6 +773,7 @@ def _route(ck: _Checker, r: Any, path: str, purpose: str) -> tuple[StepSpec, ...
                 cv=1.0 if dist == "exponential" else ck.number(s, "cv", f"{p}.cv", 0.5, lo=0.0, needle=("route",)),
                 after=after,
                 distribution=dist,
+                procedures=tuple(procs),
             )
         )
     return tuple(steps)

@@ -176,3 +176,140 @@ def test_service_and_walk_are_never_shorter_than_planned(played):
             continue  # too few served alone this morning to say anything
         assert f.mean_minutes > mean - 4 * mean * LIVE_CV / math.sqrt(f.alone), (p, f)
     assert cal.behaviour["walk_seconds"] >= WALK - 1  # lower bound only: see the recall test
+
+
+# --- The round trip through the real server process on simulated time -------------------------
+#
+# `run.py server --clock FILE` (tests/support/live_server.py, a separate process) and live mode
+# with `clock_file=FILE`: the server's log carries the simulated day's times (DAY, 08:30 onwards),
+# not the wall clock's, so `calibrate` reads it like a real day's log. The truth: 市民課
+# certificates only, arriving 08:30–10:00 (hour weights 8 and 9), two counters open all day.
+#
+# Stated tolerances: counts exact (tickets, no-shows against live mode's own tally, the log's date);
+# route shares within four binomial standard errors; service means within four standard errors of
+# the truth (catalogue mean and CV) plus 0.5 min and twice the slow end of the measured round trip
+# × SPEED (the protocol's delay, stretched by the clock's speed); walk and recall times never
+# shorter than the truth (delays only lengthen them); the fitted scenario's mean wait within the
+# two 95% intervals plus 15% of the truth scenario's, both simulated offline with REPS replications
+# (the truth at the volume the day drew: one day's Poisson count alone moves the waits by more;
+# 15% for the fit's own noise from one morning: a 5% longer service is ~15% longer waits at ρ ≈ 0.7).
+
+REPS = 200  # offline replications of a 90-minute morning: about a second
+RT_ARRIVALS = 20  # in 90 minutes at 2 counters × 6 min (5 for 印鑑): ρ ≈ 0.65, so people wait
+
+
+def truth_90(tmp: Path, arrivals: float = RT_ARRIVALS) -> Path:
+    answers = ", ".join(f'"{k}" = {v}' for k, v in CERTIFICATES.items())
+    p = tmp / f"truth_90_{arrivals:g}.toml"
+    p.write_text(f"""
+[scenario]
+name = "truth_90"
+kind = "lobby"
+site = "honcho"
+[calendar]
+days = ["{DAY}"]
+[arrivals]
+source = "test"
+site_share = 1.0
+hour_weights = {{ "8" = 1.0, "9" = 1.0 }}
+[behaviour]
+no_show = {NO_SHOW}
+walk_seconds = {WALK}
+recall_seconds = {RECALL}
+[purposes.certificate]
+yearly = {arrivals * 243}
+source = "test"
+answers = {{ certificates = {{ {answers} }} }}
+[staffing]
+lunch = false
+counters = [{", ".join(f'{{ number = {n}, hours = [] }}' for n in range(3, 13))}]
+""", encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="module")
+def round_trip(tmp_path_factory):
+    from simulation.live import run_live
+    from simulation.scenario import load_scenario
+    from tests.support.live_server import Client, LiveServer
+
+    tmp = tmp_path_factory.mktemp("roundtrip")
+    url = f"sqlite:///{tmp / 'rt.db'}"
+    clock_file = tmp / "clock.json"
+    srv = LiveServer(db_url=url, secrets=tmp / "secrets.toml", extra=["--clock", str(clock_file)]).start()
+    sc = load_scenario(truth_90(tmp))
+    try:
+        async def go():
+            ping, _ = await Client.open(srv.url, role="display", token=srv.tokens().roles["display"])
+            rtt = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                await ping.ok("ping")
+                rtt.append(time.perf_counter() - t0)
+            await ping.close()
+            stats = await run_live(sc, srv.url, SPEED, srv.secrets, seed=11, minutes=MINUTES, clock_file=clock_file)
+            return stats, sorted(rtt)[int(0.9 * len(rtt))]
+
+        stats, rtt90 = asyncio.run(go())
+    finally:
+        srv.stop()
+    assert not stats.errors, stats.errors
+    city = load_city()
+    cat = load_catalogue(DEFAULT_CONFIG_DIR / "catalogue", city.raw)
+    return tmp, sc, stats, rtt90, fit(Store(url).engine, city, "honcho", DAY, DAY, cat), cat
+
+
+def test_round_trip_log_is_on_the_simulated_day(round_trip):
+    _, _, stats, _, cal, _ = round_trip
+    assert cal.days == (DAY,)  # the wall clock would have put every ticket on today's date
+    assert stats.issued >= 12
+    assert cal.tickets == stats.issued
+    assert cal.rates["certificate"] == pytest.approx(stats.issued)
+    assert set(cal.hour_weights) >= {8, 9}
+    assert all(w == 0 for h, w in cal.hour_weights.items() if h >= 11)  # nobody came after 10:00
+    assert cal.behaviour["no_show"] * stats.called == pytest.approx(stats.no_shows)
+
+
+def test_round_trip_routes_services_and_behaviour(round_trip):
+    _, _, _, rtt90, cal, cat = round_trip
+    by_proc = {"juminhyo": "juminhyo", "koseki": "koseki_certificate", "inkan": "inkan_certificate"}
+    n = sum(v.count for v in cal.variants)
+    for answer, share in CERTIFICATES.items():
+        got = sum(v.count for v in cal.variants if v.steps[0].procedures == (by_proc[answer],)) / n
+        assert abs(got - share) <= 4 * math.sqrt(share * (1 - share) / n), (answer, got)
+    from queue_server.journey import plan_visit
+    from simulation.live import step_service
+
+    delay = 0.5 + 2 * rtt90 * SPEED / 60
+    procs = {pid: (float(p.minutes), float(p.cv)) for pid, p in cat.procedures.items()}
+    for answer, pid in by_proc.items():
+        f = cal.procedures.get(pid)
+        if f is None or f.alone < 3:
+            continue
+        # the truth is the planner's step (the procedure and its request overhead) served with
+        # live mode's law: that mean and the catalogue's spread
+        (step,) = plan_visit(cat, ["certificate"], {"certificates": answer}, "ja").steps
+        mean = step.minutes
+        _, mu, sigma = step_service({"minutes": mean, "procedures": [pid]}, procs)
+        sd = mean * math.sqrt(math.exp(sigma**2) - 1)
+        assert abs(f.mean_minutes - mean) <= 4 * sd / math.sqrt(f.alone) + delay, (pid, f, mean)
+    assert cal.behaviour["walk_seconds"] >= WALK - 1
+    if cal.behaviour["recall_seconds"]:
+        assert cal.behaviour["recall_seconds"] >= RECALL - 10
+
+
+def test_round_trip_waits_come_back(round_trip):
+    from queue_server.calibrate import scenario_toml
+    from simulation.runner import run_replications
+    from simulation.scenario import load_scenario
+    from simulation.stats import combine
+
+    tmp, _, stats, _, cal, _ = round_trip
+    sc = load_scenario(truth_90(tmp, stats.issued))
+    path = tmp / "fitted.toml"
+    path.write_text(scenario_toml(cal, "fitted"), encoding="utf-8")
+    fitted = load_scenario(path)
+    truth = combine(sc, run_replications(sc, REPS, seed=3))["overall"]["wait_mean"]
+    got = combine(fitted, run_replications(fitted, REPS, seed=3))["overall"]["wait_mean"]
+    assert truth["mean"] > 1.0  # people did wait
+    assert abs(got["mean"] - truth["mean"]) <= truth["ci"] + got["ci"] + 0.15 * truth["mean"], (got, truth)

@@ -79,3 +79,47 @@ def test_demo_status_urls_use_its_port_and_busy_runs_day_after_day_without_zombi
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_demo_busy_clock_runs_the_server_on_the_simulated_days(tmp_path):
+    """`demo --busy --busy-clock`: live mode drives the server's clock, so the server's time (its
+    `ping` answer, the time it stamps events with) is the scenario's day from 08:30 on, not now."""
+    from simulation.live import sim_epoch
+    from simulation.scenario import load_scenario
+
+    secrets = tmp_path / "s.toml"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "demo", "--port", "0", "--no-kiosk", "--db", f"sqlite:///{tmp_path / 'd.db'}",
+         "--secrets", str(secrets), "--busy", "--busy-clock", "--busy-speed", "600", "--busy-minutes", "30"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        out = ""
+        for line in proc.stdout:
+            out += line
+            if "Ctrl+C" in line:
+                break
+        port = int(re.search(r"ws://127\.0\.0\.1:(\d+)/ws", out).group(1))
+        clock_file = tmp_path / "sim-clock.json"
+        deadline = time.monotonic() + 60
+        while not clock_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert clock_file.exists(), "live mode never wrote the clock"
+
+        async def server_time() -> float:
+            d, _ = await Client.open(f"ws://127.0.0.1:{port}/ws", role="display", token=read_tokens(secrets).roles["display"])
+            r = await d.ok("ping")
+            await d.close()
+            return r["pong"]
+
+        now = asyncio.run(server_time())
+        sc = load_scenario(ROOT / "config" / "scenarios" / "normal_week.toml")
+        opening = sim_epoch(sc, 0, sc.open_minute * 60)
+        assert opening <= now < sim_epoch(sc, 7, 0)  # on the scenario's week, however slow the machine
+        assert abs(now - time.time()) > 86400  # and not the wall clock
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -31,6 +31,7 @@ class LiveServer:
     port: int = 0
     log: list[str] = field(default_factory=list)
     log_level: str = "WARNING"
+    extra: list[str] = field(default_factory=list)  # more `run.py server` options (e.g. --clock FILE)
     voice: bool = False  # synthesising announcements costs seconds of CPU per call: only where tested
 
     @property
@@ -44,7 +45,7 @@ class LiveServer:
     def start(self, port: int = 0, timeout: float = 30.0) -> LiveServer:
         cmd = [sys.executable, str(ROOT / "run.py"), "server", "--port", str(port or self.port or 0),
                "--db", self.db_url, "--secrets", str(self.secrets), "--config-dir", str(self.config_dir),
-               "--log-level", self.log_level]
+               "--log-level", self.log_level, *self.extra]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1",
                                           "MADOGUCHI_VOICE": "on" if self.voice else "off"})
