@@ -36,25 +36,34 @@ from .consultation import InputError, Rules, StaffAccount
 
 log = logging.getLogger("madoguchi.consultation")
 
-_S, _B, _O, _L, _I = (str,), (bool,), (dict,), (list,), (int,)
-FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
-    "hello": {"role": (_S, True), "site": (_S, False), "session": (_S, False), "device": (_S, False)},
+# The staff role's messages, checked by the same edge checker as every device's (protocol.parse,
+# queue_server/schema.py): valid Unicode without control characters, bounded lengths and depth.
+_F = P.Field
+_TEXT = P.Text(consultation.MAX_TEXT)
+_KEY = P.Text(64, 1)
+_SESSION = P.Text(128, 1)
+FIELDS: dict[str, dict[str, P.Field]] = {
+    "hello": {"role": _F(P.OneOf(("staff",)), True), "site": _F(P.SITE), "session": _F(_SESSION),
+              "device": _F(P.DEVICE)},
     "ping": {},
-    "sign_in": {"identifier": (_S, True), "password": (_S, True)},
-    "resume": {"session": (_S, True)},
+    "sign_in": {"identifier": _F(_KEY, True), "password": _F(P.Text(256, 1), True)},
+    "resume": {"session": _F(_SESSION, True)},
     "sign_out": {},
     "options": {},
-    "record": {"citizen": (_O, True), "department": (_S, True), "topic": (_S, True), "consent": (_B, True),
-               "status": (_S, False)},
-    "search": {"citizen": (_O, True), "reason": (_S, True)},
-    "handover_create": {"consultation": (_S, True), "to_department": (_S, True), "asked": (_S, True),
-                        "done": (_S, False), "needed": (_S, True), "documents": (_L, False), "ticket": (_S, False)},
-    "handovers": {"ticket": (_S, False)},
-    "handover": {"handover": (_S, True), "reason": (_S, False)},  # not "id": that is the request's own id
-    "take_over": {"handover": (_S, True)},
-    "audit": {"limit": (_I, False)},
-    "kpi": {"from": (_S, True), "to": (_S, True)},
-    "called": {"counter": (_I, True)},
+    "record": {"citizen": _F(P.Obj({"name": P.Text(200), "birth_date": P.Text(32)}), True),
+               "department": _F(_KEY, True), "topic": _F(_KEY, True), "consent": _F(P.Bool(), True),
+               "status": _F(_KEY)},
+    "search": {"citizen": _F(P.Obj({"name": P.Text(200), "birth_date": P.Text(32)}), True),
+               "reason": _F(P.Text(200, 1), True)},
+    "handover_create": {"consultation": _F(_KEY, True), "to_department": _F(_KEY, True),
+                        "asked": _F(_TEXT, True), "done": _F(_TEXT), "needed": _F(_TEXT, True),
+                        "documents": _F(P.Array(P.Text(100), 30)), "ticket": _F(_KEY)},
+    "handovers": {"ticket": _F(_KEY)},
+    "handover": {"handover": _F(_KEY, True), "reason": _F(P.Text(200))},  # not "id": that is the request's own id
+    "take_over": {"handover": _F(_KEY, True)},
+    "audit": {"limit": _F(P.Int(1, 10000))},
+    "kpi": {"from": _F(P.Text(10, 1), True), "to": _F(P.Text(10, 1), True)},  # bad_period names a bad date
+    "called": {"counter": _F(P.Int(0, 9999), True)},
 }
 PURGE_EVERY = 3600.0  # seconds between retention runs
 OPEN_MESSAGES = frozenset({"hello", "ping", "sign_in", "resume"})
@@ -95,14 +104,13 @@ class StaffState:
 
 
 def is_staff_hello(raw: str | bytes) -> bool:
-    """True for a hello with role "staff" (the server routes the whole connection here)."""
-    if len(raw) > P.MAX_MESSAGE_BYTES:
-        return False
+    """True for a well-formed hello with role "staff" (the server routes the whole connection
+    here); anything else, malformed included, is the device protocol's to answer."""
     try:
-        msg = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        req = P.parse(raw, {"hello": FIELDS["hello"]})
+    except P.ProtocolError:
         return False
-    return isinstance(msg, dict) and msg.get("type") == "hello" and msg.get("role") == "staff"
+    return req.type == "hello"
 
 
 def attach(server: Any) -> ConsultationApi:
@@ -188,30 +196,8 @@ class ConsultationApi:
             await client.ws.send(msg)
 
     def _parse(self, raw: str | bytes) -> P.Request:
-        if len(raw) > P.MAX_MESSAGE_BYTES:
-            raise P.ProtocolError("too_large", "message too large")
-        try:
-            msg = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise P.ProtocolError("bad_json", "invalid JSON") from None
-        if not isinstance(msg, dict):
-            raise P.ProtocolError("not_an_object", "expected a JSON object")
-        rid = msg.get("id")
-        if not isinstance(rid, str | int | None) or isinstance(rid, bool):
-            raise P.ProtocolError("bad_field", "id must be a string or an integer", "id")
-        mtype = msg.get("type")
-        spec = FIELDS.get(mtype) if isinstance(mtype, str) else None
-        if spec is None:
-            raise P.ProtocolError("unknown_type", "unknown message type for the staff role", "type", re=rid)
-        for name, (types, required) in spec.items():
-            v = msg.get(name)
-            if v is None:
-                if required:
-                    raise P.ProtocolError("missing_field", f"{mtype}: field {name!r} is required", name, re=rid)
-                continue
-            if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
-                raise P.ProtocolError("bad_field", f"{mtype}: field {name!r} has the wrong type", name, re=rid)
-        return P.Request(mtype, rid, {k: v for k, v in msg.items() if k not in ("type", "id")})
+        """The edge's strict JSON and field checks, against the staff role's table."""
+        return P.parse(raw, FIELDS)
 
     async def _dispatch(self, client: Any, req: P.Request) -> Any:
         st = self.states.get(client)

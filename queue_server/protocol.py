@@ -203,8 +203,10 @@ class Request:
     body: dict[str, Any]
 
 
-def parse(raw: str | bytes) -> Request:
+def parse(raw: str | bytes, fields: dict[str, dict[str, Field]] | None = None) -> Request:
     """Decode and check one request; raise ProtocolError naming what is wrong and where.
+
+    ``fields`` is the message table (default FIELDS); the staff role (consultation_api.py) has its own.
 
     Strict JSON (no NaN/Infinity, no number that overflows to infinity, no integer literal of more
     than MAX_INT_DIGITS digits, nesting at most MAX_DEPTH), then every field against FIELDS.
@@ -240,7 +242,7 @@ def parse(raw: str | bytes) -> Request:
     mtype = msg.get("type")
     if type(mtype) is not str:
         raise ProtocolError("missing_field", "every message needs a string 'type'", "type", re=rid)
-    table = FIELDS.get(mtype)
+    table = (FIELDS if fields is None else fields).get(mtype)
     if table is None:
         raise ProtocolError("unknown_type", f"unknown message type {_quote(mtype)}", "type", re=rid)
     try:
