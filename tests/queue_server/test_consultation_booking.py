@@ -1,0 +1,105 @@
+"""Consultation bookings (相談の予約): slots per desk and consultant, in person or online, against
+the real server and the shipped config/consultation.toml; the pure slot rules on their own."""
+
+import asyncio
+
+import pytest
+
+from queue_server import booking as B
+from queue_server.problems import ConfigError
+from tests.queue_server.test_booking import planner, second_opening_day
+from tests.support.live_server import Client
+
+
+class _Staff:
+    def __init__(self, *departments: str):
+        self.departments = frozenset(departments)
+
+
+STAFF = {"a": _Staff("kosodate"), "b": _Staff("kosodate"), "c": _Staff("shogai")}
+
+
+def _cfg() -> B.ConsultConfig:
+    raw = {"booking": {"slot_minutes": 60, "desks": {"child": "kosodate", "dis": "shogai"}, "consultants": [
+        {"staff": "a", "desk": "kosodate", "modes": ["in_person", "online"], "online_link": "https://m.example/a"},
+        {"staff": "b", "desk": "kosodate", "modes": ["in_person"]},
+        {"staff": "c", "modes": ["online"], "online_link": "https://m.example/c"}]}}
+    return B.load_consult(raw, STAFF, {"kosodate", "shogai"}, ["child", "dis"])
+
+
+def test_a_slot_is_free_while_one_consultant_of_the_desk_in_that_mode_has_nothing_overlapping():
+    cfg = _cfg()
+    t = 1_000_000.0
+    assert [c.staff for c in B.free_consultants(cfg, [], "kosodate", "in_person", t)] == ["a", "b"]
+    assert [c.staff for c in B.free_consultants(cfg, [], "kosodate", "online", t)] == ["a"]
+    a_online = {"day": "d", "slot_start": t, "slot_end": t + 3600, "consultant": "a", "code": "1"}
+    assert B.free_consultants(cfg, [a_online], "kosodate", "online", t) == []
+    assert [c.staff for c in B.free_consultants(cfg, [a_online], "kosodate", "in_person", t)] == ["b"]
+    # a 30-minute booking half an hour in still overlaps the hour slot; one ending at its start does not
+    half = {**a_online, "slot_start": t + 1800, "slot_end": t + 3600, "consultant": "b"}
+    before = {**a_online, "slot_start": t - 3600, "slot_end": t}
+    assert B.free_consultants(cfg, [half, before], "kosodate", "in_person", t)[0].staff == "a"
+    assert B.free_consultants(cfg, [{**a_online, "cancelled_at": 5.0}], "kosodate", "online", t)[0].staff == "a"
+    assert B.check_consult(cfg, "dis", "online") == "shogai"
+    with pytest.raises(B.BookingError) as e:
+        B.check_consult(cfg, "dis", "in_person")
+    assert e.value.code == "not_bookable" and e.value.field == "mode"
+    with pytest.raises(B.BookingError) as e:
+        B.check_consult(cfg, "tax", "online")
+    assert e.value.code == "unknown_topic"
+
+
+def test_bad_booking_config_names_every_problem_by_path():
+    raw = {"booking": {"slot_minutes": 5, "desks": {"child": "mars", "nope": "kosodate"}, "consultants": [
+        {"staff": "zz"}, {"staff": "c", "desk": "kosodate"}, {"staff": "a", "modes": ["video"]},
+        {"staff": "b", "modes": ["online"], "online_link": "http://insecure"}]}}
+    with pytest.raises(ConfigError) as e:
+        B.load_consult(raw, STAFF, {"kosodate", "shogai"}, ["child"])
+    paths = [p.where for p in e.value.problems]
+    assert paths == ["booking.slot_minutes", "booking.desks.child", "booking.desks.nope",
+                     "booking.consultants[0].staff", "booking.consultants[1].desk", "booking.consultants[2].modes",
+                     "booking.consultants[3].online_link"]
+
+
+def test_citizen_books_online_sees_the_link_only_with_the_code_and_the_consultant_is_taken(live):
+    day = second_opening_day()
+
+    async def scenario():
+        p, hello = await Client.open(live.url, role="planner", site="honcho")
+        topics = {t["key"]: t for t in hello["result"]["snapshot"]["consult"]["topics"]}
+        assert topics["child_development"]["modes"] == ["in_person", "online"]
+        assert topics["livelihood"]["modes"] == ["in_person"] and "elder_care" not in topics
+        slots = await p.ok("consult_slots", topic="child_development", mode="online")
+        assert slots["department"] == "kosodate" and slots["slot_minutes"] == 60
+        ten = next(s for s in next(d for d in slots["days"] if d["day"] == day)["slots"] if s["start"] == "10:30")
+        assert ten["free"] == 1 and "online_link" not in str(slots)
+        booked = (await p.ok("consult_book", day=day, start="10:30", topic="child_development", mode="online"))["booking"]
+        assert booked["consult"] == {"topic": "child_development", "mode": "online",
+                                     "online_link": "https://meet.example.jp/sakata-kosodate01"}
+        # the only online consultant of 子育て支援課 is taken at 10:30, in person too
+        again = await p.request("consult_book", day=day, start="10:30", topic="child_development", mode="in_person")
+        assert again["error"]["code"] == "slot_full"
+        in_person = (await p.ok("consult_book", day=day, start="11:30", topic="child_development",
+                                mode="in_person"))["booking"]
+        assert in_person["consult"]["online_link"] is None and in_person["purposes"] == ["consultation"]
+        bad = await p.request("consult_book", day=day, start="10:30", topic="livelihood", mode="online")
+        assert bad["error"]["code"] == "not_bookable" and bad["error"]["field"] == "mode"
+        unknown = await p.request("consult_slots", topic="tax", mode="online")
+        assert unknown["error"]["code"] == "unknown_topic"
+        await p.close()
+        return booked["code"]
+
+    code = asyncio.run(scenario())
+    live.kill()  # committed before confirmed: consultant, mode and topic survive a restart
+    live.start()
+
+    async def after():
+        p = await planner(live)
+        again = (await p.ok("booking", code=code))["booking"]
+        assert again["consult"]["online_link"] == "https://meet.example.jp/sakata-kosodate01"
+        slots = await p.ok("consult_slots", topic="child_development", mode="online")
+        assert next(s for s in next(d for d in slots["days"] if d["day"] == day)["slots"]
+                    if s["start"] == "10:30")["free"] == 0
+        await p.close()
+
+    asyncio.run(after())
