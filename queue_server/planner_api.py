@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 READS = frozenset({"plan", "slots", "forecast", "booking", "consult_slots"})
 # The kiosk's order of life events (kiosk/flow.py PURPOSES): births and deaths first, as in the seed.
 LIFE_EVENT_ORDER = ("birth", "death", "move_in", "move_within", "move_out", "marriage", "divorce")
-WRITES = frozenset({"book", "cancel_booking", "consult_book"})
+WRITES = frozenset({"book", "cancel_booking", "consult_book", "staff_consult_book"})
+# staff_consult_book: internal (consultation_api, a signed-in consultant books for a citizen on the
+# phone); not in protocol.ALLOWED, so no client can send it, but it goes through the same writer.
 FORECAST_MAX_AGE = 15 * 60.0  # seconds a site's history profile is reused (history changes slowly)
 # Per connection: a burst of requests then a steady rate (a person answers a question every few
 # seconds); bookings and cancellations far fewer. Unknown codes per site and minute: guessing a
@@ -286,6 +288,8 @@ def execute(server: QueueServer, hub: SiteHub, client: Client, t: str, b: Mappin
             return _book(server, hub, b, now)
         if t == "consult_book":
             return consult_book(server, hub, b, now)
+        if t == "staff_consult_book":
+            return consult_book(server, hub, b, now, consultant=b.get("consultant"), by=b["by"])
         return _cancel(server, hub, b["code"], now)
     except B.BookingError as e:
         raise Reply(e.code, e.message, e.field) from None
@@ -363,7 +367,7 @@ def _book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -
 
 
 def consult_book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float,
-                 consultant: str | None = None) -> Outcome:
+                 consultant: str | None = None, by: str | None = None) -> Outcome:
     """Book a consultation slot: one free consultant of the topic's desk in the chosen mode (the
     least booked that day, or ``consultant`` when staff book for a citizen). Inside the writer, so
     the last free consultant of a slot goes to exactly one request."""
@@ -402,7 +406,7 @@ def consult_book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: f
 
     ev = Event("booked", payload={"day": b["day"], "start": b["start"], "department": desk, "purposes": purposes,
                                   "lead_days": _lead_days(today, b["day"]), "mode": b["mode"], "topic": b["topic"],
-                                  "by": "staff" if consultant else "citizen"})
+                                  "by": "staff" if by else "citizen"})
     result = {"booking": view(server, hub, row, now), "path": f"/plan/?site={hub.key}&b={code}"}
     return Outcome(result, Change(events=(ev,)), Batch(reservations=[row]), undo=undo)
 
