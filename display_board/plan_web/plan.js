@@ -373,6 +373,8 @@ function viewBooked() {
     online && live && cs.online_link ? [el("p", {}, t("online_link"), el("br"),
       el("a", { id: "online-link", href: cs.online_link, rel: "noopener noreferrer", target: "_blank" }, cs.online_link)),
     el("p", { class: "meta" }, t("online_hint"))] : null,
+    // the reminder on the phone status page (booked time; the link of an online consultation)
+    live && cs ? el("p", { class: "noprint" }, el("a", { id: "reminder-link", href: `/status/?site=${b.site}&b=${b.code}&lang=${S.lang}` }, t("reminder_link"))) : null,
     live ? [qr(bookingUrl(b), "booking-qr"), online ? null : [el("p", {}, t("booked_hint", { time: lateAt })),
       el("p", { class: "meta" }, t("late_rule", { time: lateAt }))]] : null,
     // a cancelled or missed booking says what to do next, and offers the slots again

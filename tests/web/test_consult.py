@@ -234,6 +234,14 @@ def test_a_citizen_books_a_consultation_online_on_a_phone_and_the_consultant_see
     # the page opened again from its address (the QR) shows the link again
     page.goto(f"{live.http}/plan/?site=honcho&b={code}")
     page.wait_for_selector("#online-link")
+    # the reminder on the phone status page: the booked time and the meeting link
+    page.click("#reminder-link")
+    page.wait_for_selector("#booking-link")
+    assert page.get_attribute("#booking-link", "href") == link and page.text_content("#number") == code
+    assert when.split()[-1] in page.text_content("#booking-when")
+    shot(page, "consult_plan_4_status_reminder")
+    page.goto(f"{live.http}/status/?site=honcho&b=000000x")  # a wrong code: found nothing, shows nothing
+    page.wait_for_selector("#not-found")
     phone.close()
 
     ctx = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 800})
