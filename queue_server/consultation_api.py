@@ -546,7 +546,20 @@ class ConsultationApi:
         start, end = _period(b, self.server.tz)
         cons, hand = await asyncio.to_thread(db.period_rows, self.engine, start, end)
         await self._audit(self.clock(), who.identifier, "kpi_read", reason=f"{b['from']}..{b['to']}")
-        return {"from": b["from"], "to": b["to"], **compute(cons, hand)}
+        return {"from": b["from"], "to": b["to"], **compute(cons, hand), "desks": await self._desk_kpi(st, start, end)}
+
+    async def _desk_kpi(self, st: StaffState, start: float, end: float) -> dict[str, Any]:
+        """Booked vs walk-in consultations and their waits per desk (consultation_kpi.desks)."""
+        from . import planner_api
+        from .consultation_kpi import desks
+
+        cc = planner_api.consult_config(self.server)
+        cat = self.server.catalogue
+        purposes = {p.id for p in cat.purposes.values() if p.kind == "consultation"} if cat else {"consultation"}
+        names = set(cc[0].desks.values()) if cc else set()
+        names |= {self.rules.general_department}  # the walk-in 総合相談 desk the kiosk routes 相談 to
+        books, visits = await asyncio.to_thread(db.desk_rows, self.engine, st.site, start, end, names, purposes)
+        return desks(books, visits)
 
 
 def _period(b: dict[str, Any], tz: Any) -> tuple[float, float]:

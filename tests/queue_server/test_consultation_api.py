@@ -4,11 +4,13 @@ security matrix (every message × every role and session state returns no consul
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import shutil
 import subprocess
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -389,6 +391,14 @@ def test_consultant_sees_the_citizens_online_booking_and_books_one_by_phone(live
         assert {b["code"] for b in (await so.ok("consult_bookings"))["bookings"]} >= {online["code"], made["booking"]["code"]}
         ad, _ = await staff(live, "admin01")
         assert (await ad.request("consult_bookings"))["error"]["code"] == "no_rights"
+        # the desk KPIs (福祉総合相談係): 子育て支援課 one online and one in-person booking, a walk-in at 総合相談
+        k, _ = await Client.open(live.url, role="kiosk", device="k2", token=live.tokens().roles["kiosk"], site="honcho")
+        await k.ok("issue", purposes=["consultation"], answers={}, idempotency_key=f"w-{day}-{id(k)}")
+        await k.close()
+        today = dt.datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat()  # the city's day
+        kpi = (await so.ok("kpi", **{"from": min(today, day), "to": max(today, day)}))["desks"]
+        assert kpi["kosodate"]["booked_online"] >= 1 and kpi["kosodate"]["booked_in_person"] >= 1
+        assert kpi["soudan"]["walk_ins"] >= 1
         # each listing is in the audit log
         entries = (await ad.ok("audit", limit=50))["entries"]
         assert {"bookings_list", "booking_made"} <= {e["action"] for e in entries}

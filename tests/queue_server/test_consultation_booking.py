@@ -103,3 +103,25 @@ def test_citizen_books_online_sees_the_link_only_with_the_code_and_the_consultan
         await p.close()
 
     asyncio.run(after())
+
+
+def test_desk_kpis_count_booked_and_walk_in_consultations_and_their_waits():
+    from queue_server.consultation_kpi import desks
+
+    bookings = [{"department": "kosodate", "mode": "online", "ticket": None, "cancelled_at": None},
+                {"department": "kosodate", "mode": "in_person", "ticket": "t1", "cancelled_at": None},
+                {"department": "kosodate", "mode": "in_person", "ticket": None, "cancelled_at": 5.0},
+                {"department": "shogai", "mode": "in_person", "ticket": None, "cancelled_at": None}]
+    visits = [{"department": "kosodate", "booked": True, "wait": 2.0},
+              {"department": "kosodate", "booked": False, "wait": 30.0},
+              {"department": "kosodate", "booked": False, "wait": 10.0},
+              {"department": "kosodate", "booked": False, "wait": None},  # not called yet: no wait
+              {"department": "soudan", "booked": False, "wait": 4.0}]
+    k = desks(bookings, visits)
+    assert k["kosodate"] == {"booked_online": 1, "booked_in_person": 1, "cancelled": 1, "checked_in": 1,
+                             "visits_booked": 1, "walk_ins": 3, "wait_booked_median": 2.0, "wait_booked_p90": 2.0,
+                             "wait_walk_in_median": 10.0, "wait_walk_in_p90": 30.0}
+    assert k["shogai"]["booked_in_person"] == 1 and k["shogai"]["walk_ins"] == 0
+    assert k["shogai"]["wait_walk_in_median"] is None
+    assert k["soudan"]["walk_ins"] == 1 and k["soudan"]["wait_walk_in_median"] == 4.0
+    assert desks([], []) == {}
