@@ -330,3 +330,17 @@ def consult_view(row: Mapping[str, Any], cfg: ConsultConfig) -> dict[str, Any]:
     link = next((c.online_link for c in cfg.consultants if c.staff == row.get("consultant")), "")
     return {"consult": {"topic": row["topic"], "mode": row.get("mode"),
                         "online_link": link if row.get("mode") == "online" else None}}
+
+
+def consult_route(route: Sequence[Any], row: Mapping[str, Any] | None) -> list[Any]:
+    """The route of a ticket checked in with ``row``: a consultation booking is served at the desk it
+    booked (the catalogue routes every walk-in 相談 to the general desk), so its first step moves
+    there and the booking's priority applies at that desk's counters. Other tickets: unchanged."""
+    import dataclasses
+
+    route = list(route)
+    if not row or not row.get("topic") or not row.get("department") or not route:
+        return route
+    first = next(i for i, r in enumerate(route) if not r.after)
+    route[first] = dataclasses.replace(route[first], department=row["department"])
+    return route

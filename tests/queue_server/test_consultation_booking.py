@@ -125,3 +125,58 @@ def test_desk_kpis_count_booked_and_walk_in_consultations_and_their_waits():
     assert k["shogai"]["wait_walk_in_median"] is None
     assert k["soudan"]["walk_ins"] == 1 and k["soudan"]["wait_walk_in_median"] == 4.0
     assert desks([], []) == {}
+
+
+def test_consult_route_moves_the_first_step_of_a_consultation_booking_to_its_desk():
+    from queue_server.model import RouteStep
+
+    route = [RouteStep("soudan", ("consultation_intake",), (), 20.0), RouteStep("shogai", (), (0,), 10.0)]
+    moved = B.consult_route(route, {"topic": "child_development", "department": "kosodate"})
+    assert [r.department for r in moved] == ["kosodate", "shogai"] and moved[0].minutes == 20.0
+    assert B.consult_route(route, {"topic": None, "department": "shimin"}) == route  # a visit booking
+    assert B.consult_route(route, None) == route
+
+
+@pytest.fixture
+def all_day(tmp_path):
+    from tests.support.booking_config import booking_config_dir
+    from tests.support.live_server import LiveServer
+
+    cfg = booking_config_dir(tmp_path, all_day=True, min_lead_minutes=0)
+    toml = cfg / "consultation.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("slot_minutes = 60", "slot_minutes = 10"), encoding="utf-8")
+    srv = LiveServer(db_url=f"sqlite:///{tmp_path / 'lobby.db'}", secrets=tmp_path / "secrets.toml", config_dir=cfg).start()
+    yield srv
+    srv.kill()
+
+
+def test_an_in_person_consultation_booking_checks_in_at_the_kiosk_for_its_desk_with_priority(all_day):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    today = dt.datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat()
+
+    async def go():
+        p = await planner(all_day)
+        slots = await p.ok("consult_slots", topic="child_development", mode="in_person")
+        todays = [s for d in slots["days"] if d["day"] == today for s in d["slots"] if s["free"]]
+        if not todays:
+            await p.close()
+            pytest.skip("no 10-minute consultation slot left today (after 23:40 in Sakata)")
+        slot = todays[0]
+        booked = (await p.ok("consult_book", day=today, start=slot["start"], topic="child_development",
+                             mode="in_person"))["booking"]
+        k, _ = await Client.open(all_day.url, role="kiosk", device="k", token=all_day.tokens().roles["kiosk"],
+                                 site="honcho")
+        issued = await k.ok("issue", reservation_code=booked["code"], idempotency_key="consult-checkin")
+        # served at 子育て支援課 (not the general 相談 desk the catalogue sends walk-ins to), as a booking
+        assert [r["department"] for r in issued["route"]][0] == "kosodate"
+        assert issued["ticket"]["number"].startswith("R")
+        again = await p.ok("booking", code=booked["code"])
+        assert again["booking"]["state"] == "checked_in"
+        walk_in = await k.ok("issue", purposes=["consultation"], answers={}, idempotency_key="walk-in")
+        assert walk_in["route"][0]["department"] == "soudan" and not walk_in["ticket"]["number"].startswith("R")
+        await k.close()
+        await p.close()
+
+    asyncio.run(go())
