@@ -332,15 +332,15 @@ def consult_view(row: Mapping[str, Any], cfg: ConsultConfig) -> dict[str, Any]:
                         "online_link": link if row.get("mode") == "online" else None}}
 
 
-def consult_route(route: Sequence[Any], row: Mapping[str, Any] | None) -> list[Any]:
+def consult_route(route: Sequence[Any], row: Mapping[str, Any] | None) -> Sequence[Any]:
     """The route of a ticket checked in with ``row``: a consultation booking is served at the desk it
     booked (the catalogue routes every walk-in 相談 to the general desk), so its first step moves
     there and the booking's priority applies at that desk's counters. Other tickets: unchanged."""
     import dataclasses
 
-    route = list(route)
     if not row or not row.get("topic") or not row.get("department") or not route:
-        return route
-    first = next(i for i, r in enumerate(route) if not r.after)
-    route[first] = dataclasses.replace(route[first], department=row["department"])
-    return route
+        return route  # the planner's own route, untouched
+    moved = list(route)
+    first = next(i for i, r in enumerate(moved) if not r.after)
+    moved[first] = dataclasses.replace(moved[first], department=row["department"])
+    return type(route)(moved) if isinstance(route, tuple) else moved
