@@ -383,7 +383,12 @@ def consult_book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: f
     free = B.free_consultants(cfg, rows, desk, b["mode"], slot_start)
     if consultant is not None:
         free = [c for c in free if c.staff == consultant]
-    B.check_slot(cfg=day_cfg, department=desk, day=b["day"], start=b["start"], slot_start=slot_start, now=now,
+    import dataclasses
+
+    # the slot's places are the free consultants (not site.toml's [booking.capacity]): one place
+    # when one is free, none otherwise
+    slot_cfg = dataclasses.replace(day_cfg, capacity={desk: 1})
+    B.check_slot(cfg=slot_cfg, department=desk, day=b["day"], start=b["start"], slot_start=slot_start, now=now,
                  today=today,
                  open_days=[d.isoformat() for d in B.opening_days(dt.date.fromisoformat(today), day_cfg.days_ahead,
                                                                    day_cfg)],

@@ -180,3 +180,20 @@ def test_an_in_person_consultation_booking_checks_in_at_the_kiosk_for_its_desk_w
         await p.close()
 
     asyncio.run(go())
+
+
+def test_twenty_citizens_at_once_for_one_online_consultant_give_exactly_one_booking(live):
+    day = second_opening_day()
+
+    async def go():
+        clients = await asyncio.gather(*(planner(live) for _ in range(20)))
+        replies = await asyncio.gather(*(c.request("consult_book", day=day, start="15:30", topic="disability",
+                                                   mode="online") for c in clients))
+        ok = [r["result"]["booking"] for r in replies if "result" in r]
+        assert len(ok) == 1, [r.get("error") for r in replies][:3]
+        assert ok[0]["consult"]["online_link"] == "https://meet.example.jp/sakata-fukushi01"
+        assert sorted({r["error"]["code"] for r in replies if "error" in r}) == ["slot_full"]
+        for c in clients:
+            await c.close()
+
+    asyncio.run(go())
