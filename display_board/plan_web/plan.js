@@ -198,11 +198,17 @@ function viewEvents() {
       S.snap.sites.map((x) => el("option", { value: x.key, selected: x.key === S.site }, pick(x.name, S.lang))))) : null;
   return [sites, el("section", {}, el("h2", {}, t("events_title")), el("p", { class: "hint" }, t("events_hint")),
     el("div", { class: "choices" }, items),
-    el("button", { class: "main", id: "next", disabled: !S.purposes.length, onclick: () => { S.answers = {}; replan(); } }, t("next"))),
-  (S.snap.consult && S.snap.consult.topics.length) ? el("section", { id: "consult-entry" },
-    el("button", { class: "alt", id: "consult-start", onclick: () => {
-      S.consult = { topic: null, mode: null }; S.cslots = null; S.chosen = null; S.view = "consult"; render();
-    } }, t("consult_start"))) : null];
+    // 相談 chosen: its booking (topic, in person / online, consultant's slot) is offered right here
+    S.purposes.includes("consultation") ? consultEntry("main") : null,
+    el("button", { class: S.purposes.includes("consultation") ? "alt" : "main", id: "next", disabled: !S.purposes.length, onclick: () => { S.answers = {}; replan(); } }, t("next"))),
+  S.purposes.includes("consultation") ? null : consultEntry("alt")].filter(Boolean);
+}
+
+function consultEntry(cls) {
+  if (!S.snap.consult || !S.snap.consult.topics.length) return null;
+  return el(cls === "main" ? "p" : "section", { id: "consult-entry" }, el("button", { class: cls, id: "consult-start", onclick: () => {
+    S.consult = { topic: null, mode: null }; S.cslots = null; S.chosen = null; S.view = "consult"; render();
+  } }, t("consult_start")));
 }
 
 function viewConsult() {

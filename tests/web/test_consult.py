@@ -211,7 +211,10 @@ def test_a_citizen_books_a_consultation_online_on_a_phone_and_the_consultant_see
                                 has_touch=True, locale="ja-JP", timezone_id="Asia/Tokyo")
     page = phone.new_page()
     page.goto(f"{live.http}/plan/?site=honcho")
-    page.wait_for_selector("#consult-start")
+    page.wait_for_selector("[data-purpose=consultation]")
+    page.locator("[data-purpose=consultation]").click()  # 相談: its booking is offered next to the choice
+    page.locator("#consult-start").scroll_into_view_if_needed()
+    shot(page, "consult_plan_0_choose")
     page.click("#consult-start")
     page.wait_for_selector("[data-topic=child_development]")
     assert page.locator("[data-topic=elder_care]").count() == 0  # walk-in only: not offered for booking
