@@ -371,14 +371,24 @@ def consult_book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: f
     """Book a consultation slot: one free consultant of the topic's desk in the chosen mode (the
     least booked that day, or ``consultant`` when staff book for a citizen). Inside the writer, so
     the last free consultant of a slot goes to exactly one request."""
+    import re
+
     from .lobby import Change, Event
     from .server import Outcome
     from .storage import Batch
 
+    # staff messages are only type-checked at the edge (consultation_api.FIELDS): check the shapes here
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", b["day"]):
+        raise B.BookingError("bad_field", "day must be YYYY-MM-DD", "day")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", b["start"]):
+        raise B.BookingError("bad_field", "start must be HH:MM", "start")
     cfg, day_cfg = _consult_day_cfg(server, hub)
     desk = B.check_consult(cfg, b["topic"], b["mode"])
     today = server.local_day(now)
-    slot_start = _ts(server, b["day"], b["start"])
+    try:
+        slot_start = _ts(server, b["day"], b["start"])
+    except ValueError:
+        raise B.BookingError("bad_field", f"{b['day']} is not a date", "day") from None
     rows = list(hub.reservations.values())
     free = B.free_consultants(cfg, rows, desk, b["mode"], slot_start)
     if consultant is not None:

@@ -374,6 +374,11 @@ def test_consultant_sees_the_citizens_online_booking_and_books_one_by_phone(live
         slots = await ko.ok("consult_slots", topic="child_development", mode="in_person")
         at = {s["start"]: s["free"] for d in slots["days"] if d["day"] == day for s in d["slots"]}
         assert at["13:30"] == 0 and at["14:30"] == 1
+        for bad_day, bad_start, where in (("2026-13-45", "10:30", "day"), ("tomorrow", "10:30", "day"),
+                                          (day, "25:00", "start")):
+            r = await ko.request("consult_book", topic="child_development", mode="in_person", day=bad_day,
+                                 start=bad_start)
+            assert r["error"]["code"] == "bad_field" and r["error"]["field"] == where, r
         full = await ko.request("consult_book", topic="child_development", mode="in_person", day=day, start="13:30")
         assert full["error"]["code"] == "slot_full"
         made = (await ko.ok("consult_book", topic="child_development", mode="in_person", day=day, start="14:30"))
