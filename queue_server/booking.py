@@ -220,3 +220,127 @@ def booking_problems(raw: Mapping[str, Any], file: str = "site.toml") -> list[Pr
         except ConfigError as e:
             problems += [p for p in e.problems if p not in problems]
     return problems
+
+
+# ------------------------------------------------------------------ consultation slots (相談の予約)
+# A consultation booking is a booking like any other (same table, code, check-in and priority
+# rule) with a consultant dimension: a slot is free for a mode when one consultant of the topic's
+# desk who offers that mode has no booking overlapping it. In person: the kiosk checks the code in
+# and the ticket gets the booking's priority at its slot (dispatch.py rule 1), so reservations
+# come first and walk-ins are served whenever a consultant has no due booking. Online: the system
+# does not host video; the consultant's meeting link from config is shown with the code only.
+MODES = ("in_person", "online")
+
+
+@dataclass(frozen=True, slots=True)
+class Consultant:
+    staff: str  # staff identifier (config/consultation.toml [[staff]])
+    desk: str  # department key
+    modes: frozenset[str]
+    online_link: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsultConfig:
+    """``[booking]`` of config/consultation.toml."""
+
+    slot_minutes: int = 60
+    desks: Mapping[str, str] = field(default_factory=dict)  # topic -> desk (department)
+    consultants: tuple[Consultant, ...] = ()
+
+    def of_desk(self, desk: str, mode: str) -> list[Consultant]:
+        return [c for c in self.consultants if c.desk == desk and mode in c.modes]
+
+
+def load_consult(raw: Mapping[str, Any], staff: Mapping[str, Any], departments: set[str],
+                 topics: Iterable[str], file: str = "consultation.toml") -> ConsultConfig:
+    """Check ``[booking]`` of consultation.toml; ConfigError lists every problem by key path."""
+    b = raw.get("booking", {}) or {}
+    problems: list[Problem] = []
+    slot = b.get("slot_minutes", 60)
+    if not isinstance(slot, int) or isinstance(slot, bool) or slot < 10:
+        problems.append(Problem(file, "booking.slot_minutes", f"must be an integer ≥ 10, got {slot!r}"))
+        slot = 60
+    topics = set(topics)
+    desks: dict[str, str] = {}
+    for t, d in (b.get("desks", {}) or {}).items():
+        if t not in topics:
+            problems.append(Problem(file, f"booking.desks.{t}", f"{t!r} is not a topic in [topics]"))
+        elif d not in departments:
+            problems.append(Problem(file, f"booking.desks.{t}", f"{d!r} is not a department in site.toml"))
+        else:
+            desks[t] = d
+    consultants: list[Consultant] = []
+    for i, c in enumerate(b.get("consultants", []) or []):
+        where = f"booking.consultants[{i}]"
+        sid, modes, link = c.get("staff"), c.get("modes", ["in_person"]), str(c.get("online_link", ""))
+        if sid not in staff:
+            problems.append(Problem(file, f"{where}.staff", f"{sid!r} is not in [[staff]]"))
+            continue
+        desk = c.get("desk") or next(iter(sorted(getattr(staff[sid], "departments", ()))), None)
+        if desk not in departments or desk not in getattr(staff[sid], "departments", {desk}):
+            problems.append(Problem(file, f"{where}.desk", f"{desk!r} is not a department of {sid}"))
+            continue
+        if not isinstance(modes, list) or not modes or any(m not in MODES for m in modes):
+            problems.append(Problem(file, f"{where}.modes", f"a list of {', '.join(MODES)}, got {modes!r}"))
+            continue
+        if "online" in modes and not link.startswith("https://"):
+            problems.append(Problem(file, f"{where}.online_link", "an online consultant needs an https:// link"))
+            continue
+        consultants.append(Consultant(sid, desk, frozenset(modes), link))
+    if problems:
+        raise ConfigError(problems)
+    return ConsultConfig(slot_minutes=slot, desks=desks, consultants=tuple(consultants))
+
+
+def consultant_busy(rows: Iterable[Mapping[str, Any]], staff: str, start: float, end: float) -> bool:
+    """Has ``staff`` an active booking overlapping [start, end)? (Slots of different lengths may meet.)"""
+    return any(r.get("consultant") == staff and r["slot_start"] < end and start < r["slot_end"]
+               for r in active(rows))
+
+
+def free_consultants(cfg: ConsultConfig, rows: Iterable[Mapping[str, Any]], desk: str, mode: str,
+                     start: float) -> list[Consultant]:
+    """Consultants of ``desk`` offering ``mode`` with nothing booked in the slot starting at ``start``,
+    the least booked of the day first (so the work is spread over the desk)."""
+    rows = list(rows)
+    end = start + cfg.slot_minutes * 60
+    free = [c for c in cfg.of_desk(desk, mode) if not consultant_busy(rows, c.staff, start, end)]
+    load = {c.staff: sum(1 for r in active(rows) if r.get("consultant") == c.staff
+                         and abs(r["slot_start"] - start) < 86400) for c in free}
+    return sorted(free, key=lambda c: (load[c.staff], c.staff))
+
+
+def check_consult(cfg: ConsultConfig, topic: str, mode: str) -> str:
+    """The desk that books ``topic`` in ``mode`` (BookingError naming the field when there is none)."""
+    if topic not in cfg.desks:
+        raise BookingError("unknown_topic", f"no consultation desk books the topic {topic!r}", "topic")
+    if mode not in MODES:
+        raise BookingError("bad_field", f"mode must be one of {', '.join(MODES)}", "mode")
+    desk = cfg.desks[topic]
+    if not cfg.of_desk(desk, mode):
+        raise BookingError("not_bookable", f"the desk {desk} has no consultant for {mode} bookings", "mode")
+    return desk
+
+
+def consult_view(row: Mapping[str, Any], cfg: ConsultConfig) -> dict[str, Any]:
+    """The consultation part of a booking, for whoever holds its code: the online link only here."""
+    if not row.get("topic"):
+        return {}
+    link = next((c.online_link for c in cfg.consultants if c.staff == row.get("consultant")), "")
+    return {"consult": {"topic": row["topic"], "mode": row.get("mode"),
+                        "online_link": link if row.get("mode") == "online" else None}}
+
+
+def consult_route(route: Sequence[Any], row: Mapping[str, Any] | None) -> Sequence[Any]:
+    """The route of a ticket checked in with ``row``: a consultation booking is served at the desk it
+    booked (the catalogue routes every walk-in 相談 to the general desk), so its first step moves
+    there and the booking's priority applies at that desk's counters. Other tickets: unchanged."""
+    import dataclasses
+
+    if not row or not row.get("topic") or not row.get("department") or not route:
+        return route  # the planner's own route, untouched
+    moved = list(route)
+    first = next(i for i, r in enumerate(moved) if not r.after)
+    moved[first] = dataclasses.replace(moved[first], department=row["department"])
+    return type(route)(moved) if isinstance(route, tuple) else moved

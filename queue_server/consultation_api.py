@@ -64,6 +64,11 @@ FIELDS: dict[str, dict[str, P.Field]] = {
     "audit": {"limit": _F(P.Int(1, 10000))},
     "kpi": {"from": _F(P.Text(10, 1), True), "to": _F(P.Text(10, 1), True)},  # bad_period names a bad date
     "called": {"counter": _F(P.Int(0, 9999), True)},
+    # consultation bookings (相談の予約; planner_api.consult_*): the desk's bookings, and booking by phone
+    "consult_bookings": {"day": _F(P.Date())},
+    "consult_slots": {"topic": _F(_KEY, True), "mode": _F(_KEY, True)},
+    "consult_book": {"topic": _F(_KEY, True), "mode": _F(_KEY, True), "day": _F(P.Date(), True),
+                     "start": _F(P.HHMM, True), "consultant": _F(_KEY)},
 }
 PURGE_EVERY = 3600.0  # seconds between retention runs
 OPEN_MESSAGES = frozenset({"hello", "ping", "sign_in", "resume"})
@@ -85,6 +90,7 @@ ERRORS = {
     "already_taken": "the handover was already taken over",
     "bad_citizen": "the citizen key is incomplete or malformed",
     "bad_status": "no such status",
+    "unknown_consultant": "no such consultant at this desk",
     "bad_period": "from and to must be dates (YYYY-MM-DD), from not after to, at most 366 days",
 }
 
@@ -433,6 +439,76 @@ class ConsultationApi:
                 "documents": list(r["documents"]), "ticket": label, "status": r["status"]}
 
     # ------------------------------------------------------------------ audit
+    # ------------------------------------------------------------------ consultation bookings
+    def _desks(self, who: StaffAccount) -> set[str] | None:
+        """The desks whose bookings ``who`` sees and makes (None: every desk, the 福祉総合相談係)."""
+        if who.role == "general":
+            return None
+        if who.role != "consultant":
+            raise Refusal("no_rights")
+        return set(who.departments)
+
+    async def _m_consult_bookings(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
+        """Consultation bookings of the staff member's desks from ``day`` (default today) on: when,
+        topic, mode, consultant, code and state; no person's name (bookings hold none)."""
+        from . import booking as B
+        from . import planner_api
+
+        desks = self._desks(who)
+        hub = self.server.hubs[st.site]
+        now = self.clock()
+        day = b.get("day") or self.server.local_day(now)
+        cfg = planner_api.config(self.server, hub.key)
+        rows = sorted((r for r in hub.reservations.values() if r.get("topic") and r["day"] >= day
+                       and (desks is None or r.get("department") in desks)),
+                      key=lambda r: (r["slot_start"], r["code"]))
+        out = [{"code": r["code"], "day": r["day"], "start": planner_api.clock(self.server, r["slot_start"]),
+                "end": planner_api.clock(self.server, r["slot_end"]), "department": r.get("department"),
+                "topic": r["topic"], "mode": r.get("mode"), "consultant": r.get("consultant"),
+                "state": B.state(r, now, cfg)} for r in rows]
+        await self._audit(now, who.identifier, "bookings_list", outcome=f"rows:{len(out)}")
+        return {"bookings": out}
+
+    async def _m_consult_slots(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
+        from . import booking as B
+        from . import planner_api
+
+        desks = self._desks(who)
+        try:
+            result = planner_api.consult_slots(self.server, self.server.hubs[st.site], b, self.clock())
+        except B.BookingError as e:
+            raise Refusal(e.code, e.field, e.message) from None
+        if desks is not None and result["department"] not in desks:
+            raise Refusal("no_rights", "topic")
+        return result
+
+    async def _m_consult_book(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
+        """Book a slot for a citizen (on the phone, at the desk): through the lobby's single writer,
+        like a citizen's booking, so a slot's last consultant goes to one request only."""
+        import asyncio as aio
+
+        from .server import Job
+
+        desks = self._desks(who)
+        slots = await self._m_consult_slots(st, who, {"topic": b["topic"], "mode": b["mode"]})
+        if b.get("consultant") and b["consultant"] not in self.rules.staff:
+            raise Refusal("unknown_consultant", "consultant")
+        body = {k: b[k] for k in ("topic", "mode", "day", "start", "consultant") if b.get(k)}
+        body["by"] = who.identifier
+        if desks is not None and slots["department"] not in desks:
+            raise Refusal("no_rights", "topic")
+        client = next(c for c in self.states if self.states[c] is st)
+        job = Job(client, P.Request("staff_consult_book", None, body), aio.get_running_loop().create_future(), None)
+        await self.server.queue.put(job)
+        reply = json.loads(await job.fut)
+        if "error" in reply:
+            e = reply["error"]
+            raise Refusal(e["code"], e.get("field"), e.get("message"))
+        booking = reply["result"]["booking"]
+        await self._audit(self.clock(), who.identifier, "booking_made", "booking", booking["code"],
+                          outcome=slots["department"])
+        return reply["result"]
+
     async def _audit(self, at: float, actor: str, action: str, kind: str = "", rid: str = "", reason: str = "",
                      outcome: str = "") -> None:
         await asyncio.to_thread(db.audit, self.engine, at, actor, action, kind, rid, reason, outcome)
@@ -456,7 +532,20 @@ class ConsultationApi:
         start, end = _period(b, self.server.tz)
         cons, hand = await asyncio.to_thread(db.period_rows, self.engine, start, end)
         await self._audit(self.clock(), who.identifier, "kpi_read", reason=f"{b['from']}..{b['to']}")
-        return {"from": b["from"], "to": b["to"], **compute(cons, hand)}
+        return {"from": b["from"], "to": b["to"], **compute(cons, hand), "desks": await self._desk_kpi(st, start, end)}
+
+    async def _desk_kpi(self, st: StaffState, start: float, end: float) -> dict[str, Any]:
+        """Booked vs walk-in consultations and their waits per desk (consultation_kpi.desks)."""
+        from . import planner_api
+        from .consultation_kpi import desks
+
+        cc = planner_api.consult_config(self.server)
+        cat = self.server.catalogue
+        purposes = {p.id for p in cat.purposes.values() if p.kind == "consultation"} if cat else {"consultation"}
+        names = set(cc[0].desks.values()) if cc else set()
+        names |= {self.rules.general_department}  # the walk-in 総合相談 desk the kiosk routes 相談 to
+        books, visits = await asyncio.to_thread(db.desk_rows, self.engine, st.site, start, end, names, purposes)
+        return desks(books, visits)
 
 
 def _period(b: dict[str, Any], tz: Any) -> tuple[float, float]:

@@ -44,15 +44,26 @@ def _rules(args: argparse.Namespace):
 
 def cmd_check(args: argparse.Namespace) -> int:
     import sys
+    import tomllib
+    from pathlib import Path
 
+    from .booking import load_consult
+    from .config import DEFAULT_CONFIG_DIR, load_city
     from .consultation import RulesError
+    from .problems import ConfigError
 
     try:
         rules = _rules(args)
-    except (RulesError, OSError) as e:
+        config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
+        path = config_dir / "consultation.toml"
+        departments = set(load_city(config_dir / "site.toml").departments)
+        booking = load_consult(tomllib.loads(path.read_text(encoding="utf-8")), rules.staff, departments,
+                               rules.topics, str(path))  # [booking]: slots per desk and consultant
+    except (RulesError, ConfigError, OSError) as e:
         print(e, file=sys.stderr)
         return 1
-    print(f"consultation config OK: {len(rules.staff)} staff accounts, {len(rules.topics)} topics")
+    print(f"consultation config OK: {len(rules.staff)} staff accounts, {len(rules.topics)} topics, "
+          f"{len(booking.consultants)} bookable consultants")
     return 0
 
 

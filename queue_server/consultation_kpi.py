@@ -6,7 +6,10 @@
 - handovers: created, taken over, still open, per route (from → to), and the hours from creation
   to take-over (median and 90th percentile, nearest-rank).
 
-Booked vs walk-in and waiting times need consultation bookings, which are not built yet.
+- per consultation desk (:func:`desks`): bookings by mode (online / in person), cancelled, in-person
+  bookings checked in, walk-ins, and the wait from joining the desk's queue to being called for
+  booked and walk-in visits (median and 90th percentile, minutes).
+
 Aggregates only: no citizen key, name or sheet text leaves this function.
 """
 
@@ -64,3 +67,35 @@ def compute(consultations: Iterable[Mapping[str, Any]], handovers: Iterable[Mapp
             "hours_to_take_over_p90": None if p90 is None else round(p90, 2),
         },
     }
+
+
+def desks(bookings: Iterable[Mapping[str, Any]], visits: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Booked vs walk-in consultations per desk, and their waits. Pure.
+
+    ``bookings``: consultation bookings whose slot is in the period (``department``, ``mode``,
+    ``ticket``, ``cancelled_at``). ``visits``: one row per consultation ticket's step at a desk
+    (``department``, ``booked`` — checked in on time with a booking, so served with its priority —
+    and ``wait`` in minutes from ready to called, None if never called).
+    """
+    out: dict[str, dict[str, Any]] = defaultdict(lambda: {
+        "booked_online": 0, "booked_in_person": 0, "cancelled": 0, "checked_in": 0,
+        "visits_booked": 0, "walk_ins": 0, "_wb": [], "_ww": []})
+    for b in bookings:
+        d = out[b["department"]]
+        if b.get("cancelled_at"):
+            d["cancelled"] += 1
+            continue
+        d["booked_online" if b.get("mode") == "online" else "booked_in_person"] += 1
+        d["checked_in"] += 1 if b.get("ticket") else 0
+    for v in visits:
+        d = out[v["department"]]
+        d["visits_booked" if v["booked"] else "walk_ins"] += 1
+        if v.get("wait") is not None:
+            d["_wb" if v["booked"] else "_ww"].append(float(v["wait"]))
+    result = {}
+    for k, d in sorted(out.items()):
+        wb, ww = d.pop("_wb"), d.pop("_ww")
+        rnd = lambda x: None if x is None else round(x, 1)  # noqa: E731
+        result[k] = {**d, "wait_booked_median": rnd(_rank(wb, 0.5)), "wait_booked_p90": rnd(_rank(wb, 0.9)),
+                     "wait_walk_in_median": rnd(_rank(ww, 0.5)), "wait_walk_in_p90": rnd(_rank(ww, 0.9))}
+    return result

@@ -257,3 +257,26 @@ def period_rows(engine: Engine, start: float, end: float) -> tuple[list[dict[str
                                 HandoverRow.status, HandoverRow.taken_at)
                          .where(HandoverRow.created_at >= start, HandoverRow.created_at < end)).all()
     return [dict(r._mapping) for r in cons], [dict(r._mapping) for r in hand]
+
+
+def desk_rows(engine: Engine, site: str, start: float, end: float, desks: set[str],
+              purposes: set[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Consultation bookings with a slot in [start, end) and the steps at ``desks`` of tickets issued
+    in the period for one of ``purposes`` (the catalogue's consultation purposes), for the desk KPIs."""
+    from .storage import ReservationRow, StepRow, TicketRow
+
+    with engine.connect() as c:
+        books = c.execute(select(ReservationRow.department, ReservationRow.mode, ReservationRow.ticket,
+                                 ReservationRow.cancelled_at)
+                          .where(ReservationRow.site == site, ReservationRow.topic.is_not(None),
+                                 ReservationRow.slot_start >= start, ReservationRow.slot_start < end)).all()
+        steps = c.execute(select(TicketRow.purposes, TicketRow.reserved_for, StepRow.department, StepRow.ready_since,
+                                 StepRow.called_at)
+                          .join(StepRow, StepRow.ticket == TicketRow.id)
+                          .where(TicketRow.site == site, TicketRow.issued_at >= start, TicketRow.issued_at < end,
+                                 StepRow.department.in_(sorted(desks)))).all()
+    visits = [{"department": r.department, "booked": r.reserved_for is not None,
+               "wait": (r.called_at - r.ready_since) / 60 if r.called_at is not None and r.ready_since is not None
+               else None}
+              for r in steps if purposes & set(r.purposes or [])]
+    return [dict(r._mapping) for r in books], visits

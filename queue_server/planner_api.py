@@ -29,10 +29,12 @@ if TYPE_CHECKING:
     from .hub import SiteHub
     from .server import Client, Outcome, QueueServer
 
-READS = frozenset({"plan", "slots", "forecast", "booking"})
+READS = frozenset({"plan", "slots", "forecast", "booking", "consult_slots"})
 # The kiosk's order of life events (kiosk/flow.py PURPOSES): births and deaths first, as in the seed.
 LIFE_EVENT_ORDER = ("birth", "death", "move_in", "move_within", "move_out", "marriage", "divorce")
-WRITES = frozenset({"book", "cancel_booking"})
+WRITES = frozenset({"book", "cancel_booking", "consult_book", "staff_consult_book"})
+# staff_consult_book: internal (consultation_api, a signed-in consultant books for a citizen on the
+# phone); not in protocol.ALLOWED, so no client can send it, but it goes through the same writer.
 FORECAST_MAX_AGE = 15 * 60.0  # seconds a site's history profile is reused (history changes slowly)
 # Per connection: a burst of requests then a steady rate (a person answers a question every few
 # seconds); bookings and cancellations far fewer. Unknown codes per site and minute: guessing a
@@ -58,6 +60,7 @@ _buckets: weakref.WeakKeyDictionary[Any, dict[str, _Bucket]] = weakref.WeakKeyDi
 _unknown: dict[str, list[float]] = {}
 _configs: dict[tuple[int, str], B.BookingConfig] = {}
 _profiles: dict[tuple[int, str], tuple[float, Any]] = {}
+_consult: dict[int, tuple[B.ConsultConfig, Mapping[str, Any]] | None] = {}
 
 
 def admit(client: Client, kind: str) -> None:
@@ -78,6 +81,74 @@ def config(server: QueueServer, site: str) -> B.BookingConfig:
     return _configs[key]
 
 
+def consult_config(server: QueueServer) -> tuple[B.ConsultConfig, Mapping[str, Any]] | None:
+    """``[booking]`` of config/consultation.toml and the topic names (None: no consultation booking)."""
+    import logging
+
+    from . import consultation
+
+    key = id(server)
+    if key not in _consult:
+        path = Path(server.city.source).with_name("consultation.toml")
+        try:
+            rules = consultation.load_rules(path, set(server.city.departments))
+            import tomllib
+
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            cfg = B.load_consult(raw, rules.staff, set(server.city.departments), rules.topics, str(path))
+            _consult[key] = (cfg, rules.topics)
+        except (OSError, consultation.RulesError, B.ConfigError) as e:
+            logging.getLogger("madoguchi.planner").error("consultation booking off: %s", e)
+            _consult[key] = None
+    return _consult[key]
+
+
+def consult_options(server: QueueServer) -> dict[str, Any]:
+    """Bookable consultation topics (with their names) and, per topic, the modes some consultant offers."""
+    cc = consult_config(server)
+    if cc is None:
+        return {"topics": [], "slot_minutes": 0}
+    cfg, names = cc
+    return {"slot_minutes": cfg.slot_minutes,
+            "topics": [{"key": t, "name": dict(names.get(t, {})),
+                        "modes": [m for m in B.MODES if cfg.of_desk(d, m)]} for t, d in cfg.desks.items()]}
+
+
+def _consult_day_cfg(server: QueueServer, hub: SiteHub) -> tuple[B.ConsultConfig, B.BookingConfig]:
+    import dataclasses
+
+    cc = consult_config(server)
+    if cc is None:
+        raise B.BookingError("not_bookable", "consultations are not booked at this office", "topic")
+    return cc[0], dataclasses.replace(config(server, hub.key), slot_minutes=cc[0].slot_minutes)
+
+
+def consult_slots(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """Free consultants per consultation slot of the topic's desk in the chosen mode."""
+    cfg, day_cfg = _consult_day_cfg(server, hub)
+    desk = B.check_consult(cfg, b["topic"], b["mode"])
+    rows = list(hub.reservations.values())
+    today = dt.date.fromisoformat(server.local_day(now))
+    days = []
+    for d in B.opening_days(today, day_cfg.days_ahead, day_cfg):
+        iso = d.isoformat()
+        out = []
+        for start in B.slot_times(hub.config.open, hub.config.close, day_cfg):
+            ts = _ts(server, iso, start)
+            if ts - now < day_cfg.min_lead_minutes * 60:
+                continue
+            out.append({"start": start, "slot_start": ts,
+                        "free": len(B.free_consultants(cfg, rows, desk, b["mode"], ts))})
+        days.append({"day": iso, "weekday": d.weekday(), "slots": out})
+    return {"department": desk, "mode": b["mode"], "slot_minutes": cfg.slot_minutes, "days": days}
+
+
+def view(server: QueueServer, hub: SiteHub, row: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """A booking as its code holder sees it: with topic, mode and the online link of a consultation."""
+    cc = consult_config(server)
+    return {**B.public_view(row, now, config(server, hub.key)), **(B.consult_view(row, cc[0]) if cc else {})}
+
+
 def snapshot(server: QueueServer, hub: SiteHub) -> dict[str, Any]:
     """The planner's hello snapshot: purposes to choose from, sites, booking rules. Public text."""
     cat = server.catalogue
@@ -95,6 +166,7 @@ def snapshot(server: QueueServer, hub: SiteHub) -> dict[str, Any]:
         "hours": {"open": hub.config.open, "close": hub.config.close},
         "booking": {"slot_minutes": cfg.slot_minutes, "days_ahead": cfg.days_ahead,
                     "late_minutes": cfg.late_minutes, "departments": sorted(d for d in cfg.capacity if cfg.places(d))},
+        "consult": consult_options(server),
     }
 
 
@@ -113,6 +185,8 @@ async def read(server: QueueServer, client: Client, req: P.Request) -> str:
             result = slots(server, hub, b, server.clock())
         elif req.type == "forecast":
             result = await forecast(server, hub, b)
+        elif req.type == "consult_slots":
+            result = consult_slots(server, hub, b, server.clock())
         else:
             result = {"booking": lookup(server, hub, b["code"], server.clock())}
     except B.BookingError as e:
@@ -172,7 +246,7 @@ def lookup(server: QueueServer, hub: SiteHub, code: str, now: float) -> dict[str
     if not found:
         _count_unknown(hub.key, now)
         raise B.BookingError("unknown_reservation", "no booking with that code at this office", "code")
-    return B.public_view(found[0], now, config(server, hub.key))
+    return view(server, hub, found[0], now)
 
 
 def _count_unknown(site: str, now: float) -> None:
@@ -212,6 +286,10 @@ def execute(server: QueueServer, hub: SiteHub, client: Client, t: str, b: Mappin
     try:
         if t == "book":
             return _book(server, hub, b, now)
+        if t == "consult_book":
+            return consult_book(server, hub, b, now)
+        if t == "staff_consult_book":
+            return consult_book(server, hub, b, now, consultant=b.get("consultant"), by=b["by"])
         return _cancel(server, hub, b["code"], now)
     except B.BookingError as e:
         raise Reply(e.code, e.message, e.field) from None
@@ -288,6 +366,66 @@ def _book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -
     return Outcome(result, Change(events=tuple(events)), Batch(reservations=written), undo=undo)
 
 
+def consult_book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float,
+                 consultant: str | None = None, by: str | None = None) -> Outcome:
+    """Book a consultation slot: one free consultant of the topic's desk in the chosen mode (the
+    least booked that day, or ``consultant`` when staff book for a citizen). Inside the writer, so
+    the last free consultant of a slot goes to exactly one request."""
+    import re
+
+    from .lobby import Change, Event
+    from .server import Outcome
+    from .storage import Batch
+
+    # staff messages are only type-checked at the edge (consultation_api.FIELDS): check the shapes here
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", b["day"]):
+        raise B.BookingError("bad_field", "day must be YYYY-MM-DD", "day")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", b["start"]):
+        raise B.BookingError("bad_field", "start must be HH:MM", "start")
+    cfg, day_cfg = _consult_day_cfg(server, hub)
+    desk = B.check_consult(cfg, b["topic"], b["mode"])
+    today = server.local_day(now)
+    try:
+        slot_start = _ts(server, b["day"], b["start"])
+    except ValueError:
+        raise B.BookingError("bad_field", f"{b['day']} is not a date", "day") from None
+    rows = list(hub.reservations.values())
+    free = B.free_consultants(cfg, rows, desk, b["mode"], slot_start)
+    if consultant is not None:
+        free = [c for c in free if c.staff == consultant]
+    import dataclasses
+
+    # the slot's places are the free consultants (not site.toml's [booking.capacity]): one place
+    # when one is free, none otherwise
+    slot_cfg = dataclasses.replace(day_cfg, capacity={desk: 1})
+    B.check_slot(cfg=slot_cfg, department=desk, day=b["day"], start=b["start"], slot_start=slot_start, now=now,
+                 today=today,
+                 open_days=[d.isoformat() for d in B.opening_days(dt.date.fromisoformat(today), day_cfg.days_ahead,
+                                                                   day_cfg)],
+                 day_slots=B.slot_times(hub.config.open, hub.config.close, day_cfg),
+                 taken=0 if free else 1 << 30)
+    taken = {r["code"] for r in rows if r["day"] >= today}
+    code = None
+    while code is None:
+        code = B.new_code(taken, secrets.randbelow(10**6))
+    purposes = ["consultation"] if server.catalogue and "consultation" in server.catalogue.purposes else []
+    row = {"id": str(uuid.uuid4()), "site": hub.key, "day": b["day"], "slot_start": slot_start,
+           "slot_end": slot_start + cfg.slot_minutes * 60, "purposes": purposes, "code": code,
+           "ticket": None, "answers": {}, "lang": b.get("lang") or "ja", "department": desk,
+           "created_at": now, "cancelled_at": None, "consultant": free[0].staff, "mode": b["mode"],
+           "topic": b["topic"]}
+    hub.reservations[(b["day"], code)] = row
+
+    def undo() -> None:
+        hub.reservations.pop((b["day"], code), None)
+
+    ev = Event("booked", payload={"day": b["day"], "start": b["start"], "department": desk, "purposes": purposes,
+                                  "lead_days": _lead_days(today, b["day"]), "mode": b["mode"], "topic": b["topic"],
+                                  "by": "staff" if by else "citizen"})
+    result = {"booking": view(server, hub, row, now), "path": f"/plan/?site={hub.key}&b={code}"}
+    return Outcome(result, Change(events=(ev,)), Batch(reservations=[row]), undo=undo)
+
+
 def _lead_days(today: str, day: str) -> int:
     return (dt.date.fromisoformat(day) - dt.date.fromisoformat(today)).days
 
@@ -304,7 +442,7 @@ def _cancel(server: QueueServer, hub: SiteHub, code: str, now: float) -> Outcome
         r["cancelled_at"] = None  # type: ignore[index]
 
     ev = Event("booking_cancelled", payload={"day": r["day"], "changed": False})
-    return Outcome({"booking": B.public_view(r, now, config(server, hub.key))}, Change(events=(ev,)),
+    return Outcome({"booking": view(server, hub, r, now)}, Change(events=(ev,)),
                    Batch(reservations=[dict(r)]), undo=undo)
 
 

@@ -132,6 +132,10 @@ FIELDS: dict[str, dict[str, Field]] = {
     "book": {"day": _F(Date(), True), "start": _F(HHMM, True), "purposes": _F(PURPOSES, True), "answers": _F(ANSWERS),
              "lang": _F(LANG), "replaces": _F(BOOKING_CODE), "idempotency_key": _F(KEY)},
     "booking": {"code": _F(BOOKING_CODE, True)},
+    # consultation bookings (相談の予約; docs/consultation.md): a topic of consultation.toml, in person or online
+    "consult_slots": {"topic": _F(CODE, True), "mode": _F(OneOf(("in_person", "online")), True)},
+    "consult_book": {"day": _F(Date(), True), "start": _F(HHMM, True), "topic": _F(CODE, True),
+                     "mode": _F(OneOf(("in_person", "online")), True), "lang": _F(LANG), "idempotency_key": _F(KEY)},
     "cancel_booking": {"code": _F(BOOKING_CODE, True), "idempotency_key": _F(KEY)},
 }
 
@@ -144,7 +148,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "display": frozenset({"ping"}),
     "public": frozenset({"ping", "status"}),
     "admin": frozenset({"ping", "snapshot", "cancel", "reserve", "reservations", "cancel_booking"}),
-    "planner": frozenset({"ping", "plan", "slots", "forecast", "book", "booking", "cancel_booking"}),
+    "planner": frozenset({"ping", "plan", "slots", "forecast", "book", "booking", "cancel_booking", "consult_slots",
+                          "consult_book"}),
 }
 
 ERROR_CODES = {
@@ -181,6 +186,7 @@ ERROR_CODES = {
     "booking_other_site": "that booking is for another office",
     "booking_expired": "that booking's day has passed",
     "not_bookable": "none of these procedures takes bookings",
+    "unknown_topic": "no consultation desk books that topic",
     "slot_full": "no place left in that slot",
     "slot_past": "that slot has begun or is too soon to book",
     "slot_closed": "that day or time is not a bookable slot",

@@ -624,7 +624,7 @@ class QueueServer:
             if not b.get("purposes"):  # the answers given at home are not asked again
                 b = {**b, "purposes": reservation["purposes"], "answers": reservation.get("answers") or {}}
         plan = self._make_plan(b)
-        route = plan.route
+        route = planner_api.B.consult_route(plan.route, reservation)  # a consultation booking: its desk
         if not route:
             raise Reply("empty_route", "nothing to queue for: every procedure is online, external or elsewhere", "purposes")
         lang = b.get("lang") or "ja"

@@ -133,6 +133,10 @@ class ReservationRow(Base):
     department: Mapped[str | None] = mapped_column(String(32), nullable=True)  # where the place is taken
     created_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     cancelled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # since 0005_consult_booking: a consultation booking's consultant (staff ID), mode and topic
+    consultant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)  # in_person | online
+    topic: Mapped[str | None] = mapped_column(String(64), nullable=True)
     __table_args__ = (UniqueConstraint("site", "day", "code", name="uq_reservation_code"),
                       Index("ix_reservations_site_day", "site", "day"))
 
@@ -514,7 +518,7 @@ class Store:
                 {"id": r.id, "site": r.site, "day": r.day, "slot_start": r.slot_start, "slot_end": r.slot_end,
                  "purposes": list(r.purposes), "code": r.code, "ticket": r.ticket, "answers": r.answers or {},
                  "lang": r.lang, "department": r.department, "created_at": r.created_at,
-                 "cancelled_at": r.cancelled_at}
+                 "cancelled_at": r.cancelled_at, "consultant": r.consultant, "mode": r.mode, "topic": r.topic}
                 for r in rows
             ]
 

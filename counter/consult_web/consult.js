@@ -100,7 +100,9 @@ async function enter(me) {
     departments: me.departments.map(dept).join("・") || "—" });
   fillSelect($("r-department"), me.departments, dept);
   fillSelect($("r-topic"), Object.keys(S.options.topics), topic);
-  const tabs = { record: me.role !== "admin", search: me.role !== "admin", handovers: me.role !== "admin", audit: S.options.may_audit, kpi: S.options.may_kpi };
+  fillBookForm();
+  const tabs = { record: me.role !== "admin", search: me.role !== "admin", handovers: me.role !== "admin",
+    bookings: me.role !== "admin", audit: S.options.may_audit, kpi: S.options.may_kpi };
   for (const b of document.querySelectorAll("#tabs button")) b.hidden = !tabs[b.dataset.tab];
   const first = params.get("ticket") && tabs.handovers ? "handovers" : Object.keys(tabs).find((k) => tabs[k]);
   showTab(first);
@@ -223,6 +225,44 @@ async function watchCounter() {
   }
 }
 
+// ------------------------------------------------------------------ consultation bookings (相談の予約)
+const mode = (m) => t(`mode.${m}`);
+
+async function showBookings() {
+  const r = await call("consult_bookings");
+  $("booking-list").replaceChildren(r.bookings.length ? el("table", { class: "list", id: "booking-table" },
+    el("thead", {}, el("tr", {}, ["c.when", "c.department", "c.topic", "c.mode", "c.consultant", "c.code", "c.status"].map((k) => el("th", {}, t(k))))),
+    el("tbody", {}, r.bookings.map((x) => el("tr", { dataset: { code: x.code } },
+      el("td", {}, `${x.day} ${x.start}–${x.end}`), el("td", {}, dept(x.department)), el("td", {}, topic(x.topic)),
+      el("td", {}, mode(x.mode)), el("td", {}, x.consultant), el("td", {}, x.code), el("td", {}, t(`booking.${x.state}`))))))
+    : el("p", { class: "empty", id: "bookings-empty" }, t("c.no_bookings")));
+}
+
+function fillBookForm() {
+  const topics = Object.keys(S.options.topics);
+  fillSelect($("b-topic"), topics, topic);
+  fillSelect($("b-mode"), ["in_person", "online"], mode);
+}
+
+async function showSlots(e) {
+  if (e) e.preventDefault();
+  const body = { topic: $("b-topic").value, mode: $("b-mode").value };
+  $("book-slots").replaceChildren();
+  const r = await call("consult_slots", body);
+  $("book-slots").replaceChildren(...r.days.filter((d) => d.slots.length).map((d) => el("div", { class: "slot-day" }, el("strong", {}, d.day), " ",
+    d.slots.map((x) => el("button", { type: "button", class: "slot", disabled: x.free <= 0, dataset: { day: d.day, start: x.start },
+      onclick: () => bookSlot({ ...body, day: d.day, start: x.start }).catch(() => {}) }, x.start)))));
+}
+
+async function bookSlot(body) {
+  const r = await call("consult_book", body);
+  const b = r.booking;
+  say(t("c.booked", { code: b.code, day: b.day, time: new Date(b.slot_start * 1000).toLocaleTimeString("ja-JP",
+    { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Tokyo" }) }));
+  await showBookings();
+  await showSlots();
+}
+
 // ------------------------------------------------------------------ audit
 async function showAudit() {
   const r = await call("audit", { limit: 200 });
@@ -261,6 +301,14 @@ async function showKpi(e) {
       el("thead", {}, el("tr", {}, ["c.department", "c.kpi_consultations", "c.kpi_consent_share"].map((x) => el("th", {}, t(x))))),
       el("tbody", {}, Object.entries(k.departments).map(([d, v]) => el("tr", {},
         el("td", {}, dept(d)), el("td", {}, v.consultations), el("td", {}, `${Math.round(v.consent_share * 100)}%`))))),
+    el("h3", {}, t("c.kpi_desks")),
+    el("table", { class: "list", id: "kpi-desks" },
+      el("thead", {}, el("tr", {}, ["c.department", "c.kpi_booked_online", "c.kpi_booked_in_person", "c.kpi_booked_cancelled",
+        "c.kpi_walk_ins", "c.kpi_wait_booked", "c.kpi_wait_walk_in"].map((x) => el("th", {}, t(x))))),
+      el("tbody", {}, Object.entries(k.desks || {}).map(([d, v]) => el("tr", { dataset: { desk: d } },
+        el("td", {}, dept(d)), el("td", {}, v.booked_online), el("td", {}, v.booked_in_person), el("td", {}, v.cancelled),
+        el("td", {}, v.walk_ins), el("td", {}, `${num(v.wait_booked_median)} / ${num(v.wait_booked_p90)}`),
+        el("td", {}, `${num(v.wait_walk_in_median)} / ${num(v.wait_walk_in_p90)}`))))),
     el("h3", {}, t("c.kpi_routes")),
     el("table", { class: "list", id: "kpi-routes" }, el("tbody", {}, h.routes.map((r) => el("tr", {},
       el("td", {}, t("c.sheet_head", { from: dept(r.from), to: dept(r.to) })), el("td", {}, r.count))))));
@@ -295,12 +343,15 @@ async function main() {
   $("ticket-form").addEventListener("submit", (e) => { e.preventDefault(); showHandovers($("t-number").value.trim() || null).catch(() => {}); });
   $("inbox").addEventListener("click", () => { $("t-number").value = ""; showHandovers(null).catch(() => {}); });
   $("audit-refresh").addEventListener("click", () => showAudit().catch(() => {}));
+  $("bookings-refresh").addEventListener("click", () => showBookings().catch(() => {}));
+  $("book-form").addEventListener("submit", (e) => showSlots(e).catch(() => {}));
   $("kpi-form").addEventListener("submit", (e) => showKpi(e).catch(() => {}));
   for (const b of document.querySelectorAll("#tabs button")) {
     b.addEventListener("click", () => {
       showTab(b.dataset.tab);
       if (b.dataset.tab === "audit") showAudit().catch(() => {});
       if (b.dataset.tab === "kpi") showKpi().catch(() => {});
+      if (b.dataset.tab === "bookings") showBookings().catch(() => {});
       if (b.dataset.tab === "handovers") showHandovers($("t-number").value.trim() || null).catch(() => {});
     });
   }

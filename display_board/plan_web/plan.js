@@ -5,7 +5,7 @@ import { I18n, LANGS, Link, el, params, pick, pickMarked } from "/plan/common.js
 
 const S = { i18n: null, lang: "ja", link: null, snap: null, site: params.get("site") || undefined,
   purposes: [], answers: {}, view: "events", result: null, forecast: null, slots: null, day: null,
-  chosen: null, booking: null, replaces: null, error: null, multi: [] };
+  chosen: null, booking: null, replaces: null, error: null, multi: [], consult: null, cslots: null };
 window.__plan = S;
 const $ = (id) => document.getElementById(id);
 const t = (key, fields = {}) => S.i18n.t(key, S.lang, fields);
@@ -112,6 +112,35 @@ async function book() {
   render();
 }
 
+// 相談の予約: topic → in person / online → slot → code (docs/consultation.md, "Booking")
+function consultTopic(key) {
+  return (S.snap.consult.topics || []).find((x) => x.key === key);
+}
+
+async function loadConsultSlots(keepError = false) {
+  try {
+    S.cslots = await ask("consult_slots", { topic: S.consult.topic, mode: S.consult.mode }, keepError);
+  } catch (e) { S.cslots = null; }
+  if (S.cslots && !(S.cslots.days.find((d) => d.day === S.day))) {
+    S.day = (S.cslots.days.find((d) => d.slots.some((x) => x.free > 0)) || S.cslots.days[0] || {}).day;
+  }
+  render();
+}
+
+async function consultBook() {
+  try {
+    const r = await ask("consult_book", { day: S.chosen.day, start: S.chosen.start, topic: S.consult.topic,
+      mode: S.consult.mode, lang: S.lang });
+    S.booking = r.booking;
+    S.result = null;
+    S.view = "booked";
+    history.replaceState(null, "", `?site=${S.booking.site}&b=${S.booking.code}&lang=${S.lang}`);
+  } catch (err) {
+    if (err.code === "slot_full" || err.code === "slot_past") { S.chosen = null; loadConsultSlots(true); }
+  }
+  render();
+}
+
 async function cancelBooking() {
   const r = await ask("cancel_booking", { code: S.booking.code });
   S.booking = r.booking;
@@ -149,7 +178,8 @@ function render() {
   if (v.dataset.view !== S.view) window.scrollTo(0, 0);  // a new step starts at its top
   v.dataset.view = S.view;
   if (!S.snap) return;
-  const views = { events: viewEvents, question: viewQuestion, list: viewList, booked: viewBooked };
+  const views = { events: viewEvents, question: viewQuestion, list: viewList, booked: viewBooked,
+    consult: viewConsult };
   v.replaceChildren(...views[S.view]());
 }
 
@@ -168,7 +198,53 @@ function viewEvents() {
       S.snap.sites.map((x) => el("option", { value: x.key, selected: x.key === S.site }, pick(x.name, S.lang))))) : null;
   return [sites, el("section", {}, el("h2", {}, t("events_title")), el("p", { class: "hint" }, t("events_hint")),
     el("div", { class: "choices" }, items),
-    el("button", { class: "main", id: "next", disabled: !S.purposes.length, onclick: () => { S.answers = {}; replan(); } }, t("next")))];
+    // 相談 chosen: its booking (topic, in person / online, consultant's slot) is offered right here
+    S.purposes.includes("consultation") ? consultEntry("main") : null,
+    el("button", { class: S.purposes.includes("consultation") ? "alt" : "main", id: "next", disabled: !S.purposes.length, onclick: () => { S.answers = {}; replan(); } }, t("next"))),
+  S.purposes.includes("consultation") ? null : consultEntry("alt")].filter(Boolean);
+}
+
+function consultEntry(cls) {
+  if (!S.snap.consult || !S.snap.consult.topics.length) return null;
+  return el(cls === "main" ? "p" : "section", { id: "consult-entry" }, el("button", { class: cls, id: "consult-start", onclick: () => {
+    S.consult = { topic: null, mode: null }; S.cslots = null; S.chosen = null; S.view = "consult"; render();
+  } }, t("consult_start")));
+}
+
+function viewConsult() {
+  const c = S.consult;
+  const head = el("h2", {}, t("consult_title"));
+  const backBtn = el("button", { class: "alt", id: "back", onclick: () => {
+    if (c.mode) { c.mode = null; S.chosen = null; } else if (c.topic) c.topic = null; else S.view = "events";
+    render();
+  } }, t("back"));
+  if (!c.topic) {
+    return [el("section", {}, head, el("p", { class: "big" }, t("consult_topic")),
+      el("div", { class: "choices" }, S.snap.consult.topics.map((x) => el("button", { class: "choice", dataset: { topic: x.key },
+        onclick: () => { c.topic = x.key; render(); } }, pick(x.name, S.lang))))), backBtn];
+  }
+  const topic = consultTopic(c.topic);
+  if (!c.mode) {
+    return [el("section", {}, head, el("p", { class: "meta" }, pick(topic.name, S.lang)), el("p", { class: "big" }, t("consult_mode")),
+      el("div", { class: "choices" }, topic.modes.map((m) => el("button", { class: "choice", dataset: { mode: m },
+        onclick: () => { c.mode = m; S.cslots = null; S.chosen = null; loadConsultSlots(); } }, t(`mode_${m}`))))), backBtn];
+  }
+  const s = S.cslots;
+  const label = t("consult_booked_as", { topic: pick(topic.name, S.lang), mode: t(`mode_${c.mode}`) });
+  if (!s) return [el("section", {}, head, el("p", { class: "meta" }, label)), backBtn];
+  const day = s.days.find((d) => d.day === S.day) || s.days[0];
+  if (!day) return [el("section", {}, head, el("p", {}, t("consult_none"))), backBtn];
+  return [el("section", { id: "book" }, head, el("p", { class: "meta", id: "consult-choice" }, label),
+    el("p", { class: "hint" }, t("consult_slots_hint")),
+    el("select", { id: "day", onchange: (e) => { S.day = e.target.value; S.chosen = null; render(); } },
+      s.days.map((d) => el("option", { value: d.day, selected: d.day === day.day }, dayLabel(d.day)))),
+    el("div", { class: "slots" }, day.slots.map((x) => el("button", {
+      class: `slot${S.chosen && S.chosen.day === day.day && S.chosen.start === x.start ? " on" : ""}`,
+      disabled: x.free <= 0, dataset: { start: x.start },
+      onclick: () => { S.chosen = { day: day.day, start: x.start }; render(); } },
+    x.start, el("small", {}, x.free > 0 ? t("free_n", { n: x.free }) : t("full"))))),
+    S.chosen ? el("button", { class: "main", id: "book-now", onclick: consultBook },
+      t("confirm_book", { day: dayLabel(S.chosen.day), time: S.chosen.start })) : null), backBtn];
 }
 
 function viewQuestion() {
@@ -291,20 +367,32 @@ function viewBooked() {
   const b = S.booking;
   const lateAt = clock(b.slot_start + S.snap.booking.late_minutes * 60);
   const live = b.state === "booked";
+  const cs = b.consult;
+  const online = cs && cs.mode === "online";
+  const topic = cs ? consultTopic(cs.topic) : null;
   const head = el("section", { id: "booking", class: live ? "done" : "", dataset: { code: b.code, state: b.state } },
     el("h2", {}, live ? t("booked_title") : t(`state_${b.state}`)),
     el("p", { class: "big", id: "when-booked" }, `${dayLabel(b.day)} ${clock(b.slot_start)}–${clock(b.slot_end)}`),
+    cs ? el("p", { id: "consult-booked" }, t("consult_booked_as", { topic: topic ? pick(topic.name, S.lang) : cs.topic, mode: t(`mode_${cs.mode}`) })) : null,
     el("p", {}, t("code"), el("br"), el("span", { class: "code", id: "code" }, b.code)),
-    live ? [qr(bookingUrl(b), "booking-qr"), el("p", {}, t("booked_hint", { time: lateAt })), el("p", { class: "meta" }, t("late_rule", { time: lateAt }))] : null,
+    // an online consultation: the meeting link (from the server's config) shown only with the code
+    online && live && cs.online_link ? [el("p", {}, t("online_link"), el("br"),
+      el("a", { id: "online-link", href: cs.online_link, rel: "noopener noreferrer", target: "_blank" }, cs.online_link)),
+    el("p", { class: "meta" }, t("online_hint"))] : null,
+    // the reminder on the phone status page (booked time; the link of an online consultation)
+    live && cs ? el("p", { class: "noprint" }, el("a", { id: "reminder-link", href: `/status/?site=${b.site}&b=${b.code}&lang=${S.lang}` }, t("reminder_link"))) : null,
+    live ? [qr(bookingUrl(b), "booking-qr"), online ? null : [el("p", {}, t("booked_hint", { time: lateAt })),
+      el("p", { class: "meta" }, t("late_rule", { time: lateAt }))]] : null,
     // a cancelled or missed booking says what to do next, and offers the slots again
     ["cancelled", "no_show"].includes(b.state) ? [
       el("p", { id: "next-step" }, t(b.state === "cancelled" ? "err.booking_cancelled" : "err.booking_expired")),
       el("button", { class: "alt noprint", id: "book-again", onclick: () => {
+        if (cs) { S.booking = null; S.consult = { topic: cs.topic, mode: cs.mode }; S.chosen = null; S.view = "consult"; loadConsultSlots(); return; }
         S.booking = null; S.view = "list"; S.chosen = null; render(); loadExtras();
       } }, t("book_title"))] : null,
     live ? el("div", { class: "row noprint" },
       el("button", { class: "alt", id: "print", onclick: () => window.print() }, t("print")),
-      el("button", { class: "alt", id: "change", onclick: () => {
+      cs ? null : el("button", { class: "alt", id: "change", onclick: () => {
         S.replaces = b.code;
         S.view = "list";
         S.chosen = null;
@@ -325,7 +413,7 @@ async function fromUrl() {
       S.purposes = r.booking.purposes;
       S.answers = r.booking.answers;
       S.view = "booked";
-      S.result = await ask("plan", planBody());
+      if (!r.booking.consult) S.result = await ask("plan", planBody());
     } catch (e) { S.view = "events"; }
     render();
     return;

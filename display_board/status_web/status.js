@@ -102,6 +102,26 @@ function update(status) {
   if (status.called?.state === "called" && (!wasCalled || Date.now() - S.lastAlert > 8000)) alertCalled();
 }
 
+// ?b=CODE (&site=): a booking's reminder before the visit — the booked time and, for an online
+// consultation, the meeting link (which the server gives only to whoever holds the code).
+function renderBooking(b) {
+  $("number-caption").textContent = t("status.booking_caption");
+  $("number").textContent = b.code;
+  const day = new Date(b.slot_start * 1000);
+  const fmt = (d, o) => d.toLocaleString(S.lang === "ja-easy" ? "ja" : S.lang, { timeZone: "Asia/Tokyo", ...o });
+  const when = `${fmt(day, { month: "numeric", day: "numeric", weekday: "short" })} `
+    + `${fmt(day, { hour: "2-digit", minute: "2-digit", hour12: false })}–${fmt(new Date(b.slot_end * 1000), { hour: "2-digit", minute: "2-digit", hour12: false })}`;
+  const online = b.consult && b.consult.mode === "online";
+  const live = b.state === "booked";
+  $("state").className = `state${live ? "" : " closed"}`;
+  $("state").replaceChildren(el("p", { class: "big", id: "booking-when" }, t("status.booking_when", { when })),
+    live ? el("p", { class: "sub" }, t(online ? "status.booking_online" : "status.booking_in_person")) : el("p", { class: "sub", id: "booking-state" }, t(`status.booking_${b.state}`)),
+    live && online && b.consult.online_link ? el("p", { class: "sub" },
+      el("a", { id: "booking-link", href: b.consult.online_link, rel: "noopener noreferrer", target: "_blank" }, b.consult.online_link)) : null);
+  for (const id of ["alerts", "where"]) $(id).hidden = true;
+  document.querySelector(".steps-box").hidden = true;
+}
+
 async function main() {
   S.i18n = await I18n.load("/board/messages.json");
   S.lang = params.get("lang") || localStorage.getItem("madoguchi.status.lang") || null;
@@ -119,6 +139,25 @@ async function main() {
   });
   if (!S.lang) S.lang = "ja";
   render();
+  if (params.get("b")) {
+    $("lang").addEventListener("change", () => { if (S.booking) { render(); renderBooking(S.booking); } });
+    S.reminderLink = new Link({
+      hello: () => ({ role: "planner", site: params.get("site") || undefined }),
+      onReady: async (result) => {
+        $("site").textContent = pick(result.snapshot.site_name, S.lang);
+        try {
+          const r = await S.reminderLink.request("booking", { code: params.get("b") });
+          S.booking = r.booking;
+          renderBooking(r.booking);
+        } catch (e) {
+          $("state").replaceChildren(el("p", { class: "big", id: "not-found" }, t("status.not_found")));
+          $("number").textContent = "—";
+        }
+      },
+      onState: (s) => { $("offline").hidden = s !== "offline"; },
+    }).start();
+    return;
+  }
   const token = params.get("t") || "";
   // The QR code carries only the token; the server looks it up in one site (the first unless
   // told). A branch office's ticket is found by trying the other sites listed by /healthz.

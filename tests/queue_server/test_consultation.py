@@ -257,6 +257,11 @@ def test_consultation_check_reports_a_wrong_department_by_key(tmp_path):
     run = subprocess.run([sys.executable, str(root / "run.py"), "consultation-check", "--config-dir", str(tmp_path)],
                          capture_output=True, text=True, cwd=root, timeout=120)
     assert run.returncode == 1 and "staff[2].departments: 'zeimuu' is not a department" in run.stderr
+    (tmp_path / "consultation.toml").write_text(text_.replace('online_link = "https://meet.example.jp/sakata-fukushi01"',
+                                                              'online_link = "meet.example.jp"'), encoding="utf-8")
+    run = subprocess.run([sys.executable, str(root / "run.py"), "consultation-check", "--config-dir", str(tmp_path)],
+                         capture_output=True, text=True, cwd=root, timeout=120)
+    assert run.returncode == 1 and "booking.consultants[1].online_link: an online consultant needs" in run.stderr
     ok = subprocess.run([sys.executable, str(root / "run.py"), "consultation-check"], capture_output=True, text=True,
                         cwd=root, timeout=120)
     assert ok.returncode == 0, ok.stderr

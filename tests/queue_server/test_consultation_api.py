@@ -4,11 +4,13 @@ security matrix (every message × every role and session state returns no consul
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import shutil
 import subprocess
 import sys
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +20,7 @@ from queue_server import accounts
 from queue_server import consultation_store as db
 from queue_server.consultation_api import FIELDS, OPEN_MESSAGES
 from queue_server.storage import make_engine
+from tests.queue_server.test_booking import second_opening_day
 from tests.support.live_server import ROOT, Client, LiveServer
 
 pytestmark = pytest.mark.slow  # a real server process
@@ -202,8 +205,9 @@ def test_bad_input_gets_clear_errors_that_leak_nothing(live):
 def test_every_staff_message_without_a_live_session_of_an_allowed_department_returns_no_data(live):
     """Every message × (no hello, hello without sign-in, expired session, 税務課, admin) and every device role."""
     body = {"counter": 1, "from": "2026-01-01", "to": "2026-12-31", "citizen": CITIZEN, "reason": "r", "department": "kosodate", "topic": "other", "consent": True,
-            "consultation": "x", "to_department": "shogai", "asked": "a", "needed": "n", "handover": "x", "ticket": None}
-    data_words = ("records", "handovers", "handover", "entries", "asked", "needed")
+            "consultation": "x", "to_department": "shogai", "asked": "a", "needed": "n", "handover": "x", "ticket": None,
+            "mode": "in_person", "day": "2026-12-01", "start": "09:30"}
+    data_words = ("records", "handovers", "handover", "entries", "asked", "needed", "bookings", "booking", "days")
 
     def leaks(reply: dict) -> bool:
         result = reply.get("result")  # an empty list is "nothing"; any record, sheet or audit row is data
@@ -219,7 +223,7 @@ def test_every_staff_message_without_a_live_session_of_an_allowed_department_ret
         def own(m: str) -> dict:  # each message with its own fields (the edge refuses unknown ones)
             return {k: v for k, v in targets.items() if k in FIELDS[m]}
         guarded = sorted((m for m in FIELDS if m not in OPEN_MESSAGES), key=lambda m: m == "sign_out")  # last
-        assert len(guarded) == 11
+        assert len(guarded) == 14
 
         # no hello at all: a staff message from an unknown connection is an unknown type
         ws = await connect(live.url)
@@ -376,4 +380,59 @@ def test_hostile_frames_before_and_after_a_staff_hello_get_an_error_reply_and_th
             assert json.loads(await ws.recv())["error"]["field"] == "password"
         finally:
             await ws.close()
+    arun(go())
+
+
+# ------------------------------------------------------------------ consultation bookings (相談の予約)
+def test_consultant_sees_the_citizens_online_booking_and_books_one_by_phone(live):
+    day = second_opening_day()
+
+    async def go():
+        p, _ = await Client.open(live.url, role="planner", site="honcho")
+        online = (await p.ok("consult_book", day=day, start="13:30", topic="childcare", mode="online"))["booking"]
+        ko, _ = await staff(live, "kosodate01")
+        listed = (await ko.ok("consult_bookings"))["bookings"]
+        mine = next(b for b in listed if b["code"] == online["code"])
+        assert mine == {"code": online["code"], "day": day, "start": "13:30", "end": "14:30", "department": "kosodate",
+                        "topic": "childcare", "mode": "online", "consultant": "kosodate01", "state": "booked"}
+        # by phone: in person at 14:30; the slot the citizen took is no longer free for the same consultant
+        slots = await ko.ok("consult_slots", topic="child_development", mode="in_person")
+        at = {s["start"]: s["free"] for d in slots["days"] if d["day"] == day for s in d["slots"]}
+        assert at["13:30"] == 0 and at["14:30"] == 1
+        for bad_day, bad_start, where in (("2026-13-45", "10:30", "day"), ("tomorrow", "10:30", "day"),
+                                          (day, "25:00", "start")):
+            r = await ko.request("consult_book", topic="child_development", mode="in_person", day=bad_day,
+                                 start=bad_start)
+            assert r["error"]["code"] == "bad_field" and r["error"]["field"] == where, r
+        full = await ko.request("consult_book", topic="child_development", mode="in_person", day=day, start="13:30")
+        assert full["error"]["code"] == "slot_full"
+        made = (await ko.ok("consult_book", topic="child_development", mode="in_person", day=day, start="14:30"))
+        assert made["booking"]["consult"]["mode"] == "in_person" and made["booking"]["consult"]["online_link"] is None
+        # the citizen's page finds the staff-made booking by its code
+        seen = (await p.ok("booking", code=made["booking"]["code"]))["booking"]
+        assert seen["consult"]["topic"] == "child_development" and seen["state"] == "booked"
+        # another desk's consultant sees none of these and may not book for 子育て支援課
+        fu, _ = await staff(live, "fukushi01")
+        assert not [b for b in (await fu.ok("consult_bookings"))["bookings"] if b["department"] == "kosodate"]
+        no = await fu.request("consult_book", topic="childcare", mode="in_person", day=day, start="15:30")
+        assert no["error"]["code"] == "no_rights"
+        # the 福祉総合相談係 sees every desk; the admin none
+        so, _ = await staff(live, "soudan01")
+        assert {b["code"] for b in (await so.ok("consult_bookings"))["bookings"]} >= {online["code"], made["booking"]["code"]}
+        ad, _ = await staff(live, "admin01")
+        assert (await ad.request("consult_bookings"))["error"]["code"] == "no_rights"
+        # the desk KPIs (福祉総合相談係): 子育て支援課 one online and one in-person booking, a walk-in at 総合相談
+        k, _ = await Client.open(live.url, role="kiosk", device="k2", token=live.tokens().roles["kiosk"], site="honcho")
+        await k.ok("issue", purposes=["consultation"], answers={}, idempotency_key=f"w-{day}-{id(k)}")
+        await k.close()
+        today = dt.datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat()  # the city's day
+        kpi = (await so.ok("kpi", **{"from": min(today, day), "to": max(today, day)}))["desks"]
+        assert kpi["kosodate"]["booked_online"] >= 1 and kpi["kosodate"]["booked_in_person"] >= 1
+        assert kpi["soudan"]["walk_ins"] >= 1
+        # each listing is in the audit log
+        entries = (await ad.ok("audit", limit=50))["entries"]
+        assert {"bookings_list", "booking_made"} <= {e["action"] for e in entries}
+        for c in (p, ko, fu, so, ad):
+            await c.close()
+
     arun(go())

@@ -202,3 +202,65 @@ def test_a_server_without_consultation_config_says_so_on_the_page(browser, tmp_p
         ctx.close()
     finally:
         srv.kill()
+
+
+def test_a_citizen_books_a_consultation_online_on_a_phone_and_the_consultant_sees_it(live, browser):
+    """Done-when, first step: 相談 → topic → online → slot → code + QR and the meeting link (shown only
+    with the code) on a phone; the 子育て支援課 consultant then sees the booking on the consult page."""
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True, locale="ja-JP", timezone_id="Asia/Tokyo")
+    page = phone.new_page()
+    page.goto(f"{live.http}/plan/?site=honcho")
+    page.wait_for_selector("[data-purpose=consultation]")
+    page.locator("[data-purpose=consultation]").click()  # 相談: its booking is offered next to the choice
+    page.locator("#consult-start").scroll_into_view_if_needed()
+    shot(page, "consult_plan_0_choose")
+    page.click("#consult-start")
+    page.wait_for_selector("[data-topic=child_development]")
+    assert page.locator("[data-topic=elder_care]").count() == 0  # walk-in only: not offered for booking
+    shot(page, "consult_plan_1_topic")
+    page.click("[data-topic=child_development]")
+    page.wait_for_selector("[data-mode=online]")
+    page.click("[data-mode=online]")
+    page.wait_for_selector("#book .slot:not([disabled])")
+    assert "meet.example.jp" not in page.content()  # no link before there is a code
+    shot(page, "consult_plan_2_slots")
+    page.locator("#book .slot:not([disabled])").first.click()
+    page.click("#book-now")
+    page.wait_for_selector("#online-link")
+    code = page.text_content("#code")
+    link = page.get_attribute("#online-link", "href")
+    assert link == "https://meet.example.jp/sakata-kosodate01" and len(code) == 6
+    assert page.locator("#booking-qr").count() == 1 and page.locator("#change").count() == 0
+    when = page.text_content("#when-booked")
+    shot(page, "consult_plan_3_booked_online")
+    # the page opened again from its address (the QR) shows the link again
+    page.goto(f"{live.http}/plan/?site=honcho&b={code}")
+    page.wait_for_selector("#online-link")
+    # the reminder on the phone status page: the booked time and the meeting link
+    page.click("#reminder-link")
+    page.wait_for_selector("#booking-link")
+    assert page.get_attribute("#booking-link", "href") == link and page.text_content("#number") == code
+    assert when.split()[-1] in page.text_content("#booking-when")
+    shot(page, "consult_plan_4_status_reminder")
+    page.goto(f"{live.http}/status/?site=honcho&b=000000x")  # a wrong code: found nothing, shows nothing
+    page.wait_for_selector("#not-found")
+    phone.close()
+
+    ctx = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 800})
+    staff = sign_in(ctx, live, "kosodate01")
+    staff.click("[data-tab=bookings]")
+    row = staff.locator(f"#booking-table tr[data-code='{code}']")
+    row.wait_for()
+    text = row.inner_text()
+    assert "オンライン" in text and "子どもの発達" in text and "kosodate01" in text and ja("booking.booked") in text
+    assert when.split()[-1].split("–")[0] in text  # the booked start time
+    # and books one by phone for another citizen, in person
+    staff.select_option("#b-topic", "childcare")
+    staff.select_option("#b-mode", "in_person")
+    staff.click("#b-slots")
+    staff.locator("#book-slots .slot:not([disabled])").nth(1).click()
+    staff.wait_for_selector("#message.ok:not(:empty)")
+    assert staff.locator("#booking-table tbody tr").count() == 2
+    shot(staff, "consult_7_kosodate_bookings")
+    ctx.close()
