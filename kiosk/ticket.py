@@ -9,8 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from printers.layout import PrintableTicket, RouteLine
-from queue_server import ruby
-from queue_server.i18n import pick
+from queue_server.core import ruby
+from queue_server.core.i18n import pick
 
 #: Ticket times are the site's local time, never UTC (a ticket printed at 08:30 says 8:30).
 SITE_TZ = ZoneInfo("Asia/Tokyo")

@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from queue_server.i18n import LANGUAGES, Messages, load_messages
+from queue_server.core.i18n import LANGUAGES, Messages
+from queue_server.loaders import load_messages
 
 MESSAGES_PATH = Path(__file__).with_name("messages.toml")
 

@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import accounts, consultation
+from . import accounts
 from . import consultation_store as db
 from . import protocol as P
-from .consultation import InputError, Rules, StaffAccount
+from .core import consultation
+from .core.consultation import InputError, Rules, StaffAccount
+from .loaders import load_rules
 
 log = logging.getLogger("madoguchi.consultation")
 
@@ -135,7 +137,7 @@ class ConsultationApi:
         if rules is None:
             path = Path(server.city.source).with_name("consultation.toml")
             try:
-                self.rules = consultation.load_rules(path, self.departments)
+                self.rules = load_rules(path, self.departments)
             except FileNotFoundError:
                 self.error = "not_configured"
             except consultation.RulesError as e:

@@ -35,7 +35,7 @@ def _rules(args: argparse.Namespace):
     from pathlib import Path
 
     from .config import DEFAULT_CONFIG_DIR, load_city
-    from .consultation import load_rules
+    from .loaders import load_rules
 
     config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
     city = load_city(config_dir / "site.toml")
@@ -45,7 +45,7 @@ def _rules(args: argparse.Namespace):
 def cmd_check(args: argparse.Namespace) -> int:
     import sys
 
-    from .consultation import RulesError
+    from .core.consultation import RulesError
 
     try:
         rules = _rules(args)
@@ -103,7 +103,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     import time
 
     from . import consultation_store as db
-    from .consultation import purge_before
+    from .core.consultation import purge_before
 
     rules, store = _setup(args)
     counts = db.purge(store.engine, purge_before(time.time(), rules.retention_days), rules.idle_seconds)

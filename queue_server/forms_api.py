@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import forms as F
+from .core import forms as F
+from .loaders import load_forms
 from .visit_list import visit_list
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ class FormsDesk:
     @classmethod
     def load(cls, directory: Path | None = None) -> FormsDesk:
         d = directory or ROOT / "config" / "forms"
-        return cls(F.load_forms(d) if d.is_dir() else {})
+        return cls(load_forms(d) if d.is_dir() else {})
 
     # ------------------------------------------------------------------ hooks from the server
     def on_issue(self, ticket_id: str, day: str, answers: dict[str, Any]) -> None:

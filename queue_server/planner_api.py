@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import booking as B
 from . import protocol as P
+from .core import booking as B
 
 if TYPE_CHECKING:
     from .hub import SiteHub
@@ -122,7 +122,7 @@ async def read(server: QueueServer, client: Client, req: P.Request) -> str:
 
 def plan(server: QueueServer, client: Client, hub: SiteHub, b: Mapping[str, Any]) -> dict[str, Any]:
     """The kiosk's plan reply plus the next question worth asking (None once the list is settled)."""
-    from .journey import next_question, question_to_dict, questions_for
+    from .core.journey import next_question, question_to_dict, questions_for
 
     result = server._plan(client, dict(b))
     cat = server.catalogue
@@ -185,8 +185,9 @@ def _count_unknown(site: str, now: float) -> None:
 
 
 async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> dict[str, Any]:
-    """When to come: expected waits by hour for the next opening days (queue_server.forecast)."""
-    from . import forecast as FC
+    """When to come: expected waits by hour for the next opening days (queue_server.core.forecast)."""
+    from .core import forecast as FC
+    from .forecast_history import read_history
 
     now = server.clock()
     cfg = config(server, hub.key)
@@ -194,7 +195,7 @@ async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> d
     key = (id(server), hub.key)
     cached = _profiles.get(key)
     if cached is None or now - cached[0] > FORECAST_MAX_AGE:
-        history = await asyncio.to_thread(FC.read_history, server.store.engine, hub.key, now, server.tz)
+        history = await asyncio.to_thread(read_history, server.store.engine, hub.key, now, server.tz)
         cached = _profiles[key] = (now, FC.profile(history, server.tz))
     today = dt.date.fromisoformat(server.local_day(now))
     days = [d.isoformat() for d in B.opening_days(today, cfg.days_ahead, cfg)]
@@ -240,7 +241,7 @@ def _live(hub: SiteHub, code: str, today: str, now: float) -> Mapping[str, Any]:
 def _book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -> Outcome:
     import re
 
-    from .lobby import Change, Event
+    from .core.lobby import Change, Event
     from .server import Outcome
     from .storage import Batch
 
@@ -293,7 +294,7 @@ def _lead_days(today: str, day: str) -> int:
 
 
 def _cancel(server: QueueServer, hub: SiteHub, code: str, now: float) -> Outcome:
-    from .lobby import Change, Event
+    from .core.lobby import Change, Event
     from .server import Outcome
     from .storage import Batch
 
@@ -365,7 +366,7 @@ def qr_response(request: Any) -> Any:
 def reservations_view(server: QueueServer, hub: SiteHub, day: str, now: float) -> dict[str, Any]:
     """The admin's day of bookings: each with its state and procedure list (to prepare forms the
     day before), and the capacity per department and slot. Purposes and answers only."""
-    from .journey import PlanError, plan_to_dict, plan_visit
+    from .core.journey import PlanError, plan_to_dict, plan_visit
 
     cfg = config(server, hub.key)
     rows = sorted((r for (d, _), r in hub.reservations.items() if d == day), key=lambda r: (r["slot_start"], r["code"]))

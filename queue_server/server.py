@@ -35,14 +35,14 @@ from websockets.http11 import Response
 from . import consultation_api, forms_api, kpi_forms, leader, planner_api
 from . import protocol as P
 from .config import CityConfig
-from .estimators import wait_fields
+from .core.estimators import wait_fields
+from .core.lobby import Change
+from .core.model import CounterState
+from .core.transitions import new_ticket
 from .hub import SiteHub, make_hub
 from .idempotency import idem_scope, scope_stored_key
-from .lobby import Change
-from .model import CounterState
 from .storage import STORAGE_CAUSES, Batch, Store
 from .tokens import Tokens
-from .transitions import new_ticket
 from .writer import MAX_BATCH, Writer  # noqa: F401  (MAX_BATCH: re-exported for benches)
 
 log = logging.getLogger("madoguchi.server")
@@ -441,7 +441,7 @@ class QueueServer:
     def _plan(self, client: Client, b: dict[str, Any]) -> dict[str, Any]:
         hub = self.hubs[client.site]
         plan = self._make_plan(b)
-        from .journey import plan_to_dict
+        from .core.journey import plan_to_dict
 
         now = self.clock()
         waits = hub.waits(now)
@@ -458,7 +458,7 @@ class QueueServer:
     def _make_plan(self, b: dict[str, Any]) -> Any:
         if self.catalogue is None:
             raise Reply("bad_purpose", "no procedure catalogue is loaded on this server", "purposes")
-        from .journey import PlanError, plan_visit, resolve_purpose
+        from .core.journey import PlanError, plan_visit, resolve_purpose
 
         answers = b.get("answers") or {}
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items()):
@@ -580,7 +580,7 @@ class QueueServer:
             raise Reply("unknown_department", f"site {hub.key} has no department {d!r}", "department")
 
     def _log_only(self, hub: SiteHub, kind: str, payload: dict) -> Change:
-        from .lobby import Event
+        from .core.lobby import Event
 
         return Change(events=(Event(kind, payload=payload),))
 
@@ -664,7 +664,7 @@ class QueueServer:
         ch = hub.lobby.issue(ticket, facts)
         hub.by_token[ticket.public_token] = ticket.id
         self.forms_desk.on_issue(ticket.id, day, b.get("answers") or {})
-        from .journey import plan_to_dict
+        from .core.journey import plan_to_dict
 
         # what this ticket is shown, logged in its `issued` event (KPI: forecast accuracy)
         shown = hub.predictions_for(ticket, now)
@@ -951,7 +951,7 @@ def _start_announcer() -> Any:
 
 
 def _event(kind: str, payload: dict) -> Any:
-    from .lobby import Event
+    from .core.lobby import Event
 
     return Event(kind, payload=payload)
 
@@ -974,7 +974,7 @@ def _round(x: float | None) -> float | None:
 
 
 def _visit(route: Any, waits: Any) -> float | None:
-    from .estimate import visit_minutes
+    from .core.estimate import visit_minutes
 
     return visit_minutes([(r.department, r.minutes) for r in route], waits)
 

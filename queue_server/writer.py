@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import protocol as P
+from .core.transitions import TransitionError
 from .storage import SYSTEMIC_CAUSES, Batch, error_cause
-from .transitions import TransitionError
 
 if TYPE_CHECKING:
     from .hub import SiteHub

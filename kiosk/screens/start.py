@@ -10,7 +10,7 @@ from kivy.uix.widget import Widget
 from kiosk import flow as F
 from kiosk.screens import ViewContext
 from kiosk.screens.widgets import BigButton, digit_pad, fill
-from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES, pick
+from queue_server.core.i18n import LANGUAGE_NAMES, LANGUAGES, pick
 
 
 def language(ctx: ViewContext) -> Widget:

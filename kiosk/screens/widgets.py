@@ -20,7 +20,7 @@ from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
 from kiosk.fonts import escape, runs
-from queue_server import ruby
+from queue_server.core import ruby
 
 #: 15 mm at 4.03 px/mm (21.5" full-HD panel), rounded up.
 MIN_TARGET_PX = 61

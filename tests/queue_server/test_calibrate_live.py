@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from queue_server.calibrate import fit
-from queue_server.catalogue import load_catalogue
 from queue_server.config import DEFAULT_CONFIG_DIR, load_city
+from queue_server.loaders import load_catalogue
 from queue_server.storage import Store
 from queue_server.tokens import ensure
 
