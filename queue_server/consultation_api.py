@@ -2,7 +2,7 @@
 
 A thin shell over consultation.py (rules), accounts.py (passwords, slowing, sessions) and
 consultation_store.py (tables). The queue server hands every message of a ``staff`` connection
-here (server.py: one line in ``_on_message``); these messages never enter the lobby's writer.
+here (session.py: one line in ``on_message``); these messages never enter the lobby's writer.
 
 Security measures (docs/consultation.md, tests/queue_server/test_consultation_api.py):
 - every message except hello, sign_in, resume and ping needs a live session; the session is

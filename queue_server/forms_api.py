@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .core import forms as F
+from .jobs import Reply
 from .loaders import load_forms
 from .visit_list import visit_list
 
@@ -157,7 +158,6 @@ def _jdate(day: str) -> str:
 
 def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
     """The server's hook: check the counter has the ticket, then ``FormsDesk.handle``."""
-    from .server import Reply
 
     desk = server.forms_desk
     hub = server.hubs[client.site]
