@@ -102,7 +102,7 @@ def is_staff_hello(raw: str | bytes) -> bool:
         return False
     try:
         msg = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: protocol.parse answers bad_json
         return False
     return isinstance(msg, dict) and msg.get("type") == "hello" and msg.get("role") == "staff"
 
