@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from queue_server.journey import plan_visit, resolve_purpose  # noqa: E402
+from queue_server.core.journey import plan_visit, resolve_purpose  # noqa: E402
 from simulation.routing import answer_sampler, load_for  # noqa: E402
 from simulation.scenario import load_scenario  # noqa: E402
 

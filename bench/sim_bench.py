@@ -15,7 +15,7 @@ before each row keeps one row's cyclic garbage from being collected on the next 
 
 Rows:
 - ``model``: simulation.model on config/scenarios/mmc_station.toml — every ticket goes through
-  queue_server.transitions and every call through dispatch.choose_next.
+  queue_server.core.transitions and every call through dispatch.choose_next.
 - ``transitions only``: new_ticket + call + start + complete per customer, no SimPy.
 - ``bare SimPy``: one process per customer and a ``simpy.Resource`` (tech.md's reference).
 - ``Ciw``: ``ciw.Simulation`` with exponential arrivals and service, c servers.
@@ -38,9 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from queue_server import transitions  # noqa: E402
-from queue_server.model import RouteStep  # noqa: E402
-from simulation.erlang import mean_wait  # noqa: E402
+from queue_server.core import transitions  # noqa: E402
+from queue_server.core.erlang import mean_wait  # noqa: E402
+from queue_server.core.model import RouteStep  # noqa: E402
 from simulation.model import SERVED, LobbyDay, scenario_router  # noqa: E402
 from simulation.runner import run_replications  # noqa: E402
 from simulation.scenario import load_scenario  # noqa: E402

@@ -165,8 +165,7 @@ class KioskShell:
         from kiosk import flow as F
         from kiosk.card import MESSAGES_PATH as CARD_MESSAGES
         from printers.layout import default_messages as printer_messages
-        from queue_server.catalogue import load_catalogue
-        from queue_server.i18n import load_messages
+        from queue_server.loaders import load_catalogue, load_messages
 
         self.settings = settings
         self.clock = clock

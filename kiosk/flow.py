@@ -29,10 +29,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kiosk.card import flow as card_flow
-from queue_server.catalogue import Catalogue
-from queue_server.conditions import MULTI, NUMBER, UNKNOWN
-from queue_server.i18n import LANGUAGES
-from queue_server.journey import (
+from queue_server.core.catalogue import Catalogue
+from queue_server.core.conditions import MULTI, NUMBER, UNKNOWN
+from queue_server.core.i18n import LANGUAGES
+from queue_server.core.journey import (
     PlanError,
     next_question,
     plan_to_dict,

@@ -20,8 +20,8 @@ list), :func:`key_event` turns a key into the flow event it means (or None: noth
 from __future__ import annotations
 
 from kiosk import flow as F
-from queue_server.conditions import MULTI, NUMBER, UNKNOWN
-from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES, Messages, pick
+from queue_server.core.conditions import MULTI, NUMBER, UNKNOWN
+from queue_server.core.i18n import LANGUAGE_NAMES, LANGUAGES, Messages, pick
 
 #: Keys by name (the shell maps keyboard and keypad codes to these).
 DIGITS = "0123456789"

@@ -29,7 +29,7 @@ from kiosk import flow as F
 from kiosk.keypad import options
 from kiosk.ticket import route_lines, site_shared_counters, wait_words
 from printers.layout import format_place
-from queue_server.i18n import Messages, pick
+from queue_server.core.i18n import Messages, pick
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def screen_phrases(kiosk: F.Kiosk, s: F.KioskState, messages: Messages, card_mes
 
 def spoken_text(text: str) -> str:
     """Ruby markup read by its reading ({市民課|しみんか} → しみんか): what the voice should say."""
-    from queue_server.ruby import RUBY
+    from queue_server.core.ruby import RUBY
 
     return RUBY.sub(r"\2", text) if "{" in text else text
 

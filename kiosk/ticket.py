@@ -9,8 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from printers.layout import PrintableTicket, RouteLine, shared_counters
-from queue_server import ruby
-from queue_server.i18n import pick
+from queue_server.core import ruby
+from queue_server.core.i18n import pick
 
 #: Ticket times are the site's local time, never UTC (a ticket printed at 08:30 says 8:30).
 SITE_TZ = ZoneInfo("Asia/Tokyo")
@@ -89,7 +89,7 @@ def printable_ticket(result: Mapping[str, Any], lang: str, shared: frozenset[int
 
 
 def _range(result: Mapping[str, Any]) -> tuple[int, int] | None:
-    """The server's wait range, when it sent one (queue_server/estimators.py wait_fields)."""
+    """The server's wait range, when it sent one (queue_server/core/estimators.py wait_fields)."""
     low, high = result.get("wait_low"), result.get("wait_high")
     if isinstance(low, int | float) and isinstance(high, int | float) and high > low:
         return int(low), int(high)

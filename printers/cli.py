@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from printers.errors import PrinterError
     from printers.layout import layout_ticket
     from printers.sample import sample_ticket
-    from queue_server.i18n import LANGUAGES
+    from queue_server.core.i18n import LANGUAGES
 
     if args.lang not in LANGUAGES:
         print(f"print-test: --lang {args.lang!r} is not one of {', '.join(LANGUAGES)}", file=sys.stderr)

@@ -15,8 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from queue_server.i18n import LANGUAGES, Messages, load_messages
-from queue_server.ruby import bracketed
+from queue_server.core.i18n import LANGUAGES, Messages
+from queue_server.core.ruby import bracketed
+from queue_server.loaders import load_messages
 
 MESSAGES_PATH = Path(__file__).with_name("messages.toml")
 

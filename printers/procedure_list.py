@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from printers.layout import Block, Rule, Space, TextLine
-from queue_server import ruby
-from queue_server.i18n import LANGUAGES, Messages, load_messages, pick
+from queue_server.core import ruby
+from queue_server.core.i18n import LANGUAGES, Messages, pick
+from queue_server.loaders import load_messages
 
 MESSAGES_PATH = Path(__file__).with_name("procedure_list.toml")
 LIST_MODES = ("always", "on_request", "never")

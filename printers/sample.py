@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from printers.layout import PrintableTicket, RouteLine, default_messages, shared_counters
-from queue_server import ruby
-from queue_server.i18n import pick
+from queue_server.core import ruby
+from queue_server.core.i18n import pick
 
 SITE_TOML = Path(__file__).resolve().parent.parent / "config" / "site.toml"
 # A fixed moment, so golden images never change with the clock (a Thursday morning, local time).

@@ -279,7 +279,7 @@ def usual_windows(intervals: Sequence[tuple[int, float, float]], n_days: int) ->
 
 def route_after(steps: Sequence[tuple[str, tuple[str, ...]]], prerequisites: Mapping[str, Sequence[str]]) -> list[tuple[int, ...]]:
     """Each step's ``after``: earlier steps holding a prerequisite of one of its procedures (the
-    planner's rule, queue_server.journey.plan_visit)."""
+    planner's rule, queue_server.core.journey.plan_visit)."""
     where = {p: i for i, (_, procs) in enumerate(steps) for p in procs}
     out = []
     for i, (_, procs) in enumerate(steps):

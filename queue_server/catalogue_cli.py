@@ -47,8 +47,8 @@ def _load(config_dir: str):
     import tomllib
     from pathlib import Path
 
-    from queue_server.catalogue import load_catalogue
-    from queue_server.problems import ConfigError
+    from queue_server.core.problems import ConfigError
+    from queue_server.loaders import load_catalogue
 
     base = Path(config_dir)
     if (base / "catalogue").is_dir():
@@ -73,7 +73,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from queue_server.journey import PlanError, plan_to_dict, plan_visit
+    from queue_server.core.journey import PlanError, plan_to_dict, plan_visit
 
     catalogue = _load(args.config_dir)
     if catalogue is None:
@@ -99,8 +99,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def format_plan(catalogue, plan) -> str:
     """The plan as a readable text table in the plan's language."""
-    from queue_server import ruby
-    from queue_server.i18n import pick
+    from queue_server.core import ruby
+    from queue_server.core.i18n import pick
 
     lang = plan.lang
 
@@ -149,8 +149,8 @@ def cmd_questions(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from queue_server.i18n import pick
-    from queue_server.journey import PlanError, question_to_dict, questions_for
+    from queue_server.core.i18n import pick
+    from queue_server.core.journey import PlanError, question_to_dict, questions_for
 
     catalogue = _load(args.config_dir)
     if catalogue is None:
@@ -183,8 +183,8 @@ def cmd_questions(args: argparse.Namespace) -> int:
 
 def cmd_easy_readings(args: argparse.Namespace) -> int:
     """Print, per procedure, the Japanese name with readings proposed by pyopenjtalk."""
-    from queue_server import ruby
-    from queue_server.easy_japanese import propose_ruby
+    from queue_server.core import ruby
+    from queue_server.core.easy_japanese import propose_ruby
 
     catalogue = _load(args.config_dir)
     if catalogue is None:

@@ -60,8 +60,8 @@ def _setup(args: argparse.Namespace):
 
     config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
     city = load_city(config_dir / "site.toml")
-    from .booking import booking_problems
-    from .problems import ConfigError
+    from .core.booking import booking_problems
+    from .core.problems import ConfigError
 
     if problems := booking_problems(city.raw, city.source):  # refuse to start on a bad [booking]
         raise ConfigError(problems)
@@ -76,13 +76,13 @@ def load_catalogue_if_present(config_dir, city):
     cat_dir = config_dir / "catalogue"
     if not cat_dir.is_dir() or not any(cat_dir.glob("*.toml")):
         return None
-    from .catalogue import load_catalogue
+    from .loaders import load_catalogue
 
     return load_catalogue(cat_dir, city.raw)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from .problems import ConfigError
+    from .core.problems import ConfigError
 
     try:
         city, store, tokens, created, _ = _setup(args)
@@ -99,7 +99,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_server(args: argparse.Namespace) -> int:
     import logging
 
-    from .problems import ConfigError
+    from .core.problems import ConfigError
     from .server import QueueServer, run_server
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -232,7 +232,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import subprocess
     import sys
 
-    from .problems import ConfigError
+    from .core.problems import ConfigError
     from .server import QueueServer, run_server
 
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -308,8 +308,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .config import DEFAULT_CONFIG_DIR, validate_site_config
-    from .i18n import load_messages
-    from .problems import Problem
+    from .core.problems import Problem
+    from .loaders import load_messages
 
     config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
     site_file = config_dir / "site.toml"
@@ -319,7 +319,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         text = site_file.read_text(encoding="utf-8")
         raw = tomllib.loads(text)
         problems += validate_site_config(raw, str(site_file), text)
-        from .booking import booking_problems
+        from .core.booking import booking_problems
 
         problems += booking_problems(raw, str(site_file))  # [booking] of the planning page
     except OSError as e:
@@ -328,16 +328,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         problems.append(Problem(str(site_file), "-", f"TOML syntax error: {e}"))
     cat_dir = config_dir / "catalogue"
     if cat_dir.is_dir():
-        from .catalogue import validate_catalogue
+        from .loaders import validate_catalogue
 
         problems += validate_catalogue(cat_dir, raw)
     else:
         problems.append(Problem(str(cat_dir), "-", "no catalogue folder"))
     if (config_dir / "forms").is_dir():  # 書かない窓口 forms (docs/forms.md)
-        from .forms import check_forms
+        from .loaders import check_forms
 
         try:
-            from .catalogue import load_catalogue
+            from .loaders import load_catalogue
 
             procs = {k: p.department for k, p in load_catalogue(cat_dir, raw).procedures.items()}
         except Exception:  # noqa: BLE001 - the catalogue's own problems are listed above

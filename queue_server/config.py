@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .i18n import LANGUAGES
-from .problems import ConfigError, Problem, where
+from .core.i18n import LANGUAGES
+from .core.problems import ConfigError, Problem, where
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -112,7 +112,7 @@ def _names_problems(names: Any, file: str, text: str, key_path: str, *needles: s
     if missing:
         return [Problem(file, where(file, text, key_path, *needles), f"missing translation: {', '.join(missing)}")]
     # やさしい日本語 names keep the sign's kanji with a reading ({市民課|しみんか}), never bare kanji
-    from queue_server.easy_japanese import kanji_without_reading
+    from queue_server.core.easy_japanese import kanji_without_reading
 
     bare = kanji_without_reading(str(names.get("ja-easy", "")))
     if bare:

@@ -2,7 +2,7 @@
 
 A thin shell over consultation.py (rules), accounts.py (passwords, slowing, sessions) and
 consultation_store.py (tables). The queue server hands every message of a ``staff`` connection
-here (server.py: one line in ``_on_message``); these messages never enter the lobby's writer.
+here (session.py: one line in ``on_message``); these messages never enter the lobby's writer.
 
 Security measures (docs/consultation.md, tests/queue_server/test_consultation_api.py):
 - every message except hello, sign_in, resume and ping needs a live session; the session is
@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import accounts, consultation
+from . import accounts
 from . import consultation_store as db
 from . import protocol as P
-from .consultation import InputError, Rules, StaffAccount
+from .core import consultation
+from .core.consultation import InputError, Rules, StaffAccount
+from .loaders import load_rules
 
 log = logging.getLogger("madoguchi.consultation")
 
@@ -149,7 +151,7 @@ class ConsultationApi:
         if rules is None:
             path = Path(server.city.source).with_name("consultation.toml")
             try:
-                self.rules = consultation.load_rules(path, self.departments)
+                self.rules = load_rules(path, self.departments)
             except FileNotFoundError:
                 self.error = "not_configured"
             except consultation.RulesError as e:
@@ -451,8 +453,8 @@ class ConsultationApi:
     async def _m_consult_bookings(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
         """Consultation bookings of the staff member's desks from ``day`` (default today) on: when,
         topic, mode, consultant, code and state; no person's name (bookings hold none)."""
-        from . import booking as B
         from . import planner_api
+        from .core import booking as B
 
         desks = self._desks(who)
         hub = self.server.hubs[st.site]
@@ -470,8 +472,8 @@ class ConsultationApi:
         return {"bookings": out}
 
     async def _m_consult_slots(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
-        from . import booking as B
         from . import planner_api
+        from .core import booking as B
 
         desks = self._desks(who)
         try:
@@ -487,7 +489,7 @@ class ConsultationApi:
         like a citizen's booking, so a slot's last consultant goes to one request only."""
         import asyncio as aio
 
-        from .server import Job
+        from .jobs import Job
 
         desks = self._desks(who)
         slots = await self._m_consult_slots(st, who, {"topic": b["topic"], "mode": b["mode"]})

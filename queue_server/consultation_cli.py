@@ -35,7 +35,7 @@ def _rules(args: argparse.Namespace):
     from pathlib import Path
 
     from .config import DEFAULT_CONFIG_DIR, load_city
-    from .consultation import load_rules
+    from .loaders import load_rules
 
     config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
     city = load_city(config_dir / "site.toml")
@@ -47,10 +47,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     import tomllib
     from pathlib import Path
 
-    from .booking import load_consult
     from .config import DEFAULT_CONFIG_DIR, load_city
-    from .consultation import RulesError
-    from .problems import ConfigError
+    from .core.booking import load_consult
+    from .core.consultation import RulesError
+    from .core.problems import ConfigError
 
     try:
         rules = _rules(args)
@@ -114,7 +114,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     import time
 
     from . import consultation_store as db
-    from .consultation import purge_before
+    from .core.consultation import purge_before
 
     rules, store = _setup(args)
     counts = db.purge(store.engine, purge_before(time.time(), rules.retention_days), rules.idle_seconds)

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import forms as F
+from .core import forms as F
+from .jobs import Reply
+from .loaders import load_forms
 from .visit_list import visit_list
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +53,7 @@ class FormsDesk:
     @classmethod
     def load(cls, directory: Path | None = None) -> FormsDesk:
         d = directory or ROOT / "config" / "forms"
-        return cls(F.load_forms(d) if d.is_dir() else {})
+        return cls(load_forms(d) if d.is_dir() else {})
 
     # ------------------------------------------------------------------ hooks from the server
     def on_issue(self, ticket_id: str, day: str, answers: dict[str, Any]) -> None:
@@ -156,7 +158,6 @@ def _jdate(day: str) -> str:
 
 def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
     """The server's hook: check the counter has the ticket, then ``FormsDesk.handle``."""
-    from .server import Reply
 
     desk = server.forms_desk
     hub = server.hubs[client.site]

@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import estimators as E
 from .config import CityConfig, SiteConfig
-from .dispatch import DispatchPolicy, priority, queue_for
-from .estimate import DepartmentWait, all_department_waits, ticket_rank, ticket_wait
-from .i18n import pick
-from .lobby import Lobby
-from .model import Counter, CounterState, Priority, StepState, Ticket
+from .core import estimators as E
+from .core.dispatch import DispatchPolicy, priority, queue_for
+from .core.estimate import DepartmentWait, all_department_waits, ticket_rank, ticket_wait
+from .core.i18n import pick
+from .core.lobby import Lobby
+from .core.model import Counter, CounterState, Priority, StepState, Ticket
 
 RECENT_CALLS = 20
 ABSENT_SHOWN = 8  # numbers called but absent that boards list (short: the counter knows the rest)
@@ -62,7 +62,7 @@ class SiteHub:
 
         Every issue reply and every public page needs them; an estimate half a second old is as
         good as a fresh one, and recomputing per request was the server's hottest loop.
-        The figures are :func:`queue_server.estimators.shipped_wait`, the estimator the comparison
+        The figures are :func:`queue_server.core.estimators.shipped_wait`, the estimator the comparison
         in docs/prediction.md chose.
         """
         if not fresh and self.waits_cache and 0 <= now - self.waits_cache[0] < WAITS_MAX_AGE:
@@ -93,7 +93,7 @@ class SiteHub:
 
     def _one_at_a_time(self, positions: dict[str, dict[str, float | None]]) -> None:
         """A ticket in several queues at once is served in one at a time
-        (:func:`queue_server.estimators.one_at_a_time`): its later queues wait for the earlier
+        (:func:`queue_server.core.estimators.one_at_a_time`): its later queues wait for the earlier
         services. Changes ``positions`` (department -> ticket -> minutes) in place."""
         where: dict[str, list[str]] = {}
         for d, xs in positions.items():
@@ -119,7 +119,7 @@ class SiteHub:
 
     def work_waits(self, now: float) -> dict[str, DepartmentWait]:
         """Planned work over the open counters, weighted by measured shares and speeds (the
-        stand-in of :func:`queue_server.estimators.shipped_wait` before any call is measured)."""
+        stand-in of :func:`queue_server.core.estimators.shipped_wait` before any call is measured)."""
         counters = list(self.lobby.counters.values())
         waiting = {d: len(self.lobby.waiting_for([d])) for d in self.config.departments}
         cap = E.capacity(counters, self.history, waiting, now)

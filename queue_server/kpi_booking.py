@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from .booking import BookingConfig
+from .core.booking import BookingConfig
 
 _DEFAULTS = BookingConfig()
 

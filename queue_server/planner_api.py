@@ -22,12 +22,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import booking as B
+from . import plan_preview
 from . import protocol as P
+from .core import booking as B
+from .http_files import response
+from .http_files import static as static_file
+from .jobs import Client, Outcome, Reply
 
 if TYPE_CHECKING:
     from .hub import SiteHub
-    from .server import Client, Outcome, QueueServer
+    from .server import QueueServer
 
 READS = frozenset({"plan", "slots", "forecast", "booking", "consult_slots"})
 # The kiosk's order of life events (kiosk/flow.py PURPOSES): births and deaths first, as in the seed.
@@ -65,7 +69,6 @@ _consult: dict[int, tuple[B.ConsultConfig, Mapping[str, Any]] | None] = {}
 
 def admit(client: Client, kind: str) -> None:
     """Refuse a planner request over the connection's rate (raises the server's Reply)."""
-    from .server import Reply
 
     now = time.monotonic()
     per = _buckets.setdefault(client, {})
@@ -85,7 +88,7 @@ def consult_config(server: QueueServer) -> tuple[B.ConsultConfig, Mapping[str, A
     """``[booking]`` of config/consultation.toml and the topic names (None: no consultation booking)."""
     import logging
 
-    from . import consultation
+    from .core import consultation
 
     key = id(server)
     if key not in _consult:
@@ -173,7 +176,6 @@ def snapshot(server: QueueServer, hub: SiteHub) -> dict[str, Any]:
 # ------------------------------------------------------------------ reads
 async def read(server: QueueServer, client: Client, req: P.Request) -> str:
     """Answer a read-only planner request (the reply message)."""
-    from .server import Reply
 
     admit(client, "read")
     hub = server.hubs[client.site]
@@ -196,9 +198,9 @@ async def read(server: QueueServer, client: Client, req: P.Request) -> str:
 
 def plan(server: QueueServer, client: Client, hub: SiteHub, b: Mapping[str, Any]) -> dict[str, Any]:
     """The kiosk's plan reply plus the next question worth asking (None once the list is settled)."""
-    from .journey import next_question, question_to_dict, questions_for
+    from .core.journey import next_question, question_to_dict, questions_for
 
-    result = server._plan(client, dict(b))
+    result = plan_preview.plan(server, client, dict(b))
     cat = server.catalogue
     purposes = result["plan"]["purposes"]
     answers = b.get("answers") or {}
@@ -213,7 +215,7 @@ def plan(server: QueueServer, client: Client, hub: SiteHub, b: Mapping[str, Any]
 
 
 def _route_departments(server: QueueServer, b: Mapping[str, Any]) -> tuple[Any, list[str]]:
-    plan = server._make_plan({"purposes": b.get("purposes"), "answers": b.get("answers") or {},
+    plan = plan_preview.make_plan(server, {"purposes": b.get("purposes"), "answers": b.get("answers") or {},
                               "lang": b.get("lang") or "ja"})
     return plan, [r.department for r in plan.route]
 
@@ -250,7 +252,6 @@ def lookup(server: QueueServer, hub: SiteHub, code: str, now: float) -> dict[str
 
 
 def _count_unknown(site: str, now: float) -> None:
-    from .server import Reply
 
     recent = [t for t in _unknown.get(site, []) if now - t < 60] + [now]
     _unknown[site] = recent
@@ -259,8 +260,9 @@ def _count_unknown(site: str, now: float) -> None:
 
 
 async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> dict[str, Any]:
-    """When to come: expected waits by hour for the next opening days (queue_server.forecast)."""
-    from . import forecast as FC
+    """When to come: expected waits by hour for the next opening days (queue_server.core.forecast)."""
+    from .core import forecast as FC
+    from .forecast_history import read_history
 
     now = server.clock()
     cfg = config(server, hub.key)
@@ -268,7 +270,7 @@ async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> d
     key = (id(server), hub.key)
     cached = _profiles.get(key)
     if cached is None or now - cached[0] > FORECAST_MAX_AGE:
-        history = await asyncio.to_thread(FC.read_history, server.store.engine, hub.key, now, server.tz)
+        history = await asyncio.to_thread(read_history, server.store.engine, hub.key, now, server.tz)
         cached = _profiles[key] = (now, FC.profile(history, server.tz))
     today = dt.date.fromisoformat(server.local_day(now))
     days = [d.isoformat() for d in B.opening_days(today, cfg.days_ahead, cfg)]
@@ -281,7 +283,6 @@ async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> d
 # ------------------------------------------------------------------ writes (inside the writer)
 def execute(server: QueueServer, hub: SiteHub, client: Client, t: str, b: Mapping[str, Any], now: float) -> Outcome:
     """Apply ``book`` or ``cancel_booking`` to memory; the writer commits it with its batch."""
-    from .server import Reply
 
     try:
         if t == "book":
@@ -318,8 +319,7 @@ def _live(hub: SiteHub, code: str, today: str, now: float) -> Mapping[str, Any]:
 def _book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -> Outcome:
     import re
 
-    from .lobby import Change, Event
-    from .server import Outcome
+    from .core.lobby import Change, Event
     from .storage import Batch
 
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", b["day"]):
@@ -373,8 +373,8 @@ def consult_book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: f
     the last free consultant of a slot goes to exactly one request."""
     import re
 
-    from .lobby import Change, Event
-    from .server import Outcome
+    from .core.lobby import Change, Event
+    from .jobs import Outcome
     from .storage import Batch
 
     # staff messages are only type-checked at the edge (consultation_api.FIELDS): check the shapes here
@@ -431,8 +431,7 @@ def _lead_days(today: str, day: str) -> int:
 
 
 def _cancel(server: QueueServer, hub: SiteHub, code: str, now: float) -> Outcome:
-    from .lobby import Change, Event
-    from .server import Outcome
+    from .core.lobby import Change, Event
     from .storage import Batch
 
     r = _live(hub, code, server.local_day(now), now)
@@ -453,7 +452,6 @@ def check_in(server: QueueServer, hub: SiteHub, code: str, now: float) -> tuple[
     A late check-in (after slot start + late_minutes) keeps the answers but not the priority:
     the ticket is served as a walk-in (docs/planning.md, the priority rule).
     """
-    from .server import Reply
 
     code = code.strip()
     today = server.local_day(now)
@@ -491,19 +489,18 @@ def qr_response(request: Any) -> Any:
     from http import HTTPStatus
     from urllib.parse import parse_qs, urlsplit
 
-    from .server import _response
 
     text = (parse_qs(urlsplit(request.path).query).get("t") or [""])[-1]
     if not text or len(text) > QR_MAX_TEXT:
-        return _response(HTTPStatus.BAD_REQUEST, f"t must be 1–{QR_MAX_TEXT} characters".encode(), "text/plain")
-    return _response(HTTPStatus.OK, qr_svg(text), "image/svg+xml")
+        return response(HTTPStatus.BAD_REQUEST, f"t must be 1–{QR_MAX_TEXT} characters".encode(), "text/plain")
+    return response(HTTPStatus.OK, qr_svg(text), "image/svg+xml")
 
 
 # ------------------------------------------------------------------ staff view
 def reservations_view(server: QueueServer, hub: SiteHub, day: str, now: float) -> dict[str, Any]:
     """The admin's day of bookings: each with its state and procedure list (to prepare forms the
     day before), and the capacity per department and slot. Purposes and answers only."""
-    from .journey import PlanError, plan_to_dict, plan_visit
+    from .core.journey import PlanError, plan_to_dict, plan_visit
 
     cfg = config(server, hub.key)
     rows = sorted((r for (d, _), r in hub.reservations.items() if d == day), key=lambda r: (r["slot_start"], r["code"]))
@@ -549,7 +546,6 @@ def static(request: Any, path: str) -> Any:
     import mimetypes
     from http import HTTPStatus
 
-    from .server import _response, _static
 
     rel = path[len("/plan/"):] or "index.html"
     if rel == "qr.svg":
@@ -563,7 +559,7 @@ def static(request: Any, path: str) -> Any:
     try:
         mtime = source.stat().st_mtime
     except OSError:
-        return _static(PAGE_ROOT, rel)  # not ours: the plain handler answers (404, directory…)
+        return static_file(PAGE_ROOT, rel)  # not ours: the plain handler answers (404, directory…)
     cached = _files.get(key)
     if cached is None or cached[0] != mtime:
         if lang is not None:
@@ -571,24 +567,24 @@ def static(request: Any, path: str) -> Any:
 
             table = json.loads(source.read_text(encoding="utf-8"))
             if not all(lang in v for v in table.values()):
-                return _response(HTTPStatus.NOT_FOUND, b"no such language", "text/plain")
+                return response(HTTPStatus.NOT_FOUND, b"no such language", "text/plain")
             # every language's own name stays: the language menu lists them all
             body = json.dumps({k: v if k == "lang_name" else {lang: v[lang]} for k, v in table.items()},
                               ensure_ascii=False,
                               separators=(",", ":")).encode()
         elif source.resolve().is_relative_to(PAGE_ROOT.resolve()) or source == COMMON_JS:
             if not source.is_file():
-                return _static(PAGE_ROOT, rel)
+                return static_file(PAGE_ROOT, rel)
             body = source.read_bytes()
         else:
-            return _response(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
+            return response(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
         ctype = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
             ctype += "; charset=utf-8"
         _files[key] = cached = (mtime, gzip.compress(body, 9, mtime=0) if gz else body, ctype)
     _, body, ctype = cached
     extra = {"Vary": "Accept-Encoding", **({"Content-Encoding": "gzip"} if gz else {})}
-    return _response(HTTPStatus.OK, body, ctype, extra)
+    return response(HTTPStatus.OK, body, ctype, extra)
 
 
 # ------------------------------------------------------------------ end of day

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .i18n import LANGUAGES
+from .core.i18n import LANGUAGES
 from .schema import (
     Array,
     Bool,

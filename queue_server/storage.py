@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from .model import Counter, CounterState, Step, StepState, Ticket, TicketState
+from .core.model import Counter, CounterState, Step, StepState, Ticket, TicketState
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

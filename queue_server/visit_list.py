@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .i18n import LANGUAGES, pick
-from .model import StepState
+from .core.i18n import LANGUAGES, pick
+from .core.model import StepState
 
 STATE = {StepState.DONE: "done", StepState.CALLED: "now", StepState.SERVING: "now",
          StepState.READY: "next", StepState.PENDING: "next", StepState.NO_SHOW: "skipped",

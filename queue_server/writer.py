@@ -30,12 +30,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import protocol as P
+from . import pushes
+from .core.transitions import TransitionError
+from .jobs import Job, Outcome, Reply, actor
 from .storage import SYSTEMIC_CAUSES, Batch, error_cause
-from .transitions import TransitionError
 
 if TYPE_CHECKING:
     from .hub import SiteHub
-    from .server import Job, Outcome, QueueServer
+    from .server import QueueServer
 
 log = logging.getLogger("madoguchi.writer")
 MAX_BATCH = 256
@@ -206,12 +208,11 @@ class Writer:
                 for ev in a.events:
                     s._push_event(hub, ev, now)
                 for audience, kind, data in a.out.pushes:
-                    s._push(hub, audience, kind, data)
+                    pushes.push(s, hub, audience, kind, data)
             except Exception:
                 log.exception("push after a committed %s failed (the request was answered)", a.job.req.type)
 
     def _refusal(self, job: Job, e: Exception) -> str:
-        from .server import Reply
 
         metrics = self.server.metrics
         if isinstance(e, Reply | TransitionError):
@@ -284,7 +285,7 @@ class Writer:
         st.ok, st.cause, st.message = False, cause, detail
         if changed:
             log.error("STORAGE FAILING (%s): tickets cannot be saved until this is fixed", cause)
-            self.server._push_storage()
+            pushes.push_storage(self.server)
 
     def _recovered(self) -> None:
         st = self.storage
@@ -292,7 +293,7 @@ class Writer:
         st.ok, st.cause, st.message, st.since, st.failures = True, None, "", None, 0
         if was_failing:
             log.warning("storage works again: tickets are saved")
-            self.server._push_storage()
+            pushes.push_storage(self.server)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -324,14 +325,13 @@ def _restore(hub: SiteHub, cp: _Checkpoint) -> None:
 
 
 def _events(hub: SiteHub, job: Job, out: Outcome, now: float) -> list[dict]:
-    from .server import _actor
 
     events = []
     if out.change is not None:
         for ev in out.change.events:
             hub.seq += 1
             events.append({"site": hub.key, "seq": hub.seq, "at": now, "kind": ev.kind, "ticket": ev.ticket,
-                           "step": ev.step, "counter": ev.counter, "actor": _actor(job.client),
+                           "step": ev.step, "counter": ev.counter, "actor": actor(job.client),
                            "payload": dict(ev.payload)})
     return events
 

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from queue_server.core.erlang import staffing_by_slot
+
 from .arrivals import expected_by_slot
-from .erlang import staffing_by_slot
 from .model import MIN
 from .runner import router_for, run_replications
 from .scenario import CounterPlan, Scenario

@@ -104,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _load(name: str):
     import sys
 
-    from queue_server.problems import ConfigError
+    from queue_server.core.problems import ConfigError
 
     from .runner import scenario_path
     from .scenario import load_scenario

@@ -2,7 +2,7 @@
 
 A :class:`LobbyDay` (the same core moves and dispatch as the server) is run with hooks: whenever
 a step enters a queue (at issue, or released by a completed step), every estimator of
-:mod:`queue_server.estimators` gives that step's wait from what the lobby knows at that moment —
+:mod:`queue_server.core.estimators` gives that step's wait from what the lobby knows at that moment —
 its queue, its open counters and its recent calls and services — and the harness later records
 when the step was actually called. ``run.py simulate SCENARIO --estimators`` prints MAE and RASE
 (root average squared error relative to the mean wait, Ibrahim & Whitt) per estimator, for all
@@ -16,16 +16,16 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from queue_server import estimators as E
-from queue_server.estimate import all_department_waits
-from queue_server.model import Counter, CounterState, StepState
+from queue_server.core import estimators as E
+from queue_server.core.estimate import all_department_waits
+from queue_server.core.model import Counter, CounterState, StepState
 
-from .model import LobbyDay, _Counter, _Visit
+from .core.model import LobbyDay, _Counter, _Visit
 from .scenario import Scenario
 
 ESTIMATORS = ("formula", "ql", "ql_left", "les", "hol", "hol_scaled", "blend", "blend_cal", "blend_cal_hol",
               "ql_staff_hol", "ql_hol", "ql_hol_turn", "shipped")
-SHIPPED = "shipped"  # queue_server.estimators.shipped_wait, what queue_server.hub shows
+SHIPPED = "shipped"  # queue_server.core.estimators.shipped_wait, what queue_server.hub shows
 NAMES = {
     "formula": "current formula: planned work ahead / open counters (a shared counter counts 1/k)",
     "ql": "QL: (ahead + 1) / calls per minute in the last 30 min",

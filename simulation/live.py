@@ -312,7 +312,7 @@ def _ticket_id(issued: dict) -> int:
 
 def _candidates(q) -> list[str]:
     """The answers worth trying for a question when looking for the plan of a given route."""
-    from queue_server.conditions import MULTI, NUMBER, UNKNOWN, YESNO
+    from queue_server.core.conditions import MULTI, NUMBER, UNKNOWN, YESNO
 
     if q.kind == YESNO:
         return ["no", "yes", UNKNOWN]
@@ -338,7 +338,7 @@ def _search_answers(cat, pid: str, want: list[tuple[str, frozenset[str]]]) -> di
     planned, plus one if the steps differ): one question at a time takes the answer that lowers
     it most; restarts from seeded random answers. A purpose has a dozen questions or more, too many
     to try every combination (a move-in: thousands of millions)."""
-    from queue_server.journey import PlanError, plan_visit, questions_for
+    from queue_server.core.journey import PlanError, plan_visit, questions_for
 
     qs = questions_for(cat, [pid])
     cands = [_candidates(q) for q in qs]
@@ -388,7 +388,7 @@ def replay_plans(sc: Scenario, cat) -> tuple[dict[str, tuple[str, dict[str, str]
     Returns (replayable, {purpose: why not}) — a route the planner never makes (a procedure added
     at a counter) or one without ``purpose``/``procedures`` cannot be replayed.
     """
-    from queue_server.journey import PlanError, resolve_purpose
+    from queue_server.core.journey import PlanError, resolve_purpose
 
     ok: dict[str, tuple[str, dict[str, str]]] = {}
     bad: dict[str, str] = {}

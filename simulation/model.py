@@ -2,9 +2,9 @@
 
 What is SimPy here and what is the core:
 
-- Every change of a ticket goes through :mod:`queue_server.transitions` (``new_ticket``, ``call``,
+- Every change of a ticket goes through :mod:`queue_server.core.transitions` (``new_ticket``, ``call``,
   ``recall``, ``start``, ``complete``, ``no_show``, ``cancel``); every "which ticket next" is
-  :func:`queue_server.dispatch.choose_next`. The lobby as the live server would run it.
+  :func:`queue_server.core.dispatch.choose_next`. The lobby as the live server would run it.
 - SimPy supplies time: an arrival process per day, one long-lived process per counter (cheaper
   than a process per citizen), timeouts for shifts, patience and recalls.
 - This module only keeps indexes and statistics: which tickets have a ready step in each
@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from queue_server import transitions as tr
-from queue_server.dispatch import DispatchPolicy, choose_next
-from queue_server.model import RouteStep, StepState, Ticket, TicketState
+from queue_server.core import transitions as tr
+from queue_server.core.dispatch import DispatchPolicy, choose_next
+from queue_server.core.model import RouteStep, StepState, Ticket, TicketState
 
 from .arrivals import generate, reservation_arrivals
 from .scenario import CounterPlan, Scenario

@@ -27,7 +27,7 @@ def department_names(sc: Scenario, lang: str = "ja") -> dict[str, str]:
         return {}
     try:
         from queue_server.config import load_city
-        from queue_server.i18n import pick
+        from queue_server.core.i18n import pick
 
         site = load_city().sites[sc.site]
         return {k: pick(v, lang) for k, v in site.department_names.items()}

@@ -1,5 +1,5 @@
 """Routes from the real planner: synthetic citizens answer the kiosk's questions, then
-:func:`queue_server.journey.plan_visit` makes their personal procedure list.
+:func:`queue_server.core.journey.plan_visit` makes their personal procedure list.
 
 Each question of a purpose is answered independently with the scenario's probabilities (values
 the scenario leaves out are answered "unknown", as a citizen who does not know would; the
@@ -21,12 +21,13 @@ from collections.abc import Callable
 from itertools import accumulate
 from pathlib import Path
 
-from queue_server.catalogue import Catalogue, load_catalogue
-from queue_server.conditions import MULTI, NUMBER, UNKNOWN, YESNO
 from queue_server.config import DEFAULT_CONFIG_DIR
-from queue_server.journey import PlanError, plan_visit, questions_for, resolve_purpose
-from queue_server.model import RouteStep
-from queue_server.problems import ConfigError, Problem, where
+from queue_server.core.catalogue import Catalogue
+from queue_server.core.conditions import MULTI, NUMBER, UNKNOWN, YESNO
+from queue_server.core.journey import PlanError, plan_visit, questions_for, resolve_purpose
+from queue_server.core.model import RouteStep
+from queue_server.core.problems import ConfigError, Problem, where
+from queue_server.loaders import load_catalogue
 
 from .model import Route, Router, service_params
 from .scenario import Scenario

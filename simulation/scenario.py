@@ -10,7 +10,7 @@ Two kinds (docs/simulation.md has the full format with examples):
   It is the model's validation case against Erlang C.
 
 Validation collects every problem, each naming the file, the line where it can be found and the
-key path, and raises :class:`queue_server.problems.ConfigError` — the same error type as
+key path, and raises :class:`queue_server.core.problems.ConfigError` — the same error type as
 ``check-config`` so a city's IT team sees one style of message everywhere.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from queue_server.config import DEFAULT_CONFIG_DIR, CityConfig, load_city, minutes_of
-from queue_server.problems import ConfigError, Problem, where
+from queue_server.core.problems import ConfigError, Problem, where
 
 KINDS = ("lobby", "station")
 UNKNOWN = "unknown"  # the answer drawn for the probability mass a scenario leaves unassigned

@@ -93,7 +93,7 @@ def run(jobs: int = 1) -> str:
         if sc is march:
             baseline = _baselines(one, adv, day)
     step("5. Baselines for 31 March's 市民課: textbook formulas against the simulated advice",
-         "(simulation.erlang: square_root_staffing, servers_needed_erlang_a)", baseline)
+         "(queue_server.core.erlang: square_root_staffing, servers_needed_erlang_a)", baseline)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -102,8 +102,9 @@ def _baselines(sc, adv, day: str) -> list[str]:
     mean patience), Erlang C (the advisor's start) and the advisor's simulated need."""
     import datetime as dt
 
+    from queue_server.core.erlang import servers_needed_erlang_a, square_root_staffing
+
     from .advisor import _loads, department_demand
-    from .erlang import servers_needed_erlang_a, square_root_staffing
     from .report import _grid
 
     d = adv.days[0]

@@ -46,7 +46,7 @@ def _department(sc: Scenario, name: str, flag: str) -> str:
         return name
     try:
         from queue_server.config import load_city
-        from queue_server.ruby import plain
+        from queue_server.core.ruby import plain
 
         site = load_city().sites[sc.site] if sc.kind == "lobby" else None
     except Exception:  # a station, or no site: keys only

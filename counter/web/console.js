@@ -48,7 +48,7 @@ function renderHeader() {
 
 const ACTION_LABEL = { pause: () => (S.counter?.state === "open" ? "action.pause" : "action.resume") };
 
-/** Which actions the server accepts now: the preconditions of queue_server/transitions.py and
+/** Which actions the server accepts now: the preconditions of queue_server/core/transitions.py and
  * lobby.set_counter, with max_recalls from the server's policy (snapshot). */
 export function allowedActions(counter, step, policy) {
   const open = counter?.state === "open";

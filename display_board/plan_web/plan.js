@@ -12,7 +12,7 @@ const t = (key, fields = {}) => S.i18n.t(key, S.lang, fields);
 const tag = () => (S.lang === "ja-easy" ? "ja" : S.lang);
 const TZ = "Asia/Tokyo";
 
-/** Catalogue text with {base|reading} ruby markup as nodes (queue_server/ruby.py, same pattern). */
+/** Catalogue text with {base|reading} ruby markup as nodes (queue_server/core/ruby.py, same pattern). */
 function ruby(text) {
   const out = [];
   const re = /\{([^{}|]+)\|([^{}|]+)\}/g;

@@ -22,7 +22,7 @@ export class I18n {
   }
 }
 
-/** The server's {ja, en, …} name objects, with the same fallbacks as queue_server.i18n.pick,
+/** The server's {ja, en, …} name objects, with the same fallbacks as queue_server.core.i18n.pick,
  * keeping catalogue/site ruby markup {市民課|しみんか} for pages that render <ruby> (plan page). */
 export function pickMarked(texts, lang) {
   if (!texts) return "";
@@ -32,7 +32,7 @@ export function pickMarked(texts, lang) {
   return texts.en || texts.ja || Object.values(texts)[0] || "";
 }
 
-/** pickMarked as plain text: ruby shows as 市民課（しみんか） (queue_server.ruby.bracketed). */
+/** pickMarked as plain text: ruby shows as 市民課（しみんか） (queue_server.core.ruby.bracketed). */
 export function pick(texts, lang) {
   return pickMarked(texts, lang).replace(/\{([^{}|]+)\|([^{}|]+)\}/g, "$1（$2）");
 }

@@ -27,7 +27,7 @@ from kiosk.card.errors import (
 from kiosk.card.record import CardRecord, Sex
 from kiosk.card.tlv import parse_basic_four
 
-#: The message table of the card screens (load with ``queue_server.i18n.load_messages``).
+#: The message table of the card screens (load with ``queue_server.loaders.load_messages``).
 MESSAGES_PATH = Path(__file__).with_name("messages.toml")
 
 __all__ = [

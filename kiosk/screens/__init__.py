@@ -17,7 +17,7 @@ from kivy.uix.widget import Widget
 
 from kiosk import flow as F
 from kiosk.screens.widgets import BigButton, Text, Theme, fill, hbox
-from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES, Messages, pick
+from queue_server.core.i18n import LANGUAGE_NAMES, LANGUAGES, Messages, pick
 
 
 @dataclass

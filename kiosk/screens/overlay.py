@@ -8,7 +8,7 @@ from kivy.uix.anchorlayout import AnchorLayout
 from kivy.uix.boxlayout import BoxLayout
 
 from kiosk.screens.widgets import BigButton, Text, Theme, fill
-from queue_server.i18n import Messages
+from queue_server.core.i18n import Messages
 
 
 def idle_overlay(theme: Theme, messages: Messages, lang: str, seconds: int, on_continue: Callable[[], None]) -> AnchorLayout:

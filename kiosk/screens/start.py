@@ -11,7 +11,7 @@ from kiosk import flow as F
 from kiosk.screens import ViewContext
 from kiosk.screens.pictograms import DRAWINGS
 from kiosk.screens.widgets import BigButton, digit_pad, fill
-from queue_server.i18n import LANGUAGE_NAMES, LANGUAGES
+from queue_server.core.i18n import LANGUAGE_NAMES, LANGUAGES
 
 
 def language(ctx: ViewContext) -> Widget:

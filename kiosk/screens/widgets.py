@@ -20,7 +20,7 @@ from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
 from kiosk.fonts import break_lines, escape, needs_kinsoku, runs
-from queue_server import ruby
+from queue_server.core import ruby
 
 #: 15 mm at 4.03 px/mm (21.5" full-HD panel), rounded up.
 MIN_TARGET_PX = 61
@@ -122,12 +122,12 @@ def fill(widget: Widget, color: Sequence[float], border: Sequence[float] | None 
 
 
 def shown_text(text: str, lang: str) -> str:
-    """What a label shows for catalogue text with ruby markup (queue_server/ruby.py): in やさしい
+    """What a label shows for catalogue text with ruby markup (queue_server/core/ruby.py): in やさしい
     日本語 the reading follows the kanji in brackets, 市民課（しみんか） (Kivy labels cannot set
     furigana above a line); elsewhere the kanji alone. Braces never reach the screen."""
     if "{" not in text:
         return text
-    from queue_server.ruby import bracketed, plain
+    from queue_server.core.ruby import bracketed, plain
 
     return bracketed(text) if lang == "ja-easy" else plain(text)
 

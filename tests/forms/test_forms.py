@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from queue_server import forms as F
-from queue_server.catalogue import load_catalogue
+from queue_server.core import forms as F
+from queue_server.loaders import check_forms, load_catalogue, load_forms
 
 ROOT = Path(__file__).resolve().parents[2]
 CARD = {"name": "黒桐　幹也", "address": "山形県酒田市本町二丁目2番45号", "birth_date": "1980-02-17", "sex": "1"}
@@ -18,7 +18,7 @@ TICKET = {"date": "2026年11月30日", "site": "本庁舎", "number": "L3"}
 
 @pytest.fixture(scope="module")
 def forms():
-    return F.load_forms(ROOT / "config" / "forms")
+    return load_forms(ROOT / "config" / "forms")
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +107,8 @@ def test_a_bad_form_file_is_refused_naming_the_file_and_field(mutate, says):
 
 # ------------------------------------------------------------------ the in-memory desk (forms_api)
 def _desk_with_ticket():
+    from queue_server.core.model import RouteStep
     from queue_server.forms_api import FormsDesk
-    from queue_server.model import RouteStep
     from tests.queue_server.core_helpers import lobby, ticket
 
     lb = lobby((1, ("shimin",)), (5, ("hoken_nenkin",)))
@@ -166,7 +166,7 @@ def test_the_forms_page_table_has_every_language_and_every_key_it_uses():
     import json
     import re
 
-    from queue_server.i18n import LANGUAGES
+    from queue_server.core.i18n import LANGUAGES
 
     web = ROOT / "counter" / "forms_web"
     table = json.loads((web / "messages.json").read_text(encoding="utf-8"))
@@ -182,7 +182,7 @@ def test_the_forms_page_table_has_every_language_and_every_key_it_uses():
 
 
 def test_visit_list_states_follow_the_ticket(catalogue):
-    from queue_server.model import RouteStep
+    from queue_server.core.model import RouteStep
     from queue_server.visit_list import visit_list
     from tests.queue_server.core_helpers import lobby, ticket
 
@@ -210,11 +210,11 @@ def test_visit_list_states_follow_the_ticket(catalogue):
 def test_check_config_names_a_form_with_an_unknown_procedure(tmp_path, catalogue):
     cat, _ = catalogue
     procs = {k: p.department for k, p in cat.procedures.items()}
-    assert F.check_forms(ROOT / "config" / "forms", procs) == []
+    assert check_forms(ROOT / "config" / "forms", procs) == []
     text = (ROOT / "config" / "forms" / "sousaihi.toml").read_text(encoding="utf-8")
     (tmp_path / "bad.toml").write_text(text.replace('"kouki_funeral_grant"', '"no_such_procedure"'), encoding="utf-8")
     (tmp_path / "moved.toml").write_text(text.replace('department = "hoken_nenkin"', 'department = "shimin"'),
                                          encoding="utf-8")
-    got = F.check_forms(tmp_path, procs)
+    got = check_forms(tmp_path, procs)
     assert any("bad.toml" in f and "no_such_procedure" in m for f, m in got)
     assert any("moved.toml" in f and "is done at 'hoken_nenkin'" in m for f, m in got)

@@ -41,7 +41,8 @@ from kiosk.card.flow import (
     consent_items,
 )
 from kiosk.card.record import CardRecord, Sex
-from queue_server.i18n import LANGUAGES, load_messages
+from queue_server.core.i18n import LANGUAGES
+from queue_server.loaders import load_messages
 
 RECORD = CardRecord("黒桐\u3000幹也", "東京都清瀬市観布子南１２－７－２０２", dt.date(1980, 2, 17), Sex.MALE)
 MESSAGES = load_messages(MESSAGES_PATH)

@@ -11,8 +11,8 @@ from kiosk import flow as F
 from kiosk.card import flow as card_flow
 from kiosk.card.errors import NoCard, WrongPin
 from kiosk.card.record import CardRecord, Sex
-from queue_server.catalogue import load_catalogue
-from queue_server.i18n import LANGUAGES, load_messages
+from queue_server.core.i18n import LANGUAGES
+from queue_server.loaders import load_catalogue, load_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 # 死亡① (domain.md §1): deceased 80, head of household, 3 remain, house and land, account transfer,
@@ -368,7 +368,7 @@ def test_every_kiosk_text_has_a_glyph_in_the_fonts_of_its_language(catalogue):
     kiosk/fonts.py picks (the screens themselves are checked by eye in the screenshots)."""
     from kiosk.card import MESSAGES_PATH as CARD_MESSAGES
     from kiosk.fonts import missing
-    from queue_server.i18n import LANGUAGE_NAMES, pick
+    from queue_server.core.i18n import LANGUAGE_NAMES, pick
 
     texts: list[tuple[str, str]] = [(name, code) for code, name in LANGUAGE_NAMES.items()]
     for path in (ROOT / "kiosk" / "messages.toml", CARD_MESSAGES):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from queue_server.i18n import LANGUAGES, load_messages
+from queue_server.core.i18n import LANGUAGES
+from queue_server.loaders import load_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {

@@ -87,7 +87,8 @@ def test_a_scan_mid_visit_changes_nothing(catalogue):
 def test_every_reservation_error_has_a_message_in_seven_languages():
     from pathlib import Path
 
-    from queue_server.i18n import LANGUAGES, load_messages
+    from queue_server.core.i18n import LANGUAGES
+    from queue_server.loaders import load_messages
     from queue_server.protocol import ERROR_CODES
 
     messages = load_messages(Path(__file__).resolve().parents[2] / "kiosk" / "messages.toml")

@@ -13,7 +13,7 @@ from kiosk import flow as F
 from kiosk.keypad import key_event, options
 from kiosk.speech import SpeechQueue, Utterance, screen_phrases, synthesize
 from printers.layout import default_messages as printer_messages
-from queue_server.i18n import load_messages
+from queue_server.loaders import load_messages
 from tests.kiosk.test_flow import catalogue, make  # noqa: F401 - the catalogue fixture
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -200,7 +200,7 @@ def test_a_peer_that_is_not_a_printer_is_an_error_not_a_hang():
 
 
 def test_every_error_has_its_message_in_every_language():
-    from queue_server.i18n import LANGUAGES
+    from queue_server.core.i18n import LANGUAGES
 
     for cls in (PrinterError, PrinterOffline, PaperOut, CoverOpen, PrinterTimeout, PrinterRefused):
         for lang in LANGUAGES:

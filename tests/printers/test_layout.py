@@ -20,7 +20,7 @@ from printers.layout import (
     layout_ticket,
 )
 from printers.sample import sample_ticket
-from queue_server.i18n import LANGUAGES, Messages
+from queue_server.core.i18n import LANGUAGES, Messages
 
 WHEN = datetime(2026, 3, 30, 14, 7)  # a Monday in the peak season
 

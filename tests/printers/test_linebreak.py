@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from printers.linebreak import NO_LINE_END, NO_LINE_START, char_units, units, violations, wrap
-from queue_server.i18n import LANGUAGES, load_messages
+from queue_server.core.i18n import LANGUAGES
+from queue_server.loaders import load_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from printers.errors import ERROR_CLASSES
 from printers.layout import MESSAGES_PATH, default_messages
-from queue_server.i18n import LANGUAGES, load_messages
+from queue_server.core.i18n import LANGUAGES
+from queue_server.loaders import load_messages
 
 PRINTERS = Path(__file__).resolve().parents[2] / "printers"
 

@@ -11,9 +11,9 @@ import pytest
 from printers.layout import block_texts
 from printers.procedure_list import list_blocks, list_messages, list_mode, render_list_bytes
 from printers.render_image import render_ticket_image
-from queue_server.catalogue import load_catalogue
-from queue_server.i18n import LANGUAGES
-from queue_server.journey import plan_to_dict, plan_visit, resolve_purpose
+from queue_server.core.i18n import LANGUAGES
+from queue_server.core.journey import plan_to_dict, plan_visit, resolve_purpose
+from queue_server.loaders import load_catalogue
 from tests.printers.escpos_reader import parse
 
 ROOT = Path(__file__).resolve().parents[2]

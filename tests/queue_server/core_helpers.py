@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from queue_server.dispatch import DispatchPolicy
-from queue_server.lobby import Lobby
-from queue_server.model import Counter, CounterState, RouteStep
-from queue_server.transitions import new_ticket
+from queue_server.core.dispatch import DispatchPolicy
+from queue_server.core.lobby import Lobby
+from queue_server.core.model import Counter, CounterState, RouteStep
+from queue_server.core.transitions import new_ticket
 
 DEATH_ROUTE = (
     RouteStep("shimin", ("death_registration",), (), 10),

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from queue_server import booking as B
+from queue_server.core import booking as B
 from tests.support.booking_config import booking_config_dir
 from tests.support.live_server import Client, LiveServer
 

@@ -1,4 +1,4 @@
-"""The pure booking rules (queue_server/booking.py): days, slots, refusals, check-in, states, config."""
+"""The pure booking rules (queue_server/core/booking.py): days, slots, refusals, check-in, states, config."""
 
 import datetime as dt
 import tomllib
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from queue_server import booking as B
-from queue_server.problems import ConfigError
+from queue_server.core import booking as B
+from queue_server.core.problems import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = B.BookingConfig(capacity={"shimin": 2}, closed_dates=frozenset({"2026-12-31"}))

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from queue_server.calibrate import fit, fit_arrivals, fit_hours, fit_service, scenario_toml, usual_windows
-from queue_server.catalogue import load_catalogue
 from queue_server.config import DEFAULT_CONFIG_DIR, load_city
+from queue_server.loaders import load_catalogue
 from queue_server.storage import Store
 from queue_server.tokens import ensure
 from tests.support.live_server import Client

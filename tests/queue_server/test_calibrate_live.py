@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from queue_server.calibrate import fit
-from queue_server.catalogue import load_catalogue
 from queue_server.config import DEFAULT_CONFIG_DIR, load_city
+from queue_server.loaders import load_catalogue
 from queue_server.storage import Store
 from queue_server.tokens import ensure
 
@@ -277,7 +277,7 @@ def test_round_trip_routes_services_and_behaviour(round_trip):
     for answer, share in CERTIFICATES.items():
         got = sum(v.count for v in cal.variants if v.steps[0].procedures == (by_proc[answer],)) / n
         assert abs(got - share) <= 4 * math.sqrt(share * (1 - share) / n), (answer, got)
-    from queue_server.journey import plan_visit
+    from queue_server.core.journey import plan_visit
     from simulation.live import step_service
 
     delay = 0.5 + 2 * rtt90 * SPEED / 60

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from queue_server import easy_japanese, ruby
-from queue_server.catalogue import load_catalogue, validate_catalogue
-from queue_server.i18n import LANGUAGES
-from queue_server.problems import ConfigError, Problem
+from queue_server.core import easy_japanese, ruby
+from queue_server.core.i18n import LANGUAGES
+from queue_server.core.problems import ConfigError, Problem
+from queue_server.loaders import load_catalogue, validate_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config" / "catalogue"

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from queue_server import easy_japanese, ruby
-from queue_server.catalogue import ESTIMATE, load_catalogue, validate_catalogue
-from queue_server.deadlines import EVENT_KINDS
-from queue_server.i18n import LANGUAGES
-from queue_server.journey import PlanError, next_question, plan_to_dict, plan_visit, question_to_dict
+from queue_server.core import easy_japanese, ruby
+from queue_server.core.catalogue import ESTIMATE
+from queue_server.core.deadlines import EVENT_KINDS
+from queue_server.core.i18n import LANGUAGES
+from queue_server.core.journey import PlanError, next_question, plan_to_dict, plan_visit, question_to_dict
+from queue_server.loaders import load_catalogue, validate_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = tomllib.loads((ROOT / "config" / "site.toml").read_text(encoding="utf-8"))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from queue_server.conditions import (
+from queue_server.core.conditions import (
     ConditionError,
     check_condition,
     parse_condition,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from queue_server.config import load_city
-from queue_server.problems import ConfigError
+from queue_server.core.problems import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,16 +8,18 @@ import tomllib
 import pytest
 from sqlalchemy import text
 
-from queue_server import accounts, consultation
+from queue_server import accounts
 from queue_server import consultation_store as db
 from queue_server.config import DEFAULT_CONFIG_DIR, load_city
-from queue_server.consultation import InputError, StaffAccount
+from queue_server.core import consultation
+from queue_server.core.consultation import InputError, StaffAccount
+from queue_server.loaders import load_rules
 from queue_server.storage import Store
 
 PEPPER = b"k" * 32
 CITY = load_city(DEFAULT_CONFIG_DIR / "site.toml")
 DEPTS = set(CITY.departments)
-RULES = consultation.load_rules(DEFAULT_CONFIG_DIR / "consultation.toml", DEPTS)
+RULES = load_rules(DEFAULT_CONFIG_DIR / "consultation.toml", DEPTS)
 
 
 def staff(role: str, *departments: str) -> StaffAccount:

@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from queue_server import booking as B
-from queue_server.problems import ConfigError
+from queue_server.core import booking as B
+from queue_server.core.problems import ConfigError
 from tests.queue_server.test_booking import planner, second_opening_day
 from tests.support.live_server import Client
 
@@ -128,7 +128,7 @@ def test_desk_kpis_count_booked_and_walk_in_consultations_and_their_waits():
 
 
 def test_consult_route_moves_the_first_step_of_a_consultation_booking_to_its_desk():
-    from queue_server.model import RouteStep
+    from queue_server.core.model import RouteStep
 
     route = [RouteStep("soudan", ("consultation_intake",), (), 20.0), RouteStep("shogai", (), (0,), 10.0)]
     moved = B.consult_route(route, {"topic": "child_development", "department": "kosodate"})

@@ -1,6 +1,6 @@
-from queue_server.dispatch import DispatchPolicy, choose_next, queue_for
-from queue_server.model import RouteStep
-from queue_server.transitions import call
+from queue_server.core.dispatch import DispatchPolicy, choose_next, queue_for
+from queue_server.core.model import RouteStep
+from queue_server.core.transitions import call
 
 from .core_helpers import ticket
 

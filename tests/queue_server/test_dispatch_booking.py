@@ -16,7 +16,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from queue_server.dispatch import DispatchPolicy, choose_next
+from queue_server.core.dispatch import DispatchPolicy, choose_next
 
 from .core_helpers import ticket
 

@@ -1,9 +1,9 @@
 import pytest
 
-from queue_server.dispatch import DispatchPolicy
-from queue_server.estimate import department_wait, ticket_position, visit_minutes
-from queue_server.model import Counter, CounterState, RouteStep
-from queue_server.transitions import call, start
+from queue_server.core.dispatch import DispatchPolicy
+from queue_server.core.estimate import department_wait, ticket_position, visit_minutes
+from queue_server.core.model import Counter, CounterState, RouteStep
+from queue_server.core.transitions import call, start
 
 from .core_helpers import ticket
 
@@ -42,7 +42,7 @@ def test_position_counts_tickets_ahead_in_the_shortest_queue():
 
 
 def test_all_department_waits_agrees_with_one_department_at_a_time():
-    from queue_server.estimate import all_department_waits
+    from queue_server.core.estimate import all_department_waits
 
     route = (RouteStep("shimin", (), (), 7), RouteStep("kosodate", (), (0,), 4))
     ts = [ticket(i, route if i % 2 else (RouteStep("kosodate", (), (), 3),), now=i) for i in range(1, 12)]
@@ -54,7 +54,7 @@ def test_all_department_waits_agrees_with_one_department_at_a_time():
 
 
 def test_ranks_from_the_waits_match_ticket_position():
-    from queue_server.estimate import all_department_waits, ticket_rank
+    from queue_server.core.estimate import all_department_waits, ticket_rank
 
     ts = [ticket(i, now=i) for i in range(1, 6)]
     waits = all_department_waits(["shimin"], ts, [c(1, "shimin")], 10, P)

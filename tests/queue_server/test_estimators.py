@@ -1,13 +1,13 @@
-"""Pure estimator functions (queue_server/estimators.py) and the wording every client shares."""
+"""Pure estimator functions (queue_server/core/estimators.py) and the wording every client shares."""
 
 from __future__ import annotations
 
 import pytest
 
-from queue_server import estimators as E
-from queue_server.dispatch import DispatchPolicy
-from queue_server.estimate import all_department_waits
-from queue_server.model import Counter, CounterState, RouteStep
+from queue_server.core import estimators as E
+from queue_server.core.dispatch import DispatchPolicy
+from queue_server.core.estimate import all_department_waits
+from queue_server.core.model import Counter, CounterState, RouteStep
 
 from .core_helpers import ticket
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from queue_server.model import StepState, evolve
+from queue_server.core.model import StepState, evolve
 
 from .core_helpers import DEATH_ROUTE, ticket
 

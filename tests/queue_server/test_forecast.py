@@ -10,9 +10,10 @@ import statistics
 import uuid
 from zoneinfo import ZoneInfo
 
-from queue_server import forecast as FC
+from queue_server.core import forecast as FC
+from queue_server.core.erlang import mean_wait
+from queue_server.forecast_history import read_history
 from queue_server.storage import Batch, Store
-from simulation.erlang import mean_wait
 
 TZ = ZoneInfo("Asia/Tokyo")
 TOLERANCE = 0.1  # minutes: the figures are rounded to 0.1 minute, nothing else may differ
@@ -68,7 +69,7 @@ def test_forecast_of_a_simulated_month_matches_a_direct_computation(tmp_path):
     store.migrate()
     store.write(Batch(events=events))
     now = dt.datetime(2026, 3, 30, 7, 0, tzinfo=TZ).timestamp()  # the Monday after, before opening
-    history = FC.read_history(store.engine, "honcho", now, TZ)
+    history = read_history(store.engine, "honcho", now, TZ)
     prof = FC.profile(history, TZ)
     days = ["2026-03-30", "2026-03-31"]  # a Monday and a Tuesday
     booked = {("shimin", "2026-03-31", 10): 2}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from queue_server.catalogue import load_catalogue
-from queue_server.i18n import LANGUAGES
-from queue_server.journey import plan_to_dict, plan_visit
+from queue_server.core.i18n import LANGUAGES
+from queue_server.core.journey import plan_to_dict, plan_visit
+from queue_server.loaders import load_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = tomllib.loads((ROOT / "config" / "site.toml").read_text(encoding="utf-8"))

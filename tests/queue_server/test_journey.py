@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from queue_server.catalogue import load_catalogue, probe_values
-from queue_server.i18n import LANGUAGES
-from queue_server.journey import (
+from queue_server.core.catalogue import probe_values
+from queue_server.core.i18n import LANGUAGES
+from queue_server.core.journey import (
     PlanError,
     next_question,
     plan_to_dict,
@@ -26,7 +26,8 @@ from queue_server.journey import (
     questions_for,
     resolve_purpose,
 )
-from queue_server.model import RouteStep
+from queue_server.core.model import RouteStep
+from queue_server.loaders import load_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = tomllib.loads((ROOT / "config" / "site.toml").read_text(encoding="utf-8"))
@@ -395,6 +396,6 @@ def test_cli_reports_a_broken_catalogue(tmp_path):
 
 def test_cli_module_imports_only_argparse_at_top_level():
     code = ("import sys, queue_server.catalogue_cli; "
-            "print(sorted(m for m in ('queue_server.catalogue', 'queue_server.journey', 'tomllib') if m in sys.modules))")
+            "print(sorted(m for m in ('queue_server.core.catalogue', 'queue_server.core.journey', 'tomllib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

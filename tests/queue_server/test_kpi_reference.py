@@ -1,5 +1,5 @@
 """The SQL of queue_server.kpi against a plain Python reading of the same definitions (docs/kpi.md),
-on random lobby histories made by the real pure core (queue_server.lobby): issues, calls, recalls,
+on random lobby histories made by the real pure core (queue_server.core.lobby): issues, calls, recalls,
 starts, completions, transfers, procedures added, requeues and no-shows in random order.
 
 The reference walks each ticket's events once, in sequence order — a second, independent
@@ -17,10 +17,10 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import insert
 
+from queue_server.core.model import CounterState, RouteStep
+from queue_server.core.transitions import TransitionError
 from queue_server.kpi import Period, compute
-from queue_server.model import CounterState, RouteStep
 from queue_server.storage import EventRow, Store
-from queue_server.transitions import TransitionError
 
 from .core_helpers import lobby, ticket
 from .kpi_log import TZ

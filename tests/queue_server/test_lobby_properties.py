@@ -5,9 +5,9 @@ from collections import Counter as Tally
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from queue_server.dispatch import priority, ready_steps
-from queue_server.model import ACTIVE_STEP_STATES, RouteStep, StepState
-from queue_server.transitions import TransitionError
+from queue_server.core.dispatch import priority, ready_steps
+from queue_server.core.model import ACTIVE_STEP_STATES, RouteStep, StepState
+from queue_server.core.transitions import TransitionError
 
 from .core_helpers import lobby, ticket
 

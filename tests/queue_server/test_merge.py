@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from queue_server.catalogue import load_catalogue, probe_values
-from queue_server.journey import plan_visit, questions_for
+from queue_server.core.catalogue import probe_values
+from queue_server.core.journey import plan_visit, questions_for
+from queue_server.loaders import load_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = tomllib.loads((ROOT / "config" / "site.toml").read_text(encoding="utf-8"))

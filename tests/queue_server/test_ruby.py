@@ -1,4 +1,4 @@
-from queue_server import ruby
+from queue_server.core import ruby
 
 
 def test_segments_split_marked_terms_and_keep_the_rest():

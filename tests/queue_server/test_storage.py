@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from queue_server.config import load_city
-from queue_server.model import RouteStep
+from queue_server.core.model import RouteStep
+from queue_server.core.transitions import call, complete, start
 from queue_server.storage import Batch, Store
-from queue_server.transitions import call, complete, start
 from tests.support.live_server import LiveServer
 
 from .core_helpers import DEATH_ROUTE, ticket

@@ -1,8 +1,8 @@
 import pytest
 
-from queue_server import transitions as tr
-from queue_server.model import RouteStep, StepState, TicketState
-from queue_server.transitions import TransitionError
+from queue_server.core import transitions as tr
+from queue_server.core.model import RouteStep, StepState, TicketState
+from queue_server.core.transitions import TransitionError
 
 from .core_helpers import DEATH_ROUTE, ticket
 

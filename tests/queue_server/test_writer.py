@@ -238,7 +238,7 @@ def test_end_of_day_refused_by_the_database_is_tried_again_and_the_server_keeps_
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from queue_server import server as S
+    from queue_server import day_end as S
     from queue_server.server import run_server
 
     monkeypatch.setattr(S, "ROLL_RETRY", 0.3)

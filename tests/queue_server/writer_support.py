@@ -16,7 +16,8 @@ from queue_server import protocol as P
 from queue_server.cli import load_catalogue_if_present
 from queue_server.config import DEFAULT_CONFIG_DIR, load_city
 from queue_server.idempotency import idem_scope
-from queue_server.server import Client, Job, QueueServer
+from queue_server.jobs import Client, Job
+from queue_server.server import QueueServer
 from queue_server.storage import Store
 from queue_server.tokens import ensure
 

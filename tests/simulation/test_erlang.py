@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from simulation.erlang import (
+from queue_server.core.erlang import (
     erlang_b,
     erlang_c,
     mean_wait,
@@ -96,7 +96,7 @@ def _abandoning_station(c: int, rho: float, service_minutes: float, patience_min
 
 
 def test_erlang_a_reduces_to_erlang_c_without_abandonment():
-    from simulation.erlang import erlang_a
+    from queue_server.core.erlang import erlang_a
 
     a = erlang_a(2.0, 1 / 6, 0.0, 13)
     assert a.wait_mean == pytest.approx(mean_wait(2.0, 1 / 6, 13), rel=1e-9)
@@ -110,7 +110,7 @@ def test_erlang_a_reduces_to_erlang_c_without_abandonment():
 def test_model_abandonment_matches_erlang_a_within_its_interval(c, rho, patience):
     """M/M/c+M: the model's share of citizens who give up and its mean queue time (over every
     arrival, as Erlang A counts it) lie within their 95% intervals of Palm's exact values."""
-    from simulation.erlang import erlang_a
+    from queue_server.core.erlang import erlang_a
     from simulation.runner import replicate
     from simulation.stats import mean_ci
 

@@ -113,7 +113,7 @@ lunch = false
 
 
 def test_replay_plans_finds_the_answers_for_a_calibrated_route(tmp_path):
-    from queue_server.journey import plan_visit
+    from queue_server.core.journey import plan_visit
     from simulation.live import replay_plans
     from simulation.routing import load_for
 

@@ -13,8 +13,8 @@ import random
 
 import pytest
 
+from queue_server.core.erlang import mean_wait
 from simulation.arrivals import generate
-from simulation.erlang import mean_wait
 from simulation.model import MIN, SERVED, LobbyDay, scenario_router
 from simulation.runner import replicate, stream_seed
 from simulation.stats import combine, mean_ci

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_server.problems import ConfigError
+from queue_server.core.problems import ConfigError
 from simulation.arrivals import day_factor, expected_day, generate, pieces
 from simulation.routing import planner_router
 from simulation.scenario import load_scenario

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from queue_server.i18n import LANGUAGES, Messages
+from queue_server.core.i18n import LANGUAGES, Messages
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "display_board" / "web" / "messages.json"

@@ -24,7 +24,7 @@ PHONE = {"width": 390, "height": 844}
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plan")
     cfg = booking_config_dir(tmp, all_day=True, slot_minutes=5, min_lead_minutes=0)
-    # a reading in ruby markup, as the catalogue's やさしい日本語 texts carry them (queue_server/ruby.py)
+    # a reading in ruby markup, as the catalogue's やさしい日本語 texts carry them (queue_server/core/ruby.py)
     death = cfg / "catalogue" / "death.toml"
     text = death.read_text(encoding="utf-8")
     assert 'ja-easy = "かぞくが なくなった" }' in text

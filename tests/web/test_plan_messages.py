@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from queue_server.i18n import LANGUAGES, Messages
+from queue_server.core.i18n import LANGUAGES, Messages
 
 PAGE = Path(__file__).resolve().parents[2] / "display_board" / "plan_web"
 TABLE = PAGE / "messages.json"

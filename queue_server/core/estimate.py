@@ -48,7 +48,7 @@ def _effective_counters(
 ) -> tuple[float, list[Counter]]:
     serving = [c for c in counters if c.state is CounterState.OPEN and department in c.departments]
     if capacity is not None:
-        # measured shares and speeds (queue_server.estimators.capacity); 1/k for a counter it lacks
+        # measured shares and speeds (queue_server.core.estimators.capacity); 1/k for a counter it lacks
         return sum(capacity.get(c.number, {}).get(department, 1.0 / len(c.departments)) for c in serving), serving
     return sum(1.0 / len(c.departments) for c in serving), serving
 
@@ -110,7 +110,7 @@ def all_department_waits(
     on every issue; scanning the lobby once per department was its hottest loop).
 
     ``capacity`` replaces the 1/k split of shared counters with measured shares and speeds (the
-    shipped estimator, see queue_server/estimators.py and docs/prediction.md)."""
+    shipped estimator, see queue_server/core/estimators.py and docs/prediction.md)."""
     departments = list(departments)
     counters = list(counters)
     wanted = set(departments)

@@ -2,7 +2,7 @@
 (在留支援のためのやさしい日本語ガイドライン, 2020): key terms keep their kanji *with* a reading,
 sentences stay short. Used by the catalogue's validation (check-config). Pure: no I/O.
 
-- Every kanji must sit inside ruby markup ``{市民課|しみんか}`` (queue_server.ruby), so a reader
+- Every kanji must sit inside ruby markup ``{市民課|しみんか}`` (queue_server.core.ruby), so a reader
   who cannot read it still can; kanji outside markup is reported.
 - A sentence (split at 。！？ and line ends) longer than ``MAX_SENTENCE`` characters, counted on
   the plain text without spaces, is reported; ``TARGET_SENTENCE`` is the guideline's aim.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from queue_server import ruby
+from queue_server.core import ruby
 
 TARGET_SENTENCE = 30  # the guideline's aim ("about 30 characters or fewer")
 MAX_SENTENCE = 35  # longer than this is an error in check-config

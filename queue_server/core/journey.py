@@ -5,7 +5,7 @@ until it returns None, then ``plan_visit``; the server turns ``plan.route`` into
 the simulation plans synthetic citizens with the same code.
 
 Unknown answers never drop a procedure that might apply: such a procedure stays in the plan
-with ``to_confirm=True`` (confirmed at the counter), see queue_server.conditions.
+with ``to_confirm=True`` (confirmed at the counter), see queue_server.core.conditions.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from queue_server.catalogue import Catalogue, Procedure, Question, probe_values
-from queue_server.conditions import NUMBER, UNKNOWN, typed_answer
-from queue_server.i18n import LANGUAGES, pick
-from queue_server.model import RouteStep
+from queue_server.core.catalogue import Catalogue, Procedure, Question, probe_values
+from queue_server.core.conditions import NUMBER, UNKNOWN, typed_answer
+from queue_server.core.i18n import LANGUAGES, pick
+from queue_server.core.model import RouteStep
 
 
 class PlanError(ValueError):

@@ -230,6 +230,21 @@ class Lobby:
         new = tr.cancel(t, now)
         return self._do(Change(tickets={t.id: new}, events=(Event("cancelled", t.id, payload={"reason": reason}),)))
 
+    def end_day(self, today: str, now: float) -> Change:
+        """Cancel every ticket of an earlier day than ``today`` that is still waiting (none being
+        served): the end of day. One change with all their events and, as its undo, the inverse
+        of all of them (the writer rolls the whole end of day back if its commit fails)."""
+        tickets: dict[str, Ticket | None] = {}
+        events: list[Event] = []
+        old: dict[str, Ticket | None] = {}
+        for ticket in list(self.open_tickets()):
+            if ticket.day < today and ticket.active_step is None:
+                ch = self.cancel(ticket.id, now, "end_of_day")
+                tickets.update(ch.tickets)
+                events.extend(ch.events)
+                old.update(ch.undo.tickets if ch.undo else {})
+        return Change(tickets=tickets, events=tuple(events), undo=Change(tickets=old))
+
     def set_counter(self, number: int, state: CounterState, staff: str | None = None) -> Change:
         """Open, pause or close a counter. A counter with a ticket at it must finish it first."""
         c = self.counter(number)
@@ -276,3 +291,13 @@ class Lobby:
             raise TransitionError(
                 "counter_busy", f"counter {number} is still with ticket {t.label}: complete or return it first", "counter"
             )
+
+
+def with_payload(change: Change, extra: Mapping[str, Any]) -> Change:
+    """The change with ``extra`` added to each of its events' payloads (what a ticket is shown)."""
+    return replace(change, events=tuple(replace(e, payload={**e.payload, **extra}) for e in change.events))
+
+
+def log_only(kind: str, payload: Mapping[str, Any]) -> Change:
+    """A change that moves nothing and only logs one event (a help call, a device fault, a booking)."""
+    return Change(events=(Event(kind, payload=payload),))

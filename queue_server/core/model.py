@@ -157,7 +157,7 @@ def evolve(obj, **changes):
     return new
 
 
-# For the core's own moves (queue_server.transitions), whose field names are literals checked by
+# For the core's own moves (queue_server.core.transitions), whose field names are literals checked by
 # the tests: evolve() without the name check and without the keyword-argument packing. The hot
 # moves there go one step further and build the new Step and Ticket from a copied dict directly
 # (object.__new__ + the instance dict: the value the dataclass would make, without the frozen

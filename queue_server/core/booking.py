@@ -14,6 +14,7 @@ Booking rows are plain dicts (the ``reservations`` table, storage.ReservationRow
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,21 @@ def check_slot(*, cfg: BookingConfig, department: str | None, day: str, start: s
         raise BookingError("slot_past", f"book at least {cfg.min_lead_minutes} minutes before the slot", "start")
     if taken >= cfg.places(department):
         raise BookingError("slot_full", f"the slot {day} {start} of {department} is full", "start")
+
+
+def check_reservation_slot(day: str, start: str) -> None:
+    """A reservation made at the admin page (``reserve``): the day as YYYY-MM-DD and the start as
+    HH:MM, or BookingError ``bad_field`` naming the field."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+        raise BookingError("bad_field", "day must be YYYY-MM-DD", "day")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", start):
+        raise BookingError("bad_field", "start must be HH:MM", "start")
+
+
+def check_reservation_minutes(minutes: float) -> None:
+    """A reservation's length: 5 to 480 minutes, or BookingError ``bad_field``."""
+    if not 5 <= minutes <= 480:
+        raise BookingError("bad_field", "minutes must be between 5 and 480", "minutes")
 
 
 def new_code(taken: set[str], draw: int) -> str | None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from queue_server import easy_japanese
-from queue_server.conditions import (
+from queue_server.core import easy_japanese
+from queue_server.core.conditions import (
     ALWAYS,
     CHOICE,
     MULTI,
@@ -32,9 +31,9 @@ from queue_server.conditions import (
     check_condition,
     parse_condition,
 )
-from queue_server.deadlines import AMOUNT_KINDS, EVENT_KINDS, KINDS, UNITS, DeadlineRule, render
-from queue_server.i18n import LANGUAGES
-from queue_server.problems import ConfigError, Problem
+from queue_server.core.deadlines import AMOUNT_KINDS, EVENT_KINDS, KINDS, UNITS, DeadlineRule, render
+from queue_server.core.i18n import LANGUAGES
+from queue_server.core.problems import Problem
 
 Texts = Mapping[str, str]
 
@@ -238,7 +237,6 @@ class _Locator:
 
 @dataclass
 class _File:
-    path: Path
     name: str
     data: dict
     loc: _Locator
@@ -330,24 +328,22 @@ class _Builder:
         return True
 
 
-def _read_files(directory: Path, b: _Builder) -> None:
-    paths = sorted(directory.glob("*.toml"))
-    if not paths:
-        b.problems.append(Problem(str(directory), "-", "no catalogue files (*.toml) found"))
+def _parse_files(directory: str, files: Sequence[tuple[str, str | Problem]], b: _Builder) -> None:
+    """Parse each file's text; ``files`` is (name, text) or (name, the Problem that kept it unread)."""
+    if not files:
+        b.problems.append(Problem(directory, "-", "no catalogue files (*.toml) found"))
         b.empty = True
-    for path in paths:
-        name = str(path)
+    for name, text in files:
+        if isinstance(text, Problem):
+            b.problems.append(text)
+            continue
         try:
-            text = path.read_text(encoding="utf-8")
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             m = re.search(r"line (\d+)", str(e))
             b.problems.append(Problem(name, f"line {m.group(1)}" if m else "-", f"TOML syntax error: {e}"))
             continue
-        except (OSError, UnicodeDecodeError) as e:
-            b.problems.append(Problem(name, "-", f"cannot read: {e}"))
-            continue
-        b.files.append(_File(path, name, data, _Locator(text)))
+        b.files.append(_File(name, data, _Locator(text)))
 
 
 def _positive(b: _Builder, f: _File, header: str, key: str, value: object, default: float) -> float:
@@ -393,9 +389,17 @@ def _documents_if(b: _Builder, f: _File, header: str, value: object, documents: 
     return tuple(out)
 
 
-def _build(directory: Path, site: Mapping | None) -> tuple[Catalogue | None, list[Problem]]:
+def build_catalogue(directory: str, files: Sequence[tuple[str, str | Problem]], site: Mapping | None = None
+                    ) -> tuple[Catalogue | None, list[Problem]]:
+    """The catalogue built from its files' texts, and every problem found (file + line + reason).
+
+    ``files`` is ``(name, text)`` per file in order, or ``(name, Problem)`` for a file that could
+    not be read (queue_server.loaders reads them); ``directory`` names the folder in the
+    "no files" problem. ``site`` is the parsed site.toml (department keys and names,
+    ``online_base_url``). The catalogue is None when there were no files at all.
+    """
     b = _Builder(site)
-    _read_files(Path(directory), b)
+    _parse_files(directory, files, b)
     if b.empty:
         return None, b.problems
 
@@ -883,24 +887,3 @@ def _reachable(cond: Condition, questions: Mapping[str, Question], limit: int = 
         if cond.evaluate(dict(zip(names, combo, strict=True))) is True:
             return True
     return False
-
-
-def validate_catalogue(directory: Path | str, site_config: Mapping | None = None) -> list[Problem]:
-    """Every problem of the catalogue in ``directory`` (file + line + reason); [] when clean.
-
-    ``site_config`` is the parsed site.toml: with it, department keys are checked against the
-    site's departments. Never raises for a bad catalogue; check-config prints the list.
-    """
-    _, problems = _build(Path(directory), site_config)
-    return problems
-
-
-def load_catalogue(directory: Path | str, site: Mapping | None = None) -> Catalogue:
-    """Read and validate the catalogue; raise ConfigError carrying every problem found.
-
-    ``site`` is the parsed site.toml (for department keys and names and ``online_base_url``).
-    """
-    catalogue, problems = _build(Path(directory), site)
-    if problems or catalogue is None:
-        raise ConfigError(problems)
-    return catalogue

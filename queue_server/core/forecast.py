@@ -10,7 +10,7 @@ Method (docs/planning.md):
    factor (:func:`season_factor`).
 2. The booked load of the day and hour (bookings of the citizen's departments) is added to the
    arrival rate: a booked citizen takes a counter like anyone else.
-3. Each department is an M/M/c station (Erlang C, simulation.erlang) with c the counters that
+3. Each department is an M/M/c station (Erlang C, queue_server.core.erlang) with c the counters that
    serve it (a counter shared by k departments counts 1/k). Its mean wait for the mean arrival
    rate is the figure; the rates one standard deviation below and above give the range.
 4. The citizen's route waits at each of its departments in turn: the route's wait is the sum.
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from simulation.erlang import mean_wait
+from .erlang import mean_wait
 
 HISTORY_DAYS = 56  # eight weeks: four to eight samples of each weekday × hour
 QUIET, BUSY = 10.0, 30.0  # minutes: the level thresholds
@@ -163,45 +163,3 @@ def forecast(prof: Profile, route: Sequence[str], days: Sequence[str], open_hhmm
     return {"history": prof.has_history, "history_days": sum(prof.days_by_weekday.values()),
             "route": list(dict.fromkeys(route)), "days": out_days,
             "thresholds": {"quiet": QUIET, "busy": BUSY}, "cap": WAIT_CAP}
-
-
-# ------------------------------------------------------------------ the shell: read the log
-def read_history(engine: Any, site: str, now: float, tz: ZoneInfo, days: int = HISTORY_DAYS) -> History:
-    """Arrivals and service times of the last ``days`` days from the event log (worker thread)."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from .storage import EventRow
-
-    # whole days only: today's hours still to come would count as empty
-    midnight = dt.datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-    since = midnight - days * 86400
-    arrivals: list[tuple[float, str]] = []
-    services: list[tuple[str, float]] = []
-    seen: set[str] = set()
-    started: dict[tuple[str, int], float] = {}
-    with Session(engine) as s:
-        q = (select(EventRow.at, EventRow.kind, EventRow.ticket, EventRow.step, EventRow.payload)
-             .where(EventRow.site == site, EventRow.at >= since, EventRow.at < midnight,
-                    EventRow.kind.in_(("issued", "started", "completed")))
-             .order_by(EventRow.seq))
-        for at, kind, ticket, step, payload in s.execute(q):
-            if kind == "issued":
-                seen.add(dt.datetime.fromtimestamp(at, tz).date().isoformat())
-                for d in dict.fromkeys(st.get("department", "") for st in (payload or {}).get("steps", [])):
-                    arrivals.append((at, d))
-            elif kind == "started":
-                started[(ticket, step)] = at
-            elif (ticket, step) in started:
-                services.append(((payload or {}).get("department", ""), (at - started.pop((ticket, step))) / 60))
-        # tickets and open days per month over the last ~13 months: the seasonal factor
-        months: dict[str, tuple[int, set[str]]] = {}
-        for (at,) in s.execute(select(EventRow.at).where(
-                EventRow.site == site, EventRow.kind == "issued", EventRow.at >= midnight - 400 * 86400,
-                EventRow.at < midnight)):
-            local = dt.datetime.fromtimestamp(at, tz).date().isoformat()
-            n, days_seen = months.setdefault(local[:7], (0, set()))
-            days_seen.add(local)
-            months[local[:7]] = (n + 1, days_seen)
-    return History(tuple(arrivals), tuple(services), tuple(sorted(seen)),
-                   tuple((m, n, len(ds)) for m, (n, ds) in sorted(months.items())))

@@ -1,6 +1,6 @@
 """Real-time wait estimators and how the shown figure is worded. Pure: no I/O, no clock.
 
-The baseline (:mod:`queue_server.estimate`) divides the planned work ahead of a ticket by the
+The baseline (:mod:`queue_server.core.estimate`) divides the planned work ahead of a ticket by the
 department's effective counters, a shared counter counting ``1/k`` for each of its *k*
 departments. Two things make it wrong in a busy lobby, and this module corrects both from what the
 lobby itself has just done (a :class:`History` of calls and services fed by the shell):
@@ -151,7 +151,7 @@ def capacity(
 ) -> dict[int, dict[str, float]]:
     """Effective counters each open counter gives each department: share × speed.
 
-    The shipped estimator passes this to :func:`queue_server.estimate.all_department_waits`.
+    The shipped estimator passes this to :func:`queue_server.core.estimate.all_department_waits`.
     """
     counters = list(counters)
     shares = counter_shares(counters, history.calls, waiting, now)

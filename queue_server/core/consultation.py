@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import tomllib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 ROLES = ("consultant", "general", "admin")
@@ -127,11 +125,6 @@ def parse_rules(raw: Mapping[str, Any], departments: set[str], source: str = "co
         retention_days=retention,
         directory=str(raw.get("directory", "local")),
     )
-
-
-def load_rules(path: Path, departments: set[str]) -> Rules:
-    with path.open("rb") as f:
-        return parse_rules(tomllib.load(f), departments, str(path))
 
 
 # ---------------------------------------------------------------------------- citizen key

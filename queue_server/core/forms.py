@@ -16,10 +16,8 @@ A field whose source has no value stays empty and is marked ``missing``: it is n
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 SOURCE_KINDS = ("card", "answer", "ticket", "ask")
 CARD_KEYS = ("name", "address", "birth_date", "sex")
@@ -111,22 +109,6 @@ def parse_form(data: Mapping, where: str) -> Form:
                 f["source"], tuple(fields), _label(note, f"{where}: note") if note else None)
 
 
-def load_forms(directory: Path) -> dict[str, Form]:
-    """Every form of ``directory`` (one TOML file per form), by id."""
-    forms: dict[str, Form] = {}
-    for path in sorted(Path(directory).glob("*.toml")):
-        with path.open("rb") as fh:
-            try:
-                data = tomllib.load(fh)
-            except tomllib.TOMLDecodeError as e:
-                raise FormError(f"{path.name}: {e}") from None
-        form = parse_form(data, path.name)
-        if form.id in forms:
-            raise FormError(f"{path.name}: form id {form.id!r} is used twice")
-        forms[form.id] = form
-    return forms
-
-
 def forms_for(forms: Mapping[str, Form], procedures: Iterable[str]) -> list[Form]:
     """The forms the given procedures need, each once, in the order of the procedures."""
     out: list[Form] = []
@@ -196,20 +178,13 @@ def check_values(values: Mapping[str, object], allowed: Iterable[str]) -> dict[s
     return out
 
 
-def check_forms(directory: Path, procedures: Mapping[str, str | None]) -> list[tuple[str, str]]:
-    """Problems of config/forms/ as (file, message): unreadable forms, unknown procedure ids, and a
-    form whose department is not its procedures' (``procedures``: id -> department)."""
-    out: list[tuple[str, str]] = []
-    for path in sorted(Path(directory).glob("*.toml")):
-        try:
-            with path.open("rb") as fh:
-                form = parse_form(tomllib.load(fh), path.name)
-        except (FormError, tomllib.TOMLDecodeError) as e:
-            out.append((str(path), str(e)))
-            continue
-        for p in form.procedures:
-            if p not in procedures:
-                out.append((str(path), f"procedures: {p!r} is not a catalogue procedure"))
-            elif procedures[p] != form.department:
-                out.append((str(path), f"department {form.department!r}: {p!r} is done at {procedures[p]!r}"))
+def form_problems(form: Form, procedures: Mapping[str, str | None]) -> list[str]:
+    """Why ``form`` does not fit the catalogue: unknown procedure ids, or a procedure done at
+    another department than the form's (``procedures``: id -> department); [] when it fits."""
+    out: list[str] = []
+    for p in form.procedures:
+        if p not in procedures:
+            out.append(f"procedures: {p!r} is not a catalogue procedure")
+        elif procedures[p] != form.department:
+            out.append(f"department {form.department!r}: {p!r} is done at {procedures[p]!r}")
     return out

@@ -1,16 +1,14 @@
 """Languages and message tables.
 
 Every user-facing string lives in a TOML message table (one per part: server errors, kiosk,
-printer, board) keyed ``[key] ja = "…" en = "…"`` — never in a view. This module is pure apart
-from reading the table file once.
+printer, board) keyed ``[key] ja = "…" en = "…"`` — never in a view. This module is pure:
+queue_server.loaders reads the table files.
 """
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 # Japanese first, then the others we ship; "ja-easy" is やさしい日本語 (simple Japanese with kana).
 LANGUAGES: tuple[str, ...] = ("ja", "en", "zh", "ko", "vi", "pt", "ja-easy")
@@ -56,10 +54,3 @@ class Messages:
             for lang in LANGUAGES
             if lang not in texts
         ]
-
-
-def load_messages(path: str | Path) -> Messages:
-    """Read a message table from a TOML file."""
-    path = Path(path)
-    with path.open("rb") as f:
-        return Messages(tomllib.load(f), source=str(path))

@@ -1,0 +1,60 @@
+"""What passes between a connection, the writer and the request handlers: the client a request
+came from, the job the writer applies, its outcome, and the error reply a handler raises."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+
+from . import protocol as P
+from .core.lobby import Change
+from .storage import Batch
+
+
+class Reply(Exception):
+    """Raised inside an operation to answer with a protocol error (nothing is written)."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+@dataclass(eq=False)  # identity: each connection is its own client
+class Client:
+    ws: ServerConnection
+    role: str = ""
+    site: str = ""
+    device: str = ""
+    counter: int | None = None
+    ticket: str | None = None  # public role: ticket id
+    staff: str = ""
+
+
+@dataclass
+class Outcome:
+    result: Any
+    change: Change | None = None
+    batch: Batch | None = None  # extra rows (new ticket with prefill, numbers)
+    pushes: list[tuple[str, str, Any]] = field(default_factory=list)  # (audience, kind, data) after commit
+    undo: Callable[[], None] | None = None
+
+
+@dataclass
+class Job:
+    client: Client
+    req: P.Request
+    fut: asyncio.Future
+    idem: str | None
+    queued_at: float = field(default_factory=time.monotonic)  # for /healthz: is the writer behind?
+
+
+def actor(c: Client) -> str:
+    """The event log's actor of a request: role and device, a counter by number."""
+    if c.role == "counter":
+        return f"counter:{c.counter}"  # staff names stay out of the event log's actor field
+    return f"{c.role}:{c.device}" if c.device else c.role

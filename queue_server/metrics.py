@@ -1,0 +1,74 @@
+"""The /metrics page: request, error, commit and push counters in the Prometheus text format."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import kpi_forms
+from .storage import STORAGE_CAUSES
+
+if TYPE_CHECKING:
+    from .server import QueueServer
+
+
+class Metrics:
+    """Counters the server bumps as it works; ``text`` renders them with live gauges."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self.batches = 0
+        self.batched_jobs = 0
+        self.commit_seconds = 0.0
+        self.pushes = 0
+        self.last_broadcast = (0, 0.0)  # (subscribers, seconds) of the latest fan-out
+
+    def text(self, server: QueueServer) -> str:
+        lines = [
+            "# HELP madoguchi_requests_total Requests handled, by type.",
+            "# TYPE madoguchi_requests_total counter",
+        ]
+        lines += [f'madoguchi_requests_total{{type="{k}"}} {v}' for k, v in sorted(self.requests.items())]
+        lines += ["# HELP madoguchi_errors_total Error replies, by code.", "# TYPE madoguchi_errors_total counter"]
+        lines += [f'madoguchi_errors_total{{code="{k}"}} {v}' for k, v in sorted(self.errors.items())]
+        lines += ["# HELP madoguchi_storage_errors_total Failed commits, by cause.",
+                  "# TYPE madoguchi_storage_errors_total counter"]
+        errors = server.writer.storage.errors
+        lines += [f'madoguchi_storage_errors_total{{cause="{k}"}} {errors.get(k, 0)}' for k in STORAGE_CAUSES]
+        behind = server.writer.behind()
+        lines += [
+            "# HELP madoguchi_storage_ok 1 while writes succeed, 0 while tickets cannot be saved.",
+            "# TYPE madoguchi_storage_ok gauge",
+            f"madoguchi_storage_ok {int(server.writer.storage.ok)}",
+            "# HELP madoguchi_writer_queue Requests waiting for the writer.",
+            "# TYPE madoguchi_writer_queue gauge",
+            f"madoguchi_writer_queue {behind['queued']}",
+            "# HELP madoguchi_writer_oldest_seconds Age of the oldest request waiting for the writer.",
+            "# TYPE madoguchi_writer_oldest_seconds gauge",
+            f"madoguchi_writer_oldest_seconds {behind['oldest_seconds']}",
+        ]
+        lines += [
+            "# TYPE madoguchi_commits_total counter",
+            f"madoguchi_commits_total {self.batches}",
+            "# TYPE madoguchi_committed_requests_total counter",
+            f"madoguchi_committed_requests_total {self.batched_jobs}",
+            "# TYPE madoguchi_commit_seconds_total counter",
+            f"madoguchi_commit_seconds_total {self.commit_seconds:.6f}",
+            "# TYPE madoguchi_pushes_total counter",
+            f"madoguchi_pushes_total {self.pushes}",
+            "# HELP madoguchi_last_broadcast_seconds Server time to hand the latest push to all its subscribers.",
+            "# TYPE madoguchi_last_broadcast_seconds gauge",
+            f'madoguchi_last_broadcast_seconds{{subscribers="{self.last_broadcast[0]}"}} {self.last_broadcast[1]:.6f}',
+            "# HELP madoguchi_connections Open websocket connections, by role.",
+            "# TYPE madoguchi_connections gauge",
+        ]
+        roles: dict[str, int] = {}
+        for c in server.clients:
+            roles[c.role or "none"] = roles.get(c.role or "none", 0) + 1
+        lines += [f'madoguchi_connections{{role="{r}"}} {n}' for r, n in sorted(roles.items())]
+        lines += kpi_forms.metrics_lines(server.forms_desk)  # 書かない窓口 counts (docs/forms.md)
+        lines += ["# HELP madoguchi_waiting Tickets waiting, by site.", "# TYPE madoguchi_waiting gauge"]
+        for key, hub in server.hubs.items():
+            waiting = sum(1 for t in hub.lobby.open_tickets() if t.active_step is None)
+            lines.append(f'madoguchi_waiting{{site="{key}"}} {waiting}')
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""Pushes: who hears what. Committed events go at once to the boards, consoles, phones and admin
+pages that want them; derived views (waits, queues, public statuses) go from the flusher at most
+every FLUSH_INTERVAL, and only when they changed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import broadcast
+
+from . import day_end
+from . import protocol as P
+from .hub import SiteHub
+from .jobs import Client
+
+if TYPE_CHECKING:
+    from .server import QueueServer
+
+FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
+
+
+def wants(client: Client, audience: str) -> bool:
+    """Whether a client belongs to an audience ("boards", "counters", "ticket:<id>" or a role)."""
+    if audience == "boards":
+        # consoles show their own queue, not the lobby's calls: sending every call to every
+        # console was most of the server's socket writes with 200 consoles open
+        return client.role in ("display", "admin")
+    if audience == "counters":
+        return client.role in ("counter", "admin")
+    if audience.startswith("ticket:"):
+        return client.role == "public" and client.ticket == audience[7:]
+    return client.role == audience
+
+
+def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any, seq: int | None = None) -> None:
+    """Send one push to every client of the site in ``audience``."""
+    msg = P.push(kind, hub.key, hub.seq if seq is None else seq, data)
+    if msg is None:  # not encodable (logged): better no push than one a board's parser drops
+        return
+    targets = [c.ws for c in server.clients if c.site == hub.key and c.role and wants(c, audience)]
+    if targets:
+        server.metrics.pushes += len(targets)
+        t0 = time.perf_counter()
+        broadcast(targets, msg)
+        server.metrics.last_broadcast = (len(targets), time.perf_counter() - t0)
+
+
+def push_event(server: QueueServer, hub: SiteHub, ev: dict, now: float) -> None:
+    """The pushes of one committed event: calls to boards and the ticket's phone, call ends, and
+    every event to admin pages."""
+    kind = ev["kind"]
+    hub.observe(ev)
+    if kind in ("called", "recalled"):
+        view = with_audio(server, hub.call_view(ev))
+        if kind == "called":
+            hub.recent_calls.appendleft(view)
+        push(server, hub, "boards", "call", view, seq=ev["seq"])
+        t = hub.lobby.tickets[ev["ticket"]]
+        if any(c.ticket == t.id for c in server.clients):  # build the view only for a watching phone
+            push(server, hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
+    elif kind in ("requeued", "no_show", "started", "completed", "transferred"):
+        # the number is no longer called at that counter: boards take it off "now calling"
+        # (started: it moves to "being served"; no_show: to the short absent list)
+        t = hub.lobby.tickets[ev["ticket"]]
+        end = {"seq": ev["seq"], "number": t.label, "counter": ev["counter"], "reason": kind, "at": ev["at"]}
+        if kind == "no_show":
+            hub.absent.appendleft(end)
+        push(server, hub, "boards", "call_end", end, seq=ev["seq"])
+    push(server, hub, "admin", "event", ev, seq=ev["seq"])
+
+
+def push_storage(server: QueueServer) -> None:
+    """Tell kiosks, consoles and admin pages that tickets cannot be saved (or can again)."""
+    data = server.storage_view()
+    for hub in server.hubs.values():
+        for audience in ("kiosk", "counters"):
+            push(server, hub, audience, "storage", data)
+
+
+def with_audio(server: QueueServer, view: dict[str, Any], fresh: bool = True) -> dict[str, Any]:
+    """Add the URL of the call's voice announcement; synthesis runs in another process, so
+    the push is never delayed (the board retries the URL until the file is ready)."""
+    if server.announcer is not None and fresh:
+        view["audio"] = server.announcer.request(view["number"], view["counter"], bool(view.get("recall")))
+        view["audio_short"] = server.announcer.short_url(view["number"], view["counter"])
+    return view
+
+
+async def flusher(server: QueueServer) -> None:
+    """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL."""
+    last: dict[tuple[int, str], str] = {}
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL)
+        await day_end.roll_day(server)
+        server.forms_desk.prune({k: h.lobby for k, h in server.hubs.items()}, {k: h.day for k, h in server.hubs.items()})
+        if not server.dirty:
+            continue
+        sites, server.dirty = server.dirty, set()
+        now = server.clock()
+        for key in sites:
+            hub = server.hubs[key]
+            waits_data = hub.waits_view(hub.waits(now, fresh=True))
+            _push_if_changed(server, last, hub, "display", "waits", waits_data)
+            # Consoles with the same departments share one queue: build and encode it once
+            # (encoding a long queue per console was most of the server's time with 200 consoles).
+            queues: dict[frozenset[str], tuple[str, str]] = {}
+            for client in [c for c in server.clients if c.site == key]:
+                if client.role == "counter":
+                    counter = hub.lobby.counters[client.counter]
+                    if counter.departments not in queues:
+                        data = {"queue": hub.queue_view(counter, now), "waits": waits_data}
+                        queues[counter.departments] = (json.dumps(data, sort_keys=True, ensure_ascii=False),
+                                                       P.push("queue", hub.key, hub.seq, data))
+                    body, msg = queues[counter.departments]
+                    _send_if_changed(server, last, client, "queue", body, msg)
+                elif client.role == "public" and client.ticket in hub.lobby.tickets:
+                    data = hub.public_view(hub.lobby.tickets[client.ticket], now)
+                    _send_if_changed(server, last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
+                                     P.push("status", hub.key, hub.seq, data))
+
+
+def _send_if_changed(server: QueueServer, last: dict, client: Client, kind: str, body: str, msg: str | None) -> None:
+    k = (id(client), kind)
+    if msg is not None and last.get(k) != body:
+        last[k] = body
+        server.metrics.pushes += 1
+        broadcast([client.ws], msg)
+
+
+def _push_if_changed(server: QueueServer, last: dict, hub: SiteHub, audience: str, kind: str, data: Any) -> None:
+    body = json.dumps(data, sort_keys=True, ensure_ascii=False)
+    k = (0, f"{hub.key}:{audience}:{kind}")
+    if last.get(k) != body:
+        last[k] = body
+        push(server, hub, audience, kind, data)

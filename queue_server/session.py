@@ -1,0 +1,190 @@
+"""The connection shell: one websocket connection's life — hello and its token check, then a loop
+that parses each frame, answers reads that need no writer at once, and queues every other request
+for the writer and sends its reply. Boards that were away get the calls they missed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from . import consultation_api, forms_api, plan_preview, planner_api, pushes
+from . import protocol as P
+from .hub import SiteHub
+from .idempotency import idem_scope
+from .jobs import Client, Job, Reply
+
+if TYPE_CHECKING:
+    from .server import QueueServer
+
+REPLAY_PAGE = 500  # call events read per query when a board resyncs
+MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
+
+
+async def handler(server: QueueServer, ws: ServerConnection) -> None:
+    """Serve one connection until it closes."""
+    client = Client(ws)
+    server.clients.add(client)
+    try:
+        async for raw in ws:
+            await on_message(server, client, raw)
+    except ConnectionClosed:
+        pass
+    finally:
+        server.clients.discard(client)
+
+
+async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> None:
+    if client.role == "staff" or (not client.role and consultation_api.is_staff_hello(raw)):
+        return await consultation_api.attach(server).on_message(client, raw)  # people, not devices: own module
+    try:
+        req = P.parse(raw)
+    except P.ProtocolError as e:
+        return await send_error(server, client, e.re, e.code, e.message, e.field)
+    server.metrics.requests[req.type] = server.metrics.requests.get(req.type, 0) + 1
+    try:
+        if req.type == "hello":
+            return await hello(server, client, req)
+        if not client.role:
+            raise Reply("hello_first", "send hello with your role and token first")
+        if req.type not in P.ALLOWED[client.role]:
+            raise Reply("not_allowed", f"role {client.role!r} may not send {req.type!r}", "type")
+        if req.type == "ping":
+            return await send(client, P.reply(req.id, {"pong": server.clock()}))
+        if client.role == "planner":  # the public planning page: rate-limited, no token
+            if req.type in planner_api.READS:
+                return await send(client, await planner_api.read(server, client, req))
+            planner_api.admit(client, "write")
+        if req.type == "plan":
+            return await send(client, P.reply(req.id, plan_preview.plan(server, client, req.body)))
+        if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
+            return await send(client, P.reply(req.id, forms_api.serve(server, client, req)))
+    except Reply as e:
+        return await send_error(server, client, req.id, e.code, e.message, e.field)
+    idem = req.body.get("idempotency_key")
+    job = Job(client, req, asyncio.get_running_loop().create_future(),
+              f"{client.site}:{idem_scope(client.role, client.device, client.counter, idem)}" if idem else None)
+    await server.queue.put(job)
+    msg = await job.fut
+    await send(client, msg)
+
+
+async def send(client: Client, msg: str) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        await client.ws.send(msg)
+
+
+async def send_error(server: QueueServer, client: Client, re: Any, code: str, message: str,
+                     fld: str | None = None) -> None:
+    server.metrics.errors[code] = server.metrics.errors.get(code, 0) + 1
+    await send(client, P.error(re, code, message, fld))
+
+
+async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
+    """Check the role's token, bind the connection to its site (and counter or ticket), and reply
+    with a snapshot; a board's ``last_seq`` brings the calls it missed after the reply."""
+    b = req.body
+    if client.role:
+        raise Reply("already_hello", "this connection already said hello")
+    role = b["role"]
+    if role not in P.ROLES:
+        raise Reply("bad_field", f"role must be one of {', '.join(P.ROLES)}", "role")
+    site = b.get("site") or next(iter(server.hubs))
+    hub = server.hubs.get(site)
+    if hub is None:
+        raise Reply("unknown_site", f"no site {site!r}; sites: {', '.join(server.hubs)}", "site")
+    now = server.clock()
+    if role == "public":
+        tid = hub.by_token.get(b.get("ticket") or "")
+        if tid is None:
+            raise Reply("unknown_ticket", "no ticket with that status token today", "ticket")
+        client.ticket = tid
+    elif role == "planner":
+        pass  # anyone may plan and book: no token, rate limits instead (planner_api)
+    elif role == "counter":
+        number = b.get("counter")
+        if number is None or number not in hub.lobby.counters:
+            raise Reply("unknown_counter", f"site {site} has no counter {number!r}", "counter")
+        if not server.tokens.check(role, b.get("token"), site, number):
+            raise Reply("bad_token", "wrong token for this counter", "token")
+        client.counter = number
+        client.staff = (b.get("staff") or "")[:100]
+    elif not server.tokens.check(role, b.get("token")):
+        raise Reply("bad_token", f"wrong token for role {role}", "token")
+    client.role, client.site, client.device = role, site, (b.get("device") or "")[:64]
+    result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now,
+                              "storage": server.storage_view()}
+    last = b.get("last_seq")
+    missed, truncated = await _missed(server, hub, client, last, now) if last is not None else ([], False)
+    result["missed"] = len(missed)
+    result["truncated"] = truncated
+    result["snapshot"] = snapshot(server, hub, client, now)
+    await send(client, P.reply(req.id, result))
+    for msg in missed:
+        await send(client, msg)
+
+
+async def _missed(server: QueueServer, hub: SiteHub, client: Client, last: int, now: float
+                  ) -> tuple[list[str], bool]:
+    """Every call push of today after ``last``, rebuilt from the committed event log (paged),
+    so a board that was away — for any time, or across a server restart — misses no call.
+
+    ``truncated`` is True, with no replay, when that cannot be done honestly: the client's
+    ``last_seq`` is ahead of this server (another database), the log lacks events in between,
+    or more than MAX_REPLAY calls were missed. The client then rebuilds from the snapshot.
+    """
+    if client.role not in ("display", "admin") or last == hub.seq:
+        return [], False
+    if last > hub.seq:
+        return [], True
+    day_start = datetime.fromisoformat(hub.day).replace(tzinfo=server.tz).timestamp()
+    upto = hub.seq  # pushes after this come live to the client (its role is set already)
+
+    def read() -> tuple[list[dict], bool]:
+        if server.store.count_events(hub.key, last, upto) != upto - last:
+            return [], True
+        events: list[dict] = []
+        after = last
+        while True:
+            page = server.store.calls_since(hub.key, after, day_start, REPLAY_PAGE)
+            events += [ev for ev in page if ev["seq"] <= upto]
+            if len(events) > MAX_REPLAY:
+                return [], True
+            if len(page) < REPLAY_PAGE or page[-1]["seq"] >= upto:
+                return events, False
+            after = page[-1]["seq"]
+
+    events, truncated = await asyncio.to_thread(read)
+    return [
+        # only a call of the last minute is still worth announcing (and synthesising)
+        msg
+        for ev in events
+        if (msg := P.push("call", hub.key, ev["seq"],
+                          pushes.with_audio(server, hub.call_view(ev), now - ev["at"] < 60))) is not None
+    ], truncated
+
+
+def snapshot(server: QueueServer, hub: SiteHub, client: Client, now: float) -> dict[str, Any]:
+    """What a client sees on hello: its role's view of the site."""
+    if client.role == "planner":
+        return planner_api.snapshot(server, hub)
+    if client.role == "public":
+        return {"status": hub.public_view(hub.lobby.tickets[client.ticket], now)}
+    if client.role == "counter":
+        c = hub.lobby.counters[client.counter]
+        cur = hub.lobby.ticket_at(c.number)
+        return {
+            "counter": hub.counter_view(c),
+            "queue": hub.queue_view(c, now),
+            "current": hub.ticket_view(cur) if cur else None,
+            "help": hub.help_alerts[-20:],
+            "departments": {d: dict(n) for d, n in hub.config.department_names.items()},
+            "board": hub.board_view(now),
+            # what the console needs to enable exactly the buttons the server accepts
+            "policy": {"max_recalls": hub.lobby.max_recalls},
+        }
+    return {"board": hub.board_view(now)}
