@@ -89,12 +89,13 @@ def consult_config(server: QueueServer) -> tuple[B.ConsultConfig, Mapping[str, A
     import logging
 
     from .core import consultation
+    from .loaders import load_rules
 
     key = id(server)
     if key not in _consult:
         path = Path(server.city.source).with_name("consultation.toml")
         try:
-            rules = consultation.load_rules(path, set(server.city.departments))
+            rules = load_rules(path, set(server.city.departments))
             import tomllib
 
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
