@@ -265,6 +265,11 @@ class Reprint:
 
 
 @dataclass(frozen=True)
+class PrintListPressed:
+    """"Print the procedure list" on the done screen ([printing] list = "on_request")."""
+
+
+@dataclass(frozen=True)
 class Finish:
     """"Done" on the last screen."""
 
@@ -299,7 +304,8 @@ Event = (
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | StorageChanged
     | IssueSucceeded
-    | IssueFailed | Abandon | Printed | PrintFailed | Reprint | Finish | StaffPressed | StaffPinSubmitted | StaffExit
+    | IssueFailed | Abandon | Printed | PrintFailed | Reprint | PrintListPressed | Finish
+    | StaffPressed | StaffPinSubmitted | StaffExit
     | Scanned
 )
 
@@ -333,6 +339,14 @@ class AbandonIssue:
 
 @dataclass(frozen=True)
 class PrintTicket:
+    result: Mapping[str, Any] = field(repr=False)
+    lang: str
+
+
+@dataclass(frozen=True)
+class PrintList:
+    """Print the personal procedure list of an issued ticket (asked for on the done screen)."""
+
     result: Mapping[str, Any] = field(repr=False)
     lang: str
 
@@ -387,7 +401,7 @@ class WipeInput:
 
 
 Command = (
-    FetchPlan | Issue | AbandonIssue | PrintTicket | SendHelp | SendFault | CardWait | CardTriesLeft | CardVerify
+    FetchPlan | Issue | AbandonIssue | PrintTicket | PrintList | SendHelp | SendFault | CardWait | CardTriesLeft | CardVerify
     | CardRead | CardClose | Speak | WipeInput
 )
 
@@ -406,6 +420,7 @@ class FlowConfig:
     warning_seconds: float = 20.0  # the visible countdown before everything is wiped
     card_enabled: bool = False  # a card reader is configured
     printer_enabled: bool = False  # a printer is configured
+    list_on_request: bool = False  # [printing] list = "on_request": a button prints the procedure list
     staff_pin: str | None = field(default=None, repr=False)  # None: no staff-assist mode
     purposes: tuple[str, ...] = PURPOSES
 
@@ -434,6 +449,7 @@ class KioskState:
     issue_result: Mapping[str, Any] | None = field(default=None, repr=False)
     print_error: str | None = None  # printers message key when printing failed
     printed: bool = False
+    list_printed: bool = False  # the procedure list was asked for (once per ticket)
     error_code: str | None = None  # server error code on the ERROR screen
     notice: str | None = None  # a one-line message key under the screen's text (help sent, wrong PIN…)
     staff_tries: int = 0
@@ -873,6 +889,16 @@ class Kiosk:
                 or not self.config.printer_enabled:
             return s, []
         return replace(s, screen=Screen.PRINTING, print_error=None), [PrintTicket(s.issue_result, s.lang)]
+
+    def _on_PrintListPressed(self, s: KioskState, e: PrintListPressed) -> tuple[KioskState, list[Command]]:
+        if not self.can_print_list(s):
+            return s, []
+        return replace(s, list_printed=True), [PrintList(s.issue_result or {}, s.lang)]
+
+    def can_print_list(self, s: KioskState) -> bool:
+        """The done screen offers the procedure list on request: printer up, list not yet printed."""
+        return (s.screen is Screen.DONE and self.config.list_on_request and self.config.printer_enabled
+                and s.issue_result is not None and s.print_error is None and not s.list_printed)
 
     def _on_Finish(self, s: KioskState, e: Finish) -> tuple[KioskState, list[Command]]:
         if s.screen not in (Screen.DONE, Screen.ABANDONED, Screen.ERROR):

@@ -202,6 +202,26 @@ def test_printer_failure_shows_the_ticket_and_reports_a_device_fault(catalogue):
     assert run(kiosk, s, F.Reprint()) == (s, [])
 
 
+def test_procedure_list_on_request_prints_once_and_only_when_configured(catalogue):
+    result = {"ticket": {"number": "6"}}
+    for cfg, offered in ((dict(printer_enabled=True, list_on_request=True), True),
+                         (dict(printer_enabled=True), False), (dict(list_on_request=True), False)):
+        kiosk, s = make(catalogue, **cfg)
+        s, _ = run(kiosk, s, F.ChooseLanguage("vi"), F.ChoosePurpose("death"))
+        s, _ = answer_all(kiosk, s, DEATH_1)
+        s, _ = run(kiosk, s, F.TakeNumber())
+        s, _ = run(kiosk, s, F.IssueSucceeded(s.pending_key, result), F.Printed())
+        assert s.screen is F.Screen.DONE and kiosk.can_print_list(s) is offered
+        s, cmds = run(kiosk, s, F.PrintListPressed())
+        if not offered:
+            assert cmds == [] and not s.list_printed
+            continue
+        assert cmds == [F.PrintList(result, "vi")] and s.list_printed
+        assert run(kiosk, s, F.PrintListPressed()) == (s, [])  # a second tap prints nothing
+        s, _ = run(kiosk, s, F.Finish())
+        assert not s.list_printed  # the next citizen gets the offer again
+
+
 def test_server_refusal_shows_the_error_and_back_returns_to_the_list(catalogue):
     kiosk, s = make(catalogue)
     s, _ = run(kiosk, s, F.ChooseLanguage("ja"), F.ChoosePurpose("death"))

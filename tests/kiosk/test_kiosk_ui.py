@@ -526,6 +526,46 @@ def test_reservation_check_in_by_code_gets_an_R_number(kiosk, live):
     k.shot("en-09-done-reservation")
 
 
+def test_procedure_list_on_request_prints_once_from_the_done_screen(kiosk, live, tmp_path):
+    """[printing] list = "on_request": the ticket alone, then the list when the button is tapped."""
+    import shutil
+
+    from tests.printers.escpos_reader import parse
+
+    cfg = tmp_path / "config"
+    shutil.copytree(ROOT / "config", cfg)
+    (cfg / "printing.toml").write_text('[printing]\nlist = "on_request"\n')
+    k = kiosk(config_dir=cfg, renderer="kanji", device="kiosk-list")
+    k.tap("lang-ja")
+    k.tap("purpose-death")
+    k.answer_death_1("ja", shots=False)
+    k.pump(lambda: k.state.screen is F.Screen.PLAN)
+    k.tap("take-number")
+    k.wait_screen(F.Screen.DONE)
+    roll = tmp_path / "ticket.bin"
+    ticket = roll.read_bytes()
+    assert "あなたの手続きリスト" not in "\n".join(t.text for t in parse(ticket).texts)  # not unasked
+    k.check_targets()  # the button is as reachable as the others
+    k.shot("ja-09-done-list-on-request")
+    k.tap("print-list")
+
+    def printed() -> str:
+        try:
+            return "\n".join(t.text for t in parse(roll.read_bytes()[len(ticket):]).texts)
+        except Exception:  # noqa: BLE001 - the job is still being written
+            return ""
+
+    k.pump(lambda: "期限：" in printed())
+    text = printed()
+    assert "あなたの手続きリスト" in text and "世帯主変更届" in text
+    assert "print-list" not in [b.name for b in k.buttons()]  # once: the button is gone
+    k.shell.dispatch(F.PrintListPressed())  # a late second tap
+    size = roll.stat().st_size
+    k.pump(frames=10)
+    assert roll.stat().st_size == size and k.state.list_printed
+    k.shot("ja-09-done-list-printed")
+
+
 def test_printer_failure_shows_the_ticket_with_its_qr_and_alerts_staff(kiosk, live):
     k = kiosk(printer="network://127.0.0.1:9", printer_timeout=1.0, device="kiosk-pf")  # refused
     k.tap("lang-ja")
