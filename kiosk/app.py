@@ -322,7 +322,7 @@ class KioskShell:
         from kiosk import flow as F
 
         if isinstance(c, F.FetchPlan):
-            self.client.plan(c.seq, c.purposes, c.answers, c.lang)
+            self.client.plan(c.seq, c.purposes, c.answers, c.lang, c.reservation_code)
         elif isinstance(c, F.Issue):
             self.client.issue(c.request)
         elif isinstance(c, F.AbandonIssue):

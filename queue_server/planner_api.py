@@ -123,7 +123,10 @@ async def read(server: QueueServer, client: Client, req: P.Request) -> str:
 def plan(server: QueueServer, client: Client, hub: SiteHub, b: Mapping[str, Any]) -> dict[str, Any]:
     """The kiosk's plan reply plus the next question worth asking (None once the list is settled)."""
     from .journey import next_question, question_to_dict, questions_for
+    from .server import Reply
 
+    if b.get("reservation_code") is not None:  # a booking's answers are read with "booking" and its code
+        raise Reply("not_allowed", "plan by reservation_code is for kiosks: use booking", "reservation_code")
     result = server._plan(client, dict(b))
     cat = server.catalogue
     purposes = result["plan"]["purposes"]
@@ -135,6 +138,25 @@ def plan(server: QueueServer, client: Client, hub: SiteHub, b: Mapping[str, Any]
     result["progress"] = {"asked": len(answers) + (q is not None), "at_most_left": left if q else 0}
     result["booking_department"] = B.booking_department(
         [s["department"] for s in result["plan"]["steps"]], config(server, hub.key))
+    return result
+
+
+def kiosk_plan(server: QueueServer, client: Client, b: Mapping[str, Any]) -> dict[str, Any]:
+    """``plan`` from a token role. With ``reservation_code`` (kiosk only) the booking's purposes and
+    answers are planned, so the kiosk shows the list of a typed code before the number is taken;
+    the reply's ``booking`` carries them back (no name: a booking holds none). The code is checked
+    as at check-in (today, this office, not cancelled or used) so a wrong code is named at once."""
+    from .server import Reply
+
+    code = b.get("reservation_code")
+    if code is None:
+        return server._plan(client, dict(b))
+    if client.role != "kiosk":
+        raise Reply("not_allowed", "only a kiosk plans a booking by its code", "reservation_code")
+    row, _ = check_in(server, server.hubs[client.site], code, server.clock())
+    answers = dict(row.get("answers") or {})
+    result = server._plan(client, {**b, "purposes": list(row["purposes"]), "answers": answers})
+    result["booking"] = {"purposes": list(row["purposes"]), "answers": answers}
     return result
 
 

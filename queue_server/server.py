@@ -305,7 +305,7 @@ class QueueServer:
                     return await self._send(client, await planner_api.read(self, client, req))
                 planner_api.admit(client, "write")
             if req.type == "plan":
-                return await self._send(client, P.reply(req.id, self._plan(client, req.body)))
+                return await self._send(client, P.reply(req.id, planner_api.kiosk_plan(self, client, req.body)))
             if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
                 return await self._send(client, P.reply(req.id, forms_api.serve(self, client, req)))
         except Reply as e:

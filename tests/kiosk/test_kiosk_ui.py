@@ -514,16 +514,37 @@ def test_reservation_check_in_by_code_gets_an_R_number(kiosk, live):
         return r["reservation"]
 
     booking = run(book())
+    before = len(run(admin_tickets(live)))
     k = kiosk(device="kiosk-rsv")
     k.tap("lang-en")
     k.tap("purpose-reservation")
     for d in booking["code"]:
         k.tap(f"digit-{d}")
     k.tap("pad-ok")
+    # the list before the number: the booking (made at the desk, no answers) names its purpose,
+    # so only its questions are asked, then the list with the server's waits
+    k.pump(lambda: k.state.screen is not F.Screen.RESERVATION)
+    assert k.state.screen is F.Screen.QUESTION and k.state.pending_key is None
+    assert len(run(admin_tickets(live))) == before  # no ticket yet
+    k.answer_death_1("en", shots=False)
+    k.pump(lambda: k.state.waits is not None)
+    assert k.state.screen is F.Screen.PLAN and "shimin" in [s["department"] for s in k.state.plan["steps"]]
+    k.shot("en-05-plan-reservation-typed")
+    k.tap("take-number")
     k.wait_screen(F.Screen.DONE)
     number = k.state.issue_result["ticket"]["number"]
     assert number.startswith("R") and number in k.texts().split("\n")
     k.shot("en-09-done-reservation")
+    # the same code again: used, said before any number, and "back" lets the citizen retype it
+    k.tap("finish")
+    k.tap("lang-en")
+    k.tap("purpose-reservation")
+    for d in booking["code"]:
+        k.tap(f"digit-{d}")
+    k.tap("pad-ok")
+    k.wait_screen(F.Screen.ERROR)
+    assert k.state.error_code == "reservation_used" and k.state.pending_key is None
+    k.shot("en-09-error-reservation-used")
 
 
 def test_procedure_list_on_request_prints_once_from_the_done_screen(kiosk, live, tmp_path):
