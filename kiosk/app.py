@@ -173,11 +173,14 @@ class KioskShell:
             site = tomllib.load(f)
         catalogue = load_catalogue(settings.config_dir / "catalogue", site)
         self.site_config = site  # counters shared by departments: worded "（共用）" on the ticket
+        from printers.procedure_list import list_mode
+
         boot = format(int(time.time()), "x")  # new keys after every start: the server remembers a day of keys
         self.kiosk = F.Kiosk(F.FlowConfig(
             catalogue, device=settings.device, key_prefix=f"{settings.device}-{boot}",
             idle_seconds=settings.idle_seconds, warning_seconds=settings.warning_seconds,
             card_enabled=settings.card, printer_enabled=bool(settings.printer), staff_pin=settings.staff_pin,
+            list_on_request=bool(settings.printer) and list_mode(settings.config_dir) == "on_request",
         ))
         self.state = self.kiosk.initial(clock())
         self.messages = load_messages(ROOT / "kiosk" / "messages.toml")
@@ -318,7 +321,7 @@ class KioskShell:
         from kiosk import flow as F
 
         if isinstance(c, F.FetchPlan):
-            self.client.plan(c.seq, c.purposes, c.answers, c.lang)
+            self.client.plan(c.seq, c.purposes, c.answers, c.lang, c.reservation_code)
         elif isinstance(c, F.Issue):
             self.client.issue(c.request)
         elif isinstance(c, F.AbandonIssue):
@@ -329,6 +332,8 @@ class KioskShell:
             self.client.fault(c.device_kind, c.code, c.detail)
         elif isinstance(c, F.PrintTicket):
             self._print(c)
+        elif isinstance(c, F.PrintList):
+            self._print_list(c)
         elif isinstance(c, F.CardWait):
             self.card.wait()
         elif isinstance(c, F.CardTriesLeft):
@@ -439,6 +444,20 @@ class KioskShell:
                     log.warning("kiosk: the procedure list did not print: %s", type(e).__name__)
 
         threading.Thread(target=go, name="kiosk-print", daemon=True).start()
+
+    def _print_list(self, c: Any) -> None:
+        """The procedure list asked for on the done screen ([printing] list = "on_request"), in a thread."""
+        s = self.settings
+
+        def go() -> None:
+            from printers.procedure_list import print_list
+
+            try:
+                print_list(s.printer, c.result, c.lang, s.renderer, s.printer_width, s.printer_timeout)
+            except Exception as e:  # noqa: BLE001 - the ticket is out; the list is a bonus
+                log.warning("kiosk: the procedure list did not print: %s", type(e).__name__)
+
+        threading.Thread(target=go, name="kiosk-print-list", daemon=True).start()
 
     # ---------------------------------------------------------------- PIN pad (shell-held digits)
     def pin_digit(self, d: str) -> None:

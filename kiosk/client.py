@@ -118,9 +118,13 @@ class KioskClient:
             log.info("kiosk: client stopped; request dropped")
 
     # ---------------------------------------------------------------- public requests (any thread)
-    def plan(self, seq: int, purposes: tuple[str, ...], answers: Mapping[str, str], lang: str) -> None:
-        """Ask for the list with waits; PlanReceived(seq, result) or PlanFailed(seq, code) follows."""
-        body = {"purposes": list(purposes), "answers": dict(answers), "lang": lang}
+    def plan(self, seq: int, purposes: tuple[str, ...], answers: Mapping[str, str], lang: str,
+             reservation_code: str | None = None) -> None:
+        """Ask for the list with waits; PlanReceived(seq, result) or PlanFailed(seq, code) follows.
+        With ``reservation_code`` the server plans that booking (its purposes and answers)."""
+        body: dict[str, Any] = {"purposes": list(purposes), "answers": dict(answers), "lang": lang}
+        if reservation_code is not None:
+            body = {"reservation_code": reservation_code, "lang": lang}
         self._call(lambda: self._spawn(self._plan(seq, body)))
 
     def issue(self, request: Mapping[str, Any]) -> None:

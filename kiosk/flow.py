@@ -265,6 +265,11 @@ class Reprint:
 
 
 @dataclass(frozen=True)
+class PrintListPressed:
+    """"Print the procedure list" on the done screen ([printing] list = "on_request")."""
+
+
+@dataclass(frozen=True)
 class Finish:
     """"Done" on the last screen."""
 
@@ -299,7 +304,8 @@ Event = (
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | StorageChanged
     | IssueSucceeded
-    | IssueFailed | Abandon | Printed | PrintFailed | Reprint | Finish | StaffPressed | StaffPinSubmitted | StaffExit
+    | IssueFailed | Abandon | Printed | PrintFailed | Reprint | PrintListPressed | Finish
+    | StaffPressed | StaffPinSubmitted | StaffExit
     | Scanned
 )
 
@@ -313,6 +319,8 @@ class FetchPlan:
     purposes: tuple[str, ...]
     answers: Mapping[str, str]
     lang: str
+    #: a booking's code typed on the pad: the server plans the booking's purposes and answers
+    reservation_code: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -333,6 +341,14 @@ class AbandonIssue:
 
 @dataclass(frozen=True)
 class PrintTicket:
+    result: Mapping[str, Any] = field(repr=False)
+    lang: str
+
+
+@dataclass(frozen=True)
+class PrintList:
+    """Print the personal procedure list of an issued ticket (asked for on the done screen)."""
+
     result: Mapping[str, Any] = field(repr=False)
     lang: str
 
@@ -387,7 +403,7 @@ class WipeInput:
 
 
 Command = (
-    FetchPlan | Issue | AbandonIssue | PrintTicket | SendHelp | SendFault | CardWait | CardTriesLeft | CardVerify
+    FetchPlan | Issue | AbandonIssue | PrintTicket | PrintList | SendHelp | SendFault | CardWait | CardTriesLeft | CardVerify
     | CardRead | CardClose | Speak | WipeInput
 )
 
@@ -406,6 +422,7 @@ class FlowConfig:
     warning_seconds: float = 20.0  # the visible countdown before everything is wiped
     card_enabled: bool = False  # a card reader is configured
     printer_enabled: bool = False  # a printer is configured
+    list_on_request: bool = False  # [printing] list = "on_request": a button prints the procedure list
     staff_pin: str | None = field(default=None, repr=False)  # None: no staff-assist mode
     purposes: tuple[str, ...] = PURPOSES
 
@@ -434,6 +451,7 @@ class KioskState:
     issue_result: Mapping[str, Any] | None = field(default=None, repr=False)
     print_error: str | None = None  # printers message key when printing failed
     printed: bool = False
+    list_printed: bool = False  # the procedure list was asked for (once per ticket)
     error_code: str | None = None  # server error code on the ERROR screen
     notice: str | None = None  # a one-line message key under the screen's text (help sent, wrong PIN…)
     staff_tries: int = 0
@@ -595,22 +613,22 @@ class Kiosk:
         s = replace(s, notice=None)
         if s.screen is Screen.PURPOSE:
             return replace(s, screen=Screen.LANGUAGE), []
-        if s.screen is Screen.RESERVATION:
-            return replace(s, screen=Screen.PURPOSE, entry=""), []
+        if s.screen is Screen.RESERVATION:  # also while the booking is being looked up
+            return replace(s, screen=Screen.PURPOSE, entry="", reservation_code=None, plan_seq=s.plan_seq + 1), []
         if s.screen is Screen.STAFF_PIN:
             return replace(s, screen=Screen.LANGUAGE, staff_tries=0), []
         if s.screen in (Screen.QUESTION, Screen.PLAN, Screen.CONVENIENCE):
             if s.screen is Screen.PLAN and self.convenience_items(s):
                 return replace(s, screen=Screen.CONVENIENCE), []
-            if not s.answers:
+            if not s.answers:  # (a booking's list too: choosing a purpose now is a walk-in)
                 return replace(s, screen=Screen.PURPOSE, purposes=(), question=None, entry="", selection=(),
-                               plan=None, waits=None), []
+                               plan=None, waits=None, reservation_code=None), []
             # Re-ask the last answered question, showing the earlier answer's selection cleared.
             last, _ = s.answers[-1]
             return replace(s, screen=Screen.QUESTION, answers=s.answers[:-1], question=last, entry="",
                            selection=(), plan=None, waits=None), []
         if s.screen is Screen.CARD_OFFER:
-            if s.reservation_code is not None:
+            if s.reservation_code is not None and s.plan is None:  # a code checked in without a list
                 return replace(s, screen=Screen.RESERVATION, reservation_code=None), []
             return replace(s, screen=Screen.PLAN), []
         if s.screen is Screen.CARD:
@@ -645,11 +663,8 @@ class Kiosk:
         if s.screen is Screen.RESERVATION:
             if len(s.entry) != RESERVATION_DIGITS:
                 return replace(s, notice="reservation.too_short"), []
-            # The booking names its purposes: check in straight away (the server plans the route).
-            s = replace(s, reservation_code=s.entry, entry="", purposes=(), answers=(), plan=None, notice=None)
-            if self.config.card_enabled and not s.assist:
-                return replace(s, screen=Screen.CARD_OFFER), []
-            return self._issue(s)
+            return self._look_up(replace(s, reservation_code=s.entry, entry="", purposes=(), answers=(),
+                                         plan=None, waits=None, notice=None))
         if s.screen is Screen.QUESTION and s.entry:
             return self._on_Answer(s, Answer(str(int(s.entry))))
         return s, []
@@ -676,10 +691,43 @@ class Kiosk:
             if s2.screen is Screen.ERROR:
                 return self._advance(replace(s, purposes=scan.purposes, answers=()))
             return s2, cmds
-        s = replace(s, purposes=(), answers=())
+        return self._look_up(replace(s, screen=Screen.RESERVATION, purposes=(), answers=()))
+
+    def _look_up(self, s: KioskState) -> tuple[KioskState, list[Command]]:
+        """A code alone (typed on the pad or a QR of the code only): the list first, as for a full
+        booking QR. The server reads the booking's purposes and answers; PlanReceived shows the
+        list, PlanFailed names a wrong code before any number is taken."""
+        if not s.online:  # the server plans the booking's route when the held check-in reaches it
+            return self._check_in_at_once(s)
+        seq = s.plan_seq + 1
+        return replace(s, plan_seq=seq, notice="reservation.checking"), [
+            FetchPlan(seq, (), {}, s.lang, reservation_code=s.reservation_code)]
+
+    def _check_in_at_once(self, s: KioskState) -> tuple[KioskState, list[Command]]:
+        """A bare booking code with no list to show: the server plans the booking's route at issue."""
         if self.config.card_enabled and not s.assist:
             return replace(s, screen=Screen.CARD_OFFER), []
         return self._issue(s)
+
+    def _booking_looked_up(self, s: KioskState, r: Mapping[str, Any]) -> tuple[KioskState, list[Command]]:
+        """The typed code's booking arrived: show its list (questions it lacks are asked), with the
+        waits of the same reply; the number is taken from the list, as after a scan."""
+        b = r.get("booking") or {}
+        purposes = tuple(p for p in b.get("purposes") or () if p in self.catalogue.purposes)
+        if not purposes:  # a purpose this kiosk's catalogue lacks: check in, the server plans it
+            return self._check_in_at_once(replace(s, notice=None))
+        answers = tuple((k, str(v)) for k, v in (b.get("answers") or {}).items() if k in self.catalogue.questions)
+        s = replace(s, notice=None)
+        try:
+            s2, cmds = self._advance(replace(s, purposes=purposes, answers=answers))
+        except PlanError:  # answers this catalogue no longer accepts: ask them again
+            s2, cmds = self._advance(replace(s, purposes=purposes, answers=()))
+        if s2.screen is Screen.ERROR:
+            s2, cmds = self._advance(replace(s, purposes=purposes, answers=()))
+        if s2.screen in (Screen.PLAN, Screen.CONVENIENCE) and s2.answers == answers:
+            # the reply already holds the waits of exactly this list: no second request
+            return replace(s2, plan=r.get("plan") or s2.plan, plan_offline=False, waits=_waits(r)), []
+        return s2, cmds
 
     # --- questions
     def _on_ToggleChoice(self, s: KioskState, e: ToggleChoice) -> tuple[KioskState, list[Command]]:
@@ -731,16 +779,25 @@ class Kiosk:
             return s, []
         return s, [FetchPlan(seq, s.purposes, s.answer_map, s.lang)]
 
+    def _looking_up(self, s: KioskState, seq: int) -> bool:
+        """A typed booking code waits for the server's reply ``seq``."""
+        return seq == s.plan_seq and s.screen is Screen.RESERVATION and s.reservation_code is not None \
+            and s.plan is None
+
     def _on_PlanReceived(self, s: KioskState, e: PlanReceived) -> tuple[KioskState, list[Command]]:
+        if self._looking_up(s, e.seq):
+            return self._booking_looked_up(s, e.result)
         if e.seq != s.plan_seq or s.plan is None:
             return s, []  # a reply for an earlier list (or an earlier citizen)
         r = e.result
-        return replace(s, plan=r.get("plan") or s.plan, plan_offline=False,
-                       waits={"wait_minutes": r.get("wait_minutes"), "visit_minutes": r.get("visit_minutes"),
-                              # the range, when the server sends one (uncertain estimates)
-                              **{k: r[k] for k in ("wait_low", "wait_high") if k in r}}), []
+        return replace(s, plan=r.get("plan") or s.plan, plan_offline=False, waits=_waits(r)), []
 
     def _on_PlanFailed(self, s: KioskState, e: PlanFailed) -> tuple[KioskState, list[Command]]:
+        if self._looking_up(s, e.seq):
+            if e.code == "offline":  # no list without the server: the check-in is held and sent later
+                return self._check_in_at_once(replace(s, notice=None))
+            # a stale, cancelled, used or unknown code: said now, "back" retypes it
+            return replace(s, screen=Screen.ERROR, error_code=e.code, notice=None), []
         if e.seq != s.plan_seq:
             return s, []
         return replace(s, plan_offline=True, waits=None), []
@@ -874,6 +931,16 @@ class Kiosk:
             return s, []
         return replace(s, screen=Screen.PRINTING, print_error=None), [PrintTicket(s.issue_result, s.lang)]
 
+    def _on_PrintListPressed(self, s: KioskState, e: PrintListPressed) -> tuple[KioskState, list[Command]]:
+        if not self.can_print_list(s):
+            return s, []
+        return replace(s, list_printed=True), [PrintList(s.issue_result or {}, s.lang)]
+
+    def can_print_list(self, s: KioskState) -> bool:
+        """The done screen offers the procedure list on request: printer up, list not yet printed."""
+        return (s.screen is Screen.DONE and self.config.list_on_request and self.config.printer_enabled
+                and s.issue_result is not None and s.print_error is None and not s.list_printed)
+
     def _on_Finish(self, s: KioskState, e: Finish) -> tuple[KioskState, list[Command]]:
         if s.screen not in (Screen.DONE, Screen.ABANDONED, Screen.ERROR):
             return s, []
@@ -897,6 +964,12 @@ class Kiosk:
 
     def _on_StaffExit(self, s: KioskState, e: StaffExit) -> tuple[KioskState, list[Command]]:
         return self.reset(s)
+
+
+def _waits(r: Mapping[str, Any]) -> dict[str, Any]:
+    """The waits of a ``plan`` reply (with the range when the server sends one)."""
+    return {"wait_minutes": r.get("wait_minutes"), "visit_minutes": r.get("visit_minutes"),
+            **{k: r[k] for k in ("wait_low", "wait_high") if k in r}}
 
 
 def _differs_from_fresh(s: KioskState) -> bool:

@@ -65,6 +65,8 @@ def options(kiosk: F.Kiosk, s: F.KioskState, messages: Messages) -> list[tuple[s
     if s.screen is F.Screen.CARD_OFFER:
         return [(messages.get("card.offer.use", lang), F.UseCard()),
                 (messages.get("card.offer.skip", lang), F.SkipCard())]
+    if s.screen is F.Screen.DONE and kiosk.can_print_list(s):  # [printing] list = "on_request"
+        return [(messages.get("done.print_list", lang), F.PrintListPressed())]
     return []
 
 

@@ -106,6 +106,7 @@ def screen_phrases(kiosk: F.Kiosk, s: F.KioskState, messages: Messages, card_mes
         lines = [m.get(f"{screen.value}.title", lang)]
     elif screen is F.Screen.DONE:
         lines = _done_lines(s, m, printer_messages, site_config)
+        lines[-1:-1] = _option_lines(kiosk, s, m)  # "1, print the procedure list" before the number again
     elif screen is F.Screen.OFFLINE:
         lines = [m.get("offline.title", lang), m.get("offline.body", lang)]
     elif screen is F.Screen.ABANDONED:

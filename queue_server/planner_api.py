@@ -201,6 +201,8 @@ def plan(server: QueueServer, client: Client, hub: SiteHub, b: Mapping[str, Any]
     """The kiosk's plan reply plus the next question worth asking (None once the list is settled)."""
     from .core.journey import next_question, question_to_dict, questions_for
 
+    if b.get("reservation_code") is not None:  # a booking's answers are read with "booking" and its code
+        raise Reply("not_allowed", "plan by reservation_code is for kiosks: use booking", "reservation_code")
     result = plan_preview.plan(server, client, dict(b))
     cat = server.catalogue
     purposes = result["plan"]["purposes"]
@@ -212,6 +214,24 @@ def plan(server: QueueServer, client: Client, hub: SiteHub, b: Mapping[str, Any]
     result["progress"] = {"asked": len(answers) + (q is not None), "at_most_left": left if q else 0}
     result["booking_department"] = B.booking_department(
         [s["department"] for s in result["plan"]["steps"]], config(server, hub.key))
+    return result
+
+
+def kiosk_plan(server: QueueServer, client: Client, b: Mapping[str, Any]) -> dict[str, Any]:
+    """``plan`` from a token role. With ``reservation_code`` (kiosk only) the booking's purposes and
+    answers are planned, so the kiosk shows the list of a typed code before the number is taken;
+    the reply's ``booking`` carries them back (no name: a booking holds none). The code is checked
+    as at check-in (today, this office, not cancelled or used) so a wrong code is named at once."""
+
+    code = b.get("reservation_code")
+    if code is None:
+        return plan_preview.plan(server, client, dict(b))
+    if client.role != "kiosk":
+        raise Reply("not_allowed", "only a kiosk plans a booking by its code", "reservation_code")
+    row, _ = check_in(server, server.hubs[client.site], code, server.clock())
+    answers = dict(row.get("answers") or {})
+    result = plan_preview.plan(server, client, {**b, "purposes": list(row["purposes"]), "answers": answers})
+    result["booking"] = {"purposes": list(row["purposes"]), "answers": answers}
     return result
 
 

@@ -85,7 +85,12 @@ FIELDS: dict[str, dict[str, Field]] = {
     },
     "ping": {},
     # kiosk
-    "plan": {"purposes": _F(PURPOSES, True), "answers": _F(ANSWERS), "lang": _F(LANG)},
+    "plan": {
+        "purposes": _F(PURPOSES),  # required unless reservation_code (kiosk) names a booking
+        "answers": _F(ANSWERS),
+        "lang": _F(LANG),
+        "reservation_code": _F(Text(16, 1, r"[A-Za-z0-9 ]+", hint="A–Z a–z 0–9 and space")),
+    },
     "issue": {
         "purposes": _F(PURPOSES),  # required unless reservation_code names a booking with its purposes
         "answers": _F(ANSWERS),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from . import consultation_api, forms_api, plan_preview, planner_api, pushes
+from . import consultation_api, forms_api, planner_api, pushes
 from . import protocol as P
 from .hub import SiteHub
 from .idempotency import idem_scope
@@ -60,7 +60,7 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
                 return await send(client, await planner_api.read(server, client, req))
             planner_api.admit(client, "write")
         if req.type == "plan":
-            return await send(client, P.reply(req.id, plan_preview.plan(server, client, req.body)))
+            return await send(client, P.reply(req.id, planner_api.kiosk_plan(server, client, req.body)))
         if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
             return await send(client, P.reply(req.id, forms_api.serve(server, client, req)))
     except Reply as e:

@@ -90,8 +90,9 @@ def _pad_screen(ctx: ViewContext, title: str, shown: str, on_digit, on_delete, o
     if hint:
         outer.add_widget(ctx.text(hint, "body", color=th.muted))
     if ctx.state.notice and ctx.state.notice in ("staff.pin_wrong", "reservation.too_short",
-                                                 "question.out_of_range"):
-        outer.add_widget(ctx.text(ctx.t(ctx.state.notice), "heading", color=th.accent))
+                                                 "question.out_of_range", "reservation.checking"):
+        calm = ctx.state.notice == "reservation.checking"  # the booking's list is on its way: no warning
+        outer.add_widget(ctx.text(ctx.t(ctx.state.notice), "heading", color=th.muted if calm else th.accent))
     centre = AnchorLayout(anchor_x="center", anchor_y="top")
     col = BoxLayout(orientation="vertical", spacing=16, size_hint=(None, None), width=624)
     col.add_widget(_masked(ctx, shown))

@@ -117,6 +117,11 @@ def done(ctx: ViewContext) -> Widget:
                                      name="reprint"))
     elif s.printed:
         status.add_widget(ctx.text(ctx.t("done.take_ticket"), "heading"))
+        if ctx.kiosk.can_print_list(s):  # [printing] list = "on_request": the list only when asked for
+            status.add_widget(ctx.button(ctx.t("done.print_list"), F.PrintListPressed(), role="heading", height=96,
+                                         name="print-list"))
+        elif s.list_printed:
+            status.add_widget(ctx.text(ctx.t("done.list_printed"), "body"))
     else:
         status.add_widget(ctx.text(ctx.t("done.no_printer"), "heading"))
 
@@ -185,7 +190,9 @@ def done(ctx: ViewContext) -> Widget:
             # large text needs the left column's height for the number and what to do now
             # large text or a printer message needs the left column's height for the number and
             # what to do now
-            (right if th.scale > 1 or s.print_error else left).add_widget(qr_row)
+            # (the procedure-list button or its note take that room too)
+            crowded = th.scale > 1 or s.print_error or s.list_printed or ctx.kiosk.can_print_list(s)
+            (right if crowded else left).add_widget(qr_row)
         main.add_widget(left)
         main.add_widget(right)
         outer.add_widget(main)

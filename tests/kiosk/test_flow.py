@@ -202,6 +202,26 @@ def test_printer_failure_shows_the_ticket_and_reports_a_device_fault(catalogue):
     assert run(kiosk, s, F.Reprint()) == (s, [])
 
 
+def test_procedure_list_on_request_prints_once_and_only_when_configured(catalogue):
+    result = {"ticket": {"number": "6"}}
+    for cfg, offered in ((dict(printer_enabled=True, list_on_request=True), True),
+                         (dict(printer_enabled=True), False), (dict(list_on_request=True), False)):
+        kiosk, s = make(catalogue, **cfg)
+        s, _ = run(kiosk, s, F.ChooseLanguage("vi"), F.ChoosePurpose("death"))
+        s, _ = answer_all(kiosk, s, DEATH_1)
+        s, _ = run(kiosk, s, F.TakeNumber())
+        s, _ = run(kiosk, s, F.IssueSucceeded(s.pending_key, result), F.Printed())
+        assert s.screen is F.Screen.DONE and kiosk.can_print_list(s) is offered
+        s, cmds = run(kiosk, s, F.PrintListPressed())
+        if not offered:
+            assert cmds == [] and not s.list_printed
+            continue
+        assert cmds == [F.PrintList(result, "vi")] and s.list_printed
+        assert run(kiosk, s, F.PrintListPressed()) == (s, [])  # a second tap prints nothing
+        s, _ = run(kiosk, s, F.Finish())
+        assert not s.list_printed  # the next citizen gets the offer again
+
+
 def test_server_refusal_shows_the_error_and_back_returns_to_the_list(catalogue):
     kiosk, s = make(catalogue)
     s, _ = run(kiosk, s, F.ChooseLanguage("ja"), F.ChoosePurpose("death"))
@@ -315,28 +335,74 @@ def test_help_is_sent_online_and_queued_offline(catalogue):
     assert s.notice == "help.queued"
 
 
-def test_reservation_check_in_issues_with_the_code_and_no_purposes(catalogue):
+def booking_reply(answers) -> dict:
+    """What the server's ``plan`` answers for a typed booking code (waits and the booking)."""
+    return {"plan": None, "wait_minutes": 7.0, "visit_minutes": 55.0,
+            "booking": {"purposes": ["death"], "answers": dict(answers)}}
+
+
+def test_a_typed_reservation_code_shows_the_bookings_list_before_the_number(catalogue):
     kiosk, s = make(catalogue)
     s, _ = run(kiosk, s, F.ChooseLanguage("ja"), F.ChooseReservation(), F.PadDigit("1"), F.PadDone())
     assert s.notice == "reservation.too_short" and s.screen is F.Screen.RESERVATION
     s, cmds = run(kiosk, s, *(F.PadDigit(d) for d in "2034567"), F.PadDone())  # the 7th digit is ignored
-    assert s.screen is F.Screen.ISSUING
+    # no number yet: the server is asked for the booking's list
+    assert s.screen is F.Screen.RESERVATION and s.notice == "reservation.checking" and s.pending_key is None
+    assert cmds == [F.FetchPlan(s.plan_seq, (), {}, "ja", reservation_code="120345")]
+    s, cmds = run(kiosk, s, F.PlanReceived(s.plan_seq, booking_reply(DEATH_1)))
+    # the answers given at home are not asked again; the reply's waits fill the list at once
+    assert s.screen is F.Screen.PLAN and cmds == [] and s.purposes == ("death",)
+    assert s.answer_map == {k: v for k, v in DEATH_1.items() if k in catalogue.questions}
+    assert s.plan["steps"] and s.waits["wait_minutes"] == 7.0 and s.notice is None
+    s, cmds = run(kiosk, s, F.TakeNumber())
     (issue,) = [c for c in cmds if isinstance(c, F.Issue)]
-    assert issue.request["reservation_code"] == "120345" and "purposes" not in issue.request
-    # a wrong or used code: say so, and Back lets the citizen type it again
-    s, _ = run(kiosk, s, F.IssueFailed(s.pending_key, "unknown_reservation"))
-    assert s.screen is F.Screen.ERROR and s.error_code == "unknown_reservation"
-    s, _ = run(kiosk, s, F.Back())
+    assert s.screen is F.Screen.ISSUING and issue.request["reservation_code"] == "120345"
+    assert issue.request["purposes"] == ["death"]
+
+
+def test_a_typed_code_the_server_refuses_is_said_before_any_number(catalogue):
+    kiosk, s = make(catalogue)
+    s, _ = run(kiosk, s, F.ChooseLanguage("en"), F.ChooseReservation(), *(F.PadDigit(d) for d in "120345"),
+               F.PadDone())
+    s, cmds = run(kiosk, s, F.PlanFailed(s.plan_seq, "booking_cancelled"))
+    assert s.screen is F.Screen.ERROR and s.error_code == "booking_cancelled" and cmds == []
+    s, _ = run(kiosk, s, F.Back())  # Back lets the citizen type it again
     assert s.screen is F.Screen.RESERVATION and s.reservation_code is None and s.entry == ""
+    # Back while the lookup runs: the late reply changes nothing, and no code sticks to a walk-in
+    s, _ = run(kiosk, s, *(F.PadDigit(d) for d in "482913"), F.PadDone())
+    seq = s.plan_seq
+    s, _ = run(kiosk, s, F.Back())
+    assert s.screen is F.Screen.PURPOSE and s.reservation_code is None
+    assert run(kiosk, s, F.PlanReceived(seq, booking_reply(DEATH_1)))[0] == s
+
+
+def test_a_typed_code_checks_in_at_once_without_the_server_and_asks_what_the_booking_lacks(catalogue):
+    kiosk, s0 = make(catalogue)
+    s0, _ = run(kiosk, s0, F.ChooseLanguage("ja"))
+    # offline: no list to show; the held check-in goes when the server is back (it plans the route)
+    s, cmds = run(kiosk, s0, F.ChooseReservation(), *(F.PadDigit(d) for d in "120345"),
+                  F.Disconnected(2.0), F.PadDone())
+    (issue,) = [c for c in cmds if isinstance(c, F.Issue)]
+    assert s.screen is F.Screen.OFFLINE and issue.request["reservation_code"] == "120345"
+    assert "purposes" not in issue.request
+    # the lookup itself fails on a lost connection: the same
+    s, _ = run(kiosk, s0, F.ChooseReservation(), *(F.PadDigit(d) for d in "120345"), F.PadDone())
+    s, cmds = run(kiosk, s, F.PlanFailed(s.plan_seq, "offline"))
+    assert s.screen is F.Screen.ISSUING and [c.request["reservation_code"] for c in cmds] == ["120345"]
+    # a booking made at the desk without answers: its questions are asked, then the list
+    s, _ = run(kiosk, s0, F.ChooseReservation(), *(F.PadDigit(d) for d in "120345"), F.PadDone())
+    s, _ = run(kiosk, s, F.PlanReceived(s.plan_seq, booking_reply({})))
+    assert s.screen is F.Screen.QUESTION and s.reservation_code == "120345"
 
 
 def test_reservation_check_in_offers_the_card_first_when_a_reader_is_there(catalogue):
     kiosk, s = make(catalogue, card_enabled=True)
     s, _ = run(kiosk, s, F.ChooseLanguage("en"), F.ChooseReservation(), *(F.PadDigit(d) for d in "482913"),
                F.PadDone())
+    s, _ = run(kiosk, s, F.PlanReceived(s.plan_seq, booking_reply(DEATH_1)), F.TakeNumber())
     assert s.screen is F.Screen.CARD_OFFER
     s2, _ = run(kiosk, s, F.Back())
-    assert s2.screen is F.Screen.RESERVATION
+    assert s2.screen is F.Screen.PLAN  # back to the booking's list
     s, cmds = run(kiosk, s, F.SkipCard())
     assert cmds[0].request["reservation_code"] == "482913"
 

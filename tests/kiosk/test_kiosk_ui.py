@@ -345,10 +345,9 @@ def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk,
         for d in "203199":
             k.tap(f"digit-{d}")
         k.shot(f"{lang}-02-reservation")
-        k.tap("pad-ok")
-        assert k.state.screen is F.Screen.CARD_OFFER  # this kiosk has a reader
-        k.tap("card-skip")
+        k.tap("pad-ok")  # the code is looked up first: refused before the card offer or any number
         k.wait_screen(F.Screen.ERROR)
+        assert k.state.error_code == "unknown_reservation" and k.state.pending_key is None
         k.shot(f"{lang}-12-error-unknown-reservation")
         k.tap("back")
         assert k.state.screen is F.Screen.RESERVATION
@@ -514,16 +513,77 @@ def test_reservation_check_in_by_code_gets_an_R_number(kiosk, live):
         return r["reservation"]
 
     booking = run(book())
+    before = len(run(admin_tickets(live)))
     k = kiosk(device="kiosk-rsv")
     k.tap("lang-en")
     k.tap("purpose-reservation")
     for d in booking["code"]:
         k.tap(f"digit-{d}")
     k.tap("pad-ok")
+    # the list before the number: the booking (made at the desk, no answers) names its purpose,
+    # so only its questions are asked, then the list with the server's waits
+    k.pump(lambda: k.state.screen is not F.Screen.RESERVATION)
+    assert k.state.screen is F.Screen.QUESTION and k.state.pending_key is None
+    assert len(run(admin_tickets(live))) == before  # no ticket yet
+    k.answer_death_1("en", shots=False)
+    k.pump(lambda: k.state.waits is not None)
+    assert k.state.screen is F.Screen.PLAN and "shimin" in [s["department"] for s in k.state.plan["steps"]]
+    k.shot("en-05-plan-reservation-typed")
+    k.tap("take-number")
     k.wait_screen(F.Screen.DONE)
     number = k.state.issue_result["ticket"]["number"]
     assert number.startswith("R") and number in k.texts().split("\n")
     k.shot("en-09-done-reservation")
+    # the same code again: used, said before any number, and "back" lets the citizen retype it
+    k.tap("finish")
+    k.tap("lang-en")
+    k.tap("purpose-reservation")
+    for d in booking["code"]:
+        k.tap(f"digit-{d}")
+    k.tap("pad-ok")
+    k.wait_screen(F.Screen.ERROR)
+    assert k.state.error_code == "reservation_used" and k.state.pending_key is None
+    k.shot("en-09-error-reservation-used")
+
+
+def test_procedure_list_on_request_prints_once_from_the_done_screen(kiosk, live, tmp_path):
+    """[printing] list = "on_request": the ticket alone, then the list when the button is tapped."""
+    import shutil
+
+    from tests.printers.escpos_reader import parse
+
+    cfg = tmp_path / "config"
+    shutil.copytree(ROOT / "config", cfg)
+    (cfg / "printing.toml").write_text('[printing]\nlist = "on_request"\n')
+    k = kiosk(config_dir=cfg, renderer="kanji", device="kiosk-list")
+    k.tap("lang-ja")
+    k.tap("purpose-death")
+    k.answer_death_1("ja", shots=False)
+    k.pump(lambda: k.state.screen is F.Screen.PLAN)
+    k.tap("take-number")
+    k.wait_screen(F.Screen.DONE)
+    roll = tmp_path / "ticket.bin"
+    ticket = roll.read_bytes()
+    assert "あなたの手続きリスト" not in "\n".join(t.text for t in parse(ticket).texts)  # not unasked
+    k.check_targets()  # the button is as reachable as the others
+    k.shot("ja-09-done-list-on-request")
+    k.tap("print-list")
+
+    def printed() -> str:
+        try:
+            return "\n".join(t.text for t in parse(roll.read_bytes()[len(ticket):]).texts)
+        except Exception:  # noqa: BLE001 - the job is still being written
+            return ""
+
+    k.pump(lambda: "期限：" in printed())
+    text = printed()
+    assert "あなたの手続きリスト" in text and "世帯主変更届" in text
+    assert "print-list" not in [b.name for b in k.buttons()]  # once: the button is gone
+    k.shell.dispatch(F.PrintListPressed())  # a late second tap
+    size = roll.stat().st_size
+    k.pump(frames=10)
+    assert roll.stat().st_size == size and k.state.list_printed
+    k.shot("ja-09-done-list-printed")
 
 
 def test_printer_failure_shows_the_ticket_with_its_qr_and_alerts_staff(kiosk, live):

@@ -63,10 +63,14 @@ def test_scanned_list_without_booking_asks_only_what_is_missing(catalogue):
     assert state.reservation_code is None
 
 
-def test_bare_code_checks_in_at_once_and_a_bad_scan_says_so(catalogue):
+def test_bare_code_looks_the_booking_up_first_and_a_bad_scan_says_so(catalogue):
     kiosk, state = make(catalogue)
     state, cmds = run(kiosk, state, F.Scanned("482913"))
-    assert state.screen is F.Screen.ISSUING and cmds[-1].request["reservation_code"] == "482913"
+    # as for a typed code: the server is asked for the booking's list, no number yet
+    assert state.screen is F.Screen.RESERVATION and state.pending_key is None
+    assert cmds == [F.FetchPlan(state.plan_seq, (), {}, "ja", reservation_code="482913")]
+    offline, cmds = run(kiosk, make(catalogue)[1], F.Disconnected(1.0), F.Scanned("482913"))
+    assert offline.screen is F.Screen.OFFLINE and cmds[-1].request["reservation_code"] == "482913"
     kiosk, state = make(catalogue)
     state, cmds = run(kiosk, state, F.Scanned("not a qr of ours"))
     assert state.screen is F.Screen.LANGUAGE and state.notice == "scan.unreadable" and not cmds

@@ -14,7 +14,7 @@ from kiosk.keypad import key_event, options
 from kiosk.speech import SpeechQueue, Utterance, screen_phrases, synthesize
 from printers.layout import default_messages as printer_messages
 from queue_server.loaders import load_messages
-from tests.kiosk.test_flow import catalogue, make  # noqa: F401 - the catalogue fixture
+from tests.kiosk.test_flow import DEATH_1, answer_all, catalogue, make  # noqa: F401 - the catalogue fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = load_messages(ROOT / "kiosk" / "messages.toml")
@@ -77,6 +77,21 @@ def test_a_certificate_ticket_by_number_keys_alone_with_what_is_said_on_each_scr
     assert "最初に、市民課、1階\u30001・2・3番窓口へお越しください。" in spoken
     s, _ = press(kiosk, s, "enter")
     assert s.screen is F.Screen.LANGUAGE
+
+
+def test_the_procedure_list_on_request_is_key_1_on_the_done_screen(catalogue):  # noqa: F811
+    kiosk, s = make(catalogue, printer_enabled=True, list_on_request=True)
+    s, _ = press(kiosk, s, "1", "2")  # 日本語, おくやみの手続き
+    s, _ = answer_all(kiosk, s, DEATH_1)
+    s, cmds = press(kiosk, s, *(["enter"] if s.screen is F.Screen.CONVENIENCE else []), "enter")
+    issue = next(c for c in cmds if isinstance(c, F.Issue))
+    s, _ = kiosk.step(s, F.IssueSucceeded(issue.key, {"ticket": {"number": "3"}}))
+    s, _ = kiosk.step(s, F.Printed())
+    spoken = said(kiosk, s)
+    assert "1、手続きリストを印刷。" in spoken and spoken[-1] == spoken[0]  # the number still said last
+    s, cmds = press(kiosk, s, "1")
+    assert cmds == [F.PrintList({"ticket": {"number": "3"}}, "ja")]
+    assert not [t for t in said(kiosk, s) if t.startswith("1、")]  # once: no second offer
 
 
 def test_keys_on_a_number_question_type_digits_and_star_means_unknown(catalogue):  # noqa: F811

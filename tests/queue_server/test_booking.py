@@ -124,3 +124,34 @@ def test_rate_limit_per_connection(live):
         await p.close()
 
     asyncio.run(scenario())
+
+
+def test_a_kiosk_plans_a_typed_booking_code_before_checking_it_in(live):
+    """``plan`` with ``reservation_code``: the booking's list and waits, no ticket; bad codes named."""
+    today = dt.datetime.now(TZ).date().isoformat()
+    day = second_opening_day()
+
+    async def scenario():
+        a, _ = await Client.open(live.url, role="admin", token=live.tokens().roles["admin"], site="honcho")
+        code = (await a.ok("reserve", day=today, start="08:30", minutes=60, purposes=["death"]))["reservation"]["code"]
+        k, _ = await Client.open(live.url, role="kiosk", device="kiosk-1", token=live.tokens().roles["kiosk"], site="honcho")
+        listed = await k.ok("plan", reservation_code=code, lang="en")
+        assert listed["booking"] == {"purposes": ["death"], "answers": {}}
+        assert listed["plan"]["purposes"] == ["death"] and listed["plan"]["steps"] and "visit_minutes" in listed
+        assert not [t for t in (await a.ok("snapshot"))["tickets"] if t["number"].startswith("R")]  # nothing issued
+        issued = await k.ok("issue", reservation_code=code, lang="en", idempotency_key="typed-1")
+        assert issued["ticket"]["number"].startswith("R")
+        used = await k.request("plan", reservation_code=code, lang="en")
+        assert (used["error"]["code"], used["error"]["field"]) == ("reservation_used", "reservation_code")
+        p = await planner(live)
+        later = (await p.ok("book", day=day, start="09:00", **DEATH))["booking"]["code"]
+        other_day = await k.request("plan", reservation_code=later, lang="ja")
+        assert other_day["error"]["code"] == "booking_other_day"
+        unknown = await k.request("plan", reservation_code="000000" if code != "000000" else "000001", lang="ja")
+        assert unknown["error"]["code"] == "unknown_reservation"
+        denied = await p.request("plan", reservation_code=later, lang="ja")  # the public page reads "booking"
+        assert denied["error"]["code"] == "not_allowed"
+        for c in (a, k, p):
+            await c.close()
+
+    asyncio.run(scenario())
