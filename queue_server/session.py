@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from .jobs import Client, Job, Reply
 if TYPE_CHECKING:
     from .server import QueueServer
 
+log = logging.getLogger("madoguchi.server")
 REPLAY_PAGE = 500  # call events read per query when a board resyncs
 MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
 
@@ -31,7 +33,19 @@ async def handler(server: QueueServer, ws: ServerConnection) -> None:
     server.clients.add(client)
     try:
         async for raw in ws:
-            await on_message(server, client, raw)
+            try:
+                await on_message(server, client, raw)
+            except ConnectionClosed:
+                raise
+            except Exception:
+                # a bug met by one request answers that request `internal` and is logged with its
+                # cause (never the message: it may hold personal data); the connection stays open
+                # instead of closing with 1011 and no word in the log
+                log.exception("%s request failed", client.role or "pre-hello")
+                rid = None
+                with contextlib.suppress(Exception):
+                    rid = P.parse(raw).id
+                await send_error(server, client, rid, "internal", P.ERROR_CODES["internal"])
     except ConnectionClosed:
         pass
     finally:
