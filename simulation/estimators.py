@@ -20,7 +20,7 @@ from queue_server.core import estimators as E
 from queue_server.core.estimate import all_department_waits
 from queue_server.core.model import Counter, CounterState, StepState
 
-from .core.model import LobbyDay, _Counter, _Visit
+from .model import LobbyDay, _Counter, _Visit
 from .scenario import Scenario
 
 ESTIMATORS = ("formula", "ql", "ql_left", "les", "hol", "hol_scaled", "blend", "blend_cal", "blend_cal_hol",
