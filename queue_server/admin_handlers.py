@@ -14,7 +14,7 @@ from .core.lobby import log_only
 from .hub import SiteHub
 from .jobs import Outcome, Reply
 from .plan_preview import make_plan
-from .storage import Batch
+from .storage import Batch, reservation_row
 
 if TYPE_CHECKING:
     from .server import QueueServer
@@ -57,10 +57,8 @@ def reserve(server: QueueServer, hub: SiteHub, b: dict[str, Any], now: float) ->
         code = f"{secrets.randbelow(10**6):06d}"
         if (b["day"], code) not in hub.reservations:
             break
-    row = {"id": str(uuid.uuid4()), "site": hub.key, "day": b["day"], "slot_start": start,
-           "slot_end": start + minutes * 60, "purposes": list(b["purposes"]), "code": code, "ticket": None,
-           # the columns a booking from the planning page fills (storage.load_reservations)
-           "answers": {}, "lang": None, "department": None, "created_at": now, "cancelled_at": None}
+    row = reservation_row(id=str(uuid.uuid4()), site=hub.key, day=b["day"], slot_start=start,
+                          slot_end=start + minutes * 60, purposes=list(b["purposes"]), code=code, created_at=now)
     hub.reservations[(b["day"], code)] = row
 
     def undo() -> None:

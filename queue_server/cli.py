@@ -202,28 +202,37 @@ class BusyLobby:
     def _run(self) -> None:
         import subprocess
 
+        # this thread alone starts, ends and waits for the day processes: a stop between the loop's
+        # check and a new Popen can then not leave a day running unwaited (a defunct process later)
         while not self._stop.is_set():
-            self.proc = subprocess.Popen(self.command(self.days), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            while self.proc.poll() is None and not self._stop.wait(0.5):
+            proc = self.proc = subprocess.Popen(self.command(self.days), stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL)
+            while proc.poll() is None and not self._stop.wait(0.5):
                 pass
             if self._stop.is_set():
+                _end(proc)
                 break
             self.days += 1
             self._stop.wait(1.0)  # a breath between days
 
     def stop(self) -> None:
-        import subprocess
-
         self._stop.set()
-        p = self.proc
-        if p is not None and p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        self._thread.join(timeout=15)
+        self._thread.join(timeout=30)
+        if self.proc is not None:  # the thread did not get to it (it is a daemon: never hang here)
+            _end(self.proc)
+
+
+def _end(p) -> None:
+    """Terminate a child if it still runs, and wait for it (so none is left defunct)."""
+    import subprocess
+
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

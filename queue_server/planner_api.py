@@ -28,6 +28,7 @@ from .core import booking as B
 from .http_files import response
 from .http_files import static as static_file
 from .jobs import Client, Outcome, Reply
+from .storage import reservation_row
 
 if TYPE_CHECKING:
     from .hub import SiteHub
@@ -364,10 +365,9 @@ def _book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -
     while code is None:
         code = B.new_code(taken, secrets.randbelow(10**6))
     answers = {k: str(v)[:40] for k, v in (b.get("answers") or {}).items()}
-    row = {"id": str(uuid.uuid4()), "site": hub.key, "day": b["day"], "slot_start": slot_start,
-           "slot_end": slot_start + cfg.slot_minutes * 60, "purposes": list(plan.purposes), "code": code,
-           "ticket": None, "answers": answers, "lang": b.get("lang") or "ja", "department": dept,
-           "created_at": now, "cancelled_at": None}
+    row = reservation_row(id=str(uuid.uuid4()), site=hub.key, day=b["day"], slot_start=slot_start,
+                          slot_end=slot_start + cfg.slot_minutes * 60, purposes=list(plan.purposes), code=code,
+                          answers=answers, lang=b.get("lang") or "ja", department=dept, created_at=now)
     hub.reservations[(b["day"], code)] = row
     written = [row]
     events = [Event("booked", payload={"day": b["day"], "start": b["start"], "department": dept,
@@ -430,11 +430,10 @@ def consult_book(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: f
     while code is None:
         code = B.new_code(taken, secrets.randbelow(10**6))
     purposes = ["consultation"] if server.catalogue and "consultation" in server.catalogue.purposes else []
-    row = {"id": str(uuid.uuid4()), "site": hub.key, "day": b["day"], "slot_start": slot_start,
-           "slot_end": slot_start + cfg.slot_minutes * 60, "purposes": purposes, "code": code,
-           "ticket": None, "answers": {}, "lang": b.get("lang") or "ja", "department": desk,
-           "created_at": now, "cancelled_at": None, "consultant": free[0].staff, "mode": b["mode"],
-           "topic": b["topic"]}
+    row = reservation_row(id=str(uuid.uuid4()), site=hub.key, day=b["day"], slot_start=slot_start,
+                          slot_end=slot_start + cfg.slot_minutes * 60, purposes=purposes, code=code,
+                          lang=b.get("lang") or "ja", department=desk, created_at=now,
+                          consultant=free[0].staff, mode=b["mode"], topic=b["topic"])
     hub.reservations[(b["day"], code)] = row
 
     def undo() -> None:

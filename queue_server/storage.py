@@ -296,6 +296,18 @@ def ticket_from_rows(row: TicketRow, steps: Sequence[StepRow]) -> Ticket:
 # ---------------------------------------------------------------------------- writes
 
 
+RESERVATION_DEFAULTS: dict[str, Any] = {
+    "ticket": None, "answers": {}, "lang": None, "department": None, "created_at": None, "cancelled_at": None,
+    "consultant": None, "mode": None, "topic": None,
+}
+
+
+def reservation_row(**fields: Any) -> dict[str, Any]:
+    """A reservation as memory holds it: every column load_reservations returns, so memory and a
+    fresh load are the same dict whichever path (admin, planning page, consultation) made it."""
+    return {**RESERVATION_DEFAULTS, "answers": {}, **fields}  # a fresh dict per row
+
+
 @dataclass
 class Batch:
     """Everything one group commit writes."""

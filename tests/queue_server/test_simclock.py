@@ -65,7 +65,8 @@ def test_server_refuses_clock_with_production_true(tmp_path):
     cfg = tmp_path / "config"
     shutil.copytree(ROOT / "config", cfg)
     site = cfg / "site.toml"
-    text = site.read_text(encoding="utf-8").replace("[city]\n", "[city]\nproduction = true\n", 1)
+    text = re.sub(r"(?m)^production = false$", "production = true", site.read_text(encoding="utf-8"), count=1)
+    assert "production = true" in text
     text = re.sub(r'(?m)^public_base_url = ".*"', 'public_base_url = "https://madoguchi.example.jp/"', text)
     site.write_text(text, encoding="utf-8")
     r = subprocess.run(
