@@ -105,7 +105,12 @@ class Procedure:
     @property
     def estimate(self) -> bool:
         """True when Sakata's own rule is unknown: staff confirm it, citizens are not told it as fact."""
-        return any(s.startswith(ESTIMATE) for s in self.source)
+        return is_estimate(self.source)
+
+
+def is_estimate(sources: tuple[str, ...]) -> bool:
+    """True when any of a fact's sources is an estimate rather than a law or a public page."""
+    return any(s.startswith(ESTIMATE) for s in sources)
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ class Deadline:
 
     @property
     def estimate(self) -> bool:
-        return any(s.startswith(ESTIMATE) for s in self.source)
+        return is_estimate(self.source)
 
 
 @dataclass(frozen=True)
