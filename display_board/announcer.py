@@ -224,13 +224,16 @@ class Announcer:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._enabled = True
 
-    def stop(self) -> None:
-        """Close the worker's stdin: it finishes the phrase in hand and exits."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close the worker's stdin: it finishes the phrase in hand and exits. Wait for it (killing it
+        after ``timeout``): a worker left running outlives the server, and under an init that does not
+        reap (a container's) it stays defunct."""
         self._enabled = False
-        if self._proc is not None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
             with contextlib.suppress(OSError):
-                self._proc.stdin.close()
-            self._proc = None
+                proc.stdin.close()
+            _reap(proc, timeout)
 
     def _worker(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
@@ -268,12 +271,23 @@ class Announcer:
                     w.stdin.flush()
                     break
                 except (BrokenPipeError, OSError, ValueError):
-                    self._proc = None
+                    dead, self._proc = self._proc, None
+                    if dead is not None:
+                        _reap(dead, 0.0)  # it is gone or going: no defunct process left behind
         return self.url_prefix + name
 
     def synthesise(self, number: str, counter: int, recall: bool = False) -> Path:
         """Blocking: make sure the files exist and return the full phrase's path (tests, pre-generation)."""
         return self.cache_dir / render_to(number, counter, str(self.cache_dir), recall)
+
+
+def _reap(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for a worker to end, killing it after ``timeout`` seconds."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def worker_main(cache_dir: str) -> int:

@@ -155,7 +155,7 @@ class QueueServer:
 
     async def stop(self) -> None:
         if self.announcer is not None:
-            self.announcer.stop()
+            await asyncio.to_thread(self.announcer.stop)  # waits for its worker: none left defunct
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

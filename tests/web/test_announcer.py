@@ -7,6 +7,7 @@ import os
 import shutil
 import time
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +88,16 @@ def test_the_cache_keeps_only_the_newest_phrases(tmp_path):
     (tmp_path / "other.txt").write_text("not ours")
     assert prune(tmp_path, keep=2) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["call-3.wav", "call-4.wav", "other.txt"]
+
+
+def test_stop_waits_for_the_worker_so_none_outlives_the_server(tmp_path):
+    """A worker left running when the server stops is orphaned; under a container's init that does
+    not reap, it stays defunct (CI saw one after `demo --busy` stopped)."""
+    a = Announcer(tmp_path, url_prefix="/audio/")
+    a.start()
+    a.request("41", 2)  # starts the worker, mid-phrase when we stop
+    worker = a._proc
+    assert worker is not None and worker.poll() is None
+    a.stop(timeout=30)
+    assert worker.returncode is not None  # waited for: reaped by us, not left to init
+    assert not Path(f"/proc/{worker.pid}").exists() or "Z" not in Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1][:3]
