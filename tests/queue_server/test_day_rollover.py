@@ -36,9 +36,10 @@ def test_midnight_closes_yesterday_and_restarts_numbering(tmp_path: Path):
         await k.ok("issue", purposes=["certificate"], answers={}, lang="ja", idempotency_key="b")
         assert first["ticket"]["day"] == "2026-03-31"
         clock[0] = datetime(2026, 4, 1, 0, 5, tzinfo=JST).timestamp()  # 15:05 UTC on 31 March
-        for _ in range(50):
+        for _ in range(100):  # the close commits first, then the card data is erased: wait for both
             await asyncio.sleep(0.1)
-            if qs.hubs["honcho"].day == "2026-04-01" and not qs.hubs["honcho"].lobby.open_tickets():
+            if (qs.hubs["honcho"].day == "2026-04-01" and not qs.hubs["honcho"].lobby.open_tickets()
+                    and await asyncio.to_thread(store.prefill, first["ticket"]["id"]) is None):
                 break
         assert not qs.hubs["honcho"].lobby.open_tickets()
         assert store.prefill(first["ticket"]["id"]) is None
