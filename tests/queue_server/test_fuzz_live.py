@@ -146,7 +146,8 @@ async def well_behaved(live, stop: asyncio.Event, acked: dict, served: list, boa
     board, _ = await Client.open(live.url, role="display", site="honcho", device="board-good", token=tokens.roles["display"])
     await c.ok("open")
     n = 0
-    while not stop.is_set():
+    # during the whole fuzz, and on to at least 10 tickets and one service however slow the machine
+    while not stop.is_set() or n < 10 or not served:
         n += 1
         r = await k.ok("issue", purposes=["certificate"], answers={}, lang="ja", idempotency_key=f"good-{n}")
         acked[r["ticket"]["id"]] = (r["ticket"]["number"], f"good-{n}", r)
