@@ -68,7 +68,7 @@ def choose_lang(query: str | None, cookie: str | None, accept: str | None) -> st
     for i, part in enumerate((accept or "").split(",")):
         tag, _, params = part.strip().partition(";")
         q = 1.0
-        m = re.search(r"q=([0-9.]+)", params)
+        m = re.search(r"\bq=([^;\s]*)", params)
         if m:
             try:
                 q = float(m.group(1))

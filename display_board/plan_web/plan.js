@@ -466,8 +466,14 @@ function startLink() {
 }
 
 function afterPaint(fn) {
-  requestAnimationFrame(() => setTimeout(fn, 0));  // the frame with the first screen is drawn first
-  setTimeout(fn, 1000);  // a background tab draws no frames
+  // the browser says when the first screen was on the glass (Paint Timing); a background tab
+  // paints nothing, and an old browser may not say, so at the latest after a second
+  try {
+    new PerformanceObserver((list, obs) => {
+      if (list.getEntries().some((e) => e.name === "first-contentful-paint")) { obs.disconnect(); fn(); }
+    }).observe({ type: "paint", buffered: true });
+  } catch (e) { requestAnimationFrame(() => setTimeout(fn, 0)); }
+  setTimeout(fn, 1000);
 }
 
 function langCookie(lang) {
