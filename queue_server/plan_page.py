@@ -54,7 +54,7 @@ _EXPORT = re.compile(r"^export (?=const |class |function |async function )", re.
 _SLOT = re.compile(r"<!--(\w+)-->")
 
 _files: dict[tuple[str, bool], tuple[float, bytes, str, str]] = {}
-_pages: dict[tuple[int, str | None, str, bool], tuple[tuple[float, ...], bytes, str]] = {}
+_pages: dict[tuple[int, str | None, str, bool, bool], tuple[tuple[float, ...], bytes, str]] = {}
 
 
 # ------------------------------------------------------------------ pure parts
@@ -180,8 +180,9 @@ def render(template: str, fill: Mapping[str, str]) -> str:
 
 
 def page_html(template: str, style: str, script: str, table: Mapping[str, Mapping[str, str]], lang: str,
-              site: str | None, snapshot: Mapping[str, Any] | None) -> str:
-    """The whole first-screen document for one site and language (pure: text in, text out)."""
+              site: str | None, snapshot: Mapping[str, Any] | None, events: bool = True) -> str:
+    """The whole first-screen document for one site and language (pure: text in, text out).
+    ``events=False`` (a booking or list link, whose screen the script fetches): no life events."""
     e = html.escape
     msgs = messages_for(table, lang)
     boot = {"lang": lang, "site": site, "messages": msgs, "snapshot": snapshot}
@@ -194,7 +195,7 @@ def page_html(template: str, style: str, script: str, table: Mapping[str, Mappin
         "language": e(_t(msgs, "language", lang)), "privacy": e(_t(msgs, "privacy", lang)),
         "noscript": e(_t(msgs, "noscript", lang)), "langs": langs,
         "site": e(bracketed(pick(snapshot["site_name"], lang))) if snapshot else "",
-        "view": first_screen(snapshot, site or "", msgs, lang) if snapshot else "",
+        "view": first_screen(snapshot, site or "", msgs, lang) if snapshot and events else "",
         "style": style, "script": script, "boot": boot_json,
     })
 
@@ -232,17 +233,18 @@ def page(server: QueueServer, request: Any) -> Response:
     wanted = q.get("site") or next(iter(server.hubs))
     hub = server.hubs.get(wanted)
     site = hub.key if hub is not None else None  # an unknown site: the script's hello names the error
+    deep = bool(q.get("b") or q.get("p"))  # a booking or a list link: no life events to show
     gz = _gzip_ok(request)
     sources = (PAGE_ROOT / "index.html", PAGE_ROOT / "plan.css", PAGE_ROOT / "plan.js", COMMON_JS,
                PAGE_ROOT / "messages.json")
     mtimes = tuple(p.stat().st_mtime for p in sources)
-    key = (id(server), site, lang, gz)
+    key = (id(server), site, lang, gz, deep)
     cached = _pages.get(key)
     if cached is None or cached[0] != mtimes:
         template, style, page_js, common_js, table_text = (p.read_text(encoding="utf-8") for p in sources)
         snap = None if hub is None else {**planner_api.snapshot(server, hub), "site_key": site}
         raw = page_html(template, slim_css(style), slim_js(bundle(common_js, page_js)), json.loads(table_text),
-                        lang, site, snap).encode()
+                        lang, site, snap, events=not deep).encode()
         cached = (mtimes, gzip.compress(raw, 9, mtime=0) if gz else raw, _etag(raw, gz))
         if hub is not None:  # only real sites are kept (a query cannot grow the cache)
             _pages[key] = cached

@@ -180,7 +180,7 @@ function render() {
   v.dataset.view = S.view;
   if (!S.snap) return;
   const views = { events: viewEvents, question: viewQuestion, list: viewList, booked: viewBooked,
-    consult: viewConsult };
+    consult: viewConsult, loading: () => [] };
   v.replaceChildren(...views[S.view]());
 }
 
@@ -512,8 +512,14 @@ async function main() {
     // catalogue texts come translated by the server: ask again in the new language
     if (S.view !== "events" && S.purposes.length) replan(); else render();
   });
-  if (S.booted === "html") {
-    fromUrl();  // a booking code or a list in the link asks the server once the websocket is up
+  if (S.booted === "html" && (params.get("b") || params.get("p"))) {
+    // a booking or list link: its screen needs the server, so the websocket opens at once (the
+    // server sent no life events for it: nothing flashes before the booking or the list)
+    S.view = "loading";
+    startLink();
+    fromUrl();
+  } else if (S.booted === "html") {
+    fromUrl();
     afterPaint(startLink);
   } else {
     render();

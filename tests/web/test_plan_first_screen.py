@@ -171,3 +171,25 @@ def test_an_unknown_site_is_named_in_the_language(live, phone):
     page.wait_for_selector("#error:not([hidden])")
     assert page.locator("#error").get_attribute("data-code") == "unknown_site"
     assert page.locator("[data-purpose]").count() == 0
+
+
+# set when a life-event choice is ever in the document (a flash of the wrong screen)
+EVENTS_SEEN = """window.__eventsSeen = false;
+new MutationObserver(() => { if (document.querySelector('[data-purpose]')) window.__eventsSeen = true; })
+  .observe(document, { childList: true, subtree: true });"""
+
+
+def test_a_list_link_opens_on_its_question_without_the_life_events_first(live, phone):
+    status, _, body = get(live, "/plan/?site=honcho&lang=vi&p=death&a=death_filed:yes")
+    assert status == 200 and 'data-purpose="' not in gzip.decompress(body).decode()
+    phone.add_init_script(EVENTS_SEEN)
+    page = phone.new_page()
+    page.goto(f"{live.http}/plan/?site=honcho&lang=vi&p=death&a=death_filed:yes")
+    page.wait_for_selector("#question")
+    assert page.locator("#question").get_attribute("data-id") != "death_filed"  # answered in the link
+    assert page.evaluate("window.__eventsSeen") is False
+    # a booking code nobody has: said so, and the life events offered to start again
+    page.goto(f"{live.http}/plan/?site=honcho&lang=vi&b=000000")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.locator("#error").get_attribute("data-code") == "unknown_reservation"
+    page.wait_for_selector("[data-purpose=death]")
