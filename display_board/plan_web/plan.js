@@ -466,13 +466,15 @@ function startLink() {
 }
 
 function afterPaint(fn) {
-  // the browser says when the first screen was on the glass (Paint Timing); a background tab
-  // paints nothing, and an old browser may not say, so at the latest after a second
+  // the browser says when the first screen was on the glass (Paint Timing; the server's HTML may
+  // paint before this script runs, so then one more frame for what the script drew); a
+  // background tab paints nothing, and an old browser may not say, so at the latest after a second
+  const frame = () => requestAnimationFrame(() => setTimeout(fn, 0));
   try {
     new PerformanceObserver((list, obs) => {
-      if (list.getEntries().some((e) => e.name === "first-contentful-paint")) { obs.disconnect(); fn(); }
+      if (list.getEntries().some((e) => e.name === "first-contentful-paint")) { obs.disconnect(); frame(); }
     }).observe({ type: "paint", buffered: true });
-  } catch (e) { requestAnimationFrame(() => setTimeout(fn, 0)); }
+  } catch (e) { frame(); }
   setTimeout(fn, 1000);
 }
 
