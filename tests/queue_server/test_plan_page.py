@@ -3,6 +3,7 @@ language choice, the one-module bundle of the page's scripts, the template's slo
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -75,3 +76,19 @@ def test_page_html_escapes_catalogue_text_and_keeps_the_boot_json_inside_its_scr
     assert "<" not in boot and json.loads(boot)["snapshot"]["purposes"][0]["id"] == "x"
     assert json.loads(boot)["messages"]["title"] == {"ja": table["title"]["ja"]}  # one language only
     assert '<html lang="ja">' in page and "<!--" not in page
+
+
+@pytest.mark.parametrize("lang", pp.LANGUAGES)
+def test_every_language_gets_its_own_words_on_the_first_screen(lang):
+    table = json.loads((pp.PAGE_ROOT / "messages.json").read_text(encoding="utf-8"))
+    snap = {"site_name": {"ja": "{本庁舎|ほんちょうしゃ}", "en": "Main office"},
+            "sites": [{"key": "h", "name": {"ja": "本庁舎"}}, {"key": "y", "name": {"ja": "八幡"}}],
+            "purposes": [{"id": "death", "kind": "life_event", "name": {"ja": "死亡", "vi": "Người thân qua đời"}}],
+            "consult": {"topics": [{"key": "t"}]}}
+    page = pp.page_html((pp.PAGE_ROOT / "index.html").read_text(encoding="utf-8"), "", "", table, lang, "y", snap)
+    for key in ("title", "lead", "events_title", "next", "noscript", "privacy", "consult_start"):
+        assert html.escape(table[key][lang]) in page, (lang, key)
+    assert '<option value="y" selected>八幡</option>' in page  # the branch office chosen in the link
+    assert f'<option value="{lang}" selected>' in page
+    name = "Người thân qua đời" if lang == "vi" else "死亡"  # the catalogue's fallbacks (i18n.pick)
+    assert f'data-purpose="death"><input type="checkbox"><span>{name}</span>' in page
