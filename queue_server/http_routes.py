@@ -15,7 +15,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from . import leader, planner_api
+from . import leader, plan_page
 from .http_files import redirect, response, static
 from .kpi_report import api_reply
 from .visit_list import http_reply
@@ -53,8 +53,8 @@ def process_request(server: QueueServer, connection: ServerConnection, request: 
         return response(HTTPStatus.OK, server.metrics.text(server).encode(), "text/plain; version=0.0.4")
     if path == "/catalogue.json":
         return response(HTTPStatus.OK, catalogue_json(server), "application/json; charset=utf-8")
-    if path.startswith("/plan/"):  # the planning page: gzip, one language at a time, the QR
-        return planner_api.static(request, path)
+    if path.startswith("/plan/"):  # the planning page: the first screen in one response, the QR
+        return plan_page.static(server, request, path)
     if path == "/status/list.json":  # the personal list of a ticket (queue_server/visit_list.py)
         return _list_json(server, request)
     if path == "/admin/api/kpi":

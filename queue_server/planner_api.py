@@ -26,7 +26,6 @@ from . import plan_preview
 from . import protocol as P
 from .core import booking as B
 from .http_files import response
-from .http_files import static as static_file
 from .jobs import Client, Outcome, Reply
 from .storage import reservation_row
 
@@ -553,58 +552,7 @@ def clock(server: QueueServer, ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, server.tz).strftime("%H:%M")
 
 
-# ------------------------------------------------------------------ the page's files
-PAGE_ROOT = Path(__file__).resolve().parent.parent / "display_board" / "plan_web"
-COMMON_JS = PAGE_ROOT.parent / "web" / "common.js"
-_files: dict[tuple[str, bool], tuple[float, bytes, str]] = {}
-
-
-def static(request: Any, path: str) -> Any:
-    """Files of /plan/, gzipped when the browser accepts it (a phone on a slow network pays for
-    bytes), with the message table served one language at a time (``messages.<lang>.json``)."""
-    import gzip
-    import mimetypes
-    from http import HTTPStatus
-
-
-    rel = path[len("/plan/"):] or "index.html"
-    if rel == "qr.svg":
-        return qr_response(request)
-    source = COMMON_JS if rel == "common.js" else PAGE_ROOT / rel
-    lang = None
-    if rel.startswith("messages.") and rel.endswith(".json") and rel.count(".") == 2:
-        lang, source = rel.split(".")[1], PAGE_ROOT / "messages.json"
-    gz = "gzip" in request.headers.get("Accept-Encoding", "")
-    key = (rel, gz)
-    try:
-        mtime = source.stat().st_mtime
-    except OSError:
-        return static_file(PAGE_ROOT, rel)  # not ours: the plain handler answers (404, directory…)
-    cached = _files.get(key)
-    if cached is None or cached[0] != mtime:
-        if lang is not None:
-            import json
-
-            table = json.loads(source.read_text(encoding="utf-8"))
-            if not all(lang in v for v in table.values()):
-                return response(HTTPStatus.NOT_FOUND, b"no such language", "text/plain")
-            # every language's own name stays: the language menu lists them all
-            body = json.dumps({k: v if k == "lang_name" else {lang: v[lang]} for k, v in table.items()},
-                              ensure_ascii=False,
-                              separators=(",", ":")).encode()
-        elif source.resolve().is_relative_to(PAGE_ROOT.resolve()) or source == COMMON_JS:
-            if not source.is_file():
-                return static_file(PAGE_ROOT, rel)
-            body = source.read_bytes()
-        else:
-            return response(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
-        ctype = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
-            ctype += "; charset=utf-8"
-        _files[key] = cached = (mtime, gzip.compress(body, 9, mtime=0) if gz else body, ctype)
-    _, body, ctype = cached
-    extra = {"Vary": "Accept-Encoding", **({"Content-Encoding": "gzip"} if gz else {})}
-    return response(HTTPStatus.OK, body, ctype, extra)
+# (the page's files and its first screen: queue_server/plan_page.py)
 
 
 # ------------------------------------------------------------------ end of day

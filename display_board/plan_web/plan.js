@@ -47,6 +47,7 @@ function showError(err) {
 async function ask(type, body, keepError = false) {
   if (!keepError) showError(null);
   try {
+    await online;  // the websocket opens after the first paint: a fast first click waits for it
     return await S.link.request(type, body);
   } catch (err) {
     showError(err);
@@ -179,7 +180,7 @@ function render() {
   v.dataset.view = S.view;
   if (!S.snap) return;
   const views = { events: viewEvents, question: viewQuestion, list: viewList, booked: viewBooked,
-    consult: viewConsult };
+    consult: viewConsult, loading: () => [] };
   v.replaceChildren(...views[S.view]());
 }
 
@@ -430,7 +431,7 @@ async function fromUrl() {
   render();
 }
 
-/** The message table one language at a time (the server cuts messages.json): a phone loads ~3 KB. */
+/** The message table one language at a time (the server cuts messages.json): ~3 KB a language. */
 async function loadLang(lang) {
   const r = await fetch(`/plan/messages.${lang}.json`);
   const part = await r.json();
@@ -438,37 +439,93 @@ async function loadLang(lang) {
   for (const [k, v] of Object.entries(part)) S.i18n.table[k] = { ...S.i18n.table[k], ...v };
 }
 
-async function main() {
-  S.lang = params.get("lang") || localStorage.getItem("madoguchi.plan.lang") || "ja";
-  if (!LANGS.includes(S.lang)) S.lang = "ja";
-  // the websocket and the message table load at the same time: on a slow phone network every
-  // round trip in a row costs more than the bytes (bench/plan_bench.py)
-  const ready = loadLang(S.lang);
+let linkReady;
+const online = new Promise((resolve) => { linkReady = resolve; });
+
+/** The websocket: every question, slot and booking goes over it, but the first screen does not
+ * need it, so it opens after the first paint (bench/plan_bench.py counts what the first screen
+ * waits for). */
+function startLink() {
+  if (S.link) return;
   let first = true;
   S.link = new Link({
     hello: () => ({ role: "planner", site: S.site }),
     onReady: async (result) => {
-      await ready;
+      await S.langReady;
       S.snap = { ...result.snapshot, site_key: result.site };
       S.site = result.site;
-      if (first) { first = false; fromUrl(); } else render();
+      linkReady();
+      if (first && S.booted !== "html") { first = false; fromUrl(); } else { first = false; render(); }
     },
     onState: (s) => {
       $("offline").hidden = s !== "offline";
       $("offline").textContent = S.i18n ? t("offline") : "";
     },
-    onFatal: (err) => ready.then(() => showError(err)),
+    onFatal: (err) => S.langReady.then(() => showError(err)),
   }).start();
-  await ready;
+}
+
+function afterPaint(fn) {
+  // the browser says when the first screen was on the glass (Paint Timing; the server's HTML may
+  // paint before this script runs, so then one more frame for what the script drew); a
+  // background tab paints nothing, and an old browser may not say, so at the latest after a second
+  const frame = () => requestAnimationFrame(() => setTimeout(fn, 0));
+  try {
+    new PerformanceObserver((list, obs) => {
+      if (list.getEntries().some((e) => e.name === "first-contentful-paint")) { obs.disconnect(); frame(); }
+    }).observe({ type: "paint", buffered: true });
+  } catch (e) { frame(); }
+  setTimeout(fn, 1000);
+}
+
+function langCookie(lang) {
+  document.cookie = `plan_lang=${lang}; path=/plan/; max-age=31536000; SameSite=Lax`;
+}
+
+async function main() {
+  // The server sent the first screen in its one response (queue_server/plan_page.py): the message
+  // table of the language it chose, the hello snapshot, and the life events drawn as HTML.
+  const bootEl = document.getElementById("boot");
+  const boot = bootEl ? JSON.parse(bootEl.textContent) : null;
+  if (boot && boot.snapshot) {
+    S.lang = boot.lang;
+    S.i18n = new I18n(boot.messages);
+    S.snap = boot.snapshot;
+    S.site = boot.site;
+    S.booted = "html";
+    S.langReady = Promise.resolve();
+    // boxes ticked before the script ran (or kept by the browser on "back") stay ticked
+    S.purposes = [...document.querySelectorAll("#view [data-purpose] input:checked")]
+      .map((i) => i.closest("[data-purpose]").dataset.purpose);
+  } else {
+    // no first screen from the server (an unknown site, or the files opened alone): the old way
+    S.lang = boot ? boot.lang : params.get("lang") || "ja";
+    if (!LANGS.includes(S.lang)) S.lang = "ja";
+    S.langReady = boot ? Promise.resolve(S.i18n = new I18n(boot.messages)) : loadLang(S.lang);
+    S.booted = "ws";
+    startLink();
+  }
+  await S.langReady;
   $("lang").replaceChildren(...LANGS.map((l) => el("option", { value: l, selected: l === S.lang }, S.i18n.t("lang_name", l))));
   $("lang").addEventListener("change", async () => {
     S.lang = $("lang").value;
     await loadLang(S.lang);
-    localStorage.setItem("madoguchi.plan.lang", S.lang);
+    langCookie(S.lang);  // the next visit's first screen comes in this language
     // catalogue texts come translated by the server: ask again in the new language
     if (S.view !== "events" && S.purposes.length) replan(); else render();
   });
-  render();
+  if (S.booted === "html" && (params.get("b") || params.get("p"))) {
+    // a booking or list link: its screen needs the server, so the websocket opens at once (the
+    // server sent no life events for it: nothing flashes before the booking or the list)
+    S.view = "loading";
+    startLink();
+    fromUrl();
+  } else if (S.booted === "html") {
+    fromUrl();
+    afterPaint(startLink);
+  } else {
+    render();
+  }
 }
 
 main();
