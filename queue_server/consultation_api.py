@@ -34,7 +34,6 @@ from . import consultation_store as db
 from . import protocol as P
 from .core import consultation
 from .core.consultation import InputError, Rules, StaffAccount
-from .loaders import load_rules
 
 log = logging.getLogger("madoguchi.consultation")
 
@@ -146,17 +145,11 @@ class ConsultationApi:
         self.engine = server.store.engine
         self.clock = server.clock
         self.departments = set(server.city.departments)
+        if rules is None:  # read once at server start (loaders.load_consultation): None when absent
+            config = getattr(server, "consultation", None)
+            rules = config.rules if config is not None else None
         self.rules = rules
-        self.error: str | None = None
-        if rules is None:
-            path = Path(server.city.source).with_name("consultation.toml")
-            try:
-                self.rules = load_rules(path, self.departments)
-            except FileNotFoundError:
-                self.error = "not_configured"
-            except consultation.RulesError as e:
-                log.error("%s", e)
-                self.error = "not_configured"
+        self.error: str | None = None if rules is not None else "not_configured"
         if pepper is None:
             secrets_path = Path(getattr(server, "secrets_path", None) or "var/secrets.toml")
             secrets_path.parent.mkdir(parents=True, exist_ok=True)
@@ -541,10 +534,10 @@ class ConsultationApi:
         from . import planner_api
         from .consultation_kpi import desks
 
-        cc = planner_api.consult_config(self.server)
+        cfg = planner_api.consult_config(self.server)
         cat = self.server.catalogue
         purposes = {p.id for p in cat.purposes.values() if p.kind == "consultation"} if cat else {"consultation"}
-        names = set(cc[0].desks.values()) if cc else set()
+        names = set(cfg.desks.values()) if cfg else set()
         names |= {self.rules.general_department}  # the walk-in 総合相談 desk the kiosk routes 相談 to
         books, visits = await asyncio.to_thread(db.desk_rows, self.engine, st.site, start, end, names, purposes)
         return desks(books, visits)

@@ -65,7 +65,6 @@ _buckets: weakref.WeakKeyDictionary[Any, dict[str, _Bucket]] = weakref.WeakKeyDi
 _unknown: dict[str, list[float]] = {}
 _configs: dict[tuple[int, str], B.BookingConfig] = {}
 _profiles: dict[tuple[int, str], tuple[float, Any]] = {}
-_consult: dict[int, tuple[B.ConsultConfig, Mapping[str, Any]] | None] = {}
 
 
 def admit(client: Client, kind: str) -> None:
@@ -85,35 +84,19 @@ def config(server: QueueServer, site: str) -> B.BookingConfig:
     return _configs[key]
 
 
-def consult_config(server: QueueServer) -> tuple[B.ConsultConfig, Mapping[str, Any]] | None:
-    """``[booking]`` of config/consultation.toml and the topic names (None: no consultation booking)."""
-    import logging
-
-    from .core import consultation
-    from .loaders import load_rules
-
-    key = id(server)
-    if key not in _consult:
-        path = Path(server.city.source).with_name("consultation.toml")
-        try:
-            rules = load_rules(path, set(server.city.departments))
-            import tomllib
-
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            cfg = B.load_consult(raw, rules.staff, set(server.city.departments), rules.topics, str(path))
-            _consult[key] = (cfg, rules.topics)
-        except (OSError, consultation.RulesError, B.ConfigError) as e:
-            logging.getLogger("madoguchi.planner").error("consultation booking off: %s", e)
-            _consult[key] = None
-    return _consult[key]
+def consult_config(server: QueueServer) -> B.ConsultConfig | None:
+    """``[booking]`` of config/consultation.toml (None: no consultation booking at this office).
+    Read once at server start (loaders.load_consultation, on ``server.consultation``)."""
+    cc = server.consultation
+    return cc.booking if cc is not None else None
 
 
 def consult_options(server: QueueServer) -> dict[str, Any]:
     """Bookable consultation topics (with their names) and, per topic, the modes some consultant offers."""
-    cc = consult_config(server)
-    if cc is None:
+    cfg = consult_config(server)
+    if cfg is None or server.consultation is None:
         return {"topics": [], "slot_minutes": 0}
-    cfg, names = cc
+    names = server.consultation.rules.topics
     return {"slot_minutes": cfg.slot_minutes,
             "topics": [{"key": t, "name": dict(names.get(t, {})),
                         "modes": [m for m in B.MODES if cfg.of_desk(d, m)]} for t, d in cfg.desks.items()]}
@@ -122,10 +105,10 @@ def consult_options(server: QueueServer) -> dict[str, Any]:
 def _consult_day_cfg(server: QueueServer, hub: SiteHub) -> tuple[B.ConsultConfig, B.BookingConfig]:
     import dataclasses
 
-    cc = consult_config(server)
-    if cc is None:
+    cfg = consult_config(server)
+    if cfg is None:
         raise B.BookingError("not_bookable", "consultations are not booked at this office", "topic")
-    return cc[0], dataclasses.replace(config(server, hub.key), slot_minutes=cc[0].slot_minutes)
+    return cfg, dataclasses.replace(config(server, hub.key), slot_minutes=cfg.slot_minutes)
 
 
 def consult_slots(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -150,8 +133,8 @@ def consult_slots(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: 
 
 def view(server: QueueServer, hub: SiteHub, row: Mapping[str, Any], now: float) -> dict[str, Any]:
     """A booking as its code holder sees it: with topic, mode and the online link of a consultation."""
-    cc = consult_config(server)
-    return {**B.public_view(row, now, config(server, hub.key)), **(B.consult_view(row, cc[0]) if cc else {})}
+    cfg = consult_config(server)
+    return {**B.public_view(row, now, config(server, hub.key)), **(B.consult_view(row, cfg) if cfg else {})}
 
 
 def snapshot(server: QueueServer, hub: SiteHub) -> dict[str, Any]:
