@@ -160,24 +160,22 @@ def snapshot(server: QueueServer, hub: SiteHub) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ reads
 async def read(server: QueueServer, client: Client, req: P.Request) -> str:
-    """Answer a read-only planner request (the reply message)."""
+    """Answer a read-only planner request (the reply message); a refusal (the booking rules'
+    BookingError, a Reply) is raised as it is and answered by the session."""
 
     admit(client, "read")
     hub = server.hubs[client.site]
     b = req.body
-    try:
-        if req.type == "plan":
-            result = plan(server, client, hub, b)
-        elif req.type == "slots":
-            result = slots(server, hub, b, server.clock())
-        elif req.type == "forecast":
-            result = await forecast(server, hub, b)
-        elif req.type == "consult_slots":
-            result = consult_slots(server, hub, b, server.clock())
-        else:
-            result = {"booking": lookup(server, hub, b["code"], server.clock())}
-    except B.BookingError as e:
-        raise Reply(e.code, e.message, e.field) from None
+    if req.type == "plan":
+        result = plan(server, client, hub, b)
+    elif req.type == "slots":
+        result = slots(server, hub, b, server.clock())
+    elif req.type == "forecast":
+        result = await forecast(server, hub, b)
+    elif req.type == "consult_slots":
+        result = consult_slots(server, hub, b, server.clock())
+    else:
+        result = {"booking": lookup(server, hub, b["code"], server.clock())}
     return P.reply(req.id, result)
 
 
@@ -287,18 +285,16 @@ async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> d
 
 # ------------------------------------------------------------------ writes (inside the writer)
 def execute(server: QueueServer, hub: SiteHub, client: Client, t: str, b: Mapping[str, Any], now: float) -> Outcome:
-    """Apply ``book`` or ``cancel_booking`` to memory; the writer commits it with its batch."""
+    """Apply ``book`` or ``cancel_booking`` to memory; the writer commits it with its batch (and
+    answers a BookingError as the refusal it is)."""
 
-    try:
-        if t == "book":
-            return _book(server, hub, b, now)
-        if t == "consult_book":
-            return consult_book(server, hub, b, now)
-        if t == "staff_consult_book":
-            return consult_book(server, hub, b, now, consultant=b.get("consultant"), by=b["by"])
-        return _cancel(server, hub, b["code"], now)
-    except B.BookingError as e:
-        raise Reply(e.code, e.message, e.field) from None
+    if t == "book":
+        return _book(server, hub, b, now)
+    if t == "consult_book":
+        return consult_book(server, hub, b, now)
+    if t == "staff_consult_book":
+        return consult_book(server, hub, b, now, consultant=b.get("consultant"), by=b["by"])
+    return _cancel(server, hub, b["code"], now)
 
 
 def _ts(server: QueueServer, day: str, start: str) -> float:

@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from . import consultation_api, counter_handlers, forms_api, planner_api, pushes
 from . import protocol as P
+from .core.errors import RequestError
 from .hub import SiteHub
 from .idempotency import idem_scope
 from .jobs import Client, Job, Reply
@@ -77,7 +78,7 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
             return await send(client, P.reply(req.id, planner_api.kiosk_plan(server, client, req.body)))
         if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
             return await send(client, P.reply(req.id, await forms_api.serve(server, client, req)))
-    except Reply as e:
+    except RequestError as e:  # a refusal of any layer (core/errors.py), e.g. the booking rules'
         return await send_error(server, client, req.id, e.code, e.message, e.field)
     idem = req.body.get("idempotency_key")
     job = Job(client, req, asyncio.get_running_loop().create_future(),
