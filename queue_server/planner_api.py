@@ -63,8 +63,9 @@ class _Bucket:
 
 _buckets: weakref.WeakKeyDictionary[Any, dict[str, _Bucket]] = weakref.WeakKeyDictionary()
 _unknown: dict[str, list[float]] = {}
-_configs: dict[tuple[int, str], B.BookingConfig] = {}
-_profiles: dict[tuple[int, str], tuple[float, Any]] = {}
+# per server (weak: keyed by the server itself, not its id(), which a later server may reuse)
+_configs: weakref.WeakKeyDictionary[Any, dict[str, B.BookingConfig]] = weakref.WeakKeyDictionary()
+_profiles: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, Any]]] = weakref.WeakKeyDictionary()
 
 
 def admit(client: Client, kind: str) -> None:
@@ -78,10 +79,11 @@ def admit(client: Client, kind: str) -> None:
 
 
 def config(server: QueueServer, site: str) -> B.BookingConfig:
-    key = (id(server), site)
-    if key not in _configs:
-        _configs[key] = B.load_booking(server.city.raw, site, server.city.source)
-    return _configs[key]
+    """``[booking]`` of site.toml for ``site`` (checked at start by cli._setup; parsed once)."""
+    per = _configs.setdefault(server, {})
+    if site not in per:
+        per[site] = B.load_booking(server.city.raw, site, server.city.source)
+    return per[site]
 
 
 def consult_config(server: QueueServer) -> B.ConsultConfig | None:
@@ -270,11 +272,11 @@ async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> d
     now = server.clock()
     cfg = config(server, hub.key)
     plan, route = _route_departments(server, b)
-    key = (id(server), hub.key)
-    cached = _profiles.get(key)
+    per = _profiles.setdefault(server, {})
+    cached = per.get(hub.key)
     if cached is None or now - cached[0] > FORECAST_MAX_AGE:
         history = await asyncio.to_thread(read_history, server.store.engine, hub.key, now, server.tz)
-        cached = _profiles[key] = (now, FC.profile(history, server.tz))
+        cached = per[hub.key] = (now, FC.profile(history, server.tz))
     today = dt.date.fromisoformat(server.local_day(now))
     days = [d.isoformat() for d in B.opening_days(today, cfg.days_ahead, cfg)]
     booked = FC.booked_load(B.active(hub.reservations.values()), server.tz)
