@@ -72,7 +72,7 @@ def execute(server: QueueServer, hub: SiteHub, c: Client, t: str, b: dict[str, A
     raise Reply("unknown_type", f"no handler for {t!r}", "type")
 
 
-async def with_prefill(server: QueueServer, msg: str) -> str:
+async def with_prefill(server: QueueServer, c: Client, msg: str) -> str:
     """The writer's answer to ``current`` with the card prefill of its ticket added (shown only here,
     to the counter serving the ticket). The prefill lives in the database alone — memory never holds
     it, and it is erased there when the visit closes — so it is read after the writer answered
@@ -81,7 +81,10 @@ async def with_prefill(server: QueueServer, msg: str) -> str:
     ticket = (reply.get("result") or {}).get("ticket")
     if not ticket:  # an error, or no ticket at the counter
         return msg
-    ticket["prefill"] = await asyncio.to_thread(server.store.prefill, ticket["id"])
+    prefill = await asyncio.to_thread(server.store.prefill, ticket["id"])
+    now_here = server.hubs[c.site].lobby.ticket_at(c.counter)
+    # a ticket that left this counter during the read: its card data is no longer this counter's
+    ticket["prefill"] = prefill if now_here is not None and now_here.id == ticket["id"] else None
     return P.reply(reply["re"], reply["result"])
 
 

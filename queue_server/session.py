@@ -86,7 +86,7 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
     await server.queue.put(job)
     msg = await job.fut
     if req.type == "current":  # the card prefill, read after the writer, in a thread
-        msg = await counter_handlers.with_prefill(server, msg)
+        msg = await counter_handlers.with_prefill(server, client, msg)
     await send(client, msg)
 
 

@@ -1,6 +1,7 @@
 """The card prefill is read from the database off the event loop: while a counter's ``current`` or
 ``forms`` waits for its prefill read, the server goes on answering everyone else (the read used to
-run inside the writer's batch, stopping every kiosk, counter and board until it returned)."""
+run inside the writer's batch, stopping every kiosk, counter and board until it returned); and a
+ticket that leaves the counter during the read takes its card data with it."""
 
 from __future__ import annotations
 
@@ -75,8 +76,18 @@ def test_a_slow_prefill_read_stops_no_one_else(tmp_path):
             await while_held(forms, kiosk)
             assert (await forms)["ticket"]["id"] == tid
 
+            # the ticket leaves the counter while its prefill is read: the late answer carries no card data
+            store.hold()
+            late = asyncio.create_task(counter.ok("current"), name="late")
+            assert await asyncio.to_thread(store.entered.wait, 30)
+            # the same counter's console on a second connection (a connection's messages run in turn)
+            console, _ = await Client.open(srv.url, role="counter", site="honcho", counter=1,
+                                           token=tokens.counters["honcho"][1], staff="佐藤")
+            await console.ok("complete")  # on to its next department: no longer at this counter
+            await console.close()
+            store.gate.set()
+            assert (await late)["ticket"]["prefill"] is None
             store.gated = False
-            await counter.ok("complete")  # on to its next department: nothing left at this counter
             assert (await counter.ok("current"))["ticket"] is None
         finally:
             store.gate.set()
