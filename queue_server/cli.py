@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "so the demo's log calibrates like a real one (refused with production = true)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("check-config", help="validate site config, catalogue and message tables")
+    p = sub.add_parser("check-config", help="validate site config, catalogue, consultation rules, forms and message tables")
     p.add_argument("--config-dir", default=None, help="folder with site.toml and catalogue/ (default config/)")
     p.set_defaults(func=cmd_check_config)
 
@@ -65,10 +65,14 @@ def _setup(args: argparse.Namespace):
 
     if problems := booking_problems(city.raw, city.source):  # refuse to start on a bad [booking]
         raise ConfigError(problems)
+    catalogue = load_catalogue_if_present(config_dir, city)
+    from .loaders import load_consultation
+
+    # read once here for both its users (the staff role, consultation booking); a bad file refuses the start
+    consultation = load_consultation(config_dir / "consultation.toml", set(city.departments))
     store = Store(args.db or default_url())
     tokens, created = ensure(Path(args.secrets), [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
-    catalogue = load_catalogue_if_present(config_dir, city)
-    return city, store, tokens, created, catalogue
+    return city, store, tokens, created, catalogue, consultation
 
 
 def load_catalogue_if_present(config_dir, city):
@@ -85,7 +89,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from .core.problems import ConfigError
 
     try:
-        city, store, tokens, created, _ = _setup(args)
+        city, store, tokens, created, _, _ = _setup(args)
     except ConfigError as e:
         print(e)
         return 1
@@ -106,7 +110,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     for noisy in ("alembic", "websockets"):  # one line per connection or migration step drowns the log
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
-        city, store, tokens, _, catalogue = _setup(args)
+        city, store, tokens, _, catalogue, consultation = _setup(args)
     except ConfigError as e:
         print(e)
         return 1
@@ -118,7 +122,7 @@ def cmd_server(args: argparse.Namespace) -> int:
             print(why)
             return 1
         clock = {"clock": FileClock(args.clock)}
-    qs = QueueServer(city, store, tokens, catalogue, **clock)
+    qs = QueueServer(city, store, tokens, catalogue, consultation=consultation, **clock)
     qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
 
     def ready(port: int) -> None:
@@ -246,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        city, store, tokens, _, catalogue = _setup(args)
+        city, store, tokens, _, catalogue, consultation = _setup(args)
     except ConfigError as e:
         print(e)
         return 1
@@ -264,7 +268,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         clock_file = Path(args.secrets).with_name("sim-clock.json")
         clock_file.unlink(missing_ok=True)  # a previous demo's days are not this one's
         clock = {"clock": FileClock(clock_file)}
-    qs = QueueServer(city, store, tokens, catalogue, **clock)
+    qs = QueueServer(city, store, tokens, catalogue, consultation=consultation, **clock)
     qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
     kiosk: list[subprocess.Popen] = []  # child processes: the kiosk window
     busy: list[BusyLobby] = []
@@ -342,6 +346,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         problems += validate_catalogue(cat_dir, raw)
     else:
         problems.append(Problem(str(cat_dir), "-", "no catalogue folder"))
+    if raw is not None and (config_dir / "consultation.toml").is_file():  # 相談 (docs/consultation.md)
+        from .core.problems import ConfigError
+        from .loaders import load_consultation
+
+        departments = raw.get("departments")
+        try:
+            load_consultation(config_dir / "consultation.toml", set(departments) if isinstance(departments, dict) else set())
+        except ConfigError as e:
+            problems += e.problems
     if (config_dir / "forms").is_dir():  # 書かない窓口 forms (docs/forms.md)
         from .loaders import check_forms
 

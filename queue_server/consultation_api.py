@@ -34,7 +34,7 @@ from . import consultation_store as db
 from . import protocol as P
 from .core import consultation
 from .core.consultation import InputError, Rules, StaffAccount
-from .loaders import load_rules
+from .core.errors import RequestError
 
 log = logging.getLogger("madoguchi.consultation")
 
@@ -97,11 +97,11 @@ ERRORS = {
 }
 
 
-class Refusal(Exception):
+class Refusal(RequestError):
+    """A staff request refused; the message defaults to the code's text in ERRORS."""
+
     def __init__(self, code: str, field: str | None = None, message: str | None = None, **extra: Any):
-        super().__init__(code)
-        self.code, self.field, self.extra = code, field, extra
-        self.message = message or ERRORS.get(code) or P.ERROR_CODES.get(code, code)
+        super().__init__(code, message or ERRORS.get(code) or P.ERROR_CODES.get(code, code), field, **extra)
 
 
 @dataclass
@@ -146,17 +146,11 @@ class ConsultationApi:
         self.engine = server.store.engine
         self.clock = server.clock
         self.departments = set(server.city.departments)
+        if rules is None:  # read once at server start (loaders.load_consultation): None when absent
+            config = getattr(server, "consultation", None)
+            rules = config.rules if config is not None else None
         self.rules = rules
-        self.error: str | None = None
-        if rules is None:
-            path = Path(server.city.source).with_name("consultation.toml")
-            try:
-                self.rules = load_rules(path, self.departments)
-            except FileNotFoundError:
-                self.error = "not_configured"
-            except consultation.RulesError as e:
-                log.error("%s", e)
-                self.error = "not_configured"
+        self.error: str | None = None if rules is not None else "not_configured"
         if pepper is None:
             secrets_path = Path(getattr(server, "secrets_path", None) or "var/secrets.toml")
             secrets_path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,11 +184,8 @@ class ConsultationApi:
             rid = req.id
             result = await self._dispatch(client, req)
             await self._send(client, P.reply(rid, result))
-        except P.ProtocolError as e:
-            await self._send(client, P.error(e.re, e.code, e.message, e.field))
-        except Refusal as e:
-            body = {"re": rid, "error": {"code": e.code, "message": e.message, "field": e.field, **e.extra}}
-            await self._send(client, json.dumps(body, ensure_ascii=False))
+        except RequestError as e:  # a refusal of any layer (core/errors.py): the edge's, ours, the booking rules'
+            await self._send(client, P.error_reply(e.re if isinstance(e, P.ProtocolError) else rid, e))
         except Exception:  # never a stack trace or a record in an error text
             log.exception("staff request failed")
             await self._send(client, P.error(rid, "internal", P.ERROR_CODES["internal"]))
@@ -473,13 +464,9 @@ class ConsultationApi:
 
     async def _m_consult_slots(self, st: StaffState, who: StaffAccount, b: dict[str, Any]) -> dict[str, Any]:
         from . import planner_api
-        from .core import booking as B
 
         desks = self._desks(who)
-        try:
-            result = planner_api.consult_slots(self.server, self.server.hubs[st.site], b, self.clock())
-        except B.BookingError as e:
-            raise Refusal(e.code, e.field, e.message) from None
+        result = planner_api.consult_slots(self.server, self.server.hubs[st.site], b, self.clock())
         if desks is not None and result["department"] not in desks:
             raise Refusal("no_rights", "topic")
         return result
@@ -541,10 +528,10 @@ class ConsultationApi:
         from . import planner_api
         from .consultation_kpi import desks
 
-        cc = planner_api.consult_config(self.server)
+        cfg = planner_api.consult_config(self.server)
         cat = self.server.catalogue
         purposes = {p.id for p in cat.purposes.values() if p.kind == "consultation"} if cat else {"consultation"}
-        names = set(cc[0].desks.values()) if cc else set()
+        names = set(cfg.desks.values()) if cfg else set()
         names |= {self.rules.general_department}  # the walk-in 総合相談 desk the kiosk routes 相談 to
         books, visits = await asyncio.to_thread(db.desk_rows, self.engine, st.site, start, end, names, purposes)
         return desks(books, visits)

@@ -31,39 +31,39 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///var/madoguchi.db)")
 
 
-def _rules(args: argparse.Namespace):
+def _config(args: argparse.Namespace):
+    """config/consultation.toml checked against site.toml (ConfigError when bad or missing)."""
     from pathlib import Path
 
     from .config import DEFAULT_CONFIG_DIR, load_city
-    from .loaders import load_rules
+    from .core.problems import ConfigError, Problem
+    from .loaders import load_consultation
 
     config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
     city = load_city(config_dir / "site.toml")
-    return load_rules(config_dir / "consultation.toml", set(city.departments))
+    path = config_dir / "consultation.toml"
+    config = load_consultation(path, set(city.departments))
+    if config is None:
+        raise ConfigError([Problem(str(path), "-", "no such file: consultations are not configured")])
+    return config
+
+
+def _rules(args: argparse.Namespace):
+    return _config(args).rules
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     import sys
-    import tomllib
-    from pathlib import Path
 
-    from .config import DEFAULT_CONFIG_DIR, load_city
-    from .core.booking import load_consult
-    from .core.consultation import RulesError
     from .core.problems import ConfigError
 
     try:
-        rules = _rules(args)
-        config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
-        path = config_dir / "consultation.toml"
-        departments = set(load_city(config_dir / "site.toml").departments)
-        booking = load_consult(tomllib.loads(path.read_text(encoding="utf-8")), rules.staff, departments,
-                               rules.topics, str(path))  # [booking]: slots per desk and consultant
-    except (RulesError, ConfigError, OSError) as e:
+        config = _config(args)
+    except ConfigError as e:
         print(e, file=sys.stderr)
         return 1
-    print(f"consultation config OK: {len(rules.staff)} staff accounts, {len(rules.topics)} topics, "
-          f"{len(booking.consultants)} bookable consultants")
+    print(f"consultation config OK: {len(config.rules.staff)} staff accounts, {len(config.rules.topics)} topics, "
+          f"{len(config.booking.consultants)} bookable consultants")
     return 0
 
 
@@ -83,8 +83,13 @@ def cmd_staff_account(args: argparse.Namespace) -> int:
 
     from . import accounts
     from . import consultation_store as db
+    from .core.problems import ConfigError
 
-    rules, store = _setup(args)
+    try:
+        rules, store = _setup(args)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 1
     if args.action == "list":
         for ident, a in sorted(rules.staff.items()):
             has = "password set" if db.password_hash(store.engine, ident) else "no password"
@@ -111,12 +116,18 @@ def cmd_staff_account(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    import sys
     import time
 
     from . import consultation_store as db
     from .core.consultation import purge_before
+    from .core.problems import ConfigError
 
-    rules, store = _setup(args)
+    try:
+        rules, store = _setup(args)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 1
     counts = db.purge(store.engine, purge_before(time.time(), rules.retention_days), rules.idle_seconds)
     print("deleted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0

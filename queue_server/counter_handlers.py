@@ -3,8 +3,11 @@ add procedures, open/pause/close the counter, and read its queue and current tic
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import TYPE_CHECKING, Any
 
+from . import protocol as P
 from .core.lobby import with_payload
 from .core.model import CounterState, StepState
 from .hub import SiteHub
@@ -62,13 +65,27 @@ def execute(server: QueueServer, hub: SiteHub, c: Client, t: str, b: dict[str, A
     if t == "queue":
         return Outcome({"queue": hub.queue_view(lobby.counters[n], now)})
     if t == "current":
+        # the card prefill is added to the answer after the writer (with_prefill): no database read
+        # here, on the event loop and inside the writer's batch
         cur = lobby.ticket_at(n)
-        view = hub.ticket_view(cur) if cur else None
-        if cur is not None:
-            # card prefill is shown only here, to the counter serving the ticket
-            view["prefill"] = server.store.prefill(cur.id)
-        return Outcome({"ticket": view})
+        return Outcome({"ticket": hub.ticket_view(cur) if cur else None})
     raise Reply("unknown_type", f"no handler for {t!r}", "type")
+
+
+async def with_prefill(server: QueueServer, c: Client, msg: str) -> str:
+    """The writer's answer to ``current`` with the card prefill of its ticket added (shown only here,
+    to the counter serving the ticket). The prefill lives in the database alone — memory never holds
+    it, and it is erased there when the visit closes — so it is read after the writer answered
+    (the ticket is committed by then), in a worker thread like every other database read."""
+    reply = json.loads(msg)
+    ticket = (reply.get("result") or {}).get("ticket")
+    if not ticket:  # an error, or no ticket at the counter
+        return msg
+    prefill = await asyncio.to_thread(server.store.prefill, ticket["id"])
+    now_here = server.hubs[c.site].lobby.ticket_at(c.counter)
+    # a ticket that left this counter during the read: its card data is no longer this counter's
+    ticket["prefill"] = prefill if now_here is not None and now_here.id == ticket["id"] else None
+    return P.reply(reply["re"], reply["result"])
 
 
 def _check_department(hub: SiteHub, d: str) -> None:

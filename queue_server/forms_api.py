@@ -3,7 +3,7 @@
 Where the values live (decided for privacy): ONLY in this process's memory, on a per-ticket
 ``Visit`` record — never in the database, the event log, the WAL, a push or a log line. The card
 prefill stays where it is (tickets.prefill, erased at close and at midnight) and is read from the
-store on each request. Consequences, accepted on purpose:
+store on each request, in a worker thread. Consequences, accepted on purpose:
 
 - a server restart forgets typed values: the clerk types them again (the card fields come back,
   they are in the database until the visit closes);
@@ -17,6 +17,7 @@ what, which keys — never the values) and shown on the console.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ def _jdate(day: str) -> str:
     return f"{y}年{int(m)}月{int(d)}日"
 
 
-def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
+async def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
     """The server's hook: check the counter has the ticket, then ``FormsDesk.handle``."""
 
     desk = server.forms_desk
@@ -164,7 +165,12 @@ def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
     ticket = hub.lobby.ticket_at(client.counter)
     if ticket is None:
         raise Reply("no_current_ticket", "the counter has no ticket called or in service")
-    card = server.store.prefill(ticket.id)  # the card's 基本4情報, erased with the visit
+    # the card's 基本4情報, erased with the visit: a database read, so in a worker thread
+    read_for = ticket.id
+    card = await asyncio.to_thread(server.store.prefill, read_for)
+    ticket = hub.lobby.ticket_at(client.counter)  # as it is now: the counter may have moved on meanwhile
+    if ticket is None or ticket.id != read_for:  # never one visit's card data on another's forms
+        raise Reply("no_current_ticket", "the counter has no ticket called or in service")
     try:
         out = desk.handle(req.type, req.body, ticket=ticket, card=card, site_name=hub.config.name.get("ja", hub.key),
                           staff=client.staff, counter=client.counter, now=server.clock(),

@@ -12,16 +12,13 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 
 from . import protocol as P
+from .core.errors import RequestError
 from .core.lobby import Change
 from .storage import Batch
 
 
-class Reply(Exception):
+class Reply(RequestError):
     """Raised inside an operation to answer with a protocol error (nothing is written)."""
-
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
 
 
 @dataclass(eq=False)  # identity: each connection is its own client

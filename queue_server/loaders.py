@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from .core.booking import ConsultConfig, load_consult
 from .core.catalogue import Catalogue, build_catalogue
-from .core.consultation import Rules, parse_rules
+from .core.consultation import Rules, RulesError, parse_rules
 from .core.forms import Form, FormError, form_problems, parse_form
 from .core.i18n import Messages
 from .core.problems import ConfigError, Problem
@@ -90,7 +92,41 @@ def check_forms(directory: Path, procedures: Mapping[str, str | None]) -> list[t
 
 
 # ------------------------------------------------------------------ consultation rules
+@dataclass(frozen=True, slots=True)
+class ConsultationConfig:
+    """config/consultation.toml, read once at server start and shared by its two users: the staff
+    role (consultation_api.py: ``rules``) and consultation booking (planner_api.py: ``booking``)."""
+
+    rules: Rules
+    booking: ConsultConfig
+
+
+def load_consultation(path: Path, departments: set[str]) -> ConsultationConfig | None:
+    """Read and check config/consultation.toml against the site's departments: None when there is
+    no such file (consultations are then off), ConfigError naming every problem when it is bad."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([Problem(file, "-", f"cannot read: {e}")]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([Problem(file, "-", f"TOML syntax error: {e}")]) from None
+    try:
+        rules = parse_rules(raw, departments, file)
+    except RulesError:
+        raise
+    except (AttributeError, TypeError, ValueError) as e:  # a table or number where another type belongs
+        raise ConfigError([Problem(file, "-", f"a value of the wrong type: {e}")]) from None
+    return ConsultationConfig(rules, load_consult(raw, rules.staff, departments, rules.topics, file))
+
+
 def load_rules(path: Path, departments: set[str]) -> Rules:
-    """The consultation rules of config/consultation.toml, checked against the site's departments."""
-    with path.open("rb") as f:
-        return parse_rules(tomllib.load(f), departments, str(path))
+    """The consultation rules of config/consultation.toml (FileNotFoundError when there is none)."""
+    config = load_consultation(path, departments)
+    if config is None:
+        raise FileNotFoundError(path)
+    return config.rules

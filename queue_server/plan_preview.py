@@ -47,9 +47,8 @@ def make_plan(server: QueueServer, b: Mapping[str, Any]) -> Any:
     try:
         purposes = [resolve_purpose(server.catalogue, p) for p in b["purposes"]]
         return plan_visit(server.catalogue, purposes, answers, lang)
-    except (PlanError, KeyError, ValueError) as e:
-        fld = getattr(e, "field", None) or "purposes"
-        raise Reply("bad_purpose", str(e), fld) from None
+    except PlanError as e:  # only the planner's own refusals: a bug's KeyError is a bug, answered `internal` and logged
+        raise Reply("bad_purpose", str(e), e.field or "purposes") from None
 
 
 def first_wait(route: Sequence[Any], waits: Mapping[str, Any]) -> float | None:

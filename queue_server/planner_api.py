@@ -62,9 +62,9 @@ class _Bucket:
 
 _buckets: weakref.WeakKeyDictionary[Any, dict[str, _Bucket]] = weakref.WeakKeyDictionary()
 _unknown: dict[str, list[float]] = {}
-_configs: dict[tuple[int, str], B.BookingConfig] = {}
-_profiles: dict[tuple[int, str], tuple[float, Any]] = {}
-_consult: dict[int, tuple[B.ConsultConfig, Mapping[str, Any]] | None] = {}
+# per server (weak: keyed by the server itself, not its id(), which a later server may reuse)
+_configs: weakref.WeakKeyDictionary[Any, dict[str, B.BookingConfig]] = weakref.WeakKeyDictionary()
+_profiles: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, Any]]] = weakref.WeakKeyDictionary()
 
 
 def admit(client: Client, kind: str) -> None:
@@ -78,41 +78,26 @@ def admit(client: Client, kind: str) -> None:
 
 
 def config(server: QueueServer, site: str) -> B.BookingConfig:
-    key = (id(server), site)
-    if key not in _configs:
-        _configs[key] = B.load_booking(server.city.raw, site, server.city.source)
-    return _configs[key]
+    """``[booking]`` of site.toml for ``site`` (checked at start by cli._setup; parsed once)."""
+    per = _configs.setdefault(server, {})
+    if site not in per:
+        per[site] = B.load_booking(server.city.raw, site, server.city.source)
+    return per[site]
 
 
-def consult_config(server: QueueServer) -> tuple[B.ConsultConfig, Mapping[str, Any]] | None:
-    """``[booking]`` of config/consultation.toml and the topic names (None: no consultation booking)."""
-    import logging
-
-    from .core import consultation
-    from .loaders import load_rules
-
-    key = id(server)
-    if key not in _consult:
-        path = Path(server.city.source).with_name("consultation.toml")
-        try:
-            rules = load_rules(path, set(server.city.departments))
-            import tomllib
-
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            cfg = B.load_consult(raw, rules.staff, set(server.city.departments), rules.topics, str(path))
-            _consult[key] = (cfg, rules.topics)
-        except (OSError, consultation.RulesError, B.ConfigError) as e:
-            logging.getLogger("madoguchi.planner").error("consultation booking off: %s", e)
-            _consult[key] = None
-    return _consult[key]
+def consult_config(server: QueueServer) -> B.ConsultConfig | None:
+    """``[booking]`` of config/consultation.toml (None: no consultation booking at this office).
+    Read once at server start (loaders.load_consultation, on ``server.consultation``)."""
+    cc = server.consultation
+    return cc.booking if cc is not None else None
 
 
 def consult_options(server: QueueServer) -> dict[str, Any]:
     """Bookable consultation topics (with their names) and, per topic, the modes some consultant offers."""
-    cc = consult_config(server)
-    if cc is None:
+    cfg = consult_config(server)
+    if cfg is None or server.consultation is None:
         return {"topics": [], "slot_minutes": 0}
-    cfg, names = cc
+    names = server.consultation.rules.topics
     return {"slot_minutes": cfg.slot_minutes,
             "topics": [{"key": t, "name": dict(names.get(t, {})),
                         "modes": [m for m in B.MODES if cfg.of_desk(d, m)]} for t, d in cfg.desks.items()]}
@@ -121,10 +106,10 @@ def consult_options(server: QueueServer) -> dict[str, Any]:
 def _consult_day_cfg(server: QueueServer, hub: SiteHub) -> tuple[B.ConsultConfig, B.BookingConfig]:
     import dataclasses
 
-    cc = consult_config(server)
-    if cc is None:
+    cfg = consult_config(server)
+    if cfg is None:
         raise B.BookingError("not_bookable", "consultations are not booked at this office", "topic")
-    return cc[0], dataclasses.replace(config(server, hub.key), slot_minutes=cc[0].slot_minutes)
+    return cfg, dataclasses.replace(config(server, hub.key), slot_minutes=cfg.slot_minutes)
 
 
 def consult_slots(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -149,8 +134,8 @@ def consult_slots(server: QueueServer, hub: SiteHub, b: Mapping[str, Any], now: 
 
 def view(server: QueueServer, hub: SiteHub, row: Mapping[str, Any], now: float) -> dict[str, Any]:
     """A booking as its code holder sees it: with topic, mode and the online link of a consultation."""
-    cc = consult_config(server)
-    return {**B.public_view(row, now, config(server, hub.key)), **(B.consult_view(row, cc[0]) if cc else {})}
+    cfg = consult_config(server)
+    return {**B.public_view(row, now, config(server, hub.key)), **(B.consult_view(row, cfg) if cfg else {})}
 
 
 def snapshot(server: QueueServer, hub: SiteHub) -> dict[str, Any]:
@@ -176,24 +161,22 @@ def snapshot(server: QueueServer, hub: SiteHub) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ reads
 async def read(server: QueueServer, client: Client, req: P.Request) -> str:
-    """Answer a read-only planner request (the reply message)."""
+    """Answer a read-only planner request (the reply message); a refusal (the booking rules'
+    BookingError, a Reply) is raised as it is and answered by the session."""
 
     admit(client, "read")
     hub = server.hubs[client.site]
     b = req.body
-    try:
-        if req.type == "plan":
-            result = plan(server, client, hub, b)
-        elif req.type == "slots":
-            result = slots(server, hub, b, server.clock())
-        elif req.type == "forecast":
-            result = await forecast(server, hub, b)
-        elif req.type == "consult_slots":
-            result = consult_slots(server, hub, b, server.clock())
-        else:
-            result = {"booking": lookup(server, hub, b["code"], server.clock())}
-    except B.BookingError as e:
-        raise Reply(e.code, e.message, e.field) from None
+    if req.type == "plan":
+        result = plan(server, client, hub, b)
+    elif req.type == "slots":
+        result = slots(server, hub, b, server.clock())
+    elif req.type == "forecast":
+        result = await forecast(server, hub, b)
+    elif req.type == "consult_slots":
+        result = consult_slots(server, hub, b, server.clock())
+    else:
+        result = {"booking": lookup(server, hub, b["code"], server.clock())}
     return P.reply(req.id, result)
 
 
@@ -288,11 +271,11 @@ async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> d
     now = server.clock()
     cfg = config(server, hub.key)
     plan, route = _route_departments(server, b)
-    key = (id(server), hub.key)
-    cached = _profiles.get(key)
+    per = _profiles.setdefault(server, {})
+    cached = per.get(hub.key)
     if cached is None or now - cached[0] > FORECAST_MAX_AGE:
         history = await asyncio.to_thread(read_history, server.store.engine, hub.key, now, server.tz)
-        cached = _profiles[key] = (now, FC.profile(history, server.tz))
+        cached = per[hub.key] = (now, FC.profile(history, server.tz))
     today = dt.date.fromisoformat(server.local_day(now))
     days = [d.isoformat() for d in B.opening_days(today, cfg.days_ahead, cfg)]
     booked = FC.booked_load(B.active(hub.reservations.values()), server.tz)
@@ -303,18 +286,16 @@ async def forecast(server: QueueServer, hub: SiteHub, b: Mapping[str, Any]) -> d
 
 # ------------------------------------------------------------------ writes (inside the writer)
 def execute(server: QueueServer, hub: SiteHub, client: Client, t: str, b: Mapping[str, Any], now: float) -> Outcome:
-    """Apply ``book`` or ``cancel_booking`` to memory; the writer commits it with its batch."""
+    """Apply ``book`` or ``cancel_booking`` to memory; the writer commits it with its batch (and
+    answers a BookingError as the refusal it is)."""
 
-    try:
-        if t == "book":
-            return _book(server, hub, b, now)
-        if t == "consult_book":
-            return consult_book(server, hub, b, now)
-        if t == "staff_consult_book":
-            return consult_book(server, hub, b, now, consultant=b.get("consultant"), by=b["by"])
-        return _cancel(server, hub, b["code"], now)
-    except B.BookingError as e:
-        raise Reply(e.code, e.message, e.field) from None
+    if t == "book":
+        return _book(server, hub, b, now)
+    if t == "consult_book":
+        return consult_book(server, hub, b, now)
+    if t == "staff_consult_book":
+        return consult_book(server, hub, b, now, consultant=b.get("consultant"), by=b["by"])
+    return _cancel(server, hub, b["code"], now)
 
 
 def _ts(server: QueueServer, day: str, start: str) -> float:

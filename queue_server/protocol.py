@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .core.errors import RequestError
 from .core.i18n import LANGUAGES
 from .schema import (
     Array,
@@ -201,10 +202,12 @@ ERROR_CODES = {
 }
 
 
-class ProtocolError(Exception):
+class ProtocolError(RequestError):
+    """A message refused at the edge, before any handler; ``re`` is its id when that much was read."""
+
     def __init__(self, code: str, message: str, field: str | None = None, re: Any = None):
-        super().__init__(message)
-        self.code, self.message, self.field, self.re = code, message, field, re
+        super().__init__(code, message, field)
+        self.re = re
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,10 +330,15 @@ def reply(re: Any, result: Any) -> str:
         return error(re, "internal", ERROR_CODES["internal"])
 
 
-def error(re: Any, code: str, message: str, field: str | None = None) -> str:
+def error(re: Any, code: str, message: str, field: str | None = None, **extra: Any) -> str:
     # ASCII escapes: an error message may quote client input, and must always be sendable
-    return json.dumps({"re": re, "error": {"code": code, "message": message, "field": field}},
+    return json.dumps({"re": re, "error": {"code": code, "message": message, "field": field, **extra}},
                       separators=(",", ":"), allow_nan=False)
+
+
+def error_reply(re: Any, e: RequestError) -> str:
+    """The wire's answer to a refused request, whichever layer refused it (core/errors.py)."""
+    return error(re, e.code, e.message, e.field, **e.extra)
 
 
 def push(kind: str, site: str, seq: int, data: Any) -> str | None:

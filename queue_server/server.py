@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -44,6 +44,9 @@ from .storage import Store
 from .tokens import Tokens
 from .writer import MAX_BATCH, Writer  # noqa: F401  (MAX_BATCH: re-exported for benches)
 
+if TYPE_CHECKING:
+    from .loaders import ConsultationConfig
+
 log = logging.getLogger("madoguchi.server")
 
 
@@ -52,11 +55,14 @@ class QueueServer:
     wiring of its parts (see the module docstring)."""
 
     def __init__(self, city: CityConfig, store: Store, tokens: Tokens, catalogue: Any = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, consultation: ConsultationConfig | None = None):
         self.city = city
         self.store = store
         self.tokens = tokens
         self.catalogue = catalogue
+        # config/consultation.toml, read once by cli._setup (None: consultations off), for the staff
+        # role (consultation_api.py) and consultation booking (planner_api.py) alike
+        self.consultation = consultation
         self.clock = clock
         self.tz = ZoneInfo(city.timezone)
         self.hubs: dict[str, SiteHub] = {}

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from . import consultation_api, forms_api, planner_api, pushes
+from . import consultation_api, counter_handlers, forms_api, planner_api, pushes
 from . import protocol as P
+from .core.errors import RequestError
 from .hub import SiteHub
 from .idempotency import idem_scope
 from .jobs import Client, Job, Reply
@@ -76,14 +77,16 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
         if req.type == "plan":
             return await send(client, P.reply(req.id, planner_api.kiosk_plan(server, client, req.body)))
         if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
-            return await send(client, P.reply(req.id, forms_api.serve(server, client, req)))
-    except Reply as e:
+            return await send(client, P.reply(req.id, await forms_api.serve(server, client, req)))
+    except RequestError as e:  # a refusal of any layer (core/errors.py), e.g. the booking rules'
         return await send_error(server, client, req.id, e.code, e.message, e.field)
     idem = req.body.get("idempotency_key")
     job = Job(client, req, asyncio.get_running_loop().create_future(),
               f"{client.site}:{idem_scope(client.role, client.device, client.counter, idem)}" if idem else None)
     await server.queue.put(job)
     msg = await job.fut
+    if req.type == "current":  # the card prefill, read after the writer, in a thread
+        msg = await counter_handlers.with_prefill(server, client, msg)
     await send(client, msg)
 
 

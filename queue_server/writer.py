@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import protocol as P
 from . import pushes
-from .core.transitions import TransitionError
-from .jobs import Job, Outcome, Reply, actor
+from .core.errors import RequestError
+from .jobs import Job, Outcome, actor
 from .storage import SYSTEMIC_CAUSES, Batch, error_cause
 
 if TYPE_CHECKING:
@@ -215,9 +215,9 @@ class Writer:
     def _refusal(self, job: Job, e: Exception) -> str:
 
         metrics = self.server.metrics
-        if isinstance(e, Reply | TransitionError):
+        if isinstance(e, RequestError):  # a refusal of any layer (core/errors.py): answered as it is
             metrics.errors[e.code] = metrics.errors.get(e.code, 0) + 1
-            return P.error(job.req.id, e.code, e.message, e.field)
+            return P.error_reply(job.req.id, e)
         log.exception("%s request failed; it alone is undone, the rest of its batch goes on", job.req.type)
         metrics.errors["internal"] = metrics.errors.get("internal", 0) + 1
         return P.error(job.req.id, "internal", P.ERROR_CODES["internal"])

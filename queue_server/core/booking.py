@@ -19,15 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import RequestError
 from .problems import ConfigError, Problem
 
 
-class BookingError(Exception):
+class BookingError(RequestError):
     """A booking request the rules refuse; ``code`` is a protocol error code (docs/protocol.md)."""
-
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Consultations (相談), the pure rules: configuration, citizen keys, and who may see what.
 
-No I/O apart from ``load_rules`` reading its TOML file once; no clock (callers pass ``now``).
+No I/O (queue_server/loaders.py reads the TOML file once, at server start); no clock (callers pass ``now``).
 The consultation index (相談記録索引) records only *that* a consultation happened — citizen key,
 date, department, consultant, topic, status, consent — never what was said. The handover sheet
 (つなぐシート) carries the structured fields a receiving department needs so the citizen does not
@@ -16,6 +16,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .problems import ConfigError, Problem
 
 ROLES = ("consultant", "general", "admin")
 STATUSES = ("open", "referred", "closed")
@@ -68,49 +70,54 @@ class Rules:
         return s.role == "general"
 
 
-class RulesError(ValueError):
-    pass
+class RulesError(ConfigError, ValueError):
+    """A bad consultation.toml: every problem by key path (a ConfigError, so the server refuses to
+    start on it and check-config lists it like any other configuration problem)."""
 
 
 def parse_rules(raw: Mapping[str, Any], departments: set[str], source: str = "consultation.toml") -> Rules:
     """Check and freeze config/consultation.toml; every problem is listed at once, by key path."""
-    problems: list[str] = []
+    problems: list[Problem] = []
+
+    def bad(key: str, reason: str) -> None:
+        problems.append(Problem(source, key, reason))
+
     general = raw.get("general_department", "")
     if general not in departments:
-        problems.append(f"general_department: {general!r} is not a department in site.toml")
+        bad("general_department", f"{general!r} is not a department in site.toml")
     search = raw.get("search", {}).get("departments", [])
     for d in search:
         if d not in departments:
-            problems.append(f"search.departments: {d!r} is not a department in site.toml")
+            bad("search.departments", f"{d!r} is not a department in site.toml")
     staff: dict[str, StaffAccount] = {}
     for i, s in enumerate(raw.get("staff", [])):
         ident = s.get("identifier", "")
         if not isinstance(ident, str) or not re.fullmatch(r"[A-Za-z0-9._-]{2,64}", ident):
-            problems.append(f"staff[{i}].identifier: 2–64 letters, digits, '.', '_' or '-' (got {ident!r})")
+            bad(f"staff[{i}].identifier", f"2–64 letters, digits, '.', '_' or '-' (got {ident!r})")
             continue
         if ident in staff:
-            problems.append(f"staff[{i}].identifier: {ident!r} appears twice")
+            bad(f"staff[{i}].identifier", f"{ident!r} appears twice")
         if s.get("role") not in ROLES:
-            problems.append(f"staff[{i}].role: must be one of {', '.join(ROLES)} (got {s.get('role')!r})")
+            bad(f"staff[{i}].role", f"must be one of {', '.join(ROLES)} (got {s.get('role')!r})")
         for d in s.get("departments", []):
             if d not in departments:
-                problems.append(f"staff[{i}].departments: {d!r} is not a department in site.toml")
+                bad(f"staff[{i}].departments", f"{d!r} is not a department in site.toml")
         staff[ident] = StaffAccount(ident, str(s.get("name", ident)), frozenset(s.get("departments", [])),
                                     str(s.get("role")))
     topics = raw.get("topics", {})
     if not topics:
-        problems.append("topics: define at least one topic category")
+        bad("topics", "define at least one topic category")
     for k, names in topics.items():
         if not isinstance(names, Mapping) or not names.get("ja"):
-            problems.append(f"topics.{k}: needs at least a ja name")
+            bad(f"topics.{k}", "needs at least a ja name")
     ses, sign, ret = raw.get("sessions", {}), raw.get("sign_in", {}), raw.get("retention", {})
     retention = {k: int(ret.get(f"{k}_days", d)) for k, d in
                  (("consultation", 1825), ("handover", 365), ("audit", 1825), ("session", 1))}
     for k, v in retention.items():
         if v < 1:
-            problems.append(f"retention.{k}_days: must be at least 1 (got {v})")
+            bad(f"retention.{k}_days", f"must be at least 1 (got {v})")
     if problems:
-        raise RulesError(f"{source}:\n  " + "\n  ".join(problems))
+        raise RulesError(problems)
     return Rules(
         general_department=general,
         search_departments=frozenset(search),

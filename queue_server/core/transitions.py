@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import fields
 
+from .errors import RequestError
 from .model import (
     ACTIVE_STEP_STATES,
     OPEN_STEP_STATES,
@@ -36,14 +37,8 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-class TransitionError(Exception):
+class TransitionError(RequestError):
     """An illegal move. ``code`` is stable (protocol error code); ``field`` names the culprit."""
-
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
 
 
 def new_ticket(

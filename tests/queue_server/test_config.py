@@ -118,3 +118,31 @@ def test_is_loopback_url():
     assert is_loopback_url("http://127.0.0.1:8765/") and is_loopback_url("http://localhost/")
     assert is_loopback_url("http://[::1]:8765/") and is_loopback_url("http://127.8.0.1/")
     assert not is_loopback_url("https://www.city.sakata.lg.jp/") and not is_loopback_url("http://10.0.0.5/")
+
+
+def test_check_config_names_a_bad_consultation_file_by_key(config_copy):
+    """config/consultation.toml is checked with the rest: a consultant of a department that does not
+    exist and a booking desk for an unknown topic, both by file and key path."""
+    consult = config_copy / "consultation.toml"
+    _break(consult, 'departments = ["zeimu"]', 'departments = ["zeimuu"]')
+    _break(consult, "[booking.desks]\n", "[booking.desks]\nastrology = \"kosodate\"\n")
+    r = run_py("check-config", "--config-dir", str(config_copy))
+    assert r.returncode == 1, r.stdout
+    assert f"{consult}:staff[2].departments: 'zeimuu' is not a department in site.toml" in r.stdout
+    # the rules' problems stop the check before [booking] (its consultants need valid [[staff]])
+    _break(consult, 'departments = ["zeimuu"]', 'departments = ["zeimu"]')
+    r = run_py("check-config", "--config-dir", str(config_copy))
+    assert r.returncode == 1 and f"{consult}:booking.desks.astrology: 'astrology' is not a topic" in r.stdout
+
+
+def test_the_server_refuses_to_start_on_a_bad_consultation_file(config_copy, tmp_path):
+    """A bad consultation.toml stops the start with the problem named (before: a log line and
+    consultations silently off); no consultation.toml at all is allowed (consultations off)."""
+    consult = config_copy / "consultation.toml"
+    _break(consult, 'general_department = "', 'general_department = "x')
+    args = ("server", "--port", "0", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--secrets", str(tmp_path / "s.toml"),
+            "--config-dir", str(config_copy))
+    r = run_py(*args)
+    assert r.returncode == 1
+    assert f"{consult}:general_department:" in r.stdout and "is not a department in site.toml" in r.stdout
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "s.toml").exists()  # refused before writing anything

@@ -117,6 +117,39 @@ def test_config_problems_are_listed_by_key():
     assert "'mars'" in msg
 
 
+def test_the_consultation_file_is_read_once_into_one_config_for_both_its_users(tmp_path):
+    """loaders.load_consultation: rules and [booking] together; None without a file; a ConfigError
+    naming the file for a syntax error, a value of the wrong type and a bad [booking]."""
+    from types import SimpleNamespace
+
+    from queue_server import planner_api
+    from queue_server.consultation_api import ConsultationApi
+    from queue_server.core.problems import ConfigError
+    from queue_server.loaders import load_consultation
+
+    shipped = DEFAULT_CONFIG_DIR / "consultation.toml"
+    cfg = load_consultation(shipped, DEPTS)
+    assert cfg is not None and cfg.rules == RULES and cfg.booking.consultants
+    assert load_consultation(tmp_path / "consultation.toml", DEPTS) is None
+    text_ = shipped.read_text(encoding="utf-8")
+    bad = tmp_path / "consultation.toml"
+    for old, new, says in [("[sessions]", "[sessions", "TOML syntax error"),
+                           ("idle_minutes = ", "idle_minutes = 'half an hour' #", "a value of the wrong type"),
+                           ("slot_minutes = 60", "slot_minutes = 5", "booking.slot_minutes: must be an integer ≥ 10")]:
+        assert old in text_, old
+        bad.write_text(text_.replace(old, new, 1), encoding="utf-8")
+        with pytest.raises(ConfigError) as e:
+            load_consultation(bad, DEPTS)
+        assert str(bad) in str(e.value) and says in str(e.value), str(e.value)
+    # both users take the one config the server holds: the staff role its rules, booking its [booking]
+    server = SimpleNamespace(store=SimpleNamespace(engine=None), clock=lambda: 0.0, city=CITY, consultation=cfg)
+    assert ConsultationApi(server, pepper=PEPPER).rules is cfg.rules
+    assert planner_api.consult_config(server) is cfg.booking
+    server.consultation = None  # no consultation.toml: the staff role says so, booking is off
+    assert ConsultationApi(server, pepper=PEPPER).error == "not_configured"
+    assert planner_api.consult_options(server) == {"topics": [], "slot_minutes": 0}
+
+
 def test_throttle_slows_per_identifier_and_per_address_and_a_success_clears_the_identifier():
     t = accounts.Throttle(free=3, free_address=5, first_delay=2, max_delay=60)
     keys = ["id:a", "ip:1"]
