@@ -25,6 +25,7 @@ import html
 import json
 import mimetypes
 import re
+import weakref
 from collections.abc import Mapping
 from http import HTTPStatus
 from pathlib import Path
@@ -54,7 +55,9 @@ _EXPORT = re.compile(r"^export (?=const |class |function |async function )", re.
 _SLOT = re.compile(r"<!--(\w+)-->")
 
 _files: dict[tuple[str, bool], tuple[float, bytes, str, str]] = {}
-_pages: dict[tuple[int, str | None, str, bool, bool], tuple[tuple[float, ...], bytes, str]] = {}
+# per server (weak: keyed by the server itself, not its id(), which a later server may reuse)
+_pages: weakref.WeakKeyDictionary[Any, dict[tuple[str | None, str, bool, bool], tuple[tuple[float, ...], bytes, str]]] = (
+    weakref.WeakKeyDictionary())
 
 
 # ------------------------------------------------------------------ pure parts
@@ -238,8 +241,9 @@ def page(server: QueueServer, request: Any) -> Response:
     sources = (PAGE_ROOT / "index.html", PAGE_ROOT / "plan.css", PAGE_ROOT / "plan.js", COMMON_JS,
                PAGE_ROOT / "messages.json")
     mtimes = tuple(p.stat().st_mtime for p in sources)
-    key = (id(server), site, lang, gz, deep)
-    cached = _pages.get(key)
+    key = (site, lang, gz, deep)
+    pages = _pages.setdefault(server, {})
+    cached = pages.get(key)
     if cached is None or cached[0] != mtimes:
         template, style, page_js, common_js, table_text = (p.read_text(encoding="utf-8") for p in sources)
         snap = None if hub is None else {**planner_api.snapshot(server, hub), "site_key": site}
@@ -247,7 +251,7 @@ def page(server: QueueServer, request: Any) -> Response:
                         lang, site, snap, events=not deep).encode()
         cached = (mtimes, gzip.compress(raw, 9, mtime=0) if gz else raw, _etag(raw, gz))
         if hub is not None:  # only real sites are kept (a query cannot grow the cache)
-            _pages[key] = cached
+            pages[key] = cached
     _, body, etag = cached
     return _cached_reply(request, body, "text/html; charset=utf-8", etag, gz,
                          "Accept-Encoding, Accept-Language, Cookie")

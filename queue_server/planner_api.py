@@ -19,7 +19,6 @@ import time
 import uuid
 import weakref
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import plan_preview
