@@ -1,0 +1,123 @@
+"""A ticket that did not print, end to end: the Kivy kiosk (offscreen) prints on a fake network
+printer that goes offline during the job, the real server flags the ticket, the staff console in
+chromium shows it "not printed", staff press 「番号札を再印刷」 once the printer is back, and the same
+kiosk prints it again — the bytes parsed back hold the same number and the same QR.
+
+Screenshots: tests/screenshots/web/console-not-printed.png, console-reprinted.png."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kiosk import flow as F
+from tests.kiosk.test_kiosk_ui import Kiosk, KioskSettings, Window, window  # noqa: F401  (fixture)
+from tests.printers import fake_printer as fp
+from tests.printers.escpos_reader import parse
+from tests.support.live_server import LiveServer
+from tests.web.conftest import ARGS, CHROMIUM, console_url, shot
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    d = tmp_path_factory.mktemp("reprint-ui")
+    srv = LiveServer(db_url=f"sqlite:///{d / 'lobby.db'}", secrets=d / "secrets.toml").start()
+    yield srv
+    srv.kill()
+
+
+@pytest.fixture(scope="module")
+def page(live: LiveServer):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which(CHROMIUM) or CHROMIUM, headless=True, args=ARGS)
+        ctx = b.new_context(viewport={"width": 1600, "height": 900}, locale="ja-JP", timezone_id="Asia/Tokyo")
+        yield ctx.new_page()
+        ctx.close()
+        b.close()
+
+
+def _kiosk(live: LiveServer, printer: str, device: str) -> Kiosk:
+    from kiosk.app import KioskShell
+
+    settings = KioskSettings(server=live.url, device=device, token=live.tokens().roles["kiosk"], printer=printer,
+                             renderer="kanji", printer_timeout=5.0, speech=False)
+    shell = KioskShell(settings)
+    shell.repeat_window = 0.0
+    Window.add_widget(shell.build())
+    k = Kiosk(shell)
+    k.pump(lambda: shell.state.online, 20)
+    return k
+
+
+def _stop(k: Kiosk) -> None:
+    k.shell.stop()
+    Window.remove_widget(k.shell.root)
+
+
+def _qr(data: bytes) -> list[str]:
+    from pyzbar.pyzbar import decode
+
+    return [d.data.decode() for img in parse(data).rasters for d in decode(img.convert("L"))]
+
+
+def test_a_ticket_that_went_offline_mid_job_is_flagged_and_reprinted_from_the_console(live, page):
+    # answers "ready", reads the job, then reports itself offline: the ticket did not come out whole
+    printer = fp.FakePrinter(status=dict(fp.NORMAL), change_after=2_000, status_later=dict(fp.OFFLINE))
+    k = _kiosk(live, printer.url, "kiosk-rp")
+    try:
+        page.goto(console_url(live, 1))
+        page.fill("#staff", "佐藤")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#app:not([hidden])")
+        page.wait_for_function("window.__console.counter && window.__console.counter.state === 'open'")
+
+        k.tap("lang-ja")
+        k.tap("purpose-certificate")
+        k.tap("choice-nouzei")
+        k.tap("answer-next")
+        k.pump(lambda: k.state.screen is F.Screen.PLAN)
+        k.tap("take-number")
+        k.wait_screen(F.Screen.DONE, 30)
+        assert k.state.print_error == "error.offline" and not k.state.printed
+        result = k.state.issue_result
+        tid, number, url = result["ticket"]["id"], result["ticket"]["number"], result["ticket"]["status_url"]
+        first = bytes(printer.received)
+        assert number in "\n".join(t.text for t in parse(first).texts)  # it was sent, then the printer failed
+
+        # the console flags it, with the kiosk and the reason, and offers to print it again
+        item = page.wait_for_selector(f'#not-printed-list li[data-ticket="{tid}"]', timeout=20_000)
+        text = item.inner_text()
+        assert number in text and "kiosk-rp" in text and "オフライン" in text
+        page.wait_for_function("!document.querySelector('#not-printed-list button.reprint').disabled")
+        shot(page, "console-not-printed")
+
+        # staff put the printer back online and press 「番号札を再印刷」 on the flagged ticket
+        printer.change_after = None
+        printer.received.clear()
+        button = page.locator(f'#not-printed-list li[data-ticket="{tid}"] button.reprint')
+        assert button.inner_text() == "番号札を再印刷"
+        button.click()
+        # the kiosk takes the job on its own UI thread: pump it until the console hears the outcome
+        k.pump(lambda: page.evaluate("document.querySelector('#message').textContent").startswith(f"{number} の番号札を"),
+               timeout=60)
+        message = page.locator("#message").inner_text()
+        assert message == f"{number} の番号札を発券機 kiosk-rp で再印刷しました", message
+        assert page.locator("#not-printed").is_hidden()
+        again = bytes(printer.received)
+        lines = [t.text for t in parse(again).texts]
+        assert number in lines, lines  # the same number, big, on its own line
+        assert _qr(again) == [url]  # the same QR: the citizen's status page
+        assert "市民課" in "\n".join(lines) or "納税課" in "\n".join(lines)  # the route is on it
+        assert k.state.screen is F.Screen.DONE  # the citizen's screen was not disturbed
+        shot(page, "console-reprinted")
+    finally:
+        _stop(k)
+        printer.close()
