@@ -73,12 +73,6 @@ def test_a_ticket_that_went_offline_mid_job_is_flagged_and_reprinted_from_the_co
     printer = fp.FakePrinter(status=dict(fp.NORMAL), change_after=2_000, status_later=dict(fp.OFFLINE))
     k = _kiosk(live, printer.url, "kiosk-rp")
     try:
-        page.goto(console_url(live, 1))
-        page.fill("#staff", "佐藤")
-        page.keyboard.press("Enter")
-        page.wait_for_selector("#app:not([hidden])")
-        page.wait_for_function("window.__console.counter && window.__console.counter.state === 'open'")
-
         k.tap("lang-ja")
         k.tap("purpose-certificate")
         k.tap("choice-nouzei")
@@ -92,31 +86,49 @@ def test_a_ticket_that_went_offline_mid_job_is_flagged_and_reprinted_from_the_co
         first = bytes(printer.received)
         assert number in "\n".join(t.text for t in parse(first).texts)  # it was sent, then the printer failed
 
-        # the console flags it, with the kiosk and the reason, and offers to print it again
+        # the console of a counter that serves the ticket: flagged in its list (from the hello snapshot)
+        counter = result["route"][0]["counters"][0]
+        page.goto(console_url(live, counter))
+        page.fill("#staff", "佐藤")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#app:not([hidden])")
+        page.wait_for_function("window.__console.counter && window.__console.counter.state === 'open'")
         item = page.wait_for_selector(f'#not-printed-list li[data-ticket="{tid}"]', timeout=20_000)
         text = item.inner_text()
         assert number in text and "kiosk-rp" in text and "オフライン" in text
-        page.wait_for_function("!document.querySelector('#not-printed-list button.reprint').disabled")
+
+        # still offline: the reprint fails, and the console says so with the reason
+        page.locator(f'#not-printed-list li[data-ticket="{tid}"] button.reprint').click()
+        outcome = f"document.querySelector('#message').textContent.startsWith('{number} の番号札を')"
+        k.pump(lambda: page.evaluate(outcome), timeout=60)
+        message = page.locator("#message").inner_text()
+        assert message == f"{number} の番号札を発券機 kiosk-rp で印刷できませんでした：プリンターがオフライン", message
+        assert page.locator(f'#not-printed-list li[data-ticket="{tid}"]').count() == 1  # still flagged
+
+        # call it to the counter: the ticket there is marked, with the same action beside its number
+        page.locator("body").focus()
+        page.keyboard.press("n")
+        page.wait_for_selector("#current-not-printed")
+        assert page.locator("#current-number").inner_text() == number
+        button = page.locator("#reprint-current")
+        assert button.inner_text() == "番号札を再印刷"
+        page.wait_for_function("!document.querySelector('#reprint-current').disabled")
         shot(page, "console-not-printed")
 
-        # staff put the printer back online and press 「番号札を再印刷」 on the flagged ticket
+        # staff put the printer back online and press it: the same kiosk prints it again
         printer.change_after = None
         printer.received.clear()
-        button = page.locator(f'#not-printed-list li[data-ticket="{tid}"] button.reprint')
-        assert button.inner_text() == "番号札を再印刷"
         button.click()
-        # the kiosk takes the job on its own UI thread: pump it until the console hears the outcome
-        k.pump(lambda: page.evaluate("document.querySelector('#message').textContent").startswith(f"{number} の番号札を"),
-               timeout=60)
-        message = page.locator("#message").inner_text()
-        assert message == f"{number} の番号札を発券機 kiosk-rp で再印刷しました", message
-        assert page.locator("#not-printed").is_hidden()
+        reprinted = "document.querySelector('#message').textContent.endsWith('で再印刷しました')"
+        k.pump(lambda: page.evaluate(reprinted), timeout=60)
+        assert page.locator("#message").inner_text() == f"{number} の番号札を発券機 kiosk-rp で再印刷しました"
+        assert page.locator("#not-printed").is_hidden() and page.locator("#current-not-printed").count() == 0
         again = bytes(printer.received)
         lines = [t.text for t in parse(again).texts]
         assert number in lines, lines  # the same number, big, on its own line
         assert _qr(again) == [url]  # the same QR: the citizen's status page
-        assert "市民課" in "\n".join(lines) or "納税課" in "\n".join(lines)  # the route is on it
-        assert k.state.screen is F.Screen.DONE  # the citizen's screen was not disturbed
+        assert result["route"][0]["name"]["ja"] in "\n".join(lines)  # the route is on it
+        assert k.state.screen is F.Screen.DONE and k.state.printed  # the citizen's own screen caught up
         shot(page, "console-reprinted")
     finally:
         _stop(k)
