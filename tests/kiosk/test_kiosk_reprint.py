@@ -96,6 +96,11 @@ def test_a_ticket_that_went_offline_mid_job_is_flagged_and_reprinted_from_the_co
         item = page.wait_for_selector(f'#not-printed-list li[data-ticket="{tid}"]', timeout=20_000)
         text = item.inner_text()
         assert number in text and "kiosk-rp" in text and "オフライン" in text
+        admin = page.context.new_page()  # the admin's live view says so too
+        admin.goto(f"{live.http}/admin/?token={live.tokens().roles['admin']}")
+        admin.wait_for_selector("#not-printed-live:not([hidden])")
+        assert number in admin.locator("#not-printed-live").inner_text().split("：")[-1].split("、")
+        shot(admin, "admin-not-printed")
 
         # still offline: the reprint fails, and the console says so with the reason
         page.locator(f'#not-printed-list li[data-ticket="{tid}"] button.reprint').click()
@@ -123,6 +128,7 @@ def test_a_ticket_that_went_offline_mid_job_is_flagged_and_reprinted_from_the_co
         k.pump(lambda: page.evaluate(reprinted), timeout=60)
         assert page.locator("#message").inner_text() == f"{number} の番号札を発券機 kiosk-rp で再印刷しました"
         assert page.locator("#not-printed").is_hidden() and page.locator("#current-not-printed").count() == 0
+        admin.wait_for_selector("#not-printed-live", state="hidden")  # by push, no reload
         again = bytes(printer.received)
         lines = [t.text for t in parse(again).texts]
         assert number in lines, lines  # the same number, big, on its own line
