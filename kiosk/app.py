@@ -544,7 +544,8 @@ class KioskShell:
 
         # last_activity alone changes nothing on the page, nor does the retry delay off the offline page
         retry = self.state.retry_in if self.state.screen is F.Screen.OFFLINE else 0.0
-        key = (replace(self.state, last_activity=0.0, retry_in=retry), len(self.pin), self.theme())
+        # nor does a console's reprint job (printed behind the citizen's back, page and scroll untouched)
+        key = (replace(self.state, last_activity=0.0, retry_in=retry, reprint_jobs=()), len(self.pin), self.theme())
         if not force and key == self._shown:
             return
         self._shown = key

@@ -24,6 +24,7 @@ const S = {
   offset: 0,            // server clock minus ours, seconds (the timers)
   notPrinted: [],       // tickets whose print failed at a kiosk: {ticket, number, device, code, at}
   reprints: {},         // reprint jobs this console asked for: job -> reply
+  outcomes: {},         // print outcomes of jobs not (yet) known as ours: job -> push data
 };
 window.__console = S;
 
@@ -330,11 +331,12 @@ async function reprint(ticket) {
   S.reprinting = true;
   render();
   try {
-    // one key per press: a request resent after a reconnect prints once (the server keeps the reply)
+    // one key per press: should the request be sent twice, it prints once (the server keeps the first reply)
     const key = `rp-${COUNTER}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     const r = await S.link.request("reprint", { ticket, idempotency_key: key });
     S.reprints[r.job] = r;
     say(t(r.fallback ? "console.reprint_fallback" : "console.reprint_sent", r));
+    if (S.outcomes[r.job]) sayOutcome(S.outcomes[r.job]);  // the kiosk answered before the reply came
   } catch (err) {
     say(errorText(err), "error");
   } finally {
@@ -347,13 +349,21 @@ function onPrint(d) {
   S.notPrinted = S.notPrinted.filter((x) => x.ticket !== d.ticket);
   if (!d.printed) S.notPrinted.push({ ticket: d.ticket, number: d.number, device: d.device, code: d.code, at: d.at });
   if (S.current && S.current.id === d.ticket) S.current.not_printed = !d.printed;
-  if (S.reprints[d.job]) {  // the outcome of a reprint this console asked for
-    delete S.reprints[d.job];
-    say(t(d.printed ? "console.reprinted" : "console.reprint_failed", { ...d, reason: printReason(d.code) }),
-      d.printed ? "ok" : "error");
+  if (S.reprints[d.job]) sayOutcome(d);
+  else if (d.job) {  // another console's job, or ours answered before its reply reached us
+    S.outcomes[d.job] = d;
+    for (const old of Object.keys(S.outcomes).slice(0, -20)) delete S.outcomes[old];
   }
   renderCurrent();
   renderNotPrinted();
+}
+
+/** The outcome of a reprint this console asked for, on the message line. */
+function sayOutcome(d) {
+  delete S.reprints[d.job];
+  delete S.outcomes[d.job];
+  say(t(d.printed ? "console.reprinted" : "console.reprint_failed", { ...d, reason: printReason(d.code) }),
+    d.printed ? "ok" : "error");
 }
 
 // ------------------------------------------------------------------ connection
