@@ -91,8 +91,9 @@ def reprint(server: QueueServer, hub: SiteHub, c: Client, b: dict[str, Any], now
                     "again until one is (check its network and power)", "ticket")
     kiosk = t.device if t.device in kiosks else kiosks[0]
     job = uuid.uuid4().hex[:16]
+    # fallback: the issuing kiosk is offline (a kiosk that gave no device name has none to miss)
     result = {"job": job, "ticket": t.id, "number": t.label, "kiosk": kiosk, "issued_by": t.device,
-              "fallback": kiosk != t.device}
+              "fallback": bool(t.device) and kiosk != t.device}
     payload = {"number": t.label, "job": job, "kiosk": kiosk}
     ev = Event("reprint_requested", t.id, counter=c.counter, payload=payload)
     data = {"job": job, "lang": t.lang, "result": printable(server, hub, t.id, now)}
