@@ -136,6 +136,19 @@ def test_a_ticket_that_went_offline_mid_job_is_flagged_and_reprinted_from_the_co
         assert result["route"][0]["name"]["ja"] in "\n".join(lines)  # the route is on it
         assert k.state.screen is F.Screen.DONE and k.state.printed  # the citizen's own screen caught up
         shot(page, "console-reprinted")
-    finally:
+
+        # with no kiosk connected the console says so at once, naming what to check
         _stop(k)
+        no_kiosk = "接続している発券機がありません。発券機の電源とネットワークを確認してください"
+        for _ in range(100):  # until the server has dropped the kiosk's closed connection (soon)
+            button.click()
+            page.wait_for_function("!window.__console.reprinting")
+            if page.locator("#message").inner_text() == no_kiosk:
+                break
+            page.wait_for_timeout(100)
+        assert page.locator("#message").inner_text() == no_kiosk
+        shot(page, "console-reprint-no-kiosk")
+    finally:
+        if k.shell.root.parent is not None:
+            _stop(k)
         printer.close()
