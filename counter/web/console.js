@@ -25,6 +25,7 @@ const S = {
   notPrinted: [],       // tickets whose print failed at a kiosk: {ticket, number, device, code, at}
   reprints: {},         // reprint jobs this console asked for: job -> reply
   outcomes: {},         // print outcomes of jobs not (yet) known as ours: job -> push data
+  answerWithin: 30000,  // ms: a kiosk that has not answered a reprint by then is named (tests shorten it)
 };
 window.__console = S;
 
@@ -337,6 +338,8 @@ async function reprint(ticket) {
     S.reprints[r.job] = r;
     say(t(r.fallback ? "console.reprint_fallback" : "console.reprint_sent", r));
     if (S.outcomes[r.job]) sayOutcome(S.outcomes[r.job]);  // the kiosk answered before the reply came
+    // a kiosk that went away with the job (or hangs) never answers: say so, the answer may still come
+    setTimeout(() => { if (S.reprints[r.job]) say(t("console.reprint_no_answer", r), "error"); }, S.answerWithin);
   } catch (err) {
     say(errorText(err), "error");
   } finally {

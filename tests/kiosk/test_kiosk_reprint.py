@@ -7,7 +7,9 @@ Screenshots: tests/screenshots/web/console-not-printed.png, console-reprinted.pn
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from kiosk import flow as F
 from tests.kiosk.test_kiosk_ui import Kiosk, KioskSettings, Window, window  # noqa: F401  (fixture)
 from tests.printers import fake_printer as fp
 from tests.printers.escpos_reader import parse
-from tests.support.live_server import LiveServer
+from tests.support.live_server import Client, LiveServer
 from tests.web.conftest import ARGS, CHROMIUM, console_url, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -60,6 +62,20 @@ def _kiosk(live: LiveServer, printer: str, device: str) -> Kiosk:
 def _stop(k: Kiosk) -> None:
     k.shell.stop()
     Window.remove_widget(k.shell.root)
+
+
+def _mute_kiosk(live: LiveServer, device: str, connected: threading.Event, leave: threading.Event) -> None:
+    """A kiosk connection that takes pushes and answers none (in its own thread and loop)."""
+    async def go() -> None:
+        c, r = await Client.open(live.url, role="kiosk", device=device, token=live.tokens().roles["kiosk"],
+                                 site="honcho")
+        assert "result" in r, r
+        connected.set()
+        while not leave.is_set():
+            await asyncio.sleep(0.05)
+        await c.close()
+
+    asyncio.run(go())
 
 
 def _qr(data: bytes) -> list[str]:
@@ -148,6 +164,29 @@ def test_a_ticket_that_went_offline_mid_job_is_flagged_and_reprinted_from_the_co
             page.wait_for_timeout(100)
         assert page.locator("#message").inner_text() == no_kiosk
         shot(page, "console-reprint-no-kiosk")
+
+        # another kiosk is connected but never answers (it went away with the job): the console
+        # sends it there, says the issuing kiosk is not connected, and then that no answer came
+        connected, leave = threading.Event(), threading.Event()
+        mute = threading.Thread(target=_mute_kiosk, args=(live, "kiosk-mute", connected, leave), daemon=True)
+        mute.start()
+        try:
+            assert connected.wait(20)
+            page.evaluate("""() => {
+                window.__console.answerWithin = 300;
+                window.__said = [];  // every text of the message line, in order
+                const m = document.querySelector('#message');
+                new MutationObserver(() => window.__said.push(m.textContent))
+                    .observe(m, { childList: true, characterData: true, subtree: true });
+            }""")
+            button.click()
+            page.wait_for_function("window.__said.some((x) => x.startsWith('発券機 kiosk-mute から'))")
+            said = list(dict.fromkeys(page.evaluate("window.__said")))
+            assert said == [f"発行した発券機 kiosk-rp が接続していないため、{number} を発券機 kiosk-mute で印刷しています…",
+                            f"発券機 kiosk-mute から {number} の印刷結果が届きません。発券機とプリンターを確認してください"]
+        finally:
+            leave.set()
+            mute.join(10)
     finally:
         if k.shell.root.parent is not None:
             _stop(k)
