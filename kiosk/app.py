@@ -209,6 +209,8 @@ class KioskShell:
         from kiosk.scanner import ScanBuffer
 
         self.scanner = ScanBuffer()  # a QR reader that types like a keyboard (kiosk/scanner.py)
+        # one job at a time on the printer: a console's reprint must not interleave with a ticket
+        self.printer_lock = threading.Lock()
 
     # ---------------------------------------------------------------- Kivy side
     def build(self) -> Any:
@@ -334,6 +336,10 @@ class KioskShell:
             self._print(c)
         elif isinstance(c, F.PrintList):
             self._print_list(c)
+        elif isinstance(c, F.PrintAgain):
+            self._print_again(c)
+        elif isinstance(c, F.ReportPrint):
+            self.client.print_result(c.ticket, c.printed, c.code, c.job)
         elif isinstance(c, F.CardWait):
             self.card.wait()
         elif isinstance(c, F.CardTriesLeft):
@@ -424,8 +430,9 @@ class KioskShell:
             from printers.printing import print_ticket
 
             try:
-                print_ticket(s.printer, printable_ticket(c.result, c.lang, shared), s.renderer, s.printer_width,
-                             s.printer_timeout)
+                with self.printer_lock:
+                    print_ticket(s.printer, printable_ticket(c.result, c.lang, shared), s.renderer, s.printer_width,
+                                 s.printer_timeout)
             except PrinterError as e:
                 log.warning("kiosk: printing failed: %s", e.code)
                 self.post(F.PrintFailed(e.code, e.message_key, e.detail))
@@ -439,7 +446,8 @@ class KioskShell:
 
                 try:
                     if list_mode(s.config_dir) == "always":
-                        print_list(s.printer, c.result, c.lang, s.renderer, s.printer_width, s.printer_timeout)
+                        with self.printer_lock:
+                            print_list(s.printer, c.result, c.lang, s.renderer, s.printer_width, s.printer_timeout)
                 except Exception as e:  # noqa: BLE001 - the ticket is out; the list is a bonus
                     log.warning("kiosk: the procedure list did not print: %s", type(e).__name__)
 
@@ -453,11 +461,41 @@ class KioskShell:
             from printers.procedure_list import print_list
 
             try:
-                print_list(s.printer, c.result, c.lang, s.renderer, s.printer_width, s.printer_timeout)
+                with self.printer_lock:
+                    print_list(s.printer, c.result, c.lang, s.renderer, s.printer_width, s.printer_timeout)
             except Exception as e:  # noqa: BLE001 - the ticket is out; the list is a bonus
                 log.warning("kiosk: the procedure list did not print: %s", type(e).__name__)
 
         threading.Thread(target=go, name="kiosk-print-list", daemon=True).start()
+
+    def _print_again(self, c: Any) -> None:
+        """A console's reprint job, in a thread: the same ticket (number, route, QR) on this printer,
+        then ReprintFinished back to the flow, which reports the outcome to the server."""
+        from kiosk import flow as F
+        from kiosk.ticket import printable_ticket, site_shared_counters
+
+        s = self.settings
+        shared = site_shared_counters(self.site_config, c.result)
+        tid = str((c.result.get("ticket") or {}).get("id") or "")
+
+        def go() -> None:
+            from printers.errors import PrinterError
+            from printers.printing import print_ticket
+
+            try:
+                with self.printer_lock:
+                    print_ticket(s.printer, printable_ticket(c.result, c.lang, shared), s.renderer, s.printer_width,
+                                 s.printer_timeout)
+            except PrinterError as e:
+                log.warning("kiosk: reprint %s failed: %s", c.job, e.code)
+                self.post(F.ReprintFinished(c.job, tid, False, e.code))
+            except Exception:  # noqa: BLE001 - any other fault is reported, never raised
+                log.exception("kiosk: reprint crashed")
+                self.post(F.ReprintFinished(c.job, tid, False, "printer_error"))
+            else:
+                self.post(F.ReprintFinished(c.job, tid, True))
+
+        threading.Thread(target=go, name="kiosk-reprint", daemon=True).start()
 
     # ---------------------------------------------------------------- PIN pad (shell-held digits)
     def pin_digit(self, d: str) -> None:
@@ -506,7 +544,8 @@ class KioskShell:
 
         # last_activity alone changes nothing on the page, nor does the retry delay off the offline page
         retry = self.state.retry_in if self.state.screen is F.Screen.OFFLINE else 0.0
-        key = (replace(self.state, last_activity=0.0, retry_in=retry), len(self.pin), self.theme())
+        # nor does a console's reprint job (printed behind the citizen's back, page and scroll untouched)
+        key = (replace(self.state, last_activity=0.0, retry_in=retry, reprint_jobs=()), len(self.pin), self.theme())
         if not force and key == self._shown:
             return
         self._shown = key

@@ -35,6 +35,7 @@ from kiosk.flow import (
     IssueSucceeded,
     PlanFailed,
     PlanReceived,
+    ReprintRequested,
     StorageChanged,
 )
 
@@ -157,6 +158,15 @@ class KioskClient:
         body = {"device_kind": device_kind, "code": code, "detail": detail[:500]}
         self._call(lambda: self._queue_alert("device_fault", body))
 
+    def print_result(self, ticket: str, printed: bool, code: str = "", job: str = "") -> None:
+        """How a ticket's print ended (queue_server/reprint.py); kept in the outbox while offline."""
+        body: dict[str, Any] = {"ticket": ticket, "printed": printed}
+        if code:
+            body["code"] = code
+        if job:
+            body["job"] = job
+        self._call(lambda: self._queue_alert("print_result", body))
+
     # ---------------------------------------------------------------- the loop (client thread)
     async def _main(self) -> None:
         from websockets.asyncio.client import connect
@@ -232,6 +242,11 @@ class KioskClient:
                 continue
             if msg.get("push") == "storage" and isinstance(msg.get("data"), dict):
                 self._set_storage(bool(msg["data"].get("ok", True)))
+                continue
+            if msg.get("push") == "reprint" and isinstance(msg.get("data"), dict):  # a console's job
+                d = msg["data"]
+                if isinstance(d.get("result"), dict) and d.get("job"):
+                    self.on_event(ReprintRequested(str(d["job"]), d["result"], str(d.get("lang") or "ja")))
                 continue
             fut = self._waiting.pop(msg.get("re"), None) if "re" in msg else None
             if fut is not None and not fut.done():

@@ -265,6 +265,26 @@ class Reprint:
 
 
 @dataclass(frozen=True)
+class ReprintRequested:
+    """A counter console asked this kiosk to print an issued ticket again (a ``reprint`` push):
+    ``result`` has the issue reply's shape, so it prints the same number, route and QR."""
+
+    job: str
+    result: Mapping[str, Any] = field(repr=False)
+    lang: str = "ja"
+
+
+@dataclass(frozen=True)
+class ReprintFinished:
+    """The printer thread is done with a reprint job."""
+
+    job: str
+    ticket: str
+    printed: bool
+    code: str = ""
+
+
+@dataclass(frozen=True)
 class PrintListPressed:
     """"Print the procedure list" on the done screen ([printing] list = "on_request")."""
 
@@ -304,7 +324,8 @@ Event = (
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | StorageChanged
     | IssueSucceeded
-    | IssueFailed | Abandon | Printed | PrintFailed | Reprint | PrintListPressed | Finish
+    | IssueFailed | Abandon | Printed | PrintFailed | Reprint | ReprintRequested | ReprintFinished | PrintListPressed
+    | Finish
     | StaffPressed | StaffPinSubmitted | StaffExit
     | Scanned
 )
@@ -343,6 +364,26 @@ class AbandonIssue:
 class PrintTicket:
     result: Mapping[str, Any] = field(repr=False)
     lang: str
+
+
+@dataclass(frozen=True)
+class PrintAgain:
+    """Print a ticket again for a console's reprint job (the citizen's screen does not change)."""
+
+    job: str
+    result: Mapping[str, Any] = field(repr=False)
+    lang: str
+
+
+@dataclass(frozen=True)
+class ReportPrint:
+    """Tell the server how a ticket's print ended (``print_result``): a failure, a success after
+    one, or the outcome of a reprint ``job``. Ticket id and error code only."""
+
+    ticket: str
+    printed: bool
+    code: str = ""
+    job: str = ""
 
 
 @dataclass(frozen=True)
@@ -403,7 +444,7 @@ class WipeInput:
 
 
 Command = (
-    FetchPlan | Issue | AbandonIssue | PrintTicket | PrintList | SendHelp | SendFault | CardWait | CardTriesLeft | CardVerify
+    FetchPlan | Issue | AbandonIssue | PrintTicket | PrintAgain | ReportPrint | PrintList | SendHelp | SendFault | CardWait | CardTriesLeft | CardVerify
     | CardRead | CardClose | Speak | WipeInput
 )
 
@@ -451,6 +492,7 @@ class KioskState:
     issue_result: Mapping[str, Any] | None = field(default=None, repr=False)
     print_error: str | None = None  # printers message key when printing failed
     printed: bool = False
+    print_fault_sent: bool = False  # the server was told this ticket did not print (a later success clears it)
     list_printed: bool = False  # the procedure list was asked for (once per ticket)
     error_code: str | None = None  # server error code on the ERROR screen
     notice: str | None = None  # a one-line message key under the screen's text (help sent, wrong PIN…)
@@ -462,6 +504,7 @@ class KioskState:
     pending_key: str | None = None  # the ticket being issued
     key_seq: int = 0  # last idempotency key number used
     plan_seq: int = 0  # to drop a plan reply that arrives after the citizen moved on
+    reprint_jobs: tuple[str, ...] = ()  # the last reprint jobs taken: a job pushed twice prints once
     last_activity: float = 0.0
 
     @property
@@ -556,6 +599,7 @@ class Kiosk:
             retry_in=state.retry_in,
             key_seq=state.key_seq,
             plan_seq=state.plan_seq + 1,  # a late plan reply for the last citizen is dropped
+            reprint_jobs=state.reprint_jobs,
             last_activity=state.last_activity if now is None else now,
         )
         return fresh, cmds
@@ -912,7 +956,11 @@ class Kiosk:
     def _on_Printed(self, s: KioskState, e: Printed) -> tuple[KioskState, list[Command]]:
         if s.screen is not Screen.PRINTING:
             return s, []
-        return replace(s, screen=Screen.DONE, printed=True, print_error=None), []
+        s2 = replace(s, screen=Screen.DONE, printed=True, print_error=None, print_fault_sent=False)
+        tid = _ticket_id(s)
+        if s.print_fault_sent and tid:  # 「もう一度印刷する」 worked: the console's flag goes
+            return s2, [ReportPrint(tid, True)]
+        return s2, []
 
     def _on_PrintFailed(self, s: KioskState, e: PrintFailed) -> tuple[KioskState, list[Command]]:
         if s.screen is not Screen.PRINTING:
@@ -921,9 +969,28 @@ class Kiosk:
         # and which number did not come out (to reprint it, here or from the console).
         number = (s.issue_result or {}).get("ticket", {}).get("number")
         detail = f"ticket {number} not printed: {e.detail}" if number is not None else e.detail
-        return replace(s, screen=Screen.DONE, printed=False, print_error=e.message_key), [
-            SendFault("printer", e.code, detail)
-        ]
+        cmds: list[Command] = [SendFault("printer", e.code, detail)]
+        tid = _ticket_id(s)
+        if tid:  # logged against the ticket: consoles flag it "not printed" and can print it again
+            cmds.append(ReportPrint(tid, False, e.code))
+        return replace(s, screen=Screen.DONE, printed=False, print_error=e.message_key,
+                       print_fault_sent=bool(tid)), cmds
+
+    def _on_ReprintRequested(self, s: KioskState, e: ReprintRequested) -> tuple[KioskState, list[Command]]:
+        tid = str((e.result.get("ticket") or {}).get("id") or "")
+        if e.job in s.reprint_jobs or not tid:
+            return s, []  # the same job again (a second connection, a resent push): printed once
+        s = replace(s, reprint_jobs=(*s.reprint_jobs, e.job)[-20:])
+        if not self.config.printer_enabled:
+            return s, [ReportPrint(tid, False, "no_printer", e.job)]
+        return s, [PrintAgain(e.job, e.result, e.lang)]
+
+    def _on_ReprintFinished(self, s: KioskState, e: ReprintFinished) -> tuple[KioskState, list[Command]]:
+        cmds: list[Command] = [ReportPrint(e.ticket, e.printed, "" if e.printed else e.code, e.job)]
+        if e.printed and _ticket_id(s) == e.ticket and s.screen is Screen.DONE:
+            # the citizen still at the done screen of that ticket: it came out after all
+            return replace(s, printed=True, print_error=None, print_fault_sent=False), cmds
+        return s, cmds
 
     def _on_Reprint(self, s: KioskState, e: Reprint) -> tuple[KioskState, list[Command]]:
         if s.screen is not Screen.DONE or s.print_error is None or s.issue_result is None \
@@ -970,6 +1037,10 @@ def _waits(r: Mapping[str, Any]) -> dict[str, Any]:
     """The waits of a ``plan`` reply (with the range when the server sends one)."""
     return {"wait_minutes": r.get("wait_minutes"), "visit_minutes": r.get("visit_minutes"),
             **{k: r[k] for k in ("wait_low", "wait_high") if k in r}}
+
+
+def _ticket_id(s: KioskState) -> str:
+    return str(((s.issue_result or {}).get("ticket") or {}).get("id") or "")
 
 
 def _differs_from_fresh(s: KioskState) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import admin_handlers, counter_handlers, kiosk_handlers, planner_api
+from . import admin_handlers, counter_handlers, kiosk_handlers, planner_api, reprint
 from .hub import SiteHub
 from .jobs import Job, Outcome
 
@@ -27,6 +27,10 @@ def execute(server: QueueServer, hub: SiteHub, job: Job, now: float) -> Outcome:
         return kiosk_handlers.help_call(hub, c, b, now)
     if t == "device_fault":
         return kiosk_handlers.device_fault(hub, c, b, now)
+    if t == "print_result":
+        return reprint.print_result(hub, c, b, now)
+    if t == "reprint":
+        return reprint.reprint(server, hub, c, b, now)
     if t == "status":  # the citizen's phone
         return Outcome(hub.public_view(hub.lobby.tickets[c.ticket], now))
     if t == "reserve":

@@ -40,6 +40,8 @@ class SiteHub:
     # recent calls, services and walk-outs (departure rates, shared counters' shares, speeds)
     history: E.History = field(default_factory=E.History)
     queued_since_cache: dict[str, int] = field(default_factory=dict)  # department -> tickets queued since waits_cache
+    # ticket id -> its last print failure, until a print succeeds (queue_server/reprint.py; from the event log)
+    not_printed: dict[str, dict] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -279,6 +281,7 @@ class SiteHub:
             "reserved_for": t.reserved_for,
             "transfers": t.transfers,
             "rework": t.rework_count,
+            "not_printed": t.id in self.not_printed,  # its ticket did not come out of the kiosk
             "steps": [
                 {
                     "index": s.index,

@@ -11,6 +11,7 @@ from . import planner_api
 from .core.estimators import wait_fields
 from .core.journey import plan_to_dict
 from .core.lobby import log_only, with_payload
+from .core.model import Ticket
 from .core.numbering import number_prefix, ticket_kind
 from .core.transitions import new_ticket
 from .hub import SiteHub
@@ -79,25 +80,8 @@ def issue(server: QueueServer, hub: SiteHub, c: Client, b: dict[str, Any], now: 
     minutes = visit(route, waits)
     ch = with_payload(ch, {"wait_minutes": rounded(wait), "visit_minutes": rounded(minutes), "waits": shown})
     result = {
-        "ticket": {
-            "id": ticket.id,
-            "number": ticket.label,
-            "day": day,
-            "issued_at": now,
-            "public_token": ticket.public_token,
-            "status_url": f"{server.city.public_base_url.rstrip('/')}/status/?t={ticket.public_token}&site={hub.key}",
-            "site": hub.key,
-            "site_name": dict(hub.config.name),
-        },
-        "route": [
-            {
-                "department": r.department,
-                "name": dict(hub.config.department_names.get(r.department, {})),
-                "counters": [x.number for x in hub.config.counters if r.department in x.departments],
-                "floor": min((x.floor for x in hub.config.counters if r.department in x.departments), default=1),
-            }
-            for r in route
-        ],
+        "ticket": ticket_header(server, hub, ticket),
+        "route": route_view(hub, [r.department for r in route]),
         "plan": plan_to_dict(plan),
         "wait_minutes": rounded(wait),
         "visit_minutes": rounded(minutes),
@@ -115,6 +99,33 @@ def issue(server: QueueServer, hub: SiteHub, c: Client, b: dict[str, Any], now: 
         if reservation is not None:
             reservation["ticket"] = None
     return Outcome(result, ch, extra, undo=undo)
+
+
+def ticket_header(server: QueueServer, hub: SiteHub, ticket: Ticket) -> dict[str, Any]:
+    """The ticket part of the ``issue`` reply (also what a reprint prints: queue_server/reprint.py)."""
+    return {
+        "id": ticket.id,
+        "number": ticket.label,
+        "day": ticket.day,
+        "issued_at": ticket.issued_at,
+        "public_token": ticket.public_token,
+        "status_url": f"{server.city.public_base_url.rstrip('/')}/status/?t={ticket.public_token}&site={hub.key}",
+        "site": hub.key,
+        "site_name": dict(hub.config.name),
+    }
+
+
+def route_view(hub: SiteHub, departments: list[str]) -> list[dict[str, Any]]:
+    """The route as the ticket prints it: each department with its counters and floor."""
+    return [
+        {
+            "department": d,
+            "name": dict(hub.config.department_names.get(d, {})),
+            "counters": [x.number for x in hub.config.counters if d in x.departments],
+            "floor": min((x.floor for x in hub.config.counters if d in x.departments), default=1),
+        }
+        for d in departments
+    ]
 
 
 def help_call(hub: SiteHub, c: Client, b: dict[str, Any], now: float) -> Outcome:

@@ -103,6 +103,8 @@ FIELDS: dict[str, dict[str, Field]] = {
     },
     "help": {"reason": _F(Text(200))},
     "device_fault": {"device_kind": _F(CODE, True), "code": _F(CODE, True), "detail": _F(Text(500, multiline=True))},
+    # a ticket's print failed, or printed after a failure or for a console's reprint job (reprint.py)
+    "print_result": {"ticket": _F(TICKET_ID, True), "printed": _F(Bool(), True), "code": _F(CODE), "job": _F(KEY)},
     # counter
     "call_next": {"idempotency_key": _F(KEY)},
     "call": {"ticket": _F(TICKET_ID, True), "idempotency_key": _F(KEY)},
@@ -123,6 +125,8 @@ FIELDS: dict[str, dict[str, Field]] = {
     "forms": {},
     "form_values": {"values": _F(Map(Text(64, 1), Text(200), 100), True)},  # forms.MAX_VALUE characters
     "forms_printed": {"forms": _F(Array(Text(64, 1), 32, 1), True)},
+    # counter: print a ticket again on a kiosk (same number, route and QR; reprint.py)
+    "reprint": {"ticket": _F(TICKET_ID, True), "idempotency_key": _F(KEY)},
     # public
     "status": {},
     # admin
@@ -146,10 +150,11 @@ FIELDS: dict[str, dict[str, Field]] = {
 }
 
 ALLOWED: dict[str, frozenset[str]] = {
-    "kiosk": frozenset({"ping", "plan", "issue", "help", "device_fault"}),
+    "kiosk": frozenset({"ping", "plan", "issue", "help", "device_fault", "print_result"}),
     "counter": frozenset(
         {"ping", "call_next", "call", "recall", "start", "complete", "transfer", "add_procedure", "no_show",
-         "requeue", "open", "pause", "close", "queue", "current", "forms", "form_values", "forms_printed"}
+         "requeue", "open", "pause", "close", "queue", "current", "forms", "form_values", "forms_printed",
+         "reprint"}
     ),
     "display": frozenset({"ping"}),
     "public": frozenset({"ping", "status"}),
@@ -178,6 +183,8 @@ ERROR_CODES = {
     "not_your_ticket": "the ticket is at another counter",
     "ticket_busy": "the ticket is at a counter now",
     "ticket_closed": "the visit is over",
+    "ticket_other_site": "the ticket was issued at another office",
+    "no_kiosk": "no kiosk of this site is connected",
     "counter_busy": "the counter still has a ticket",
     "counter_not_open": "the counter is paused or closed",
     "no_current_ticket": "the counter has no ticket called or in service",

@@ -32,6 +32,8 @@ def wants(client: Client, audience: str) -> bool:
         return client.role in ("counter", "admin")
     if audience.startswith("ticket:"):
         return client.role == "public" and client.ticket == audience[7:]
+    if audience.startswith("kiosk:"):  # one kiosk by its device name (a reprint job)
+        return client.role == "kiosk" and client.device == audience[6:]
     return client.role == audience
 
 

@@ -33,7 +33,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from . import forms_api, handlers, http_routes, leader, planner_api, pushes, session
+from . import forms_api, handlers, http_routes, leader, planner_api, pushes, reprint, session
 from . import protocol as P
 from .config import CityConfig
 from .hub import SiteHub, make_hub
@@ -126,6 +126,8 @@ class QueueServer:
             hub.reservations[(r["day"], r["code"])] = r
         for ev in reversed(self.store.recent_calls(key, day)):
             hub.recent_calls.appendleft(hub.call_view(ev))
+        for ev in self.store.ticket_events(key, day, reprint.PRINT_EVENTS):
+            reprint.replay(hub, ev)  # tickets that did not print stay flagged across a restart
         return hub, idem
 
     def _install_site(self, hub: SiteHub, idem: dict[str, Any]) -> None:

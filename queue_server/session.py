@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from . import consultation_api, counter_handlers, forms_api, planner_api, pushes
+from . import consultation_api, counter_handlers, forms_api, planner_api, pushes, reprint
 from . import protocol as P
 from .core.errors import RequestError
 from .hub import SiteHub
@@ -199,6 +199,7 @@ def snapshot(server: QueueServer, hub: SiteHub, client: Client, now: float) -> d
             "queue": hub.queue_view(c, now),
             "current": hub.ticket_view(cur) if cur else None,
             "help": hub.help_alerts[-20:],
+            "not_printed": reprint.not_printed_view(hub),  # tickets whose print failed
             "departments": {d: dict(n) for d, n in hub.config.department_names.items()},
             "board": hub.board_view(now),
             # what the console needs to enable exactly the buttons the server accepts

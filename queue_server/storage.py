@@ -522,6 +522,18 @@ class Store:
             ).all()
             return [event_dict(r) for r in rows]
 
+    def ticket_events(self, site: str, day: str, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Events of these kinds about ``day``'s tickets, oldest first (e.g. the print failures
+        that flag a ticket "not printed" after a restart)."""
+        with Session(self.engine) as s:
+            rows = s.scalars(
+                select(EventRow)
+                .join(TicketRow, TicketRow.id == EventRow.ticket)
+                .where(EventRow.site == site, EventRow.kind.in_(kinds), TicketRow.day == day)
+                .order_by(EventRow.seq)
+            ).all()
+            return [event_dict(r) for r in rows]
+
     def load_reservations(self, site: str, day: str) -> list[dict[str, Any]]:
         """Bookings of ``day`` and every later day (bookings are made days ahead)."""
         with Session(self.engine) as s:

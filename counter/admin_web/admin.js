@@ -16,6 +16,7 @@ const T = {
     estimate: "予測", open: "受付中", paused: "休止中", closed: "閉鎖", called: "呼出中", serving: "対応中",
     live: "リアルタイム更新中", offline: "接続が切れています。再接続中…", minutes: "{n}分", people: "{n}人",
     counter_n: "{n}番窓口", soon: "まもなく", bookings: "来庁予約",
+    not_printed: "番号札未印刷（発券機で印刷できなかった番号。窓口端末から再印刷できます）：{numbers}",
   },
   en: {
     title: "Counter KPIs (admin)", token: "Admin token", sign_in: "Show", sign_out: "Sign out", site: "Site",
@@ -28,6 +29,7 @@ const T = {
     closed: "Closed", called: "Called", serving: "Serving", live: "Updating live",
     offline: "Connection lost. Reconnecting…", minutes: "{n} min", people: "{n}", counter_n: "Counter {n}",
     soon: "soon", bookings: "Bookings",
+    not_printed: "Tickets not printed (a kiosk could not print them; a counter console can reprint them): {numbers}",
   },
 };
 let LANG = new URLSearchParams(location.search).get("lang") || localStorage.getItem("madoguchi.admin.lang") || "ja";
@@ -200,6 +202,9 @@ function renderLive() {
     tr.cells[1].className = tr.cells[2].className = tr.cells[3].className = "num";
     return tr;
   }));
+  const np = $("not-printed-live");
+  np.hidden = !live.notPrinted?.length;
+  np.textContent = np.hidden ? "" : t("not_printed", { numbers: live.notPrinted.join("、") });
   const opt = [...$("site").options].find((o) => o.value === b.site);
   if (opt) opt.textContent = pickName(b.site_name, b.site);
 }
@@ -218,6 +223,9 @@ async function refreshBoard() {
   try {
     const r = await live.link.request("snapshot");
     live.board = r.board;
+    // open tickets whose print failed at a kiosk (queue_server/reprint.py)
+    live.notPrinted = (r.tickets || []).filter((x) => x.not_printed && ["waiting", "called", "serving"].includes(x.state))
+      .map((x) => x.number);
     renderLive();
   } catch (e) { /* offline: the next push or reconnect refreshes */ }
 }
@@ -230,6 +238,7 @@ function connectLive() {
       live.offset = result.server_time - Date.now() / 1000;
       live.board = result.snapshot.board;
       renderLive();
+      refreshBoard();  // the tickets too (which did not print)
     },
     // every committed event reaches the admin role: refresh the view, at most every 0.3 s
     onPush: () => { if (!live.pending) live.pending = setTimeout(refreshBoard, 300); },

@@ -22,6 +22,10 @@ const S = {
   busy: false,
   policy: null,         // {max_recalls} from the server
   offset: 0,            // server clock minus ours, seconds (the timers)
+  notPrinted: [],       // tickets whose print failed at a kiosk: {ticket, number, device, code, at}
+  reprints: {},         // reprint jobs this console asked for: job -> reply
+  outcomes: {},         // print outcomes of jobs not (yet) known as ours: job -> push data
+  answerWithin: 30000,  // ms: a kiosk that has not answered a reprint by then is named (tests shorten it)
 };
 window.__console = S;
 
@@ -124,7 +128,9 @@ function renderCurrent() {
       here && here.recalls ? el("span", {}, t("console.recalls", { n: here.recalls })) : null,
       here ? el("span", { class: "timer", id: "current-timer" }, timerText(here)) : null,
       cur.assistance ? el("span", { class: "mark assistance" }, t("console.assistance")) : null,
-      cur.reserved_for ? el("span", { class: "mark reservation" }, t("console.reservation")) : null),
+      cur.reserved_for ? el("span", { class: "mark reservation" }, t("console.reservation")) : null,
+      cur.not_printed ? el("span", { class: "mark not-printed", id: "current-not-printed" }, t("console.not_printed")) : null,
+      reprintButton(cur.id, "reprint-current")),
     // the card data first: it is what staff copy into forms
     el("h3", {}, t("console.prefill")),
     prefill
@@ -194,6 +200,7 @@ function render() {
   renderQueue();
   renderCurrent();
   renderAlerts();
+  renderNotPrinted();
 }
 
 function say(text, kind = "ok") {
@@ -301,6 +308,67 @@ function onKey(e) {
   }
 }
 
+// ------------------------------------------------------------------ tickets that did not print
+// A kiosk reports a ticket whose print failed (printer offline, out of paper, cover open …);
+// 「番号札を再印刷」 sends it to the kiosk that issued it (or another connected one) and the
+// kiosk's answer comes back as a `print` push (queue_server/reprint.py).
+const printReason = (code) => t(`print.${code}` in S.i18n.table ? `print.${code}` : "print.printer_error");
+
+function reprintButton(ticket, id) {
+  return el("button", { type: "button", class: "reprint", id, dataset: { ticket },
+    disabled: !!S.reprinting || S.link?.state !== "online", onclick: () => reprint(ticket) }, t("console.reprint"));
+}
+
+function renderNotPrinted() {
+  $("not-printed").hidden = !S.notPrinted.length;
+  $("not-printed-list").replaceChildren(...S.notPrinted.map((x) => el("li", { class: "fault", dataset: { ticket: x.ticket } },
+    el("span", {}, el("span", { class: "num" }, x.number), " ",
+      t("console.not_printed_item", { device: x.device, reason: printReason(x.code) })),
+    reprintButton(x.ticket))));
+}
+
+async function reprint(ticket) {
+  if (S.reprinting) return;
+  S.reprinting = true;
+  render();
+  try {
+    // one key per press: should the request be sent twice, it prints once (the server keeps the first reply)
+    const key = `rp-${COUNTER}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    const r = await S.link.request("reprint", { ticket, idempotency_key: key });
+    S.reprints[r.job] = r;
+    say(t(r.fallback ? "console.reprint_fallback" : "console.reprint_sent", r));
+    if (S.outcomes[r.job]) sayOutcome(S.outcomes[r.job]);  // the kiosk answered before the reply came
+    // a kiosk that went away with the job (or hangs) never answers: say so, the answer may still come
+    setTimeout(() => { if (S.reprints[r.job]) say(t("console.reprint_no_answer", r), "error"); }, S.answerWithin);
+  } catch (err) {
+    say(errorText(err), "error");
+  } finally {
+    S.reprinting = false;
+    render();
+  }
+}
+
+function onPrint(d) {
+  S.notPrinted = S.notPrinted.filter((x) => x.ticket !== d.ticket);
+  if (!d.printed) S.notPrinted.push({ ticket: d.ticket, number: d.number, device: d.device, code: d.code, at: d.at });
+  if (S.current && S.current.id === d.ticket) S.current.not_printed = !d.printed;
+  if (S.reprints[d.job]) sayOutcome(d);
+  else if (d.job) {  // another console's job, or ours answered before its reply reached us
+    S.outcomes[d.job] = d;
+    for (const old of Object.keys(S.outcomes).slice(0, -20)) delete S.outcomes[old];
+  }
+  renderCurrent();
+  renderNotPrinted();
+}
+
+/** The outcome of a reprint this console asked for, on the message line. */
+function sayOutcome(d) {
+  delete S.reprints[d.job];
+  delete S.outcomes[d.job];
+  say(t(d.printed ? "console.reprinted" : "console.reprint_failed", { ...d, reason: printReason(d.code) }),
+    d.printed ? "ok" : "error");
+}
+
 // ------------------------------------------------------------------ connection
 function onReady(result) {
   const snap = result.snapshot;
@@ -392,7 +460,9 @@ function signIn(e) {
   S.openOnReady = true;
   S.link = new Link({
     hello: () => ({ role: "counter", site: SITE, counter: COUNTER, token, staff: S.staff }),
-    onReady, onPush, onState, onFatal,
+    onReady: (result) => { S.notPrinted = result.snapshot.not_printed || []; onReady(result); },
+    onPush: (msg) => (msg.push === "print" ? onPrint(msg.data) : onPush(msg)),
+    onState, onFatal,
   }).start();
 }
 

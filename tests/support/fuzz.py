@@ -73,6 +73,8 @@ def templates(tokens: Any, site: str = "honcho") -> dict[str, dict[str, Any]]:
         "cancel": {"ticket": "00000000-0000-0000-0000-000000000000", "reason": "fuzz"},
         "reserve": {"day": future_day(), "start": "10:00", "minutes": 60, "purposes": ["death"]},
         "reservations": {"day": future_day()},
+        "print_result": {"ticket": "00000000-0000-0000-0000-000000000000", "printed": False, "code": "offline"},
+        "reprint": {"ticket": "00000000-0000-0000-0000-000000000000", "idempotency_key": "fz"},
     }
 
 
