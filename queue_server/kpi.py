@@ -284,6 +284,9 @@ def compute(
 
         tables.update(forecast_tables(conn, period.site, *period.bounds(), SLACK, period.offset(),
                                       dict(department_names or {})))
+        from .kpi_forms import table as forms_table  # 書かない窓口 (docs/forms.md)
+
+        tables["forms"] = forms_table(conn, d, period.site, *period.bounds(), period.bounds()[1] + SLACK)
         from .kpi_manager import manager_tables  # the manager's KPIs (their own module)
 
         tables.update(manager_tables(conn, d, period, target_minutes))
