@@ -188,11 +188,14 @@ def _answer(server: Any, hub: Any, client: Any, kind: str, body: dict[str, Any],
 def printed(server: Any, hub: Any, client: Any, body: dict[str, Any], now: float) -> Outcome:
     """``forms_printed``, applied by the writer: mark the forms printed in memory and log one
     ``forms_printed`` event of counts (never a value; kpi_forms.event_payload). If the commit fails
-    the writer calls ``undo`` and the visit's memory is as before."""
+    the writer calls ``undo`` and the visit's memory is as before.
+
+    The request has no ``idempotency_key`` on purpose (protocol.FIELDS): the writer stores the reply
+    of an idempotent request in the ``requests`` table, and this reply holds the form values."""
     desk: FormsDesk = server.forms_desk
     ticket = hub.lobby.ticket_at(client.counter)
     before = desk.visits.get(ticket.id) if ticket is not None else None
-    saved = (set(before.printed), dict(before.fields), len(before.audit)) if before is not None else None
+    saved = (set(before.printed), dict(before.fields), list(before.audit)) if before is not None else None
     out = _answer(server, hub, client, "forms_printed", body, now)
     assert ticket is not None  # _answer refused a counter without one
     visit = desk.visits[ticket.id]
@@ -201,8 +204,7 @@ def printed(server: Any, hub: Any, client: Any, body: dict[str, Any], now: float
         if saved is None:
             desk.visits.pop(ticket.id, None)
         else:
-            visit.printed, visit.fields = saved[0], saved[1]
-            del visit.audit[saved[2]:]
+            visit.printed, visit.fields, visit.audit[:] = saved[0], saved[1], saved[2]
 
     from .kpi_forms import event_payload
 
