@@ -123,12 +123,19 @@ def test_forms_kpis_survive_a_restart_in_the_cli_report_and_on_the_admin_page(li
 
     first, last = (today() - dt.timedelta(days=1)).isoformat(), today().isoformat()  # across midnight too
     out = subprocess.run([sys.executable, str(ROOT / "run.py"), "kpi", "--site", "honcho", "--from", first, "--to", last,
-                          "--db", live.db_url, "--json", str(tmp_path / "k.json")],
+                          "--db", live.db_url, "--json", str(tmp_path / "k.json"), "--csv", str(tmp_path / "csv"),
+                          "--xlsx", str(tmp_path / "k.xlsx")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "■ 書かない窓口" in out.stdout and "書かない窓口利用率" in out.stdout and "50.0%" in out.stdout
     table = json.loads((tmp_path / "k.json").read_text(encoding="utf-8"))["tables"]["forms"]
     figures = {r[0]: r[2] for r in table["rows"]}
+    from queue_server import kpi_report
+
+    csv_rows = kpi_report.read_csv(next((tmp_path / "csv").glob("*_forms.csv")))
+    assert csv_rows[0] == ["キー", "指標", "値", "単位"] and len(csv_rows) == 1 + len(figures)
+    assert {r[0]: r[2] for r in csv_rows[1:]}["forms_visits_printed"] == "1"
+    assert "書かない窓口" in kpi_report.read_xlsx(tmp_path / "k.xlsx")
     total = {k: sum(c[k] for c in shown.values()) for k in ("card", "answer", "ticket", "ask", "missing")}
     filled = total["card"] + total["answer"] + total["ticket"]
     assert figures["forms_visits_needing"] == direct["needing"]
