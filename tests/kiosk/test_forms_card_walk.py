@@ -290,3 +290,36 @@ def test_death_1_from_the_virtual_card_to_forms_printed_and_nothing_left(live, k
         assert v.encode() not in blob, f"{v} found in {[p.name for p in files]}"
         assert v not in server_log and v not in traffic and v not in kiosk_log, v
     assert TEST_PIN not in kiosk_log and TEST_PIN not in server_log
+
+
+def test_a_card_read_that_fails_leaves_the_forms_to_be_filled_by_hand_with_a_note(live, kiosk, insert_card,
+                                                                                 context):  # noqa: F811
+    """Bad input: the card on the reader is not a My Number card. The kiosk says so, the citizen
+    goes on without it, and the forms page shows the card fields empty and marked, with the note."""
+    k = kiosk
+    k.tap("lang-ja")
+    k.tap("purpose-death")
+    k.answer_death_1("ja", shots=False)
+    k.pump(lambda: k.state.screen is F.Screen.PLAN and k.state.waits is not None, timeout=20)
+    k.tap("take-number")
+    insert_card(has_ap=False)  # some other IC card: no My Number application on it
+    k.tap("card-use")
+    k.pump(lambda: k.state.card is not None and k.state.card.step is C.Step.FAILED, timeout=30)
+    assert "マイナンバーカードではないようです" in k.texts()
+    k.tap("card-skip")
+    k.wait_screen(F.Screen.DONE, timeout=30)
+    issued = k.state.issue_result
+    assert issued["prefilled"] is False
+    k.tap("finish")
+
+    as_counter(live, 2, ("open", {}), ("call", {"ticket": issued["ticket"]["id"]}), ("start", {}))
+    page = context.new_page()
+    page.goto(live.http + _forms_page(_console(context, live, 2, "田中")))
+    page.wait_for_selector(".sheet[data-form=juumin_idou]")
+    assert page.locator("#no-card").is_visible() and "手書き" in page.locator("#no-card").inner_text()
+    for field in ("informant_name", "informant_address"):
+        cell = page.locator(f".sheet[data-form=juumin_idou] [data-field={field}]")
+        assert "missing" in cell.get_attribute("class") and cell.locator(".value").inner_text() == ""
+    assert page.locator(".sheet[data-form=juumin_idou] [data-field=remaining] .value").inner_text() == "3"  # answers
+    page.screenshot(path=str(_shot("walk-card-failed")), full_page=True)
+    as_counter(live, 2, ("complete", {}))
