@@ -85,7 +85,8 @@ def event_payload(department: str, printed: Mapping[str, Mapping[str, int]], nee
 
 
 def visits_from_events(needed: Mapping[str, int], prints: Iterable[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """Per-visit counts for :func:`summarize` from the event log. Pure.
+    """Per-visit counts for :func:`summarize` from the event log, for the visits that needed a form
+    (the others count for nothing). Pure.
 
     ``needed``: ticket id -> forms its route needs (the ``issued`` event's ``forms``); ``prints``:
     (ticket id, ``forms_printed`` payload) in log order. A form printed again (a value corrected)
@@ -96,11 +97,15 @@ def visits_from_events(needed: Mapping[str, int], prints: Iterable[tuple[str, Ma
     for tid, payload in prints:
         if tid in needed:
             latest.setdefault(tid, {}).update(payload.get("forms") or {})
+    none = dict.fromkeys(COUNTS, 0)  # shared by the visits that printed nothing (a month: thousands)
     out = []
     for tid, n in needed.items():
-        forms = latest.get(tid, {})
-        fields = {k: sum(int(c.get(k, 0)) for c in forms.values()) for k in COUNTS}
-        out.append({"eligible": n > 0 or bool(forms), "printed": len(forms), "fields": fields})
+        forms = latest.get(tid)
+        if forms:
+            fields = {k: sum(int(c.get(k, 0)) for c in forms.values()) for k in COUNTS}
+            out.append({"eligible": True, "printed": len(forms), "fields": fields})
+        elif n > 0:
+            out.append({"eligible": True, "printed": 0, "fields": none})
     return out
 
 
@@ -108,8 +113,13 @@ def rows(visits: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, Any, str]]
     """The 書かない窓口 KPI table as (key, 指標, value, unit) rows (docs/kpi.md). Pure."""
     visits = list(visits)
     s = summarize(visits)
-    fields = {k: sum((v.get("fields") or {}).get(k, 0) for v in visits) for k in COUNTS}
-    forms = sum(v.get("printed", 0) for v in visits)
+    fields = dict.fromkeys(COUNTS, 0)
+    forms = 0
+    for v in visits:
+        if v.get("printed"):
+            forms += v["printed"]
+            for k in COUNTS:
+                fields[k] += (v.get("fields") or {}).get(k, 0)
     return [
         ("forms_visits_needing", "申請書が必要な来庁（手続きに様式あり）", s["eligible_visits"], "件"),
         ("forms_visits_printed", "申請書をシステムから印刷した来庁", s["visits_with_forms_printed"], "件"),
@@ -125,24 +135,19 @@ def rows(visits: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, Any, str]]
     ]
 
 
-def table(conn: Connection, d: Any, site: str, start: float, end: float, end_slack: float) -> Any:
-    """The 書かない窓口 KPI table of the period, from the event log (reads kpi._build's ``kpi_tk``:
-    the tickets issued in the period; their prints up to ``end_slack``)."""
+def table(conn: Connection) -> Any:
+    """The 書かない窓口 KPI table of the period, from kpi._build's temporary tables: ``kpi_tk.forms``
+    (the ``issued`` event's ``forms``) and ``kpi_ev.forms`` (a ``forms_printed`` event's per-form
+    counts, as JSON text), copied in the one pass over the period's events every KPI shares."""
     from .kpi import Column, Table
 
-    p = {"site": site, "start": start, "end": end, "end_slack": end_slack}
-    needed = {r.ticket: int(r.forms or 0) for r in conn.execute(text(f"""
-        SELECT t.ticket, {d.jtext('forms', 'e.payload')} AS forms
-        FROM kpi_tk t JOIN events e ON e.site = :site AND e.seq = t.seq"""), p)}
-    prints = []
-    for tid, payload in conn.execute(text("""
-            SELECT e.ticket, e.payload FROM events e JOIN kpi_tk t ON t.ticket = e.ticket
-            WHERE e.site = :site AND e.kind = 'forms_printed' AND e.at >= :start AND e.at < :end_slack
-            ORDER BY e.seq"""), p):
-        prints.append((tid, json.loads(payload) if isinstance(payload, str) else (payload or {})))
+    needed = {r.ticket: int(r.forms or 0) for r in conn.execute(text("SELECT ticket, forms FROM kpi_tk"))}
+    prints = [(tid, {"forms": json.loads(forms) if isinstance(forms, str) else (forms or {})})
+              for tid, forms in conn.execute(text(
+                  "SELECT ticket, forms FROM kpi_ev WHERE kind = 'forms_printed' ORDER BY seq"))]
     visits = visits_from_events(needed, prints)
     # an empty period has an empty table, like every other group
-    found = rows(visits) if any(v["eligible"] for v in visits) else []
+    found = rows(visits) if visits else []
     return Table("forms", "書かない窓口", (
         Column("kpi", "キー"), Column("name", "指標"), Column("value", "値"), Column("unit", "単位"),
     ), found)
