@@ -13,6 +13,11 @@ store on each request, in a worker thread. Consequences, accepted on purpose:
 Only a counter with the ticket called or in service there may read or set them (the departments on
 its route, each in turn). Every access is appended to the visit's audit (who, counter, department,
 what, which keys — never the values) and shown on the console.
+
+``forms`` and ``form_values`` are answered here, outside the writer. ``forms_printed`` goes through
+the writer (handlers.py -> :func:`printed`): it logs one ``forms_printed`` event with counts only —
+per printed form, how many fields came from the card, the answers, the ticket, were typed by staff
+or left blank — so the 書かない窓口 KPIs (kpi_forms.py) survive a restart and cover any date range.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from .core import forms as F
-from .jobs import Reply
+from .core.lobby import Change, Event
+from .jobs import Outcome, Reply
 from .loaders import load_forms
 from .visit_list import visit_list
 
 ROOT = Path(__file__).resolve().parent.parent
-TYPES = ("forms", "form_values", "forms_printed")
+TYPES = ("forms", "form_values")  # answered outside the writer (session.py); memory only
+WRITES = ("forms_printed",)  # through the writer: logs a counts-only event (handlers.py)
 
 
 @dataclass
@@ -158,25 +165,66 @@ def _jdate(day: str) -> str:
 
 
 async def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
-    """The server's hook: check the counter has the ticket, then ``FormsDesk.handle``."""
-
-    desk = server.forms_desk
+    """The server's hook for ``forms`` and ``form_values``: check the counter has the ticket, read
+    the card's 基本4情報 (erased with the visit) in a worker thread, then ``FormsDesk.handle``."""
     hub = server.hubs[client.site]
     ticket = hub.lobby.ticket_at(client.counter)
     if ticket is None:
         raise Reply("no_current_ticket", "the counter has no ticket called or in service")
-    # the card's 基本4情報, erased with the visit: a database read, so in a worker thread
     read_for = ticket.id
     card = await asyncio.to_thread(server.store.prefill, read_for)
     ticket = hub.lobby.ticket_at(client.counter)  # as it is now: the counter may have moved on meanwhile
     if ticket is None or ticket.id != read_for:  # never one visit's card data on another's forms
         raise Reply("no_current_ticket", "the counter has no ticket called or in service")
+    return _answer(server, hub, client, req.type, req.body, server.clock(), card)
+
+
+def _answer(server: Any, hub: Any, client: Any, kind: str, body: dict[str, Any], now: float,
+            card: dict[str, Any] | None) -> dict[str, Any]:
+    ticket = hub.lobby.ticket_at(client.counter)
+    if ticket is None:
+        raise Reply("no_current_ticket", "the counter has no ticket called or in service")
     try:
-        out = desk.handle(req.type, req.body, ticket=ticket, card=card, site_name=hub.config.name.get("ja", hub.key),
-                          staff=client.staff, counter=client.counter, now=server.clock(),
-                          departments=hub.config.department_names)
+        out = server.forms_desk.handle(kind, body, ticket=ticket, card=card,
+                                       site_name=hub.config.name.get("ja", hub.key), staff=client.staff,
+                                       counter=client.counter, now=now, departments=hub.config.department_names)
     except F.FormError as e:
-        raise Reply("bad_field", str(e), "values" if req.type == "form_values" else "forms") from None
+        raise Reply("bad_field", str(e), "values" if kind == "form_values" else "forms") from None
     # the personal list in the citizen's language, for the A4 booklet with the done steps ticked
     out["list"] = visit_list(server.catalogue, ticket, hub.config.department_names, ticket.lang)
     return out
+
+
+def printed(server: Any, hub: Any, client: Any, body: dict[str, Any], now: float) -> Outcome:
+    """``forms_printed``, applied by the writer: mark the forms printed in memory and log one
+    ``forms_printed`` event of counts (never a value; kpi_forms.event_payload). If the commit fails
+    the writer calls ``undo`` and the visit's memory is as before.
+
+    The request has no ``idempotency_key`` on purpose (protocol.FIELDS): the writer stores the reply
+    of an idempotent request in the ``requests`` table, and this reply holds the form values."""
+    desk: FormsDesk = server.forms_desk
+    ticket = hub.lobby.ticket_at(client.counter)
+    before = desk.visits.get(ticket.id) if ticket is not None else None
+    saved = (set(before.printed), dict(before.fields), list(before.audit)) if before is not None else None
+    # the writer applies this on the event loop, so this one read blocks it: a primary-key read of one
+    # row, once per print (not per request of the visit), and it must see the ticket at apply time
+    card = server.store.prefill(ticket.id) if ticket is not None else None
+    out = _answer(server, hub, client, "forms_printed", body, now, card)
+    assert ticket is not None  # _answer refused a counter without one
+    visit = desk.visits[ticket.id]
+
+    def undo() -> None:
+        if saved is None:
+            desk.visits.pop(ticket.id, None)
+        else:
+            visit.printed, visit.fields, visit.audit[:] = saved[0], saved[1], saved[2]
+
+    from .kpi_forms import event_payload
+
+    step = ticket.active_step
+    ids = [f for f in body.get("forms") or [] if isinstance(f, str)]
+    payload = event_payload(out["ticket"]["department"], {i: visit.fields[i] for i in ids if i in visit.fields},
+                            visit.eligible)
+    ev = Event("forms_printed", ticket.id, step=step.index if step is not None else None, counter=client.counter,
+               payload=payload)
+    return Outcome(out, Change(events=(ev,)), undo=undo)

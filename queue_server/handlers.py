@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import admin_handlers, counter_handlers, kiosk_handlers, planner_api, reprint
+from . import admin_handlers, counter_handlers, forms_api, kiosk_handlers, planner_api, reprint
 from .hub import SiteHub
 from .jobs import Job, Outcome
 
@@ -31,6 +31,8 @@ def execute(server: QueueServer, hub: SiteHub, job: Job, now: float) -> Outcome:
         return reprint.print_result(hub, c, b, now)
     if t == "reprint":
         return reprint.reprint(server, hub, c, b, now)
+    if t in forms_api.WRITES:  # counts-only event for the 書かない窓口 KPIs (kpi_forms.py)
+        return forms_api.printed(server, hub, c, b, now)
     if t == "status":  # the citizen's phone
         return Outcome(hub.public_view(hub.lobby.tickets[c.ticket], now))
     if t == "reserve":

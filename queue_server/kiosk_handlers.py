@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import planner_api
 from .core.estimators import wait_fields
+from .core.forms import forms_for
 from .core.journey import plan_to_dict
 from .core.lobby import log_only, with_payload
 from .core.model import Ticket
@@ -65,6 +66,8 @@ def issue(server: QueueServer, hub: SiteHub, c: Client, b: dict[str, Any], now: 
         # every procedure of the visit could have been done online or at a convenience store
         "online_capable": bool(procedures) and all(p.alternative is not None for p in procedures),
         "to_confirm": sum(1 for p in procedures if p.to_confirm),
+        # forms the route's procedures need (config/forms): the 書かない窓口 KPI's denominator
+        "forms": len(forms_for(server.forms_desk.forms, [p for st in ticket.steps for p in st.procedures])),
         "device": c.device,
     }
     ch = hub.lobby.issue(ticket, facts)

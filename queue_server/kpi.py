@@ -284,6 +284,9 @@ def compute(
 
         tables.update(forecast_tables(conn, period.site, *period.bounds(), SLACK, period.offset(),
                                       dict(department_names or {})))
+        from .kpi_forms import table as forms_table  # 書かない窓口 (docs/forms.md)
+
+        tables["forms"] = forms_table(conn)
         from .kpi_manager import manager_tables  # the manager's KPIs (their own module)
 
         tables.update(manager_tables(conn, d, period, target_minutes))
@@ -325,7 +328,8 @@ def _build(conn: Connection, d: _Dialect, period: Period, now: float) -> None:
         SELECT ticket, seq, at, {d.day('at', off)} AS day, {d.hour('at', off)} AS hour,
                {d.jflag('reserved')} AS reserved, {d.jflag('prefilled')} AS prefilled,
                {d.jflag('online_capable')} AS online, {d.jflag('assistance')} AS assistance,
-               {d.jarray('purposes')} AS purposes, {d.jarray('steps')} AS route
+               {d.jarray('purposes')} AS purposes, {d.jarray('steps')} AS route,
+               {d.jtext('forms')} AS forms
         FROM events
         WHERE site = :site AND kind = 'issued' AND at >= :start AND at < :end""")), p)
     conn.execute(text("CREATE INDEX kpi_tk_ticket ON kpi_tk (ticket)"))
@@ -337,7 +341,8 @@ def _build(conn: Connection, d: _Dialect, period: Period, now: float) -> None:
                CASE WHEN e.kind = 'completed' THEN {d.jflag('closed', 'e.payload')}
                     ELSE 0 END AS closed,
                CASE WHEN e.kind = 'completed' THEN {d.jarray('procedures', 'e.payload')} END AS procs,
-               CASE WHEN e.kind = 'completed' THEN {d.jlen('procedures', 'e.payload')} END AS nprocs
+               CASE WHEN e.kind = 'completed' THEN {d.jlen('procedures', 'e.payload')} END AS nprocs,
+               CASE WHEN e.kind = 'forms_printed' THEN {d.jarray('forms', 'e.payload')} END AS forms
         FROM events e JOIN kpi_tk t ON t.ticket = e.ticket
         WHERE e.site = :site AND e.at >= :start AND e.at < :end_slack AND e.ticket IS NOT NULL""")), p)
     conn.execute(text("CREATE INDEX kpi_ev_ticket ON kpi_ev (ticket, seq)"))

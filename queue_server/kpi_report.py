@@ -49,7 +49,13 @@ def _cell(v: Any, c: Column) -> str:
 
 def format_table(t: Table) -> str:
     heads = [header(c) for c in t.columns]
-    body = [[_cell(v, c) for v, c in zip(r, t.columns, strict=True)] for r in t.rows]
+    keys = [c.key for c in t.columns]
+    if "value" in keys and "unit" in keys:  # a KPI list (来庁予約, 書かない窓口): each row has its unit
+        v, u = keys.index("value"), keys.index("unit")
+        body = [[_cell(x, Column("v", "", r[u]) if i == v else c) for i, (x, c) in enumerate(zip(r, t.columns, strict=True))]
+                for r in t.rows]
+    else:
+        body = [[_cell(v, c) for v, c in zip(r, t.columns, strict=True)] for r in t.rows]
     widths = [max([_width(h)] + [_width(row[i]) for row in body]) for i, h in enumerate(heads)]
     numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in t.rows) and bool(t.rows)
                for i in range(len(heads))]

@@ -102,14 +102,17 @@ function table(tb, key, range) {
   }
   const body = el.createTBody();
   if (!tb.rows.length) body.insertRow().insertCell().textContent = t("none");
+  // a KPI list (key, name, value, unit: the overview, 来庁予約, 書かない窓口) has each row's unit
+  const unitAt = tb.columns.findIndex((c) => c.key === "unit");
+  const perRow = unitAt >= 0 && tb.columns.some((c) => c.key === "value");
   for (const row of tb.rows) {
     const tr = body.insertRow();
     const cells = pickRow(row);
     cols.forEach((c, i) => {
       const td = tr.insertCell();
-      const unit = key === "summary" && c.key === "value" ? row[3] : c.unit;
+      const unit = perRow && c.key === "value" ? row[unitAt] : c.unit;
       // a share is already shown as %: its unit column would only repeat it
-      td.textContent = key === "summary" && c.key === "unit" && cells[i] === "比率" ? "" : fmt(cells[i], unit);
+      td.textContent = perRow && c.key === "unit" && cells[i] === "比率" ? "" : fmt(cells[i], unit);
       if (typeof cells[i] === "number") td.className = "num";
       td.dataset.value = cells[i] === null ? "" : String(cells[i]);
     });

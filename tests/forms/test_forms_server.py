@@ -1,6 +1,10 @@
 """書かない窓口 over the real server: the forms of the seed's 死亡① visit filled from the card, the
 values typed once and seen by the next department, and nothing of them left anywhere after the
-visit closes (database and WAL after a checkpoint, server log, board and phone traffic)."""
+visit closes (database and WAL after a checkpoint, server log, board and phone traffic).
+
+The card data is sent in the issue request here, to test the protocol itself (refusals, the audit,
+/metrics); tests/kiosk/test_forms_card_walk.py walks the same visit from the virtual card read by
+the Kivy kiosk through pcscd, with the console and forms pages in chromium."""
 
 from __future__ import annotations
 

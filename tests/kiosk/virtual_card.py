@@ -439,7 +439,8 @@ def pcsc_readers() -> list[str] | None:
 
 def _running_pcscd_pid() -> int | None:
     try:
-        pid = int(PCSCD_PID_FILE.read_text().strip())
+        # pcscd writes its pid with a trailing NUL ("5599\n\0"): int() refuses that unstripped
+        pid = int(PCSCD_PID_FILE.read_text().strip("\x00\n "))
         os.kill(pid, 0)
         return pid
     except (OSError, ValueError):

@@ -1,6 +1,10 @@
 """書かない窓口 in a real browser: the console opens the forms of the ticket at the counter, the card
 fields are filled, the clerk types the deceased's name and date of death once, three forms print to
-A4 PDFs with the values in them, and the next department's page shows the same values untyped."""
+A4 PDFs with the values in them, and the next department's page shows the same values untyped.
+
+The card data is sent in the issue request here (and left out, for the no-card note); the A4
+booklet is checked in English. tests/kiosk/test_forms_card_walk.py starts the same walk from the
+virtual card read by the Kivy kiosk through pcscd."""
 
 from __future__ import annotations
 
