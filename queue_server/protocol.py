@@ -118,6 +118,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     "close": {},
     "queue": {},
     "current": {},
+    "resync": {},  # the console's queue view has a gap: a full `queue` push follows (docs/protocol.md)
     # counter: forms of the visit (queue_server/forms_api.py; values kept in memory only)
     "forms": {},
     "form_values": {"values": _F(Map(Text(64, 1), Text(200), 100), True)},  # forms.MAX_VALUE characters
@@ -148,7 +149,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"ping", "plan", "issue", "help", "device_fault"}),
     "counter": frozenset(
         {"ping", "call_next", "call", "recall", "start", "complete", "transfer", "add_procedure", "no_show",
-         "requeue", "open", "pause", "close", "queue", "current", "forms", "form_values", "forms_printed"}
+         "requeue", "open", "pause", "close", "queue", "current", "resync", "forms", "form_values", "forms_printed"}
     ),
     "display": frozenset({"ping"}),
     "public": frozenset({"ping", "status"}),

@@ -77,6 +77,8 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
             return await send(client, P.reply(req.id, planner_api.kiosk_plan(server, client, req.body)))
         if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
             return await send(client, P.reply(req.id, forms_api.serve(server, client, req)))
+        if req.type == "resync":  # the queue snapshot comes as a push, in order with the deltas
+            return await send(client, P.reply(req.id, pushes.resync(server, client)))
     except Reply as e:
         return await send_error(server, client, req.id, e.code, e.message, e.field)
     idem = req.body.get("idempotency_key")
@@ -191,14 +193,16 @@ def snapshot(server: QueueServer, hub: SiteHub, client: Client, now: float) -> d
     if client.role == "counter":
         c = hub.lobby.counters[client.counter]
         cur = hub.lobby.ticket_at(c.number)
+        entries, seq = server.feeds.join(hub, client, c.departments)  # then deltas from seq (feed.py)
         return {
             "counter": hub.counter_view(c),
-            "queue": hub.queue_view(c, now),
+            "queue": {"full": True, "seq": seq, "entries": entries},
             "current": hub.ticket_view(cur) if cur else None,
             "help": hub.help_alerts[-20:],
             "departments": {d: dict(n) for d, n in hub.config.department_names.items()},
             "board": hub.board_view(now),
             # what the console needs to enable exactly the buttons the server accepts
-            "policy": {"max_recalls": hub.lobby.max_recalls},
+            "policy": {"max_recalls": hub.lobby.max_recalls, "aging_bound": hub.lobby.policy.aging_bound,
+                       "reservation_grace": hub.lobby.policy.reservation_grace},
         }
     return {"board": hub.board_view(now)}
