@@ -106,11 +106,16 @@ class Feeds:
         """A console's hello: its queue's committed entries and the seq they hold at; it follows
         the stream of its department set from there."""
         f = self.site(hub)
-        entries = f.snapshot(departments)
-        if departments not in f.streams:
-            f.streams[departments] = Stream(departments, f.seq, dict(entries))
         f.members[client] = departments
         f.resync.discard(client)
+        stream = f.streams.get(departments)
+        if stream is not None:
+            # the set's view at its seq (at most one flush old): the next delta brings everything
+            # touched since, so a reconnect storm builds no entry, and nothing uncommitted is seen
+            return list(stream.entries.values()), stream.seq
+        entries = f.snapshot(departments)
+        if stream is None:
+            f.streams[departments] = Stream(departments, f.seq, dict(entries))
         return list(entries.values()), f.seq
 
     def want_snapshot(self, hub: SiteHub, client: Client) -> None:
