@@ -69,6 +69,8 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
             raise Reply("not_allowed", f"role {client.role!r} may not send {req.type!r}", "type")
         if req.type == "ping":
             return await send(client, P.reply(req.id, {"pong": server.clock()}))
+        if req.type == "resync":  # the queue snapshot comes as a push, in order with the deltas
+            return await send(client, P.reply(req.id, pushes.resync(server, client)))
         if client.role == "planner":  # the public planning page: rate-limited, no token
             if req.type in planner_api.READS:
                 return await send(client, await planner_api.read(server, client, req))
@@ -77,8 +79,6 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
             return await send(client, P.reply(req.id, planner_api.kiosk_plan(server, client, req.body)))
         if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
             return await send(client, P.reply(req.id, forms_api.serve(server, client, req)))
-        if req.type == "resync":  # the queue snapshot comes as a push, in order with the deltas
-            return await send(client, P.reply(req.id, pushes.resync(server, client)))
     except Reply as e:
         return await send_error(server, client, req.id, e.code, e.message, e.field)
     idem = req.body.get("idempotency_key")
