@@ -22,6 +22,9 @@ class Metrics:
         self.commit_seconds = 0.0
         self.pushes = 0
         self.last_broadcast = (0, 0.0)  # (subscribers, seconds) of the latest fan-out
+        self.flushes = 0  # flusher rounds that had changes to push (pushes.flusher)
+        self.flush_seconds = 0.0  # their server time: waits, queue deltas, public statuses
+        self.slow_dropped = 0  # clients closed because their write buffer passed the bound
 
     def text(self, server: QueueServer) -> str:
         lines = [
@@ -56,6 +59,14 @@ class Metrics:
             f"madoguchi_commit_seconds_total {self.commit_seconds:.6f}",
             "# TYPE madoguchi_pushes_total counter",
             f"madoguchi_pushes_total {self.pushes}",
+            "# HELP madoguchi_flush_seconds_total Server time spent building and sending derived-view pushes.",
+            "# TYPE madoguchi_flush_seconds_total counter",
+            f"madoguchi_flush_seconds_total {self.flush_seconds:.6f}",
+            "# TYPE madoguchi_flushes_total counter",
+            f"madoguchi_flushes_total {self.flushes}",
+            "# HELP madoguchi_slow_clients_dropped_total Clients closed because they did not read their pushes.",
+            "# TYPE madoguchi_slow_clients_dropped_total counter",
+            f"madoguchi_slow_clients_dropped_total {self.slow_dropped}",
             "# HELP madoguchi_last_broadcast_seconds Server time to hand the latest push to all its subscribers.",
             "# TYPE madoguchi_last_broadcast_seconds gauge",
             f'madoguchi_last_broadcast_seconds{{subscribers="{self.last_broadcast[0]}"}} {self.last_broadcast[1]:.6f}',

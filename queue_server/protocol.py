@@ -121,6 +121,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     "close": {},
     "queue": {},
     "current": {},
+    "resync": {},  # the console's queue view has a gap: a full `queue` push follows (docs/protocol.md)
     # counter: forms of the visit (queue_server/forms_api.py; values kept in memory only)
     "forms": {},
     "form_values": {"values": _F(Map(Text(64, 1), Text(200), 100), True)},  # forms.MAX_VALUE characters
@@ -153,7 +154,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "kiosk": frozenset({"ping", "plan", "issue", "help", "device_fault", "print_result"}),
     "counter": frozenset(
         {"ping", "call_next", "call", "recall", "start", "complete", "transfer", "add_procedure", "no_show",
-         "requeue", "open", "pause", "close", "queue", "current", "forms", "form_values", "forms_printed",
+         "requeue", "open", "pause", "close", "queue", "current", "resync", "forms", "form_values", "forms_printed",
          "reprint"}
     ),
     "display": frozenset({"ping"}),

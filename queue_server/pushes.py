@@ -1,11 +1,15 @@
 """Pushes: who hears what. Committed events go at once to the boards, consoles, phones and admin
 pages that want them; derived views (waits, queues, public statuses) go from the flusher at most
-every FLUSH_INTERVAL, and only when they changed."""
+every FLUSH_INTERVAL, and only when they changed. Counter consoles get their queue as deltas
+(feed.py). A client whose socket does not keep up is dropped to a resync instead of having
+pushes pile up in its write buffer without bound."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +23,14 @@ from .jobs import Client
 if TYPE_CHECKING:
     from .server import QueueServer
 
+log = logging.getLogger("madoguchi.server")
 FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
+# A client with more than this many bytes not yet written to its socket is closed (1013) and
+# resyncs when it reconnects: several full queue snapshots, far more than a healthy client ever
+# has pending, so only a client that stopped reading (or a link that died unnoticed) reaches it.
+MAX_CLIENT_BUFFER = 1024 * 1024
+DROP_GRACE = 5.0  # seconds a dropped client has to read up to the close frame before the socket is cut
+SLOW_CLOSE_REASON = "too slow: reconnect and resync"
 
 
 def wants(client: Client, audience: str) -> bool:
@@ -42,7 +53,7 @@ def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any,
     msg = P.push(kind, hub.key, hub.seq if seq is None else seq, data)
     if msg is None:  # not encodable (logged): better no push than one a board's parser drops
         return
-    targets = [c.ws for c in server.clients if c.site == hub.key and c.role and wants(c, audience)]
+    targets = writable(server, [c for c in server.clients if c.site == hub.key and c.role and wants(c, audience)])
     if targets:
         server.metrics.pushes += len(targets)
         t0 = time.perf_counter()
@@ -53,6 +64,7 @@ def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any,
 def push_event(server: QueueServer, hub: SiteHub, ev: dict, now: float) -> None:
     """The pushes of one committed event: calls to boards and the ticket's phone, call ends, and
     every event to admin pages."""
+    server.feeds.record(hub, ev)  # first: the consoles' queue deltas are built from these records
     kind = ev["kind"]
     hub.observe(ev)
     if kind in ("called", "recalled"):
@@ -102,34 +114,89 @@ async def flusher(server: QueueServer) -> None:
             continue
         sites, server.dirty = server.dirty, set()
         now = server.clock()
+        t0 = time.perf_counter()
         for key in sites:
             hub = server.hubs[key]
             waits_data = hub.waits_view(hub.waits(now, fresh=True))
             _push_if_changed(server, last, hub, "display", "waits", waits_data)
-            # Consoles with the same departments share one queue: build and encode it once
-            # (encoding a long queue per console was most of the server's time with 200 consoles).
-            queues: dict[frozenset[str], tuple[str, str]] = {}
+            consoles = []
             for client in [c for c in server.clients if c.site == key]:
-                if client.role == "counter":
-                    counter = hub.lobby.counters[client.counter]
-                    if counter.departments not in queues:
-                        data = {"queue": hub.queue_view(counter, now), "waits": waits_data}
-                        queues[counter.departments] = (json.dumps(data, sort_keys=True, ensure_ascii=False),
-                                                       P.push("queue", hub.key, hub.seq, data))
-                    body, msg = queues[counter.departments]
-                    _send_if_changed(server, last, client, "queue", body, msg)
+                if client.role == "counter" and client.counter in hub.lobby.counters:
+                    consoles.append((client, hub.lobby.counters[client.counter].departments))
                 elif client.role == "public" and client.ticket in hub.lobby.tickets:
                     data = hub.public_view(hub.lobby.tickets[client.ticket], now)
                     _send_if_changed(server, last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
                                      P.push("status", hub.key, hub.seq, data))
+            flush_queues(server, hub, consoles)
+        server.metrics.flushes += 1
+        server.metrics.flush_seconds += time.perf_counter() - t0
+
+
+def flush_queues(server: QueueServer, hub: SiteHub, consoles: list[tuple[Client, frozenset[str]]]) -> None:
+    """The consoles' queue pushes of one flush (feed.py): one delta per department set, encoded
+    once and sent to all its consoles, and a full snapshot to each console that asked for one."""
+    for clients, seq, data in server.feeds.flush(hub, consoles):
+        msg = P.push("queue", hub.key, seq, data)
+        targets = writable(server, clients)
+        if msg is not None and targets:
+            server.metrics.pushes += len(targets)
+            broadcast(targets, msg)
+
+
+def resync(server: QueueServer, client: Client) -> dict[str, Any]:
+    """A console asked for its queue again (it saw a gap): a full snapshot push at the next flush."""
+    hub = server.hubs[client.site]
+    server.feeds.want_snapshot(hub, client)
+    server.dirty.add(hub.key)
+    return {"pending": True}
+
+
+def writable(server: QueueServer, clients: list[Client]) -> list:
+    """The sockets of these clients that keep up; a client whose write buffer is over
+    MAX_CLIENT_BUFFER is dropped (closed with SLOW_CLOSE_REASON) and gets nothing more."""
+    out = []
+    for c in clients:
+        transport = c.ws.transport
+        if transport is not None and transport.get_write_buffer_size() > MAX_CLIENT_BUFFER:
+            drop_slow(server, c)
+        elif c not in server.feeds.dropped:
+            out.append(c.ws)
+    return out
+
+
+def drop_slow(server: QueueServer, client: Client) -> None:
+    """Close a client that stopped reading: 1013 (try again later) with a reason it can read if
+    it catches up; the socket is cut after DROP_GRACE if it does not. It resyncs on reconnect
+    (hello: a snapshot, and a board's missed calls)."""
+    if client in server.feeds.dropped:
+        return
+    server.feeds.dropped.add(client)
+    server.metrics.slow_dropped += 1
+    log.warning("dropping a slow %s client: %d bytes not written", client.role,
+                client.ws.transport.get_write_buffer_size())
+
+    async def close() -> None:
+        try:
+            async with asyncio.timeout(DROP_GRACE):
+                await client.ws.close(1013, SLOW_CLOSE_REASON)
+        except TimeoutError:
+            client.ws.transport.abort()
+        except Exception:  # closing a broken socket: nothing left to do
+            with contextlib.suppress(Exception):
+                client.ws.transport.abort()
+
+    task = asyncio.get_running_loop().create_task(close())
+    server.feeds.closing.add(task)
+    task.add_done_callback(server.feeds.closing.discard)
 
 
 def _send_if_changed(server: QueueServer, last: dict, client: Client, kind: str, body: str, msg: str | None) -> None:
     k = (id(client), kind)
     if msg is not None and last.get(k) != body:
         last[k] = body
-        server.metrics.pushes += 1
-        broadcast([client.ws], msg)
+        targets = writable(server, [client])
+        server.metrics.pushes += len(targets)
+        broadcast(targets, msg)
 
 
 def _push_if_changed(server: QueueServer, last: dict, hub: SiteHub, audience: str, kind: str, data: Any) -> None:

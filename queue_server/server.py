@@ -36,6 +36,7 @@ from websockets.http11 import Response
 from . import forms_api, handlers, http_routes, leader, planner_api, pushes, reprint, session
 from . import protocol as P
 from .config import CityConfig
+from .feed import Feeds
 from .hub import SiteHub, make_hub
 from .idempotency import scope_stored_key
 from .jobs import Client, Job, Outcome
@@ -71,6 +72,7 @@ class QueueServer:
         self.idem: dict[tuple[str, str], Any] = {}
         self.metrics = Metrics()
         self.dirty: set[str] = set()
+        self.feeds = Feeds()  # the consoles' queue deltas (feed.py)
         self._tasks: list[asyncio.Task] = []
         self.writer = Writer(self)
         self.roll_retry_at = 0.0  # day_end.py: no end of day before this time (after a failure)
@@ -140,6 +142,7 @@ class QueueServer:
                 del self.idem[k]
         self.idem.update(idem)
         self.hubs[hub.key] = hub
+        self.feeds.reset(hub)  # consoles of a re-read site get a full snapshot at the next flush
 
     async def reread(self, sites: list[str]) -> None:
         """Replace these sites' memory with what the database holds (after a constraint failure:

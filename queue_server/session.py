@@ -70,6 +70,8 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
             raise Reply("not_allowed", f"role {client.role!r} may not send {req.type!r}", "type")
         if req.type == "ping":
             return await send(client, P.reply(req.id, {"pong": server.clock()}))
+        if req.type == "resync":  # the queue snapshot comes as a push, in order with the deltas
+            return await send(client, P.reply(req.id, pushes.resync(server, client)))
         if client.role == "planner":  # the public planning page: rate-limited, no token
             if req.type in planner_api.READS:
                 return await send(client, await planner_api.read(server, client, req))
@@ -194,15 +196,17 @@ def snapshot(server: QueueServer, hub: SiteHub, client: Client, now: float) -> d
     if client.role == "counter":
         c = hub.lobby.counters[client.counter]
         cur = hub.lobby.ticket_at(c.number)
+        entries, seq = server.feeds.join(hub, client, c.departments)  # then deltas from seq (feed.py)
         return {
             "counter": hub.counter_view(c),
-            "queue": hub.queue_view(c, now),
+            "queue": {"full": True, "seq": seq, "entries": entries},
             "current": hub.ticket_view(cur) if cur else None,
             "help": hub.help_alerts[-20:],
             "not_printed": reprint.not_printed_view(hub),  # tickets whose print failed
             "departments": {d: dict(n) for d, n in hub.config.department_names.items()},
             "board": hub.board_view(now),
             # what the console needs to enable exactly the buttons the server accepts
-            "policy": {"max_recalls": hub.lobby.max_recalls},
+            "policy": {"max_recalls": hub.lobby.max_recalls, "aging_bound": hub.lobby.policy.aging_bound,
+                       "reservation_grace": hub.lobby.policy.reservation_grace},
         }
     return {"board": hub.board_view(now)}

@@ -13,7 +13,9 @@ const S = {
   link: null,
   counter: null,        // {number, departments, floor, state}
   departments: {},      // key -> names
-  queue: [],
+  queue: [],            // the queue in call order, as shown (derived from entries at render time)
+  entries: new Map(),   // ticket id -> entry, kept by the `queue` pushes (docs/protocol.md, "Queue feed")
+  queueSeq: null,       // the seq the entries hold at; null while a resync is awaited
   current: null,        // staff view of the ticket at this counter (+ prefill)
   next: null,           // after complete: where the ticket goes now
   alerts: [],
@@ -83,6 +85,79 @@ function renderActions() {
     const missing = a === "no_show" && step?.state === "called" ? (S.policy?.max_recalls ?? 2) - step.recalls : 0;
     if (missing > 0) b.title = t("console.no_show_after", { n: missing });
     else b.removeAttribute("title");
+  }
+}
+
+// ------------------------------------------------------------------ the queue feed
+// The server sends entries that do not change with the clock; the order, the marks and the
+// minutes waited are computed here at render time: queue_server/core/queue_feed.py (step_key,
+// shown), itself dispatch.dispatch_key. A test compares this order with the server's.
+const nowServer = () => Date.now() / 1000 + S.offset;
+
+export function stepKey(e, s, now, policy) {
+  const booked = e.reserved_for;
+  if (booked !== null && booked !== undefined && now >= booked - policy.reservation_grace) return [0, -1, booked, e.issued_at, e.n];
+  if (now - s.since >= policy.aging_bound) return [0, 0, s.since, e.issued_at, e.n];
+  return [1, e.assistance ? -1 : 0, s.since, e.issued_at, e.n];
+}
+
+function cmpKey(a, b) {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+  return 0;
+}
+
+/** The entries in call order at `now`, each as the console shows it (queue_feed.order + shown). */
+export function queueOrder(entries, now, policy) {
+  const rows = [];
+  for (const e of entries) {
+    let best = e.steps[0];
+    let key = stepKey(e, best, now, policy);
+    for (const s of e.steps.slice(1)) {
+      const k = stepKey(e, s, now, policy);
+      if (cmpKey(k, key) < 0) { best = s; key = k; }
+    }
+    const due = e.reserved_for !== null && e.reserved_for !== undefined && now >= e.reserved_for - policy.reservation_grace;
+    rows.push({ key, row: {
+      ticket: e.ticket, number: e.number, department: best.department, step: best.step, procedures: best.procedures,
+      waited_minutes: Math.round((now - best.since) / 6) / 10,
+      priority: due ? "reservation" : e.assistance ? "assistance" : null,
+      escalated: now - best.since >= policy.aging_bound } });
+  }
+  rows.sort((a, b) => cmpKey(a.key, b.key));
+  return rows.map((r) => r.row);
+}
+
+function derive() {
+  S.queue = queueOrder(S.entries.values(), nowServer(), S.policy);
+}
+
+/** A `queue` push or the hello's queue: a full snapshot, or a delta that continues our view.
+ * A delta starting after the seq we hold means we missed one: ask for a resync. */
+function onQueue(seq, data) {
+  if (data.full) {
+    S.entries = new Map(data.entries.map((e) => [e.ticket, e]));
+    S.queueSeq = seq;
+  } else if (S.queueSeq === null || seq <= S.queueSeq) {
+    return;  // a resync is on its way, or our view already holds this delta
+  } else if (data.from > S.queueSeq) {
+    resync();
+    return;
+  } else {
+    for (const id of data.removed) S.entries.delete(id);
+    for (const e of data.entries) S.entries.set(e.ticket, e);
+    S.queueSeq = seq;
+  }
+  derive();
+  renderQueue();
+}
+
+async function resync() {
+  S.queueSeq = null;
+  try {
+    await S.link.request("resync");
+  } catch (err) {
+    // offline: the reconnect's hello brings a snapshot; refused (busy …): ask again shortly
+    if (err.code !== "offline") setTimeout(() => { if (S.queueSeq === null && S.link) resync(); }, 2000);
   }
 }
 
@@ -376,7 +451,8 @@ function onReady(result) {
   S.policy = snap.policy || null;
   S.counter = snap.counter;
   S.departments = snap.departments;
-  S.queue = snap.queue;
+  S.entries = new Map();
+  onQueue(snap.queue.seq, snap.queue);
   S.current = snap.current;
   // help alerts of the day stay in the snapshot; show the last few, newest first
   const gone = dismissed();
@@ -408,8 +484,7 @@ function onPush(msg) {
   if (msg.push === "storage") {
     renderStorage(msg.data);
   } else if (msg.push === "queue") {
-    S.queue = msg.data.queue;
-    renderQueue();
+    onQueue(msg.seq, msg.data);
   } else if (msg.push === "help") {
     S.alerts.unshift({ ...msg.data, fresh: true });
     renderAlerts();
@@ -505,6 +580,8 @@ async function main() {
   }
   document.addEventListener("keydown", onKey);
   setInterval(tick, 1000);  // the called / serving timer
+  // minutes waited and the aging order move with the clock alone, not with pushes
+  setInterval(() => { if (S.policy && !$("app").hidden) { derive(); renderQueue(); } }, 15000);
   ($("staff").value ? $("token").value ? $("signin-button") : $("token") : $("staff")).focus();
 }
 

@@ -66,7 +66,7 @@ def templates(tokens: Any, site: str = "honcho") -> dict[str, dict[str, Any]]:
         "call_next": {"idempotency_key": "fz"},
         "call": {"ticket": "00000000-0000-0000-0000-000000000000"},
         "recall": {}, "start": {}, "complete": {}, "no_show": {}, "requeue": {}, "pause": {}, "close": {},
-        "queue": {}, "current": {}, "status": {}, "snapshot": {},
+        "queue": {}, "current": {}, "resync": {}, "status": {}, "snapshot": {},
         "open": {"staff": "fuzz"},
         "transfer": {"department": "hoken_nenkin"},
         "add_procedure": {"department": "shimin", "procedures": ["extra"], "minutes": 5},
