@@ -215,6 +215,7 @@ class Conn:
         self.dropping = False  # the bench drops it on purpose (storm): no "closed by server"
         self.replay_left = 0
         self.replay_upto = 0
+        self.phase = "live"  # board: "hello" until the hello reply, "replay" while missed calls arrive
         self.drop_at: float | None = None
         self.reader: asyncio.Task | None = None
         self.writer = asyncio.create_task(self._write())
@@ -229,6 +230,7 @@ class Conn:
         if self.last_seq:
             hello["last_seq"] = self.last_seq
         await ws.send(json.dumps(hello))
+        self.phase = "hello"
         deadline = perf() + 120
         while True:
             raw = await asyncio.wait_for(ws.recv(decode=False), max(0.1, deadline - perf()))
@@ -244,6 +246,7 @@ class Conn:
         self.ws = ws
         self.last_seq = max(self.last_seq, int(res.get("seq") or 0))
         self.replay_left, self.replay_upto = int(res.get("missed") or 0), int(res.get("seq") or 0)
+        self.phase = "replay" if self.replay_left else "live"
         self.alive = True
         self.reader = asyncio.create_task(self._read(ws))
         self.ready.set()
@@ -267,7 +270,8 @@ class Conn:
             g.count("client_errors", type(e).__name__)
         if ws is not self.ws or g.stopping or self.dropping:
             return
-        g.count("closed_by_server", self.role)
+        # e.g. 1011 "keepalive ping timeout": a connection whose requests queue up is not read
+        g.count("closed_by_server", f"{self.role} {ws.close_code} {ws.close_reason or ''}".strip())
         asyncio.create_task(self.reconnect())
 
     async def _write(self) -> None:
@@ -393,18 +397,21 @@ class Gen:
             d = msg.get("data") or {}
             seq = int(msg.get("seq") or d.get("seq") or 0)
             conn.last_seq = max(conn.last_seq, seq)
+            phase = conn.phase if conn.phase != "replay" or seq <= conn.replay_upto else "live"
             if conn.replay_left and seq <= conn.replay_upto:
                 conn.replay_left -= 1
                 if conn.replay_left == 0:
+                    conn.phase = "live"
                     conn.resynced(now)
             if d.get("recall"):
                 return
             got = self.board_recv[(conn.site, str(d.get("number")), d.get("counter"))]
             e = got.get(conn.idx)
             if e is None:
-                got[conn.idx] = [1, now]
-            else:
+                got[conn.idx] = [1, now, phase]
+            else:  # how the copies came (live, during hello, replayed): tells a replay race from a resend
                 e[0] += 1
+                self.count("duplicate_via", f"{e[2]}+{phase}")
             return
         s = SEQ_HEAD.search(raw, 0, 200)
         if s is not None:
@@ -415,11 +422,13 @@ class Gen:
         if p is None:
             self.count("unmatched_replies", "reply")
             return
-        conn, typ, sched, _sent, fut, cycle = p
+        conn, typ, sched, sent, fut, cycle = p
         err = msg.get("error")
         if sched is not None:
             self.answered += 1
             self.lat["all"].append(now - sched)
+            if sent is not None:  # without the wait for a free console or the generator's lag
+                self.lat["from_send"].append(now - sent)
             self.lat["issue" if typ == "issue" else "read" if typ in ("queue", "current") else "counter"].append(now - sched)
             if err:
                 self.errors[str(err.get("code"))] += 1
@@ -660,9 +669,11 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         "lost_on_close": gen.lost, "never_sent": unsent,
         "latency": summary(gen.lat["all"]), "latency_issue": summary(gen.lat["issue"]),
         "latency_counter": summary(gen.lat["counter"]), "latency_read": summary(gen.lat["read"]),
+        "latency_from_send": summary(gen.lat["from_send"]),
         "send_lag": summary(gen.send_lag), "errors": dict(gen.errors), "empty_calls": gen.empty_calls,
         "push": gen.delivery(), "pushes_received": dict(gen.push_count), "push_mb": round(gen.push_bytes / 1e6, 2),
         "closed_by_server": dict(gen.counts["closed_by_server"]), "reconnects": dict(gen.counts["reconnects"]),
+        "duplicate_via": dict(gen.counts["duplicate_via"]),
         "client_errors": dict(gen.counts["client_errors"]), "server_cpu": round(cpu_srv, 2),
         "generator_cpu": round(cpu_gen, 2), "drain_s": round(drained, 2), "window_s": round(wall, 2),
     }
@@ -737,7 +748,7 @@ def print_row(r: dict[str, Any]) -> None:
     closed = sum(r["closed_by_server"].values())
     print(f"{r['scenario']:>6} {r['sites']:>5} {r['consoles']:>8} {r['boards']:>6} {r['offered_per_s']:>7.0f} "
           f"{r['achieved_send_per_s']:>8.0f} {fmt(lat['p50_ms']):>8} {fmt(lat['p99_ms']):>8} {fmt(lat['max_ms']):>8} "
-          f"{r['answered']:>6}/{r['offered']:<6} {fmt(r['send_lag']['p99_ms']):>8} "
+          f"{r['answered']:>6}/{r['offered']:<6} {fmt(r['latency_from_send']['p99_ms']):>8} {fmt(r['send_lag']['p99_ms']):>8} "
           f"{p['calls']:>5} {p['missing']:>4} {p['duplicated']:>4} {fmt(p['delay']['p50_ms']):>7} {fmt(p['delay']['p99_ms']):>7} "
           f"{r['server_cpu']:>4.2f} {r['generator_cpu']:>4.2f} {fmt(r['sqlite_commit']['p99_ms'])} {closed:>4} {errs}")
 
@@ -780,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         "mix": args.mix, "seconds": args.seconds, "backlog": args.backlog, "runs": [],
     }
     header = (f"{'run':>6} {'sites':>5} {'consoles':>8} {'boards':>6} {'offered':>7} {'achieved':>8} {'p50':>8} {'p99':>8} "
-              f"{'max':>8} {'answered/sent':>13} {'lag p99':>8} {'calls':>5} {'miss':>4} {'dup':>4} {'push50':>7} "
+              f"{'max':>8} {'answered/offered':>13} {'wire p99':>8} {'lag p99':>8} {'calls':>5} {'miss':>4} {'dup':>4} {'push50':>7} "
               f"{'push99':>7} {'srv':>4} {'gen':>4} commit99 {'cls':>4} errors")
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -806,14 +817,18 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results["runs"].append(r)
             print_row(r)
+            if r["closed_by_server"] or r["lost_on_close"] or r["unanswered"] or r["never_sent"]:
+                print(f"{'':>6} closed by server: {r['closed_by_server'] or '-'}; lost with them {r['lost_on_close']}, "
+                      f"unanswered {r['unanswered']}, never sent {r['never_sent']} (no free console)", flush=True)
             if "storm" in r:
                 s = r["storm"]
-                print(f"{'':>6} storm: {s['resynced']}/{s['clients']} resynced, p50 {fmt(s['p50_ms'])} ms, "
-                      f"p99 {fmt(s['p99_ms'])} ms, max {fmt(s['max_ms'])} ms", flush=True)
+                print(f"{'':>6} storm: {s['resynced']}/{s['clients']} resynced after the drop in p50 {fmt(s['p50_ms'])}, "
+                      f"p99 {fmt(s['p99_ms'])}, max {fmt(s['max_ms'])} (ms unless s); duplicates via "
+                      f"{r['duplicate_via'] or '-'}", flush=True)
             sys.stdout.flush()
     results["loadavg_end"] = os.getloadavg()
-    print("(latency in ms from each request's scheduled time; achieved = sends/s the generator made; lag = send − "
-          "schedule; push = board receipt − call reply; srv/gen = CPU cores used; commit99 = raw SQLite WAL "
+    print("(latency in ms from each request's scheduled time; achieved = sends/s the generator made; wire = reply − "
+          "actual send; lag = send − schedule (a console's step waits for its previous reply); push = board receipt − call reply; srv/gen = CPU cores used; commit99 = raw SQLite WAL "
           "commit p99 ms; cls = connections the server closed)")
     for r in results["runs"]:
         if "failed" not in r and r["generator_cpu"] >= 0.9:
