@@ -753,6 +753,39 @@ def print_row(r: dict[str, Any]) -> None:
           f"{r['server_cpu']:>4.2f} {r['generator_cpu']:>4.2f} {fmt(r['sqlite_commit']['p99_ms'])} {closed:>4} {errs}")
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The runs as docs/benchmarks.md tables (`--markdown`, or `--from-json FILE --markdown`)."""
+    out = ["| run | sites | consoles | boards | offered /s | sent /s | p50 | p99 | max | wire p99 | answered / offered "
+           "| errors | closed by server | calls | missing | dup | push p50 | push p99 | server CPU | generator CPU "
+           "| SQLite commit p50 / p99 |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    storms = []
+    for r in results["runs"]:
+        if "failed" in r:
+            out.append(f"| {r['scenario']} | {r.get('sites')} | {r.get('consoles')} | {r.get('boards')} | {r.get('rate')} "
+                       f"| failed: {r['failed']} |" + " |" * 15)
+            continue
+        lat, p, c = r["latency"], r["push"], r["sqlite_commit"]
+        errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items())) or "0"
+        closed = sum(r["closed_by_server"].values())
+        out.append(
+            f"| {r['scenario']} | {r['sites']} | {r['consoles']} | {r['boards']} | {r['offered_per_s']:.0f} "
+            f"| {r['achieved_send_per_s']:.0f} | {fmt(lat['p50_ms'])} | {fmt(lat['p99_ms'])} | {fmt(lat['max_ms'])} "
+            f"| {fmt(r.get('latency_from_send', {}).get('p99_ms'))} | {r['answered']} / {r['offered']} | {errs} | {closed} "
+            f"| {p['calls']} | {p['missing']} | {p['duplicated']} | {fmt(p['delay']['p50_ms'])} "
+            f"| {fmt(p['delay']['p99_ms'])} | {r['server_cpu']:.2f} | {r['generator_cpu']:.2f} "
+            f"| {fmt(c['p50_ms'])} / {fmt(c['p99_ms'])} |")
+        if "storm" in r:
+            s = r["storm"]
+            storms.append(f"| {s['clients']} | {r['offered_per_s']:.0f} | {s['resynced']} | {fmt(s['p50_ms'])} "
+                          f"| {fmt(s['p99_ms'])} | {fmt(s['max_ms'])} | {p['missing']} | {p['duplicated']} "
+                          f"| {', '.join(f'{k} {v}' for k, v in r.get('duplicate_via', {}).items()) or '—'} |")
+    if storms:
+        out += ["", "| storm clients | offered /s | resynced | p50 | p99 | max | calls missing | duplicated | duplicates via |",
+                "|---|---|---|---|---|---|---|---|---|", *storms]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--scenario", nargs="+", choices=("matrix", "sites", "storm"), default=["matrix", "sites", "storm"])
@@ -771,7 +804,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="a smoke run: tiny connections, rates and windows")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--markdown", action="store_true", help="also print the runs as Markdown tables")
+    ap.add_argument("--from-json", default=None, help="print the Markdown tables of an earlier --json FILE; no run")
     args = ap.parse_args(argv)
+    if args.from_json:
+        print(markdown(json.loads(Path(args.from_json).read_text())))
+        return 0
     if args.quick:
         args.consoles, args.boards, args.rates = [4], [2], [30]
         args.seconds, args.backlog, args.drain, args.commits, args.kiosks = 2.0, 10, 20.0, 200, 2
@@ -834,6 +872,8 @@ def main(argv: list[str] | None = None) -> int:
         if "failed" not in r and r["generator_cpu"] >= 0.9:
             print(f"note: the generator used {r['generator_cpu']:.0%} of its core at {r['offered_per_s']:.0f} req/s "
                   f"({r['consoles']} consoles, {r['boards']} boards): there the generator, not only the server, limits")
+    if args.markdown:
+        print(markdown(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False))
     return 1 if any("failed" in r for r in results["runs"]) else 0
