@@ -216,6 +216,9 @@ class Conn:
         self.replay_left = 0
         self.replay_upto = 0
         self.phase = "live"  # board: "hello" until the hello reply, "replay" while missed calls arrive
+        self.truncated = False  # a hello reply said truncated (no replay): missing calls are explained
+        self.seq_from = "hello"  # the kind of push the last_seq came from (to explain a missing call)
+        self.resumed: list[tuple[int, str]] = []  # (last_seq, its push kind) of each reconnecting hello
         self.drop_at: float | None = None
         self.reader: asyncio.Task | None = None
         self.writer = asyncio.create_task(self._write())
@@ -229,6 +232,7 @@ class Conn:
         hello = {"type": "hello", "id": rid, **self.hello}
         if self.last_seq:
             hello["last_seq"] = self.last_seq
+            self.resumed.append((self.last_seq, self.seq_from))
         await ws.send(json.dumps(hello))
         self.phase = "hello"
         deadline = perf() + 120
@@ -244,8 +248,13 @@ class Conn:
             raise RuntimeError(f"hello refused for {self.role} {self.site} {self.counter}: {msg['error']}")
         res = msg["result"]
         self.ws = ws
-        self.last_seq = max(self.last_seq, int(res.get("seq") or 0))
         self.replay_left, self.replay_upto = int(res.get("missed") or 0), int(res.get("seq") or 0)
+        if res.get("truncated"):  # the server cannot replay: the board starts over from the snapshot
+            g.count("truncated", self.role)
+            self.truncated = True
+            self.last_seq, self.seq_from = self.replay_upto, "hello"
+        elif not self.replay_left and self.replay_upto > self.last_seq:  # as display_board/web/common.js
+            self.last_seq, self.seq_from = self.replay_upto, "hello"
         self.phase = "replay" if self.replay_left else "live"
         self.alive = True
         self.reader = asyncio.create_task(self._read(ws))
@@ -396,26 +405,29 @@ class Gen:
             msg = msg or json.loads(raw)
             d = msg.get("data") or {}
             seq = int(msg.get("seq") or d.get("seq") or 0)
-            conn.last_seq = max(conn.last_seq, seq)
+            if seq > conn.last_seq:
+                conn.last_seq, conn.seq_from = seq, "call"
             phase = conn.phase if conn.phase != "replay" or seq <= conn.replay_upto else "live"
             if conn.replay_left and seq <= conn.replay_upto:
                 conn.replay_left -= 1
                 if conn.replay_left == 0:
                     conn.phase = "live"
+                    if conn.replay_upto > conn.last_seq:  # caught up to the hello's seq once the replay is in
+                        conn.last_seq, conn.seq_from = conn.replay_upto, "hello"
                     conn.resynced(now)
             if d.get("recall"):
                 return
             got = self.board_recv[(conn.site, str(d.get("number")), d.get("counter"))]
             e = got.get(conn.idx)
             if e is None:
-                got[conn.idx] = [1, now, phase]
+                got[conn.idx] = [1, now, phase, seq]
             else:  # how the copies came (live, during hello, replayed): tells a replay race from a resend
                 e[0] += 1
                 self.count("duplicate_via", f"{e[2]}+{phase}")
             return
         s = SEQ_HEAD.search(raw, 0, 200)
-        if s is not None:
-            conn.last_seq = max(conn.last_seq, int(s.group(1)))
+        if s is not None and not conn.replay_left and int(s.group(1)) > conn.last_seq:
+            conn.last_seq, conn.seq_from = int(s.group(1)), kind.decode()  # every push's seq counts, as on a real board
 
     def on_reply(self, msg: dict, now: float) -> None:
         p = self.pending.pop(msg.get("re"), None) if isinstance(msg.get("re"), int) else None
@@ -513,7 +525,7 @@ class Gen:
     def delivery(self) -> dict[str, Any]:
         """Every call reaches every board of its site exactly once; delay from the call's reply."""
         keys = set(self.calls) | set(self.board_recv)
-        missing = dup = 0
+        missing = dup = missing_truncated = 0
         delays: list[float] = []
         for key in keys:
             boards = self.boards.get(key[0], [])
@@ -523,12 +535,19 @@ class Gen:
                 e = got.get(b.idx)
                 if e is None:
                     missing += 1
+                    missing_truncated += b.truncated
+                    seq = next((x[3] for x in got.values()), None)
+                    # resumed past the call (its last_seq came from a push of that kind) or not
+                    why = next((f"last_seq from {k}" for ls, k in b.resumed if seq is not None and seq <= ls), "other")
+                    self.count("missing_why", why)
                     continue
                 dup += e[0] - 1
                 if reply_at is not None:
                     delays.append(e[1] - reply_at)
         return {"calls": len(keys), "calls_replied": len(self.calls), "boards": sum(len(b) for b in self.boards.values()),
-                "missing": missing, "duplicated": dup, "delay": summary(delays)}
+                "missing": missing, "missing_after_truncated_hello": missing_truncated,
+                "missing_why": dict(self.counts["missing_why"]), "duplicated": dup,
+                "delay": summary(delays)}
 
     def all_delivered(self) -> bool:
         for key, _ in self.calls.items():
@@ -673,7 +692,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         "send_lag": summary(gen.send_lag), "errors": dict(gen.errors), "empty_calls": gen.empty_calls,
         "push": gen.delivery(), "pushes_received": dict(gen.push_count), "push_mb": round(gen.push_bytes / 1e6, 2),
         "closed_by_server": dict(gen.counts["closed_by_server"]), "reconnects": dict(gen.counts["reconnects"]),
-        "duplicate_via": dict(gen.counts["duplicate_via"]),
+        "duplicate_via": dict(gen.counts["duplicate_via"]), "truncated_hellos": dict(gen.counts["truncated"]),
         "client_errors": dict(gen.counts["client_errors"]), "server_cpu": round(cpu_srv, 2),
         "generator_cpu": round(cpu_gen, 2), "drain_s": round(drained, 2), "window_s": round(wall, 2),
     }
@@ -862,7 +881,8 @@ def main(argv: list[str] | None = None) -> int:
                 s = r["storm"]
                 print(f"{'':>6} storm: {s['resynced']}/{s['clients']} resynced after the drop in p50 {fmt(s['p50_ms'])}, "
                       f"p99 {fmt(s['p99_ms'])}, max {fmt(s['max_ms'])} (ms unless s); duplicates via "
-                      f"{r['duplicate_via'] or '-'}", flush=True)
+                      f"{r['duplicate_via'] or '-'}; truncated hellos {r['truncated_hellos'] or '-'}, calls missing "
+                      f"on those boards {r['push']['missing_after_truncated_hello']}", flush=True)
             sys.stdout.flush()
     results["loadavg_end"] = os.getloadavg()
     print("(latency in ms from each request's scheduled time; achieved = sends/s the generator made; wire = reply − "

