@@ -538,7 +538,8 @@ class Gen:
                     missing_truncated += b.truncated
                     seq = next((x[3] for x in got.values()), None)
                     # resumed past the call (its last_seq came from a push of that kind) or not
-                    why = next((f"last_seq from {k}" for ls, k in b.resumed if seq is not None and seq <= ls), "other")
+                    why = next((f"last_seq from {k}" for ls, k in b.resumed if seq is not None and seq <= ls),
+                               "truncated hello" if b.truncated else "other")
                     self.count("missing_why", why)
                     continue
                 dup += e[0] - 1
