@@ -1,0 +1,42 @@
+"""bench/open_loop.py works: a --quick run against the real server (one site, four sites, a
+reconnect storm) accounts for every request it offered and every call every board should get
+(during the storm a call a board missed or got twice must be explained by how it resumed: the
+server's races are the bench's to report, not this test's). No timing is checked here: the figures are the bench's to print (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_run_accounts_for_every_request_and_call(tmp_path: Path) -> None:
+    out = tmp_path / "open_loop.json"
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "open_loop.py"), "--quick", "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert p.returncode == 0, p.stdout + p.stderr
+    res = json.loads(out.read_text())
+    runs = {r["scenario"]: r for r in res["runs"]}
+    assert set(runs) == {"matrix", "sites", "storm"}, res["runs"]
+    for r in runs.values():
+        assert "failed" not in r, r
+        # every offered request is answered, still unanswered, lost with a closed socket or never sent
+        assert r["offered"] == r["answered"] + r["unanswered"] + r["lost_on_close"] + r["never_sent"], r
+        assert r["answered"] > 0 and r["latency"]["n"] == r["answered"], r
+        assert r["push"]["calls"] > 0 and r["push"]["boards"] == r["boards"], r
+        # every missing call is explained (how the board's last_seq passed it), every duplicate too
+        assert sum(r["push"]["missing_why"].values()) == r["push"]["missing"], r["push"]
+        # "other": not resumed past it, no truncated hello (the documented start-over): the replay lost it
+        assert "other" not in r["push"]["missing_why"], r["push"]
+        assert sum(r["duplicate_via"].values()) == r["push"]["duplicated"], r
+        assert r["sqlite_commit"]["n"] == 200, r["sqlite_commit"]
+        assert r["pushes_received"].get("counter:queue", 0) > 0, r["pushes_received"]  # consoles read their pushes
+    for name in ("matrix", "sites"):  # no reconnect there: every call reached every board once
+        assert runs[name]["push"]["missing"] == 0 and runs[name]["push"]["duplicated"] == 0, runs[name]["push"]
+    assert set(runs["sites"]["waiting_at_end"]) == {"honcho", "yawata", "matsuyama", "hirata"}
+    storm = runs["storm"]["storm"]
+    assert storm["resynced"] == storm["clients"] == 10, storm  # every dropped client came back with hello
+    assert sum(runs["storm"]["reconnects"].values()) == 10, runs["storm"]["reconnects"]
