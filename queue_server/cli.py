@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock", metavar="FILE", default=None,
                    help="demo/test only: run on the simulated time that `simulate --live --clock FILE` writes "
                         "(refused with production = true); see docs/simulation.md")
+    p.add_argument("--shed-queue", type=int, default=None, metavar="N",
+                   help="answer `busy` instead of queueing when N requests already wait for the writer "
+                        "(default 1000); see docs/reliability.md")
+    p.add_argument("--shed-wait", type=float, default=None, metavar="SECONDS",
+                   help="answer `busy` when the oldest unanswered request has waited this long (default 0.5)")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("demo", help="start the server on the sample config with SQLite and print device URLs")
@@ -119,6 +124,15 @@ def cmd_server(args: argparse.Namespace) -> int:
             return 1
         clock = {"clock": FileClock(args.clock)}
     qs = QueueServer(city, store, tokens, catalogue, **clock)
+    if args.shed_queue is not None or args.shed_wait is not None:
+        from dataclasses import replace
+
+        try:
+            qs.admission = replace(qs.admission, **{k: v for k, v in (("max_queue", args.shed_queue),
+                                                                     ("max_wait", args.shed_wait)) if v is not None})
+        except ValueError as e:
+            print(f"--shed-queue/--shed-wait: {e}")
+            return 1
     qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
 
     def ready(port: int) -> None:
@@ -265,6 +279,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         clock_file.unlink(missing_ok=True)  # a previous demo's days are not this one's
         clock = {"clock": FileClock(clock_file)}
     qs = QueueServer(city, store, tokens, catalogue, **clock)
+    if args.shed_queue is not None or args.shed_wait is not None:
+        from dataclasses import replace
+
+        try:
+            qs.admission = replace(qs.admission, **{k: v for k, v in (("max_queue", args.shed_queue),
+                                                                     ("max_wait", args.shed_wait)) if v is not None})
+        except ValueError as e:
+            print(f"--shed-queue/--shed-wait: {e}")
+            return 1
     qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
     kiosk: list[subprocess.Popen] = []  # child processes: the kiosk window
     busy: list[BusyLobby] = []

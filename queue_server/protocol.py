@@ -196,6 +196,7 @@ ERROR_CODES = {
     "slot_past": "that slot has begun or is too soon to book",
     "slot_closed": "that day or time is not a bookable slot",
     "rate_limited": "too many requests: wait and try again",
+    "busy": "the server is behind: the request was not applied; send it again after retry_after seconds",
     "storage_error": "the change could not be saved; nothing was changed",
     "internal": "unexpected server error; nothing was changed",
 }
@@ -327,10 +328,13 @@ def reply(re: Any, result: Any) -> str:
         return error(re, "internal", ERROR_CODES["internal"])
 
 
-def error(re: Any, code: str, message: str, field: str | None = None) -> str:
+def error(re: Any, code: str, message: str, field: str | None = None, retry_after: float | None = None) -> str:
+    """An error reply; ``retry_after`` (seconds, on ``busy``) says when to send the request again."""
+    err: dict[str, Any] = {"code": code, "message": message, "field": field}
+    if retry_after is not None:
+        err["retry_after"] = retry_after
     # ASCII escapes: an error message may quote client input, and must always be sendable
-    return json.dumps({"re": re, "error": {"code": code, "message": message, "field": field}},
-                      separators=(",", ":"), allow_nan=False)
+    return json.dumps({"re": re, "error": err}, separators=(",", ":"), allow_nan=False)
 
 
 def push(kind: str, site: str, seq: int, data: Any) -> str | None:

@@ -36,6 +36,7 @@ from websockets.http11 import Response
 from . import forms_api, handlers, http_routes, leader, planner_api, pushes, session
 from . import protocol as P
 from .config import CityConfig
+from .core import admission
 from .hub import SiteHub, make_hub
 from .idempotency import scope_stored_key
 from .jobs import Client, Job, Outcome
@@ -67,6 +68,8 @@ class QueueServer:
         self.dirty: set[str] = set()
         self._tasks: list[asyncio.Task] = []
         self.writer = Writer(self)
+        self.admission = admission.Bounds()  # when a request is answered busy instead of queued
+        self.snapshots = asyncio.Semaphore(1)  # hello snapshots built one at a time (session.hello)
         self.roll_retry_at = 0.0  # day_end.py: no end of day before this time (after a failure)
         self.catalogue_cache: bytes | None = None  # http_routes.catalogue_json
         # /healthz: named checks, each () -> (ok, details). Storage and the writer are here;

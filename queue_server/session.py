@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from . import consultation_api, forms_api, planner_api, pushes
 from . import protocol as P
+from .core import admission
 from .hub import SiteHub
 from .idempotency import idem_scope
 from .jobs import Client, Job, Reply
@@ -80,8 +82,13 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
     except Reply as e:
         return await send_error(server, client, req.id, e.code, e.message, e.field)
     idem = req.body.get("idempotency_key")
-    job = Job(client, req, asyncio.get_running_loop().create_future(),
-              f"{client.site}:{idem_scope(client.role, client.device, client.counter, idem)}" if idem else None)
+    key = f"{client.site}:{idem_scope(client.role, client.device, client.counter, idem)}" if idem else None
+    if key is None or key not in server.idem:  # a known key is never shed: its retry gets the first reply
+        now = time.monotonic()
+        retry = admission.shed(req.type, server.queue.qsize(), server.writer.oldest_wait(now), server.admission)
+        if retry is not None:
+            return await send_busy(server, client, req, retry)
+    job = Job(client, req, asyncio.get_running_loop().create_future(), key)
     await server.queue.put(job)
     msg = await job.fut
     await send(client, msg)
@@ -98,6 +105,15 @@ async def send_error(server: QueueServer, client: Client, re: Any, code: str, me
     await send(client, P.error(re, code, message, fld))
 
 
+async def send_busy(server: QueueServer, client: Client, req: P.Request, retry_after: float) -> None:
+    """Shed a request (core/admission.py): answered at once, nothing applied, nothing written."""
+    m = server.metrics
+    m.busy[req.type] = m.busy.get(req.type, 0) + 1
+    m.errors["busy"] = m.errors.get("busy", 0) + 1
+    await send(client, P.error(req.id, "busy", f"the server is behind: {req.type} was not applied; send it again "
+                               f"in {retry_after:g} s (with the same idempotency_key)", retry_after=retry_after))
+
+
 async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
     """Check the role's token, bind the connection to its site (and counter or ticket), and reply
     with a snapshot; a board's ``last_seq`` brings the calls it missed after the reply."""
@@ -111,7 +127,6 @@ async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
     hub = server.hubs.get(site)
     if hub is None:
         raise Reply("unknown_site", f"no site {site!r}; sites: {', '.join(server.hubs)}", "site")
-    now = server.clock()
     if role == "public":
         tid = hub.by_token.get(b.get("ticket") or "")
         if tid is None:
@@ -129,15 +144,25 @@ async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
         client.staff = (b.get("staff") or "")[:100]
     elif not server.tokens.check(role, b.get("token")):
         raise Reply("bad_token", f"wrong token for role {role}", "token")
-    client.role, client.site, client.device = role, site, (b.get("device") or "")[:64]
-    result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now,
-                              "storage": server.storage_view()}
-    last = b.get("last_seq")
-    missed, truncated = await _missed(server, hub, client, last, now) if last is not None else ([], False)
-    result["missed"] = len(missed)
-    result["truncated"] = truncated
-    result["snapshot"] = snapshot(server, hub, client, now)
-    await send(client, P.reply(req.id, result))
+    # A reconnect storm (every console and board at once, after a network blip) must not stop
+    # the writer: one snapshot is built at a time, each after the writer had a turn, so commits
+    # go on between them instead of waiting for 250 snapshots in one go.
+    async with server.snapshots:
+        await asyncio.sleep(0)
+        hub = server.hubs[site]  # (a re-read or the day's end may have replaced it meanwhile)
+        if client.ticket is not None and client.ticket not in hub.lobby.tickets:
+            raise Reply("unknown_ticket", "no ticket with that status token today", "ticket")
+        now = server.clock()
+        client.role, client.site, client.device = role, site, (b.get("device") or "")[:64]
+        result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now,
+                                  "storage": server.storage_view()}
+        last = b.get("last_seq")
+        missed, truncated = await _missed(server, hub, client, last, now) if last is not None else ([], False)
+        result["missed"] = len(missed)
+        result["truncated"] = truncated
+        result["snapshot"] = snapshot(server, hub, client, now)
+        reply = P.reply(req.id, result)
+    await send(client, reply)  # outside the slot: a slow client's socket holds no other hello up
     for msg in missed:
         await send(client, msg)
 
