@@ -1,6 +1,14 @@
 """The connection shell: one websocket connection's life — hello and its token check, then a loop
 that parses each frame, answers reads that need no writer at once, and queues every other request
-for the writer and sends its reply. Boards that were away get the calls they missed."""
+for the writer (or sheds it, core/admission.py). Boards that were away get the calls they missed.
+
+Replies leave in request order, but the loop does not wait for the writer before it reads the
+next frame: a request waiting for the writer puts its reply's future in the connection's outbox,
+and the replies after it queue behind it (``_sender``). So every request of a pipelining client
+is seen — admitted or shed — when it arrives, instead of waiting unseen in the socket for the
+reply before it; at most WINDOW replies wait per connection, then the loop reads no further
+(TCP backpressure).
+"""
 
 from __future__ import annotations
 
@@ -27,14 +35,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("madoguchi.server")
 REPLAY_PAGE = 500  # call events read per query when a board resyncs
 MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
+WINDOW = 32  # replies of one connection waiting to be sent, at most, before its next frame is read
 
 
 async def handler(server: QueueServer, ws: ServerConnection) -> None:
     """Serve one connection until it closes."""
     client = Client(ws)
     server.clients.add(client)
+    sender = asyncio.create_task(_sender(client))
     try:
         async for raw in ws:
+            while client.unsent >= WINDOW:  # a client far ahead of its replies: read no further
+                client.sent.clear()
+                await client.sent.wait()
             try:
                 await on_message(server, client, raw)
             except ConnectionClosed:
@@ -52,6 +65,18 @@ async def handler(server: QueueServer, ws: ServerConnection) -> None:
         pass
     finally:
         server.clients.discard(client)
+        sender.cancel()
+
+
+async def _sender(client: Client) -> None:
+    """Send the connection's queued replies in request order, each when it is ready."""
+    while True:
+        item = await client.outbox.get()
+        msg = await item if isinstance(item, asyncio.Future) else item
+        with contextlib.suppress(ConnectionClosed):
+            await client.ws.send(msg)
+        client.unsent -= 1
+        client.sent.set()
 
 
 async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> None:
@@ -71,6 +96,8 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
             raise Reply("not_allowed", f"role {client.role!r} may not send {req.type!r}", "type")
         if req.type == "ping":
             return await send(client, P.reply(req.id, {"pong": server.clock()}))
+        if req.type == "plan" or req.type in forms_api.TYPES or client.role == "planner":
+            await _settled(client)  # served from memory: after this connection's earlier changes
         if client.role == "planner":  # the public planning page: rate-limited, no token
             if req.type in planner_api.READS:
                 return await send(client, await planner_api.read(server, client, req))
@@ -89,12 +116,26 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
         if retry is not None:
             return await send_busy(server, client, req, retry)
     job = Job(client, req, asyncio.get_running_loop().create_future(), key)
-    await server.queue.put(job)
-    msg = await job.fut
-    await send(client, msg)
+    server.queue.put_nowait(job)
+    _queue_reply(client, job.fut)  # sent when the writer answers; the loop reads on meanwhile
+
+
+async def _settled(client: Client) -> None:
+    """Wait until every earlier request of the connection has been answered."""
+    while client.unsent:
+        client.sent.clear()
+        await client.sent.wait()
+
+
+def _queue_reply(client: Client, item: str | asyncio.Future) -> None:
+    client.unsent += 1
+    client.outbox.put_nowait(item)
 
 
 async def send(client: Client, msg: str) -> None:
+    """Send a reply now, or after the replies still waiting before it (request order)."""
+    if client.unsent:
+        return _queue_reply(client, msg)
     with contextlib.suppress(ConnectionClosed):
         await client.ws.send(msg)
 

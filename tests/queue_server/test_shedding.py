@@ -11,6 +11,7 @@ runs the real ``run.py server --shed-queue`` and checks only what holds however 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import urllib.request
@@ -202,6 +203,43 @@ def test_beyond_the_queue_bound_every_request_is_answered_and_retries_get_one_ti
     stored = Store(qs.store.url).load_tickets("honcho", hub.day)
     assert len(stored) == 2 + flood  # first, a0 and one per flooding kiosk: none lost, none twice
     assert sorted(t.number for t in stored) == list(range(1, 3 + flood))
+
+
+def test_a_pipelining_connection_is_shed_as_it_sends_and_answered_in_order(held):
+    """One connection sends ten issues without waiting: the server reads them all as they come
+    (it does not wait for the writer before reading the next), admits four, sheds six, and
+    answers all ten in the order they were sent."""
+    qs, store = held.qs, held.qs.store
+    qs.admission = Bounds(max_queue=4, max_wait=INF)
+    kh, _ = _hellos(held)
+
+    async def scenario():
+        w, _ = await Client.open(held.url, **{**kh, "device": "k-writing"})
+        k, _ = await Client.open(held.url, **kh)
+        store.hold()
+        writing = asyncio.create_task(w.request_once("issue", **_issue("a0")))
+        assert await asyncio.to_thread(store.entered.wait, 30)
+        arrived: list[int] = []
+        rids = list(range(1000, 1010))
+        futs = [asyncio.get_running_loop().create_future() for _ in rids]
+        for i, (rid, f) in enumerate(zip(rids, futs, strict=True)):
+            f.add_done_callback(lambda _, rid=rid: arrived.append(rid))  # in the order the replies come
+            k._waiting[rid] = f
+            await k.ws.send(json.dumps({"type": "issue", "id": rid, **_issue(f"p{i}")}))
+        while qs.metrics.busy.get("issue", 0) < 6:  # read and judged while the writer is held
+            await asyncio.sleep(0.01)
+        assert qs.queue.qsize() == 4 and not any(f.done() for f in futs)
+        store.release()
+        replies = [await f for f in futs]
+        assert arrived == rids
+        assert "result" in await writing
+        assert ["result" in r for r in replies] == [True] * 4 + [False] * 6
+        assert all(_is_busy(r) for r in replies[4:])
+        for x in (w, k):
+            await x.close()
+
+    asyncio.run(scenario())
+    assert_same_as_database(qs)
 
 
 # ---------------------------------------------------------------------------- the real process, flooded
