@@ -107,7 +107,7 @@ class QueueServer:
         hub = make_hub(self.city, site, counters, day)
         hub.lobby.load(self.store.load_tickets(key, day))
         hub.index_tokens()
-        hub.seq = self.store.last_seq(key)
+        hub.seq = hub.pushed_seq = self.store.last_seq(key)
         for prefix, last in self.store.last_numbers(key, day).items():
             hub.numbers[(day, prefix)] = last
         # replies to idempotent requests of the last day: a kiosk retrying after a restart gets

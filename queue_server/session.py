@@ -217,12 +217,15 @@ async def _missed(server: QueueServer, hub: SiteHub, client: Client, last: int, 
     ``last_seq`` is ahead of this server (another database), the log lacks events in between,
     or more than MAX_REPLAY calls were missed. The client then rebuilds from the snapshot.
     """
-    if client.role not in ("display", "admin") or last == hub.seq:
+    if client.role not in ("display", "admin") or last == hub.pushed_seq:
         return [], False
-    if last > hub.seq:
+    if last > hub.pushed_seq:
         return [], True
     day_start = datetime.fromisoformat(hub.day).replace(tzinfo=server.tz).timestamp()
-    upto = hub.seq  # pushes after this come live to the client (its role is set already)
+    # pushes after this come live to the client (its role is set already); not hub.seq: the
+    # events of a batch being committed now are pushed after the commit — replayed too, a
+    # call would reach the board twice (seen in a reconnect storm, test_shedding.py)
+    upto = hub.pushed_seq
 
     def read() -> tuple[list[dict], bool]:
         if server.store.count_events(hub.key, last, upto) != upto - last:

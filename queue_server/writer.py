@@ -220,6 +220,8 @@ class Writer:
                     pushes.push(s, hub, audience, kind, data)
             except Exception:
                 log.exception("push after a committed %s failed (the request was answered)", a.job.req.type)
+        for hub in s.hubs.values():
+            hub.pushed_seq = hub.seq  # every committed event up to here has been pushed
 
     def _refusal(self, job: Job, e: Exception) -> str:
 

@@ -306,6 +306,74 @@ def test_a_flood_on_the_real_server_loses_and_duplicates_nothing(tmp_path):
     store.engine.dispose()
 
 
+def test_a_reconnect_storm_resyncs_every_board_and_console_while_the_writer_goes_on(live):
+    """Thirty boards and every other console of the site drop and reconnect all at once (boards with their
+    last_seq) while a counter keeps calling: every hello is answered, every call reaches every
+    board exactly once (before the drop, replayed, or live), and the calls made during the storm
+    are committed and acknowledged."""
+    tokens = live.tokens()
+    board_hello = {"role": "display", "site": "honcho", "token": tokens.roles["display"]}
+
+    def consoles_hello(n):
+        return {"role": "counter", "site": "honcho", "counter": n, "token": tokens.counters["honcho"][n]}
+
+    async def scenario():
+        k, _ = await Client.open(live.url, role="kiosk", device="k-storm", token=tokens.roles["kiosk"], site="honcho")
+        caller, _ = await Client.open(live.url, **consoles_hello(1))
+        await caller.ok("open")
+        for i in range(12):
+            await k.ok("issue", **_issue(f"s{i}"))
+        boards = [(await Client.open(live.url, **board_hello, device=f"b{i}"))[0] for i in range(30)]
+        counters = [n for n in live_counters() if n != 1]
+        consoles = [(await Client.open(live.url, **consoles_hello(n)))[0] for n in counters]
+        called: list[int] = []
+
+        async def call_one():
+            got = await caller.ok("call_next")
+            called.append(got["ticket"]["number"])
+            await caller.ok("start")
+            await caller.ok("complete")
+
+        for _ in range(3):
+            await call_one()
+        while sum(1 for p in boards[-1].pushes if p["push"] == "call") < 3:
+            await asyncio.sleep(0.01)
+        seen = [[p["data"]["seq"] for p in b.pushes if p["push"] == "call"] for b in boards]
+        last = [max(s) for s in seen]
+        for x in boards + consoles:
+            await x.close()
+        # all at once: forty-one hellos (boards resync from last_seq) while the counter goes on calling
+        reopened = [Client.open(live.url, **board_hello, device=f"b{i}", last_seq=last[i]) for i in range(30)]
+        reopened += [Client.open(live.url, **consoles_hello(n)) for n in counters]
+        storm = asyncio.gather(*reopened)
+        for _ in range(5):
+            await call_one()
+        clients = await storm
+        assert all("result" in hello for _, hello in clients)
+        boards2 = [c for c, _ in clients[:30]]
+        want = 8
+        for b in boards2:  # (a guard against hanging: the count is checked exactly below)
+            for _ in range(3000):
+                if sum(1 for p in b.pushes if p["push"] == "call") + 3 >= want:
+                    break
+                await asyncio.sleep(0.01)
+        for i, b in enumerate(boards2):
+            seqs = seen[i] + [p["data"]["seq"] for p in b.pushes if p["push"] == "call"]
+            assert len(seqs) == len(set(seqs)) == want, (i, seqs)  # each call once
+        for x in [k, caller, *(c for c, _ in clients)]:
+            await x.close()
+        return called
+
+    called = asyncio.run(scenario())
+    assert len(called) == 8 and len(set(called)) == 8
+
+
+def live_counters() -> list[int]:
+    from queue_server.config import load_city
+
+    return sorted(c.number for c in load_city().sites["honcho"].counters)
+
+
 def test_the_server_refuses_bad_bounds(tmp_path):
     live = LiveServer(db_url=f"sqlite:///{tmp_path / 'x.db'}", secrets=tmp_path / "s.toml",
                       extra=["--shed-wait", "-1"])
