@@ -50,6 +50,9 @@ class Metrics:
             "# HELP madoguchi_writer_oldest_seconds Age of the oldest request waiting for the writer.",
             "# TYPE madoguchi_writer_oldest_seconds gauge",
             f"madoguchi_writer_oldest_seconds {behind['oldest_seconds']}",
+            "# HELP madoguchi_loop_lag_seconds How late the event loop runs now (load shedding counts it).",
+            "# TYPE madoguchi_loop_lag_seconds gauge",
+            f"madoguchi_loop_lag_seconds {server.loop_lag:.3f}",
         ]
         lines += [
             "# TYPE madoguchi_commits_total counter",

@@ -46,6 +46,7 @@ from .tokens import Tokens
 from .writer import MAX_BATCH, Writer  # noqa: F401  (MAX_BATCH: re-exported for benches)
 
 log = logging.getLogger("madoguchi.server")
+LAG_TICK = 0.05  # seconds between two measures of the event loop's lag
 
 
 class QueueServer:
@@ -70,6 +71,7 @@ class QueueServer:
         self.writer = Writer(self)
         self.admission = admission.Bounds()  # when a request is answered busy instead of queued
         self.snapshots = asyncio.Semaphore(1)  # hello snapshots built one at a time (session.hello)
+        self.loop_lag = 0.0  # seconds the event loop runs late now (watch_lag; admission)
         self.roll_retry_at = 0.0  # day_end.py: no end of day before this time (after a failure)
         self.catalogue_cache: bytes | None = None  # http_routes.catalogue_json
         # /healthz: named checks, each () -> (ok, details). Storage and the writer are here;
@@ -152,7 +154,7 @@ class QueueServer:
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self.writer.watch()),
-                       asyncio.create_task(pushes.flusher(self))]
+                       asyncio.create_task(pushes.flusher(self)), asyncio.create_task(self.watch_lag())]
         if self.announcer is None:
             self.announcer = _start_announcer()
 
@@ -165,6 +167,15 @@ class QueueServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
 
+
+    async def watch_lag(self) -> None:
+        """Measure how late the event loop runs (a tick every LAG_TICK): the admission rule sheds
+        while it runs later than its wait bound (core/admission.py)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(LAG_TICK)
+            self.loop_lag = admission.recent_lag(self.loop_lag, loop.time() - t - LAG_TICK)
 
     @property
     def serving(self) -> bool:

@@ -112,7 +112,8 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
     key = f"{client.site}:{idem_scope(client.role, client.device, client.counter, idem)}" if idem else None
     if key is None or key not in server.idem:  # a known key is never shed: its retry gets the first reply
         now = time.monotonic()
-        retry = admission.shed(req.type, server.queue.qsize(), server.writer.oldest_wait(now), server.admission)
+        waited = max(server.writer.oldest_wait(now), server.loop_lag)
+        retry = admission.shed(req.type, server.queue.qsize(), waited, server.admission)
         if retry is not None:
             return await send_busy(server, client, req, retry)
     job = Job(client, req, asyncio.get_running_loop().create_future(), key)

@@ -8,7 +8,9 @@ the kiosk and console retry with the same idempotency key, and the requests that
 are answered within the bound.
 
 The rule: a request is shed when the writer's queue holds ``max_queue`` requests, or the oldest
-unanswered one (queued, or in the batch being written) has waited ``max_wait`` seconds. Reads
+unanswered one (queued, or in the batch being written) has waited ``max_wait`` seconds, or the
+event loop itself runs that late (pushes after many commits can stall it: a frame then waits
+unseen in its socket before it is even read, which the writer's queue cannot show). Reads
 that go through the writer (``queue``, ``current``, ``status``, ``snapshot``, ``reservations``)
 are shed earlier, at ``read_share`` of both bounds, so that under overload the writes that move
 the lobby go first; a console's queue also comes by push, and a phone's status too.
@@ -39,6 +41,13 @@ class Bounds:
     def __post_init__(self) -> None:
         if self.max_queue < 0 or not self.max_wait >= 0 or not 0 < self.read_share <= 1:
             raise ValueError(f"bad admission bounds: {self}")
+
+
+def recent_lag(previous: float, late: float) -> float:
+    """The event loop's lag a frame arriving now meets, from the monitor's latest lateness
+    (seconds a 50 ms tick woke late) and the previous estimate, halved per tick: a stall counts
+    until the frames that arrived during it have been judged, then fades within a few ticks."""
+    return max(late, previous * 0.5, 0.0)
 
 
 def shed(kind: str, queued: int, oldest: float, bounds: Bounds) -> float | None:

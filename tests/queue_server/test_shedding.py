@@ -19,7 +19,7 @@ from collections import Counter
 
 import pytest
 
-from queue_server.core.admission import MAX_RETRY, MIN_RETRY, READS, Bounds, shed
+from queue_server.core.admission import MAX_RETRY, MIN_RETRY, READS, Bounds, recent_lag, shed
 from queue_server.server import QueueServer
 from queue_server.storage import Store
 from tests.support.live_server import Client, LiveServer
@@ -49,6 +49,15 @@ def test_reads_are_shed_first():
         assert shed(kind, 4, 0.49, b) is None
         assert shed(kind, 5, 0.0, b) is not None and shed(kind, 0, 0.5, b) is not None
     assert shed("complete", 5, 0.5, b) is None
+
+
+def test_a_stalled_loop_counts_until_it_fades():
+    assert recent_lag(0.0, 0.002) == 0.002
+    assert recent_lag(0.0, 1.5) == 1.5  # a stall of 1.5 s: the frames that waited through it are shed
+    assert recent_lag(1.5, 0.0) == 0.75 and recent_lag(0.75, 0.0) == 0.375  # then it fades, tick by tick
+    assert recent_lag(0.1, -0.001) == 0.05  # (a tick a hair early is no lag)
+    b = Bounds(max_wait=0.5)
+    assert shed("issue", 0, recent_lag(0.0, 0.6), b) is not None and shed("issue", 0, recent_lag(0.6, 0.0), b) is None
 
 
 @pytest.mark.parametrize("bad", [{"max_queue": -1}, {"max_wait": -0.1}, {"max_wait": float("nan")},
@@ -231,6 +240,7 @@ def test_a_pipelining_connection_is_shed_as_it_sends_and_answered_in_order(held)
         assert qs.queue.qsize() == 4 and not any(f.done() for f in futs)
         store.release()
         replies = [await f for f in futs]
+        await asyncio.sleep(0)  # (the done-callbacks run)
         assert arrived == rids
         assert "result" in await writing
         assert ["result" in r for r in replies] == [True] * 4 + [False] * 6
