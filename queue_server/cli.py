@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="answer `busy` instead of queueing when N requests already wait for the writer "
                         "(default 1000); see docs/reliability.md")
     p.add_argument("--shed-wait", type=float, default=None, metavar="SECONDS",
-                   help="answer `busy` when the oldest unanswered request has waited this long (default 0.5)")
+                   help="answer `busy` when the oldest unanswered request has waited this long (default 0.25)")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("demo", help="start the server on the sample config with SQLite and print device URLs")

@@ -35,7 +35,7 @@ class Bounds:
     """How much waiting for the writer is admitted (``run.py server --shed-queue/--shed-wait``)."""
 
     max_queue: int = 1000  # requests waiting for the writer
-    max_wait: float = 0.5  # seconds the oldest unanswered request has waited
+    max_wait: float = 0.25  # seconds the oldest unanswered request has waited (or the loop runs late)
     read_share: float = 0.5  # reads are shed at this share of both bounds
 
     def __post_init__(self) -> None:
