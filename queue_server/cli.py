@@ -279,15 +279,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         clock_file.unlink(missing_ok=True)  # a previous demo's days are not this one's
         clock = {"clock": FileClock(clock_file)}
     qs = QueueServer(city, store, tokens, catalogue, **clock)
-    if args.shed_queue is not None or args.shed_wait is not None:
-        from dataclasses import replace
-
-        try:
-            qs.admission = replace(qs.admission, **{k: v for k, v in (("max_queue", args.shed_queue),
-                                                                     ("max_wait", args.shed_wait)) if v is not None})
-        except ValueError as e:
-            print(f"--shed-queue/--shed-wait: {e}")
-            return 1
     qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
     kiosk: list[subprocess.Popen] = []  # child processes: the kiosk window
     busy: list[BusyLobby] = []
