@@ -328,13 +328,10 @@ def reply(re: Any, result: Any) -> str:
         return error(re, "internal", ERROR_CODES["internal"])
 
 
-def error(re: Any, code: str, message: str, field: str | None = None, retry_after: float | None = None) -> str:
-    """An error reply; ``retry_after`` (seconds, on ``busy``) says when to send the request again."""
-    err: dict[str, Any] = {"code": code, "message": message, "field": field}
-    if retry_after is not None:
-        err["retry_after"] = retry_after
+def error(re: Any, code: str, message: str, field: str | None = None, **extra: Any) -> str:
     # ASCII escapes: an error message may quote client input, and must always be sendable
-    return json.dumps({"re": re, "error": err}, separators=(",", ":"), allow_nan=False)
+    return json.dumps({"re": re, "error": {"code": code, "message": message, "field": field, **extra}},
+                      separators=(",", ":"), allow_nan=False)
 
 
 def push(kind: str, site: str, seq: int, data: Any) -> str | None:
