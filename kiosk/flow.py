@@ -308,10 +308,10 @@ class Scanned:
 
 Event = (
     Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | AssistRequested | ReadAloud
-    | ChoosePurpose
+    | ChoosePurpose | IssueBusy
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | StorageChanged
-    | IssueSucceeded | IssueBusy
+    | IssueSucceeded
     | IssueFailed | Abandon | Printed | PrintFailed | Reprint | PrintListPressed | Finish
     | StaffPressed | StaffPinSubmitted | StaffExit
     | Scanned

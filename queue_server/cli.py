@@ -124,21 +124,27 @@ def cmd_server(args: argparse.Namespace) -> int:
             return 1
         clock = {"clock": FileClock(args.clock)}
     qs = QueueServer(city, store, tokens, catalogue, **clock)
-    if args.shed_queue is not None or args.shed_wait is not None:
-        from dataclasses import replace
-
-        try:
-            qs.admission = replace(qs.admission, **{k: v for k, v in (("max_queue", args.shed_queue),
-                                                                     ("max_wait", args.shed_wait)) if v is not None})
-        except ValueError as e:
-            print(f"--shed-queue/--shed-wait: {e}")
-            return 1
     qs.secrets_path = args.secrets  # the consultation key file lives beside it (consultation_api.py)
 
     def ready(port: int) -> None:
         print(f"madoguchi server listening on ws://{args.host}:{port}/ws", flush=True)
 
+    if why := _set_admission(qs, args):
+        print(why)
+        return 1
     return _serve_as_leader(run_server(qs, args.host, args.port, ready, standby=args.standby))
+
+
+def _set_admission(qs, args: argparse.Namespace) -> str | None:
+    """Apply --shed-queue/--shed-wait (core/admission.py); the refusal's text when they are bad."""
+    from dataclasses import replace
+
+    given = {k: v for k, v in (("max_queue", args.shed_queue), ("max_wait", args.shed_wait)) if v is not None}
+    try:
+        qs.admission = replace(qs.admission, **given)
+    except ValueError as e:
+        return f"--shed-queue/--shed-wait: {e}"
+    return None
 
 
 def _serve_as_leader(main) -> int:
