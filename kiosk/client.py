@@ -14,6 +14,10 @@ Guarantees:
   ticket is created once and ``IssueSucceeded`` is emitted exactly once. :meth:`abandon` gives it
   up; a reply that still arrives for it afterwards is dropped.
 - ``help`` and ``device_fault`` alerts wait in an outbox while offline and are sent on reconnect.
+- A ``busy`` answer (the server is overloaded and applied nothing) is retried with the same key
+  after the server's ``retry_after``, backed off and jittered (:func:`busy_delay`) so a hall of
+  kiosks does not come back in step; after ``BUSY_NOTICE`` busy answers in a row for one ticket,
+  ``IssueBusy`` lets the screen tell the citizen why it takes long.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import itertools
 import json
 import logging
+import random
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,6 +36,7 @@ from kiosk.flow import (
     Connected,
     Disconnected,
     Event,
+    IssueBusy,
     IssueFailed,
     IssueSucceeded,
     PlanFailed,
@@ -44,13 +50,23 @@ log = logging.getLogger(__name__)
 BACKOFF: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 #: Error codes after which nothing was written and the same request may simply be sent again.
 TRANSIENT = frozenset({"storage_error", "internal"})
+BUSY_NOTICE = 3  # busy answers in a row for one ticket before the citizen is told it is busy
+BUSY_MAX_DELAY = 15.0  # seconds: the longest wait between two attempts after busy
+
+
+def busy_delay(retry_after: float, attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before sending a request again after its ``attempt``-th busy answer (from 0):
+    the server's hint, doubled per attempt up to 8×, times a random 1–2 (jitter), at most
+    BUSY_MAX_DELAY."""
+    return min(BUSY_MAX_DELAY, max(0.05, retry_after) * min(2 ** attempt, 8) * (1.0 + rng()))
 
 
 class RequestFailed(Exception):
     """The server answered with an error object."""
 
-    def __init__(self, code: str, message: str = ""):
+    def __init__(self, code: str, message: str = "", retry_after: float = 0.0):
         self.code = code
+        self.retry_after = retry_after  # seconds, on ``busy``
         super().__init__(f"{code}: {message}")
 
 
@@ -88,6 +104,7 @@ class KioskClient:
         self._pending: dict[str, Any] | None = None  # the issue request being completed
         self._issue_task: asyncio.Task | None = None
         self._outbox: list[tuple[str, dict[str, Any]]] = []
+        self._busy: dict[str, int] = {}  # idempotency key -> busy answers so far (kept across reconnects)
         self._stop: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -275,7 +292,9 @@ class KioskClient:
             raise ConnectionError(f"no reply to {type_} within {self.request_timeout} s") from None
         if "error" in reply:
             err = reply["error"] or {}
-            raise RequestFailed(str(err.get("code", "internal")), str(err.get("message", "")))
+            retry = err.get("retry_after")
+            raise RequestFailed(str(err.get("code", "internal")), str(err.get("message", "")),
+                                float(retry) if isinstance(retry, int | float) else 0.0)
         return reply.get("result") or {}
 
     def _spawn(self, coro: Any) -> asyncio.Task:
@@ -312,19 +331,29 @@ class KioskClient:
             try:
                 result = await self._request("issue", req)
             except RequestFailed as e:
+                if e.code == "busy":  # nothing was created: the same key again, later
+                    busy = self._busy.get(key, 0)
+                    self._busy[key] = busy + 1
+                    if busy + 1 == BUSY_NOTICE:
+                        self.on_event(IssueBusy(key))
+                    await asyncio.sleep(busy_delay(e.retry_after, busy))
+                    continue
                 if e.code in TRANSIENT:
                     await asyncio.sleep(1.0)
                     continue
+                self._busy.pop(key, None)
                 if self._pending is req:
                     self._pending = None
                     self.on_event(IssueFailed(key, e.code))
                 return
             except ConnectionError:
                 return  # the reconnect sends it again, same key
+            self._busy.pop(key, None)
             if self._pending is req:
                 self._pending = None
                 self.on_event(IssueSucceeded(key, result))
             return
+        self._busy.pop(key, None)  # abandoned
 
     def _queue_alert(self, type_: str, body: dict[str, Any]) -> None:
         self._outbox.append((type_, body))
@@ -338,12 +367,17 @@ class KioskClient:
             self._spawn(self._send_alert(type_, body))
 
     async def _send_alert(self, type_: str, body: dict[str, Any]) -> None:
-        try:
-            await self._request(type_, body)
-        except ConnectionError:
-            self._outbox.append((type_, body))  # once more after the reconnect
-        except RequestFailed as e:
-            log.warning("kiosk: %s refused: %s", type_, e.code)
+        for attempt in itertools.count():
+            try:
+                await self._request(type_, body)
+            except ConnectionError:
+                self._outbox.append((type_, body))  # once more after the reconnect
+            except RequestFailed as e:
+                if e.code == "busy":  # nothing was done: a citizen's call for help is sent again
+                    await asyncio.sleep(busy_delay(e.retry_after, attempt))
+                    continue
+                log.warning("kiosk: %s refused: %s", type_, e.code)
+            return
 
 
 def _log_crash(task: asyncio.Task) -> None:

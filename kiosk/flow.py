@@ -243,6 +243,14 @@ class IssueFailed:
 
 
 @dataclass(frozen=True)
+class IssueBusy:
+    """The server keeps answering ``busy`` (overloaded, nothing was created): the client goes on
+    retrying with the same key; the citizen is told it may take a moment, and still gets one ticket."""
+
+    key: str
+
+
+@dataclass(frozen=True)
 class Abandon:
     """"Stop waiting" on the offline screen: the pending ticket is given up."""
 
@@ -320,7 +328,7 @@ class Scanned:
 
 Event = (
     Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | AssistRequested | ReadAloud
-    | ChoosePurpose
+    | ChoosePurpose | IssueBusy
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | StorageChanged
     | IssueSucceeded
@@ -941,6 +949,11 @@ class Kiosk:
         if self.config.printer_enabled:
             return replace(s, screen=Screen.PRINTING), [PrintTicket(e.result, s.lang)]
         return replace(s, screen=Screen.DONE, printed=False, print_error=None), []
+
+    def _on_IssueBusy(self, s: KioskState, e: IssueBusy) -> tuple[KioskState, list[Command]]:
+        if e.key != s.pending_key or s.screen is not Screen.ISSUING:
+            return s, []
+        return replace(s, notice="issuing.busy"), []
 
     def _on_IssueFailed(self, s: KioskState, e: IssueFailed) -> tuple[KioskState, list[Command]]:
         if e.key != s.pending_key:

@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock", metavar="FILE", default=None,
                    help="demo/test only: run on the simulated time that `simulate --live --clock FILE` writes "
                         "(refused with production = true); see docs/simulation.md")
+    p.add_argument("--shed-queue", type=int, default=None, metavar="N",
+                   help="answer `busy` instead of queueing when N requests already wait for the writer "
+                        "(default 1000); see docs/reliability.md")
+    p.add_argument("--shed-wait", type=float, default=None, metavar="SECONDS",
+                   help="answer `busy` when the oldest unanswered request has waited this long (default 0.25)")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("demo", help="start the server on the sample config with SQLite and print device URLs")
@@ -128,7 +133,22 @@ def cmd_server(args: argparse.Namespace) -> int:
     def ready(port: int) -> None:
         print(f"madoguchi server listening on ws://{args.host}:{port}/ws", flush=True)
 
+    if why := _set_admission(qs, args):
+        print(why)
+        return 1
     return _serve_as_leader(run_server(qs, args.host, args.port, ready, standby=args.standby))
+
+
+def _set_admission(qs, args: argparse.Namespace) -> str | None:
+    """Apply --shed-queue/--shed-wait (core/admission.py); the refusal's text when they are bad."""
+    from dataclasses import replace
+
+    given = {k: v for k, v in (("max_queue", args.shed_queue), ("max_wait", args.shed_wait)) if v is not None}
+    try:
+        qs.admission = replace(qs.admission, **given)
+    except ValueError as e:
+        return f"--shed-queue/--shed-wait: {e}"
+    return None
 
 
 def _serve_as_leader(main) -> int:

@@ -30,6 +30,9 @@ class SiteHub:
     lobby: Lobby
     day: str
     seq: int = 0
+    # the last seq whose pushes have gone out: a resyncing board is replayed up to here, and hears
+    # the events after it live (they may be in memory and still being committed: not yet pushed)
+    pushed_seq: int = 0
     numbers: dict[tuple[str, str], int] = field(default_factory=dict)  # (day, prefix) -> last given
     recent_calls: deque = field(default_factory=lambda: deque(maxlen=RECENT_CALLS))
     help_alerts: list[dict] = field(default_factory=list)

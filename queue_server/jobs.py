@@ -30,6 +30,10 @@ class Client:
     counter: int | None = None
     ticket: str | None = None  # public role: ticket id
     staff: str = ""
+    # replies in request order while some wait for the writer (session.py): str or Future[str]
+    outbox: asyncio.Queue = field(default_factory=asyncio.Queue, repr=False)
+    unsent: int = 0  # replies queued in the outbox and not yet sent
+    sent: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set after each outbox send
 
 
 @dataclass

@@ -17,6 +17,7 @@ class Metrics:
     def __init__(self) -> None:
         self.requests: dict[str, int] = {}
         self.errors: dict[str, int] = {}
+        self.busy: dict[str, int] = {}  # requests shed (answered busy), by type (core/admission.py)
         self.batches = 0
         self.batched_jobs = 0
         self.commit_seconds = 0.0
@@ -34,6 +35,9 @@ class Metrics:
         lines += [f'madoguchi_requests_total{{type="{k}"}} {v}' for k, v in sorted(self.requests.items())]
         lines += ["# HELP madoguchi_errors_total Error replies, by code.", "# TYPE madoguchi_errors_total counter"]
         lines += [f'madoguchi_errors_total{{code="{k}"}} {v}' for k, v in sorted(self.errors.items())]
+        lines += ["# HELP madoguchi_busy_total Requests answered busy (shed: the writer was behind), by type.",
+                  "# TYPE madoguchi_busy_total counter"]
+        lines += [f'madoguchi_busy_total{{type="{k}"}} {v}' for k, v in sorted(self.busy.items())]
         lines += ["# HELP madoguchi_storage_errors_total Failed commits, by cause.",
                   "# TYPE madoguchi_storage_errors_total counter"]
         errors = server.writer.storage.errors
@@ -49,6 +53,9 @@ class Metrics:
             "# HELP madoguchi_writer_oldest_seconds Age of the oldest request waiting for the writer.",
             "# TYPE madoguchi_writer_oldest_seconds gauge",
             f"madoguchi_writer_oldest_seconds {behind['oldest_seconds']}",
+            "# HELP madoguchi_loop_lag_seconds How late the event loop runs now (load shedding counts it).",
+            "# TYPE madoguchi_loop_lag_seconds gauge",
+            f"madoguchi_loop_lag_seconds {server.loop_lag:.3f}",
         ]
         lines += [
             "# TYPE madoguchi_commits_total counter",

@@ -205,6 +205,7 @@ ERROR_CODES = {
     "slot_past": "that slot has begun or is too soon to book",
     "slot_closed": "that day or time is not a bookable slot",
     "rate_limited": "too many requests: wait and try again",
+    "busy": "the server is behind: the request was not applied; send it again after retry_after seconds",
     "storage_error": "the change could not be saved; nothing was changed",
     "internal": "unexpected server error; nothing was changed",
 }

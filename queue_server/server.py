@@ -36,6 +36,7 @@ from websockets.http11 import Response
 from . import forms_api, handlers, http_routes, leader, planner_api, pushes, reprint, session
 from . import protocol as P
 from .config import CityConfig
+from .core import admission
 from .feed import Feeds
 from .hub import SiteHub, make_hub
 from .idempotency import scope_stored_key
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from .loaders import ConsultationConfig
 
 log = logging.getLogger("madoguchi.server")
+LAG_TICK = 0.05  # seconds between two measures of the event loop's lag
 
 
 class QueueServer:
@@ -75,6 +77,9 @@ class QueueServer:
         self.feeds = Feeds()  # the consoles' queue deltas (feed.py)
         self._tasks: list[asyncio.Task] = []
         self.writer = Writer(self)
+        self.admission = admission.Bounds()  # when a request is answered busy instead of queued
+        self.snapshots = asyncio.Semaphore(1)  # hello snapshots built one at a time (session.hello)
+        self.loop_lag = 0.0  # seconds the event loop runs late now (watch_lag; admission)
         self.roll_retry_at = 0.0  # day_end.py: no end of day before this time (after a failure)
         self.catalogue_cache: bytes | None = None  # http_routes.catalogue_json
         # /healthz: named checks, each () -> (ok, details). Storage and the writer are here;
@@ -112,7 +117,7 @@ class QueueServer:
         hub = make_hub(self.city, site, counters, day)
         hub.lobby.load(self.store.load_tickets(key, day))
         hub.index_tokens()
-        hub.seq = self.store.last_seq(key)
+        hub.seq = hub.pushed_seq = self.store.last_seq(key)
         for prefix, last in self.store.last_numbers(key, day).items():
             hub.numbers[(day, prefix)] = last
         # replies to idempotent requests of the last day: a kiosk retrying after a restart gets
@@ -160,7 +165,7 @@ class QueueServer:
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self.writer.watch()),
-                       asyncio.create_task(pushes.flusher(self))]
+                       asyncio.create_task(pushes.flusher(self)), asyncio.create_task(self.watch_lag())]
         if self.announcer is None:
             self.announcer = _start_announcer()
 
@@ -173,6 +178,15 @@ class QueueServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
 
+
+    async def watch_lag(self) -> None:
+        """Measure how late the event loop runs (a tick every LAG_TICK): the admission rule sheds
+        while it runs later than its wait bound (core/admission.py)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(LAG_TICK)
+            self.loop_lag = admission.recent_lag(self.loop_lag, loop.time() - t - LAG_TICK)
 
     @property
     def serving(self) -> bool:

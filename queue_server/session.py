@@ -1,12 +1,21 @@
 """The connection shell: one websocket connection's life — hello and its token check, then a loop
 that parses each frame, answers reads that need no writer at once, and queues every other request
-for the writer and sends its reply. Boards that were away get the calls they missed."""
+for the writer (or sheds it, core/admission.py). Boards that were away get the calls they missed.
+
+Replies leave in request order, but the loop does not wait for the writer before it reads the
+next frame: a request waiting for the writer puts its reply's future in the connection's outbox,
+and the replies after it queue behind it (``_sender``). So every request of a pipelining client
+is seen — admitted or shed — when it arrives, instead of waiting unseen in the socket for the
+reply before it; at most WINDOW replies wait per connection, then the loop reads no further
+(TCP backpressure).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from . import consultation_api, counter_handlers, forms_api, planner_api, pushes, reprint
 from . import protocol as P
+from .core import admission
 from .core.errors import RequestError
 from .hub import SiteHub
 from .idempotency import idem_scope
@@ -26,14 +36,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("madoguchi.server")
 REPLAY_PAGE = 500  # call events read per query when a board resyncs
 MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
+WINDOW = 32  # replies of one connection waiting to be sent, at most, before its next frame is read
 
 
 async def handler(server: QueueServer, ws: ServerConnection) -> None:
     """Serve one connection until it closes."""
     client = Client(ws)
     server.clients.add(client)
+    sender = asyncio.create_task(_sender(client))
     try:
         async for raw in ws:
+            while client.unsent >= WINDOW:  # a client far ahead of its replies: read no further
+                client.sent.clear()
+                await client.sent.wait()
             try:
                 await on_message(server, client, raw)
             except ConnectionClosed:
@@ -51,6 +66,24 @@ async def handler(server: QueueServer, ws: ServerConnection) -> None:
         pass
     finally:
         server.clients.discard(client)
+        sender.cancel()
+
+
+async def _sender(client: Client) -> None:
+    """Send the connection's queued replies in request order, each when it is ready."""
+    while True:
+        item = await client.outbox.get()
+        try:
+            msg = await item if isinstance(item, asyncio.Future) else item
+        except Exception:  # never a dead sender (the connection's later replies would never leave)
+            log.exception("a reply could not be built")
+            client.unsent -= 1
+            client.sent.set()
+            continue
+        with contextlib.suppress(ConnectionClosed):
+            await client.ws.send(msg)
+        client.unsent -= 1
+        client.sent.set()
 
 
 async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> None:
@@ -70,6 +103,8 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
             raise Reply("not_allowed", f"role {client.role!r} may not send {req.type!r}", "type")
         if req.type == "ping":
             return await send(client, P.reply(req.id, {"pong": server.clock()}))
+        if req.type in ("plan", "resync") or req.type in forms_api.TYPES or client.role == "planner":
+            await _settled(client)  # served from memory: after this connection's earlier changes
         if req.type == "resync":  # the queue snapshot comes as a push, in order with the deltas
             return await send(client, P.reply(req.id, pushes.resync(server, client)))
         if client.role == "planner":  # the public planning page: rate-limited, no token
@@ -83,16 +118,47 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
     except RequestError as e:  # a refusal of any layer (core/errors.py), e.g. the booking rules'
         return await send_error(server, client, req.id, e.code, e.message, e.field)
     idem = req.body.get("idempotency_key")
-    job = Job(client, req, asyncio.get_running_loop().create_future(),
-              f"{client.site}:{idem_scope(client.role, client.device, client.counter, idem)}" if idem else None)
-    await server.queue.put(job)
-    msg = await job.fut
+    key = f"{client.site}:{idem_scope(client.role, client.device, client.counter, idem)}" if idem else None
+    if key is None or key not in server.idem:  # a known key is never shed: its retry gets the first reply
+        now = time.monotonic()
+        waited = max(server.writer.oldest_wait(now), server.loop_lag)
+        retry = admission.shed(req.type, server.queue.qsize(), waited, server.admission)
+        if retry is not None:
+            return await send_busy(server, client, req, retry)
+    job = Job(client, req, asyncio.get_running_loop().create_future(), key)
+    server.queue.put_nowait(job)
+    reply: asyncio.Future = job.fut
     if req.type == "current":  # the card prefill, read after the writer, in a thread
-        msg = await counter_handlers.with_prefill(server, client, msg)
-    await send(client, msg)
+        reply = asyncio.ensure_future(_with_prefill(server, client, req.id, job.fut))
+    _queue_reply(client, reply)  # sent when the writer answers; the loop reads on meanwhile
+
+
+async def _with_prefill(server: QueueServer, client: Client, rid: Any, fut: asyncio.Future) -> str:
+    msg = await fut
+    try:
+        return await counter_handlers.with_prefill(server, client, msg)
+    except Exception as e:  # the database cannot be read: say so, never "no card" by mistake
+        log.error("reading the card prefill failed: %s", type(e).__name__)
+        server.metrics.errors["storage_error"] = server.metrics.errors.get("storage_error", 0) + 1
+        return P.error(rid, "storage_error", "the card data of the ticket could not be read from the database")
+
+
+async def _settled(client: Client) -> None:
+    """Wait until every earlier request of the connection has been answered."""
+    while client.unsent:
+        client.sent.clear()
+        await client.sent.wait()
+
+
+def _queue_reply(client: Client, item: str | asyncio.Future) -> None:
+    client.unsent += 1
+    client.outbox.put_nowait(item)
 
 
 async def send(client: Client, msg: str) -> None:
+    """Send a reply now, or after the replies still waiting before it (request order)."""
+    if client.unsent:
+        return _queue_reply(client, msg)
     with contextlib.suppress(ConnectionClosed):
         await client.ws.send(msg)
 
@@ -101,6 +167,15 @@ async def send_error(server: QueueServer, client: Client, re: Any, code: str, me
                      fld: str | None = None) -> None:
     server.metrics.errors[code] = server.metrics.errors.get(code, 0) + 1
     await send(client, P.error(re, code, message, fld))
+
+
+async def send_busy(server: QueueServer, client: Client, req: P.Request, retry_after: float) -> None:
+    """Shed a request (core/admission.py): answered at once, nothing applied, nothing written."""
+    m = server.metrics
+    m.busy[req.type] = m.busy.get(req.type, 0) + 1
+    m.errors["busy"] = m.errors.get("busy", 0) + 1
+    await send(client, P.error(req.id, "busy", f"the server is behind: {req.type} was not applied; send it again "
+                               f"in {retry_after:g} s (with the same idempotency_key)", retry_after=retry_after))
 
 
 async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
@@ -116,7 +191,6 @@ async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
     hub = server.hubs.get(site)
     if hub is None:
         raise Reply("unknown_site", f"no site {site!r}; sites: {', '.join(server.hubs)}", "site")
-    now = server.clock()
     if role == "public":
         tid = hub.by_token.get(b.get("ticket") or "")
         if tid is None:
@@ -134,15 +208,25 @@ async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
         client.staff = (b.get("staff") or "")[:100]
     elif not server.tokens.check(role, b.get("token")):
         raise Reply("bad_token", f"wrong token for role {role}", "token")
-    client.role, client.site, client.device = role, site, (b.get("device") or "")[:64]
-    result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now,
-                              "storage": server.storage_view()}
-    last = b.get("last_seq")
-    missed, truncated = await _missed(server, hub, client, last, now) if last is not None else ([], False)
-    result["missed"] = len(missed)
-    result["truncated"] = truncated
-    result["snapshot"] = snapshot(server, hub, client, now)
-    await send(client, P.reply(req.id, result))
+    # A reconnect storm (every console and board at once, after a network blip) must not stop
+    # the writer: one snapshot is built at a time, each after the writer had a turn, so commits
+    # go on between them instead of waiting for 250 snapshots in one go.
+    async with server.snapshots:
+        await asyncio.sleep(0)
+        hub = server.hubs[site]  # (a re-read or the day's end may have replaced it meanwhile)
+        if client.ticket is not None and client.ticket not in hub.lobby.tickets:
+            raise Reply("unknown_ticket", "no ticket with that status token today", "ticket")
+        now = server.clock()
+        client.role, client.site, client.device = role, site, (b.get("device") or "")[:64]
+        result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now,
+                                  "storage": server.storage_view()}
+        last = b.get("last_seq")
+        missed, truncated = await _missed(server, hub, client, last, now) if last is not None else ([], False)
+        result["missed"] = len(missed)
+        result["truncated"] = truncated
+        result["snapshot"] = snapshot(server, hub, client, now)
+        reply = P.reply(req.id, result)
+    await send(client, reply)  # outside the slot: a slow client's socket holds no other hello up
     for msg in missed:
         await send(client, msg)
 
@@ -156,12 +240,15 @@ async def _missed(server: QueueServer, hub: SiteHub, client: Client, last: int, 
     ``last_seq`` is ahead of this server (another database), the log lacks events in between,
     or more than MAX_REPLAY calls were missed. The client then rebuilds from the snapshot.
     """
-    if client.role not in ("display", "admin") or last == hub.seq:
+    if client.role not in ("display", "admin") or last == hub.pushed_seq:
         return [], False
-    if last > hub.seq:
+    if last > hub.pushed_seq:
         return [], True
     day_start = datetime.fromisoformat(hub.day).replace(tzinfo=server.tz).timestamp()
-    upto = hub.seq  # pushes after this come live to the client (its role is set already)
+    # pushes after this come live to the client (its role is set already); not hub.seq: the
+    # events of a batch being committed now are pushed after the commit — replayed too, a
+    # call would reach the board twice (seen in a reconnect storm, test_shedding.py)
+    upto = hub.pushed_seq
 
     def read() -> tuple[list[dict], bool]:
         if server.store.count_events(hub.key, last, upto) != upto - last:

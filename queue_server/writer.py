@@ -100,6 +100,7 @@ class Writer:
         self.server = server
         self.storage = StorageHealth()
         self.busy_since: float | None = None  # monotonic time the current batch began
+        self.batch_queued_at: float | None = None  # when the oldest request of that batch was queued
 
     # ------------------------------------------------------------------ tasks
     async def run(self) -> None:
@@ -109,6 +110,7 @@ class Writer:
             while len(jobs) < MAX_BATCH and not queue.empty():
                 jobs.append(queue.get_nowait())
             self.busy_since = time.monotonic()
+            self.batch_queued_at = jobs[0].queued_at  # FIFO: the first is the oldest
             try:
                 await self.run_batch(jobs)
             except Exception:  # a bug outside any one request: never let it stop the server
@@ -117,7 +119,7 @@ class Writer:
                     if not j.fut.done():
                         j.fut.set_result(P.error(j.req.id, "internal", P.ERROR_CODES["internal"]))
             finally:
-                self.busy_since = None
+                self.busy_since = self.batch_queued_at = None
 
     async def watch(self) -> None:
         """While storage is failing, probe it so that health and kiosks recover without a citizen."""
@@ -142,6 +144,13 @@ class Writer:
             oldest = max(oldest, now - self.busy_since)
         return {"ok": oldest < BEHIND_SECONDS and len(waiting) < BEHIND_DEPTH, "queued": len(waiting),
                 "oldest_seconds": round(oldest, 3)}
+
+    def oldest_wait(self, now: float) -> float:
+        """Seconds the oldest unanswered request has waited: queued, or in the batch being
+        written (O(1): asked for every request by the admission rule, core/admission.py)."""
+        waiting = getattr(self.server.queue, "_queue", None)
+        since = [t for t in (waiting[0].queued_at if waiting else None, self.batch_queued_at) if t is not None]
+        return max(0.0, now - min(since)) if since else 0.0
 
     # ------------------------------------------------------------------ one batch
     async def run_batch(self, jobs: list[Job], isolate: bool = True) -> None:
@@ -211,6 +220,8 @@ class Writer:
                     pushes.push(s, hub, audience, kind, data)
             except Exception:
                 log.exception("push after a committed %s failed (the request was answered)", a.job.req.type)
+        for hub in s.hubs.values():
+            hub.pushed_seq = hub.seq  # every committed event up to here has been pushed
 
     def _refusal(self, job: Job, e: Exception) -> str:
 

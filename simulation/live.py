@@ -38,6 +38,7 @@ from .model import MIN, draw_service, service_params
 from .runner import stream_seed
 from .scenario import CounterPlan, Scenario
 
+BUSY_ATTEMPTS = 20  # busy answers in a row before a request counts as an error
 SERVICE_CV = 0.5  # a step whose procedures the catalogue does not know
 
 
@@ -65,6 +66,7 @@ class _Conn:
         self.ws = ws
         self.waiting: dict[int, asyncio.Future] = {}
         self.pushed = asyncio.Event()
+        self.busy = 0  # busy answers sent again
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -88,15 +90,25 @@ class _Conn:
                 f.set_exception(ConnectionError("the server closed the connection"))
 
     async def ok(self, type_: str, **body: Any) -> dict:
-        rid = next(self._ids)
-        fut = asyncio.get_running_loop().create_future()
-        self.waiting[rid] = fut
-        await self.ws.send(json.dumps({"type": type_, "id": rid, **body}, ensure_ascii=False))
-        msg = await asyncio.wait_for(fut, 30)
-        if "error" in msg:
-            e = msg["error"]
-            raise ProtocolError(f"{type_}: {e.get('code')}: {e.get('message')}")
-        return msg["result"]
+        """The request's result; ``busy`` (the server was behind and applied nothing) is sent again
+        with the same body — the same idempotency key — after retry_after, backed off with jitter,
+        as a kiosk does (kiosk.client.busy_delay)."""
+        from kiosk.client import busy_delay
+
+        for attempt in itertools.count():
+            rid = next(self._ids)
+            fut = asyncio.get_running_loop().create_future()
+            self.waiting[rid] = fut
+            await self.ws.send(json.dumps({"type": type_, "id": rid, **body}, ensure_ascii=False))
+            msg = await asyncio.wait_for(fut, 30)
+            e = msg.get("error")
+            if e is None:
+                return msg["result"]
+            if e.get("code") != "busy" or attempt + 1 >= BUSY_ATTEMPTS:
+                raise ProtocolError(f"{type_}: {e.get('code')}: {e.get('message')}")
+            self.busy += 1
+            await asyncio.sleep(busy_delay(float(e.get("retry_after") or 0.5), attempt))
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

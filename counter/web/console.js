@@ -296,12 +296,20 @@ async function refreshCurrent() {
   } catch (err) { say(errorText(err), "error"); }
 }
 
+// Calls and completions carry an idempotency key: a retry (after a busy answer, in Link.request)
+// is the same request, and the server returns its first reply if it was done after all.
+const KEYED = new Set(["call_next", "call", "complete"]);
+let keySeq = 0;
+const newKey = () => `c${COUNTER}-${Date.now().toString(36)}-${(keySeq++).toString(36)}`;
+
 async function act(type, body = {}) {
   if (S.busy) return;
   S.busy = true;
   try {
     if (type === "pause") type = S.counter.state === "open" ? "pause" : "open";
-    const result = await S.link.request(type, type === "open" ? { staff: S.staff, ...body } : body);
+    if (type === "open") body = { staff: S.staff, ...body };
+    if (KEYED.has(type)) body = { ...body, idempotency_key: newKey() };
+    const result = await S.link.request(type, body);
     if (result.counter) S.counter = result.counter;
     if ("ticket" in result) {
       if (type === "call_next" || type === "call") S.next = null;
@@ -539,6 +547,7 @@ function signIn(e) {
     onPush: (msg) => (msg.push === "print" ? onPrint(msg.data) : onPush(msg)),
     onState, onFatal,
   }).start();
+  S.link.onBusy = () => say(t("console.busy_retry"), "error");  // Link.request sends it again itself
 }
 
 function signOut() {

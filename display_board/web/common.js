@@ -44,6 +44,15 @@ export function wsUrl() {
 export const PING_MS = 15000;
 const PONG_TIMEOUT_MS = 10000;
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
+const BUSY_ATTEMPTS = 8;
+const BUSY_MAX_MS = 15000;
+
+/** Wait before sending a request again after its `attempt`-th busy answer (from 0): the server's
+ * retry_after (seconds), doubled per attempt up to 8×, times a random 1–2 so that many consoles do
+ * not come back in the same millisecond; at most 15 s (as the kiosk, kiosk/client.py busy_delay). */
+export function busyDelayMs(retryAfter, attempt, rng = Math.random) {
+  return Math.min(BUSY_MAX_MS, 1000 * Math.max(0.05, Number(retryAfter) || 0.5) * Math.min(2 ** attempt, 8) * (1 + rng()));
+}
 
 /**
  * One websocket to the server. `hello()` builds the hello body (without last_seq); `onReady(result)`
@@ -137,7 +146,22 @@ export class Link {
     if (msg.error) p.reject(msg.error); else p.resolve(msg.result);
   }
 
-  request(type, body = {}) {
+  /** A request; a `busy` answer (the server was behind and applied nothing) is sent again with
+   * the same body — the same idempotency key — after its retry_after, doubled per busy answer and
+   * jittered (busyDelayMs), up to BUSY_ATTEMPTS times; `onBusy(type, attempt)` may say so. */
+  async request(type, body = {}) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.requestOnce(type, body);
+      } catch (err) {
+        if (err?.code !== "busy" || attempt + 1 >= BUSY_ATTEMPTS) throw err;
+        this.onBusy && this.onBusy(type, attempt);
+        await new Promise((resolve) => setTimeout(resolve, busyDelayMs(err.retry_after, attempt)));
+      }
+    }
+  }
+
+  requestOnce(type, body = {}) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
       return Promise.reject({ code: "offline", message: "not connected" });
     }

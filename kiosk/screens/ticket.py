@@ -24,7 +24,9 @@ def _message(ctx: ViewContext, title: str, body: str = "", extra: str = "", titl
 
 
 def issuing(ctx: ViewContext) -> Widget:
-    box = _message(ctx, ctx.t("issuing.title"))
+    # the server keeps answering busy: say why it takes long (the client retries the same ticket)
+    body = ctx.t("issuing.busy") if ctx.state.notice == "issuing.busy" else ""
+    box = _message(ctx, ctx.t("issuing.title"), body)
     box.add_widget(Widget())
     return box
 

@@ -375,6 +375,11 @@ def test_other_screens_in_ja_and_en_and_large_text_high_contrast_portrait(kiosk,
             sh.state = F.KioskState(last_activity=sh.clock(), screen=screen, lang=lang, online=True)
             sh.render(force=True)
             k.shot(f"{lang}-{name}")
+        # the server kept answering busy: the citizen is told why it takes long (issue 20)
+        sh.state = F.KioskState(last_activity=sh.clock(), screen=F.Screen.ISSUING, lang=lang, online=True,
+                                pending_key="x", notice="issuing.busy")
+        sh.render(force=True)
+        k.shot(f"{lang}-10-issuing-busy")
         sh.state = F.KioskState(last_activity=sh.clock(), screen=F.Screen.ERROR, lang=lang, online=True, error_code="storage_error")
         sh.render()
         k.shot(f"{lang}-12-error")

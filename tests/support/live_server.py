@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from websockets.asyncio.client import connect
 from queue_server.tokens import read as read_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
+BUSY_ATTEMPTS = 30  # a request answered busy this many times in a row is returned busy
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Client:
         self._waiting: dict[object, asyncio.Future] = {}
         self._reader = asyncio.create_task(self._read())
         self.push_event = asyncio.Event()
+        self.busy = 0  # busy answers retried by request()
 
     @classmethod
     async def open(cls, url: str, **hello) -> tuple[Client, dict]:
@@ -119,6 +122,18 @@ class Client:
         return await asyncio.wait_for(fut, 10)
 
     async def request(self, type_: str, **body) -> dict:
+        """One request's reply; a ``busy`` answer (nothing was applied) is retried with the same body
+        — the same idempotency key — after its retry_after and jitter, as the kiosk and console do."""
+        for attempt in range(BUSY_ATTEMPTS):
+            r = await self.request_once(type_, **body)
+            if r.get("error", {}).get("code") != "busy":
+                return r
+            self.busy += 1
+            await asyncio.sleep(r["error"]["retry_after"] * (1 + random.random()) * min(2 ** attempt, 8))
+        return r
+
+    async def request_once(self, type_: str, **body) -> dict:
+        """One request, one reply: ``busy`` included."""
         rid = next(self._ids)
         return await self.send_raw(json.dumps({"type": type_, "id": rid, **body}), rid)
 

@@ -38,7 +38,7 @@ def test_keys_used_exist_and_nothing_is_hard_coded():
     from queue_server.protocol import ERROR_CODES
 
     for code in ("slot_full", "slot_past", "slot_closed", "not_bookable", "booking_cancelled", "booking_expired",
-                 "booking_other_day", "booking_other_site", "unknown_reservation", "reservation_used", "rate_limited"):
+                 "booking_other_day", "booking_other_site", "unknown_reservation", "reservation_used", "rate_limited", "busy"):
         assert code in ERROR_CODES and f"err.{code}" in table, code
     for key in ("level_quiet", "level_busy", "level_crowded", "state_booked", "state_checked_in",
                 "state_cancelled", "state_no_show"):
