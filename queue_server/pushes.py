@@ -50,7 +50,10 @@ def wants(client: Client, audience: str) -> bool:
 
 def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any, seq: int | None = None) -> None:
     """Send one push to every client of the site in ``audience``."""
-    msg = P.push(kind, hub.key, hub.seq if seq is None else seq, data)
+    # by default the last seq already pushed, never hub.seq: while a batch is being committed that
+    # is ahead, and a board that took it from (say) a waits push, then lost its connection before
+    # the batch's call arrived, would resume past the call and never be replayed it
+    msg = P.push(kind, hub.key, hub.pushed_seq if seq is None else seq, data)
     if msg is None:  # not encodable (logged): better no push than one a board's parser drops
         return
     targets = writable(server, [c for c in server.clients if c.site == hub.key and c.role and wants(c, audience)])
@@ -126,7 +129,7 @@ async def flusher(server: QueueServer) -> None:
                 elif client.role == "public" and client.ticket in hub.lobby.tickets:
                     data = hub.public_view(hub.lobby.tickets[client.ticket], now)
                     _send_if_changed(server, last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
-                                     P.push("status", hub.key, hub.seq, data))
+                                     P.push("status", hub.key, hub.pushed_seq, data))
             flush_queues(server, hub, consoles)
         server.metrics.flushes += 1
         server.metrics.flush_seconds += time.perf_counter() - t0

@@ -218,7 +218,8 @@ async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
             raise Reply("unknown_ticket", "no ticket with that status token today", "ticket")
         now = server.clock()
         client.role, client.site, client.device = role, site, (b.get("device") or "")[:64]
-        result: dict[str, Any] = {"role": role, "site": site, "seq": hub.seq, "server_time": now,
+        # seq: the last event pushed (a batch being committed is pushed live after its commit)
+        result: dict[str, Any] = {"role": role, "site": site, "seq": hub.pushed_seq, "server_time": now,
                                   "storage": server.storage_view()}
         last = b.get("last_seq")
         missed, truncated = await _missed(server, hub, client, last, now) if last is not None else ([], False)

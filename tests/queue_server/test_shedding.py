@@ -389,3 +389,36 @@ def test_the_server_refuses_bad_bounds(tmp_path):
                       extra=["--shed-wait", "-1"])
     with pytest.raises(RuntimeError, match="bad admission bounds"):
         live.start()
+
+
+def test_a_board_that_says_hello_during_a_commit_resumes_before_its_calls(held):
+    """The seq a board is told (hello) is the last one pushed, not one of a batch still being
+    committed: a board that said hello while a call was being written, and lost its connection
+    before the call's push, resumes from before the call and is replayed it (it used to be told
+    the call's seq and never saw the call)."""
+    store = held.qs.store
+    kh, ch = _hellos(held)
+    dh = {"role": "display", "site": "honcho", "device": "board-h", "token": held.tokens().roles["display"]}
+
+    async def scenario():
+        k, _ = await Client.open(held.url, **kh)
+        c, _ = await Client.open(held.url, **ch)
+        await c.ok("open")
+        await k.ok("issue", **_issue("h1"))
+        store.hold()
+        calling = asyncio.create_task(c.request_once("call_next"))
+        assert await asyncio.to_thread(store.entered.wait, 30)  # the call is applied, being written
+        b, hello = await Client.open(held.url, **dh)
+        told = hello["result"]["seq"]
+        await b.close()  # gone before the call's push
+        store.release()
+        called = await calling
+        number = called["result"]["ticket"]["number"]
+        b2, again = await Client.open(held.url, **dh, last_seq=told)
+        assert again["result"]["missed"] == 1 and not again["result"]["truncated"], again["result"]
+        call = await b2.wait_push(lambda p: p["push"] == "call")
+        assert call["data"]["number"] == number
+        for x in (k, c, b2):
+            await x.close()
+
+    asyncio.run(scenario())
