@@ -753,6 +753,10 @@ def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: in
                                  storm=storm, storm_at=args.seconds * 0.3))
     finally:
         server.stop()
+    # what the server logged as errors (a bench run that errs is a finding, not just a figure)
+    r["server_errors"] = [line.rstrip() for line in server.log if " ERROR " in line or "Traceback" in line][:20]
+    if os.environ.get("OPEN_LOOP_SERVER_LOG"):  # the server's whole output (first 500 lines), to look into
+        Path(os.environ["OPEN_LOOP_SERVER_LOG"]).write_text("".join(server.log), encoding="utf-8")
     r["scenario"] = name
     r["sqlite_commit"] = commit
     return r

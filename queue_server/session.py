@@ -74,7 +74,9 @@ async def _sender(client: Client) -> None:
     while True:
         item = await client.outbox.get()
         try:
-            msg = await item if isinstance(item, asyncio.Future) else item
+            # shielded: cancelling this sender (the connection closed) must not cancel the writer's
+            # future of a request in its batch (the writer answers it and pushes the batch anyway)
+            msg = await asyncio.shield(item) if isinstance(item, asyncio.Future) else item
         except Exception:  # never a dead sender (the connection's later replies would never leave)
             log.exception("a reply could not be built")
             client.unsent -= 1

@@ -57,6 +57,14 @@ CAUSE_TEXT = {
 }
 
 
+def _answer(fut: asyncio.Future, msg: str) -> None:
+    """Answer a request's future, unless it is done already: a connection that closed cancels the
+    futures of its unanswered requests, and one of them must not stop the batch's other answers
+    or its pushes (a reconnect storm lost calls to the boards that way)."""
+    if not fut.done():
+        fut.set_result(msg)
+
+
 @dataclass
 class StorageHealth:
     """Whether writes succeed now; what failed last, and since when."""
@@ -116,8 +124,7 @@ class Writer:
             except Exception:  # a bug outside any one request: never let it stop the server
                 log.exception("batch failed")
                 for j in jobs:
-                    if not j.fut.done():
-                        j.fut.set_result(P.error(j.req.id, "internal", P.ERROR_CODES["internal"]))
+                    _answer(j.fut, P.error(j.req.id, "internal", P.ERROR_CODES["internal"]))
             finally:
                 self.busy_since = self.batch_queued_at = None
 
@@ -170,7 +177,7 @@ class Writer:
                 if job.idem in fresh:
                     followers.append(job)  # answered after the commit, like the first
                 else:
-                    job.fut.set_result(P.reply(job.req.id, s.idem[job.idem]))
+                    _answer(job.fut, P.reply(job.req.id, s.idem[job.idem]))
                 continue
             hub = s.hubs[job.client.site]
             mark = _checkpoint(hub)
@@ -181,7 +188,7 @@ class Writer:
                 part = _rows(out, events)
             except Exception as e:
                 self._undo(hub, mark, out)
-                job.fut.set_result(self._refusal(job, e))
+                _answer(job.fut, self._refusal(job, e))
                 continue
             _merge(batch, part)
             if job.idem:
@@ -207,9 +214,9 @@ class Writer:
             hub.lobby.journal = None  # committed: nothing to roll back any more
         # committed: every request is answered, whatever a push below may raise
         for a in applied:
-            a.job.fut.set_result(P.reply(a.job.req.id, a.out.result))
+            _answer(a.job.fut, P.reply(a.job.req.id, a.out.result))
         for job in followers:
-            job.fut.set_result(P.reply(job.req.id, s.idem[job.idem]))
+            _answer(job.fut, P.reply(job.req.id, s.idem[job.idem]))
         for a in applied:
             hub = s.hubs[a.job.client.site]
             s.dirty.add(hub.key)
@@ -273,7 +280,7 @@ class Writer:
         msg = f"{P.ERROR_CODES['storage_error']} ({CAUSE_TEXT[cause]}): call IT"
         for job in jobs:
             s.metrics.errors["storage_error"] = s.metrics.errors.get("storage_error", 0) + 1
-            job.fut.set_result(P.error(job.req.id, "storage_error", msg))
+            _answer(job.fut, P.error(job.req.id, "storage_error", msg))
 
     async def _stale(self, sites: list[str]) -> list[str]:
         """The sites whose event log has moved on without this server (every write logs events)."""

@@ -422,3 +422,41 @@ def test_a_board_that_says_hello_during_a_commit_resumes_before_its_calls(held):
             await x.close()
 
     asyncio.run(scenario())
+
+
+def test_a_connection_that_drops_during_its_commit_stops_no_answer_or_push(held, caplog):
+    """A console that drops while its call is being committed: the call is still committed, every
+    other request of the batch answered and the call pushed to the boards (the closing
+    connection used to cancel its request's future, and the writer's answer to it raised out of
+    the batch: the others got `internal` and the boards never saw the call)."""
+    qs, store = held.qs, held.qs.store
+    kh, ch = _hellos(held)
+    dh = {"role": "display", "site": "honcho", "device": "board-d", "token": held.tokens().roles["display"]}
+
+    async def scenario():
+        k, _ = await Client.open(held.url, **kh)
+        c, _ = await Client.open(held.url, **ch)
+        b, _ = await Client.open(held.url, **dh)
+        await c.ok("open")
+        await k.ok("issue", **_issue("d1"))
+        store.hold()
+        await c.ws.send(json.dumps({"type": "call_next", "id": 77, "idempotency_key": "drop-call"}))
+        assert await asyncio.to_thread(store.entered.wait, 30)  # applied, being written
+        other = asyncio.create_task(k.request_once("issue", **_issue("d2")))  # in the next batch
+        await c.close()
+        while any(cl.counter == 1 for cl in qs.clients):  # the server saw the connection go
+            await asyncio.sleep(0.01)
+        store.release()
+        call = await b.wait_push(lambda p: p["push"] == "call", timeout=30)
+        assert call["data"]["number"] == "1" and call["data"]["counter"] == 1
+        assert "result" in await other
+        c2, _ = await Client.open(held.url, **ch)
+        again = await c2.ok("call_next", idempotency_key="drop-call")  # the retry: the same call
+        assert again["ticket"]["number"] == "1"
+        for x in (k, b, c2):
+            await x.close()
+
+    with caplog.at_level("ERROR", logger="madoguchi.writer"):
+        asyncio.run(scenario())
+    assert not [r for r in caplog.records if r.name == "madoguchi.writer"], caplog.text
+    assert_same_as_database(qs)
