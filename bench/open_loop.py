@@ -680,6 +680,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     gen.reset()
     rng = random.Random(seed)
     schedule = poisson_schedule(rate, seconds, sites, mix, rng)
+    replies0 = await asyncio.to_thread(server_replies, url)
     cpu0, srv0, t0 = time.process_time(), server.cpu_seconds(), perf() + 0.05
     storm_task = None
     if storm:
@@ -695,6 +696,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     drained = await wait_quiet(gen, drain)
     cpu_gen = (time.process_time() - cpu0) / max(1e-9, perf() - t0)
     cpu_srv = (server.cpu_seconds() - srv0) / max(1e-9, perf() - t0)
+    server_reply = reply_quantiles(replies0, await asyncio.to_thread(server_replies, url))
     gen.stopping = True
     unanswered = sum(1 for p in gen.pending.values() if p[2] is not None)
     unsent = gen.unsent + sum(len(q) for q in gen.waiting_cycles.values())
@@ -712,6 +714,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         "duplicate_via": dict(gen.counts["duplicate_via"]), "truncated_hellos": dict(gen.counts["truncated"]),
         "client_errors": dict(gen.counts["client_errors"]), "server_cpu": round(cpu_srv, 2),
         "generator_cpu": round(cpu_gen, 2), "drain_s": round(drained, 2), "window_s": round(wall, 2),
+        "server_reply": server_reply,
     }
     if storm:
         result["storm"] = {"clients": storm, "resynced": len(gen.resync_times), **summary(gen.resync_times)}
@@ -720,6 +723,31 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         for c in itertools.chain.from_iterable(cs.values()):
             await c.close()
     return result
+
+
+def server_replies(ws_url: str) -> dict[float, int]:
+    """The server's own reply-time histogram (/metrics madoguchi_reply_seconds): bound -> count."""
+    import urllib.request
+
+    http = ws_url.replace("ws://", "http://").rsplit("/ws", 1)[0]
+    with urllib.request.urlopen(f"{http}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    out = {}
+    for m in re.finditer(r'^madoguchi_reply_seconds_bucket\{le="([^"]+)"\} (\d+)$', text, re.M):
+        out[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = int(m.group(2))
+    return out
+
+
+def reply_quantiles(before: dict[float, int], after: dict[float, int]) -> dict[str, Any]:
+    """p50/p99 of the server's reply times in the window, as the bucket bound they fall under
+    (ms; the server's part alone: frame read -> reply handed to the socket)."""
+    counts = {b: after.get(b, 0) - before.get(b, 0) for b in sorted(after)}
+    n = counts.get(float("inf"), 0)
+    out: dict[str, Any] = {"n": n}
+    for name, q in (("p50_le_ms", 0.5), ("p99_le_ms", 0.99), ("p999_le_ms", 0.999)):
+        bound = next((b for b, c in counts.items() if n and c >= q * n), None)
+        out[name] = None if bound is None else (bound * 1000 if bound != float("inf") else float("inf"))
+    return out
 
 
 async def _storm(victims: list[Conn], at: float, rng: random.Random) -> None:

@@ -34,6 +34,8 @@ class Client:
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue, repr=False)
     unsent: int = 0  # replies queued in the outbox and not yet sent
     sent: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set after each outbox send
+    received: float = 0.0  # perf_counter when the frame being handled arrived (reply time, /metrics)
+    replies: Any = field(default=None, repr=False)  # metrics.Histogram of reply times (session.py)
 
 
 @dataclass

@@ -11,6 +11,33 @@ if TYPE_CHECKING:
     from .server import QueueServer
 
 
+REPLY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds
+
+
+class Histogram:
+    """A Prometheus histogram: counts of observations at or below each bucket's bound."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)  # the last: above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.total += seconds
+        for i, bound in enumerate(self.buckets):
+            if seconds <= bound:
+                self.counts[i] += 1
+                return
+        self.counts[-1] += 1
+
+    def lines(self, name: str) -> list[str]:
+        out, running = [], 0
+        for bound, n in zip((*self.buckets, float("inf")), self.counts, strict=True):
+            running += n
+            out.append(f'{name}_bucket{{le="{"+Inf" if bound == float("inf") else f"{bound:g}"}"}} {running}')
+        return [*out, f"{name}_sum {self.total:.6f}", f"{name}_count {running}"]
+
+
 class Metrics:
     """Counters the server bumps as it works; ``text`` renders them with live gauges."""
 
@@ -26,6 +53,9 @@ class Metrics:
         self.flushes = 0  # flusher rounds that had changes to push (pushes.flusher)
         self.flush_seconds = 0.0  # their server time: waits, queue deltas, public statuses
         self.slow_dropped = 0  # clients closed because their write buffer passed the bound
+        # the server's own part of each request: frame read -> reply handed to the socket (a load
+        # generator's figures also hold its own delays; this one does not)
+        self.reply_seconds = Histogram(REPLY_BUCKETS)
 
     def text(self, server: QueueServer) -> str:
         lines = [
@@ -35,6 +65,8 @@ class Metrics:
         lines += [f'madoguchi_requests_total{{type="{k}"}} {v}' for k, v in sorted(self.requests.items())]
         lines += ["# HELP madoguchi_errors_total Error replies, by code.", "# TYPE madoguchi_errors_total counter"]
         lines += [f'madoguchi_errors_total{{code="{k}"}} {v}' for k, v in sorted(self.errors.items())]
+        lines += ["# HELP madoguchi_reply_seconds Server time from a request's frame to its reply handed to the socket.",
+                  "# TYPE madoguchi_reply_seconds histogram", *self.reply_seconds.lines("madoguchi_reply_seconds")]
         lines += ["# HELP madoguchi_busy_total Requests answered busy (shed: the writer was behind), by type.",
                   "# TYPE madoguchi_busy_total counter"]
         lines += [f'madoguchi_busy_total{{type="{k}"}} {v}' for k, v in sorted(self.busy.items())]

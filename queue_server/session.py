@@ -41,7 +41,7 @@ WINDOW = 32  # replies of one connection waiting to be sent, at most, before its
 
 async def handler(server: QueueServer, ws: ServerConnection) -> None:
     """Serve one connection until it closes."""
-    client = Client(ws)
+    client = Client(ws, replies=server.metrics.reply_seconds)
     server.clients.add(client)
     sender = asyncio.create_task(_sender(client))
     try:
@@ -49,6 +49,7 @@ async def handler(server: QueueServer, ws: ServerConnection) -> None:
             while client.unsent >= WINDOW:  # a client far ahead of its replies: read no further
                 client.sent.clear()
                 await client.sent.wait()
+            client.received = time.perf_counter()
             try:
                 await on_message(server, client, raw)
             except ConnectionClosed:
@@ -72,7 +73,7 @@ async def handler(server: QueueServer, ws: ServerConnection) -> None:
 async def _sender(client: Client) -> None:
     """Send the connection's queued replies in request order, each when it is ready."""
     while True:
-        item = await client.outbox.get()
+        received, item = await client.outbox.get()
         try:
             # shielded: cancelling this sender (the connection closed) must not cancel the writer's
             # future of a request in its batch (the writer answers it and pushes the batch anyway)
@@ -84,8 +85,14 @@ async def _sender(client: Client) -> None:
             continue
         with contextlib.suppress(ConnectionClosed):
             await client.ws.send(msg)
+        _timed(client, received)
         client.unsent -= 1
         client.sent.set()
+
+
+def _timed(client: Client, received: float) -> None:
+    if client.replies is not None:
+        client.replies.observe(time.perf_counter() - received)
 
 
 async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> None:
@@ -154,7 +161,7 @@ async def _settled(client: Client) -> None:
 
 def _queue_reply(client: Client, item: str | asyncio.Future) -> None:
     client.unsent += 1
-    client.outbox.put_nowait(item)
+    client.outbox.put_nowait((client.received, item))
 
 
 async def send(client: Client, msg: str) -> None:
@@ -163,6 +170,7 @@ async def send(client: Client, msg: str) -> None:
         return _queue_reply(client, msg)
     with contextlib.suppress(ConnectionClosed):
         await client.ws.send(msg)
+    _timed(client, client.received)
 
 
 async def send_error(server: QueueServer, client: Client, re: Any, code: str, message: str,

@@ -460,3 +460,33 @@ def test_a_connection_that_drops_during_its_commit_stops_no_answer_or_push(held,
         asyncio.run(scenario())
     assert not [r for r in caplog.records if r.name == "madoguchi.writer"], caplog.text
     assert_same_as_database(qs)
+
+
+def test_metrics_count_every_reply_in_the_reply_time_histogram(held):
+    """/metrics madoguchi_reply_seconds: the server's own part of each request (the open-loop
+    bench reads it beside its client-side figures); cumulative buckets, one count per reply,
+    queued (writer) and direct (ping) replies alike."""
+    from queue_server.metrics import Histogram
+
+    h = Histogram((0.001, 0.01))
+    for x in (0.0005, 0.005, 0.005, 3.0):
+        h.observe(x)
+    assert h.lines("m")[:3] == ['m_bucket{le="0.001"} 1', 'm_bucket{le="0.01"} 3', 'm_bucket{le="+Inf"} 4']
+    assert h.lines("m")[-1] == "m_count 4"
+    kh, _ = _hellos(held)
+
+    def count(text: str) -> int:
+        return int(re.search(r"^madoguchi_reply_seconds_count (\d+)$", text, re.M).group(1))
+
+    async def scenario():
+        k, _ = await Client.open(held.url, **kh)
+        before = count(await asyncio.to_thread(_metrics, held))
+        await k.ok("issue", **_issue("m1"))
+        await k.ok("ping")
+        await k.ok("issue", **_issue("m2"))
+        after = count(await asyncio.to_thread(_metrics, held))
+        await k.close()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    assert after - before == 3
