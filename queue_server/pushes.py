@@ -130,16 +130,17 @@ async def flusher(server: QueueServer) -> None:
             waits_at[key] = t0
             hub = server.hubs[key]
             _push_if_changed(server, last, hub, "display", "waits", hub.waits_view(hub.waits(now, fresh=True)))
-        for key in sites:
-            hub = server.hubs[key]
-            consoles = []
-            for client in [c for c in server.clients if c.site == key]:
-                if client.role == "counter" and client.counter in hub.lobby.counters:
-                    consoles.append((client, hub.lobby.counters[client.counter].departments))
-                elif client.role == "public" and client.ticket in hub.lobby.tickets:
+            # the phones' statuses are built on these waits: pushed with them, never from an older
+            # estimate (a counter that opens changes a phone's 休止 to まもなく only through them)
+            for client in [c for c in server.clients if c.site == key and c.role == "public"]:
+                if client.ticket in hub.lobby.tickets:
                     data = hub.public_view(hub.lobby.tickets[client.ticket], now)
                     _send_if_changed(server, last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
                                      P.push("status", hub.key, hub.pushed_seq, data))
+        for key in sites:
+            hub = server.hubs[key]
+            consoles = [(c, hub.lobby.counters[c.counter].departments) for c in server.clients
+                        if c.site == key and c.role == "counter" and c.counter in hub.lobby.counters]
             flush_queues(server, hub, consoles)
         server.metrics.flushes += 1
         server.metrics.flush_seconds += time.perf_counter() - t0
