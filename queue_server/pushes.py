@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("madoguchi.server")
 FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
-# The boards' waits are recomputed at most this often per site: the estimate is the server's
-# costliest derived view (tens of ms on the event loop with a long queue and 200 counters), and a
-# board's minutes a second late are as good; queues and phone statuses still go every flush.
-WAITS_INTERVAL = 1.0
 # A client with more than this many bytes not yet written to its socket is closed (1013) and
 # resyncs when it reconnects: several full queue snapshots, far more than a healthy client ever
 # has pending, so only a client that stopped reading (or a link that died unnoticed) reaches it.
@@ -113,34 +109,29 @@ def with_audio(server: QueueServer, view: dict[str, Any], fresh: bool = True) ->
 async def flusher(server: QueueServer) -> None:
     """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL."""
     last: dict[tuple[int, str], str] = {}
-    waits_due: set[str] = set()  # sites whose boards' waits changed since they were last pushed
-    waits_at: dict[str, float] = {}  # site -> monotonic time its waits were last computed
     while True:
         await asyncio.sleep(FLUSH_INTERVAL)
         await day_end.roll_day(server)
         server.forms_desk.prune({k: h.lobby for k, h in server.hubs.items()}, {k: h.day for k, h in server.hubs.items()})
-        if not server.dirty and not waits_due:
+        if not server.dirty:
             continue
         sites, server.dirty = server.dirty, set()
-        waits_due |= sites
         now = server.clock()
         t0 = time.perf_counter()
-        for key in [k for k in waits_due if t0 - waits_at.get(k, -WAITS_INTERVAL) >= WAITS_INTERVAL]:
-            waits_due.discard(key)
-            waits_at[key] = t0
+        for key in sites:
             hub = server.hubs[key]
-            _push_if_changed(server, last, hub, "display", "waits", hub.waits_view(hub.waits(now, fresh=True)))
-            # the phones' statuses are built on these waits: pushed with them, never from an older
-            # estimate (a counter that opens changes a phone's 休止 to まもなく only through them)
-            for client in [c for c in server.clients if c.site == key and c.role == "public"]:
-                if client.ticket in hub.lobby.tickets:
+            # fresh after every change: the replies and snapshots of the next half second (phones,
+            # the admin page's refresh) read this cache, and no later push would mend a stale one
+            waits_data = hub.waits_view(hub.waits(now, fresh=True))
+            _push_if_changed(server, last, hub, "display", "waits", waits_data)
+            consoles = []
+            for client in [c for c in server.clients if c.site == key]:
+                if client.role == "counter" and client.counter in hub.lobby.counters:
+                    consoles.append((client, hub.lobby.counters[client.counter].departments))
+                elif client.role == "public" and client.ticket in hub.lobby.tickets:
                     data = hub.public_view(hub.lobby.tickets[client.ticket], now)
                     _send_if_changed(server, last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
                                      P.push("status", hub.key, hub.pushed_seq, data))
-        for key in sites:
-            hub = server.hubs[key]
-            consoles = [(c, hub.lobby.counters[c.counter].departments) for c in server.clients
-                        if c.site == key and c.role == "counter" and c.counter in hub.lobby.counters]
             flush_queues(server, hub, consoles)
         server.metrics.flushes += 1
         server.metrics.flush_seconds += time.perf_counter() - t0
