@@ -168,22 +168,24 @@ async def serve(server: Any, client: Any, req: Any) -> dict[str, Any]:
     """The server's hook for ``forms`` and ``form_values``: check the counter has the ticket, read
     the card's 基本4情報 (erased with the visit) in a worker thread, then ``FormsDesk.handle``."""
     hub = server.hubs[client.site]
-    ticket = hub.lobby.ticket_at(client.counter)
-    if ticket is None:
-        raise Reply("no_current_ticket", "the counter has no ticket called or in service")
-    read_for = ticket.id
+    read_for = _ticket_at(hub, client).id
     card = await asyncio.to_thread(server.store.prefill, read_for)
-    ticket = hub.lobby.ticket_at(client.counter)  # as it is now: the counter may have moved on meanwhile
-    if ticket is None or ticket.id != read_for:  # never one visit's card data on another's forms
+    ticket = _ticket_at(hub, client)  # as it is now: the counter may have moved on meanwhile
+    if ticket.id != read_for:  # never one visit's card data on another's forms
         raise Reply("no_current_ticket", "the counter has no ticket called or in service")
-    return _answer(server, hub, client, req.type, req.body, server.clock(), card)
+    return _answer(server, hub, client, ticket, req.type, req.body, server.clock(), card)
 
 
-def _answer(server: Any, hub: Any, client: Any, kind: str, body: dict[str, Any], now: float,
-            card: dict[str, Any] | None) -> dict[str, Any]:
+def _ticket_at(hub: Any, client: Any) -> Any:
+    """The ticket called or in service at the client's counter; refused when there is none."""
     ticket = hub.lobby.ticket_at(client.counter)
     if ticket is None:
         raise Reply("no_current_ticket", "the counter has no ticket called or in service")
+    return ticket
+
+
+def _answer(server: Any, hub: Any, client: Any, ticket: Any, kind: str, body: dict[str, Any], now: float,
+            card: dict[str, Any] | None) -> dict[str, Any]:
     try:
         out = server.forms_desk.handle(kind, body, ticket=ticket, card=card,
                                        site_name=hub.config.name.get("ja", hub.key), staff=client.staff,
@@ -203,14 +205,13 @@ def printed(server: Any, hub: Any, client: Any, body: dict[str, Any], now: float
     The request has no ``idempotency_key`` on purpose (protocol.FIELDS): the writer stores the reply
     of an idempotent request in the ``requests`` table, and this reply holds the form values."""
     desk: FormsDesk = server.forms_desk
-    ticket = hub.lobby.ticket_at(client.counter)
-    before = desk.visits.get(ticket.id) if ticket is not None else None
+    ticket = _ticket_at(hub, client)
+    before = desk.visits.get(ticket.id)
     saved = (set(before.printed), dict(before.fields), list(before.audit)) if before is not None else None
     # the writer applies this on the event loop, so this one read blocks it: a primary-key read of one
     # row, once per print (not per request of the visit), and it must see the ticket at apply time
-    card = server.store.prefill(ticket.id) if ticket is not None else None
-    out = _answer(server, hub, client, "forms_printed", body, now, card)
-    assert ticket is not None  # _answer refused a counter without one
+    card = server.store.prefill(ticket.id)
+    out = _answer(server, hub, client, ticket, "forms_printed", body, now, card)
     visit = desk.visits[ticket.id]
 
     def undo() -> None:

@@ -78,16 +78,14 @@ async def _sender(client: Client) -> None:
             # shielded: cancelling this sender (the connection closed) must not cancel the writer's
             # future of a request in its batch (the writer answers it and pushes the batch anyway)
             msg = await asyncio.shield(item) if isinstance(item, asyncio.Future) else item
+            with contextlib.suppress(ConnectionClosed):
+                await client.ws.send(msg)
+            _timed(client, received)
         except Exception:  # never a dead sender (the connection's later replies would never leave)
             log.exception("a reply could not be built")
+        finally:
             client.unsent -= 1
             client.sent.set()
-            continue
-        with contextlib.suppress(ConnectionClosed):
-            await client.ws.send(msg)
-        _timed(client, received)
-        client.unsent -= 1
-        client.sent.set()
 
 
 def _timed(client: Client, received: float) -> None:
