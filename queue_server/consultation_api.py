@@ -226,6 +226,7 @@ class ConsultationApi:
         if site not in self.server.hubs:
             raise Refusal("unknown_site", "site")
         client.role, client.site, client.device = "staff", site, (b.get("device") or "")[:64]
+        self.server.clients.placed(client)
         st = self.states[client] = StaffState(site=site)
         result: dict[str, Any] = {"role": "staff", "site": site, "server_time": self.clock(), "staff": None}
         if b.get("session"):

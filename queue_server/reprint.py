@@ -85,7 +85,7 @@ def reprint(server: QueueServer, hub: SiteHub, c: Client, b: dict[str, Any], now
     if t.closed is not None:
         raise Reply("ticket_closed", f"ticket {t.label} is {t.closed.value}: the visit is over, "
                     "there is nothing to print again", "ticket")
-    kiosks = sorted({k.device for k in server.clients if k.role == "kiosk" and k.site == hub.key and k.device})
+    kiosks = sorted({k.device for k in server.clients.of(hub.key, "kiosk") if k.device})
     if not kiosks:
         raise Reply("no_kiosk", f"no kiosk of site {hub.key} is connected: ticket {t.label} cannot be printed "
                     "again until one is (check its network and power)", "ticket")

@@ -35,12 +35,13 @@ from websockets.http11 import Response
 
 from . import forms_api, handlers, http_routes, leader, planner_api, pushes, reprint, session
 from . import protocol as P
+from .clients import Clients
 from .config import CityConfig
 from .core import admission
 from .feed import Feeds
 from .hub import SiteHub, make_hub
 from .idempotency import scope_stored_key
-from .jobs import Client, Job, Outcome
+from .jobs import Job, Outcome
 from .metrics import Metrics
 from .storage import Store
 from .tokens import Tokens
@@ -69,7 +70,7 @@ class QueueServer:
         self.clock = clock
         self.tz = ZoneInfo(city.timezone)
         self.hubs: dict[str, SiteHub] = {}
-        self.clients: set[Client] = set()
+        self.clients = Clients()
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.idem: dict[tuple[str, str], Any] = {}
         self.metrics = Metrics()

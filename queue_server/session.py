@@ -226,6 +226,7 @@ async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
             raise Reply("unknown_ticket", "no ticket with that status token today", "ticket")
         now = server.clock()
         client.role, client.site, client.device = role, site, (b.get("device") or "")[:64]
+        server.clients.placed(client)
         # seq: the last event pushed (a batch being committed is pushed live after its commit)
         result: dict[str, Any] = {"role": role, "site": site, "seq": hub.pushed_seq, "server_time": now,
                                   "storage": server.storage_view()}
