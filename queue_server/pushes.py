@@ -33,19 +33,21 @@ DROP_GRACE = 5.0  # seconds a dropped client has to read up to the close frame b
 SLOW_CLOSE_REASON = "too slow: reconnect and resync"
 
 
-def wants(client: Client, audience: str) -> bool:
-    """Whether a client belongs to an audience ("boards", "counters", "ticket:<id>" or a role)."""
+def audience_of(server: QueueServer, site: str, audience: str) -> list[Client]:
+    """The clients of a site in an audience ("boards", "counters", "ticket:<id>", "kiosk:<device>"
+    or a role), from the clients' index (clients.py)."""
+    clients = server.clients
     if audience == "boards":
         # consoles show their own queue, not the lobby's calls: sending every call to every
         # console was most of the server's socket writes with 200 consoles open
-        return client.role in ("display", "admin")
+        return clients.of(site, "display", "admin")
     if audience == "counters":
-        return client.role in ("counter", "admin")
+        return clients.of(site, "counter", "admin")
     if audience.startswith("ticket:"):
-        return client.role == "public" and client.ticket == audience[7:]
+        return [c for c in clients.watching(audience[7:]) if c.site == site and c.role == "public"]
     if audience.startswith("kiosk:"):  # one kiosk by its device name (a reprint job)
-        return client.role == "kiosk" and client.device == audience[6:]
-    return client.role == audience
+        return [c for c in clients.of(site, "kiosk") if c.device == audience[6:]]
+    return clients.of(site, audience)
 
 
 def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any, seq: int | None = None) -> None:
@@ -56,7 +58,7 @@ def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any,
     msg = P.push(kind, hub.key, hub.pushed_seq if seq is None else seq, data)
     if msg is None:  # not encodable (logged): better no push than one a board's parser drops
         return
-    targets = writable(server, [c for c in server.clients if c.site == hub.key and c.role and wants(c, audience)])
+    targets = writable(server, audience_of(server, hub.key, audience))
     if targets:
         server.metrics.pushes += len(targets)
         t0 = time.perf_counter()
@@ -64,19 +66,25 @@ def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any,
         server.metrics.last_broadcast = (len(targets), time.perf_counter() - t0)
 
 
-def push_event(server: QueueServer, hub: SiteHub, ev: dict, now: float) -> None:
-    """The pushes of one committed event: calls to boards and the ticket's phone, call ends, and
-    every event to admin pages."""
-    server.feeds.record(hub, ev)  # first: the consoles' queue deltas are built from these records
-    kind = ev["kind"]
+def note_event(server: QueueServer, hub: SiteHub, ev: dict) -> None:
+    """What one committed event changes besides pushes, at once after the commit (before its
+    pushes, which wait for the batch's replies): the consoles' queue feed (deltas are built from
+    these records at the next flush) and the estimator's history."""
+    server.feeds.record(hub, ev)
     hub.observe(ev)
+
+
+def push_event(server: QueueServer, hub: SiteHub, ev: dict, now: float) -> None:
+    """The pushes of one committed event (noted already: :func:`note_event`): calls to boards and
+    the ticket's phone, call ends, and every event to admin pages."""
+    kind = ev["kind"]
     if kind in ("called", "recalled"):
         view = with_audio(server, hub.call_view(ev))
         if kind == "called":
             hub.recent_calls.appendleft(view)
         push(server, hub, "boards", "call", view, seq=ev["seq"])
         t = hub.lobby.tickets[ev["ticket"]]
-        if any(c.ticket == t.id for c in server.clients):  # build the view only for a watching phone
+        if server.clients.watching(t.id):  # build the view only for a watching phone
             push(server, hub, f"ticket:{t.id}", "status", hub.public_view(t, now), seq=ev["seq"])
     elif kind in ("requeued", "no_show", "started", "completed", "transferred"):
         # the number is no longer called at that counter: boards take it off "now calling"
@@ -117,24 +125,31 @@ async def flusher(server: QueueServer) -> None:
             continue
         sites, server.dirty = server.dirty, set()
         now = server.clock()
-        t0 = time.perf_counter()
+        spent = 0.0
         for key in sites:
+            t0 = time.perf_counter()
             hub = server.hubs[key]
             # fresh after every change: the replies and snapshots of the next half second (phones,
             # the admin page's refresh) read this cache, and no later push would mend a stale one
             waits_data = hub.waits_view(hub.waits(now, fresh=True))
             _push_if_changed(server, last, hub, "display", "waits", waits_data)
-            consoles = []
-            for client in [c for c in server.clients if c.site == key]:
-                if client.role == "counter" and client.counter in hub.lobby.counters:
-                    consoles.append((client, hub.lobby.counters[client.counter].departments))
-                elif client.role == "public" and client.ticket in hub.lobby.tickets:
+            spent += time.perf_counter() - t0
+            # a request that arrived meanwhile goes first: the flush of a busy site is several ms
+            # (200 consoles), and in one piece it was the largest wait a request could meet
+            await asyncio.sleep(0)
+            t0 = time.perf_counter()
+            hub = server.hubs[key]  # (a re-read may have replaced it meanwhile)
+            consoles = [(client, hub.lobby.counters[client.counter].departments)
+                        for client in server.clients.of(key, "counter") if client.counter in hub.lobby.counters]
+            for client in server.clients.of(key, "public"):
+                if client.ticket in hub.lobby.tickets:
                     data = hub.public_view(hub.lobby.tickets[client.ticket], now)
                     _send_if_changed(server, last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
                                      P.push("status", hub.key, hub.pushed_seq, data))
             flush_queues(server, hub, consoles)
+            spent += time.perf_counter() - t0
         server.metrics.flushes += 1
-        server.metrics.flush_seconds += time.perf_counter() - t0
+        server.metrics.flush_seconds += spent
 
 
 def flush_queues(server: QueueServer, hub: SiteHub, consoles: list[tuple[Client, frozenset[str]]]) -> None:

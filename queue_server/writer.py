@@ -57,6 +57,13 @@ CAUSE_TEXT = {
 }
 
 
+async def _let_replies_go() -> None:
+    """Give the connections' senders (session.py) their turns: a reply's future wakes its sender
+    through a shield, two loop iterations, and the send itself takes a third."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 def _answer(fut: asyncio.Future, msg: str) -> None:
     """Answer a request's future, unless it is done already: a connection that closed cancels the
     futures of its unanswered requests, and one of them must not stop the batch's other answers
@@ -212,14 +219,22 @@ class Writer:
                 self._recovered()
         for hub in s.hubs.values():
             hub.lobby.journal = None  # committed: nothing to roll back any more
+        for a in applied:  # the consoles' feed and the estimator's history hear them first
+            hub = s.hubs[a.job.client.site]
+            s.dirty.add(hub.key)
+            for ev in a.events:
+                pushes.note_event(s, hub, ev)
         # committed: every request is answered, whatever a push below may raise
         for a in applied:
             _answer(a.job.fut, P.reply(a.job.req.id, a.out.result))
         for job in followers:
             _answer(job.fut, P.reply(job.req.id, s.idem[job.idem]))
+        if applied or followers:
+            # the replies leave before the batch's pushes are built and sent (a call goes to 50
+            # boards): the requester waits for its reply, a board's call may come a moment later
+            await _let_replies_go()
         for a in applied:
             hub = s.hubs[a.job.client.site]
-            s.dirty.add(hub.key)
             try:
                 for ev in a.events:
                     s._push_event(hub, ev, now)
