@@ -3,12 +3,13 @@ the kiosk, the planning page and issuing a ticket need it. Never goes through th
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .core.estimate import visit_minutes
 from .core.estimators import wait_fields
-from .core.journey import PlanError, plan_to_dict, plan_visit, resolve_purpose
+from .core.journey import Plan, PlanError, plan_to_dict, plan_visit, resolve_purpose
 from .jobs import Client, Reply
 
 if TYPE_CHECKING:
@@ -44,11 +45,34 @@ def make_plan(server: QueueServer, b: Mapping[str, Any]) -> Any:
     if not all(isinstance(p, str) for p in b["purposes"]):
         raise Reply("bad_field", "purposes must be a non-empty array of strings", "purposes")
     lang = b.get("lang") or "ja"
+    # a plan is a pure function of the (never reloaded) catalogue and these three: most citizens
+    # ask for the same few, and planning was a tenth of an `issue`'s time (bench/open_loop.py)
+    key = (tuple(b["purposes"]), tuple(sorted(answers.items())), lang)
+    cache = _plans(server)
+    made = cache.get(key)
+    if made is not None:
+        return made
     try:
         purposes = [resolve_purpose(server.catalogue, p) for p in b["purposes"]]
-        return plan_visit(server.catalogue, purposes, answers, lang)
+        made = plan_visit(server.catalogue, purposes, answers, lang)
     except PlanError as e:  # only the planner's own refusals: a bug's KeyError is a bug, answered `internal` and logged
         raise Reply("bad_purpose", str(e), e.field or "purposes") from None
+    if len(cache) >= PLAN_CACHE:
+        cache.clear()  # a crude bound: any answers may be sent, but the cache must stay small
+    cache[key] = made
+    return made
+
+
+PLAN_CACHE = 512  # plans kept per server
+_PLAN_CACHES: weakref.WeakKeyDictionary[Any, dict[tuple, Plan]] = weakref.WeakKeyDictionary()
+
+
+def _plans(server: QueueServer) -> dict[tuple, Plan]:
+    """The server's plan cache (keyed weakly by the server, as the planning page's cache)."""
+    cache = _PLAN_CACHES.get(server)
+    if cache is None:
+        cache = _PLAN_CACHES[server] = {}
+    return cache
 
 
 def first_wait(route: Sequence[Any], waits: Mapping[str, Any]) -> float | None:
