@@ -14,9 +14,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import broadcast
+from websockets.protocol import State
 
 from . import day_end
 from . import protocol as P
+from .board_out import BOARD_PUSH_INTERVAL
 from .hub import SiteHub
 from .jobs import Client
 
@@ -58,7 +60,12 @@ def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any,
     msg = P.push(kind, hub.key, hub.pushed_seq if seq is None else seq, data)
     if msg is None:  # not encodable (logged): better no push than one a board's parser drops
         return
-    targets = writable(server, audience_of(server, hub.key, audience))
+    clients = audience_of(server, hub.key, audience)
+    boards = [c for c in clients if c.role == "display"]
+    if boards:  # coalesced, every kind of push: a board hears them in seq order (board_out.py)
+        server.board_out.queue(boards, msg)
+        clients = [c for c in clients if c.role != "display"]
+    targets = writable(server, clients)
     if targets:
         server.metrics.pushes += len(targets)
         t0 = time.perf_counter()
@@ -95,6 +102,30 @@ def push_event(server: QueueServer, hub: SiteHub, ev: dict, now: float) -> None:
             hub.absent.appendleft(end)
         push(server, hub, "boards", "call_end", end, seq=ev["seq"])
     push(server, hub, "admin", "event", ev, seq=ev["seq"])
+
+
+async def board_sender(server: QueueServer) -> None:
+    """Write the boards' queued pushes every BOARD_PUSH_INTERVAL (board_out.py)."""
+    while True:
+        await asyncio.sleep(BOARD_PUSH_INTERVAL)
+        flush_boards(server)
+
+
+def flush_boards(server: QueueServer) -> None:
+    """Each board's queued frames in one socket write; a board that stopped reading is dropped
+    (as ``writable``), one whose connection is closing gets nothing more."""
+    for client, frames in server.board_out.take().items():
+        ws = client.ws
+        if client not in server.clients or client in server.feeds.dropped or ws.protocol.state is not State.OPEN:
+            continue
+        transport = ws.transport
+        if transport is None or transport.is_closing():
+            continue
+        if transport.get_write_buffer_size() > MAX_CLIENT_BUFFER:
+            drop_slow(server, client)
+            continue
+        transport.write(b"".join(frames))
+        server.metrics.pushes += len(frames)
 
 
 def push_storage(server: QueueServer) -> None:

@@ -35,6 +35,7 @@ from websockets.http11 import Response
 
 from . import forms_api, handlers, http_routes, leader, planner_api, pushes, reprint, session
 from . import protocol as P
+from .board_out import BoardOut
 from .clients import Clients
 from .config import CityConfig
 from .core import admission
@@ -76,6 +77,7 @@ class QueueServer:
         self.metrics = Metrics()
         self.dirty: set[str] = set()
         self.feeds = Feeds()  # the consoles' queue deltas (feed.py)
+        self.board_out = BoardOut()  # the boards' pushes, coalesced (board_out.py)
         self._tasks: list[asyncio.Task] = []
         self.writer = Writer(self)
         self.admission = admission.Bounds()  # when a request is answered busy instead of queued
@@ -166,7 +168,8 @@ class QueueServer:
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self.writer.watch()),
-                       asyncio.create_task(pushes.flusher(self)), asyncio.create_task(self.watch_lag())]
+                       asyncio.create_task(pushes.flusher(self)), asyncio.create_task(pushes.board_sender(self)),
+                       asyncio.create_task(self.watch_lag())]
         if self.announcer is None:
             self.announcer = _start_announcer()
 
