@@ -10,9 +10,15 @@ from pathlib import Path
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+# On every answer: the board, console and admin pages carry their device token in the URL, so no
+# address may leave in a Referer (a link, a font, a map someone adds later); nosniff keeps a
+# browser from running a file served as text.
+SAFE_HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+
 
 def response(status: HTTPStatus, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> Response:
-    headers = Headers({"Content-Type": ctype, "Content-Length": str(len(body)), "Cache-Control": "no-cache"})
+    headers = Headers({"Content-Type": ctype, "Content-Length": str(len(body)), "Cache-Control": "no-cache",
+                       **SAFE_HEADERS})
     for k, v in (extra or {}).items():
         headers[k] = v
     return Response(status.value, status.phrase, headers, body)

@@ -38,7 +38,7 @@ from websockets.http11 import Response
 from . import planner_api
 from .core.i18n import LANGUAGES, pick
 from .core.ruby import bracketed, to_html
-from .http_files import response
+from .http_files import SAFE_HEADERS, response
 from .http_files import static as static_file
 
 if TYPE_CHECKING:
@@ -218,7 +218,8 @@ def _cached_reply(request: Any, body: bytes, ctype: str, etag: str, gz: bool, va
     also picks up a changed catalogue or config at once."""
     headers = {"Cache-Control": "no-cache", "ETag": etag, "Vary": vary}
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
-        return Response(HTTPStatus.NOT_MODIFIED.value, HTTPStatus.NOT_MODIFIED.phrase, Headers(headers), b"")
+        return Response(HTTPStatus.NOT_MODIFIED.value, HTTPStatus.NOT_MODIFIED.phrase,
+                        Headers({**headers, **SAFE_HEADERS}), b"")
     if gz:
         headers["Content-Encoding"] = "gzip"
     return response(HTTPStatus.OK, body, ctype, headers)

@@ -109,3 +109,13 @@ def test_the_admin_page_is_served(live):
     assert status == 200 and 'src="admin.js"' in html and 'lang="ja"' in html
     status, headers, js = get(srv, "/admin/admin.js")
     assert status == 200 and b"/admin/api/kpi" in js and b"Authorization" in js
+
+
+@pytest.mark.parametrize("path", ["/admin/?token=x", "/board/?site=honcho&token=x", "/counter/?site=honcho&counter=1",
+                                  "/status/?t=x", "/plan/", "/consult/", "/admin/admin.js", "/nope", "/healthz"])
+def test_no_page_gives_its_address_away_in_a_referer(live, path):
+    """The board, console and admin pages carry their device token in the URL."""
+    srv, _ = live
+    status, headers, _ = get(srv, path)
+    assert status in (200, 404, 503), status
+    assert headers.get("Referrer-Policy") == "no-referrer" and headers.get("X-Content-Type-Options") == "nosniff"
