@@ -22,6 +22,7 @@ from .core.model import Counter, CounterState, Priority, StepState, Ticket
 RECENT_CALLS = 20
 ABSENT_SHOWN = 8  # numbers called but absent that boards list (short: the counter knows the rest)
 WAITS_MAX_AGE = 0.5  # seconds
+_OPEN, _READY = CounterState.OPEN, StepState.READY  # member lookups cost a metaclass call (dispatch.py)
 
 
 @dataclass
@@ -75,58 +76,88 @@ class SiteHub:
         return self._shown(self.work_waits(now), now)
 
     def _shown(self, work: Mapping[str, DepartmentWait], now: float) -> dict[str, DepartmentWait]:
-        out = {}
-        busy = {c for c in self.lobby.counters if self.lobby.ticket_at(c) is not None}
+        """The shipped figures from the planned-work ones. The flusher recomputes this after every
+        change, on the event loop: each fact is gathered in one pass (idle counters per
+        department, departure rates, each queued ticket's ready steps) instead of one scan of
+        the counters, the history or the ticket per department and ticket (issue 20)."""
+        lobby = self.lobby
+        busy = lobby.busy_counters()
+        idle = dict.fromkeys(work, 0)
+        for c in lobby.counters.values():
+            if c.state is _OPEN and c.number not in busy:
+                for d in c.departments:
+                    if d in idle:
+                        idle[d] += 1
+        h = self.history
+        rates = E.departure_rates(h.calls, work, now, h.left, h.start)
+        ready: dict[str, dict[str, tuple[float, float]] | None] = {}  # ticket id -> its _first_ready
+        several: dict[str, list[str]] = {}  # ticket id -> its queues, of a ticket ready in several departments
+        shipped = E.shipped_wait
         positions: dict[str, dict[str, float | None]] = {}
         newcomers: dict[str, float | None] = {}
         for d, x in work.items():
-            idle = sum(1 for c in self.lobby.counters.values()
-                       if c.state is CounterState.OPEN and d in c.departments and c.number not in busy)
-            rate = E.departure_rate(self.history.calls, d, now, self.history.left, self.history.start)
-            head = self._head_waited(d, x, now)
-            positions[d] = {}
+            n_idle, rate, head = idle[d], rates[d], self._head_waited(d, x, now)
+            ranks = x.ranks
+            here = positions[d] = {}
             for tid, v in x.positions.items():
-                n = x.ranks.get(tid, 0)
-                positions[d][tid] = E.shipped_wait(n, idle, rate, v, head if n > 0 else None, self._waited(tid, d, now))
-            newcomers[d] = E.shipped_wait(x.waiting, idle, rate, x.wait_minutes, head)
-        self._one_at_a_time(positions)
+                steps = ready[tid] if tid in ready else ready.setdefault(tid, self._first_ready(tid, now))
+                waited = 0.0
+                if steps is not None:
+                    if d in steps:
+                        waited = steps[d][0]
+                    if len(steps) > 1:
+                        if tid in several:
+                            several[tid].append(d)
+                        else:
+                            several[tid] = [d]
+                n = ranks.get(tid, 0)
+                here[tid] = shipped(n, n_idle, rate, v, head if n > 0 else None, waited)
+            newcomers[d] = shipped(x.waiting, n_idle, rate, x.wait_minutes, head)
+        self._one_at_a_time(positions, several, ready)
+        out = {}
         for d, x in work.items():
             out[d] = DepartmentWait(d, x.waiting, x.counters, newcomers[d], positions[d], x.ranks)
         self.waits_cache = (now, out)
         self.queued_since_cache = {}
         return out
 
-    def _one_at_a_time(self, positions: dict[str, dict[str, float | None]]) -> None:
-        """A ticket in several queues at once is served in one at a time
-        (:func:`queue_server.core.estimators.one_at_a_time`): its later queues wait for the earlier
-        services. Changes ``positions`` (department -> ticket -> minutes) in place."""
-        where: dict[str, list[str]] = {}
-        for d, xs in positions.items():
-            for tid in xs:
-                where.setdefault(tid, []).append(d)
-        for tid, depts in where.items():
-            t = self.lobby.tickets.get(tid)
-            if len(depts) < 2 or t is None:
-                continue
-            minutes = [next((s.minutes for s in t.steps if s.department == d and s.state is StepState.READY), 0.0)
-                       for d in depts]
-            for d, w in zip(depts, E.one_at_a_time([positions[d][tid] for d in depts], minutes), strict=True):
-                positions[d][tid] = w
-
-    def _waited(self, tid: str, department: str, now: float) -> float:
+    def _first_ready(self, tid: str, now: float) -> dict[str, tuple[float, float]] | None:
+        """For each department, the ticket's first ready step there: (seconds it has waited, its
+        planned minutes); None for a ticket the lobby lacks."""
         t = self.lobby.tickets.get(tid)
         if t is None:
-            return 0.0
+            return None
+        out: dict[str, tuple[float, float]] = {}
         for s in t.steps:
-            if s.department == department and s.state is StepState.READY:
-                return now - (s.ready_since if s.ready_since is not None else t.issued_at)
-        return 0.0
+            if s.state is _READY and s.department not in out:
+                out[s.department] = (now - (s.ready_since if s.ready_since is not None else t.issued_at), s.minutes)
+        return out
+
+    @staticmethod
+    def _one_at_a_time(positions: dict[str, dict[str, float | None]], several: Mapping[str, list[str]],
+                       ready: Mapping[str, dict[str, tuple[float, float]] | None]) -> None:
+        """A ticket in several queues at once is served in one at a time
+        (:func:`queue_server.core.estimators.one_at_a_time`): its later queues wait for the earlier
+        services. Changes ``positions`` (department -> ticket -> minutes) in place. ``several``
+        has the queues of each ticket that may be in more than one, in the departments' order
+        (which breaks ties between equal waits); ``ready`` its :meth:`_first_ready`."""
+        for tid, depts in several.items():
+            if len(depts) < 2:
+                continue
+            steps = ready[tid]
+            waits: list[float | None] = []
+            minutes: list[float] = []
+            for d in depts:
+                waits.append(positions[d][tid])
+                minutes.append(steps[d][1] if steps and d in steps else 0.0)
+            for d, w in zip(depts, E.one_at_a_time(waits, minutes), strict=True):
+                positions[d][tid] = w
 
     def work_waits(self, now: float) -> dict[str, DepartmentWait]:
         """Planned work over the open counters, weighted by measured shares and speeds (the
         stand-in of :func:`queue_server.core.estimators.shipped_wait` before any call is measured)."""
         counters = list(self.lobby.counters.values())
-        waiting = {d: len(self.lobby.waiting_for([d])) for d in self.config.departments}
+        waiting = {d: self.lobby.waiting_count(d) for d in self.config.departments}
         cap = E.capacity(counters, self.history, waiting, now)
         return all_department_waits(
             self.config.departments, self.lobby.open_tickets(), counters, now, self.lobby.policy, capacity=cap
