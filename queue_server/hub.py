@@ -91,7 +91,9 @@ class SiteHub:
         h = self.history
         rates = E.departure_rates(h.calls, work, now, h.left, h.start)
         ready: dict[str, dict[str, tuple[float, float]] | None] = {}  # ticket id -> its _first_ready
-        several: dict[str, list[str]] = {}  # ticket id -> its queues, of a ticket ready in several departments
+        # a ticket ready in several departments: its queues (in the departments' order, which
+        # breaks ties between equal waits), their waits and its planned minutes there
+        several: dict[str, tuple[list[str], list[float | None], list[float]]] = {}
         shipped = E.shipped_wait
         positions: dict[str, dict[str, float | None]] = {}
         newcomers: dict[str, float | None] = {}
@@ -101,19 +103,27 @@ class SiteHub:
             here = positions[d] = {}
             for tid, v in x.positions.items():
                 steps = ready[tid] if tid in ready else ready.setdefault(tid, self._first_ready(tid, now))
-                waited = 0.0
-                if steps is not None:
-                    if d in steps:
-                        waited = steps[d][0]
-                    if len(steps) > 1:
-                        if tid in several:
-                            several[tid].append(d)
-                        else:
-                            several[tid] = [d]
                 n = ranks.get(tid, 0)
-                here[tid] = shipped(n, n_idle, rate, v, head if n > 0 else None, waited)
+                if steps is None:
+                    here[tid] = shipped(n, n_idle, rate, v, head if n > 0 else None, 0.0)
+                    continue
+                first = steps.get(d)
+                here[tid] = w = shipped(n, n_idle, rate, v, head if n > 0 else None, 0.0 if first is None else first[0])
+                if len(steps) > 1:
+                    m = 0.0 if first is None else first[1]
+                    if tid in several:
+                        depts, waits, minutes = several[tid]
+                        depts.append(d)
+                        waits.append(w)
+                        minutes.append(m)
+                    else:
+                        several[tid] = ([d], [w], [m])
             newcomers[d] = shipped(x.waiting, n_idle, rate, x.wait_minutes, head)
-        self._one_at_a_time(positions, several, ready)
+        # one at a time (E.one_at_a_time): its later queues wait for the earlier services
+        for tid, (depts, waits, minutes) in several.items():
+            if len(depts) > 1:
+                for d, w in zip(depts, E.one_at_a_time(waits, minutes), strict=True):
+                    positions[d][tid] = w
         out = {}
         for d, x in work.items():
             out[d] = DepartmentWait(d, x.waiting, x.counters, newcomers[d], positions[d], x.ranks)
@@ -132,26 +142,6 @@ class SiteHub:
             if s.state is _READY and s.department not in out:
                 out[s.department] = (now - (s.ready_since if s.ready_since is not None else t.issued_at), s.minutes)
         return out
-
-    @staticmethod
-    def _one_at_a_time(positions: dict[str, dict[str, float | None]], several: Mapping[str, list[str]],
-                       ready: Mapping[str, dict[str, tuple[float, float]] | None]) -> None:
-        """A ticket in several queues at once is served in one at a time
-        (:func:`queue_server.core.estimators.one_at_a_time`): its later queues wait for the earlier
-        services. Changes ``positions`` (department -> ticket -> minutes) in place. ``several``
-        has the queues of each ticket that may be in more than one, in the departments' order
-        (which breaks ties between equal waits); ``ready`` its :meth:`_first_ready`."""
-        for tid, depts in several.items():
-            if len(depts) < 2:
-                continue
-            steps = ready[tid]
-            waits: list[float | None] = []
-            minutes: list[float] = []
-            for d in depts:
-                waits.append(positions[d][tid])
-                minutes.append(steps[d][1] if steps and d in steps else 0.0)
-            for d, w in zip(depts, E.one_at_a_time(waits, minutes), strict=True):
-                positions[d][tid] = w
 
     def work_waits(self, now: float) -> dict[str, DepartmentWait]:
         """Planned work over the open counters, weighted by measured shares and speeds (the

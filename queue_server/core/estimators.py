@@ -327,12 +327,15 @@ def one_at_a_time(waits: list[float | None], minutes: list[float]) -> list[float
     until that service ends: taken in order of their own estimates, each step waits
     max(its estimate, the previous step's wait + its service). Unknown waits stay unknown.
     """
-    order = sorted([(w, i) for i, w in enumerate(waits) if w is not None])  # by estimate, then given order
     out: list[float | None] = list(waits)
+    order = []  # (the server calls this for every ticket in several queues after every change: no lambda)
+    for i, w in enumerate(waits):
+        if w is not None:
+            order.append((w, i))
+    order.sort()  # by estimate, then in the order given
     free = 0.0  # when the citizen is free of the steps taken so far
     for w, i in order:
-        start = max(w, free)
-        out[i] = start
+        out[i] = start = max(w, free)
         free = start + minutes[i]
     return out
 
