@@ -14,15 +14,15 @@ from typing import Any
 from .config import CityConfig, SiteConfig
 from .core import estimators as E
 from .core.dispatch import DispatchPolicy, priority, queue_for
-from .core.estimate import DepartmentWait, all_department_waits, ticket_rank, ticket_wait
+from .core.estimate import DepartmentWait, ticket_rank, ticket_wait
 from .core.i18n import pick
 from .core.lobby import Lobby
 from .core.model import Counter, CounterState, Priority, StepState, Ticket
+from .core.shown import shown_waits
 
 RECENT_CALLS = 20
 ABSENT_SHOWN = 8  # numbers called but absent that boards list (short: the counter knows the rest)
 WAITS_MAX_AGE = 0.5  # seconds
-_OPEN, _READY = CounterState.OPEN, StepState.READY  # member lookups cost a metaclass call (dispatch.py)
 
 
 @dataclass
@@ -73,85 +73,17 @@ class SiteHub:
         """
         if not fresh and self.waits_cache and 0 <= now - self.waits_cache[0] < WAITS_MAX_AGE:
             return self.waits_cache[1]
-        return self._shown(self.work_waits(now), now)
-
-    def _shown(self, work: Mapping[str, DepartmentWait], now: float) -> dict[str, DepartmentWait]:
-        """The shipped figures from the planned-work ones. The flusher recomputes this after every
-        change, on the event loop: each fact is gathered in one pass (idle counters per
-        department, departure rates, each queued ticket's ready steps) instead of one scan of
-        the counters, the history or the ticket per department and ticket (issue 20)."""
-        lobby = self.lobby
-        busy = lobby.busy_counters()
-        idle = dict.fromkeys(work, 0)
-        for c in lobby.counters.values():
-            if c.state is _OPEN and c.number not in busy:
-                for d in c.departments:
-                    if d in idle:
-                        idle[d] += 1
-        h = self.history
-        rates = E.departure_rates(h.calls, work, now, h.left, h.start)
-        ready: dict[str, dict[str, tuple[float, float]] | None] = {}  # ticket id -> its _first_ready
-        # a ticket ready in several departments: its queues (in the departments' order, which
-        # breaks ties between equal waits), their waits and its planned minutes there
-        several: dict[str, tuple[list[str], list[float | None], list[float]]] = {}
-        shipped = E.shipped_wait
-        positions: dict[str, dict[str, float | None]] = {}
-        newcomers: dict[str, float | None] = {}
-        for d, x in work.items():
-            n_idle, rate, head = idle[d], rates[d], self._head_waited(d, x, now)
-            ranks = x.ranks
-            here = positions[d] = {}
-            for tid, v in x.positions.items():
-                steps = ready[tid] if tid in ready else ready.setdefault(tid, self._first_ready(tid, now))
-                n = ranks.get(tid, 0)
-                if steps is None:
-                    here[tid] = shipped(n, n_idle, rate, v, head if n > 0 else None, 0.0)
-                    continue
-                first = steps.get(d)
-                here[tid] = w = shipped(n, n_idle, rate, v, head if n > 0 else None, 0.0 if first is None else first[0])
-                if len(steps) > 1:
-                    m = 0.0 if first is None else first[1]
-                    if tid in several:
-                        depts, waits, minutes = several[tid]
-                        depts.append(d)
-                        waits.append(w)
-                        minutes.append(m)
-                    else:
-                        several[tid] = ([d], [w], [m])
-            newcomers[d] = shipped(x.waiting, n_idle, rate, x.wait_minutes, head)
-        # one at a time (E.one_at_a_time): its later queues wait for the earlier services
-        for tid, (depts, waits, minutes) in several.items():
-            if len(depts) > 1:
-                for d, w in zip(depts, E.one_at_a_time(waits, minutes), strict=True):
-                    positions[d][tid] = w
-        out = {}
-        for d, x in work.items():
-            out[d] = DepartmentWait(d, x.waiting, x.counters, newcomers[d], positions[d], x.ranks)
+        # recomputed by the flusher after every change, on the event loop: one pass over the
+        # lobby (queue_server/core/shown.py), every input gathered once
+        lobby, h, departments = self.lobby, self.history, self.config.departments
+        counters = list(lobby.counters.values())
+        waiting = {d: lobby.waiting_count(d) for d in departments}
+        out = shown_waits(departments, lobby.open_tickets(), counters, lobby.busy_counters(),
+                          E.capacity(counters, h, waiting, now), E.departure_rates(h.calls, departments, now, h.left, h.start),
+                          now, lobby.policy)
         self.waits_cache = (now, out)
         self.queued_since_cache = {}
         return out
-
-    def _first_ready(self, tid: str, now: float) -> dict[str, tuple[float, float]] | None:
-        """For each department, the ticket's first ready step there: (seconds it has waited, its
-        planned minutes); None for a ticket the lobby lacks."""
-        t = self.lobby.tickets.get(tid)
-        if t is None:
-            return None
-        out: dict[str, tuple[float, float]] = {}
-        for s in t.steps:
-            if s.state is _READY and s.department not in out:
-                out[s.department] = (now - (s.ready_since if s.ready_since is not None else t.issued_at), s.minutes)
-        return out
-
-    def work_waits(self, now: float) -> dict[str, DepartmentWait]:
-        """Planned work over the open counters, weighted by measured shares and speeds (the
-        stand-in of :func:`queue_server.core.estimators.shipped_wait` before any call is measured)."""
-        counters = list(self.lobby.counters.values())
-        waiting = {d: self.lobby.waiting_count(d) for d in self.config.departments}
-        cap = E.capacity(counters, self.history, waiting, now)
-        return all_department_waits(
-            self.config.departments, self.lobby.open_tickets(), counters, now, self.lobby.policy, capacity=cap
-        )
 
     def _head_waited(self, department: str, w: DepartmentWait, now: float) -> float | None:
         head = next((tid for tid, r in w.ranks.items() if r == 0), None)
