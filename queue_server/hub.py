@@ -78,7 +78,7 @@ class SiteHub:
         lobby, h, departments = self.lobby, self.history, self.config.departments
         counters = list(lobby.counters.values())
         waiting = {d: lobby.waiting_count(d) for d in departments}
-        out = shown_waits(departments, lobby.open_tickets(), counters, lobby.busy_counters(),
+        out = shown_waits(departments, lobby.tickets.values(), counters, lobby.busy_counters(),
                           E.capacity(counters, h, waiting, now), E.departure_rates(h.calls, departments, now, h.left, h.start),
                           now, lobby.policy)
         self.waits_cache = (now, out)

@@ -124,18 +124,20 @@ def counter_shares(
             called.add(c.counter)
     out: dict[int, dict[str, float]] = {}
     # a counter without calls in the window splits as every other such counter of its departments:
-    # computed once per department set (a lobby of 200 counters has a handful of sets)
+    # computed once per department set (a lobby of 200 counters has a handful of sets; the weights
+    # are whole numbers, so their sum is the same in any order the set iterates)
     uncalled: dict[frozenset[str], dict[str, float]] = {}
     for c in counters:
         if c.state is not _OPEN or not c.departments:
             continue
         if len(c.departments) == 1:  # w / (w + w - w), or w / (w + 0 - 0.0) with nobody waiting
-            out[c.number] = dict.fromkeys(c.departments, 1.0)
+            (d,) = c.departments
+            out[c.number] = {d: 1.0}
         elif c.number not in called:
             split = uncalled.get(c.departments)
             if split is None:
                 split = uncalled[c.departments] = _split(c.number, c.departments, counts, waiting)
-            out[c.number] = dict(split)
+            out[c.number] = {d: split[d] for d in c.departments}  # (equal sets may iterate differently)
         else:
             out[c.number] = _split(c.number, c.departments, counts, waiting)
     return out

@@ -57,26 +57,26 @@ def shown_waits(
                 if d in serving:
                     serving[d].append(c)
     busy_at: dict[int, float] = {}  # counter -> planned minutes left of the step there
-    # a ticket in several queues: (its wait, its turn in the departments' order, the department,
-    # the planned minutes of its step there) for each of them where the wait is known
-    several: dict[str, list[tuple[float, int, str, float]]] = {}
+    # a ticket in several queues: (its wait, its turn in the departments' order, the department's
+    # shown waits, the planned minutes of its step there) for each of them where the wait is known
+    several: dict[str, list[tuple[float, int, dict[str, float | None], float]]] = {}
     for t in tickets:
         if t.closed is not None:
             continue
         ready: list[Step] = []
         active = None
-        for st in t.steps:  # t.active_step and the ready steps of the departments asked, in one scan
+        for st in t.steps:  # t.active_step and the ready steps, in one scan
             state = st.state
             if state is _READY:
-                if st.department in queues:
-                    ready.append(st)
+                ready.append(st)
             elif state is _CALLED or state is _SERVING:
                 active = st
                 break
         if active is not None:
             if active.counter is not None:
                 spent = (now - active.started_at) / MINUTE if active.started_at is not None else 0.0
-                busy_at[active.counter] = max(0.0, active.minutes - spent)
+                left = active.minutes - spent
+                busy_at[active.counter] = left if left > 0.0 else 0.0  # max(0.0, left)
             continue
         # A queue entry: (dispatch key, ticket, planned minutes of its best step there, seconds
         # its first ready step there has waited, that step's planned minutes): the best step
@@ -91,7 +91,9 @@ def shown_waits(
             # became ready together (a plan's first steps) share one key
             if key is None or s != since:
                 since, key = s, dispatch_key(t, st, now, policy)
-            q = queues[st.department]
+            q = queues.get(st.department)
+            if q is None:  # not a department asked for
+                continue
             if q and q[-1][1] is t:  # a second ready step in one department: the one called first
                 if key < q[-1][0]:
                     q[-1] = (key, t, st.minutes, q[-1][3], q[-1][4])
@@ -101,7 +103,6 @@ def shown_waits(
         if entries > 1:
             several[t.id] = []
     out: dict[str, DepartmentWait] = {}
-    shown: dict[str, dict[str, float | None]] = {}  # department -> ticket -> shipped wait
     for d in departments:
         c_d = 0  # effective counters, added as sum() adds: from 0, in the counters' order
         work = 0  # the residual work at the busy counters, the same way
@@ -126,7 +127,7 @@ def shown_waits(
                           if s.department == d and s.ready_since is not None and s.state is _READY]
             head = now - since_head[0] if since_head else None
         known = c_d > 0
-        positions = shown[d] = {}
+        positions = {}
         ranks: dict[str, int] = {}
         for n, (_, t, minutes, waited, step_minutes) in enumerate(q):
             tid = t.id
@@ -145,9 +146,9 @@ def shown_waits(
             positions[tid] = w
             ranks[tid] = n
             work += minutes
-            if tid in several and w is not None:  # (an unknown wait takes no turn)
-                turns = several[tid]
-                turns.append((w, len(turns), d, step_minutes))
+            turns = several.get(tid)
+            if turns is not None and w is not None:  # (an unknown wait takes no turn)
+                turns.append((w, len(turns), positions, step_minutes))
         newcomer = shipped_wait(len(q), free, rate, _wait(len(q), idle, work, c_d), head)
         out[d] = DepartmentWait(d, len(q), c_d, newcomer, positions, ranks)
     # one_at_a_time, in line: a ticket's queues in order of their waits (ties: the departments'
@@ -155,7 +156,7 @@ def shown_waits(
     for tid, turns in several.items():
         turns.sort()
         after = 0.0
-        for w, _, d, step_minutes in turns:
-            shown[d][tid] = start = max(w, after)
+        for w, _, positions, step_minutes in turns:
+            positions[tid] = start = after if after > w else w  # max(w, after)
             after = start + step_minutes
     return out

@@ -31,14 +31,16 @@ DEPTS = ("shimin", "hoken_nenkin", "zeimu", "nouzei", "elsewhere")
 NOW = 100_000.0
 STEP_STATES = [StepState.READY] * 4 + [StepState.PENDING, StepState.CALLED, StepState.SERVING, StepState.DONE,
                                        StepState.NO_SHOW, StepState.CANCELLED]
-MINUTES = (0.0, 2.5, 5.0, 6.0, 8.0, 12.25, 10)  # an int among them, as in hand-written routes
-ago = st.integers(-120, 7200).map(lambda s: NOW - s)  # mostly in the past, a few seconds in the future
+MINUTES = (0.0, 2.5, 5.0, 6.0, 8.0, 12.3, 10)  # an int among them, as in hand-written routes
+# mostly in the past, a few seconds in the future; odd fractions make rounding differences show
+ago = st.integers(-120, 7200).map(lambda s: NOW - s * 1.37)
 maybe_ago = st.none() | ago
 
 
 @st.composite
 def lobbies(draw):
-    numbers = draw(st.lists(st.integers(1, 14), max_size=9, unique=True))
+    # few counters for many tickets: queues longer than the idle counters, where every figure counts
+    numbers = draw(st.lists(st.integers(1, 14), max_size=draw(st.sampled_from([3, 9])), unique=True))
     counters = [
         Counter("honcho", n, frozenset(draw(st.lists(st.sampled_from(DEPTS), min_size=1, max_size=3, unique=True))),
                 state=draw(st.sampled_from([CounterState.OPEN, CounterState.OPEN, CounterState.PAUSED, CounterState.CLOSED])))
@@ -46,7 +48,7 @@ def lobbies(draw):
     ]
     at = st.sampled_from([*numbers, 99]) if numbers else st.just(99)
     tickets = []
-    for i in range(draw(st.integers(0, 14))):
+    for i in range(draw(st.integers(0, 18))):
         steps = []
         for k in range(draw(st.integers(1, 4))):
             state = draw(st.sampled_from(STEP_STATES))
