@@ -174,7 +174,7 @@ def all_department_waits(
         work = sum(busy_at.get(c.number, 0.0) for c in here)
         positions: dict[str, float | None] = {}
         ranks: dict[str, int] = {}
-        known = c_d > 0
+        known = not c_d <= 0  # _wait's own test (c_d <= 0: unknown), NaN included
         for n, (_, t, minutes) in enumerate(q):  # _wait(n, idle, work, c_d), in line
             positions[t.id] = (0.0 if n < idle else work / c_d) if known else None
             ranks[t.id] = n

@@ -126,7 +126,7 @@ def shown_waits(
             since_head = [s.ready_since for s in q[0][1].steps
                           if s.department == d and s.ready_since is not None and s.state is _READY]
             head = now - since_head[0] if since_head else None
-        known = c_d > 0
+        known = not c_d <= 0  # _wait's own test (c_d <= 0: unknown), NaN included
         positions = {}
         ranks: dict[str, int] = {}
         for n, (_, t, minutes, waited, step_minutes) in enumerate(q):
