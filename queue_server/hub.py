@@ -14,10 +14,11 @@ from typing import Any
 from .config import CityConfig, SiteConfig
 from .core import estimators as E
 from .core.dispatch import DispatchPolicy, priority, queue_for
-from .core.estimate import DepartmentWait, all_department_waits, ticket_rank, ticket_wait
+from .core.estimate import DepartmentWait, ticket_rank, ticket_wait
 from .core.i18n import pick
 from .core.lobby import Lobby
 from .core.model import Counter, CounterState, Priority, StepState, Ticket
+from .core.shown import shown_waits
 
 RECENT_CALLS = 20
 ABSENT_SHOWN = 8  # numbers called but absent that boards list (short: the counter knows the rest)
@@ -72,65 +73,17 @@ class SiteHub:
         """
         if not fresh and self.waits_cache and 0 <= now - self.waits_cache[0] < WAITS_MAX_AGE:
             return self.waits_cache[1]
-        return self._shown(self.work_waits(now), now)
-
-    def _shown(self, work: Mapping[str, DepartmentWait], now: float) -> dict[str, DepartmentWait]:
-        out = {}
-        busy = {c for c in self.lobby.counters if self.lobby.ticket_at(c) is not None}
-        positions: dict[str, dict[str, float | None]] = {}
-        newcomers: dict[str, float | None] = {}
-        for d, x in work.items():
-            idle = sum(1 for c in self.lobby.counters.values()
-                       if c.state is CounterState.OPEN and d in c.departments and c.number not in busy)
-            rate = E.departure_rate(self.history.calls, d, now, self.history.left, self.history.start)
-            head = self._head_waited(d, x, now)
-            positions[d] = {}
-            for tid, v in x.positions.items():
-                n = x.ranks.get(tid, 0)
-                positions[d][tid] = E.shipped_wait(n, idle, rate, v, head if n > 0 else None, self._waited(tid, d, now))
-            newcomers[d] = E.shipped_wait(x.waiting, idle, rate, x.wait_minutes, head)
-        self._one_at_a_time(positions)
-        for d, x in work.items():
-            out[d] = DepartmentWait(d, x.waiting, x.counters, newcomers[d], positions[d], x.ranks)
+        # recomputed by the flusher after every change, on the event loop: one pass over the
+        # lobby (queue_server/core/shown.py), every input gathered once
+        lobby, h, departments = self.lobby, self.history, self.config.departments
+        counters = list(lobby.counters.values())
+        waiting = {d: lobby.waiting_count(d) for d in departments}
+        out = shown_waits(departments, lobby.tickets.values(), counters, lobby.busy_counters(),
+                          E.capacity(counters, h, waiting, now), E.departure_rates(h.calls, departments, now, h.left, h.start),
+                          now, lobby.policy)
         self.waits_cache = (now, out)
         self.queued_since_cache = {}
         return out
-
-    def _one_at_a_time(self, positions: dict[str, dict[str, float | None]]) -> None:
-        """A ticket in several queues at once is served in one at a time
-        (:func:`queue_server.core.estimators.one_at_a_time`): its later queues wait for the earlier
-        services. Changes ``positions`` (department -> ticket -> minutes) in place."""
-        where: dict[str, list[str]] = {}
-        for d, xs in positions.items():
-            for tid in xs:
-                where.setdefault(tid, []).append(d)
-        for tid, depts in where.items():
-            t = self.lobby.tickets.get(tid)
-            if len(depts) < 2 or t is None:
-                continue
-            minutes = [next((s.minutes for s in t.steps if s.department == d and s.state is StepState.READY), 0.0)
-                       for d in depts]
-            for d, w in zip(depts, E.one_at_a_time([positions[d][tid] for d in depts], minutes), strict=True):
-                positions[d][tid] = w
-
-    def _waited(self, tid: str, department: str, now: float) -> float:
-        t = self.lobby.tickets.get(tid)
-        if t is None:
-            return 0.0
-        for s in t.steps:
-            if s.department == department and s.state is StepState.READY:
-                return now - (s.ready_since if s.ready_since is not None else t.issued_at)
-        return 0.0
-
-    def work_waits(self, now: float) -> dict[str, DepartmentWait]:
-        """Planned work over the open counters, weighted by measured shares and speeds (the
-        stand-in of :func:`queue_server.core.estimators.shipped_wait` before any call is measured)."""
-        counters = list(self.lobby.counters.values())
-        waiting = {d: len(self.lobby.waiting_for([d])) for d in self.config.departments}
-        cap = E.capacity(counters, self.history, waiting, now)
-        return all_department_waits(
-            self.config.departments, self.lobby.open_tickets(), counters, now, self.lobby.policy, capacity=cap
-        )
 
     def _head_waited(self, department: str, w: DepartmentWait, now: float) -> float | None:
         head = next((tid for tid, r in w.ranks.items() if r == 0), None)

@@ -23,11 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from .dispatch import DispatchPolicy, dispatch_key, queue_for
-from .model import ACTIVE_STEP_STATES, Counter, CounterState, Ticket
+from .model import ACTIVE_STEP_STATES, Counter, CounterState, Step, StepState, Ticket
 
 MINUTE = 60.0
+# members as constants (an enum member lookup costs a metaclass call; see dispatch.py)
+_OPEN = CounterState.OPEN
+_READY, _CALLED, _SERVING = StepState.READY, StepState.CALLED, StepState.SERVING
+_NONE: Mapping[str, float] = {}
+_first = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,43 +112,71 @@ def all_department_waits(
     policy: DispatchPolicy,
     capacity: Capacity | None = None,
 ) -> dict[str, DepartmentWait]:
-    """department_wait for each department, in one pass over the tickets (the server calls this
-    on every issue; scanning the lobby once per department was its hottest loop).
+    """department_wait for each department, in one pass over the tickets and one over the
+    counters (the server recomputes this after every change: a scan of the lobby, or of all the
+    counters, per department was its largest block of the event loop — issue 20).
 
     ``capacity`` replaces the 1/k split of shared counters with measured shares and speeds (the
     shipped estimator, see queue_server/core/estimators.py and docs/prediction.md)."""
     departments = list(departments)
-    counters = list(counters)
-    wanted = set(departments)
     queues: dict[str, list[tuple[tuple, Ticket, float]]] = {d: [] for d in departments}
+    # each department's open counters, in the counters' order: the sums below add in that order
+    serving: dict[str, list[Counter]] = {d: [] for d in departments}
+    for c in counters:
+        if c.state is _OPEN:
+            for d in c.departments:
+                if d in serving:
+                    serving[d].append(c)
     busy_at: dict[int, float] = {}
     for t in tickets:
         if t.closed is not None:
             continue
-        s = t.active_step
-        if s is not None:
-            if s.counter is not None:
-                spent = (now - s.started_at) / MINUTE if s.started_at is not None else 0.0
-                busy_at[s.counter] = max(0.0, s.minutes - spent)
+        ready: list[Step] = []
+        active = None
+        for st in t.steps:  # t.active_step and the ready steps of the departments asked, in one scan
+            state = st.state
+            if state is _CALLED or state is _SERVING:
+                active = st
+                break
+            if state is _READY and st.department in queues:
+                ready.append(st)
+        if active is not None:
+            if active.counter is not None:
+                spent = (now - active.started_at) / MINUTE if active.started_at is not None else 0.0
+                busy_at[active.counter] = max(0.0, active.minutes - spent)
             continue
-        best: dict[str, tuple[tuple, float]] = {}
-        for st in t.steps:
-            if st.state.value == "ready" and st.department in wanted:
-                key = dispatch_key(t, st, now, policy)
-                if st.department not in best or key < best[st.department][0]:
-                    best[st.department] = (key, st.minutes)
-        for d, (key, minutes) in best.items():
-            queues[d].append((key, t, minutes))
+        # each ready department's best step (dispatch order) joins that queue; the entries of
+        # one ticket are the last ones of their queues until the next ticket
+        since = key = None
+        queued: list[str] = []
+        for st in ready:
+            # dispatch_key reads only the step's ready_since (or the issue time): steps that became
+            # ready together (a plan's first steps) share one key
+            s = st.ready_since if st.ready_since is not None else t.issued_at
+            if key is None or s != since:
+                since, key = s, dispatch_key(t, st, now, policy)
+            q = queues[st.department]
+            if st.department not in queued:
+                queued.append(st.department)
+                q.append((key, t, st.minutes))
+            elif key < q[-1][0]:  # a second ready step in one department: the one called first
+                q[-1] = (key, t, st.minutes)
     out = {}
     for d in departments:
-        c_d, serving = _effective_counters(d, counters, capacity)
-        q = sorted(queues[d], key=lambda e: e[0])
-        idle = sum(1 for c in serving if c.number not in busy_at)
-        work = sum(busy_at.get(c.number, 0.0) for c in serving)
+        here = serving[d]
+        if capacity is not None:
+            # measured shares and speeds (queue_server.core.estimators.capacity); 1/k for a counter it lacks
+            c_d = sum(capacity.get(c.number, _NONE).get(d, 1.0 / len(c.departments)) for c in here)
+        else:
+            c_d = sum(1.0 / len(c.departments) for c in here)
+        q = sorted(queues[d], key=_first)
+        idle = sum(1 for c in here if c.number not in busy_at)
+        work = sum(busy_at.get(c.number, 0.0) for c in here)
         positions: dict[str, float | None] = {}
         ranks: dict[str, int] = {}
-        for n, (_, t, minutes) in enumerate(q):
-            positions[t.id] = _wait(n, idle, work, c_d)
+        known = not c_d <= 0  # _wait's own test (c_d <= 0: unknown), NaN included
+        for n, (_, t, minutes) in enumerate(q):  # _wait(n, idle, work, c_d), in line
+            positions[t.id] = (0.0 if n < idle else work / c_d) if known else None
             ranks[t.id] = n
             work += minutes
         out[d] = DepartmentWait(d, len(q), c_d, _wait(len(q), idle, work, c_d), positions, ranks)

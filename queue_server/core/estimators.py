@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .model import Counter, CounterState
 
+_OPEN = CounterState.OPEN  # a member lookup costs a metaclass call (see dispatch.py)
 MINUTE = 60.0
 SHARE_WINDOW = 60 * MINUTE  # calls that set a shared counter's split between its departments
 SPEED_WINDOW = 90 * MINUTE  # services that set a counter's speed
@@ -116,18 +117,37 @@ def counter_shares(
     counter without history splits evenly between busy queues.
     """
     counts: dict[tuple[int, str], int] = {}
+    called: set[int] = set()
     for c in calls:
         if now - SHARE_WINDOW <= c.at <= now:
             counts[(c.counter, c.department)] = counts.get((c.counter, c.department), 0) + 1
+            called.add(c.counter)
     out: dict[int, dict[str, float]] = {}
+    # a counter without calls in the window splits as every other such counter of its departments:
+    # computed once per department set (a lobby of 200 counters has a handful of sets; the weights
+    # are whole numbers, so their sum is the same in any order the set iterates)
+    uncalled: dict[frozenset[str], dict[str, float]] = {}
     for c in counters:
-        if c.state is not CounterState.OPEN or not c.departments:
+        if c.state is not _OPEN or not c.departments:
             continue
-        weight = {d: counts.get((c.number, d), 0) + 1.0 for d in c.departments}
-        busy = sum(weight[d] for d in c.departments if waiting.get(d, 0) > 0)
-        out[c.number] = {d: weight[d] / (weight[d] + busy - (weight[d] if waiting.get(d, 0) > 0 else 0.0))
-                         for d in c.departments}
+        if len(c.departments) == 1:  # w / (w + w - w), or w / (w + 0 - 0.0) with nobody waiting
+            (d,) = c.departments
+            out[c.number] = {d: 1.0}
+        elif c.number not in called:
+            split = uncalled.get(c.departments)
+            if split is None:
+                split = uncalled[c.departments] = _split(c.number, c.departments, counts, waiting)
+            out[c.number] = {d: split[d] for d in c.departments}  # (equal sets may iterate differently)
+        else:
+            out[c.number] = _split(c.number, c.departments, counts, waiting)
     return out
+
+
+def _split(number: int, departments: frozenset[str], counts: Mapping[tuple[int, str], int],
+           waiting: Mapping[str, int]) -> dict[str, float]:
+    weight = {d: counts.get((number, d), 0) + 1.0 for d in departments}
+    busy = sum(weight[d] for d in departments if waiting.get(d, 0) > 0)
+    return {d: weight[d] / (weight[d] + busy - (weight[d] if waiting.get(d, 0) > 0 else 0.0)) for d in departments}
 
 
 def counter_speeds(services: Iterable[Service], now: float) -> dict[int, float]:
@@ -153,10 +173,13 @@ def capacity(
 
     The shipped estimator passes this to :func:`queue_server.core.estimate.all_department_waits`.
     """
-    counters = list(counters)
-    shares = counter_shares(counters, history.calls, waiting, now)
-    speeds = counter_speeds(history.services, now)
-    return {n: {d: s * speeds.get(n, 1.0) for d, s in split.items()} for n, split in shares.items()}
+    shares = counter_shares(counters, history.calls, waiting, now)  # fresh dicts: scaled in place
+    for n, speed in counter_speeds(history.services, now).items():
+        split = shares.get(n)
+        if split is not None:  # (a counter without a speed keeps its share: s × 1.0 is s)
+            for d, s in split.items():
+                split[d] = s * speed
+    return shares
 
 
 # ------------------------------------------------------------------ the compared estimators
@@ -188,12 +211,23 @@ def departure_rate(calls: Iterable[Call], department: str, now: float,
     """Tickets leaving the department's queue per minute over the last RATE_WINDOW — called, or
     (``left``) cancelled while waiting; None with under 3 calls. ``since`` is when observation
     began (a server that started 10 minutes ago has seen 10 minutes, not RATE_WINDOW)."""
-    n = sum(1 for c in calls if c.department == department and now - RATE_WINDOW <= c.at <= now)
-    if n < 3:
-        return None
-    n += sum(1 for at, d in left if d == department and now - RATE_WINDOW <= at <= now)
+    return departure_rates(calls, (department,), now, left, since)[department]
+
+
+def departure_rates(calls: Iterable[Call], departments: Iterable[str], now: float,
+                    left: Iterable[tuple[float, str]] = (), since: float | None = None) -> dict[str, float | None]:
+    """:func:`departure_rate` of each department, in one pass over the calls and walk-outs."""
+    lo = now - RATE_WINDOW
+    called = dict.fromkeys(departments, 0)
+    for c in calls:
+        if c.department in called and lo <= c.at <= now:
+            called[c.department] += 1
+    gone = dict.fromkeys(called, 0)
+    for at, d in left:
+        if d in gone and lo <= at <= now:
+            gone[d] += 1
     span = RATE_WINDOW if since is None else min(RATE_WINDOW, max(now - since, MINUTE))
-    return n / (span / MINUTE)
+    return {d: None if n < 3 else (n + gone[d]) / (span / MINUTE) for d, n in called.items()}
 
 
 def ql_wait(ahead: int, idle: int, rate: float | None) -> float | None:
@@ -277,11 +311,13 @@ def shipped_wait(ahead: int, idle: int, rate: float | None, work: float | None,
         return None
     if ahead < idle:
         return 0.0
-    ql = ql_wait(ahead, idle, rate)
-    parts = [ql if ql is not None else work, work]
-    if head_waited is not None:
-        parts.append(max(0.0, head_waited - waited) / MINUTE)
-    return SHIPPED_SCALE * sum(parts) / len(parts)
+    # The server computes this for every queued ticket after every change, so ql_wait and the
+    # mean are written out: 0 + a + b is what sum([a, b]) adds, to the last bit.
+    ql = (ahead + 1 - idle) / rate if rate is not None and rate > 0 else work  # ql_wait, or work for it
+    if head_waited is None:
+        return SHIPPED_SCALE * (0 + ql + work) / 2
+    hol = head_waited - waited
+    return SHIPPED_SCALE * (0 + ql + work + (hol if hol > 0.0 else 0.0) / MINUTE) / 3
 
 
 def one_at_a_time(waits: list[float | None], minutes: list[float]) -> list[float | None]:
@@ -293,12 +329,15 @@ def one_at_a_time(waits: list[float | None], minutes: list[float]) -> list[float
     until that service ends: taken in order of their own estimates, each step waits
     max(its estimate, the previous step's wait + its service). Unknown waits stay unknown.
     """
-    order = sorted((i for i, w in enumerate(waits) if w is not None), key=lambda i: (waits[i], i))
     out: list[float | None] = list(waits)
+    order = []  # (the server calls this for every ticket in several queues after every change: no lambda)
+    for i, w in enumerate(waits):
+        if w is not None:
+            order.append((w, i))
+    order.sort()  # by estimate, then in the order given
     free = 0.0  # when the citizen is free of the steps taken so far
-    for i in order:
-        start = max(waits[i], free)  # type: ignore[type-var]
-        out[i] = start
+    for w, i in order:
+        out[i] = start = max(w, free)
         free = start + minutes[i]
     return out
 

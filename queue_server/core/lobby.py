@@ -108,6 +108,14 @@ class Lobby:
         tid = self._busy.get(counter)
         return self.tickets.get(tid) if tid else None
 
+    def busy_counters(self) -> set[int]:
+        """The counters with a ticket now called or served there (``ticket_at`` is not None)."""
+        return {n for n, tid in self._busy.items() if tid and tid in self.tickets}
+
+    def waiting_count(self, department: str) -> int:
+        """``len(waiting_for([department]))`` without building the list."""
+        return len(self._ready.get(department, ()))
+
     def counter(self, number: int) -> Counter:
         try:
             return self.counters[number]
