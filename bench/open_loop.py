@@ -57,6 +57,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -77,9 +78,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
-
+from bench.ws_client import WSClient  # noqa: E402
+from bench.ws_client import connect as ws_connect  # noqa: E402
 from queue_server.tokens import read as read_tokens  # noqa: E402
 
 SITES = ("honcho", "yawata", "matsuyama", "hirata")  # 本庁 and the three 総合支所 (config/site.toml)
@@ -205,15 +205,16 @@ def sqlite_commit(tmp: Path, n: int = 2000) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- clients
 
 class Conn:
-    """One websocket client: a writer task (so one slow socket never delays the schedule) and a
-    reader task that hands every message to the generator without decoding large pushes."""
+    """One websocket client (bench/ws_client.py): every message is handed to the generator in the
+    socket read that brought it (no task or future per message, large pushes not decoded), and a
+    request is written at once unless the connection is down or its send buffer is full, when it
+    waits in `queued` (so one slow socket never delays the schedule)."""
 
     def __init__(self, gen: Gen, role: str, site: str, idx: int, hello: dict[str, Any], counter: int | None = None):
         self.gen, self.role, self.site, self.idx, self.hello, self.counter = gen, role, site, idx, hello, counter
-        self.ws: Any = None
+        self.ws: WSClient | None = None  # the connection whose hello succeeded
         self.alive = False
-        self.ready = asyncio.Event()
-        self.out: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+        self.queued: collections.deque[tuple[int, str]] = collections.deque()  # requests waiting to be written
         self.last_seq = 0
         self.state = "unknown"  # console: idle / called / serving / unknown (ask `current`)
         self.dropping = False  # the bench drops it on purpose (storm): no "closed by server"
@@ -224,33 +225,53 @@ class Conn:
         self.seq_from = "hello"  # the kind of push the last_seq came from (to explain a missing call)
         self.resumed: list[tuple[int, str]] = []  # (last_seq, its push kind) of each reconnecting hello
         self.drop_at: float | None = None
-        self.reader: asyncio.Task | None = None
-        self.writer = asyncio.create_task(self._write())
+        self._opening: WSClient | None = None  # the connection saying hello
+        self._hello: tuple[int, asyncio.Future] | None = None  # its hello's id and the future of the reply
+        self._reconnecting: asyncio.Task | None = None
 
     async def open(self) -> None:
         """Connect and say hello (with last_seq once it has seen anything); returns after the reply."""
         g = self.gen
-        ws = await connect(g.url, compression=None, max_size=None, ping_interval=None, open_timeout=60,
-                           close_timeout=2)
+        ws = self._opening = await ws_connect(g.url, self._on_hello_message, on_lost=self._on_lost,
+                                              on_resume=self._flush)
         rid = next(g.ids)
+        done = asyncio.get_running_loop().create_future()
+        self._hello = (rid, done)
         hello = {"type": "hello", "id": rid, **self.hello}
         if self.last_seq:
             hello["last_seq"] = self.last_seq
             self.resumed.append((self.last_seq, self.seq_from))
-        await ws.send(json.dumps(hello))
         self.phase = "hello"
-        deadline = perf() + 120
-        while True:
-            raw = await asyncio.wait_for(ws.recv(decode=False), max(0.1, deadline - perf()))
-            if raw.startswith(b'{"re":') or raw.startswith(b'{"error"'):
-                msg = json.loads(raw)
-                if msg.get("re") == rid:
-                    break
-            g.on_raw(self, raw, perf())
+        ws.send(json.dumps(hello))
+        try:
+            msg = await asyncio.wait_for(done, 120)
+        except BaseException:
+            ws.abort()
+            raise
+        finally:
+            self._hello = self._opening = None
         if "error" in msg:
-            await ws.close()
+            ws.close()
             raise RuntimeError(f"hello refused for {self.role} {self.site} {self.counter}: {msg['error']}")
-        res = msg["result"]
+
+    def _on_hello_message(self, raw: bytes, now: float) -> None:
+        """Messages until the hello reply (taken here, in the same read as what follows it), then
+        everything else; after the reply the connection calls the generator directly."""
+        h = self._hello
+        if h is not None and (raw.startswith(b'{"re":') or raw.startswith(b'{"error"')):
+            msg = json.loads(raw)
+            if msg.get("re") == h[0]:
+                self._hello = None
+                if "error" not in msg:
+                    self._hello_ok(msg["result"], now)
+                h[1].set_result(msg)
+                return
+        self.gen.on_raw(self, raw, now)
+
+    def _hello_ok(self, res: dict[str, Any], now: float) -> None:
+        g = self.gen
+        ws = self._opening
+        assert ws is not None
         self.ws = ws
         self.replay_left, self.replay_upto = int(res.get("missed") or 0), int(res.get("seq") or 0)
         if res.get("truncated"):  # the server cannot replay: the board starts over from the snapshot
@@ -261,61 +282,57 @@ class Conn:
             self.last_seq, self.seq_from = self.replay_upto, "hello"
         self.phase = "replay" if self.replay_left else "live"
         self.alive = True
-        self.reader = asyncio.create_task(self._read(ws))
-        self.ready.set()
+        ws.on_message = functools.partial(g.on_raw, self)
+        self._flush()
         if self.replay_left == 0:
-            self.resynced(perf())
+            self.resynced(now)
 
     def resynced(self, now: float) -> None:
         if self.drop_at is not None:
             self.gen.resync_times.append(now - self.drop_at)
             self.drop_at = None
 
-    async def _read(self, ws: Any) -> None:
+    def _on_lost(self, ws: WSClient) -> None:
         g = self.gen
-        try:
-            while True:
-                raw = await ws.recv(decode=False)
-                g.on_raw(self, raw, perf())
-        except ConnectionClosed:
-            pass
-        except Exception as e:  # never let one client's surprise stop the run: count it
-            g.count("client_errors", type(e).__name__)
+        if ws is self._opening and self._hello is not None and not self._hello[1].done():
+            self._hello[1].set_exception(ConnectionError(ws.error or f"closed before the hello reply ({ws.close_code})"))
+        if ws.error:  # this client gave up on the connection: a protocol error, or on_raw raised
+            g.count("client_errors", ws.error)
         if ws is not self.ws or g.stopping or self.dropping:
             return
-        # e.g. 1011 "keepalive ping timeout": a connection whose requests queue up is not read
-        g.count("closed_by_server", f"{self.role} {ws.close_code} {ws.close_reason or ''}".strip())
-        asyncio.create_task(self.reconnect())
+        if not ws.error:  # e.g. 1011 "keepalive ping timeout": a connection whose requests queue up is not read
+            g.count("closed_by_server", f"{self.role} {ws.close_code} {ws.close_reason}".strip())
+        self._reconnecting = asyncio.create_task(self.reconnect())
 
-    async def _write(self) -> None:
+    def _flush(self) -> None:
+        ws = self.ws
+        while self.queued and self.alive and ws is not None and not ws.paused:
+            self._transmit(*self.queued.popleft())
+
+    def _transmit(self, rid: int, raw: str) -> None:
         g = self.gen
-        while True:
-            rid, raw = await self.out.get()
-            await self.ready.wait()
-            p = g.pending.get(rid)
-            if p is None:  # lost with a connection that closed while it waited here
-                continue
-            now = perf()
-            p[3] = now
-            if p[2] is not None:
-                g.send_lag.append(now - p[2])
-                g.sent += 1
-            try:
-                await self.ws.send(raw)
-            except ConnectionClosed:
-                pass  # the reader notices and reconnects; the request is counted lost there
-            except Exception as e:
-                g.count("client_errors", type(e).__name__)
+        p = g.pending.get(rid)
+        if p is None:  # lost with a connection that closed while it waited here
+            return
+        now = perf()
+        p[3] = now
+        if p[2] is not None:
+            g.send_lag.append(now - p[2])
+            g.sent += 1
+        assert self.ws is not None
+        self.ws.send(raw)  # a closing connection drops it: it is counted lost when the loss is seen
 
     def send(self, typ: str, raw: str, rid: int, sched: float | None, fut: asyncio.Future | None = None,
              cycle: bool = False) -> None:
         self.gen.pending[rid] = [self, typ, sched, None, fut, cycle]
-        self.out.put_nowait((rid, raw))
+        if self.alive and not self.queued and self.ws is not None and not self.ws.paused:
+            self._transmit(rid, raw)
+        else:
+            self.queued.append((rid, raw))
 
     async def reconnect(self) -> None:
         g = self.gen
         self.alive = False
-        self.ready.clear()
         g.fail_pending(self)
         if self.role == "counter":
             self.state = "unknown"
@@ -340,22 +357,20 @@ class Conn:
         self.drop_at = perf()
         old = self.ws
         self.alive = False
-        self.ready.clear()
-        with contextlib.suppress(Exception):
-            old.transport.abort()
-        if self.reader is not None:
+        if old is not None:
+            old.abort()
             with contextlib.suppress(BaseException):
-                await self.reader
+                await old.closed
         self.dropping = False
         await self.reconnect()
 
     async def close(self) -> None:
-        self.writer.cancel()
+        self.alive = False
+        self.queued.clear()
         if self.ws is not None:
-            with contextlib.suppress(Exception):
-                self.ws.transport.abort()
-        if self.reader is not None:
-            self.reader.cancel()
+            self.ws.abort()
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
 
 
 # ---------------------------------------------------------------------------------- generator
@@ -385,8 +400,9 @@ class Gen:
         self.counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self.calls: dict[tuple, float | None] = {}  # (site, number, counter) -> reply time
         self.board_recv: dict[tuple, dict[int, list]] = collections.defaultdict(dict)  # key -> board -> [n, first]
-        self.push_count: collections.Counter[str] = collections.Counter()
+        self.push_count: collections.Counter[tuple[str, bytes]] = collections.Counter()
         self.push_bytes = 0
+        self.received = 0  # messages from the server (replies and pushes)
         self.resync_times: list[float] = []
         self.empty_calls = 0
 
@@ -395,6 +411,7 @@ class Gen:
 
     # -- incoming
     def on_raw(self, conn: Conn, raw: bytes, now: float) -> None:
+        self.received += 1
         m = PUSH_HEAD.match(raw)
         if m is None:
             try:
@@ -411,7 +428,7 @@ class Gen:
         self.on_push(conn, m.group(1), raw, None, now)
 
     def on_push(self, conn: Conn, kind: bytes, raw: bytes, msg: dict | None, now: float) -> None:
-        self.push_count[f"{conn.role}:{kind.decode()}"] += 1
+        self.push_count[conn.role, kind] += 1
         self.push_bytes += len(raw)
         if kind == b"call" and conn.role == "display":
             msg = msg or json.loads(raw)
@@ -694,7 +711,8 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(storm_task, drain)
     drained = await wait_quiet(gen, drain)
-    cpu_gen = (time.process_time() - cpu0) / max(1e-9, perf() - t0)
+    cpu_used = time.process_time() - cpu0
+    cpu_gen = cpu_used / max(1e-9, perf() - t0)
     cpu_srv = (server.cpu_seconds() - srv0) / max(1e-9, perf() - t0)
     server_reply = reply_quantiles(replies0, await asyncio.to_thread(server_replies, url))
     gen.stopping = True
@@ -709,11 +727,12 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         "latency_counter": summary(gen.lat["counter"]), "latency_read": summary(gen.lat["read"]),
         "latency_from_send": summary(gen.lat["from_send"]),
         "send_lag": summary(gen.send_lag), "generator_lag": summary(gen.direct_lag), "errors": dict(gen.errors), "empty_calls": gen.empty_calls,
-        "push": gen.delivery(), "pushes_received": dict(gen.push_count), "push_mb": round(gen.push_bytes / 1e6, 2),
+        "push": gen.delivery(), "pushes_received": {f"{r}:{k.decode()}": n for (r, k), n in gen.push_count.items()}, "push_mb": round(gen.push_bytes / 1e6, 2),
         "closed_by_server": dict(gen.counts["closed_by_server"]), "reconnects": dict(gen.counts["reconnects"]),
         "duplicate_via": dict(gen.counts["duplicate_via"]), "truncated_hellos": dict(gen.counts["truncated"]),
         "client_errors": dict(gen.counts["client_errors"]), "server_cpu": round(cpu_srv, 2),
-        "generator_cpu": round(cpu_gen, 2), "drain_s": round(drained, 2), "window_s": round(wall, 2),
+        "generator_cpu": round(cpu_gen, 2), "messages_received": gen.received,
+        "generator_us_per_message": round(cpu_used / max(1, gen.received) * 1e6, 1), "drain_s": round(drained, 2), "window_s": round(wall, 2),
         "server_reply": server_reply,
     }
     if storm:
