@@ -25,10 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
+import contextlib
 import hashlib
 import os
+import select
+import socket
 import struct
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,96 +67,113 @@ def frame(opcode: int, payload: bytes, mask: bytes | None = None) -> bytes:
     return head + mask + apply_mask(payload, mask)
 
 
-class WSClient(asyncio.BufferedProtocol):
-    """One client connection; see the module docstring. Create it with `connect`."""
+class Poller:
+    """One epoll set for every client of an event loop, itself watched by the loop (an epoll fd is
+    readable while any socket in it is): one loop callback reads every ready socket, instead of a
+    callback, handle and transport layer per socket per read (that overhead cost more than the
+    parsing when the server pushes to 250 connections at once)."""
 
-    def __init__(self, host: str, port: int, path: str, on_message: Callable[[bytes, float], Any],
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.ep = select.epoll()
+        self.clients: dict[int, WSClient] = {}
+        loop.add_reader(self.ep.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        now = perf()  # when the sockets were seen readable (one clock read per batch)
+        clients = self.clients
+        for fd, _ in self.ep.poll(0):
+            c = clients.get(fd)
+            if c is not None:
+                c._readable(now)
+
+    def add(self, c: WSClient) -> None:
+        self.clients[c.fd] = c
+        self.ep.register(c.fd, select.EPOLLIN)
+
+    def remove(self, c: WSClient) -> None:
+        if self.clients.get(c.fd) is c:
+            del self.clients[c.fd]
+            with contextlib.suppress(OSError):
+                self.ep.unregister(c.fd)
+
+
+_pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
+
+
+def poller() -> Poller:
+    loop = asyncio.get_running_loop()
+    p = _pollers.get(loop)
+    if p is None:
+        p = _pollers[loop] = Poller(loop)
+    return p
+
+
+class WSClient:
+    """One client connection (see the module docstring), made by `connect` once the handshake is done."""
+
+    HIGH_WATER = 64 * 1024  # unsent bytes above this: `paused` until they are written
+
+    def __init__(self, sock: socket.socket, on_message: Callable[[bytes, float], Any],
                  on_lost: Callable[[WSClient], Any] | None = None, on_resume: Callable[[], Any] | None = None,
                  close_timeout: float = 2.0):
-        loop = asyncio.get_running_loop()
-        self.host, self.port, self.path = host, port, path
+        self._loop = asyncio.get_running_loop()
+        self.sock, self.fd = sock, sock.fileno()
         self.on_message, self.on_lost, self.on_resume = on_message, on_lost, on_resume
         self.close_timeout = close_timeout
-        self.opened: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self.transport: asyncio.Transport | None = None
-        self.state = CONNECTING
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self.state = OPEN
         self.paused = False
         self.close_code: int | None = None  # the server's close code; 1006 when the socket just went away
         self.close_reason = ""
-        self.error: str | None = None  # why this client aborted the connection (a protocol violation)
+        self.error: str | None = None  # why this client gave up the connection (a protocol violation)
         self.received = 0  # complete messages handed to on_message
-        self._key = base64.b64encode(os.urandom(16))
-        self._head = b""  # the handshake response until its blank line
-        # one buffer the socket reads into (recv_into: no 256 KiB allocation per read, which cost
-        # more than the parsing); [_start, _end) is not parsed yet
-        self._buf = bytearray(1 << 18)
+        # the buffer the socket reads into (recv_into: no 256 KiB allocation per read, as
+        # sock.recv(256 KiB) makes, which cost more than the parsing); [_start, _end) is not parsed yet
+        self._buf = bytearray(1 << 16)
         self._view = memoryview(self._buf)
         self._start = self._end = 0
         self._need = 0  # bytes of a frame that spans reads (0: its header is not complete yet)
         self._frags: list[bytes] | None = None  # a fragmented message being reassembled
+        self._out: collections.deque[bytes] = collections.deque()  # what the socket did not take yet
+        self._out_size = 0
+        self._poller = poller()
+        self._poller.add(self)
 
-    # -- asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                        % (self.path.encode(), self.host.encode(), self.port, self._key))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.state = CLOSED
-        if self.close_code is None:
-            self.close_code = 1006  # as websockets reports a connection closed without a close frame
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError(self.error or f"connection closed during the handshake ({exc})"))
-        if not self.closed.done():
-            self.closed.set_result(None)
-        if self.on_lost is not None:
-            self.on_lost(self)
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        if self.on_resume is not None:
-            self.on_resume()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
+    # -- reading (called by the poller)
+    def _readable(self, now: float) -> None:
         buf, start, end = self._buf, self._start, self._end
         if start == end:  # everything parsed: read to the front again
-            self._start = self._end = 0
-        elif end == len(buf) or len(buf) - end < self._need - (end - start):
+            start = end = self._start = self._end = 0
+        elif len(buf) - end < max(4096, self._need - (end - start)):
             # the frame in parse does not fit behind it: move it to the front, grow for a large one
-            size = max(len(buf), self._need)
+            size = max(len(buf), 2 * self._need)
             if size > len(buf):
                 grown = bytearray(size)
                 grown[:end - start] = buf[start:end]
                 self._buf, self._view = grown, memoryview(grown)
             else:
                 buf[:end - start] = buf[start:end]
-            self._start, self._end = 0, end - start
-        return self._view[self._end:]
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._end += nbytes
+            start, end = self._start, self._end = 0, end - start
+        try:
+            n = self.sock.recv_into(self._view[end:])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            return self._gone(e)
+        if n == 0:
+            return self._gone(None)
+        self._end = end + n
         if self.state == OPEN or (self.state == CLOSING and self.close_code is None):
-            self._parse()
-        elif self.state == CONNECTING:
-            data = bytes(self._view[self._start:self._end])
-            self._start = self._end
-            self._handshake(data)
+            self._parse(now)
         else:
-            self._start = self._end  # after the server's close frame: nothing more is read
+            self._start = self._end  # after the server's close frame nothing more is read
 
     # -- frames in
-    def _parse(self) -> None:
+    def _parse(self, now: float) -> None:
         """Every complete frame in the buffer; a partial one stays for the next read."""
-        data, i, n = self._buf, self._start, self._end
+        data, view, i, n = self._buf, self._view, self._start, self._end
         if n - i < self._need:
             return
-        now = perf()
         got = 0
         deliver = self.on_message
         try:
@@ -174,7 +196,7 @@ class WSClient(asyncio.BufferedProtocol):
                 if end > n:
                     self._need = h + ln  # the frame's whole size: get_buffer makes room for it
                     break
-                payload = bytes(data[i + h:end])
+                payload = view[i + h:end].tobytes()
                 i = end
                 if b0 == 0x81 or b0 == 0x82:  # a whole text or binary message: the common case
                     got += 1
@@ -231,57 +253,50 @@ class WSClient(asyncio.BufferedProtocol):
 
     def _fail(self, why: str) -> bool:
         self.error = why
-        if self.transport is not None:
-            self.transport.abort()
+        self.abort()
         return False
 
-    # -- handshake
-    def _handshake(self, data: bytes) -> None:
-        self._head += data
-        end = self._head.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._head) > 65536:
-                self._refuse("no end to the handshake response headers in 64 KiB")
-            return
-        head, rest = self._head[:end].decode("latin-1"), self._head[end + 4:]
-        self._head = b""
-        status, *lines = head.split("\r\n")
-        fields: dict[str, str] = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            fields[name.strip().lower()] = value.strip()
-        parts = status.split(" ", 2)
-        if len(parts) < 2 or parts[0] != "HTTP/1.1" or parts[1] != "101":
-            return self._refuse(f"the server answered {status!r}, not 101 Switching Protocols")
-        if fields.get("upgrade", "").lower() != "websocket":
-            return self._refuse(f"Upgrade: {fields.get('upgrade')!r}, not websocket")
-        if "upgrade" not in [t.strip().lower() for t in fields.get("connection", "").split(",")]:
-            return self._refuse(f"Connection: {fields.get('connection')!r} has no upgrade")
-        if fields.get("sec-websocket-accept", "").encode() != accept_key(self._key):
-            return self._refuse("Sec-WebSocket-Accept does not match the key sent")
-        if "sec-websocket-extensions" in fields or "sec-websocket-protocol" in fields:
-            return self._refuse("the server chose an extension or subprotocol this client did not offer")
-        self.state = OPEN
-        self.opened.set_result(None)
-        if rest:  # frames right behind the handshake: back into the buffer
-            self._buf[:len(rest)] = rest
-            self._start, self._end = 0, len(rest)
-            self._parse()
-
-    def _refuse(self, why: str) -> None:
-        self.error = why
-        if not self.opened.done():
-            self.opened.set_exception(HandshakeError(why))
-        assert self.transport is not None
-        self.transport.abort()
-
-    # -- frames out
+    # -- writing
     def _write(self, raw: bytes) -> bool:
-        t = self.transport
-        if t is None or t.is_closing():
+        if self.state == CLOSED:
             return False
-        t.write(raw)
+        if not self._out:
+            try:
+                n = self.sock.send(raw)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as e:
+                self._gone(e)
+                return False
+            if n == len(raw):
+                return True
+            raw = raw[n:]
+            self._loop.add_writer(self.fd, self._writable)
+        self._out.append(raw)
+        self._out_size += len(raw)
+        if self._out_size > self.HIGH_WATER:
+            self.paused = True
         return True
+
+    def _writable(self) -> None:
+        while self._out:
+            chunk = self._out[0]
+            try:
+                n = self.sock.send(chunk)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                return self._gone(e)
+            self._out_size -= n
+            if n < len(chunk):
+                self._out[0] = chunk[n:]
+                return
+            self._out.popleft()
+        self._loop.remove_writer(self.fd)
+        if self.paused:
+            self.paused = False
+            if self.on_resume is not None:
+                self.on_resume()
 
     def send(self, message: str | bytes) -> bool:
         """Send one text message (bytes are sent as they are, as text); False when the connection is
@@ -296,19 +311,59 @@ class WSClient(asyncio.BufferedProtocol):
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the connection is aborted if the server does not finish it."""
         if self.state == OPEN:
-            self.state = CLOSING
             self._write(frame(8, code.to_bytes(2, "big") + reason.encode()))
+            self.state = CLOSING
             self._abort_later()
-        elif self.state == CONNECTING:
-            self.abort()
 
     def abort(self) -> None:
         """Drop the connection at once, without a closing handshake (a network blip)."""
-        if self.transport is not None:
-            self.transport.abort()
+        self._gone(None)
 
     def _abort_later(self) -> None:
-        asyncio.get_running_loop().call_later(self.close_timeout, self.abort)
+        self._loop.call_later(self.close_timeout, self.abort)
+
+    def _gone(self, exc: Exception | None) -> None:
+        """The socket is closed now; `on_lost` and `closed` follow from the loop (never from inside
+        a read or a send of the caller's)."""
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        self._poller.remove(self)
+        if self._out:
+            self._loop.remove_writer(self.fd)
+            self._out.clear()
+        self.sock.close()
+        if self.close_code is None:
+            self.close_code = 1006  # as websockets reports a connection closed without a close frame
+        self._loop.call_soon(self._lost)
+
+    def _lost(self) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if self.on_lost is not None:
+            self.on_lost(self)
+
+
+def check_handshake(head: bytes, key: bytes) -> None:
+    """The server's response to the Upgrade request (up to its blank line): HandshakeError unless it
+    switches to websocket as RFC 6455 §4.1 requires (101, Upgrade, Connection, the Accept of `key`,
+    no extension or subprotocol this client did not offer)."""
+    status, *lines = head.decode("latin-1").split("\r\n")
+    fields: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    parts = status.split(" ", 2)
+    if len(parts) < 2 or parts[0] != "HTTP/1.1" or parts[1] != "101":
+        raise HandshakeError(f"the server answered {status!r}, not 101 Switching Protocols")
+    if fields.get("upgrade", "").lower() != "websocket":
+        raise HandshakeError(f"Upgrade: {fields.get('upgrade')!r}, not websocket")
+    if "upgrade" not in [t.strip().lower() for t in fields.get("connection", "").split(",")]:
+        raise HandshakeError(f"Connection: {fields.get('connection')!r} has no upgrade")
+    if fields.get("sec-websocket-accept", "").encode() != accept_key(key):
+        raise HandshakeError("Sec-WebSocket-Accept does not match the key sent")
+    if "sec-websocket-extensions" in fields or "sec-websocket-protocol" in fields:
+        raise HandshakeError("the server chose an extension or subprotocol this client did not offer")
 
 
 async def connect(url: str, on_message: Callable[[bytes, float], Any], *, timeout: float = 60.0,
@@ -321,11 +376,33 @@ async def connect(url: str, on_message: Callable[[bytes, float], Any], *, timeou
     host, port = u.hostname, u.port or 80
     path = (u.path or "/") + (f"?{u.query}" if u.query else "")
     loop = asyncio.get_running_loop()
-    _, ws = await asyncio.wait_for(loop.create_connection(
-        lambda: WSClient(host, port, path, on_message, on_lost, on_resume), host, port), timeout)
+    family, kind, proto, _, addr = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
+    sock = socket.socket(family, kind, proto)
     try:
-        await asyncio.wait_for(asyncio.shield(ws.opened), timeout)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = base64.b64encode(os.urandom(16))
+        async with asyncio.timeout(timeout):
+            await loop.sock_connect(sock, addr)
+            await loop.sock_sendall(sock, b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                                          b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                                          b"Sec-WebSocket-Version: 13\r\n\r\n" % (path.encode(), host.encode(), port, key))
+            head = b""
+            while (end := head.find(b"\r\n\r\n")) < 0:
+                if len(head) > 65536:
+                    raise HandshakeError("no end to the handshake response headers in 64 KiB")
+                chunk = await loop.sock_recv(sock, 65536)
+                if not chunk:
+                    raise ConnectionError("the server closed the connection during the handshake")
+                head += chunk
+        check_handshake(head[:end], key)
     except BaseException:
-        ws.abort()
+        sock.close()
         raise
+    ws = WSClient(sock, on_message, on_lost, on_resume)
+    rest = head[end + 4:]
+    if rest:  # frames right behind the handshake
+        ws._buf[:len(rest)] = rest
+        ws._end = len(rest)
+        ws._parse(perf())
     return ws
