@@ -561,6 +561,18 @@ class Gen:
         conn.send(typ, json.dumps({"type": typ, "id": rid, **body}), rid, None, fut)
         return fut
 
+    async def setup(self, conn: Conn, typ: str, **body: Any) -> dict:
+        """A set-up request (before the window); a `busy` answer is retried with the same body (the
+        same idempotency key) after its retry_after, as kiosks and consoles do, and counted."""
+        for _ in range(30):
+            r = await self.request(conn, typ, **body)
+            err = r.get("error") or {}
+            if err.get("code") != "busy":
+                return r
+            self.count("setup_busy_retries", typ)
+            await asyncio.sleep(float(err.get("retry_after") or 0.3) * (1 + random.random()))
+        return r
+
     def console_free(self, conn: Conn) -> None:
         if not conn.alive:
             return
@@ -693,7 +705,7 @@ async def connect_all(gen: Gen, tokens: Any, sites: list[str], consoles: int, bo
         await asyncio.gather(*(c.open() for c in plan[k:k + 50]))
     for s in sites:
         gen.kiosk_rr[s] = itertools.cycle(gen.kiosks[s])
-    opened = await asyncio.gather(*(gen.request(c, "open", staff="bench") for s in sites for c in gen.consoles[s]))
+    opened = await asyncio.gather(*(gen.setup(c, "open", staff="bench") for s in sites for c in gen.consoles[s]))
     bad = [r for r in opened if "error" in r]
     if bad:
         raise RuntimeError(f"open refused: {bad[0]}")
@@ -708,7 +720,7 @@ async def prefill(gen: Gen, sites: list[str], backlog: int) -> None:
     for s in sites:
         ks = gen.kiosks[s]
         for k in range(0, backlog, 20):
-            rs = await asyncio.gather(*(gen.request(ks[i % len(ks)], "issue", purposes=["certificate"], answers={},
+            rs = await asyncio.gather(*(gen.setup(ks[i % len(ks)], "issue", purposes=["certificate"], answers={},
                                                     lang="ja", idempotency_key=f"{gen.tag}-pre-{s}-{i}")
                                         for i in range(k, min(backlog, k + 20))))
             if any("error" in r for r in rs):
@@ -749,6 +761,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     await connect_all(gen, tokens, sites, consoles, boards, kiosks)
     await prefill(gen, sites, backlog)
     await asyncio.sleep(0.5)  # let the flusher send the prefilled queues before measuring
+    setup_busy = dict(gen.counts["setup_busy_retries"])
     gen.reset()
     rng = random.Random(seed)
     schedule = poisson_schedule(rate, seconds, sites, mix, rng)
@@ -794,7 +807,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         "push": gen.delivery(), "pushes_received": {f"{r}:{k.decode()}": n for (r, k), n in gen.push_count.items()}, "push_mb": round(gen.push_bytes / 1e6, 2),
         "closed_by_server": dict(gen.counts["closed_by_server"]), "reconnects": dict(gen.counts["reconnects"]),
         "duplicate_via": dict(gen.counts["duplicate_via"]), "truncated_hellos": dict(gen.counts["truncated"]),
-        "client_errors": dict(gen.counts["client_errors"]), "server_cpu": round(cpu_srv, 2),
+        "client_errors": dict(gen.counts["client_errors"]), "setup_busy_retries": setup_busy, "server_cpu": round(cpu_srv, 2),
         "generator_cpu": round(cpu_gen, 2), "messages_received": gen.received,
         # times another process took the generator's core from it (its lag then is the machine's)
         "generator_preempted": preempted,
