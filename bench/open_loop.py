@@ -48,7 +48,16 @@ and boards over `--sites` sites, every rate), `storm`. The generator's own limit
 achieved send rate, send lag (socket send − schedule: it includes a console step's wait for
 its console and a request's wait behind a connection the server does not read), the generator's
 own lag (`generator_lag`: dispatch − schedule, before any socket), its CPU use (near 100% of
-its core: the figures are the generator's, not the server's).
+its core: the figures are the generator's, not the server's), its CPU per received message
+(`generator_us_per_message`) and how often other processes took its core (`generator_preempted`).
+
+The generator must be lighter than what it measures. Its clients are bench/ws_client.py (all
+sockets in one epoll set read by one loop callback, frames parsed in that read, no task or future
+per message) rather than the `websockets` client; a message's fields are read with anchored
+regexes (a call push, a reply's id and ticket number) and JSON is decoded only where the bench
+needs more; the dispatcher waits on a timerfd (bench/hrtimer.py: asyncio's timers wake up to
+1 ms late); cyclic GC is off in the window. Received times are when the socket was seen
+readable. Set-up requests retry `busy` (counted in `setup_busy_retries`); measured ones do not.
 """
 
 from __future__ import annotations

@@ -4,21 +4,26 @@ Why not the `websockets` asyncio client there: it runs a reader task per connect
 each message through a queue and a future to `recv()`. The server pushes to every console and
 board at once (a burst of ~250 messages every 0.2 s with 200 consoles and 50 boards), and that
 per-message machinery made the generator late on its own schedule by more than the server's
-whole latency target. This client is an `asyncio.Protocol`: `data_received` parses the
-server's frames itself and calls `on_message(payload, now)` for each complete message in the
-same call as the socket read — no task, queue or future per message — and `now` is the time the
-chunk was read from the socket (one `perf_counter` per read, not per message).
+whole latency target. Here the sockets of all clients sit in one epoll set (`Poller`), which the
+event loop watches as one fd: one loop callback reads every ready socket (`recv_into` a buffer
+kept per connection, not a fresh 256 KiB bytes per read as asyncio's transports do), parses the
+server's frames itself and calls `on_message(payload, now)` for each complete message in that
+same call — no task, queue, future or transport per message. `now` is when the sockets were seen
+readable (one clock read per batch).
 
 What it does (RFC 6455, client side, no extensions): the HTTP/1.1 Upgrade handshake with a
-random Sec-WebSocket-Key, the 101 status, Upgrade/Connection and Sec-WebSocket-Accept checked;
-server frames must be unmasked and use no RSV bit; text and binary messages (payload bytes, as
-`recv(decode=False)`: text is not UTF-8-validated here), fragmented messages reassembled,
-ping answered with pong, close answered with close (the server's code and reason kept); client
-frames masked with a random key (websockets' C `apply_mask`). Sends never block: they go to
-`transport.write`; `paused` is true while the transport's buffer is above its high-water mark
-(`pause_writing`), and `on_resume` is called when it drains, so a caller can hold its own
-requests instead of piling them up. A protocol violation by the server aborts the connection
-with the reason in `error`.
+random Sec-WebSocket-Key, the 101 status, Upgrade/Connection and Sec-WebSocket-Accept checked
+(`HandshakeError` says what was wrong); server frames must be unmasked and use no RSV bit; text
+and binary messages (payload bytes, as `recv(decode=False)`: text is not UTF-8-validated here),
+fragmented messages reassembled, messages of any size (the buffer grows for a frame), ping
+answered with pong, close answered with close (the server's code and reason kept; 1006 when the
+socket just went away); client frames masked with a random key (websockets' C `apply_mask`).
+Sends never block: a frame goes to `socket.send` at once; what the socket does not take waits in
+the client and is written when it is writable, `paused` is true while more than HIGH_WATER bytes
+wait, and `on_resume` is called when they are out, so a caller can hold its own requests instead
+of piling them up. A protocol violation by the server, or an exception from `on_message`, drops
+the connection with the reason in `error`. `on_lost` and `closed` follow from the loop, never
+from inside a read or a send.
 """
 
 from __future__ import annotations
