@@ -1,7 +1,8 @@
 """bench/ws_client.py, the open-loop generator's own websocket client, talks RFC 6455 right: against
 a real `websockets` server (fragmented and large messages, ping, a close with its code and reason,
-client frames the server unmasks) and against the real queue server (hello, and the 1009 close a
-too-large frame gets). No timing is checked here."""
+client frames the server unmasks), against the real queue server (hello, and the 1009 close a
+too-large frame gets), and with a peer that does not read (sends held, then written in order).
+No timing is checked here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import serve
+from websockets.speedups import apply_mask
 
 from bench.ws_client import HandshakeError, accept_key, check_handshake, connect
 from queue_server import protocol as P
@@ -112,3 +114,56 @@ def test_hello_and_the_too_large_close_against_the_queue_server(tmp_path: Path) 
         srv.stop()
     assert "result" in reply, reply
     assert code == 1009
+
+
+def test_sends_to_a_server_that_does_not_read_wait_in_the_client_and_go_out_in_order() -> None:
+    async def main() -> tuple[bool, int, list[bytes], list[bytes]]:
+        release = asyncio.Event()
+        frames: list[bytes] = []
+
+        async def fake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:"))
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n")
+            await writer.drain()
+            await release.wait()  # not reading: the client's socket buffer fills
+            while len(frames) < len(sent):
+                b0, b1 = await reader.readexactly(2)
+                n = b1 & 0x7F
+                if n == 126:
+                    n = int.from_bytes(await reader.readexactly(2), "big")
+                elif n == 127:
+                    n = int.from_bytes(await reader.readexactly(8), "big")
+                mask = await reader.readexactly(4)
+                data = await reader.readexactly(n)
+                frames.append(apply_mask(data, mask))  # websockets' own unmasking
+            writer.close()
+
+        resumed = 0
+
+        def on_resume() -> None:
+            nonlocal resumed
+            resumed += 1
+
+        sent = [f"{i:06d}".encode() * 5000 for i in range(200)]  # 30 KB each, 6 MB in all
+        server = await asyncio.start_server(fake, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            ws = await connect(f"ws://127.0.0.1:{port}/", lambda raw, now: None, on_resume=on_resume)
+            paused_seen = False
+            for m in sent:
+                ws.send(m)
+                paused_seen = paused_seen or ws.paused
+            release.set()
+            for _ in range(400):
+                if len(frames) == len(sent) and not ws.paused:
+                    break
+                await asyncio.sleep(0.05)
+            ws.abort()
+        return paused_seen, resumed, frames, sent
+
+    paused_seen, resumed, frames, sent = asyncio.run(main())
+    assert paused_seen and resumed == 1  # held above the high-water mark, told once when written out
+    assert frames == sent  # every frame whole, masked right, in order
