@@ -1052,7 +1052,9 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(done, key=lambda r: r["generator_lag"]["p99_ms"] or 0)
         print(f"generator's own lag (dispatch − schedule, before any socket): p99 at most "
               f"{fmt(worst['generator_lag']['p99_ms'])} (ms unless s; {worst['consoles']} consoles, "
-              f"{worst['boards']} boards, {worst['offered_per_s']:.0f} req/s)")
+              f"{worst['boards']} boards, {worst['offered_per_s']:.0f} req/s; preempted "
+              f"{worst.get('generator_preempted', '?')} times by other processes, CPU per received message "
+              f"{worst.get('generator_us_per_message', '?')} µs)")
     for r in results["runs"]:
         if "failed" not in r and r["generator_cpu"] >= 0.9:
             print(f"note: the generator used {r['generator_cpu']:.0%} of its core at {r['offered_per_s']:.0f} req/s "
