@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 from websockets.speedups import apply_mask
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
-CONNECTING, OPEN, CLOSING, CLOSED = range(4)
+OPEN, CLOSING, CLOSED = range(3)  # a WSClient exists only once the handshake is done
 perf = time.perf_counter
 
 
@@ -211,7 +211,7 @@ class WSClient:
                     return
                 end = i + h + ln
                 if end > n:
-                    self._need = h + ln  # the frame's whole size: get_buffer makes room for it
+                    self._need = h + ln  # the frame's whole size: _readable makes room for it
                     break
                 payload = view[i + h:end].tobytes()
                 i = end
