@@ -11,6 +11,7 @@ to asyncio.sleep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -43,30 +44,56 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+class TimerFD:
+    """A timerfd on CLOCK_MONOTONIC armed at absolute perf_counter() times: its fd is readable once
+    the time has come (put it in an epoll set). `make()` is None where there is no timerfd."""
+
+    def __init__(self, libc: ctypes.CDLL, fd: int):
+        self._libc, self.fd = libc, fd
+        self._spec = _Itimerspec()
+
+    @classmethod
+    def make(cls) -> TimerFD | None:
+        libc = _libc()
+        if libc is None:
+            return None
+        fd = libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
+        return cls(libc, fd) if fd >= 0 else None
+
+    def arm(self, t: float) -> bool:
+        """Expire at perf_counter() == t (at once if that is past); False if the kernel refused."""
+        sec = int(t)
+        self._spec.it_value.tv_sec, self._spec.it_value.tv_nsec = sec, max(1, int((t - sec) * 1e9))
+        return self._libc.timerfd_settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) == 0
+
+    def clear(self) -> None:
+        """Take the expiry (the fd is readable until then)."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fd, 8)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 class HRTimer:
     """One timerfd on the running loop; `await sleep_until(t)` returns at perf_counter() >= t."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._libc = _libc()
-        self.fd = -1
-        if self._libc is not None:
-            fd = self._libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
-            if fd >= 0:
-                self.fd = fd
-                self._spec = _Itimerspec()
-                self._loop.add_reader(fd, self._fired)
+        self._tfd = TimerFD.make()
+        if self._tfd is not None:
+            self._loop.add_reader(self._tfd.fd, self._fired)
         self._waiter: asyncio.Future[None] | None = None
 
     @property
     def precise(self) -> bool:
-        return self.fd >= 0
+        return self._tfd is not None
 
     def _fired(self) -> None:
-        try:
-            os.read(self.fd, 8)  # the expiry count; reading it re-arms the readiness
-        except BlockingIOError:
-            return
+        assert self._tfd is not None
+        self._tfd.clear()
         w, self._waiter = self._waiter, None
         if w is not None and not w.done():
             w.set_result(None)
@@ -75,13 +102,8 @@ class HRTimer:
         """Return once perf_counter() >= t (at once if it already is)."""
         if t <= time.perf_counter():
             return
-        if not self.precise:
-            await asyncio.sleep(t - time.perf_counter())
-            return
-        sec = int(t)
-        self._spec.it_value.tv_sec, self._spec.it_value.tv_nsec = sec, int((t - sec) * 1e9)
-        if self._libc.timerfd_settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) != 0:
-            await asyncio.sleep(max(0.0, t - time.perf_counter()))  # e.g. EINVAL: never late for that
+        if self._tfd is None or not self._tfd.arm(t):
+            await asyncio.sleep(max(0.0, t - time.perf_counter()))  # no timerfd: up to 1 ms late
             return
         self._waiter = self._loop.create_future()
         await self._waiter
@@ -89,7 +111,7 @@ class HRTimer:
             await asyncio.sleep(0)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            self._loop.remove_reader(self.fd)
-            os.close(self.fd)
-            self.fd = -1
+        if self._tfd is not None:
+            self._loop.remove_reader(self._tfd.fd)
+            self._tfd.close()
+            self._tfd = None

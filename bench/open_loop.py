@@ -89,8 +89,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.hrtimer import HRTimer  # noqa: E402
-from bench.ws_client import WSClient  # noqa: E402
+from bench.hrtimer import HRTimer, TimerFD  # noqa: E402
+from bench.ws_client import WSClient, poller  # noqa: E402
 from bench.ws_client import connect as ws_connect  # noqa: E402
 from queue_server.tokens import read as read_tokens  # noqa: E402
 
@@ -671,21 +671,54 @@ async def drive(gen: Gen, schedule: list[tuple[float, str, str]], t0: float) -> 
     """Send every request at its scheduled time (late ones at once: their latency counts it).
 
     The waits use a timerfd (bench/hrtimer.py): asyncio's own timers wake up to 1 ms late
-    (epoll_wait takes whole milliseconds), which was most of the generator's median lag."""
-    timer = HRTimer()
-    try:
-        i, n = 0, len(schedule)
-        while i < n:
-            now = perf()
-            while i < n and t0 + schedule[i][0] <= now:
-                at, kind, site = schedule[i]
-                gen.direct_lag.append(now - t0 - at)  # the generator's own lateness, before any socket
-                gen.dispatch(kind, site, t0 + at, i)
-                i += 1
+    (epoll_wait takes whole milliseconds), which was most of the generator's median lag. The
+    timerfd sits in the clients' epoll set (bench/ws_client.py), so a send is made in the same
+    callback that reads the sockets: no task switch per request (each wakeup of the loop costs
+    this kind of machine more CPU than a dozen messages)."""
+    i, n = 0, len(schedule)
+
+    def due(now: float) -> None:
+        nonlocal i
+        while i < n and t0 + schedule[i][0] <= now:
+            at, kind, site = schedule[i]
+            gen.direct_lag.append(now - t0 - at)  # the generator's own lateness, before any socket
+            gen.dispatch(kind, site, t0 + at, i)
+            i += 1
+
+    tfd = TimerFD.make()
+    if tfd is None:  # no timerfd (not Linux): asyncio's timers through HRTimer's fallback
+        timer = HRTimer()
+        try:
+            while i < n:
+                due(perf())
+                if i < n:
+                    await timer.sleep_until(t0 + schedule[i][0])
+        finally:
+            timer.close()
+        return
+    done = asyncio.get_running_loop().create_future()
+
+    def fired(_: float) -> None:
+        tfd.clear()
+        try:
+            due(perf())
             if i < n:
-                await timer.sleep_until(t0 + schedule[i][0])
+                if not tfd.arm(t0 + schedule[i][0]):  # refused by the kernel: an asyncio timer then
+                    asyncio.get_running_loop().call_later(max(0.0, t0 + schedule[i][0] - perf()), fired, 0.0)
+            elif not done.done():
+                done.set_result(None)
+        except Exception as e:  # never leave the run waiting on a dispatcher that died
+            if not done.done():
+                done.set_exception(e)
+
+    pl = poller()
+    pl.add_fd(tfd.fd, fired)
+    try:
+        fired(perf())
+        await done
     finally:
-        timer.close()
+        pl.remove_fd(tfd.fd)
+        tfd.close()
 
 
 async def connect_all(gen: Gen, tokens: Any, sites: list[str], consoles: int, boards: int, kiosks: int) -> None:

@@ -103,6 +103,16 @@ class Poller:
             if now - start > self.LINGER:
                 return
 
+    def add_fd(self, fd: int, on_ready: Callable[[float], Any]) -> None:
+        """Another fd read in the same callback (e.g. a timerfd): `on_ready(now)` when readable."""
+        self.clients[fd] = _Hook(fd, on_ready)  # type: ignore[assignment]
+        self.ep.register(fd, select.EPOLLIN)
+
+    def remove_fd(self, fd: int) -> None:
+        if self.clients.pop(fd, None) is not None:
+            with contextlib.suppress(OSError):
+                self.ep.unregister(fd)
+
     def add(self, c: WSClient) -> None:
         self.clients[c.fd] = c
         self.ep.register(c.fd, select.EPOLLIN)
@@ -112,6 +122,13 @@ class Poller:
             del self.clients[c.fd]
             with contextlib.suppress(OSError):
                 self.ep.unregister(c.fd)
+
+
+class _Hook:
+    __slots__ = ("fd", "_readable")
+
+    def __init__(self, fd: int, on_ready: Callable[[float], Any]):
+        self.fd, self._readable = fd, on_ready
 
 
 _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
