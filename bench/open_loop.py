@@ -55,8 +55,8 @@ The generator must be lighter than what it measures. Its clients are bench/ws_cl
 sockets in one epoll set read by one loop callback, frames parsed in that read, no task or future
 per message) rather than the `websockets` client; a message's fields are read with anchored
 regexes (a call push, a reply's id and ticket number) and JSON is decoded only where the bench
-needs more; the dispatcher waits on a timerfd (bench/hrtimer.py: asyncio's timers wake up to
-1 ms late); cyclic GC is off in the window. Received times are when the socket was seen
+needs more; the dispatcher waits on a timerfd in the clients' epoll set (bench/hrtimer.py:
+asyncio's timers wake up to 1 ms late); cyclic GC is off in the window. Received times are when the socket was seen
 readable. Set-up requests retry `busy` (counted in `setup_busy_retries`); measured ones do not.
 """
 
