@@ -48,7 +48,16 @@ and boards over `--sites` sites, every rate), `storm`. The generator's own limit
 achieved send rate, send lag (socket send − schedule: it includes a console step's wait for
 its console and a request's wait behind a connection the server does not read), the generator's
 own lag (`generator_lag`: dispatch − schedule, before any socket), its CPU use (near 100% of
-its core: the figures are the generator's, not the server's).
+its core: the figures are the generator's, not the server's), its CPU per received message
+(`generator_us_per_message`) and how often other processes took its core (`generator_preempted`).
+
+The generator must be lighter than what it measures. Its clients are bench/ws_client.py (all
+sockets in one epoll set read by one loop callback, frames parsed in that read, no task or future
+per message) rather than the `websockets` client; a message's fields are read with anchored
+regexes (a call push, a reply's id and ticket number) and JSON is decoded only where the bench
+needs more; the dispatcher waits on a timerfd in the clients' epoll set (bench/hrtimer.py:
+asyncio's timers wake up to 1 ms late); cyclic GC is off in the window. Received times are when the socket was seen
+readable. Set-up requests retry `busy` (counted in `setup_busy_retries`); measured ones do not.
 """
 
 from __future__ import annotations
@@ -57,12 +66,15 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
+import gc
 import itertools
 import json
 import os
 import platform
 import random
 import re
+import resource
 import shutil
 import signal
 import sqlite3
@@ -77,17 +89,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
-
+from bench.hrtimer import HRTimer, TimerFD  # noqa: E402
+from bench.ws_client import WSClient, poller  # noqa: E402
+from bench.ws_client import connect as ws_connect  # noqa: E402
 from queue_server.tokens import read as read_tokens  # noqa: E402
 
 SITES = ("honcho", "yawata", "matsuyama", "hirata")  # 本庁 and the three 総合支所 (config/site.toml)
 FIRST_EXTRA = 101  # bench counters are numbered from here at every site
 MIX = {"issue": 0.25, "cycle": 0.6, "queue": 0.075, "current": 0.075}
 NEXT_STEP = {"idle": "call_next", "called": "start", "serving": "complete", "unknown": "current"}
-PUSH_HEAD = re.compile(rb'^\{"push":\s*"([A-Za-z_]+)"')
+PUSH_HEAD = re.compile(rb'^\{"push":\s*"([A-Za-z_]+)"(?:,"site":"[^"\\]*")?(?:,"seq":(\d+))?')  # seq where the server puts it
 SEQ_HEAD = re.compile(rb'"seq":\s*(\d+)')
+REPLY_HEAD = re.compile(rb'^\{"re":(\d+),"result":')  # a result (an error is decoded)
+TICKET_HEAD = re.compile(rb'^\{"re":\d+,"result":\{"ticket":(?:null|\{"id":"[^"\\]*","number":"([^"\\]*)")')
+# a call push as the server encodes it (compact JSON, these keys first); another shape is decoded
+CALL_FIELDS = re.compile(rb'^\{"push":"call","site":"[^"\\]*","seq":(\d+),"data":\{"seq":\d+,"number":"([^"\\]*)",'
+                         rb'"counter":(\d+),')
 perf = time.perf_counter
 
 
@@ -205,15 +222,16 @@ def sqlite_commit(tmp: Path, n: int = 2000) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- clients
 
 class Conn:
-    """One websocket client: a writer task (so one slow socket never delays the schedule) and a
-    reader task that hands every message to the generator without decoding large pushes."""
+    """One websocket client (bench/ws_client.py): every message is handed to the generator in the
+    socket read that brought it (no task or future per message, large pushes not decoded), and a
+    request is written at once unless the connection is down or its send buffer is full, when it
+    waits in `queued` (so one slow socket never delays the schedule)."""
 
     def __init__(self, gen: Gen, role: str, site: str, idx: int, hello: dict[str, Any], counter: int | None = None):
         self.gen, self.role, self.site, self.idx, self.hello, self.counter = gen, role, site, idx, hello, counter
-        self.ws: Any = None
+        self.ws: WSClient | None = None  # the connection whose hello succeeded
         self.alive = False
-        self.ready = asyncio.Event()
-        self.out: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+        self.queued: collections.deque[tuple[int, str]] = collections.deque()  # requests waiting to be written
         self.last_seq = 0
         self.state = "unknown"  # console: idle / called / serving / unknown (ask `current`)
         self.dropping = False  # the bench drops it on purpose (storm): no "closed by server"
@@ -221,36 +239,58 @@ class Conn:
         self.replay_upto = 0
         self.phase = "live"  # board: "hello" until the hello reply, "replay" while missed calls arrive
         self.truncated = False  # a hello reply said truncated (no replay): missing calls are explained
-        self.seq_from = "hello"  # the kind of push the last_seq came from (to explain a missing call)
+        # the kind of push the last_seq came from (to explain a missing call; bytes as read, not decoded per push)
+        self.seq_from: str | bytes = "hello"
         self.resumed: list[tuple[int, str]] = []  # (last_seq, its push kind) of each reconnecting hello
         self.drop_at: float | None = None
-        self.reader: asyncio.Task | None = None
-        self.writer = asyncio.create_task(self._write())
+        self._opening: WSClient | None = None  # the connection saying hello
+        self._hello: tuple[int, asyncio.Future] | None = None  # its hello's id and the future of the reply
+        self._reconnecting: asyncio.Task | None = None
 
     async def open(self) -> None:
         """Connect and say hello (with last_seq once it has seen anything); returns after the reply."""
         g = self.gen
-        ws = await connect(g.url, compression=None, max_size=None, ping_interval=None, open_timeout=60,
-                           close_timeout=2)
+        ws = self._opening = await ws_connect(g.url, self._on_hello_message, on_lost=self._on_lost,
+                                              on_resume=self._flush)
         rid = next(g.ids)
+        done = asyncio.get_running_loop().create_future()
+        self._hello = (rid, done)
         hello = {"type": "hello", "id": rid, **self.hello}
         if self.last_seq:
             hello["last_seq"] = self.last_seq
-            self.resumed.append((self.last_seq, self.seq_from))
-        await ws.send(json.dumps(hello))
+            k = self.seq_from
+            self.resumed.append((self.last_seq, k if isinstance(k, str) else k.decode()))
         self.phase = "hello"
-        deadline = perf() + 120
-        while True:
-            raw = await asyncio.wait_for(ws.recv(decode=False), max(0.1, deadline - perf()))
-            if raw.startswith(b'{"re":') or raw.startswith(b'{"error"'):
-                msg = json.loads(raw)
-                if msg.get("re") == rid:
-                    break
-            g.on_raw(self, raw, perf())
+        ws.send(json.dumps(hello))
+        try:
+            msg = await asyncio.wait_for(done, 120)
+        except BaseException:
+            ws.abort()
+            raise
+        finally:
+            self._hello = self._opening = None
         if "error" in msg:
-            await ws.close()
+            ws.close()
             raise RuntimeError(f"hello refused for {self.role} {self.site} {self.counter}: {msg['error']}")
-        res = msg["result"]
+
+    def _on_hello_message(self, raw: bytes, now: float) -> None:
+        """Messages until the hello reply (taken here, in the same read as what follows it), then
+        everything else; after the reply the connection calls the generator directly."""
+        h = self._hello
+        if h is not None and (raw.startswith(b'{"re":') or raw.startswith(b'{"error"')):
+            msg = json.loads(raw)
+            if msg.get("re") == h[0]:
+                self._hello = None
+                if "error" not in msg:
+                    self._hello_ok(msg["result"], now)
+                h[1].set_result(msg)
+                return
+        self.gen.on_raw(self, raw, now)
+
+    def _hello_ok(self, res: dict[str, Any], now: float) -> None:
+        g = self.gen
+        ws = self._opening
+        assert ws is not None
         self.ws = ws
         self.replay_left, self.replay_upto = int(res.get("missed") or 0), int(res.get("seq") or 0)
         if res.get("truncated"):  # the server cannot replay: the board starts over from the snapshot
@@ -261,61 +301,57 @@ class Conn:
             self.last_seq, self.seq_from = self.replay_upto, "hello"
         self.phase = "replay" if self.replay_left else "live"
         self.alive = True
-        self.reader = asyncio.create_task(self._read(ws))
-        self.ready.set()
+        ws.on_message = functools.partial(g.on_raw, self)
+        self._flush()
         if self.replay_left == 0:
-            self.resynced(perf())
+            self.resynced(now)
 
     def resynced(self, now: float) -> None:
         if self.drop_at is not None:
             self.gen.resync_times.append(now - self.drop_at)
             self.drop_at = None
 
-    async def _read(self, ws: Any) -> None:
+    def _on_lost(self, ws: WSClient) -> None:
         g = self.gen
-        try:
-            while True:
-                raw = await ws.recv(decode=False)
-                g.on_raw(self, raw, perf())
-        except ConnectionClosed:
-            pass
-        except Exception as e:  # never let one client's surprise stop the run: count it
-            g.count("client_errors", type(e).__name__)
+        if ws is self._opening and self._hello is not None and not self._hello[1].done():
+            self._hello[1].set_exception(ConnectionError(ws.error or f"closed before the hello reply ({ws.close_code})"))
+        if ws.error:  # this client gave up on the connection: a protocol error, or on_raw raised
+            g.count("client_errors", ws.error)
         if ws is not self.ws or g.stopping or self.dropping:
             return
-        # e.g. 1011 "keepalive ping timeout": a connection whose requests queue up is not read
-        g.count("closed_by_server", f"{self.role} {ws.close_code} {ws.close_reason or ''}".strip())
-        asyncio.create_task(self.reconnect())
+        if not ws.error:  # e.g. 1011 "keepalive ping timeout": a connection whose requests queue up is not read
+            g.count("closed_by_server", f"{self.role} {ws.close_code} {ws.close_reason}".strip())
+        self._reconnecting = asyncio.create_task(self.reconnect())
 
-    async def _write(self) -> None:
+    def _flush(self) -> None:
+        ws = self.ws
+        while self.queued and self.alive and ws is not None and not ws.paused:
+            self._transmit(*self.queued.popleft())
+
+    def _transmit(self, rid: int, raw: str) -> None:
         g = self.gen
-        while True:
-            rid, raw = await self.out.get()
-            await self.ready.wait()
-            p = g.pending.get(rid)
-            if p is None:  # lost with a connection that closed while it waited here
-                continue
-            now = perf()
-            p[3] = now
-            if p[2] is not None:
-                g.send_lag.append(now - p[2])
-                g.sent += 1
-            try:
-                await self.ws.send(raw)
-            except ConnectionClosed:
-                pass  # the reader notices and reconnects; the request is counted lost there
-            except Exception as e:
-                g.count("client_errors", type(e).__name__)
+        p = g.pending.get(rid)
+        if p is None:  # lost with a connection that closed while it waited here
+            return
+        now = perf()
+        p[3] = now
+        if p[2] is not None:
+            g.send_lag.append(now - p[2])
+            g.sent += 1
+        assert self.ws is not None
+        self.ws.send(raw)  # a closing connection drops it: it is counted lost when the loss is seen
 
     def send(self, typ: str, raw: str, rid: int, sched: float | None, fut: asyncio.Future | None = None,
              cycle: bool = False) -> None:
         self.gen.pending[rid] = [self, typ, sched, None, fut, cycle]
-        self.out.put_nowait((rid, raw))
+        if self.alive and not self.queued and self.ws is not None and not self.ws.paused:
+            self._transmit(rid, raw)
+        else:
+            self.queued.append((rid, raw))
 
     async def reconnect(self) -> None:
         g = self.gen
         self.alive = False
-        self.ready.clear()
         g.fail_pending(self)
         if self.role == "counter":
             self.state = "unknown"
@@ -340,22 +376,20 @@ class Conn:
         self.drop_at = perf()
         old = self.ws
         self.alive = False
-        self.ready.clear()
-        with contextlib.suppress(Exception):
-            old.transport.abort()
-        if self.reader is not None:
+        if old is not None:
+            old.abort()
             with contextlib.suppress(BaseException):
-                await self.reader
+                await old.closed
         self.dropping = False
         await self.reconnect()
 
     async def close(self) -> None:
-        self.writer.cancel()
+        self.alive = False
+        self.queued.clear()
         if self.ws is not None:
-            with contextlib.suppress(Exception):
-                self.ws.transport.abort()
-        if self.reader is not None:
-            self.reader.cancel()
+            self.ws.abort()
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
 
 
 # ---------------------------------------------------------------------------------- generator
@@ -385,8 +419,9 @@ class Gen:
         self.counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self.calls: dict[tuple, float | None] = {}  # (site, number, counter) -> reply time
         self.board_recv: dict[tuple, dict[int, list]] = collections.defaultdict(dict)  # key -> board -> [n, first]
-        self.push_count: collections.Counter[str] = collections.Counter()
+        self.push_count: collections.Counter[tuple[str, bytes]] = collections.Counter()
         self.push_bytes = 0
+        self.received = 0  # messages from the server (replies and pushes)
         self.resync_times: list[float] = []
         self.empty_calls = 0
 
@@ -395,28 +430,58 @@ class Gen:
 
     # -- incoming
     def on_raw(self, conn: Conn, raw: bytes, now: float) -> None:
+        """One message from the server. Decoding JSON costs more than everything else per message
+        (15 µs for a 400-byte call push on this machine), so the fields the bench needs are read
+        with anchored regexes where the server's compact encoding allows; anything else is decoded."""
+        self.received += 1
         m = PUSH_HEAD.match(raw)
-        if m is None:
-            try:
-                msg = json.loads(raw)
-            except ValueError:  # the server must never send this: count it, keep reading
-                self.count("client_errors", "not JSON from the server")
-                return
-            if not isinstance(msg, dict):
-                self.count("client_errors", "not an object from the server")
-                return
-            if "push" in msg:
-                return self.on_push(conn, msg["push"].encode(), raw, msg, now)
-            return self.on_reply(msg, now)
-        self.on_push(conn, m.group(1), raw, None, now)
+        if m is not None:
+            return self.on_push(conn, m.group(1), raw, None, now, m.group(2))
+        r = REPLY_HEAD.match(raw)
+        if r is not None:  # a result whose body the bench needs little of or nothing: not decoded
+            rid = int(r.group(1))
+            p = self.pending.get(rid)
+            if p is not None and p[4] is None:
+                typ = p[1]
+                if not p[5]:  # an issue or a read
+                    del self.pending[rid]
+                    return self.reply_came(p, now)
+                if typ == "start" or typ == "complete":
+                    del self.pending[rid]
+                    self.reply_came(p, now)
+                    return self.step_done(p[0], typ, None, {}, now)
+                t = TICKET_HEAD.match(raw) if typ == "call_next" else None
+                if t is not None:
+                    del self.pending[rid]
+                    self.reply_came(p, now)
+                    ticket = None if t.group(1) is None else {"number": t.group(1).decode()}
+                    return self.step_done(p[0], typ, None, {"ticket": ticket}, now)
+        try:
+            msg = json.loads(raw)
+        except ValueError:  # the server must never send this: count it, keep reading
+            self.count("client_errors", "not JSON from the server")
+            return
+        if not isinstance(msg, dict):
+            self.count("client_errors", "not an object from the server")
+            return
+        if "push" in msg:
+            return self.on_push(conn, msg["push"].encode(), raw, msg, now)
+        return self.on_reply(msg, now)
 
-    def on_push(self, conn: Conn, kind: bytes, raw: bytes, msg: dict | None, now: float) -> None:
-        self.push_count[f"{conn.role}:{kind.decode()}"] += 1
+    def on_push(self, conn: Conn, kind: bytes, raw: bytes, msg: dict | None, now: float,
+                seq_text: bytes | None = None) -> None:
+        self.push_count[conn.role, kind] += 1
         self.push_bytes += len(raw)
         if kind == b"call" and conn.role == "display":
-            msg = msg or json.loads(raw)
-            d = msg.get("data") or {}
-            seq = int(msg.get("seq") or d.get("seq") or 0)
+            c = CALL_FIELDS.match(raw) if msg is None else None
+            if c is not None and (raw.endswith(b'"recall":false}}') or raw.endswith(b'"recall":true}}')):
+                seq, number, counter = int(c.group(1)), c.group(2).decode(), int(c.group(3))
+                recall = raw.endswith(b'"recall":true}}')
+            else:
+                msg = msg or json.loads(raw)
+                d = msg.get("data") or {}
+                seq = int(msg.get("seq") or d.get("seq") or 0)
+                number, counter, recall = str(d.get("number")), d.get("counter"), bool(d.get("recall"))
             if seq > conn.last_seq:
                 conn.last_seq, conn.seq_from = seq, "call"
             phase = conn.phase if conn.phase != "replay" or seq <= conn.replay_upto else "live"
@@ -427,9 +492,9 @@ class Gen:
                     if conn.replay_upto > conn.last_seq:  # caught up to the hello's seq once the replay is in
                         conn.last_seq, conn.seq_from = conn.replay_upto, "hello"
                     conn.resynced(now)
-            if d.get("recall"):
+            if recall:
                 return
-            got = self.board_recv[(conn.site, str(d.get("number")), d.get("counter"))]
+            got = self.board_recv[(conn.site, number, counter)]
             e = got.get(conn.idx)
             if e is None:
                 got[conn.idx] = [1, now, phase, seq]
@@ -437,9 +502,21 @@ class Gen:
                 e[0] += 1
                 self.count("duplicate_via", f"{e[2]}+{phase}")
             return
-        s = SEQ_HEAD.search(raw, 0, 200)
-        if s is not None and not conn.replay_left and int(s.group(1)) > conn.last_seq:
-            conn.last_seq, conn.seq_from = int(s.group(1)), kind.decode()  # every push's seq counts, as on a real board
+        if seq_text is None:
+            s = SEQ_HEAD.search(raw, 0, 200)
+            seq_text = s and s.group(1)
+        if seq_text and not conn.replay_left and int(seq_text) > conn.last_seq:
+            conn.last_seq, conn.seq_from = int(seq_text), kind  # every push's seq counts, as on a real board
+
+    def reply_came(self, p: list, now: float) -> None:
+        """The reply to pending request `p` came: a measured one counts its latency."""
+        typ, sched, sent = p[1], p[2], p[3]
+        if sched is not None:
+            self.answered += 1
+            self.lat["all"].append(now - sched)
+            if sent is not None:  # without the wait for a free console or the generator's lag
+                self.lat["from_send"].append(now - sent)
+            self.lat["issue" if typ == "issue" else "read" if typ in ("queue", "current") else "counter"].append(now - sched)
 
     def on_reply(self, msg: dict, now: float) -> None:
         p = self.pending.pop(msg.get("re"), None) if isinstance(msg.get("re"), int) else None
@@ -448,19 +525,16 @@ class Gen:
             return
         conn, typ, sched, sent, fut, cycle = p
         err = msg.get("error")
-        if sched is not None:
-            self.answered += 1
-            self.lat["all"].append(now - sched)
-            if sent is not None:  # without the wait for a free console or the generator's lag
-                self.lat["from_send"].append(now - sent)
-            self.lat["issue" if typ == "issue" else "read" if typ in ("queue", "current") else "counter"].append(now - sched)
-            if err:
-                self.errors[str(err.get("code"))] += 1
+        self.reply_came(p, now)
+        if err and sched is not None:
+            self.errors[str(err.get("code"))] += 1
         if fut is not None and not fut.done():
             fut.set_result(msg)
-        if not cycle:
-            return
-        res = msg.get("result") or {}
+        if cycle:
+            self.step_done(conn, typ, err, msg.get("result") or {}, now)
+
+    def step_done(self, conn: Conn, typ: str, err: Any, res: dict, now: float) -> None:
+        """A console step's reply: the console's next state, the call it made, and it is free again."""
         if err:
             conn.state = "unknown"
         elif typ == "call_next":
@@ -495,6 +569,18 @@ class Gen:
         fut = asyncio.get_running_loop().create_future()
         conn.send(typ, json.dumps({"type": typ, "id": rid, **body}), rid, None, fut)
         return fut
+
+    async def setup(self, conn: Conn, typ: str, **body: Any) -> dict:
+        """A set-up request (before the window); a `busy` answer is retried with the same body (the
+        same idempotency key) after its retry_after, as kiosks and consoles do, and counted."""
+        for _ in range(30):
+            r = await self.request(conn, typ, **body)
+            err = r.get("error") or {}
+            if err.get("code") != "busy":
+                return r
+            self.count("setup_busy_retries", typ)
+            await asyncio.sleep(float(err.get("retry_after") or 0.3) * (1 + random.random()))
+        return r
 
     def console_free(self, conn: Conn) -> None:
         if not conn.alive:
@@ -582,17 +668,57 @@ def poisson_schedule(rate: float, seconds: float, sites: list[str], mix: dict[st
 
 
 async def drive(gen: Gen, schedule: list[tuple[float, str, str]], t0: float) -> None:
-    """Send every request at its scheduled time (late ones at once: their latency counts it)."""
-    i = 0
-    while i < len(schedule):
-        now = perf()
-        while i < len(schedule) and t0 + schedule[i][0] <= now:
+    """Send every request at its scheduled time (late ones at once: their latency counts it).
+
+    The waits use a timerfd (bench/hrtimer.py): asyncio's own timers wake up to 1 ms late
+    (epoll_wait takes whole milliseconds), which was most of the generator's median lag. The
+    timerfd sits in the clients' epoll set (bench/ws_client.py), so a send is made in the same
+    callback that reads the sockets: no task switch per request (each wakeup of the loop costs
+    this kind of machine more CPU than a dozen messages)."""
+    i, n = 0, len(schedule)
+
+    def due(now: float) -> None:
+        nonlocal i
+        while i < n and t0 + schedule[i][0] <= now:
             at, kind, site = schedule[i]
             gen.direct_lag.append(now - t0 - at)  # the generator's own lateness, before any socket
             gen.dispatch(kind, site, t0 + at, i)
             i += 1
-        if i < len(schedule):
-            await asyncio.sleep(max(0.0, t0 + schedule[i][0] - perf()))
+
+    tfd = TimerFD.make()
+    if tfd is None:  # no timerfd (not Linux): asyncio's timers through HRTimer's fallback
+        timer = HRTimer()
+        try:
+            while i < n:
+                due(perf())
+                if i < n:
+                    await timer.sleep_until(t0 + schedule[i][0])
+        finally:
+            timer.close()
+        return
+    done = asyncio.get_running_loop().create_future()
+
+    def fired(_: float) -> None:
+        tfd.clear()
+        try:
+            due(perf())
+            if i < n:
+                if not tfd.arm(t0 + schedule[i][0]):  # refused by the kernel: an asyncio timer then
+                    asyncio.get_running_loop().call_later(max(0.0, t0 + schedule[i][0] - perf()), fired, 0.0)
+            elif not done.done():
+                done.set_result(None)
+        except Exception as e:  # never leave the run waiting on a dispatcher that died
+            if not done.done():
+                done.set_exception(e)
+
+    pl = poller()
+    pl.add_fd(tfd.fd, fired)
+    try:
+        fired(perf())
+        await done
+    finally:
+        pl.remove_fd(tfd.fd)
+        tfd.close()
 
 
 async def connect_all(gen: Gen, tokens: Any, sites: list[str], consoles: int, boards: int, kiosks: int) -> None:
@@ -621,7 +747,7 @@ async def connect_all(gen: Gen, tokens: Any, sites: list[str], consoles: int, bo
         await asyncio.gather(*(c.open() for c in plan[k:k + 50]))
     for s in sites:
         gen.kiosk_rr[s] = itertools.cycle(gen.kiosks[s])
-    opened = await asyncio.gather(*(gen.request(c, "open", staff="bench") for s in sites for c in gen.consoles[s]))
+    opened = await asyncio.gather(*(gen.setup(c, "open", staff="bench") for s in sites for c in gen.consoles[s]))
     bad = [r for r in opened if "error" in r]
     if bad:
         raise RuntimeError(f"open refused: {bad[0]}")
@@ -636,7 +762,7 @@ async def prefill(gen: Gen, sites: list[str], backlog: int) -> None:
     for s in sites:
         ks = gen.kiosks[s]
         for k in range(0, backlog, 20):
-            rs = await asyncio.gather(*(gen.request(ks[i % len(ks)], "issue", purposes=["certificate"], answers={},
+            rs = await asyncio.gather(*(gen.setup(ks[i % len(ks)], "issue", purposes=["certificate"], answers={},
                                                     lang="ja", idempotency_key=f"{gen.tag}-pre-{s}-{i}")
                                         for i in range(k, min(backlog, k + 20))))
             if any("error" in r for r in rs):
@@ -677,11 +803,18 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     await connect_all(gen, tokens, sites, consoles, boards, kiosks)
     await prefill(gen, sites, backlog)
     await asyncio.sleep(0.5)  # let the flusher send the prefilled queues before measuring
+    setup_busy = dict(gen.counts["setup_busy_retries"])
     gen.reset()
     rng = random.Random(seed)
     schedule = poisson_schedule(rate, seconds, sites, mix, rng)
     replies0 = await asyncio.to_thread(server_replies, url)
+    # no cyclic garbage collection in the window: a full collection over the connections' and the
+    # results' objects stopped the generator for ~14 ms (its garbage is freed by reference counts)
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     cpu0, srv0, t0 = time.process_time(), server.cpu_seconds(), perf() + 0.05
+    preempted0 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
     storm_task = None
     if storm:
         victims = [c for s in sites for c in gen.consoles[s]][: storm * 4 // 5]
@@ -694,7 +827,11 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(storm_task, drain)
     drained = await wait_quiet(gen, drain)
-    cpu_gen = (time.process_time() - cpu0) / max(1e-9, perf() - t0)
+    cpu_used = time.process_time() - cpu0
+    preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - preempted0
+    gc.enable()
+    gc.unfreeze()
+    cpu_gen = cpu_used / max(1e-9, perf() - t0)
     cpu_srv = (server.cpu_seconds() - srv0) / max(1e-9, perf() - t0)
     server_reply = reply_quantiles(replies0, await asyncio.to_thread(server_replies, url))
     gen.stopping = True
@@ -709,11 +846,14 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         "latency_counter": summary(gen.lat["counter"]), "latency_read": summary(gen.lat["read"]),
         "latency_from_send": summary(gen.lat["from_send"]),
         "send_lag": summary(gen.send_lag), "generator_lag": summary(gen.direct_lag), "errors": dict(gen.errors), "empty_calls": gen.empty_calls,
-        "push": gen.delivery(), "pushes_received": dict(gen.push_count), "push_mb": round(gen.push_bytes / 1e6, 2),
+        "push": gen.delivery(), "pushes_received": {f"{r}:{k.decode()}": n for (r, k), n in gen.push_count.items()}, "push_mb": round(gen.push_bytes / 1e6, 2),
         "closed_by_server": dict(gen.counts["closed_by_server"]), "reconnects": dict(gen.counts["reconnects"]),
         "duplicate_via": dict(gen.counts["duplicate_via"]), "truncated_hellos": dict(gen.counts["truncated"]),
-        "client_errors": dict(gen.counts["client_errors"]), "server_cpu": round(cpu_srv, 2),
-        "generator_cpu": round(cpu_gen, 2), "drain_s": round(drained, 2), "window_s": round(wall, 2),
+        "client_errors": dict(gen.counts["client_errors"]), "setup_busy_retries": setup_busy, "server_cpu": round(cpu_srv, 2),
+        "generator_cpu": round(cpu_gen, 2), "messages_received": gen.received,
+        # times another process took the generator's core from it (its lag then is the machine's)
+        "generator_preempted": preempted,
+        "generator_us_per_message": round(cpu_used / max(1, gen.received) * 1e6, 1), "drain_s": round(drained, 2), "window_s": round(wall, 2),
         "server_reply": server_reply,
     }
     if storm:
@@ -780,6 +920,8 @@ def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: in
                                  mix=args.mix, drain=args.drain, seed=args.seed, tag=tag, server=server,
                                  storm=storm, storm_at=args.seconds * 0.3))
     finally:
+        gc.enable()  # also after a run that failed in its window
+        gc.unfreeze()
         server.stop()
     # what the server logged as errors (a bench run that errs is a finding, not just a figure)
     r["server_errors"] = [line.rstrip() for line in server.log if " ERROR " in line or "Traceback" in line][:20]
@@ -943,7 +1085,9 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(done, key=lambda r: r["generator_lag"]["p99_ms"] or 0)
         print(f"generator's own lag (dispatch − schedule, before any socket): p99 at most "
               f"{fmt(worst['generator_lag']['p99_ms'])} (ms unless s; {worst['consoles']} consoles, "
-              f"{worst['boards']} boards, {worst['offered_per_s']:.0f} req/s)")
+              f"{worst['boards']} boards, {worst['offered_per_s']:.0f} req/s; preempted "
+              f"{worst.get('generator_preempted', '?')} times by other processes, CPU per received message "
+              f"{worst.get('generator_us_per_message', '?')} µs)")
     for r in results["runs"]:
         if "failed" not in r and r["generator_cpu"] >= 0.9:
             print(f"note: the generator used {r['generator_cpu']:.0%} of its core at {r['offered_per_s']:.0f} req/s "
