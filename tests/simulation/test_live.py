@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,12 @@ def test_live_mode_issues_calls_and_completes_through_the_protocol(server):
         board, _ = await Client.open(server.url, role="display", site="honcho", device="test-board", token=tokens.roles["display"])
         # a Monday's first 40 minutes at ×600: about four seconds of wall time
         stats = await run_live(sc, f"ws://127.0.0.1:{server.port}", 600.0, server.secrets, seed=3, minutes=40)
+
+        def heard(_p: dict) -> bool:  # a board hears the last calls up to 50 ms after their replies
+            return sum(1 for p in board.pushes if p.get("push") == "call") >= stats.issued
+
+        with contextlib.suppress(TimeoutError):
+            await board.wait_push(heard, timeout=5)
         calls = [p for p in board.pushes if p.get("push") == "call"]
         await board.close()
         return stats, calls
