@@ -6,6 +6,7 @@ recomputation; `--profile` adds a cProfile listing. Never fails on time.
 
     .venv/bin/python bench/waits_bench.py
     .venv/bin/python bench/waits_bench.py --counters 200 --issued 300 --called 150 --profile
+    .venv/bin/python bench/waits_bench.py --served 1500     # later in the day: history and closed tickets
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from queue_server.tokens import ensure  # noqa: E402
 NOW = 1775000000.0  # 2026-04-01 08:33 JST
 
 
-async def build(tmp: Path, counters: int, issued: int, called: int) -> tuple[QueueServer, list[float]]:
+async def build(tmp: Path, counters: int, issued: int, called: int, served: int = 0) -> tuple[QueueServer, list[float]]:
     cfg = make_config(tmp, counters, 1)
     city = load_city(cfg / "site.toml")
     tokens, _ = ensure(tmp / "s.toml", [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
@@ -46,7 +47,14 @@ async def build(tmp: Path, counters: int, issued: int, called: int) -> tuple[Que
     await W.run(qs, [W.job(W.counter(n), "open", staff="bench") for n in nums])
     k = W.kiosk()
     await W.run(qs, [W.job(k, "issue", purposes=["certificate"], answers={}, lang="ja") for _ in range(issued)])
-    await W.run(qs, [W.job(W.counter(n), "call_next") for n in nums if n >= 101][:called])
+    extra = [n for n in nums if n >= 101]
+    for i in range(served):  # a day under way: services in the history, closed tickets in the lobby
+        n = extra[i % len(extra)]
+        clock[0] += 3.0
+        for step in ("call_next", "start", "complete"):
+            await W.run(qs, [W.job(W.counter(n), step)])
+        await W.run(qs, [W.job(k, "issue", purposes=["certificate"], answers={}, lang="ja")])
+    await W.run(qs, [W.job(W.counter(n), "call_next") for n in extra][:called])
     return qs, clock
 
 
@@ -55,10 +63,11 @@ async def main() -> None:
     ap.add_argument("--counters", type=int, default=200, help="extra certificate counters (all open)")
     ap.add_argument("--issued", type=int, default=300)
     ap.add_argument("--called", type=int, default=150)
+    ap.add_argument("--served", type=int, default=0, help="services completed first (history, closed tickets)")
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
-    qs, clock = await build(Path(tempfile.mkdtemp()), a.counters, a.issued, a.called)
+    qs, clock = await build(Path(tempfile.mkdtemp()), a.counters, a.issued, a.called, a.served)
     hub = qs.hubs["honcho"]
 
     def once() -> None:

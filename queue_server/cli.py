@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 
+SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits (server process)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create var/ (database schema, device tokens in var/secrets.toml)")
@@ -132,12 +133,16 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     def ready(port: int) -> None:
         import gc
+        import sys
 
         # what is loaded by now (config, catalogue, forms, the day's tickets) lives as long as the
         # process: frozen, a full collection no longer walks it. Such a collection held the event
         # loop ~100 ms now and then under load (py-spy, bench/open_loop.py), a request's worst wait.
         gc.collect()
         gc.freeze()
+        # the waits are computed in a worker thread (pushes.flusher) and the commit runs in one:
+        # a thread holds the GIL up to this long while the event loop waits for it (default 5 ms)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         print(f"madoguchi server listening on ws://{args.host}:{port}/ws", flush=True)
 
     if why := _set_admission(qs, args):

@@ -25,6 +25,15 @@ ABSENT_SHOWN = 8  # numbers called but absent that boards list (short: the count
 WAITS_MAX_AGE = 0.5  # seconds
 
 
+@dataclass(frozen=True)
+class WaitsInputs:
+    """A snapshot to compute the waits from (SiteHub.waits_inputs)."""
+
+    now: float
+    args: tuple  # shown_waits' arguments
+    queued_since: dict[str, int]  # SiteHub.queued_since_cache when it was taken
+
+
 @dataclass
 class SiteHub:
     config: SiteConfig
@@ -73,17 +82,30 @@ class SiteHub:
         """
         if not fresh and self.waits_cache and 0 <= now - self.waits_cache[0] < WAITS_MAX_AGE:
             return self.waits_cache[1]
-        # recomputed by the flusher after every change, on the event loop: one pass over the
-        # lobby (queue_server/core/shown.py), every input gathered once
+        inputs = self.waits_inputs(now)
+        out = shown_waits(*inputs.args)
+        self.set_waits(inputs, out)
+        return out
+
+    def waits_inputs(self, now: float) -> WaitsInputs:
+        """Everything the waits are computed from, as it is now: immutable tickets and counters in
+        new lists, the history already reduced to capacity and departure rates. The flusher
+        computes :func:`queue_server.core.shown.shown_waits` from these in a worker thread (it is
+        O(queue entries): 4 ms with 1,000, 18 ms with 3,500), while the loop goes on."""
         lobby, h, departments = self.lobby, self.history, self.config.departments
         counters = list(lobby.counters.values())
         waiting = {d: lobby.waiting_count(d) for d in departments}
-        out = shown_waits(departments, lobby.tickets.values(), counters, lobby.busy_counters(),
-                          E.capacity(counters, h, waiting, now), E.departure_rates(h.calls, departments, now, h.left, h.start),
-                          now, lobby.policy)
-        self.waits_cache = (now, out)
-        self.queued_since_cache = {}
-        return out
+        args = (list(departments), list(lobby.tickets.values()), counters, lobby.busy_counters(),
+                E.capacity(counters, h, waiting, now), E.departure_rates(h.calls, departments, now, h.left, h.start),
+                now, lobby.policy)
+        return WaitsInputs(now, args, dict(self.queued_since_cache))
+
+    def set_waits(self, inputs: WaitsInputs, out: dict[str, DepartmentWait]) -> None:
+        """Cache waits computed from ``inputs``. Tickets issued since those were taken are not
+        in them: they stay counted as newcomers (``predictions_for``)."""
+        self.waits_cache = (inputs.now, out)
+        self.queued_since_cache = {d: n - inputs.queued_since.get(d, 0) for d, n in self.queued_since_cache.items()
+                                   if n > inputs.queued_since.get(d, 0)}
 
     def _head_waited(self, department: str, w: DepartmentWait, now: float) -> float | None:
         head = next((tid for tid, r in w.ranks.items() if r == 0), None)
