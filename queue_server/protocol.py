@@ -339,6 +339,19 @@ def reply(re: Any, result: Any) -> str:
         return error(re, "internal", ERROR_CODES["internal"])
 
 
+def encode_result(result: Any) -> str:
+    """A result as the JSON text a reply carries (``reply_encoded``); ValueError or TypeError
+    when it cannot be sent. The server keeps idempotent replies this way: a text is one object
+    to the garbage collector, an issue's reply as dicts and lists about seventy, and a day of
+    them made every full collection walk them (a 22 ms pause with 1,000 tickets)."""
+    return _checked(_dumps(result))
+
+
+def reply_encoded(re: Any, result_json: str) -> str:
+    """The reply to request ``re`` with a result already encoded by ``encode_result``."""
+    return f'{{"re":{_dumps(re)},"result":{result_json}}}'
+
+
 def error(re: Any, code: str, message: str, field: str | None = None, **extra: Any) -> str:
     # ASCII escapes: an error message may quote client input, and must always be sendable
     return json.dumps({"re": re, "error": {"code": code, "message": message, "field": field, **extra}},

@@ -73,7 +73,7 @@ class QueueServer:
         self.hubs: dict[str, SiteHub] = {}
         self.clients = Clients()
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
-        self.idem: dict[tuple[str, str], Any] = {}
+        self.idem: dict[str, str] = {}  # scoped idempotency key -> the reply's result as JSON text
         self.metrics = Metrics()
         self.dirty: set[str] = set()
         self.feeds = Feeds()  # the consoles' queue deltas (feed.py)
@@ -130,8 +130,12 @@ class QueueServer:
         idem = {}
         for k, reply in self.store.recent_requests(key, now - 86400).items():
             scoped = scope_stored_key(k, reply, devices)
-            if scoped is not None:
-                idem[f"{key}:{scoped}"] = reply
+            if scoped is None:
+                continue
+            try:
+                idem[f"{key}:{scoped}"] = P.encode_result(reply)  # kept as text (protocol.encode_result)
+            except (ValueError, TypeError) as e:  # stored by an older version: a retry is answered anew
+                log.warning("site %s: stored reply of %s not sendable, dropped: %s", key, scoped, e)
         for r in self.store.load_reservations(key, day):
             hub.reservations[(r["day"], r["code"])] = r
         for ev in reversed(self.store.recent_calls(key, day)):

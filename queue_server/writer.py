@@ -184,13 +184,15 @@ class Writer:
                 if job.idem in fresh:
                     followers.append(job)  # answered after the commit, like the first
                 else:
-                    _answer(job.fut, P.reply(job.req.id, s.idem[job.idem]))
+                    _answer(job.fut, P.reply_encoded(job.req.id, s.idem[job.idem]))
                 continue
             hub = s.hubs[job.client.site]
             mark = _checkpoint(hub)
             out = None
             try:
                 out = s._execute(hub, job, now)
+                # (a result that cannot be sent is refused here, before anything is written)
+                encoded = P.encode_result(out.result) if job.idem else None
                 events = _events(hub, job, out, now)
                 part = _rows(out, events)
             except Exception as e:
@@ -199,7 +201,7 @@ class Writer:
                 continue
             _merge(batch, part)
             if job.idem:
-                s.idem[job.idem] = out.result
+                s.idem[job.idem] = encoded  # as text: one object for the garbage collector
                 fresh.add(job.idem)
                 site, key = job.idem.split(":", 1)
                 batch.requests.append({"site": site, "key": key, "reply": out.result, "at": now})
@@ -226,9 +228,10 @@ class Writer:
                 pushes.note_event(s, hub, ev)
         # committed: every request is answered, whatever a push below may raise
         for a in applied:
-            _answer(a.job.fut, P.reply(a.job.req.id, a.out.result))
+            _answer(a.job.fut, P.reply_encoded(a.job.req.id, s.idem[a.job.idem]) if a.job.idem
+                    else P.reply(a.job.req.id, a.out.result))
         for job in followers:
-            _answer(job.fut, P.reply(job.req.id, s.idem[job.idem]))
+            _answer(job.fut, P.reply_encoded(job.req.id, s.idem[job.idem]))
         if applied or followers:
             # the replies leave before the batch's pushes are built and sent (a call goes to 50
             # boards): the requester waits for its reply, a board's call may come a moment later

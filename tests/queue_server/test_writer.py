@@ -289,3 +289,30 @@ def test_a_push_that_raises_after_the_commit_does_not_turn_committed_requests_in
         assert_same_as_database(qs)
 
     asyncio.run(scenario())
+
+
+def test_an_idempotent_reply_that_cannot_be_sent_is_refused_before_anything_is_written(tmp_path):
+    """Idempotent replies are kept as JSON text (protocol.encode_result): one that cannot be
+    encoded (here a NaN) is found before the commit, so the request is undone, not committed
+    with a reply no retry could ever get."""
+    from dataclasses import replace
+
+    from .writer_support import Boom
+
+    class NaNReply(Boom):
+        def _execute(self, hub, job, now):
+            out = super()._execute(hub, job, now)
+            return replace(out, result={**out.result, "wait_minutes": float("nan")}) if job.req.body.get("_nan") else out
+
+    qs = make_server(tmp_path, cls=NaNReply)
+
+    async def scenario():
+        bad, good = await run(qs, [issue("nan", _nan=True), issue("ok")])
+        assert bad["error"]["code"] == "internal" and "result" in good
+        assert "honcho:kiosk:k1:nan" not in qs.idem and isinstance(qs.idem["honcho:kiosk:k1:ok"], str)
+        assert len(qs.hubs["honcho"].lobby.tickets) == 1
+        (again,) = await run(qs, [issue("ok")])
+        assert again == good | {"re": again["re"]}  # the retry gets the first reply
+        assert_same_as_database(qs)
+
+    asyncio.run(scenario())
