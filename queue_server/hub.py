@@ -21,6 +21,7 @@ from .core.model import Counter, CounterState, Priority, StepState, Ticket
 from .core.shown import shown_waits
 
 RECENT_CALLS = 20
+_PRIORITY_NAME = {p: (None if p is Priority.NORMAL else p.name.lower()) for p in Priority}  # queue_view
 ABSENT_SHOWN = 8  # numbers called but absent that boards list (short: the counter knows the rest)
 WAITS_MAX_AGE = 0.5  # seconds
 
@@ -229,9 +230,10 @@ class SiteHub:
     def queue_view(self, c: Counter, now: float) -> list[dict[str, Any]]:
         """A counter's queue in call order, with priority marks and waits (no personal data)."""
         policy: DispatchPolicy = self.lobby.policy
+        aging = policy.aging_bound
         out = []
         for t, s in queue_for(self.lobby.waiting_for(c.departments), c.departments, now, policy):
-            p = priority(t, now, policy)
+            waited = now - (s.ready_since or t.issued_at)
             out.append(
                 {
                     "ticket": t.id,
@@ -239,9 +241,9 @@ class SiteHub:
                     "department": s.department,
                     "step": s.index,
                     "procedures": list(s.procedures),
-                    "waited_minutes": round((now - (s.ready_since or t.issued_at)) / 60, 1),
-                    "priority": p.name.lower() if p is not Priority.NORMAL else None,
-                    "escalated": now - (s.ready_since or t.issued_at) >= policy.aging_bound,
+                    "waited_minutes": round(waited / 60, 1),
+                    "priority": _PRIORITY_NAME[priority(t, now, policy)],
+                    "escalated": waited >= aging,
                 }
             )
         return out

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 
 from .model import Priority, Step, StepState, Ticket
+
+_first = itemgetter(0)
 
 # Members as module constants: in Python 3.11 ``StepState.READY`` is a metaclass lookup (~0.3 µs)
 # and the simulation asks these functions for every call of every counter.
@@ -86,10 +89,15 @@ def queue_for(
     entries = []
     for t in tickets:
         steps = ready_steps(t, departments)
-        if steps:
-            best = min(steps, key=lambda s: dispatch_key(t, s, now, policy))
-            entries.append((dispatch_key(t, best, now, policy), t, best))
-    entries.sort(key=lambda e: e[0])
+        if not steps:
+            continue
+        if len(steps) == 1:  # the usual case: one key, not two (a queue read keys every ticket)
+            best = steps[0]
+            key = dispatch_key(t, best, now, policy)
+        else:  # the first of the smallest keys, as min() over the steps
+            key, best = min(((dispatch_key(t, s, now, policy), s) for s in steps), key=_first)
+        entries.append((key, t, best))
+    entries.sort(key=_first)
     return [(t, s) for _, t, s in entries]
 
 
