@@ -224,8 +224,11 @@ class Writer:
         for a in applied:  # the consoles' feed and the estimator's history hear them first
             hub = s.hubs[a.job.client.site]
             s.dirty.add(hub.key)
-            for ev in a.events:
-                pushes.note_event(s, hub, ev)
+            try:
+                for ev in a.events:
+                    pushes.note_event(s, hub, ev)
+            except Exception:  # committed: its requests are answered whatever this raises
+                log.exception("noting a committed %s failed (the request is answered)", a.job.req.type)
         # committed: every request is answered, whatever a push below may raise
         for a in applied:
             _answer(a.job.fut, P.reply_encoded(a.job.req.id, s.idem[a.job.idem]) if a.job.idem

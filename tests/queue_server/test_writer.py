@@ -291,6 +291,24 @@ def test_a_push_that_raises_after_the_commit_does_not_turn_committed_requests_in
     asyncio.run(scenario())
 
 
+def test_a_feed_or_history_that_raises_after_the_commit_does_not_turn_committed_requests_into_errors(
+        tmp_path, monkeypatch):
+    from queue_server import pushes
+
+    def broken(*_a):
+        raise RuntimeError("the feed failed")
+
+    monkeypatch.setattr(pushes, "note_event", broken)
+    qs = make_server(tmp_path)
+
+    async def scenario():
+        replies = await run(qs, [issue("a"), issue("b"), job(counter(1), "open")])
+        assert all("result" in r for r in replies), replies
+        assert_same_as_database(qs)
+
+    asyncio.run(scenario())
+
+
 def test_an_idempotent_reply_that_cannot_be_sent_is_refused_before_anything_is_written(tmp_path):
     """Idempotent replies are kept as JSON text (protocol.encode_result): one that cannot be
     encoded (here a NaN) is found before the commit, so the request is undone, not committed
