@@ -7,6 +7,7 @@ import contextlib
 
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits (server process)
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create var/ (database schema, device tokens in var/secrets.toml)")
     _common(p)
