@@ -69,10 +69,7 @@ _PLAN_CACHES: weakref.WeakKeyDictionary[Any, dict[tuple, Plan]] = weakref.WeakKe
 
 def _plans(server: QueueServer) -> dict[tuple, Plan]:
     """The server's plan cache (keyed weakly by the server, as the planning page's cache)."""
-    cache = _PLAN_CACHES.get(server)
-    if cache is None:
-        cache = _PLAN_CACHES[server] = {}
-    return cache
+    return _PLAN_CACHES.setdefault(server, {})
 
 
 def first_wait(route: Sequence[Any], waits: Mapping[str, Any]) -> float | None:

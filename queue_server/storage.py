@@ -239,10 +239,6 @@ def ticket_values(t: Ticket) -> dict[str, Any]:
     }
 
 
-TICKET_VALUE_COLUMNS = ("id", "site", "day", "prefix", "number", "purposes", "lang", "issued_at", "public_token",
-                        "closed", "assistance", "reserved_for", "device", "transfers")  # ticket_values' keys
-
-
 def step_values(ticket_id: str, s: Step) -> dict[str, Any]:
     return {
         "ticket": ticket_id,
@@ -447,7 +443,7 @@ class Store:
         for closed in (False, True):
             rows = [{**v, "ticket_id": v["id"]} for v in ticket_updates if (v["closed"] is not None) is closed]
             if rows:
-                conn.execute(self._ticket_update(closed), rows)
+                conn.execute(self._ticket_update(closed, ticket_updates[0]), rows)
         self._upsert(conn, StepRow, step_rows, ["ticket", "index"])
         for c in batch.counters:
             conn.execute(
@@ -467,13 +463,14 @@ class Store:
             conn.execute(RequestRow.__table__.insert(), batch.requests)
         self._upsert(conn, ReservationRow, batch.reservations, ["id"])
 
-    def _ticket_update(self, closed: bool) -> Any:
-        """The UPDATE of a ticket's row from ticket_values (one cached statement, executemany);
-        a closed ticket's also drops its card data: personal data goes when the visit ends."""
+    def _ticket_update(self, closed: bool, sample: dict[str, Any]) -> Any:
+        """The UPDATE of a ticket's row from ticket_values (``sample``: one of its rows; one cached
+        statement, executemany); a closed ticket's also drops its card data: personal data goes
+        when the visit ends."""
         stmt = self._updates.get(closed)
         if stmt is None:
             t = TicketRow.__table__
-            values: dict[str, Any] = {c: bindparam(c) for c in TICKET_VALUE_COLUMNS if c != "id"}
+            values: dict[str, Any] = {c: bindparam(c) for c in sample if c != "id"}
             if closed:
                 values["prefill"] = None
             stmt = self._updates[closed] = t.update().where(t.c.id == bindparam("ticket_id")).values(values)

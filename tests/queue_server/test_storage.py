@@ -103,11 +103,3 @@ def test_a_new_ticket_is_stored_with_all_its_steps(store):
     (loaded,) = store.load_tickets("honcho", t.day)
     assert loaded == t and len(loaded.steps) == 3
 
-
-def test_the_tickets_update_names_every_column_ticket_values_gives():
-    from queue_server.core.model import Ticket
-    from queue_server.storage import TICKET_VALUE_COLUMNS, ticket_values
-
-    t = Ticket(id="t", site="honcho", day="2026-04-01", prefix="A", number=1, purposes=("certificate",), lang="ja",
-               issued_at=0.0, public_token="tok", steps=())
-    assert tuple(ticket_values(t)) == TICKET_VALUE_COLUMNS
