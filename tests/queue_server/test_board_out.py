@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from queue_server import pushes
 from queue_server.board_out import BoardOut, text_frame
@@ -18,7 +14,7 @@ from queue_server.jobs import Client as ServerClient
 from tests.support.live_server import Client
 
 from .test_health import _serve
-from .writer_support import make_server
+from .writer_support import close_frame, make_server, stalled_client
 
 
 def test_a_push_is_framed_once_for_every_board():
@@ -85,15 +81,8 @@ def test_a_board_that_stops_reading_is_closed_and_the_others_hear_every_call(tmp
     async def body(port):
         url = f"ws://127.0.0.1:{port}/ws"
         healthy, _ = await Client.open(url, role="display", device="good", token=tokens.roles["display"], site="honcho")
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", port))
-        slow = await connect(url, sock=sock, max_queue=1, compression=None)
-        await slow.send(json.dumps({"type": "hello", "id": 1, "role": "display", "site": "honcho", "device": "slow",
-                                    "token": tokens.roles["display"]}))
-        assert "result" in json.loads(await slow.recv())
-        stalled = next(c for c in qs.clients if c.device == "slow")
-        stalled.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        slow, stalled = await stalled_client(qs, port, {"role": "display", "site": "honcho", "device": "slow",
+                                                        "token": tokens.roles["display"]}, lambda c: c.device == "slow")
         kiosk, _ = await Client.open(url, role="kiosk", device="k", token=tokens.roles["kiosk"], site="honcho")
         console, _ = await Client.open(url, role="counter", counter=1, token=tokens.counters["honcho"][1], site="honcho")
         await console.ok("open", staff="x")
@@ -112,11 +101,8 @@ def test_a_board_that_stops_reading_is_closed_and_the_others_hear_every_call(tmp
         await asyncio.sleep(3 * pushes.FLUSH_INTERVAL)
         assert stalled.ws.transport is None or stalled.ws.transport.get_write_buffer_size() \
             <= pushes.MAX_CLIENT_BUFFER + 64 * 1024, "written to after it was dropped"
-        try:
-            while True:
-                await slow.recv()
-        except ConnectionClosed as e:
-            assert e.rcvd is not None and e.rcvd.code == 1013 and e.rcvd.reason == pushes.SLOW_CLOSE_REASON, e
+        rcvd = await close_frame(slow)
+        assert rcvd is not None and rcvd.code == 1013 and rcvd.reason == pushes.SLOW_CLOSE_REASON, rcvd
         assert sum(1 for p in healthy.pushes if p["push"] == "call" and not p["data"]["recall"]) == called
         for c in (healthy, kiosk, console):
             await c.close()

@@ -6,14 +6,10 @@ a clear reason instead of having pushes pile up without bound, and the others ar
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import socket
 import time
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from queue_server import pushes
 from queue_server.core import queue_feed as Q
@@ -21,7 +17,7 @@ from queue_server.core.dispatch import DispatchPolicy
 from tests.support.live_server import Client
 
 from .test_health import _serve
-from .writer_support import FaultyStore, make_server
+from .writer_support import FaultyStore, close_frame, make_server, stalled_client
 
 CONSOLES = (1, 2, 4, 5, 6)  # shimin twice (one stream), shimin+hoken_nenkin, hoken_nenkin, hoken_nenkin+kaigo
 
@@ -135,17 +131,10 @@ def test_a_console_that_stops_reading_is_closed_and_the_others_keep_their_queue(
     async def body(port):
         url = f"ws://127.0.0.1:{port}/ws"
         healthy = await FeedConsole.open(url, tokens, 2)
-        # the stalled console: a small receive buffer and a client that reads only its hello reply
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", port))
-        slow = await connect(url, sock=sock, max_queue=1, compression=None)
-        await slow.send(json.dumps({"type": "hello", "id": 1, "role": "counter", "site": "honcho", "counter": 1,
-                                    "token": tokens.counters["honcho"][1]}))
-        assert "result" in json.loads(await slow.recv())
-        # the server's kernel buffer on loopback is megabytes (autotuned): make it a slow link's
-        stalled = next(c for c in qs.clients if c.counter == 1)
-        stalled.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        # the stalled console: it reads only its hello reply
+        slow, stalled = await stalled_client(qs, port, {"role": "counter", "site": "honcho", "counter": 1,
+                                                        "token": tokens.counters["honcho"][1]},
+                                             lambda c: c.counter == 1)
         kiosks = [(await Client.open(url, role="kiosk", device=f"k{i}", token=tokens.roles["kiosk"], site="honcho"))[0]
                   for i in range(4)]
         issued = 0
@@ -161,11 +150,8 @@ def test_a_console_that_stops_reading_is_closed_and_the_others_keep_their_queue(
         assert stalled.ws.transport is None or stalled.ws.transport.get_write_buffer_size() \
             <= pushes.MAX_CLIENT_BUFFER + 64 * 1024
         # when it reads again it finds its pushes and then the close frame with the reason
-        try:
-            while True:
-                await slow.recv()
-        except ConnectionClosed as e:
-            assert e.rcvd is not None and e.rcvd.code == 1013 and e.rcvd.reason == pushes.SLOW_CLOSE_REASON, e
+        rcvd = await close_frame(slow)
+        assert rcvd is not None and rcvd.code == 1013 and rcvd.reason == pushes.SLOW_CLOSE_REASON, rcvd
         await asyncio.sleep(3 * pushes.FLUSH_INTERVAL)
         healthy.catch_up()
         assert healthy.gaps == 0 and len(healthy.entries) == issued

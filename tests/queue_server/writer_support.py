@@ -179,3 +179,35 @@ class InProcess:
     def stop(self):
         self.loop.call_soon_threadsafe(self.stop_fut.set_result, None)
         self.thread.join(10)
+
+
+async def stalled_client(qs: QueueServer, port: int, hello: dict[str, Any], mine: Any) -> tuple[Any, Client]:
+    """A client that says hello and then reads nothing more (the slow-client drop,
+    pushes.drop_slow): a small receive buffer on its side and a slow link's send buffer on the
+    server's (loopback's is megabytes, autotuned). Returns its socket and the server's Client
+    for it (the first of ``qs.clients`` for which ``mine`` is true)."""
+    import socket
+
+    from websockets.asyncio.client import connect
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    ws = await connect(f"ws://127.0.0.1:{port}/ws", sock=sock, max_queue=1, compression=None)
+    await ws.send(json.dumps({"type": "hello", "id": 1, **hello}))
+    assert "result" in json.loads(await ws.recv())
+    stalled = next(c for c in qs.clients if mine(c))
+    stalled.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    return ws, stalled
+
+
+async def close_frame(ws: Any) -> Any:
+    """Read everything the client had left unread, up to the close frame the server sent (None:
+    the connection ended without one)."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        while True:
+            await ws.recv()
+    except ConnectionClosed as e:
+        return e.rcvd
