@@ -69,14 +69,19 @@ def test_fragmented_large_ping_and_close_against_websockets() -> None:
     assert seen["server_close"] == (4000, "")
 
 
+
+async def accept_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A fake server's side of the handshake: read the Upgrade request, answer 101 with its key."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+               if line.lower().startswith(b"sec-websocket-key:"))
+    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n")
+
 def test_a_masked_server_frame_is_refused_clearly() -> None:
     async def main() -> str | None:
         async def fake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            head = await reader.readuntil(b"\r\n\r\n")
-            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
-            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n")
+            await accept_upgrade(reader, writer)
             writer.write(b"\x81\x82abcd" + bytes(x ^ y for x, y in zip(b"hi", b"ab", strict=True)))  # masked
             await writer.drain()
             await reader.read()
@@ -122,11 +127,7 @@ def test_sends_to_a_server_that_does_not_read_wait_in_the_client_and_go_out_in_o
         frames: list[bytes] = []
 
         async def fake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            head = await reader.readuntil(b"\r\n\r\n")
-            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
-            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n")
+            await accept_upgrade(reader, writer)
             await writer.drain()
             await release.wait()  # not reading: the client's socket buffer fills
             while len(frames) < len(sent):
