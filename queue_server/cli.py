@@ -6,6 +6,7 @@ import argparse
 import contextlib
 
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits (server process)
+DEMO_STOP_BOUND = 25.0  # seconds `demo` may take to stop on Ctrl+C or SIGTERM before it dumps its stacks and exits 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -254,7 +255,7 @@ class BusyLobby:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=10)  # its day process gets 5 s to end (_end), then is killed
         if self.proc is not None:  # the thread did not get to it (it is a daemon: never hang here)
             _end(self.proc)
 
@@ -266,15 +267,18 @@ def _end(p) -> None:
     if p.poll() is None:
         p.terminate()
         try:
-            p.wait(timeout=10)
+            p.wait(timeout=5)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+    import faulthandler
     import logging
     import os
+    import signal
     import subprocess
     import sys
 
@@ -332,21 +336,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   "using the counters, one scenario day after another.")
         print("Press Ctrl+C to stop.", flush=True)
 
-    import signal
+    async def stop_gracefully(stop: asyncio.Future) -> None:
+        # the simulated lobby first: its clients go before the server closes their connections
+        for b in busy:
+            await asyncio.to_thread(b.stop)
+        if not stop.done():
+            stop.set_result(None)
 
-    def stop_on_term(*_: object) -> None:
-        raise KeyboardInterrupt  # a service manager's SIGTERM stops the demo like Ctrl+C: children too
+    async def serve() -> None:
+        # Ctrl+C or a service manager's SIGTERM resolve the server's stop future: the loop stops
+        # between callbacks (an exception raised from a signal handler lands in whatever frame runs,
+        # half-way through a write or a close). If the stop hangs all the same, every thread's stack
+        # goes to stderr and the process exits 1 (faulthandler) instead of hanging on silently.
+        loop = asyncio.get_running_loop()
+        stop = loop.create_future()
 
-    signal.signal(signal.SIGTERM, stop_on_term)
+        def on_signal() -> None:
+            faulthandler.dump_traceback_later(DEMO_STOP_BOUND, exit=True)
+            loop.create_task(stop_gracefully(stop))
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        await run_server(qs, args.host, args.port, ready, stop)
+
     try:
-        return _serve_as_leader(run_server(qs, args.host, args.port, ready))
+        return _serve_as_leader(serve())
     finally:
         for b in busy:
             b.stop()
         for p in kiosk:
-            p.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=10)
+            _end(p)
+        faulthandler.cancel_dump_traceback_later()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
