@@ -19,6 +19,7 @@ from .core.i18n import pick
 from .core.lobby import Lobby
 from .core.model import Counter, CounterState, Priority, StepState, Ticket
 from .core.shown import shown_waits
+from .queue_reply import QueueReplies
 
 RECENT_CALLS = 20
 _PRIORITY_NAME = {p: (None if p is Priority.NORMAL else p.name.lower()) for p in Priority}  # queue_view
@@ -56,6 +57,7 @@ class SiteHub:
     queued_since_cache: dict[str, int] = field(default_factory=dict)  # department -> tickets queued since waits_cache
     # ticket id -> its last print failure, until a print succeeds (queue_server/reprint.py; from the event log)
     not_printed: dict[str, dict] = field(default_factory=dict)
+    queue_replies: QueueReplies = field(default_factory=QueueReplies)  # `queue` reads' cached fragments
 
     @property
     def key(self) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from queue_server import pushes
 from queue_server.board_out import BoardOut, text_frame
 from queue_server.jobs import Client as ServerClient
@@ -39,7 +41,10 @@ async def _cycle(console: Client, n: int) -> list[str]:
     return called
 
 
-def test_boards_hear_every_call_once_in_seq_order(tmp_path):
+@pytest.mark.parametrize("fan_out_slice", [None, 1])
+def test_boards_hear_every_call_once_in_seq_order(tmp_path, monkeypatch, fan_out_slice):
+    if fan_out_slice:  # each board its own slice of the round, the loop turning between slices
+        monkeypatch.setattr(pushes, "FAN_OUT_SLICE", fan_out_slice)
     qs = make_server(tmp_path)
     tokens = qs.tokens
 

@@ -190,3 +190,22 @@ def test_a_commit_that_fails_sends_the_consoles_nothing(tmp_path):
             await x.close()
 
     asyncio.run(_serve(qs, body))
+
+
+def test_a_flush_written_one_console_at_a_time_still_builds_every_consoles_queue(tmp_path, monkeypatch):
+    """A flush's deltas leave a slice of consoles at a time, the loop turning between slices: with
+    one console per slice, requests and later changes interleave with every delta's writes."""
+    monkeypatch.setattr(pushes, "FAN_OUT_SLICE", 1)
+    qs = make_server(tmp_path)
+
+    async def body(port: int) -> None:
+        consoles = await _random_day(f"ws://127.0.0.1:{port}/ws", qs.tokens, random.Random(22), 80)
+        for c in consoles:
+            c.catch_up()
+            assert c.gaps == 0
+            mine, server = await c.shown()
+            assert mine == server, f"counter {c.counter}"
+            await c.client.close()
+        assert sum(c.deltas for c in consoles) > 0
+
+    asyncio.run(_serve(qs, body))
