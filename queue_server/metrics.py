@@ -53,6 +53,10 @@ class Metrics:
         self.flushes = 0  # flusher rounds that had changes to push (pushes.flusher)
         self.flush_seconds = 0.0  # their server time: waits, queue deltas, public statuses
         self.slow_dropped = 0  # clients closed because their write buffer passed the bound
+        self.wal_checkpoints = 0  # SQLite WAL checkpoints off the commit path (wal.py)
+        self.wal_checkpoint_failures = 0
+        self.wal_restarts = 0  # times the log outgrew wal.RESTART_FRAMES and the writer restarted it
+        self.wal_frames = 0  # frames in the WAL at the last checkpoint
         # the server's own part of each request: frame read -> reply handed to the socket (a load
         # generator's figures also hold its own delays; this one does not)
         self.reply_seconds = Histogram(REPLY_BUCKETS)
@@ -106,6 +110,17 @@ class Metrics:
             "# HELP madoguchi_slow_clients_dropped_total Clients closed because they did not read their pushes.",
             "# TYPE madoguchi_slow_clients_dropped_total counter",
             f"madoguchi_slow_clients_dropped_total {self.slow_dropped}",
+            "# HELP madoguchi_wal_checkpoints_total SQLite WAL checkpoints run beside the writer (never in a commit).",
+            "# TYPE madoguchi_wal_checkpoints_total counter",
+            f"madoguchi_wal_checkpoints_total {self.wal_checkpoints}",
+            "# TYPE madoguchi_wal_checkpoint_failures_total counter",
+            f"madoguchi_wal_checkpoint_failures_total {self.wal_checkpoint_failures}",
+            "# HELP madoguchi_wal_restarts_total Times the WAL outgrew the checkpoints and the writer restarted it.",
+            "# TYPE madoguchi_wal_restarts_total counter",
+            f"madoguchi_wal_restarts_total {self.wal_restarts}",
+            "# HELP madoguchi_wal_frames Frames in the SQLite WAL at the last checkpoint (grows while checkpoints fail).",
+            "# TYPE madoguchi_wal_frames gauge",
+            f"madoguchi_wal_frames {self.wal_frames}",
             "# HELP madoguchi_last_broadcast_seconds Server time to hand the latest push to all its subscribers.",
             "# TYPE madoguchi_last_broadcast_seconds gauge",
             f'madoguchi_last_broadcast_seconds{{subscribers="{self.last_broadcast[0]}"}} {self.last_broadcast[1]:.6f}',

@@ -33,7 +33,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
-from . import forms_api, handlers, http_routes, leader, planner_api, pushes, reprint, session
+from . import forms_api, handlers, http_routes, leader, planner_api, pushes, reprint, session, wal
 from . import protocol as P
 from .board_out import BoardOut
 from .clients import Clients
@@ -173,7 +173,7 @@ class QueueServer:
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self.writer.watch()),
                        asyncio.create_task(pushes.flusher(self)), asyncio.create_task(pushes.board_sender(self)),
-                       asyncio.create_task(self.watch_lag())]
+                       asyncio.create_task(self.watch_lag()), asyncio.create_task(wal.checkpointer(self))]
         if self.announcer is None:
             self.announcer = _start_announcer()
 

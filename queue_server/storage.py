@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from .core.model import Counter, CounterState, Step, StepState, Ticket, TicketState
+
+log = logging.getLogger("madoguchi.server")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -337,6 +340,8 @@ class Store:
         self._upserts: dict[type, Any] = {}
         self._updates: dict[bool, Any] = {}  # closed? -> the tickets' UPDATE (_ticket_update)
         self._writer_conn: Connection | None = None  # kept between writes (_writer_connection)
+        self._background_checkpoints = False  # queue_server/wal.py: the writer's commits never checkpoint
+        self.restart_wal = False  # set by wal.py when the log grew too long: the next write restarts it
         # engine.dispose() means "no connection is kept": the writer's goes too
         event.listen(self.engine, "engine_disposed", lambda _engine: self.close_writer())
         # set by the server to its leader lease's fence (queue_server/leader.py): a write commits only
@@ -401,6 +406,9 @@ class Store:
         try:
             with conn.begin():
                 self._write(conn, batch)
+            if self.restart_wal:  # (committed already: a failure here is only logged)
+                self.restart_wal = False
+                self._restart_wal(conn)
         except BaseException:
             # a failed write may leave the connection broken (the database restarted, the disk
             # filled mid-commit): the next write takes a fresh one from the pool
@@ -413,8 +421,41 @@ class Store:
         tickets' cached UPDATE, a call's write went from ~0.5 to ~0.25 ms, measured in-process).
         Writes are one at a time (the writer task), so one connection serves them all."""
         if self._writer_conn is None or self._writer_conn.closed or self._writer_conn.invalidated:
-            self._writer_conn = self.engine.connect()
+            conn = self.engine.connect()
+            if self._background_checkpoints:
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                conn.commit()  # (ends the transaction the statement began: each write begins its own)
+            self._writer_conn = conn
         return self._writer_conn
+
+    # ------------------------------------------------------------------ WAL checkpoints (wal.py)
+    def checkpoint_in_background(self) -> bool:
+        """From now on the writer's commits leave the SQLite WAL to :meth:`checkpoint` (called
+        by queue_server/wal.py); False where there is no WAL file (PostgreSQL, in-memory SQLite)."""
+        if self.dialect != "sqlite" or self.engine.url.database in (None, "", ":memory:"):
+            return False
+        self._background_checkpoints = True
+        self.close_writer()  # the next write takes a connection with the pragma set
+        return True
+
+    def _restart_wal(self, conn: Connection) -> None:
+        """Checkpoint the whole log and start it again from its beginning, from the writer's own
+        connection between two writes (wal.py asks for it only when PASSIVE checkpoints beside a
+        busy writer never caught up with it: then the log would only grow)."""
+        try:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").one()
+            conn.commit()
+        except Exception as e:
+            log.warning("WAL restart failed (tried again when the log is still long): %s", e)
+            with contextlib.suppress(Exception):
+                conn.rollback()
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """Copy the WAL's committed frames into the database file (PASSIVE: never waits for, nor
+        holds up, the writer or readers). SQLite's (busy, frames in the WAL, frames copied)."""
+        with self.engine.connect() as conn:
+            busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return int(busy), int(frames), int(copied)
 
     def close_writer(self) -> None:
         if self._writer_conn is not None:
