@@ -348,24 +348,26 @@ async def watch(lease: Lease, interval: float = 1.0, timeout: float = 10.0) -> N
     """Return never; raise LeadershipLost when the lock goes or its check hangs for ``timeout`` seconds.
 
     The check runs in a daemon thread, not the loop's executor: a check stuck on a dead network must
-    not keep the process from exiting.
+    not keep the process from exiting. One thread for the whole watch, not one per check: starting
+    a thread blocks the event loop until the new thread runs, and on a server pinned to one busy
+    core that was up to 8 ms of every request's time once a second (traced under bench/open_loop.py).
     """
     import asyncio
+    import queue
     import threading
 
     loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(interval)
-        fut: asyncio.Future = loop.create_future()
+    checks: queue.SimpleQueue[asyncio.Future | None] = queue.SimpleQueue()
 
-        def run(fut: asyncio.Future = fut) -> None:
+    def checker() -> None:
+        while (fut := checks.get()) is not None:
             err: BaseException | None = None
             try:
                 lease.check()
             except BaseException as e:  # handed to the loop and raised there
                 err = e
 
-            def settle() -> None:
+            def settle(fut: asyncio.Future = fut, err: BaseException | None = err) -> None:
                 if fut.done():
                     return
                 if err is None:
@@ -373,15 +375,24 @@ async def watch(lease: Lease, interval: float = 1.0, timeout: float = 10.0) -> N
                 else:
                     fut.set_exception(err)
 
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            try:
                 loop.call_soon_threadsafe(settle)
+            except RuntimeError:  # the loop closed meanwhile
+                return
 
-        threading.Thread(target=run, name="leader-check", daemon=True).start()
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            lease.lost = f"the lock check did not answer within {timeout:g} s"
-            raise LeadershipLost(lease.lost) from None
+    threading.Thread(target=checker, name="leader-check", daemon=True).start()
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            fut: asyncio.Future = loop.create_future()
+            checks.put(fut)
+            try:
+                await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                lease.lost = f"the lock check did not answer within {timeout:g} s"
+                raise LeadershipLost(lease.lost) from None
+    finally:
+        checks.put(None)  # the thread ends after its check in hand (a hung one: a daemon, never waited for)
 
 
 @contextlib.contextmanager

@@ -423,3 +423,59 @@ def test_healthz_and_websocket_follow_the_leader_state(tmp_path):
     assert "removed" in json.loads(body)["leader"]["reason"]
     assert get("/ws")[0] == 503 and get("/board/")[0] == 503
     qs.lease.release()
+
+
+# ---------------------------------------------------------------------------- the watch
+
+
+class _CountingLease(leader.NoLease):
+    """A lease whose check counts, and fails or hangs when told to."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+        self.threads: set[threading.Thread] = set()  # that ran a check
+        self.fail = False
+        self.hang = threading.Event()
+
+    def check(self) -> None:
+        self.checks += 1
+        self.threads.add(threading.current_thread())
+        if self.hang.is_set():
+            time.sleep(5)
+        if self.fail:
+            raise leader.LeadershipLost("lock file gone")
+
+
+def _checkers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "leader-check"]
+
+
+def test_the_watch_checks_in_one_thread_and_raises_when_the_lock_goes():
+    lease = _CountingLease()
+    before = set(_checkers())  # (a hung check of another test may linger: daemons are never waited for)
+
+    async def run() -> None:
+        task = asyncio.create_task(leader.watch(lease, interval=0.02, timeout=2))
+        await asyncio.sleep(0.3)
+        assert lease.checks >= 5 and len(lease.threads) == 1  # one thread for all the checks
+        assert lease.threads <= set(_checkers()) - before
+        lease.fail = True
+        with pytest.raises(leader.LeadershipLost, match="lock file gone"):
+            await asyncio.wait_for(task, 2)
+
+    asyncio.run(run())
+    for t in set(_checkers()) - before:
+        t.join(2)
+    assert not set(_checkers()) - before, "the check thread outlived its watch"
+
+
+def test_a_check_that_hangs_loses_the_lead_after_the_timeout():
+    lease = _CountingLease()
+    lease.hang.set()
+
+    async def run() -> None:
+        with pytest.raises(leader.LeadershipLost, match="did not answer within 0.2 s"):
+            await asyncio.wait_for(leader.watch(lease, interval=0.01, timeout=0.2), 3)
+
+    asyncio.run(run())
+    assert lease.lost and "did not answer" in lease.lost
