@@ -49,7 +49,8 @@ achieved send rate, send lag (socket send − schedule: it includes a console st
 its console and a request's wait behind a connection the server does not read), the generator's
 own lag (`generator_lag`: dispatch − schedule, before any socket), its CPU use (near 100% of
 its core: the figures are the generator's, not the server's), its CPU per received message
-(`generator_us_per_message`) and how often other processes took its core (`generator_preempted`).
+(`generator_us_per_message`) and how often other processes took its core (`generator_preempted`),
+and the CPU time the hypervisor took from the VM in the window (`vm_steal_ms`, from /proc/stat).
 
 The generator must be lighter than what it measures. Its clients are bench/ws_client.py (all
 sockets in one epoll set read by one loop callback, frames parsed in that read, no task or future
@@ -117,6 +118,16 @@ def pct(xs: list[float], p: float) -> float | None:
 
 def ms(x: float | None) -> float | None:
     return None if x is None else round(x * 1e3, 3)
+
+
+def steal_seconds() -> float:
+    """CPU time the hypervisor took from this VM's cores so far (/proc/stat "steal", all cores):
+    on a VM, a stalled core makes every request in flight late, whatever the server does."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def summary(xs: list[float]) -> dict[str, float | None]:
@@ -815,6 +826,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     gc.disable()
     cpu0, srv0, t0 = time.process_time(), server.cpu_seconds(), perf() + 0.05
     preempted0 = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+    steal0 = steal_seconds()
     storm_task = None
     if storm:
         victims = [c for s in sites for c in gen.consoles[s]][: storm * 4 // 5]
@@ -829,6 +841,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     drained = await wait_quiet(gen, drain)
     cpu_used = time.process_time() - cpu0
     preempted = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - preempted0
+    stolen = steal_seconds() - steal0
     gc.enable()
     gc.unfreeze()
     cpu_gen = cpu_used / max(1e-9, perf() - t0)
@@ -853,6 +866,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         "generator_cpu": round(cpu_gen, 2), "messages_received": gen.received,
         # times another process took the generator's core from it (its lag then is the machine's)
         "generator_preempted": preempted,
+        "vm_steal_ms": round(stolen * 1000),  # over the window and the drain, all cores (steal_seconds)
         "generator_us_per_message": round(cpu_used / max(1, gen.received) * 1e6, 1), "drain_s": round(drained, 2), "window_s": round(wall, 2),
         "server_reply": server_reply,
     }
@@ -1088,6 +1102,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{worst['boards']} boards, {worst['offered_per_s']:.0f} req/s; preempted "
               f"{worst.get('generator_preempted', '?')} times by other processes, CPU per received message "
               f"{worst.get('generator_us_per_message', '?')} µs)")
+        stolen = [f"{r['offered_per_s']:.0f} req/s {r['vm_steal_ms']} ms" for r in done if r.get("vm_steal_ms")]
+        if stolen:
+            print("CPU time the hypervisor took from this VM during the windows (steal; every request in flight "
+                  "waits through it): " + ", ".join(stolen))
     for r in results["runs"]:
         if "failed" not in r and r["generator_cpu"] >= 0.9:
             print(f"note: the generator used {r['generator_cpu']:.0%} of its core at {r['offered_per_s']:.0f} req/s "
