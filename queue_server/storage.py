@@ -38,6 +38,8 @@ from .core.model import Counter, CounterState, Step, StepState, Ticket, TicketSt
 log = logging.getLogger("madoguchi.server")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT = 30  # seconds a statement waits for another connection's lock
+WAL_RESTART_WAIT_MS = 100  # the writer's own log restart waits this long for readers, then tries later
 
 
 class Base(DeclarativeBase):
@@ -190,7 +192,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -442,13 +444,17 @@ class Store:
         """Checkpoint the whole log and start it again from its beginning, from the writer's own
         connection between two writes (wal.py asks for it only when PASSIVE checkpoints beside a
         busy writer never caught up with it: then the log would only grow)."""
+        # RESTART waits for readers to leave the log: a long report's read would hold the writer
+        # for the whole busy timeout, so it waits briefly and the next long log asks again
         try:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={WAL_RESTART_WAIT_MS}")
             conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").one()
-            conn.commit()
         except Exception as e:
             log.warning("WAL restart failed (tried again when the log is still long): %s", e)
+        finally:
             with contextlib.suppress(Exception):
-                conn.rollback()
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+                conn.commit()
 
     def checkpoint(self) -> tuple[int, int, int]:
         """Copy the WAL's committed frames into the database file (PASSIVE: never waits for, nor
