@@ -28,7 +28,7 @@ from kivy.core.window import Window  # noqa: E402
 
 from kiosk import flow as F  # noqa: E402
 from tests.kiosk.test_flow import DEATH_1  # noqa: E402
-from tests.support.booking_config import booking_config_dir  # noqa: E402
+from tests.support.booking_config import booking_config_dir, noon_clock  # noqa: E402
 from tests.support.live_server import Client, LiveServer  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,8 @@ def live(tmp_path_factory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("scan")
     # three places per 5-minute slot: every booking of this module lands in the slot now starting
     cfg = booking_config_dir(tmp, capacity={"shimin": 3}, all_day=True, slot_minutes=5, min_lead_minutes=0)
-    srv = LiveServer(db_url=f"sqlite:///{tmp / 'lobby.db'}", secrets=tmp / "secrets.toml", config_dir=cfg).start()
+    srv = LiveServer(db_url=f"sqlite:///{tmp / 'lobby.db'}", secrets=tmp / "secrets.toml", config_dir=cfg,
+                     extra=noon_clock(tmp)).start()  # today's slots, whatever the hour
     yield srv
     srv.kill()
 

@@ -139,13 +139,14 @@ def test_consult_route_moves_the_first_step_of_a_consultation_booking_to_its_des
 
 @pytest.fixture
 def all_day(tmp_path):
-    from tests.support.booking_config import booking_config_dir
+    from tests.support.booking_config import booking_config_dir, noon_clock
     from tests.support.live_server import LiveServer
 
     cfg = booking_config_dir(tmp_path, all_day=True, min_lead_minutes=0)
     toml = cfg / "consultation.toml"
     toml.write_text(toml.read_text(encoding="utf-8").replace("slot_minutes = 60", "slot_minutes = 10"), encoding="utf-8")
-    srv = LiveServer(db_url=f"sqlite:///{tmp_path / 'lobby.db'}", secrets=tmp_path / "secrets.toml", config_dir=cfg).start()
+    srv = LiveServer(db_url=f"sqlite:///{tmp_path / 'lobby.db'}", secrets=tmp_path / "secrets.toml", config_dir=cfg,
+                     extra=noon_clock(tmp_path)).start()  # today's slots, whatever the hour
     yield srv
     srv.kill()
 

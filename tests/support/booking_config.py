@@ -1,7 +1,8 @@
 """A copy of config/ with other booking rules (and hours), for tests that book against a real server.
 
-The server takes its clock from the machine, so a test that must check in on the day it books
-opens the site all day, every day, with short slots.
+A test that must check in on the day it books opens the site all day, every day, with short
+slots, and starts the server's clock at today's noon (``noon_clock``): the last slot of the day
+ends before midnight.
 """
 
 from __future__ import annotations
@@ -38,3 +39,18 @@ def _toml(v: object) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_toml(x) for x in v) + "]"
     return f'"{v}"' if isinstance(v, str) else str(v)
+
+
+def noon_clock(tmp: Path) -> list[str]:
+    """`run.py server` options that start the server's day at today's noon in Japan (speed 1,
+    queue_server/simclock.py). With the wall clock, an all-day booking config still has no slot
+    left in the last minutes before midnight, and a test that books today failed then (CI, 23:52)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from queue_server.simclock import write_clock
+
+    japan = ZoneInfo("Asia/Tokyo")
+    clock = tmp / "noon-clock.json"
+    write_clock(clock, dt.datetime.combine(dt.datetime.now(japan).date(), dt.time(12), japan).timestamp(), 1.0)
+    return ["--clock", str(clock)]

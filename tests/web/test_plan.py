@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.support.booking_config import booking_config_dir
+from tests.support.booking_config import booking_config_dir, noon_clock
 from tests.support.live_server import Client, LiveServer
 
 from .conftest import run, shot
@@ -30,7 +30,8 @@ def live(tmp_path_factory):
     assert 'ja-easy = "かぞくが なくなった" }' in text
     death.write_text(text.replace('ja-easy = "かぞくが なくなった" }', 'ja-easy = "{家族|かぞく}が なくなった" }'),
                      encoding="utf-8")
-    srv = LiveServer(db_url=f"sqlite:///{tmp / 'lobby.db'}", secrets=tmp / "secrets.toml", config_dir=cfg).start()
+    srv = LiveServer(db_url=f"sqlite:///{tmp / 'lobby.db'}", secrets=tmp / "secrets.toml", config_dir=cfg,
+                     extra=noon_clock(tmp)).start()  # today's slots, whatever the hour
     yield srv
     srv.kill()
 
