@@ -12,7 +12,9 @@ it neither waits for the writer nor holds it up. SQLite starts the log again fro
 the first write after a checkpoint that copied all of it; a pass that commits landed in is followed
 by up to CATCH_UP more (each copies only what came meanwhile). If the log still grows past
 RESTART_FRAMES (a writer that never pauses), the writer's next write restarts it itself, after its
-commit: the old cost, once, instead of a log without bound.
+commit: the old cost, once, instead of a log without bound. That restart waits at most
+storage.WAL_RESTART_WAIT_MS for readers to leave the log (a long report must not hold the writer
+for the whole busy timeout); if they have not, the next long log asks again.
 
 Durability is unchanged: a commit is in the WAL (synced as ``synchronous`` says) when it returns,
 copied or not, and SQLite replays the WAL when the database is opened again.
