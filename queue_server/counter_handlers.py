@@ -63,7 +63,7 @@ def execute(server: QueueServer, hub: SiteHub, c: Client, t: str, b: dict[str, A
         ch = lobby.set_counter(n, _COUNTER_STATES[t], staff)
         return Outcome({"counter": hub.counter_view(lobby.counters[n])}, ch)
     if t == "queue":
-        return Outcome(hub.queue_replies.encode(hub, lobby.counters[n], now))  # {"queue": queue_view} as text
+        return Outcome(hub.queue_replies.encode(hub, lobby.counters[n], now))  # {"queue": [...]} as text
     if t == "current":
         # the card prefill is added to the answer after the writer (with_prefill): no database read
         # here, on the event loop and inside the writer's batch

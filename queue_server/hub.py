@@ -13,16 +13,15 @@ from typing import Any
 
 from .config import CityConfig, SiteConfig
 from .core import estimators as E
-from .core.dispatch import DispatchPolicy, priority, queue_for
+from .core.dispatch import DispatchPolicy
 from .core.estimate import DepartmentWait, ticket_rank, ticket_wait
 from .core.i18n import pick
 from .core.lobby import Lobby
-from .core.model import Counter, CounterState, Priority, StepState, Ticket
+from .core.model import Counter, CounterState, StepState, Ticket
 from .core.shown import shown_waits
 from .queue_reply import QueueReplies
 
 RECENT_CALLS = 20
-_PRIORITY_NAME = {p: (None if p is Priority.NORMAL else p.name.lower()) for p in Priority}  # queue_view
 ABSENT_SHOWN = 8  # numbers called but absent that boards list (short: the counter knows the rest)
 WAITS_MAX_AGE = 0.5  # seconds
 
@@ -228,27 +227,6 @@ class SiteHub:
             }
             for d, w in waits.items()
         ]
-
-    def queue_view(self, c: Counter, now: float) -> list[dict[str, Any]]:
-        """A counter's queue in call order, with priority marks and waits (no personal data)."""
-        policy: DispatchPolicy = self.lobby.policy
-        aging = policy.aging_bound
-        out = []
-        for t, s in queue_for(self.lobby.waiting_for(c.departments), c.departments, now, policy):
-            waited = now - (s.ready_since or t.issued_at)
-            out.append(
-                {
-                    "ticket": t.id,
-                    "number": t.label,
-                    "department": s.department,
-                    "step": s.index,
-                    "procedures": list(s.procedures),
-                    "waited_minutes": round(waited / 60, 1),
-                    "priority": _PRIORITY_NAME[priority(t, now, policy)],
-                    "escalated": waited >= aging,
-                }
-            )
-        return out
 
     def ticket_view(self, t: Ticket) -> dict[str, Any]:
         """The staff view of a ticket (plan and state; prefill is added by the server separately)."""

@@ -5,8 +5,8 @@ order. Building that list as dicts and encoding it with json cost 2–3 ms per 6
 event loop, on top of the ordering itself, for every read. Most of an entry never changes while
 the step waits: ticket, number, department, step, procedures. That part is encoded once per step
 version (a Step is frozen: a change is a new object) and kept; a read adds only what moves with the
-clock: minutes waited, priority, escalated. The text equals ``protocol.dumps({"queue": hub.queue_view()})``
-to the byte (tests/queue_server/test_queue_reply.py).
+clock: minutes waited, priority, escalated. The text equals the reply built as dicts and encoded
+(tests/queue_server/queue_reference.py), to the byte (tests/queue_server/test_queue_reply.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class QueueReplies:
         self.fragments: dict[tuple[str, int], tuple[Step, str]] = {}
 
     def encode(self, hub: SiteHub, c: Counter, now: float) -> P.Encoded:
-        """``{"queue": [...]}`` for counter ``c`` at ``now``, as hub.queue_view gives it."""
+        """``{"queue": [...]}`` for counter ``c`` at ``now``: its queue in call order (docs/protocol.md)."""
         lobby = hub.lobby
         policy = lobby.policy
         aging = policy.aging_bound

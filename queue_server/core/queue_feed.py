@@ -1,6 +1,6 @@
 """A counter console's queue as entries that do not depend on the clock, and deltas of them. Pure.
 
-A console used to be sent its whole queue in call order (``hub.queue_view``) whenever anything
+A console used to be sent its whole queue in call order (the `queue` reply, queue_server/queue_reply.py) whenever anything
 changed: the cost of one change grew with the consoles times the queue length. Instead each
 console keeps a map ticket id -> *entry* and is sent only the entries of the tickets a change
 touched (``queue`` push, docs/protocol.md). An entry holds what the call order, the priority
@@ -83,7 +83,7 @@ def order(entries: Iterable[Entry], now: float, policy: DispatchPolicy) -> list[
 
 
 def shown(e: Entry, now: float, policy: DispatchPolicy) -> dict[str, Any]:
-    """What the console shows of an entry at ``now``: the fields of hub.queue_view."""
+    """What the console shows of an entry at ``now``: the fields of an entry of the `queue` reply."""
     s = best_step(e, now, policy)
     booked = e["reserved_for"]
     if booked is not None and now >= booked - policy.reservation_grace:

@@ -14,9 +14,9 @@ from queue_server.core import queue_feed as Q
 from queue_server.core.model import RouteStep
 from queue_server.core.transitions import TransitionError
 from queue_server.feed import Feeds
-from queue_server.hub import SiteHub
 
 from .core_helpers import lobby, ticket
+from .queue_reference import queue_view
 
 DEPTS = ("shimin", "hoken_nenkin", "kosodate")
 COUNTERS = ((1, ("shimin",)), (2, ("shimin", "hoken_nenkin")), (3, ("hoken_nenkin", "kosodate")), (4, ("kosodate",)),
@@ -180,8 +180,8 @@ def test_snapshot_plus_deltas_equals_a_fresh_snapshot(ops):
     for c in consoles:
         assert c.gaps == 0, "a lossless feed never shows a gap"
         assert c.entries == _fresh(hub, c.counter), f"counter {c.counter}'s view differs from a fresh snapshot"
-        # the order and marks the console derives are the server's queue (hub.queue_view)
-        server = SiteHub.queue_view(hub, lb.counters[c.counter], now)  # type: ignore[arg-type]
+        # the order and marks the console derives are the server's `queue` reply
+        server = queue_view(lb, lb.counters[c.counter], now)
         assert [Q.shown(e, now, lb.policy) for e in Q.order(c.entries.values(), now, lb.policy)] == server
 
 

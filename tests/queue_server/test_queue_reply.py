@@ -1,5 +1,5 @@
 """The `queue` reply built from cached fragments (queue_server/queue_reply.py) is the text that
-encoding hub.queue_view gives, to the byte: after random requests through the real writer (steps
+encoding the reply built as dicts gives (queue_reference.py), to the byte: after random requests through the real writer (steps
 called, served, moved to another department, added: each a new step version the cache must not
 mistake for the old one), for every counter, now and once waits reach the aging bound."""
 
@@ -15,6 +15,7 @@ from queue_server import protocol as P
 from queue_server.core.model import Counter
 
 from . import writer_support as W
+from .queue_reference import queue_view
 
 PURPOSES = ["certificate", "certificate", "death", "move_in", "birth"]
 OPS = ["issue", "issue", "issue", "call_next", "start", "complete", "complete", "transfer", "requeue", "no_show",
@@ -27,7 +28,7 @@ def _same(qs, now: float) -> int:
     for hub in qs.hubs.values():
         for c in hub.lobby.counters.values():
             text = hub.queue_replies.encode(hub, c, now)
-            assert text == P.dumps({"queue": hub.queue_view(c, now)}), f"counter {c.number} at {now}"
+            assert text == P.dumps({"queue": queue_view(hub.lobby, c, now)}), f"counter {c.number} at {now}"
             n += len(json.loads(text)["queue"])
     return n
 
@@ -85,4 +86,4 @@ def test_a_reply_that_cannot_be_sent_is_refused_not_sent_as_nan(tmp_path):
     with pytest.raises(ValueError, match="waited_minutes"):
         hub.queue_replies.encode(hub, c, float("inf"))
     with pytest.raises(ValueError):  # as the dicts' encoding refuses it
-        P.dumps({"queue": hub.queue_view(c, float("inf"))})
+        P.dumps({"queue": queue_view(hub.lobby, c, float("inf"))})

@@ -142,17 +142,14 @@ def test_the_writers_restart_does_not_wait_for_a_long_read_and_keeps_its_busy_ti
     store = qs.store
     store.checkpoint_in_background()
 
-    async def steps(n: int, start: int) -> None:
-        await _steps(qs, n, start)
-
-    asyncio.run(steps(20, 0))
+    asyncio.run(_steps(qs, 20, start=0))
     reader = sqlite3.connect(store.engine.url.database)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM events").fetchone()  # a read transaction on the log as it is
-    asyncio.run(steps(5, 20))  # the log grows past what the reader holds
+    asyncio.run(_steps(qs, 5, start=20))  # the log grows past what the reader holds
     store.restart_wal = True
     done = threading.Event()
-    threading.Thread(target=lambda: (asyncio.run(steps(1, 25)), done.set()), daemon=True).start()
+    threading.Thread(target=lambda: (asyncio.run(_steps(qs, 1, start=25)), done.set()), daemon=True).start()
     assert done.wait(SQLITE_BUSY_TIMEOUT / 3), "the write waited for the reader's transaction"
     assert reader.in_transaction  # (it still held the log while the write went through)
     reader.rollback()
@@ -161,7 +158,7 @@ def test_the_writers_restart_does_not_wait_for_a_long_read_and_keeps_its_busy_ti
     assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT * 1000
     conn.commit()
     store.restart_wal = True
-    asyncio.run(steps(1, 26))
-    asyncio.run(steps(1, 27))
+    asyncio.run(_steps(qs, 1, start=26))
+    asyncio.run(_steps(qs, 1, start=27))
     _, frames, _ = store.checkpoint()
     assert frames < 40, "the writer did not restart the log once the reader was gone"
