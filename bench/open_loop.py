@@ -40,11 +40,16 @@ and the call delivery check across the storm.
     .venv/bin/python bench/open_loop.py --scenario matrix --consoles 200 --boards 50 --rates 100 300
     .venv/bin/python bench/open_loop.py --scenario sites --sites 4 --rates 100
     .venv/bin/python bench/open_loop.py --scenario storm --storm-clients 250 --json out.json
+    .venv/bin/python bench/open_loop.py --scenario floor --consoles 200 --boards 50 --rates 100 300
     .venv/bin/python bench/open_loop.py --markdown              # also print the docs/benchmarks.md tables
     .venv/bin/python bench/open_loop.py --from-json out.json    # the tables of an earlier run, no run
 
 Scenarios: `matrix` (every consoles × boards × rates, one site), `sites` (the largest consoles
-and boards over `--sites` sites, every rate), `storm`. The generator's own limits are printed:
+and boards over `--sites` sites, every rate), `storm`, and `floor` (not in the default run): the
+largest consoles and boards at every rate against bench/floor_server.py instead of the server —
+the same library, connections and generator, every request answered at once (or after
+`--floor-burn-ms` of CPU each) and every call pushed to every board. It is what the machine gives
+any server: the real server's figures are read beside it. The generator's own limits are printed:
 achieved send rate, send lag (socket send − schedule: it includes a console step's wait for
 its console and a request's wait behind a connection the server does not read), the generator's
 own lag (`generator_lag`: dispatch − schedule, before any socket), its CPU use (near 100% of
@@ -93,6 +98,8 @@ sys.path.insert(0, str(ROOT))
 from bench.hrtimer import HRTimer, TimerFD  # noqa: E402
 from bench.ws_client import WSClient, poller  # noqa: E402
 from bench.ws_client import connect as ws_connect  # noqa: E402
+from queue_server.config import load_city  # noqa: E402
+from queue_server.tokens import ensure as ensure_tokens  # noqa: E402
 from queue_server.tokens import read as read_tokens  # noqa: E402
 
 SITES = ("honcho", "yawata", "matsuyama", "hirata")  # 本庁 and the three 総合支所 (config/site.toml)
@@ -157,9 +164,14 @@ def make_config(tmp: Path, per_site: int, sites: int) -> Path:
 class ServerProc:
     """`run.py server` pinned to one core; a thread reads its output so it never blocks on a pipe."""
 
-    def __init__(self, cfg: Path, db: Path, secrets: Path, core: int | None):
+    def __init__(self, cfg: Path, db: Path, secrets: Path, core: int | None, floor_burn_ms: float | None = None):
         cmd = [sys.executable, str(ROOT / "run.py"), "server", "--port", "0", "--db", f"sqlite:///{db}",
                "--secrets", str(secrets), "--config-dir", str(cfg), "--log-level", "WARNING"]
+        self.floor = floor_burn_ms is not None
+        if floor_burn_ms is not None:  # bench/floor_server.py: the machine's floor (no /metrics, no tokens checked)
+            city = load_city(cfg / "site.toml")
+            ensure_tokens(secrets, [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+            cmd = [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--port", "0", "--burn-ms", str(floor_burn_ms)]
         if core is not None:
             cmd = ["taskset", "-c", str(core), *cmd]  # taskset execs: the pid is the server's
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -818,7 +830,8 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     gen.reset()
     rng = random.Random(seed)
     schedule = poisson_schedule(rate, seconds, sites, mix, rng)
-    replies0 = await asyncio.to_thread(server_replies, url)
+    replies = (lambda _url: {}) if server.floor else server_replies  # the floor has no /metrics
+    replies0 = await asyncio.to_thread(replies, url)
     # no cyclic garbage collection in the window: a full collection over the connections' and the
     # results' objects stopped the generator for ~14 ms (its garbage is freed by reference counts)
     gc.collect()
@@ -846,7 +859,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     gc.unfreeze()
     cpu_gen = cpu_used / max(1e-9, perf() - t0)
     cpu_srv = (server.cpu_seconds() - srv0) / max(1e-9, perf() - t0)
-    server_reply = reply_quantiles(replies0, await asyncio.to_thread(server_replies, url))
+    server_reply = reply_quantiles(replies0, await asyncio.to_thread(replies, url))
     gen.stopping = True
     unanswered = sum(1 for p in gen.pending.values() if p[2] is not None)
     unsent = gen.unsent + sum(len(q) for q in gen.waiting_cycles.values())
@@ -919,13 +932,13 @@ async def _storm(victims: list[Conn], at: float, rng: random.Random) -> None:
 # ---------------------------------------------------------------------------------- runs
 
 def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: int, boards: int, rate: float,
-             args: argparse.Namespace, storm: int = 0) -> dict[str, Any]:
+             args: argparse.Namespace, storm: int = 0, burn_ms: float | None = None) -> dict[str, Any]:
     site_keys = list(SITES[:sites])
     per_site = -(-consoles // sites)
     cfg = make_config(tmp, per_site, sites)
     db = tmp / f"{name}-{sites}-{consoles}-{boards}-{int(rate)}.db"
     secrets = tmp / f"secrets-{per_site}-{sites}.toml"
-    server = ServerProc(cfg, db, secrets, core).wait()
+    server = ServerProc(cfg, db, secrets, core, floor_burn_ms=burn_ms).wait()
     try:
         commit = sqlite_commit(tmp, args.commits)
         tag = f"ol{int(time.time() * 1000) % 10**9}"
@@ -943,6 +956,8 @@ def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: in
         Path(os.environ["OPEN_LOOP_SERVER_LOG"]).write_text("".join(server.log), encoding="utf-8")
     r["scenario"] = name
     r["sqlite_commit"] = commit
+    if burn_ms is not None:
+        r["burn_ms"] = burn_ms
     return r
 
 
@@ -966,11 +981,16 @@ def fmt(x: float | None, unit: str = "ms") -> str:
     return f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
+def run_name(r: dict[str, Any]) -> str:
+    """The run's scenario, a floor run with its CPU per request (floor0, floor1.5: bench/floor_server.py)."""
+    return f"floor{r['burn_ms']:g}" if r.get("burn_ms") is not None else r["scenario"]
+
+
 def print_row(r: dict[str, Any]) -> None:
     lat, p = r["latency"], r["push"]
     errs = ",".join(f"{k}:{v}" for k, v in sorted(r["errors"].items())) or "-"
     closed = sum(r["closed_by_server"].values())
-    print(f"{r['scenario']:>6} {r['sites']:>5} {r['consoles']:>8} {r['boards']:>6} {r['offered_per_s']:>7.0f} "
+    print(f"{run_name(r):>6} {r['sites']:>5} {r['consoles']:>8} {r['boards']:>6} {r['offered_per_s']:>7.0f} "
           f"{r['achieved_send_per_s']:>8.0f} {fmt(lat['p50_ms']):>8} {fmt(lat['p99_ms']):>8} {fmt(lat['max_ms']):>8} "
           f"{r['answered']:>6}/{r['offered']:<6} {fmt(r['latency_from_send']['p99_ms']):>8} {fmt(r['send_lag']['p99_ms']):>8} "
           f"{p['calls']:>5} {p['missing']:>4} {p['duplicated']:>4} {fmt(p['delay']['p50_ms']):>7} {fmt(p['delay']['p99_ms']):>7} "
@@ -993,7 +1013,7 @@ def markdown(results: dict[str, Any]) -> str:
         errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items())) or "0"
         closed = sum(r["closed_by_server"].values())
         out.append(
-            f"| {r['scenario']} | {r['sites']} | {r['consoles']} | {r['boards']} | {r['offered_per_s']:.0f} "
+            f"| {run_name(r)} | {r['sites']} | {r['consoles']} | {r['boards']} | {r['offered_per_s']:.0f} "
             f"| {r['achieved_send_per_s']:.0f} | {fmt(lat['p50_ms'])} | {fmt(lat['p99_ms'])} | {fmt(lat['max_ms'])} "
             f"| {fmt(r.get('latency_from_send', {}).get('p99_ms'))} | {r['answered']} / {r['offered']} "
             f"| {fmt(r.get('generator_lag', {}).get('p99_ms'))} | {errs} | {closed} "
@@ -1013,7 +1033,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--scenario", nargs="+", choices=("matrix", "sites", "storm"), default=["matrix", "sites", "storm"])
+    ap.add_argument("--scenario", nargs="+", choices=("matrix", "sites", "storm", "floor"), default=["matrix", "sites", "storm"])
     ap.add_argument("--consoles", type=int, nargs="+", default=[20, 200])
     ap.add_argument("--boards", type=int, nargs="+", default=[0, 50])
     ap.add_argument("--rates", type=float, nargs="+", default=[20, 100, 300, 1000], help="offered requests per second")
@@ -1026,6 +1046,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--storm-clients", type=int, default=250, help="consoles (4/5) and boards (1/5) that reconnect")
     ap.add_argument("--storm-rate", type=float, default=100.0)
     ap.add_argument("--commits", type=int, default=2000, help="raw SQLite commits measured per run")
+    ap.add_argument("--floor-burn-ms", type=float, nargs="+", default=[0.0, 1.5, 3.0],
+                    help="CPU per request of the floor server in the `floor` scenario (bench/floor_server.py)")
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="a smoke run: tiny connections, rates and windows")
     ap.add_argument("--json", default=None)
@@ -1066,6 +1088,9 @@ def main(argv: list[str] | None = None) -> int:
         if "sites" in args.scenario:
             plan += [("sites", {"sites": args.sites, "consoles": max(args.consoles), "boards": max(args.boards), "rate": r})
                      for r in args.rates]
+        if "floor" in args.scenario:  # the machine's own figures, beside the server's (bench/floor_server.py)
+            plan += [("floor", {"sites": 1, "consoles": max(args.consoles), "boards": max(args.boards), "rate": r,
+                                "burn_ms": b}) for b in args.floor_burn_ms for r in args.rates]
         if "storm" in args.scenario:
             n = args.storm_clients
             plan.append(("storm", {"sites": 1, "consoles": n * 4 // 5, "boards": n - n * 4 // 5,

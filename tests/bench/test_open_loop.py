@@ -41,3 +41,20 @@ def test_quick_run_accounts_for_every_request_and_call(tmp_path: Path) -> None:
     storm = runs["storm"]["storm"]
     assert storm["resynced"] == storm["clients"] == 10, storm  # every dropped client came back with hello
     assert sum(runs["storm"]["reconnects"].values()) == 10, runs["storm"]["reconnects"]
+
+
+def test_floor_server_run_accounts_for_every_request_and_call(tmp_path: Path) -> None:
+    """The `floor` scenario (bench/floor_server.py) speaks enough of the protocol for the bench:
+    every request answered, every call on every board once, with and without CPU per request."""
+    out = tmp_path / "floor.json"
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "open_loop.py"), "--quick", "--scenario", "floor",
+                        "--floor-burn-ms", "0", "0.5", "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=200)
+    assert p.returncode == 0, p.stdout + p.stderr
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["scenario"], r["burn_ms"]) for r in runs] == [("floor", 0.0), ("floor", 0.5)], runs
+    for r in runs:
+        assert r["answered"] == r["offered"] > 0 and r["latency"]["n"] == r["answered"], r
+        assert r["push"]["calls"] > 0 and r["push"]["missing"] == 0 and r["push"]["duplicated"] == 0, r["push"]
+        assert r["server_reply"] == {"n": 0, "p50_le_ms": None, "p99_le_ms": None, "p999_le_ms": None}, r  # no /metrics
+    assert "floor0.5" in p.stdout  # each run is named with its CPU per request
