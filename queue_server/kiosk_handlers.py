@@ -120,15 +120,8 @@ def ticket_header(server: QueueServer, hub: SiteHub, ticket: Ticket) -> dict[str
 
 def route_view(hub: SiteHub, departments: list[str]) -> list[dict[str, Any]]:
     """The route as the ticket prints it: each department with its counters and floor."""
-    return [
-        {
-            "department": d,
-            "name": dict(hub.config.department_names.get(d, {})),
-            "counters": [x.number for x in hub.config.counters if d in x.departments],
-            "floor": min((x.floor for x in hub.config.counters if d in x.departments), default=1),
-        }
-        for d in departments
-    ]
+    return [{"department": d, "name": dict(hub.config.department_names.get(d, {})), **hub.department_place(d)}
+            for d in departments]
 
 
 def help_call(hub: SiteHub, c: Client, b: dict[str, Any], now: float) -> Outcome:
