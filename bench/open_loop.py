@@ -859,7 +859,8 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     gc.unfreeze()
     cpu_gen = cpu_used / max(1e-9, perf() - t0)
     cpu_srv = (server.cpu_seconds() - srv0) / max(1e-9, perf() - t0)
-    server_reply = reply_quantiles(replies0, await asyncio.to_thread(replies, url))
+    server_hists = server_quantiles(replies0, await asyncio.to_thread(replies, url))
+    server_reply = server_hists.pop("reply", reply_quantiles({}, {}))
     gen.stopping = True
     unanswered = sum(1 for p in gen.pending.values() if p[2] is not None)
     unsent = gen.unsent + sum(len(q) for q in gen.waiting_cycles.values())
@@ -881,7 +882,7 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
         "generator_preempted": preempted,
         "vm_steal_ms": round(stolen * 1000),  # over the window and the drain, all cores (steal_seconds)
         "generator_us_per_message": round(cpu_used / max(1, gen.received) * 1e6, 1), "drain_s": round(drained, 2), "window_s": round(wall, 2),
-        "server_reply": server_reply,
+        "server_reply": server_reply, "server_stages": server_hists,
     }
     if storm:
         result["storm"] = {"clients": storm, "resynced": len(gen.resync_times), **summary(gen.resync_times)}
@@ -892,17 +893,25 @@ async def run_load(url: str, tokens: Any, *, sites: list[str], consoles: int, bo
     return result
 
 
-def server_replies(ws_url: str) -> dict[float, int]:
-    """The server's own reply-time histogram (/metrics madoguchi_reply_seconds): bound -> count."""
+def server_replies(ws_url: str) -> dict[str, dict[float, int]]:
+    """The server's own histograms from /metrics: its reply times (madoguchi_reply_seconds) under
+    "reply", and each stage of a request through the writer (madoguchi_request_stage_seconds:
+    queued, applied, committed, answered, sent) under its name; each bound -> count."""
     import urllib.request
 
     http = ws_url.replace("ws://", "http://").rsplit("/ws", 1)[0]
     with urllib.request.urlopen(f"{http}/metrics", timeout=30) as r:
         text = r.read().decode()
-    out = {}
-    for m in re.finditer(r'^madoguchi_reply_seconds_bucket\{le="([^"]+)"\} (\d+)$', text, re.M):
-        out[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = int(m.group(2))
-    return out
+    out: dict[str, dict[float, int]] = collections.defaultdict(dict)
+    for m in re.finditer(r'^madoguchi_(?:reply_seconds|request_stage_seconds)_bucket\{(?:stage="(\w+)",)?le="([^"]+)"\} (\d+)$',
+                         text, re.M):
+        out[m.group(1) or "reply"][float("inf") if m.group(2) == "+Inf" else float(m.group(2))] = int(m.group(3))
+    return dict(out)
+
+
+def server_quantiles(before: dict[str, dict[float, int]], after: dict[str, dict[float, int]]) -> dict[str, Any]:
+    """reply_quantiles of every histogram of server_replies."""
+    return {k: reply_quantiles(before.get(k, {}), h) for k, h in after.items()}
 
 
 def reply_quantiles(before: dict[float, int], after: dict[float, int]) -> dict[str, Any]:
@@ -1105,6 +1114,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results["runs"].append(r)
             print_row(r)
+            if r.get("server_stages"):  # the server's own split of a request through the writer (/metrics)
+                print(f"{'':>6} server stages p50/p99 (ms, bucket bounds): " + ", ".join(
+                    f"{k} {fmt(v['p50_le_ms'])}/{fmt(v['p99_le_ms'])}" for k, v in r["server_stages"].items()), flush=True)
             if r["closed_by_server"] or r["lost_on_close"] or r["unanswered"] or r["never_sent"]:
                 print(f"{'':>6} closed by server: {r['closed_by_server'] or '-'}; lost with them {r['lost_on_close']}, "
                       f"unanswered {r['unanswered']}, never sent {r['never_sent']} (no free console)", flush=True)

@@ -36,6 +36,7 @@ class Client:
     sent: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set after each outbox send
     received: float = 0.0  # perf_counter when the frame being handled arrived (reply time, /metrics)
     replies: Any = field(default=None, repr=False)  # metrics.Histogram of reply times (session.py)
+    stages: Any = field(default=None, repr=False)  # metrics.Metrics.stage_seconds (session.py)
 
 
 @dataclass
@@ -54,6 +55,21 @@ class Job:
     fut: asyncio.Future
     idem: str | None
     queued_at: float = field(default_factory=time.monotonic)  # for /healthz: is the writer behind?
+    # perf_counter stamps of its way through the writer (metrics.STAGES): its frame read, its batch
+    # started, applied, committed, its reply made (0.0: not reached; writer.py, session.py)
+    received: float = 0.0
+    batch_at: float = 0.0
+    applied_at: float = 0.0
+    committed_at: float = 0.0
+    answered_at: float = 0.0
+
+    def stage_seconds(self, sent: float) -> tuple[float, ...] | None:
+        """Seconds in each of metrics.STAGES, given when its reply was handed to the socket; None
+        for a request the writer did not apply and commit (a refusal, an idempotent replay)."""
+        if not self.answered_at or not self.received:
+            return None
+        return (self.batch_at - self.received, self.applied_at - self.batch_at, self.committed_at - self.applied_at,
+                self.answered_at - self.committed_at, sent - self.answered_at)
 
 
 def actor(c: Client) -> str:

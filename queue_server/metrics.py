@@ -12,6 +12,14 @@ if TYPE_CHECKING:
 
 
 REPLY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds
+#: Where the time of a request that goes through the writer is spent, in order (session.py and
+#: writer.py stamp its Job): waiting for the writer (behind the batch being written), its batch
+#: applied in memory, the batch committed (in a worker thread, the loop's other work going on
+#: meanwhile), its reply made (the batch's feeds and history noted first), and the reply handed
+#: to the socket (behind the connection's earlier replies and the loop's other callbacks; a
+#: `current` read's card prefill too). Their sum is the request's madoguchi_reply_seconds.
+STAGES = ("queued", "applied", "committed", "answered", "sent")
+STAGE_BUCKETS = (0.0001, 0.0002, 0.0005, *REPLY_BUCKETS)  # a stage is often well under a millisecond
 
 
 class Histogram:
@@ -30,12 +38,15 @@ class Histogram:
                 return
         self.counts[-1] += 1
 
-    def lines(self, name: str) -> list[str]:
+    def lines(self, name: str, labels: str = "") -> list[str]:
+        """The histogram's lines; ``labels`` (e.g. ``stage="queued"``) go on every line."""
         out, running = [], 0
+        pre = f"{labels}," if labels else ""
         for bound, n in zip((*self.buckets, float("inf")), self.counts, strict=True):
             running += n
-            out.append(f'{name}_bucket{{le="{"+Inf" if bound == float("inf") else f"{bound:g}"}"}} {running}')
-        return [*out, f"{name}_sum {self.total:.6f}", f"{name}_count {running}"]
+            out.append(f'{name}_bucket{{{pre}le="{"+Inf" if bound == float("inf") else f"{bound:g}"}"}} {running}')
+        tail = f"{{{labels}}}" if labels else ""
+        return [*out, f"{name}_sum{tail} {self.total:.6f}", f"{name}_count{tail} {running}"]
 
 
 class Metrics:
@@ -60,6 +71,7 @@ class Metrics:
         # the server's own part of each request: frame read -> reply handed to the socket (a load
         # generator's figures also hold its own delays; this one does not)
         self.reply_seconds = Histogram(REPLY_BUCKETS)
+        self.stage_seconds = {stage: Histogram(STAGE_BUCKETS) for stage in STAGES}  # writer requests only
 
     def text(self, server: QueueServer) -> str:
         lines = [
@@ -71,6 +83,11 @@ class Metrics:
         lines += [f'madoguchi_errors_total{{code="{k}"}} {v}' for k, v in sorted(self.errors.items())]
         lines += ["# HELP madoguchi_reply_seconds Server time from a request's frame to its reply handed to the socket.",
                   "# TYPE madoguchi_reply_seconds histogram", *self.reply_seconds.lines("madoguchi_reply_seconds")]
+        lines += ["# HELP madoguchi_request_stage_seconds Server time of each stage of a request through the writer "
+                  "(queued, applied, committed, answered, sent: docs/operations.md).",
+                  "# TYPE madoguchi_request_stage_seconds histogram"]
+        for stage, h in self.stage_seconds.items():
+            lines += h.lines("madoguchi_request_stage_seconds", f'stage="{stage}"')
         lines += ["# HELP madoguchi_busy_total Requests answered busy (shed: the writer was behind), by type.",
                   "# TYPE madoguchi_busy_total counter"]
         lines += [f'madoguchi_busy_total{{type="{k}"}} {v}' for k, v in sorted(self.busy.items())]

@@ -41,7 +41,7 @@ WINDOW = 32  # replies of one connection waiting to be sent, at most, before its
 
 async def handler(server: QueueServer, ws: ServerConnection) -> None:
     """Serve one connection until it closes."""
-    client = Client(ws, replies=server.metrics.reply_seconds)
+    client = Client(ws, replies=server.metrics.reply_seconds, stages=server.metrics.stage_seconds)
     server.clients.add(client)
     sender = asyncio.create_task(_sender(client))
     try:
@@ -73,14 +73,14 @@ async def handler(server: QueueServer, ws: ServerConnection) -> None:
 async def _sender(client: Client) -> None:
     """Send the connection's queued replies in request order, each when it is ready."""
     while True:
-        received, item = await client.outbox.get()
+        received, item, job = await client.outbox.get()
         try:
             # shielded: cancelling this sender (the connection closed) must not cancel the writer's
             # future of a request in its batch (the writer answers it and pushes the batch anyway)
             msg = await asyncio.shield(item) if isinstance(item, asyncio.Future) else item
             with contextlib.suppress(ConnectionClosed):
                 await client.ws.send(msg)
-            _timed(client, received)
+            _timed(client, received, job)
         except Exception:  # never a dead sender (the connection's later replies would never leave)
             log.exception("a reply could not be built")
         finally:
@@ -88,9 +88,15 @@ async def _sender(client: Client) -> None:
             client.sent.set()
 
 
-def _timed(client: Client, received: float) -> None:
+def _timed(client: Client, received: float, job: Job | None = None) -> None:
+    """Count the reply's server time in /metrics; a request the writer applied, its stages too."""
+    sent = time.perf_counter()
     if client.replies is not None:
-        client.replies.observe(time.perf_counter() - received)
+        client.replies.observe(sent - received)
+    stages = job.stage_seconds(sent) if job is not None and client.stages is not None else None
+    if stages is not None:
+        for h, seconds in zip(client.stages.values(), stages, strict=True):
+            h.observe(seconds)
 
 
 async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> None:
@@ -132,12 +138,12 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
         retry = admission.shed(req.type, server.queue.qsize(), waited, server.admission)
         if retry is not None:
             return await send_busy(server, client, req, retry)
-    job = Job(client, req, asyncio.get_running_loop().create_future(), key)
+    job = Job(client, req, asyncio.get_running_loop().create_future(), key, received=client.received)
     server.queue.put_nowait(job)
     reply: asyncio.Future = job.fut
     if req.type == "current":  # the card prefill, read after the writer, in a thread
         reply = asyncio.ensure_future(_with_prefill(server, client, req.id, job.fut))
-    _queue_reply(client, reply)  # sent when the writer answers; the loop reads on meanwhile
+    _queue_reply(client, reply, job)  # sent when the writer answers; the loop reads on meanwhile
 
 
 async def _with_prefill(server: QueueServer, client: Client, rid: Any, fut: asyncio.Future) -> str:
@@ -157,9 +163,9 @@ async def _settled(client: Client) -> None:
         await client.sent.wait()
 
 
-def _queue_reply(client: Client, item: str | asyncio.Future) -> None:
+def _queue_reply(client: Client, item: str | asyncio.Future, job: Job | None = None) -> None:
     client.unsent += 1
-    client.outbox.put_nowait((client.received, item))
+    client.outbox.put_nowait((client.received, item, job))
 
 
 async def send(client: Client, msg: str) -> None:

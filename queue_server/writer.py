@@ -169,6 +169,7 @@ class Writer:
     # ------------------------------------------------------------------ one batch
     async def run_batch(self, jobs: list[Job], isolate: bool = True) -> None:
         s = self.server
+        batch_at = time.perf_counter()
         now = s.clock()
         for hub in s.hubs.values():
             hub.lobby.journal = []
@@ -207,6 +208,7 @@ class Writer:
                 batch.requests.append({"site": site, "key": key, "reply": out.result, "at": now})
             applied.append(_Applied(job, out, events))
         _inserts_not_updates(batch)
+        applied_at = time.perf_counter()
         if batch:
             t0 = time.perf_counter()
             try:
@@ -219,6 +221,7 @@ class Writer:
             s.metrics.batched_jobs += len(applied)
             if not self.storage.ok or self.storage.failures:
                 self._recovered()
+        committed_at = time.perf_counter()
         for hub in s.hubs.values():
             hub.lobby.journal = None  # committed: nothing to roll back any more
         for a in applied:  # the consoles' feed and the estimator's history hear them first
@@ -235,6 +238,9 @@ class Writer:
                     else P.reply(a.job.req.id, a.out.result))
         for job in followers:
             _answer(job.fut, P.reply_encoded(job.req.id, s.idem[job.idem]))
+        answered_at = time.perf_counter()  # (the replies' senders run after this task yields)
+        for job in [*(a.job for a in applied), *followers]:  # their stages (metrics.STAGES)
+            job.batch_at, job.applied_at, job.committed_at, job.answered_at = batch_at, applied_at, committed_at, answered_at
         if applied or followers:
             # the replies leave before the batch's pushes are built and sent (a call goes to 50
             # boards): the requester waits for its reply, a board's call may come a moment later

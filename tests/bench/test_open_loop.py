@@ -35,6 +35,9 @@ def test_quick_run_accounts_for_every_request_and_call(tmp_path: Path) -> None:
         assert r["sqlite_commit"]["n"] == 200, r["sqlite_commit"]
         assert r["pushes_received"].get("counter:queue", 0) > 0, r["pushes_received"]  # consoles read their pushes
         assert r["vm_steal_ms"] >= 0, r  # read from /proc/stat (0 on bare metal)
+        # the server's own split of its writer requests (/metrics madoguchi_request_stage_seconds)
+        assert list(r["server_stages"]) == ["queued", "applied", "committed", "answered", "sent"], r["server_stages"]
+        assert all(0 < v["n"] <= r["server_reply"]["n"] for v in r["server_stages"].values()), r["server_stages"]
     for name in ("matrix", "sites"):  # no reconnect there: every call reached every board once
         assert runs[name]["push"]["missing"] == 0 and runs[name]["push"]["duplicated"] == 0, runs[name]["push"]
     assert set(runs["sites"]["waiting_at_end"]) == {"honcho", "yawata", "matsuyama", "hirata"}

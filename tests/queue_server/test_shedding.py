@@ -490,3 +490,46 @@ def test_metrics_count_every_reply_in_the_reply_time_histogram(held):
 
     before, after = asyncio.run(scenario())
     assert after - before == 3
+
+
+def test_metrics_split_a_writer_request_into_its_stages(held):
+    """/metrics madoguchi_request_stage_seconds: every request the writer applies is counted once
+    in each stage (metrics.STAGES), and its stages add up to its reply time; a refused request
+    and a ping (no writer) are in the reply times only."""
+    from queue_server.metrics import STAGES
+
+    kh, ch = _hellos(held)
+
+    def read(text: str) -> dict[str, tuple[int, float]]:
+        out = {}
+        for stage in STAGES:
+            n = re.search(rf'^madoguchi_request_stage_seconds_count{{stage="{stage}"}} (\d+)$', text, re.M)
+            t = re.search(rf'^madoguchi_request_stage_seconds_sum{{stage="{stage}"}} ([\d.]+)$', text, re.M)
+            out[stage] = (int(n.group(1)), float(t.group(1)))
+        n = re.search(r"^madoguchi_reply_seconds_count (\d+)$", text, re.M)
+        t = re.search(r"^madoguchi_reply_seconds_sum ([\d.]+)$", text, re.M)
+        out["reply"] = (int(n.group(1)), float(t.group(1)))
+        return out
+
+    async def scenario():
+        k, _ = await Client.open(held.url, **kh)
+        c, _ = await Client.open(held.url, **ch)
+        t0 = read(await asyncio.to_thread(_metrics, held))
+        await k.ok("issue", **_issue("st1"))
+        await c.ok("queue")  # a read through the writer: applied, nothing to commit
+        t1 = read(await asyncio.to_thread(_metrics, held))
+        await k.ok("ping")
+        refused = await k.request("issue", purposes=["no-such-purpose"], answers={}, lang="ja", idempotency_key="st2")
+        t2 = read(await asyncio.to_thread(_metrics, held))
+        for x in (k, c):
+            await x.close()
+        return t0, t1, t2, refused
+
+    t0, t1, t2, refused = asyncio.run(scenario())
+    assert "error" in refused, refused
+    for stage in STAGES:
+        assert t1[stage][0] - t0[stage][0] == 2, stage
+        assert t2[stage][0] == t1[stage][0], stage  # the ping and the refusal have no stages
+    assert t1["reply"][0] - t0["reply"][0] == 2 and t2["reply"][0] - t1["reply"][0] == 2
+    staged = sum(t1[s][1] - t0[s][1] for s in STAGES)
+    assert abs(staged - (t1["reply"][1] - t0["reply"][1])) < 1e-5, (staged, t1["reply"], t0["reply"])
