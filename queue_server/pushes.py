@@ -68,10 +68,12 @@ def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any,
     # by default the last seq already pushed, never hub.seq: while a batch is being committed that
     # is ahead, and a board that took it from (say) a waits push, then lost its connection before
     # the batch's call arrived, would resume past the call and never be replayed it
+    clients = audience_of(server, hub.key, audience)
+    if not clients:  # no one to hear it (e.g. no admin page open): not even encoded
+        return
     msg = P.push(kind, hub.key, hub.pushed_seq if seq is None else seq, data)
     if msg is None:  # not encodable (logged): better no push than one a board's parser drops
         return
-    clients = audience_of(server, hub.key, audience)
     boards = [c for c in clients if c.role == "display"]
     if boards:  # coalesced, every kind of push: a board hears them in seq order (board_out.py)
         server.board_out.queue(boards, msg)

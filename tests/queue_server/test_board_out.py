@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -113,3 +114,22 @@ def test_a_board_that_stops_reading_is_closed_and_the_others_hear_every_call(tmp
             await c.close()
 
     asyncio.run(_serve(qs, body))
+
+
+def test_a_push_no_one_hears_is_not_even_encoded(tmp_path, monkeypatch):
+    """pushes.push encodes a push only when its audience has a client (every event goes to the
+    admin audience, which is usually empty); with one client there, it is encoded once."""
+    qs = make_server(tmp_path)
+    hub = qs.hubs["honcho"]
+    encoded = []
+    real = pushes.P.push
+    monkeypatch.setattr(pushes.P, "push", lambda *a, **k: encoded.append(a) or real(*a, **k))
+    pushes.push(qs, hub, "admin", "event", {"kind": "called"})
+    assert encoded == []
+    # a client whose socket is gone: the push is encoded, then not written (send_frame skips it)
+    admin = ServerClient(ws=SimpleNamespace(transport=None), role="admin", site="honcho")  # type: ignore[arg-type]
+    qs.clients.add(admin)
+    qs.clients.placed(admin)  # (as its hello does)
+    pushes.push(qs, hub, "admin", "event", {"kind": "called"})
+    assert [a[0] for a in encoded] == ["event"]
+    qs.clients.discard(admin)
