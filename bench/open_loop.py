@@ -41,6 +41,7 @@ and the call delivery check across the storm.
     .venv/bin/python bench/open_loop.py --scenario sites --sites 4 --rates 100
     .venv/bin/python bench/open_loop.py --scenario storm --storm-clients 250 --json out.json
     .venv/bin/python bench/open_loop.py --scenario floor --consoles 200 --boards 50 --rates 100 300
+    .venv/bin/python bench/open_loop.py --scenario matrix floor --consoles 200 --boards 50 --rates 100 300 --repeat 5
     .venv/bin/python bench/open_loop.py --markdown              # also print the docs/benchmarks.md tables
     .venv/bin/python bench/open_loop.py --from-json out.json    # the tables of an earlier run, no run
 
@@ -49,9 +50,12 @@ and boards over `--sites` sites, every rate), `storm`, and `floor` (not in the d
 largest consoles and boards at every rate against bench/floor_server.py instead of the server —
 the same library, connections and generator, every request answered at once (or after
 `--floor-burn-ms` of CPU each) and every call pushed to every board. It is what the machine gives
-any server: the real server's figures are read beside it. The generator's own limits are printed:
-achieved send rate, send lag (socket send − schedule: it includes a console step's wait for
-its console and a request's wait behind a connection the server does not read), the generator's
+any server: the real server's figures are read beside it. `--repeat N` runs the whole plan N times,
+round after round, and ends with each kind of run's spread (p99 of every round, median, min–max).
+
+The generator's own limits are printed: achieved send rate, send lag (socket send − schedule: it
+includes a console step's wait for its console and a request's wait behind a connection the
+server does not read), the generator's
 own lag (`generator_lag`: dispatch − schedule, before any socket), its CPU use (near 100% of
 its core: the figures are the generator's, not the server's), its CPU per received message
 (`generator_us_per_message`) and how often other processes took its core (`generator_preempted`),
@@ -84,6 +88,7 @@ import resource
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -1006,6 +1011,26 @@ def print_row(r: dict[str, Any]) -> None:
           f"{r['server_cpu']:>4.2f} {r['generator_cpu']:>4.2f} {fmt(r['sqlite_commit']['p99_ms'])} {closed:>4} {errs}")
 
 
+def spread(runs: list[dict[str, Any]]) -> str:
+    """Each kind of run over its rounds (--repeat): p99 of every round, their median, min and max,
+    and the medians of p50 and of the server's CPU — the figures docs/benchmarks.md quotes."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in runs:
+        if "failed" not in r:
+            groups.setdefault((run_name(r), r["sites"], r["consoles"], r["boards"], r["offered_per_s"]), []).append(r)
+    out = ["| run | sites | consoles | boards | offered /s | rounds | p99 each round | p99 median | min–max "
+           "| p50 median | server CPU median |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (name, sites, consoles, boards, rate), rs in groups.items():
+        p99 = [r["latency"]["p99_ms"] for r in rs if r["latency"]["p99_ms"] is not None]
+        p50 = [r["latency"]["p50_ms"] for r in rs if r["latency"]["p50_ms"] is not None]
+        if not p99:
+            continue
+        out.append(f"| {name} | {sites} | {consoles} | {boards} | {rate:.0f} | {len(rs)} | "
+                   f"{', '.join(fmt(x) for x in p99)} | {fmt(statistics.median(p99))} | {fmt(min(p99))}–{fmt(max(p99))} "
+                   f"| {fmt(statistics.median(p50))} | {statistics.median(r['server_cpu'] for r in rs):.2f} |")
+    return "\n".join(out)
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The runs as docs/benchmarks.md tables (`--markdown`, or `--from-json FILE --markdown`)."""
     out = ["| run | sites | consoles | boards | offered /s | sent /s | p50 | p99 | max | wire p99 | answered / offered "
@@ -1057,6 +1082,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--commits", type=int, default=2000, help="raw SQLite commits measured per run")
     ap.add_argument("--floor-burn-ms", type=float, nargs="+", default=[0.0, 1.5, 3.0],
                     help="CPU per request of the floor server in the `floor` scenario (bench/floor_server.py)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the whole plan this many times, round after round, and print each run's spread")
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="a smoke run: tiny connections, rates and windows")
     ap.add_argument("--json", default=None)
@@ -1104,14 +1131,17 @@ def main(argv: list[str] | None = None) -> int:
             n = args.storm_clients
             plan.append(("storm", {"sites": 1, "consoles": n * 4 // 5, "boards": n - n * 4 // 5,
                                    "rate": args.storm_rate, "storm": n}))
-        for name, kw in plan:
+        # --repeat: the whole plan again, round after round, so that a slow stretch of the machine
+        # falls on every kind of run alike rather than on one run's repeats
+        for rnd, (name, kw) in ((rnd, item) for rnd in range(1, args.repeat + 1) for item in plan):
             try:
                 r = scenario(tmp, server_core, name, args=args, **kw)
             except Exception as e:  # one failed run is reported, the others still run
-                r = {"scenario": name, **kw, "failed": f"{type(e).__name__}: {e}"}
+                r = {"scenario": name, **kw, "failed": f"{type(e).__name__}: {e}", "round": rnd}
                 print(f"{name}: FAILED {r['failed']}", flush=True)
                 results["runs"].append(r)
                 continue
+            r["round"] = rnd
             results["runs"].append(r)
             print_row(r)
             if r.get("server_stages"):  # the server's own split of a request through the writer (/metrics)
@@ -1147,6 +1177,8 @@ def main(argv: list[str] | None = None) -> int:
         if "failed" not in r and r["generator_cpu"] >= 0.9:
             print(f"note: the generator used {r['generator_cpu']:.0%} of its core at {r['offered_per_s']:.0f} req/s "
                   f"({r['consoles']} consoles, {r['boards']} boards): there the generator, not only the server, limits")
+    if args.repeat > 1:
+        print(spread(results["runs"]))
     if args.markdown:
         print(markdown(results))
     if args.json:

@@ -27,14 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("madoguchi.server")
 FLUSH_INTERVAL = 0.2  # seconds between derived-view pushes (waits, queues, public status)
-# Seconds between two computations of a site's waits while it keeps changing: a
-# wait shown in minutes is as good a second later, and the computation grows with the queues
-# (bench/waits_bench.py: 1.5 ms with 450 queue entries, 18 ms with 3,500 — at every flush that
-# was up to a tenth of a core at an April peak). The last change is never left out: a site stays
-# due until its waits are computed after it. hub.WAITS_MAX_AGE is above this, so replies read
-# the flusher's waits instead of computing their own.
-WAITS_INTERVAL = 1.0
-PRUNE_INTERVAL = 1.0  # seconds between erasing the forms' values of closed visits (forms_api.FormsDesk.prune)
 # A client with more than this many bytes not yet written to its socket is closed (1013) and
 # resyncs when it reconnects: several full queue snapshots, far more than a healthy client ever
 # has pending, so only a client that stopped reading (or a link that died unnoticed) reaches it.
@@ -150,62 +142,48 @@ def with_audio(server: QueueServer, view: dict[str, Any], fresh: bool = True) ->
 
 
 async def flusher(server: QueueServer) -> None:
-    """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL; the
-    waits of a site that keeps changing at most every WAITS_INTERVAL (``due_waits``)."""
+    """Push derived views (waits, queues, public statuses) at most every FLUSH_INTERVAL."""
     last: dict[tuple[int, str], str] = {}
-    stale: set[str] = set()  # sites changed since their waits were last computed
-    computed: dict[str, float] = {}  # site -> when (time.monotonic) its waits were last computed
-    pruned = float("-inf")
     while True:
         await asyncio.sleep(FLUSH_INTERVAL)
         await day_end.roll_day(server)
-        # the cadences are the machine's time, not the lobby's (server.clock may be simulated or
-        # stand still in a test): they are there to spare the CPU
-        mono = time.monotonic()
-        if mono - pruned >= PRUNE_INTERVAL:
-            pruned = mono
-            server.forms_desk.prune({k: h.lobby for k, h in server.hubs.items()}, {k: h.day for k, h in server.hubs.items()})
-        if not server.dirty and not stale:
+        server.forms_desk.prune({k: h.lobby for k, h in server.hubs.items()}, {k: h.day for k, h in server.hubs.items()})
+        if not server.dirty:
             continue
         sites, server.dirty = server.dirty, set()
-        stale |= sites
-        due = due_waits(stale, computed, mono)
         now = server.clock()
         spent = 0.0
-        for key in [k for k in server.hubs if k in sites or k in due]:
+        for key in sites:
             t0 = time.perf_counter()
             hub = server.hubs[key]
-            if key in due:
-                stale.discard(key)
-                computed[key] = mono
-                # Computed in a worker thread from a snapshot (it grows with the queues: 4 ms with
-                # 1,000 queue entries): the loop, given the GIL every SWITCH_INTERVAL, answers meanwhile
-                inputs = hub.waits_inputs(now)
-                spent += time.perf_counter() - t0
-                out = await asyncio.to_thread(shown_waits, *inputs.args)
-                t0 = time.perf_counter()
-                if server.hubs.get(key) is not hub:
-                    computed.pop(key, None)  # re-read meanwhile: its own flush follows (reread marks it dirty)
-                    continue
-                hub.set_waits(inputs, out)
-                waits_data = hub.waits_view(out)
-                _push_if_changed(server, last, hub, "display", "waits", waits_data)
-                spent += time.perf_counter() - t0
-                # a request that arrived meanwhile goes first: the flush of a busy site is several
-                # ms (200 consoles), and in one piece it was the largest wait a request could meet
-                await asyncio.sleep(0)
-                t0 = time.perf_counter()
+            # fresh after every change: the replies and snapshots of the next half second (phones,
+            # the admin page's refresh) read this cache, and no later push would mend a stale one.
+            # Computed in a worker thread from a snapshot (it grows with the queues: 4 ms with
+            # 1,000 queue entries): the loop, given the GIL every SWITCH_INTERVAL, answers meanwhile
+            inputs = hub.waits_inputs(now)
+            spent += time.perf_counter() - t0
+            out = await asyncio.to_thread(shown_waits, *inputs.args)
+            t0 = time.perf_counter()
+            if server.hubs.get(key) is not hub:
+                continue  # re-read meanwhile: its own flush follows (reread marks it dirty)
+            hub.set_waits(inputs, out)
+            waits_data = hub.waits_view(out)
+            _push_if_changed(server, last, hub, "display", "waits", waits_data)
+            spent += time.perf_counter() - t0
+            # a request that arrived meanwhile goes first: the flush of a busy site is several ms
+            # (200 consoles), and in one piece it was the largest wait a request could meet
+            await asyncio.sleep(0)
+            t0 = time.perf_counter()
             hub = server.hubs[key]  # (a re-read may have replaced it meanwhile)
-            for client in server.clients.of(key, "public"):  # the phones: their wait may have moved too
+            consoles = [(client, hub.lobby.counters[client.counter].departments)
+                        for client in server.clients.of(key, "counter") if client.counter in hub.lobby.counters]
+            for client in server.clients.of(key, "public"):
                 if client.ticket in hub.lobby.tickets:
                     data = hub.public_view(hub.lobby.tickets[client.ticket], now)
                     _send_if_changed(server, last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
                                      P.push("status", hub.key, hub.pushed_seq, data))
             spent += time.perf_counter() - t0
-            if key in sites:  # (a site whose waits alone were due has no queue change)
-                consoles = [(client, hub.lobby.counters[client.counter].departments)
-                            for client in server.clients.of(key, "counter") if client.counter in hub.lobby.counters]
-                spent += await flush_queues(server, hub, consoles)
+            spent += await flush_queues(server, hub, consoles)
         server.metrics.flushes += 1
         server.metrics.flush_seconds += spent
 
@@ -292,12 +270,6 @@ def _send_if_changed(server: QueueServer, last: dict, client: Client, kind: str,
     if msg is not None and last.get(k) != body:
         last[k] = body
         send_frame(server, [client], text_frame(msg))
-
-
-def due_waits(stale: set[str], computed: dict[str, float], now: float) -> set[str]:
-    """The sites among ``stale`` (changed since their waits were computed) whose waits are due
-    at ``now`` (time.monotonic): never computed, or WAITS_INTERVAL ago or more."""
-    return {k for k in stale if now - computed.get(k, float("-inf")) >= WAITS_INTERVAL}
 
 
 def _push_if_changed(server: QueueServer, last: dict, hub: SiteHub, audience: str, kind: str, data: Any) -> None:

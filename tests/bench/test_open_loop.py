@@ -51,11 +51,16 @@ def test_floor_server_run_accounts_for_every_request_and_call(tmp_path: Path) ->
     every request answered, every call on every board once, with and without CPU per request."""
     out = tmp_path / "floor.json"
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "open_loop.py"), "--quick", "--scenario", "floor",
-                        "--floor-burn-ms", "0", "0.5", "--json", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=200)
+                        "--floor-burn-ms", "0", "0.5", "--repeat", "2", "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert p.returncode == 0, p.stdout + p.stderr
     runs = json.loads(out.read_text())["runs"]
-    assert [(r["scenario"], r["burn_ms"]) for r in runs] == [("floor", 0.0), ("floor", 0.5)], runs
+    # --repeat 2: the whole plan twice, round after round
+    assert [(r["round"], r["burn_ms"]) for r in runs] == [(1, 0.0), (1, 0.5), (2, 0.0), (2, 0.5)], runs
+    assert {r["scenario"] for r in runs} == {"floor"}
+    spread = [line for line in p.stdout.splitlines() if line.startswith("| floor")]
+    assert [line.split("|")[1].strip() for line in spread] == ["floor0", "floor0.5"], p.stdout
+    assert all(line.split("|")[6].strip() == "2" for line in spread), spread  # two rounds each
     for r in runs:
         assert r["answered"] == r["offered"] > 0 and r["latency"]["n"] == r["answered"], r
         assert r["push"]["calls"] > 0 and r["push"]["missing"] == 0 and r["push"]["duplicated"] == 0, r["push"]
