@@ -946,11 +946,13 @@ async def _storm(victims: list[Conn], at: float, rng: random.Random) -> None:
 # ---------------------------------------------------------------------------------- runs
 
 def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: int, boards: int, rate: float,
-             args: argparse.Namespace, storm: int = 0, burn_ms: float | None = None) -> dict[str, Any]:
+             args: argparse.Namespace, storm: int = 0, burn_ms: float | None = None, rnd: int = 1) -> dict[str, Any]:
     site_keys = list(SITES[:sites])
     per_site = -(-consoles // sites)
     cfg = make_config(tmp, per_site, sites)
-    db = tmp / f"{name}-{sites}-{consoles}-{boards}-{int(rate)}.db"
+    # a fresh database for every run, every round too: a server started on an earlier run's
+    # database loads its day, and the queue it left (hundreds more waiting) changes every figure
+    db = tmp / f"{name}-{sites}-{consoles}-{boards}-{int(rate)}-{burn_ms}-r{rnd}.db"
     secrets = tmp / f"secrets-{per_site}-{sites}.toml"
     server = ServerProc(cfg, db, secrets, core, floor_burn_ms=burn_ms).wait()
     try:
@@ -969,6 +971,7 @@ def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: in
     if os.environ.get("OPEN_LOOP_SERVER_LOG"):  # the server's whole output (first 500 lines), to look into
         Path(os.environ["OPEN_LOOP_SERVER_LOG"]).write_text("".join(server.log), encoding="utf-8")
     r["scenario"] = name
+    r["database"] = db.name
     r["sqlite_commit"] = commit
     if burn_ms is not None:
         r["burn_ms"] = burn_ms
@@ -1135,7 +1138,7 @@ def main(argv: list[str] | None = None) -> int:
         # falls on every kind of run alike rather than on one run's repeats
         for rnd, (name, kw) in ((rnd, item) for rnd in range(1, args.repeat + 1) for item in plan):
             try:
-                r = scenario(tmp, server_core, name, args=args, **kw)
+                r = scenario(tmp, server_core, name, args=args, rnd=rnd, **kw)
             except Exception as e:  # one failed run is reported, the others still run
                 r = {"scenario": name, **kw, "failed": f"{type(e).__name__}: {e}", "round": rnd}
                 print(f"{name}: FAILED {r['failed']}", flush=True)

@@ -58,6 +58,7 @@ def test_floor_server_run_accounts_for_every_request_and_call(tmp_path: Path) ->
     # --repeat 2: the whole plan twice, round after round
     assert [(r["round"], r["burn_ms"]) for r in runs] == [(1, 0.0), (1, 0.5), (2, 0.0), (2, 0.5)], runs
     assert {r["scenario"] for r in runs} == {"floor"}
+    assert len({r["database"] for r in runs}) == 4, runs  # every run, every round on a fresh database
     spread = [line for line in p.stdout.splitlines() if line.startswith("| floor")]
     assert [line.split("|")[1].strip() for line in spread] == ["floor0", "floor0.5"], p.stdout
     assert all(line.split("|")[6].strip() == "2" for line in spread), spread  # two rounds each
