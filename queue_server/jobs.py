@@ -65,7 +65,8 @@ class Job:
 
     def stage_seconds(self, sent: float) -> tuple[float, ...] | None:
         """Seconds in each of metrics.STAGES, given when its reply was handed to the socket; None
-        for a request the writer did not apply and commit (a refusal, an idempotent replay)."""
+        for a request the writer refused or answered with an earlier reply (an idempotent retry).
+        A read has nothing to commit: its ``committed`` stage is the moment after ``applied``."""
         if not self.answered_at or not self.received:
             return None
         return (self.batch_at - self.received, self.applied_at - self.batch_at, self.committed_at - self.applied_at,
