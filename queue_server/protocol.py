@@ -330,7 +330,6 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-
 class Encoded(str):
     """A result already encoded as JSON text (queue_reply.py): a reply carries it as it is."""
 

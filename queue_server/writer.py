@@ -210,13 +210,12 @@ class Writer:
         _inserts_not_updates(batch)
         applied_at = time.perf_counter()
         if batch:
-            t0 = time.perf_counter()
             try:
                 await asyncio.to_thread(s.store.write, batch)
             except Exception as e:
                 await self._commit_failed(e, start, applied, followers, fresh, isolate)
                 return
-            s.metrics.commit_seconds += time.perf_counter() - t0
+            s.metrics.commit_seconds += time.perf_counter() - applied_at
             s.metrics.batches += 1
             s.metrics.batched_jobs += len(applied)
             if not self.storage.ok or self.storage.failures:
