@@ -529,8 +529,9 @@ function beep() {
   } catch (e) { /* no sound device */ }
 }
 
-function signIn(e) {
+async function signIn(e) {
   e.preventDefault();
+  await loaded;  // typed before the texts were in: it signs in as soon as they are
   S.staff = $("staff").value.trim();
   const token = $("token").value.trim();
   if (!S.staff || !token) return;
@@ -557,7 +558,7 @@ function signOut() {
   $("signin").hidden = false;
 }
 
-async function main() {
+async function load() {
   [S.i18n, S.catalogue] = await Promise.all([
     I18n.load("/board/messages.json"),
     fetch("/catalogue.json").then((r) => r.json()).catch(() => ({ procedures: {}, documents: {} })),
@@ -565,9 +566,6 @@ async function main() {
   document.documentElement.lang = htmlLang(LANG);
   applyTexts();
   $("signin-counter").textContent = t("board.counter_n", { n: COUNTER });
-  $("staff").value = localStorage.getItem("madoguchi.console.staff") || "";
-  $("token").value = params.get("token") || "";
-  $("signin").addEventListener("submit", signIn);
   $("signout").addEventListener("click", signOut);
   for (const b of document.querySelectorAll("#actions button")) b.addEventListener("click", () => ACTIONS[b.dataset.action]());
   $("transfer-dialog").addEventListener("close", () => {
@@ -591,7 +589,14 @@ async function main() {
   setInterval(tick, 1000);  // the called / serving timer
   // minutes waited and the aging order move with the clock alone, not with pushes
   setInterval(() => { if (S.policy && !$("app").hidden) { derive(); renderQueue(); } }, 15000);
-  ($("staff").value ? $("token").value ? $("signin-button") : $("token") : $("staff")).focus();
 }
 
-main();
+// The sign-in works from the first moment, before the texts and the catalogue are in: Enter pressed
+// early (a fast clerk, a slow network) used to do nothing at all. The button is disabled in the HTML
+// until the handler is on, so the form's native submit (name and token in the address) never runs.
+$("staff").value ||= localStorage.getItem("madoguchi.console.staff") || "";
+$("token").value ||= params.get("token") || "";
+$("signin").addEventListener("submit", signIn);
+$("signin-button").disabled = false;
+($("staff").value ? $("token").value ? $("signin-button") : $("token") : $("staff")).focus();
+const loaded = load();

@@ -226,3 +226,26 @@ def test_buttons_are_on_exactly_when_the_server_accepts_them_with_timers_and_a_c
     shot(page, "console-serving-timer")
     _press(page, "c")
     assert _current(page) is None
+
+
+def test_a_sign_in_typed_before_the_texts_are_in_waits_for_them_and_never_reloads_the_page(live, context):
+    """Seen in CI: Enter pressed before the page had loaded its texts did nothing (no handler yet, the
+    token field still empty) and the clerk stayed on the sign-in form. It must sign in once they are
+    in, and never fall back to the form's native submit (the name and token in the address)."""
+    held = []
+    page = context.new_page()
+    page.route("**/board/messages.json", lambda route: held.append(route))  # held until released below
+    page.goto(console_url(live, 4))
+    while not held:
+        page.wait_for_timeout(20)
+    url = page.url
+    page.fill("#staff", "早瀬")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert page.url == url  # no native submit: nothing typed went into the address
+    assert page.locator("#app").is_hidden()
+    held[0].continue_()
+    page.wait_for_selector("#app:not([hidden])")
+    page.wait_for_function("window.__console.counter && window.__console.counter.state === 'open'")
+    assert "早瀬" in page.locator("#staff-label").inner_text()
+    page.close()
