@@ -14,7 +14,8 @@ from typing import Any
 
 from . import transitions as tr
 from .dispatch import DispatchPolicy, choose_next
-from .model import ACTIVE_STEP_STATES, Counter, CounterState, StepState, Ticket
+from .model import ACTIVE_STEP_STATES, Counter, CounterState, Ticket
+from .ready_index import ReadyIndex
 from .transitions import TransitionError
 
 
@@ -45,9 +46,9 @@ class Lobby:
         self.max_recalls = max_recalls
         self.tickets: dict[str, Ticket] = {}
         self._busy: dict[int, str] = {}  # counter number -> ticket id now called or served there
-        # department -> ids of open tickets with a READY step there: "call next" looks only at the
-        # counter's departments instead of scanning every ticket of the day
-        self._ready: dict[str, dict[str, None]] = {}
+        # the open tickets with a READY step, per department: "call next" looks at a few of the
+        # counter's departments' tickets instead of scanning every ticket of the day
+        self._ready = ReadyIndex()
         # The inverses of the moves made since the server's writer last cleared it (None: off).
         # The writer rolls a failed request, or a batch whose commit failed, back through it, so
         # memory is never ahead of the database whatever raised where.
@@ -75,25 +76,17 @@ class Lobby:
             s = old.active_step
             if s is not None and self._busy.get(s.counter) == tid:  # type: ignore[arg-type]
                 del self._busy[s.counter]  # type: ignore[arg-type]
-            for st in old.steps:
-                if st.state is StepState.READY:
-                    self._ready.get(st.department, {}).pop(tid, None)
+            self._ready.remove(old)
 
     def _index(self, t: Ticket) -> None:
         s = t.active_step
         if s is not None and s.counter is not None:
             self._busy[s.counter] = t.id
-        if t.closed is None:
-            for st in t.steps:
-                if st.state is StepState.READY:
-                    self._ready.setdefault(st.department, {})[t.id] = None
+        self._ready.add(t)
 
     def waiting_for(self, departments: Iterable[str]) -> list[Ticket]:
         """Open tickets with a ready step in any of these departments (some may be at a counter)."""
-        ids: dict[str, None] = {}
-        for d in departments:
-            ids.update(self._ready.get(d, {}))
-        return [self.tickets[i] for i in ids]
+        return [self.tickets[i] for i in self._ready.waiting_for(departments)]
 
     def load(self, tickets: Iterable[Ticket]) -> None:
         """Rebuild from storage (server start)."""
@@ -114,7 +107,7 @@ class Lobby:
 
     def waiting_count(self, department: str) -> int:
         """``len(waiting_for([department]))`` without building the list."""
-        return len(self._ready.get(department, ()))
+        return self._ready.count(department)
 
     def counter(self, number: int) -> Counter:
         try:
@@ -150,7 +143,9 @@ class Lobby:
         """The counter calls the next ticket of its queue (dispatch.choose_next)."""
         counter = self._require_open(number)
         self._require_free(number)
-        chosen = choose_next(self.waiting_for(counter.departments), counter.departments, now, self.policy)
+        # the same choice as over waiting_for(counter.departments), from a few tickets (ready_index.py)
+        chosen = choose_next(self._ready.candidates(counter.departments, self.tickets), counter.departments, now,
+                             self.policy)
         if chosen is None:
             return None, Change()
         ticket, step = chosen
