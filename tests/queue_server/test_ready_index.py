@@ -4,6 +4,8 @@ several departments per counter, tickets at other counters, and rolled-back move
 
 from __future__ import annotations
 
+import contextlib
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -108,10 +110,8 @@ def test_the_call_from_the_candidates_is_the_call_of_the_full_scan(ops):
             lb.rollback(min(mark, len(lb.journal)))
             mark = len(lb.journal)
         else:
-            try:
+            with contextlib.suppress(TransitionError):  # refused moves change nothing
                 _apply(lb, op, now, seq)
-            except TransitionError:
-                pass
         for n, _ in COUNTERS:
             for at in (now, now + GRACE, now + AGING + 1):  # bookings falling due, tickets escalating
                 assert _ids(_from_index(lb, n, at)) == _ids(_full_scan(lb, n, at))
