@@ -104,7 +104,7 @@ from bench.hrtimer import HRTimer, TimerFD  # noqa: E402
 from bench.ws_client import WSClient, poller  # noqa: E402
 from bench.ws_client import connect as ws_connect  # noqa: E402
 from queue_server.config import load_city  # noqa: E402
-from queue_server.tokens import ensure as ensure_tokens  # noqa: E402
+from queue_server.tokens import ensure_for_city as ensure_tokens  # noqa: E402
 from queue_server.tokens import read as read_tokens  # noqa: E402
 
 SITES = ("honcho", "yawata", "matsuyama", "hirata")  # 本庁 and the three 総合支所 (config/site.toml)
@@ -175,7 +175,7 @@ class ServerProc:
         self.floor = floor_burn_ms is not None
         if floor_burn_ms is not None:  # bench/floor_server.py: the machine's floor (no /metrics, no tokens checked)
             city = load_city(cfg / "site.toml")
-            ensure_tokens(secrets, [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+            ensure_tokens(secrets, city)
             cmd = [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--port", "0", "--burn-ms", str(floor_burn_ms)]
         if core is not None:
             cmd = ["taskset", "-c", str(core), *cmd]  # taskset execs: the pid is the server's

@@ -30,7 +30,7 @@ from queue_server.cli import load_catalogue_if_present  # noqa: E402
 from queue_server.config import load_city  # noqa: E402
 from queue_server.server import QueueServer  # noqa: E402
 from queue_server.storage import Store  # noqa: E402
-from queue_server.tokens import ensure  # noqa: E402
+from queue_server.tokens import ensure_for_city  # noqa: E402
 
 NOW = 1775000000.0  # 2026-04-01 08:33 JST
 
@@ -38,7 +38,7 @@ NOW = 1775000000.0  # 2026-04-01 08:33 JST
 async def build(tmp: Path, counters: int, issued: int, called: int, served: int = 0) -> tuple[QueueServer, list[float]]:
     cfg = make_config(tmp, counters, 1)
     city = load_city(cfg / "site.toml")
-    tokens, _ = ensure(tmp / "s.toml", [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+    tokens, _ = ensure_for_city(tmp / "s.toml", city)
     clock = [NOW]
     qs = QueueServer(city, Store(f"sqlite:///{tmp / 'w.db'}"), tokens, load_catalogue_if_present(cfg, city),
                      clock=lambda: clock[0])

@@ -64,7 +64,7 @@ def _setup(args: argparse.Namespace):
 
     from .config import DEFAULT_CONFIG_DIR, load_city
     from .storage import Store, default_url
-    from .tokens import ensure
+    from .tokens import ensure_for_city
 
     config_dir = Path(args.config_dir) if args.config_dir else DEFAULT_CONFIG_DIR
     city = load_city(config_dir / "site.toml")
@@ -79,7 +79,7 @@ def _setup(args: argparse.Namespace):
     # read once here for both its users (the staff role, consultation booking); a bad file refuses the start
     consultation = load_consultation(config_dir / "consultation.toml", set(city.departments))
     store = Store(args.db or default_url())
-    tokens, created = ensure(Path(args.secrets), [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+    tokens, created = ensure_for_city(Path(args.secrets), city)
     return city, store, tokens, created, catalogue, consultation
 
 

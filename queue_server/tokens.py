@@ -12,6 +12,10 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import CityConfig
 
 DEFAULT_SECRETS = Path("var/secrets.toml")
 
@@ -80,3 +84,8 @@ def ensure(path: Path, sites: Iterable[tuple[str, Iterable[int]]]) -> tuple[Toke
         tokens = generate(sites)
     write(tokens, path)
     return tokens, True
+
+
+def ensure_for_city(path: Path, city: CityConfig) -> tuple[Tokens, bool]:
+    """:func:`ensure` for every counter of every site of the city's configuration."""
+    return ensure(path, [(key, [c.number for c in site.counters]) for key, site in city.sites.items()])

@@ -31,7 +31,7 @@ from queue_server.calibrate import fit, fit_arrivals, fit_hours, fit_service, sc
 from queue_server.config import DEFAULT_CONFIG_DIR, load_city
 from queue_server.loaders import load_catalogue
 from queue_server.storage import Store
-from queue_server.tokens import ensure
+from queue_server.tokens import ensure_for_city
 from tests.support.live_server import Client
 
 TZ = dt.timezone(dt.timedelta(hours=9))
@@ -230,7 +230,7 @@ async def produce_log(db_url: str, tmp: Path, n_days: int | None = None, compres
 
     city = load_city()
     cat = load_catalogue(DEFAULT_CONFIG_DIR / "catalogue", city.raw)
-    tokens, _ = ensure(tmp / "secrets.toml", [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+    tokens, _ = ensure_for_city(tmp / "secrets.toml", city)
     clock = Clock(dt.datetime.combine(DAYS[0], dt.time(8), TZ).timestamp())
     qs = QueueServer(city, Store(db_url), tokens, cat, clock=clock)
     qs.announcer = NoVoice()  # no voice synthesis here (the real announcer starts a process)

@@ -26,7 +26,7 @@ from queue_server.calibrate import fit
 from queue_server.config import DEFAULT_CONFIG_DIR, load_city
 from queue_server.loaders import load_catalogue
 from queue_server.storage import Store
-from queue_server.tokens import ensure
+from queue_server.tokens import ensure_for_city
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +101,7 @@ async def play(db_url: str, tmp: Path):
     city = load_city()
     cat = load_catalogue(DEFAULT_CONFIG_DIR / "catalogue", city.raw)
     secrets = tmp / "secrets.toml"
-    tokens, _ = ensure(secrets, [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+    tokens, _ = ensure_for_city(secrets, city)
     sc = load_scenario(scenario(tmp))
     opening = dt.datetime.combine(DAY, dt.time(8, 30), TZ).timestamp()
     clock = ScaledClock(opening - 60, SPEED)  # the server starts a simulated minute before opening

@@ -9,7 +9,7 @@ from queue_server.cli import load_catalogue_if_present
 from queue_server.config import DEFAULT_CONFIG_DIR, load_city
 from queue_server.server import QueueServer, run_server
 from queue_server.storage import Store
-from queue_server.tokens import ensure
+from queue_server.tokens import ensure_for_city
 from tests.support.live_server import Client
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -18,7 +18,7 @@ JST = ZoneInfo("Asia/Tokyo")
 def test_midnight_closes_yesterday_and_restarts_numbering(tmp_path: Path):
     city = load_city()
     store = Store(f"sqlite:///{tmp_path / 'd.db'}")
-    tokens, _ = ensure(tmp_path / "s.toml", [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+    tokens, _ = ensure_for_city(tmp_path / "s.toml", city)
     # 23:50 JST on 31 March is 14:50 UTC: the UTC date would be right here, so check just past midnight JST
     clock = [datetime(2026, 3, 31, 23, 50, tzinfo=JST).timestamp()]
     qs = QueueServer(city, store, tokens, load_catalogue_if_present(DEFAULT_CONFIG_DIR, city), clock=lambda: clock[0])

@@ -399,10 +399,10 @@ def test_healthz_and_websocket_follow_the_leader_state(tmp_path):
     from queue_server.cli import load_catalogue_if_present
     from queue_server.config import DEFAULT_CONFIG_DIR
     from queue_server.server import QueueServer
-    from queue_server.tokens import ensure
+    from queue_server.tokens import ensure_for_city
 
     city = load_city()
-    tokens, _ = ensure(tmp_path / "s.toml", [(k, [c.number for c in s.counters]) for k, s in city.sites.items()])
+    tokens, _ = ensure_for_city(tmp_path / "s.toml", city)
     qs = QueueServer(city, Store(f"sqlite:///{tmp_path / 'h.db'}"), tokens, load_catalogue_if_present(DEFAULT_CONFIG_DIR, city))
 
     def get(path: str) -> tuple[int, bytes]:

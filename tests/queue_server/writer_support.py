@@ -19,7 +19,7 @@ from queue_server.idempotency import idem_scope
 from queue_server.jobs import Client, Job
 from queue_server.server import QueueServer
 from queue_server.storage import Store
-from queue_server.tokens import ensure
+from queue_server.tokens import ensure_for_city
 
 CITY = load_city()
 CATALOGUE = load_catalogue_if_present(DEFAULT_CONFIG_DIR, CITY)
@@ -77,7 +77,7 @@ class Boom(QueueServer):
 def make_server(tmp_path: Path, cls: type[QueueServer] = Boom, store: Store | None = None,
                 clock: list[float] | None = None) -> QueueServer:
     clock = clock or [NOW]
-    tokens, _ = ensure(tmp_path / "s.toml", [(k, [c.number for c in s.counters]) for k, s in CITY.sites.items()])
+    tokens, _ = ensure_for_city(tmp_path / "s.toml", CITY)
     store = store or FaultyStore(f"sqlite:///{tmp_path / 'w.db'}")
     qs = cls(CITY, store, tokens, CATALOGUE, clock=lambda: clock[0])
     qs.load()
