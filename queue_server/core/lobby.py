@@ -91,6 +91,7 @@ class Lobby:
     def load(self, tickets: Iterable[Ticket]) -> None:
         """Rebuild from storage (server start)."""
         for t in tickets:
+            self._unindex(t.id)  # (a ticket loaded twice: its older version leaves no entry behind)
             self.tickets[t.id] = t
             self._index(t)
 

@@ -149,3 +149,17 @@ def test_the_oldest_ticket_of_a_queue_is_passed_over_while_it_is_at_another_coun
     assert first is not None and first.number == 1
     got, _ = lb.call_next(3, 3.0)
     assert got is not None and got.number == 2
+
+
+def test_a_ticket_loaded_again_leaves_no_entry_of_its_older_version():
+    lb = lobby((1, ("shimin",)), (3, ("kosodate",)))
+    seq = [0]
+    both = (RouteStep("shimin", ("juminhyo",), (), 5), RouteStep("kosodate", ("jido_teate",), (), 5))
+    _apply(lb, ("issue", both, False, None, 1, ""), 0.0, seq)
+    older = next(iter(lb.tickets.values()))
+    _apply(lb, ("issue", both[1:], False, None, 2, ""), 1.0, seq)
+    lb.call_next(3, 2.0)  # ticket 1 is called at kosodate; its shimin step still waits
+    newer = lb.tickets[older.id]
+    lb.load([older, newer])  # the same ticket twice, the later version last
+    assert {k: v for k, v in _rebuilt(lb)._by_time.items() if v} == {k: v for k, v in lb._ready._by_time.items() if v}
+    assert _ids(_from_index(lb, 1, 4.0)) == _ids(_full_scan(lb, 1, 4.0))
