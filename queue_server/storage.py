@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,13 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    null,
     select,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from .bulk_sql import BulkStatement
 from .core.model import Counter, CounterState, Step, StepState, Ticket, TicketState
 
 log = logging.getLogger("madoguchi.server")
@@ -341,6 +343,8 @@ class Store:
         self.dialect = self.engine.dialect.name
         self._upserts: dict[type, Any] = {}
         self._updates: dict[bool, Any] = {}  # closed? -> the tickets' UPDATE (_ticket_update)
+        # (statement, row keys) -> compiled for executemany, or None: that shape takes execute (_run)
+        self._bulk: dict[tuple[str, tuple[str, ...]], BulkStatement | None] = {}
         self._writer_conn: Connection | None = None  # kept between writes (_writer_connection)
         self._background_checkpoints = False  # queue_server/wal.py: the writer's commits never checkpoint
         self.restart_wal = False  # set by wal.py when the log grew too long: the next write restarts it
@@ -375,7 +379,11 @@ class Store:
             )
         # executemany needs the same keys in every row: fill the table's columns
         cols_all = [c.name for c in model.__table__.columns]
-        conn.execute(stmt, [{c: r.get(c) for c in cols_all} for r in rows])
+        full = [{c: r.get(c) for c in cols_all} for r in rows]
+        if isinstance(conn, Connection):
+            self._run(conn, f"upsert {model.__tablename__}", lambda: stmt, full)
+        else:
+            conn.execute(stmt, full)
 
     def sync_config(self, sites: Iterable[Any]) -> None:
         """Mirror the site config (sites, departments, counters) into the database."""
@@ -470,15 +478,16 @@ class Store:
             self._writer_conn = None
 
     def _write(self, conn: Connection, batch: Batch) -> None:
-        t_tickets, t_steps, t_counters = TicketRow.__table__, StepRow.__table__, CounterRow.__table__
+        t_tickets, t_steps = TicketRow.__table__, StepRow.__table__
         if self.fence is not None:
             self.fence(conn)
         if batch.new_tickets:
-            conn.execute(t_tickets.insert(), [
+            self._run(conn, "insert tickets", t_tickets.insert, [
                 {**ticket_values(t), "prefill": prefill, "prefilled": prefill is not None}
                 for t, prefill in batch.new_tickets
             ])
-            conn.execute(t_steps.insert(), [step_values(t.id, st) for t, _ in batch.new_tickets for st in t.steps])
+            self._run(conn, "insert steps", t_steps.insert,
+                      [step_values(t.id, st) for t, _ in batch.new_tickets for st in t.steps])
         ticket_updates: list[dict] = []
         step_rows: list[dict] = []
         for old, new in batch.tickets.values():
@@ -490,25 +499,49 @@ class Store:
         for closed in (False, True):
             rows = [{**v, "ticket_id": v["id"]} for v in ticket_updates if (v["closed"] is not None) is closed]
             if rows:
-                conn.execute(self._ticket_update(closed, ticket_updates[0]), rows)
+                self._run(conn, f"update tickets closed={closed}", lambda c=closed, r=ticket_updates[0]: self._ticket_update(c, r),
+                          rows)
         self._upsert(conn, StepRow, step_rows, ["ticket", "index"])
-        for c in batch.counters:
-            conn.execute(
-                t_counters.update()
-                .where(t_counters.c.site == c.site, t_counters.c.number == c.number)
-                .values(state=c.state.value, staff=c.staff)
-            )
+        self._run(conn, "update counters", self._counter_update,
+                  [{"c_site": c.site, "c_number": c.number, "state": c.state.value, "staff": c.staff}
+                   for c in batch.counters])
         self._upsert(
             conn,
             NumberSeqRow,
             [{"site": k[0], "day": k[1], "prefix": k[2], "last": v} for k, v in batch.numbers.items()],
             ["site", "day", "prefix"],
         )
-        if batch.events:
-            conn.execute(EventRow.__table__.insert(), batch.events)
-        if batch.requests:
-            conn.execute(RequestRow.__table__.insert(), batch.requests)
+        self._run(conn, "insert events", EventRow.__table__.insert, batch.events)
+        self._run(conn, "insert requests", RequestRow.__table__.insert, batch.requests)
         self._upsert(conn, ReservationRow, batch.reservations, ["id"])
+
+    def _run(self, conn: Connection, name: str, build: Callable[[], Any], rows: list[dict]) -> None:
+        """Execute the statement ``build()`` for ``rows`` (executemany), compiled once per shape of
+        row (queue_server/bulk_sql.py). Rows of mixed shapes, or a shape the compiled path cannot
+        take (a column left to its default), go through ``Connection.execute`` as before."""
+        if not rows:
+            return
+        keys = tuple(rows[0])
+        if any(len(r) != len(keys) or r.keys() != rows[0].keys() for r in rows):
+            conn.execute(build(), rows)
+            return
+        cached = self._bulk.get((name, keys), False)
+        if cached is False:
+            try:
+                cached = BulkStatement(build(), conn.dialect, keys)
+            except ValueError:
+                cached = None
+            self._bulk[(name, keys)] = cached
+        if cached is None:
+            conn.execute(build(), rows)
+        else:
+            cached.run(conn, rows)
+
+    @staticmethod
+    def _counter_update() -> Any:
+        t = CounterRow.__table__
+        return (t.update().where(t.c.site == bindparam("c_site"), t.c.number == bindparam("c_number"))
+                .values(state=bindparam("state"), staff=bindparam("staff")))
 
     def _ticket_update(self, closed: bool, sample: dict[str, Any]) -> Any:
         """The UPDATE of a ticket's row from ticket_values (``sample``: one of its rows; one cached
@@ -519,7 +552,7 @@ class Store:
             t = TicketRow.__table__
             values: dict[str, Any] = {c: bindparam(c) for c in sample if c != "id"}
             if closed:
-                values["prefill"] = None
+                values["prefill"] = null()  # SQL NULL in the text: no parameter the rows must hold
             stmt = self._updates[closed] = t.update().where(t.c.id == bindparam("ticket_id")).values(values)
         return stmt
 
