@@ -24,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    TypeDecorator,
     UniqueConstraint,
     bindparam,
     create_engine,
@@ -171,13 +172,40 @@ class EventRow(Base):
     )
 
 
+class JSONText(str):
+    """JSON already encoded: stored as it is in a :class:`StoredJSON` column."""
+
+
+class StoredJSON(TypeDecorator):
+    """A JSON column that also takes :class:`JSONText`, stored without encoding it again.
+
+    The writer keeps an idempotent reply as the text it sends (protocol.encode_result); an
+    issue's reply is ~16 KB, and encoding it a second time for its row cost ~0.23 ms of each
+    issue's commit. Any other value is encoded as the plain JSON type would; reading gives the
+    decoded value either way (the column's type in the database is JSON).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        encode = self.impl_instance.dialect_impl(dialect).bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if isinstance(value, JSONText):
+                return str(value)  # (a plain str: the driver's own adaptation, cast to JSON in the SQL)
+            return encode(value) if encode is not None else value
+
+        return process
+
+
 class RequestRow(Base):
     """Replies to requests that carried an idempotency key: a retry gets the same reply."""
 
     __tablename__ = "requests"
     site: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    reply: Mapped[dict] = mapped_column(JSON)
+    reply: Mapped[dict] = mapped_column(StoredJSON)  # written as JSONText by the writer
     at: Mapped[float] = mapped_column(Float)
 
 

@@ -33,7 +33,7 @@ from . import protocol as P
 from . import pushes
 from .core.errors import RequestError
 from .jobs import Job, Outcome, actor
-from .storage import SYSTEMIC_CAUSES, Batch, error_cause
+from .storage import SYSTEMIC_CAUSES, Batch, JSONText, error_cause
 
 if TYPE_CHECKING:
     from .hub import SiteHub
@@ -205,7 +205,8 @@ class Writer:
                 s.idem[job.idem] = encoded  # as text: one object for the garbage collector
                 fresh.add(job.idem)
                 site, key = job.idem.split(":", 1)
-                batch.requests.append({"site": site, "key": key, "reply": out.result, "at": now})
+                # the row takes the text just encoded (a 16-KB issue reply is not encoded twice)
+                batch.requests.append({"site": site, "key": key, "reply": JSONText(encoded), "at": now})
             applied.append(_Applied(job, out, events))
         _inserts_not_updates(batch)
         applied_at = time.perf_counter()

@@ -14,7 +14,7 @@ from queue_server.bulk_sql import BulkStatement
 from queue_server.config import load_city
 from queue_server.core.model import Counter, CounterState, RouteStep
 from queue_server.core.transitions import call, complete, start
-from queue_server.storage import Base, Batch, CounterRow, EventRow, Store, TicketRow
+from queue_server.storage import Base, Batch, CounterRow, EventRow, JSONText, Store, TicketRow
 from tests.support.postgres import create_database
 
 from .core_helpers import DEATH_ROUTE, ticket
@@ -64,7 +64,8 @@ def _day_of_batches() -> list[Batch]:
         Batch(tickets={a.id: (a, a1), b.id: (b, b1)},
               counters=[replace(c, state=CounterState.OPEN, staff="山田") for c in _counters()[:3]],
               events=[dict(ev, seq=1), dict(ev, seq=2, kind="completed", ticket=b.id, payload={})],
-              requests=[{"site": "honcho", "key": "k2", "reply": {"none": None}, "at": 111.0}],
+              requests=[{"site": "honcho", "key": "k2", "reply": {"none": None}, "at": 111.0},
+                        {"site": "honcho", "key": "k3", "reply": JSONText('{"名":"前","n":[1,null]}'), "at": 111.5}],
               reservations=[{"id": "r1", "site": "honcho", "day": a.day, "slot_start": 1.0, "slot_end": 2.0,
                              "purposes": ["death"], "code": "ABC", "ticket": None, "answers": None}]),
         Batch(tickets={a.id: (a1, complete(start(a1, 0, 101, 120), 0, 101, 130))},
@@ -82,6 +83,10 @@ def _counters() -> list[Counter]:
     return [Counter("honcho", c.number, frozenset(c.departments)) for c in site.counters]
 
 
+def _is_json(t) -> bool:
+    return isinstance(t, JSON) or isinstance(getattr(t, "impl", None), JSON)  # (StoredJSON decorates it)
+
+
 def _dump(store: Store) -> dict[str, list[tuple]]:
     """Every table's rows as the driver returns them (no result processing), and for each JSON
     column whether it is SQL NULL: a JSON ``null`` and a NULL read back alike otherwise."""
@@ -91,8 +96,8 @@ def _dump(store: Store) -> dict[str, list[tuple]]:
             # (the events' own id is a counter each database keeps: the rows are told by site and seq)
             cols = [c for c in table.columns if not (table is EventRow.__table__ and c.name == "id")]
             exprs = [f'"{c.name}"' for c in cols]
-            exprs += [f'("{c.name}" IS NULL)' for c in cols if isinstance(c.type, JSON)]
-            order = ", ".join(str(i + 1) for i in range(len(cols)) if not isinstance(cols[i].type, JSON))
+            exprs += [f'("{c.name}" IS NULL)' for c in cols if _is_json(c.type)]
+            order = ", ".join(str(i + 1) for i in range(len(cols)) if not _is_json(cols[i].type))
             rows = conn.exec_driver_sql(f'SELECT {", ".join(exprs)} FROM "{table.name}" ORDER BY {order}').all()
             out[table.name] = [tuple(r) for r in rows]
     return out
@@ -114,6 +119,9 @@ def test_compiled_writes_equal_executed_writes(two_stores):
     assert compiled.prefill(t_a.id) == {"name": "黒桐　幹也", "kana": None}
     assert compiled.prefill(t_b.id) is None  # erased at closing
     assert compiled.events_since("honcho", 0)[0]["payload"]["名前"] == "なし"
+    # a reply stored as the text the writer sent reads back as the value it encodes
+    assert compiled.request_reply("honcho", "k3") == executed.request_reply("honcho", "k3") == {"名": "前", "n": [1, None]}
+    assert compiled.recent_requests("honcho", 0)["k2"] == {"none": None}
 
 
 def test_a_failed_compiled_write_raises_as_execute_would(two_stores):
