@@ -110,7 +110,7 @@ class SiteHub:
         counters = list(lobby.counters.values())
         waiting = {d: lobby.waiting_count(d) for d in departments}
         args = (list(departments), list(lobby.tickets.values()), counters, lobby.busy_counters(),
-                E.capacity(counters, h, waiting, now), E.departure_rates(h.calls, departments, now, h.left, h.start),
+                E.capacity(counters, h, waiting, now), E.history_departure_rates(h, departments, now),
                 now, lobby.policy)
         return WaitsInputs(now, args, dict(self.queued_since_cache))
 

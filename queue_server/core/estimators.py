@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
+from .history_windows import HistoryWindows
 from .model import Counter, CounterState
 
 _OPEN = CounterState.OPEN  # a member lookup costs a metaclass call (see dispatch.py)
@@ -62,6 +63,8 @@ class History:
         self.services: deque[Service] = deque()
         self.staffing: deque[tuple[float, dict[str, float]]] = deque()
         self.left: deque[tuple[float, str]] = deque()  # (time, department) of tickets that left the queue uncalled
+        # the windows' counts and sums, kept as observations come (capacity, history_departure_rates)
+        self.windows = HistoryWindows(SHARE_WINDOW, SPEED_WINDOW, RATE_WINDOW)
 
     def add_staffing(self, at: float, counters: Mapping[str, float]) -> None:
         """Effective counters per department now; at most one sample a minute is kept."""
@@ -81,7 +84,9 @@ class History:
         return min(3.0, max(0.2, now_counters / mean))
 
     def add_left(self, at: float, department: str) -> None:
-        self.left.append((at, department))
+        entry = (at, department)
+        self.windows.add_left(entry)
+        self.left.append(entry)
         while self.left and self.left[0][0] < at - RATE_WINDOW:
             self.left.popleft()
 
@@ -89,10 +94,12 @@ class History:
         if self.start is None:
             self.start = call.at
         self.calls.append(call)
+        self.windows.add_call(call)
         self._prune(call.at)
 
     def add_service(self, service: Service) -> None:
         self.services.append(service)
+        self.windows.add_service(service)
         self._prune(service.at)
 
     def _prune(self, now: float) -> None:
@@ -116,12 +123,25 @@ def counter_shares(
     proportion to the counter's calls in the last SHARE_WINDOW plus one pseudo-call each, so a
     counter without history splits evenly between busy queues.
     """
+    counts, called = call_counts(calls, now)
+    return shares_from_counts(counters, counts, called, waiting)
+
+
+def call_counts(calls: Iterable[Call], now: float) -> tuple[dict[tuple[int, str], int], set[int]]:
+    """Calls per (counter, department) in the SHARE_WINDOW up to ``now``, and the counters that
+    made any (:class:`queue_server.core.history_windows.HistoryWindows` keeps the same figures)."""
     counts: dict[tuple[int, str], int] = {}
     called: set[int] = set()
     for c in calls:
         if now - SHARE_WINDOW <= c.at <= now:
             counts[(c.counter, c.department)] = counts.get((c.counter, c.department), 0) + 1
             called.add(c.counter)
+    return counts, called
+
+
+def shares_from_counts(counters: Iterable[Counter], counts: Mapping[tuple[int, str], int], called: Container[int],
+                       waiting: Mapping[str, int]) -> dict[int, dict[str, float]]:
+    """:func:`counter_shares` from the window's :func:`call_counts`."""
     out: dict[int, dict[str, float]] = {}
     # a counter without calls in the window splits as every other such counter of its departments:
     # computed once per department set (a lobby of 200 counters has a handful of sets; the weights
@@ -152,12 +172,23 @@ def _split(number: int, departments: frozenset[str], counts: Mapping[tuple[int, 
 
 def counter_speeds(services: Iterable[Service], now: float) -> dict[int, float]:
     """Planned over actual service minutes per counter in the last SPEED_WINDOW (1 = as planned)."""
+    return speeds_from_sums(*service_sums(services, now))
+
+
+def service_sums(services: Iterable[Service], now: float) -> tuple[dict[int, float], dict[int, float]]:
+    """Planned and actual minutes per counter of the services in the SPEED_WINDOW up to ``now``
+    (those with an actual time), each summed in the order the services came."""
     planned: dict[int, float] = {}
     actual: dict[int, float] = {}
     for s in services:
         if now - SPEED_WINDOW <= s.at <= now and s.actual > 0:
             planned[s.counter] = planned.get(s.counter, 0.0) + s.planned
             actual[s.counter] = actual.get(s.counter, 0.0) + s.actual
+    return planned, actual
+
+
+def speeds_from_sums(planned: Mapping[int, float], actual: Mapping[int, float]) -> dict[int, float]:
+    """:func:`counter_speeds` from the window's :func:`service_sums`."""
     out = {}
     for n, p in planned.items():
         # a prior of SPEED_PRIOR services of 10 planned minutes at speed 1
@@ -173,8 +204,13 @@ def capacity(
 
     The shipped estimator passes this to :func:`queue_server.core.estimate.all_department_waits`.
     """
-    shares = counter_shares(counters, history.calls, waiting, now)  # fresh dicts: scaled in place
-    for n, speed in counter_speeds(history.services, now).items():
+    windows = history.windows
+    if windows.usable(now, history.calls, history.services, history.left):  # the scans grow with the hour's calls
+        counts, called, sums = windows.share_counts(now), windows.called(), windows.service_sums(now)
+    else:
+        (counts, called), sums = call_counts(history.calls, now), service_sums(history.services, now)
+    shares = shares_from_counts(counters, counts, called, waiting)  # fresh dicts: scaled in place
+    for n, speed in speeds_from_sums(*sums).items():
         split = shares.get(n)
         if split is not None:  # (a counter without a speed keeps its share: s × 1.0 is s)
             for d, s in split.items():
@@ -226,6 +262,21 @@ def departure_rates(calls: Iterable[Call], departments: Iterable[str], now: floa
     for at, d in left:
         if d in gone and lo <= at <= now:
             gone[d] += 1
+    return rates_from_counts(called, gone, now, since)
+
+
+def history_departure_rates(history: History, departments: Iterable[str], now: float) -> dict[str, float | None]:
+    """:func:`departure_rates` of a History: from its windows' counts where they hold, else by scan."""
+    windows = history.windows
+    if not windows.usable(now, history.calls, history.services, history.left):
+        return departure_rates(history.calls, departments, now, history.left, history.start)
+    calls, left = windows.rate_counts(now)
+    called = {d: calls.get(d, 0) for d in departments}
+    return rates_from_counts(called, {d: left.get(d, 0) for d in called}, now, history.start)
+
+
+def rates_from_counts(called: Mapping[str, int], gone: Mapping[str, int], now: float,
+                      since: float | None) -> dict[str, float | None]:
     span = RATE_WINDOW if since is None else min(RATE_WINDOW, max(now - since, MINUTE))
     return {d: None if n < 3 else (n + gone[d]) / (span / MINUTE) for d, n in called.items()}
 
