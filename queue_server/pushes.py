@@ -151,9 +151,12 @@ async def flusher(server: QueueServer) -> None:
         if not server.dirty:
             continue
         sites, server.dirty = server.dirty, set()
-        now = server.clock()
         spent = 0.0
         for key in sites:
+            # each site's own instant: a site's events committed while an earlier site's waits were
+            # computed (the await below) are later than a shared `now`, and its history's windows
+            # then scan instead of counting (core/history_windows.py)
+            now = server.clock()
             t0 = time.perf_counter()
             hub = server.hubs[key]
             # fresh after every change: the replies and snapshots of the next half second (phones,
