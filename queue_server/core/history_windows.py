@@ -47,18 +47,26 @@ class HistoryWindows:
         self._latest = float("-inf")  # the latest entry's time
         self._queried = float("-inf")  # the latest query's time
         self._ordered = True  # every entry came no earlier than the one before
-        # the last entries given: the History's deques must end with these (see follows)
+        # the last entries given: the History's deques must end with these (see usable)
         self._last: tuple[object, object, object] = (None, None, None)
 
     # ------------------------------------------------------------------ entries
-    def _arrive(self, at: float) -> None:
+    def _arrive(self, at: float) -> bool:
+        """Note an entry's time; False once times have run backwards (then nothing is kept)."""
+        if not self._ordered:
+            return False
         if at < self._latest:
-            self._ordered = False  # (for good: the caller scans from now on)
-        else:
-            self._latest = at
+            self._ordered = False  # for good: the caller scans from now on, and nothing here is read
+            for kept in (self._share, self._rate, self._left, self._speed, self._share_counts, self._called,
+                         self._rate_counts, self._left_counts, self._by_counter, self._sums, self._stale):
+                kept.clear()
+            return False
+        self._latest = at
+        return True
 
     def add_call(self, call: Call) -> None:
-        self._arrive(call.at)
+        if not self._arrive(call.at):
+            return
         self._last = (call, self._last[1], self._last[2])
         self._share.append((call.at, call.counter, call.department))
         key = (call.counter, call.department)
@@ -66,22 +74,31 @@ class HistoryWindows:
         self._called[call.counter] = self._called.get(call.counter, 0) + 1
         self._rate.append((call.at, call.department))
         self._rate_counts[call.department] = self._rate_counts.get(call.department, 0) + 1
+        self._drop(call.at)
 
     def add_left(self, entry: tuple[float, str]) -> None:
         at, department = entry
-        self._arrive(at)
+        if not self._arrive(at):
+            return
         self._last = (self._last[0], self._last[1], entry)
         self._left.append(entry)
         self._left_counts[department] = self._left_counts.get(department, 0) + 1
+        self._drop(at)
 
     def add_service(self, service: Service) -> None:
-        self._arrive(service.at)
+        if not self._arrive(service.at):
+            return
         self._last = (self._last[0], service, self._last[2])
         if not service.actual > 0:  # (the speeds count only services with an actual time)
             return
         self._speed.append(service)
         self._by_counter.setdefault(service.counter, deque()).append(service)
         self._stale.add(service.counter)
+        self._drop(service.at)
+
+    def size(self) -> int:
+        """Entries kept in all windows (each window holds at most its span's worth)."""
+        return len(self._share) + len(self._rate) + len(self._left) + len(self._speed)
 
     # ------------------------------------------------------------------ queries
     def usable(self, now: float, calls: Sequence[Call], services: Sequence[Service],
@@ -99,6 +116,12 @@ class HistoryWindows:
     def _advance(self, now: float) -> None:
         """Drop what the windows have left behind at ``now`` (a scan keeps ``now - span <= at``)."""
         self._queried = now
+        self._drop(now)
+
+    def _drop(self, now: float) -> None:
+        """Drop the entries older than each window at ``now``. Also run as entries come (at the
+        newest one's time, which any usable query is at or after), so windows nobody queries (a
+        simulation scoring other estimators) stay as short as their spans."""
         lo = now - self.share_span
         share, counts, called = self._share, self._share_counts, self._called
         while share and share[0][0] < lo:

@@ -115,3 +115,32 @@ def test_a_counters_minutes_are_added_in_the_order_they_came():
     h.add_service(E.Service(90 * 60.0 + 1, 7, 0.4, 0.4))  # the first leaves the window, the last joins
     now = 90 * 60.0 + 1
     assert h.windows.service_sums(now) == E.service_sums(h.services, now) == ({7: 0.2 + 0.3 + 0.4}, {7: 0.2 + 0.3 + 0.4})
+
+
+def test_windows_nobody_queries_keep_only_their_spans():
+    """A simulation scoring other estimators feeds the History and never asks capacity: the
+    windows must not grow with the run."""
+    h = E.History()
+    for i in range(6000):  # one call and one service a minute... for 100 hours
+        at = 60.0 * i
+        h.add_call(E.Call(at, 1, "shimin", 0.0))
+        h.add_service(E.Service(at, 1, 5.0, 6.0))
+    # share 60 + rate 45 calls, 90 services (each window keeps now - span <= at): 61 + 46 + 91
+    assert h.windows.size() == 61 + 46 + 91
+    _check(h, 60.0 * 5999, {"shimin": 1})  # and what they kept is still right
+    only_calls, only_services, only_left = E.History(), E.History(), E.History()
+    for i in range(6000):
+        only_calls.add_call(E.Call(60.0 * i, 1, "shimin", 0.0))
+        only_services.add_service(E.Service(60.0 * i, 1, 5.0, 6.0))
+        only_left.add_left(60.0 * i, "shimin")
+    assert (only_calls.windows.size(), only_services.windows.size(), only_left.windows.size()) == (61 + 46, 91, 46)
+
+
+def test_times_running_backwards_empty_the_windows_for_good():
+    h = E.History()
+    h.add_call(E.Call(100.0, 1, "shimin", 0.0))
+    h.add_call(E.Call(50.0, 1, "shimin", 0.0))
+    h.add_call(E.Call(200.0, 1, "shimin", 0.0))
+    assert h.windows.size() == 0
+    assert not h.windows.usable(300.0, h.calls, h.services, h.left)
+    _check(h, 300.0, {})
