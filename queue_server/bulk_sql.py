@@ -40,7 +40,6 @@ class BulkStatement:
                 # a column default SQLAlchemy would fill, or a bind name it had to escape: this
                 # path would get it wrong, so it refuses to start (a test builds every statement)
                 raise ValueError(f"{name!r} is a parameter of {self.sql!r} that the rows do not hold")
-        self.names = names
         self.processors: list[tuple[str, Callable[[Any], Any] | None]] = [
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
         ]

@@ -549,8 +549,9 @@ class Store:
         take (a column left to its default), go through ``Connection.execute`` as before."""
         if not rows:
             return
-        keys = tuple(rows[0])
-        if any(len(r) != len(keys) or r.keys() != rows[0].keys() for r in rows):
+        first = rows[0].keys()
+        keys = tuple(first)
+        if any(r.keys() != first for r in rows):
             conn.execute(build(), rows)
             return
         cached = self._bulk.get((name, keys), False)

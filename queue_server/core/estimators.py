@@ -102,6 +102,11 @@ class History:
         self.windows.add_service(service)
         self._prune(service.at)
 
+    def windows_at(self, now: float) -> HistoryWindows | None:
+        """The windows, if they give the scans' figures at ``now`` (else None: scan the deques)."""
+        w = self.windows
+        return w if w.usable(now, self.calls, self.services, self.left) else None
+
     def _prune(self, now: float) -> None:
         keep = max(SHARE_WINDOW, SPEED_WINDOW, RATE_WINDOW)
         while self.calls and self.calls[0].at < now - keep:
@@ -204,8 +209,8 @@ def capacity(
 
     The shipped estimator passes this to :func:`queue_server.core.estimate.all_department_waits`.
     """
-    windows = history.windows
-    if windows.usable(now, history.calls, history.services, history.left):  # the scans grow with the hour's calls
+    windows = history.windows_at(now)
+    if windows is not None:  # (the scans grow with the hour's calls)
         counts, called, sums = windows.share_counts(now), windows.called(), windows.service_sums(now)
     else:
         (counts, called), sums = call_counts(history.calls, now), service_sums(history.services, now)
@@ -267,8 +272,8 @@ def departure_rates(calls: Iterable[Call], departments: Iterable[str], now: floa
 
 def history_departure_rates(history: History, departments: Iterable[str], now: float) -> dict[str, float | None]:
     """:func:`departure_rates` of a History: from its windows' counts where they hold, else by scan."""
-    windows = history.windows
-    if not windows.usable(now, history.calls, history.services, history.left):
+    windows = history.windows_at(now)
+    if windows is None:
         return departure_rates(history.calls, departments, now, history.left, history.start)
     calls, left = windows.rate_counts(now)
     called = {d: calls.get(d, 0) for d in departments}

@@ -42,7 +42,8 @@ class HistoryWindows:
         self._left_counts: dict[str, int] = {}
         self._speed: deque[Service] = deque()  # services with an actual time
         self._by_counter: dict[int, deque[Service]] = {}  # the same, per counter, in arrival order
-        self._sums: dict[int, tuple[float, float]] = {}  # counter -> (planned, actual) of its services
+        self._planned: dict[int, float] = {}  # counter -> planned minutes of its services in the window
+        self._actual: dict[int, float] = {}  # counter -> their actual minutes
         self._stale: set[int] = set()  # counters whose sums must be added up again
         self._latest = float("-inf")  # the latest entry's time
         self._queried = float("-inf")  # the latest query's time
@@ -58,7 +59,7 @@ class HistoryWindows:
         if at < self._latest:
             self._ordered = False  # for good: the caller scans from now on, and nothing here is read
             for kept in (self._share, self._rate, self._left, self._speed, self._share_counts, self._called,
-                         self._rate_counts, self._left_counts, self._by_counter, self._sums, self._stale):
+                         self._rate_counts, self._left_counts, self._by_counter, self._planned, self._actual, self._stale):
                 kept.clear()
             return False
         self._latest = at
@@ -170,12 +171,13 @@ class HistoryWindows:
         for counter in self._stale:
             mine = self._by_counter.get(counter)
             if not mine:
-                self._sums.pop(counter, None)
+                self._planned.pop(counter, None)
+                self._actual.pop(counter, None)
                 continue
             planned = actual = 0.0  # added in the scan's order: 0.0 + the first + the next ...
             for s in mine:
                 planned += s.planned
                 actual += s.actual
-            self._sums[counter] = (planned, actual)
+            self._planned[counter], self._actual[counter] = planned, actual
         self._stale.clear()
-        return ({n: p for n, (p, _) in self._sums.items()}, {n: a for n, (_, a) in self._sums.items()})
+        return dict(self._planned), dict(self._actual)
