@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +31,9 @@ class Client:
     counter: int | None = None
     ticket: str | None = None  # public role: ticket id
     staff: str = ""
-    # replies in request order while some wait for the writer (session.py): str or Future[str]
-    outbox: asyncio.Queue = field(default_factory=asyncio.Queue, repr=False)
+    # replies in request order while some wait for the writer (outbox.py): (received, str or
+    # Future[str], Job or None)
+    outbox: deque = field(default_factory=deque, repr=False)
     unsent: int = 0  # replies queued in the outbox and not yet sent
     sent: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set after each outbox send
     received: float = 0.0  # perf_counter when the frame being handled arrived (reply time, /metrics)

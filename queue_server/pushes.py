@@ -227,19 +227,24 @@ def send_frame(server: QueueServer, clients: list[Client], frame: bytes, message
     block. A client whose write buffer is over MAX_CLIENT_BUFFER is dropped (closed with
     SLOW_CLOSE_REASON) and gets nothing more; one whose connection is closing gets nothing."""
     sent = 0
-    dropped = server.feeds.dropped
     for c in clients:
-        ws = c.ws
-        transport = ws.transport
-        if transport is None or transport.is_closing() or ws.protocol.state is not State.OPEN or c in dropped:
-            continue
-        if transport.get_write_buffer_size() > MAX_CLIENT_BUFFER:
-            drop_slow(server, c)
-            continue
-        transport.write(frame)
-        sent += 1
+        sent += write_frame(server, c, frame)
     server.metrics.pushes += sent * messages
     return sent
+
+
+def write_frame(server: QueueServer, client: Client, frame: bytes) -> bool:
+    """Write a frame to one client's socket; False if it is closing, dropped, or over
+    MAX_CLIENT_BUFFER (then dropped now)."""
+    ws = client.ws
+    transport = ws.transport
+    if transport is None or transport.is_closing() or ws.protocol.state is not State.OPEN or client in server.feeds.dropped:
+        return False
+    if transport.get_write_buffer_size() > MAX_CLIENT_BUFFER:
+        drop_slow(server, client)
+        return False
+    transport.write(frame)
+    return True
 
 
 def drop_slow(server: QueueServer, client: Client) -> None:

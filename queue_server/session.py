@@ -4,7 +4,7 @@ for the writer (or sheds it, core/admission.py). Boards that were away get the c
 
 Replies leave in request order, but the loop does not wait for the writer before it reads the
 next frame: a request waiting for the writer puts its reply's future in the connection's outbox,
-and the replies after it queue behind it (``_sender``). So every request of a pipelining client
+and the replies after it queue behind it (outbox.py). So every request of a pipelining client
 is seen — admitted or shed — when it arrives, instead of waiting unseen in the socket for the
 reply before it; at most WINDOW replies wait per connection, then the loop reads no further
 (TCP backpressure).
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from . import consultation_api, counter_handlers, forms_api, planner_api, pushes, reprint
+from . import consultation_api, counter_handlers, forms_api, outbox, planner_api, pushes, reprint
 from . import protocol as P
 from .core import admission
 from .core.errors import RequestError
@@ -43,7 +43,6 @@ async def handler(server: QueueServer, ws: ServerConnection) -> None:
     """Serve one connection until it closes."""
     client = Client(ws, replies=server.metrics.reply_seconds, stages=server.metrics.stage_seconds)
     server.clients.add(client)
-    sender = asyncio.create_task(_sender(client))
     try:
         async for raw in ws:
             while client.unsent >= WINDOW:  # a client far ahead of its replies: read no further
@@ -67,36 +66,6 @@ async def handler(server: QueueServer, ws: ServerConnection) -> None:
         pass
     finally:
         server.clients.discard(client)
-        sender.cancel()
-
-
-async def _sender(client: Client) -> None:
-    """Send the connection's queued replies in request order, each when it is ready."""
-    while True:
-        received, item, job = await client.outbox.get()
-        try:
-            # shielded: cancelling this sender (the connection closed) must not cancel the writer's
-            # future of a request in its batch (the writer answers it and pushes the batch anyway)
-            msg = await asyncio.shield(item) if isinstance(item, asyncio.Future) else item
-            with contextlib.suppress(ConnectionClosed):
-                await client.ws.send(msg)
-            _timed(client, received, job)
-        except Exception:  # never a dead sender (the connection's later replies would never leave)
-            log.exception("a reply could not be built")
-        finally:
-            client.unsent -= 1
-            client.sent.set()
-
-
-def _timed(client: Client, received: float, job: Job | None = None) -> None:
-    """Count the reply's server time in /metrics; a request the writer applied, its stages too."""
-    sent = time.perf_counter()
-    if client.replies is not None:
-        client.replies.observe(sent - received)
-    stages = job.stage_seconds(sent) if job is not None and client.stages is not None else None
-    if stages is not None:
-        for h, seconds in zip(client.stages.values(), stages, strict=True):
-            h.observe(seconds)
 
 
 async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> None:
@@ -115,19 +84,19 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
         if req.type not in P.ALLOWED[client.role]:
             raise Reply("not_allowed", f"role {client.role!r} may not send {req.type!r}", "type")
         if req.type == "ping":
-            return await send(client, P.reply(req.id, {"pong": server.clock()}))
+            return await send(server, client, P.reply(req.id, {"pong": server.clock()}))
         if req.type in ("plan", "resync") or req.type in forms_api.TYPES or client.role == "planner":
             await _settled(client)  # served from memory: after this connection's earlier changes
         if req.type == "resync":  # the queue snapshot comes as a push, in order with the deltas
-            return await send(client, P.reply(req.id, pushes.resync(server, client)))
+            return await send(server, client, P.reply(req.id, pushes.resync(server, client)))
         if client.role == "planner":  # the public planning page: rate-limited, no token
             if req.type in planner_api.READS:
-                return await send(client, await planner_api.read(server, client, req))
+                return await send(server, client, await planner_api.read(server, client, req))
             planner_api.admit(client, "write")
         if req.type == "plan":
-            return await send(client, P.reply(req.id, planner_api.kiosk_plan(server, client, req.body)))
+            return await send(server, client, P.reply(req.id, planner_api.kiosk_plan(server, client, req.body)))
         if req.type in forms_api.TYPES:  # memory only, never through the writer (forms_api.py)
-            return await send(client, P.reply(req.id, await forms_api.serve(server, client, req)))
+            return await send(server, client, P.reply(req.id, await forms_api.serve(server, client, req)))
     except RequestError as e:  # a refusal of any layer (core/errors.py), e.g. the booking rules'
         return await send_error(server, client, req.id, e.code, e.message, e.field)
     idem = req.body.get("idempotency_key")
@@ -143,7 +112,7 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
     reply: asyncio.Future = job.fut
     if req.type == "current":  # the card prefill, read after the writer, in a thread
         reply = asyncio.ensure_future(_with_prefill(server, client, req.id, job.fut))
-    _queue_reply(client, reply, job)  # sent when the writer answers; the loop reads on meanwhile
+    outbox.queue_reply(server, client, reply, job)  # sent when the writer answers; the loop reads on meanwhile
 
 
 async def _with_prefill(server: QueueServer, client: Client, rid: Any, fut: asyncio.Future) -> str:
@@ -163,24 +132,19 @@ async def _settled(client: Client) -> None:
         await client.sent.wait()
 
 
-def _queue_reply(client: Client, item: str | asyncio.Future, job: Job | None = None) -> None:
-    client.unsent += 1
-    client.outbox.put_nowait((client.received, item, job))
-
-
-async def send(client: Client, msg: str) -> None:
+async def send(server: QueueServer, client: Client, msg: str) -> None:
     """Send a reply now, or after the replies still waiting before it (request order)."""
     if client.unsent:
-        return _queue_reply(client, msg)
+        return outbox.queue_reply(server, client, msg)
     with contextlib.suppress(ConnectionClosed):
-        await client.ws.send(msg)
-    _timed(client, client.received)
+        await client.ws.send(msg)  # (a hello's snapshot can be large: this one waits for the socket to drain)
+    outbox.timed(client, client.received)
 
 
 async def send_error(server: QueueServer, client: Client, re: Any, code: str, message: str,
                      fld: str | None = None) -> None:
     server.metrics.errors[code] = server.metrics.errors.get(code, 0) + 1
-    await send(client, P.error(re, code, message, fld))
+    await send(server, client, P.error(re, code, message, fld))
 
 
 async def send_busy(server: QueueServer, client: Client, req: P.Request, retry_after: float) -> None:
@@ -188,7 +152,7 @@ async def send_busy(server: QueueServer, client: Client, req: P.Request, retry_a
     m = server.metrics
     m.busy[req.type] = m.busy.get(req.type, 0) + 1
     m.errors["busy"] = m.errors.get("busy", 0) + 1
-    await send(client, P.error(req.id, "busy", f"the server is behind: {req.type} was not applied; send it again "
+    await send(server, client, P.error(req.id, "busy", f"the server is behind: {req.type} was not applied; send it again "
                                f"in {retry_after:g} s (with the same idempotency_key)", retry_after=retry_after))
 
 
@@ -242,9 +206,9 @@ async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
         result["truncated"] = truncated
         result["snapshot"] = snapshot(server, hub, client, now)
         reply = P.reply(req.id, result)
-    await send(client, reply)  # outside the slot: a slow client's socket holds no other hello up
+    await send(server, client, reply)  # outside the slot: a slow client's socket holds no other hello up
     for msg in missed:
-        await send(client, msg)
+        await send(server, client, msg)
 
 
 async def _missed(server: QueueServer, hub: SiteHub, client: Client, last: int, now: float

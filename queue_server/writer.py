@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import outbox, pushes
 from . import protocol as P
-from . import pushes
 from .core.errors import RequestError
 from .jobs import Job, Outcome, actor
 from .storage import SYSTEMIC_CAUSES, Batch, JSONText, error_cause
@@ -55,13 +55,6 @@ CAUSE_TEXT = {
     "leadership": "this server no longer holds the lock on the database",
     "other": "the database refused the write",
 }
-
-
-async def _let_replies_go() -> None:
-    """Give the connections' senders (session.py) their turns: a reply's future wakes its sender
-    through a shield, two loop iterations, and the send itself takes a third."""
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 def _answer(fut: asyncio.Future, msg: str) -> None:
@@ -238,13 +231,16 @@ class Writer:
                     else P.reply(a.job.req.id, a.out.result))
         for job in followers:
             _answer(job.fut, P.reply_encoded(job.req.id, s.idem[job.idem]))
-        answered_at = time.perf_counter()  # (the replies' senders run after this task yields)
-        for job in [*(a.job for a in applied), *followers]:  # their stages (metrics.STAGES)
+        answered_at = time.perf_counter()
+        answered = [*(a.job for a in applied), *followers]
+        for job in answered:  # their stages (metrics.STAGES)
             job.batch_at, job.applied_at, job.committed_at, job.answered_at = batch_at, applied_at, committed_at, answered_at
-        if applied or followers:
-            # the replies leave before the batch's pushes are built and sent (a call goes to 50
-            # boards): the requester waits for its reply, a board's call may come a moment later
-            await _let_replies_go()
+        # the replies leave now, before the batch's pushes are built and sent (a call goes to 50
+        # boards): the requester waits for its reply, a board's call may come a moment later
+        for client in {id(job.client): job.client for job in answered}.values():
+            outbox.pump(s, client)
+        if answered:
+            await asyncio.sleep(0)  # the frames read meanwhile are seen before the pushes' work
         for a in applied:
             hub = s.hubs[a.job.client.site]
             try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import urllib.request
 from collections import Counter
 
@@ -24,7 +23,7 @@ from queue_server.server import QueueServer
 from queue_server.storage import Store
 from tests.support.live_server import Client, LiveServer
 
-from .writer_support import InProcess, assert_same_as_database, make_server, state
+from .writer_support import HeldStore, InProcess, assert_same_as_database, make_server, state
 
 INF = float("inf")
 
@@ -68,29 +67,6 @@ def test_bad_bounds_are_refused(bad):
 
 
 # ---------------------------------------------------------------------------- a real server, held writer
-
-
-class HeldStore(Store):
-    """The real SQLite store; while ``hold()`` is in force, a write waits for ``release()``."""
-
-    def __init__(self, url: str):
-        super().__init__(url)
-        self.open = threading.Event()
-        self.open.set()
-        self.entered = threading.Event()
-
-    def hold(self) -> None:
-        self.entered.clear()
-        self.open.clear()
-
-    def release(self) -> None:
-        self.open.set()
-
-    def write(self, batch) -> None:
-        if not self.open.is_set():
-            self.entered.set()
-            assert self.open.wait(60), "the test never released the writer"
-        super().write(batch)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,29 @@ def assert_same_as_database(qs: QueueServer) -> None:
     for key in mine:
         for part in mine[key]:
             assert mine[key][part] == stored[key][part], f"{key}.{part}: memory differs from the database"
+
+
+class HeldStore(Store):
+    """The real SQLite store; while ``hold()`` is in force, a write waits for ``release()``."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.open = threading.Event()
+        self.open.set()
+        self.entered = threading.Event()
+
+    def hold(self) -> None:
+        self.entered.clear()
+        self.open.clear()
+
+    def release(self) -> None:
+        self.open.set()
+
+    def write(self, batch) -> None:
+        if not self.open.is_set():
+            self.entered.set()
+            assert self.open.wait(60), "the test never released the writer"
+        super().write(batch)
 
 
 class InProcess:

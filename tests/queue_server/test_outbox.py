@@ -1,0 +1,147 @@
+"""A connection's replies (queue_server/outbox.py): in request order whatever answers them and
+when, each written as soon as it and every reply before it are ready, and a batch's replies on
+the socket before the batch's pushes.
+
+The real server runs in-process on a loopback port with a store that can hold the writer inside
+its commit (writer_support.HeldStore), and the client reads raw frames in the order they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+
+from queue_server import outbox
+from queue_server.jobs import Client
+from queue_server.server import QueueServer
+
+from .writer_support import HeldStore, InProcess, make_server
+
+
+@pytest.fixture
+def held(tmp_path):
+    qs = make_server(tmp_path, cls=QueueServer, store=HeldStore(f"sqlite:///{tmp_path / 'w.db'}"))
+    srv = InProcess(qs)
+    yield srv
+    qs.store.release()
+    srv.stop()
+
+
+async def _hello(url: str, **hello) -> object:
+    ws = await connect(url)
+    await ws.send(json.dumps({"type": "hello", "id": 0, **hello}))
+    reply = json.loads(await ws.recv())
+    assert "result" in reply, reply
+    return ws
+
+
+async def _frames(ws, n: int) -> list[dict]:
+    """The next ``n`` replies (pushes skipped: a console hears its queue's deltas meanwhile)."""
+    out: list[dict] = []
+    while len(out) < n:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        if "re" in frame:
+            out.append(frame)
+    return out
+
+
+async def _replies_within(ws, seconds: float) -> list[dict]:
+    frames: list[dict] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                frames.append(json.loads(await ws.recv()))
+    return [f for f in frames if "re" in f]
+
+
+def _issue(key: str) -> dict:
+    return {"type": "issue", "purposes": ["certificate"], "answers": {}, "lang": "ja", "idempotency_key": key}
+
+
+def test_replies_of_every_kind_leave_in_request_order(held):
+    """A console sends, without waiting: a call (its batch held in the commit), a ping (answered
+    at once, but behind the call), a `current` (the writer, then the card prefill in a thread), a
+    malformed request, and a `queue` read. Nothing arrives while the call is held; then all five,
+    in the order they were sent."""
+    qs, store = held.qs, held.qs.store
+    tokens = held.tokens()
+
+    async def scenario():
+        k = await _hello(held.url, role="kiosk", device="k1", token=tokens.roles["kiosk"], site="honcho")
+        c = await _hello(held.url, role="counter", site="honcho", counter=1, token=tokens.counters["honcho"][1])
+        for i in range(2):
+            await k.send(json.dumps({**_issue(f"t{i}"), "id": i + 1}))
+        await _frames(k, 2)
+        await c.send(json.dumps({"type": "open", "id": 1}))
+        assert "result" in (await _frames(c, 1))[0]
+        reads = qs.metrics.requests.get("queue", 0)
+        store.hold()
+        sent = [{"type": "call_next", "id": 10}, {"type": "ping", "id": 11}, {"type": "current", "id": 12},
+                {"type": "nonsense", "id": 13}, {"type": "queue", "id": 14}]
+        for msg in sent:
+            await c.send(json.dumps(msg))
+        assert await asyncio.to_thread(store.entered.wait, 30)
+        while qs.metrics.requests.get("queue", 0) == reads:  # the last one sent: all five read and judged
+            await asyncio.sleep(0.01)
+        assert await _replies_within(c, 0.3) == []  # the ping's reply waits behind the held call's
+        store.release()
+        got = [f for f in await _frames(c, 5)]
+        assert [f.get("re") for f in got] == [10, 11, 12, 13, 14], got
+        assert got[0]["result"]["ticket"]["number"] == "1"
+        assert got[2]["result"]["ticket"]["number"] == "1"  # read after the call: the ticket at the counter
+        assert got[3]["error"]["code"] == "unknown_type"
+        assert [e["number"] for e in got[4]["result"]["queue"]] == ["2"]
+        for ws in (k, c):
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_reply_is_on_the_socket_before_the_batch_pushes(held):
+    """An admin page hears every event as a push; its own cancel's reply comes first."""
+    tokens = held.tokens()
+
+    async def scenario():
+        k = await _hello(held.url, role="kiosk", device="k1", token=tokens.roles["kiosk"], site="honcho")
+        await k.send(json.dumps({**_issue("x"), "id": 1}))
+        ticket = (await _frames(k, 1))[0]["result"]["ticket"]["id"]
+        a = await _hello(held.url, role="admin", token=tokens.roles["admin"], site="honcho")
+        await a.send(json.dumps({"type": "cancel", "id": 5, "ticket": ticket}))
+        frames: list[dict] = []
+        while not any(f.get("push") == "event" and f["data"]["kind"] == "cancelled" for f in frames):
+            frames.append(json.loads(await asyncio.wait_for(a.recv(), 30)))
+        replies = [i for i, f in enumerate(frames) if f.get("re") == 5]
+        assert replies and replies[0] < len(frames) - 1, frames  # the reply, then the push
+        assert frames[replies[0]]["result"]["ticket"]["id"] == ticket
+        for ws in (k, a):
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_outbox_is_never_stuck_by_a_reply_that_failed():
+    """Beside the live tests: the bookkeeping on its own. A reply future that raised or was
+    cancelled is skipped; the replies behind a pending one wait for it; every reply is counted
+    sent once (no socket: nothing is written)."""
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        client = Client(ws=None)  # type: ignore[arg-type]
+        first, failed, cancelled = loop.create_future(), loop.create_future(), loop.create_future()
+        outbox.queue_reply(None, client, first)  # type: ignore[arg-type]
+        outbox.queue_reply(None, client, "text")  # type: ignore[arg-type]
+        outbox.queue_reply(None, client, failed)  # type: ignore[arg-type]
+        outbox.queue_reply(None, client, cancelled)  # type: ignore[arg-type]
+        failed.set_exception(RuntimeError("the reply could not be built"))
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        assert client.unsent == 4 and len(client.outbox) == 4  # all behind the first
+        first.set_result("{}")
+        await asyncio.sleep(0)
+        assert client.unsent == 0 and not client.outbox and client.sent.is_set()
+
+    asyncio.run(scenario())
