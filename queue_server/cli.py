@@ -6,6 +6,9 @@ import argparse
 import contextlib
 
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits (server process)
+# The server's garbage collector thresholds (gc.set_threshold): a young collection after this many
+# more container objects allocated than freed, instead of Python's 700 (see cmd_server's ready)
+GC_THRESHOLDS = (10_000, 10, 10)
 DEMO_STOP_BOUND = 25.0  # seconds `demo` may take to stop on Ctrl+C or SIGTERM before it dumps its stacks and exits 1
 
 
@@ -142,6 +145,12 @@ def cmd_server(args: argparse.Namespace) -> int:
         # loop ~100 ms now and then under load (py-spy, bench/open_loop.py), a request's worst wait.
         gc.collect()
         gc.freeze()
+        # A request allocates in bursts: a `queue` read of 300 entries makes ~900 tuples that die
+        # a moment later. At Python's threshold of 700 such a burst set off a young collection
+        # while it was alive; the collection walked it and promoted it, and a full collection (20–50
+        # ms with the day's objects) followed every ~15 s, at 100 req/s (gc.callbacks, bench/
+        # open_loop.py). With room for a burst, it dies by reference counting before any collection.
+        gc.set_threshold(*GC_THRESHOLDS)
         # the waits are computed in a worker thread (pushes.flusher) and the commit runs in one:
         # a thread holds the GIL up to this long while the event loop waits for it (default 5 ms)
         sys.setswitchinterval(SWITCH_INTERVAL)
