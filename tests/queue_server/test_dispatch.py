@@ -1,4 +1,7 @@
-from queue_server.core.dispatch import DispatchPolicy, choose_next, queue_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from queue_server.core.dispatch import DispatchPolicy, choose_next, dispatch_key, queue_for, ready_steps
 from queue_server.core.model import RouteStep
 from queue_server.core.transitions import call
 
@@ -40,3 +43,46 @@ def test_counter_sees_only_its_departments_and_not_tickets_at_another_counter():
     a_called = call(a, 0, 1, 10)  # at the shimin counter now
     assert choose_next([a_called, b], {"kosodate"}, 11, P)[0].number == 2
     assert choose_next([a_called, b], {"zeimu"}, 11, P) is None
+
+
+# ---------------------------------------------------------------------------- queue_for, in line, against its definition
+
+DEPARTMENTS = ("shimin", "kosodate", "zeimu")
+
+
+def _by_definition(tickets, departments, now, policy):
+    """The queue as dispatch.py's docstring defines it: each ticket at its smallest dispatch_key
+    over its ready steps (the first of equal ones), ordered by that key."""
+    entries = []
+    for t in tickets:
+        steps = ready_steps(t, departments)
+        if steps:
+            key, step = min(((dispatch_key(t, s, now, policy), s) for s in steps), key=lambda e: e[0])
+            entries.append((key, t, step))
+    entries.sort(key=lambda e: e[0])
+    return [(t, s) for _, t, s in entries]
+
+
+@st.composite
+def waiting_rooms(draw):
+    tickets = []
+    for number in range(1, draw(st.integers(0, 25)) + 1):
+        route = tuple(RouteStep(d) for d in draw(st.lists(st.sampled_from(DEPARTMENTS), min_size=1, max_size=3)))
+        t = ticket(number, route, now=100.0 * draw(st.integers(0, 9)), assistance=draw(st.booleans()),
+                   reserved_for=draw(st.none() | st.integers(0, 75).map(lambda k: 20.0 * k)))
+        if draw(st.integers(0, 4)) == 0:  # at another counter: in no queue
+            t = call(t, 0, 99, t.issued_at + 1)
+        tickets.append(t)
+    deps = frozenset(draw(st.lists(st.sampled_from(DEPARTMENTS), min_size=1, max_size=3)))
+    return tickets, deps, 100.0 * draw(st.integers(0, 20))  # on the bounds often (aging 600, grace 60)
+
+
+@given(waiting_rooms())
+@settings(max_examples=300, deadline=None)
+def test_queue_for_is_the_queue_by_its_definition(room):
+    tickets, deps, now = room
+    got = queue_for(tickets, deps, now, P)
+    assert [(t.number, s.index) for t, s in got] == \
+        [(t.number, s.index) for t, s in _by_definition(tickets, deps, now, P)]
+    first = choose_next(tickets, deps, now, P)
+    assert (first[0].number, first[1].index) == (got[0][0].number, got[0][1].index) if got else first is None
