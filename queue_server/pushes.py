@@ -79,9 +79,11 @@ def push(server: QueueServer, hub: SiteHub, audience: str, kind: str, data: Any,
 def note_event(server: QueueServer, hub: SiteHub, ev: dict) -> None:
     """What one committed event changes besides pushes, at once after the commit (before its
     pushes, which wait for the batch's replies): the consoles' queue feed (deltas are built from
-    these records at the next flush) and the estimator's history."""
+    these records at the next flush), the estimator's history, and the forms' values to check."""
     server.feeds.record(hub, ev)
     hub.observe(ev)
+    if ev.get("ticket"):
+        server.forms_desk.touched(ev["ticket"])  # closed now? its form values go at the next flush
 
 
 def push_event(server: QueueServer, hub: SiteHub, ev: dict, now: float) -> None:
@@ -147,7 +149,8 @@ async def flusher(server: QueueServer) -> None:
     while True:
         await asyncio.sleep(FLUSH_INTERVAL)
         await day_end.roll_day(server)
-        server.forms_desk.prune({k: h.lobby for k, h in server.hubs.items()}, {k: h.day for k, h in server.hubs.items()})
+        server.forms_desk.prune({k: h.lobby for k, h in server.hubs.items()}, {k: h.day for k, h in server.hubs.items()},
+                                time.monotonic())
         if not server.dirty:
             continue
         sites, server.dirty = server.dirty, set()

@@ -144,6 +144,57 @@ def test_values_are_erased_at_the_end_of_the_day_even_in_service():
     assert tid not in desk.visits
 
 
+def test_the_flushers_prune_checks_the_touched_tickets_and_every_visit_now_and_then():
+    """The flusher's prune (with ``now``): a full check first; then only the tickets of committed
+    events (``touched``); every visit again after FULL_PRUNE_SECONDS, and at once at a new day."""
+    from queue_server.forms_api import FULL_PRUNE_SECONDS
+
+    desk, lb, tid = _desk_with_ticket()
+    lobbies, today = {"honcho": lb}, {"honcho": "2026-04-01"}
+    assert desk.prune(lobbies, today, now=0.0) == 0
+    lb.apply(lb.requeue(1, 3.0))
+    lb.apply(lb.cancel(tid, 4.0, "left"))
+    assert desk.prune(lobbies, today, now=0.2) == 0 and tid in desk.visits  # nothing touched it
+    desk.touched(tid)
+    assert desk.prune(lobbies, today, now=0.4) == 1 and tid not in desk.visits and not desk.pending
+
+    desk, lb, tid = _desk_with_ticket()  # closed with no event heard: the full check finds it
+    assert desk.prune(lobbies | {"honcho": lb}, today, now=100.0) == 0
+    lb.apply(lb.requeue(1, 3.0))
+    lb.apply(lb.cancel(tid, 4.0, "left"))
+    assert desk.prune({"honcho": lb}, today, now=100.0 + FULL_PRUNE_SECONDS - 0.1) == 0
+    assert desk.prune({"honcho": lb}, today, now=100.0 + FULL_PRUNE_SECONDS) == 1
+
+    desk, lb, tid = _desk_with_ticket()  # a new day: every visit at once
+    assert desk.prune({"honcho": lb}, today, now=0.0) == 0
+    assert desk.prune({"honcho": lb}, {"honcho": "2026-04-02"}, now=0.2) == 1
+
+
+def test_the_writer_tells_the_forms_which_tickets_its_commit_changed(tmp_path):
+    """Wiring, on the in-process server: a committed cancel marks the ticket for the next prune,
+    and the flusher's prune then erases its values."""
+    import asyncio
+
+    from tests.queue_server import writer_support as W
+
+    qs = W.make_server(tmp_path)
+
+    async def scenario() -> str:
+        (issued,) = await W.run(qs, [W.job(W.kiosk(), "issue", purposes=["certificate"], lang="ja",
+                                           answers={}, idempotency_key="f1")])
+        assert "result" in issued, issued
+        tid = issued["result"]["ticket"]["id"]
+        lobbies = {k: h.lobby for k, h in qs.hubs.items()}
+        days = {k: h.day for k, h in qs.hubs.items()}
+        assert qs.forms_desk.prune(lobbies, days, now=0.0) == 0 and tid in qs.forms_desk.visits
+        await W.run(qs, [W.job(W.admin(), "cancel", ticket=tid)])
+        assert tid in qs.forms_desk.pending
+        assert qs.forms_desk.prune(lobbies, days, now=0.2) == 1
+        return tid
+
+    assert asyncio.run(scenario()) not in qs.forms_desk.visits
+
+
 def test_kpi_counts_printed_forms_and_typed_versus_filled_fields():
     from queue_server.kpi_forms import summarize
 
