@@ -37,6 +37,9 @@ log = logging.getLogger("madoguchi.server")
 REPLAY_PAGE = 500  # call events read per query when a board resyncs
 MAX_REPLAY = 5000  # more missed calls than this: snapshot plus ``truncated`` instead of a replay
 WINDOW = 32  # replies of one connection waiting to be sent, at most, before its next frame is read
+# Reads answered at once when no batch is in flight and the connection has no reply outstanding
+# (writer.Writer.read); otherwise through the writer like any request, in order.
+DIRECT_READS = frozenset({"queue", "current", "status"})
 
 
 async def handler(server: QueueServer, ws: ServerConnection) -> None:
@@ -108,7 +111,12 @@ async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> N
         if retry is not None:
             return await send_busy(server, client, req, retry)
     job = Job(client, req, asyncio.get_running_loop().create_future(), key, received=client.received)
-    server.queue.put_nowait(job)
+    if req.type in DIRECT_READS and key is None and not client.unsent and server.writer.idle():
+        job.fut.set_result(server.writer.read(job))  # memory is what the database holds: no wait
+        if req.type != "current":
+            return await send(server, client, job.fut.result())
+    else:
+        server.queue.put_nowait(job)
     reply: asyncio.Future = job.fut
     if req.type == "current":  # the card prefill, read after the writer, in a thread
         reply = asyncio.ensure_future(_with_prefill(server, client, req.id, job.fut))

@@ -145,3 +145,75 @@ def test_the_outbox_is_never_stuck_by_a_reply_that_failed():
         assert client.unsent == 0 and not client.outbox and client.sent.is_set()
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------------------- reads at once (writer.Writer.read)
+
+
+def _stage_observations(qs) -> int:
+    return sum(sum(h.counts) for h in qs.metrics.stage_seconds.values())
+
+
+def test_a_read_waits_for_a_batch_in_flight_and_sees_it_committed(held):
+    """While a call is held in its commit, memory holds the called ticket as called but the
+    database does not yet: another console's `queue` read is not answered from that memory; it
+    is answered after the commit, without the called ticket. With the writer idle, the same read
+    is answered at once, outside the writer (no writer stages observed), and says the same."""
+    qs, store = held.qs, held.qs.store
+    tokens = held.tokens()
+
+    async def scenario():
+        k = await _hello(held.url, role="kiosk", device="k1", token=tokens.roles["kiosk"], site="honcho")
+        a = await _hello(held.url, role="counter", site="honcho", counter=1, token=tokens.counters["honcho"][1])
+        b = await _hello(held.url, role="counter", site="honcho", counter=2, token=tokens.counters["honcho"][2])
+        for i in range(2):
+            await k.send(json.dumps({**_issue(f"q{i}"), "id": i + 1}))
+        await _frames(k, 2)
+        for ws in (a, b):
+            await ws.send(json.dumps({"type": "open", "id": 1}))
+            await _frames(ws, 1)
+        before = _stage_observations(qs)
+        await b.send(json.dumps({"type": "queue", "id": 2}))
+        (idle_read,) = await _frames(b, 1)
+        assert [e["number"] for e in idle_read["result"]["queue"]] == ["1", "2"]
+        assert _stage_observations(qs) == before  # answered at once, not through the writer
+        store.hold()
+        await a.send(json.dumps({"type": "call_next", "id": 3}))
+        assert await asyncio.to_thread(store.entered.wait, 30)
+        assert not qs.writer.idle()
+        await b.send(json.dumps({"type": "queue", "id": 4}))
+        assert await _replies_within(b, 0.3) == []  # not from memory the database does not hold yet
+        store.release()
+        (called,) = await _frames(a, 1)
+        (read,) = await _frames(b, 1)
+        assert called["result"]["ticket"]["number"] == "1"
+        assert [e["number"] for e in read["result"]["queue"]] == ["2"]
+        for ws in (k, a, b):
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_read_at_once_says_what_the_writer_would(tmp_path):
+    """`queue`, `current` and `status` answered by Writer.read equal the writer's own answers on
+    the same state (in-process, beside the live tests)."""
+    from . import writer_support as W
+
+    qs = W.make_server(tmp_path)
+
+    async def scenario():
+        issued = await W.run(qs, [W.job(W.kiosk(), "issue", purposes=["certificate"], answers={}, lang="ja",
+                                        idempotency_key=f"r{i}") for i in range(3)])
+        await W.run(qs, [W.job(W.counter(1), "open")])
+        await W.run(qs, [W.job(W.counter(1), "call_next")])
+        hub = qs.hubs["honcho"]
+        phone = Client(ws=None, role="public", site="honcho", ticket=issued[2]["result"]["ticket"]["id"])  # type: ignore[arg-type]
+        for client, kind in ((W.counter(1), "queue"), (W.counter(1), "current"), (W.counter(2), "current"),
+                             (phone, "status")):
+            assert qs.writer.idle()
+            direct = json.loads(qs.writer.read(W.job(client, kind)))
+            (batched,) = await W.run(qs, [W.job(client, kind)])
+            assert "result" in direct and {**direct, "re": None} == {**batched, "re": None}, kind
+        assert hub.lobby.journal is None
+
+    asyncio.run(scenario())
