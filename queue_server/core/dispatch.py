@@ -97,25 +97,20 @@ def queue_for(
     for t in tickets:
         if t.closed is not None:
             continue
-        found = None
+        found = []  # ready_steps(t, departments), in line as in choose_next
         for s in t.steps:
             state = s.state
             if state is _CALLED or state is _SERVING:
-                found = None  # the citizen is at another counter
+                found = []  # the citizen is at another counter
                 break
             if state is _READY and s.department in departments:
-                if found is None:
-                    found = s
-                elif type(found) is list:
-                    found.append(s)
-                else:
-                    found = [found, s]
-        if found is None:
+                found.append(s)
+        if not found:
             continue
-        if type(found) is list:  # the first of the smallest keys, as min() over the steps (rare)
+        if len(found) > 1:  # the first of the smallest keys, as min() over the steps (rare)
             best, step = min(((dispatch_key(t, s, now, policy), s) for s in found), key=_first)
         else:  # the usual case, dispatch_key in line
-            step = found
+            step = found[0]
             booked = t.reserved_for
             since = step.ready_since if step.ready_since is not None else t.issued_at
             if booked is not None and now >= booked - grace:

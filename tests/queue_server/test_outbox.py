@@ -12,23 +12,10 @@ import asyncio
 import contextlib
 import json
 
-import pytest
 from websockets.asyncio.client import connect
 
 from queue_server import outbox
 from queue_server.jobs import Client
-from queue_server.server import QueueServer
-
-from .writer_support import HeldStore, InProcess, make_server
-
-
-@pytest.fixture
-def held(tmp_path):
-    qs = make_server(tmp_path, cls=QueueServer, store=HeldStore(f"sqlite:///{tmp_path / 'w.db'}"))
-    srv = InProcess(qs)
-    yield srv
-    qs.store.release()
-    srv.stop()
 
 
 async def _hello(url: str, **hello) -> object:

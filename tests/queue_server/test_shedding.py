@@ -19,11 +19,10 @@ from collections import Counter
 import pytest
 
 from queue_server.core.admission import MAX_RETRY, MIN_RETRY, READS, Bounds, recent_lag, shed
-from queue_server.server import QueueServer
 from queue_server.storage import Store
 from tests.support.live_server import Client, LiveServer
 
-from .writer_support import HeldStore, InProcess, assert_same_as_database, make_server, state
+from .writer_support import assert_same_as_database, state
 
 INF = float("inf")
 
@@ -67,15 +66,6 @@ def test_bad_bounds_are_refused(bad):
 
 
 # ---------------------------------------------------------------------------- a real server, held writer
-
-
-@pytest.fixture
-def held(tmp_path):
-    qs = make_server(tmp_path, cls=QueueServer, store=HeldStore(f"sqlite:///{tmp_path / 'w.db'}"))
-    srv = InProcess(qs)
-    yield srv
-    qs.store.release()
-    srv.stop()
 
 
 def _hellos(srv):
