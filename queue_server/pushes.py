@@ -2,7 +2,8 @@
 pages that want them; derived views (waits, queues, public statuses) go from the flusher at most
 every FLUSH_INTERVAL, and only when they changed. Counter consoles get their queue as deltas
 (feed.py). A client whose socket does not keep up is dropped to a resync instead of having
-pushes pile up in its write buffer without bound."""
+pushes pile up in its write buffer without bound. Fan-outs go a slice of sockets at a time, each
+slice after the writer's requests (give_way)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ SLOW_CLOSE_REASON = "too slow: reconnect and resync"
 # Sockets written between two turns of the event loop in a fan-out (a flush's deltas, the boards'
 # round): a socket write costs this VM 20–80 µs, and 200 in one go held every request behind them
 FAN_OUT_SLICE = 25
+# The longest a slice of fan-out waits for the writer to be quiet (give_way): under a load that
+# keeps the writer busy, pushes still go, a slice at least every this many seconds
+MAX_GIVE_WAY = 0.02
 
 
 def audience_of(server: QueueServer, site: str, audience: str) -> list[Client]:
@@ -113,7 +117,21 @@ async def board_sender(server: QueueServer) -> None:
     """Write the boards' queued pushes every BOARD_PUSH_INTERVAL (board_out.py)."""
     while True:
         await asyncio.sleep(BOARD_PUSH_INTERVAL)
+        await give_way(server)
         await flush_boards(server)
+
+
+async def give_way(server: QueueServer) -> None:
+    """Let requests go before the next slice of fan-out: one turn of the loop (frames read
+    meanwhile are seen), then wait while the writer has requests to apply, commit and answer —
+    at most MAX_GIVE_WAY. A request's reply then waits for at most one slice of pushes, not for
+    a flush to 200 consoles and a round to 50 boards that came between its stages."""
+    await asyncio.sleep(0)
+    quiet = server.writer.quiet
+    if not quiet.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(MAX_GIVE_WAY):
+                await quiet.wait()
 
 
 async def flush_boards(server: QueueServer) -> None:
@@ -123,7 +141,7 @@ async def flush_boards(server: QueueServer) -> None:
         if client in server.clients:  # (not one that left meanwhile)
             send_frame(server, [client], b"".join(frames), len(frames))
         if n % FAN_OUT_SLICE == 0:
-            await asyncio.sleep(0)
+            await give_way(server)
 
 
 def push_storage(server: QueueServer) -> None:
@@ -156,6 +174,7 @@ async def flusher(server: QueueServer) -> None:
         sites, server.dirty = server.dirty, set()
         spent = 0.0
         for key in sites:
+            await give_way(server)
             # each site's own instant: a site's events committed while an earlier site's waits were
             # computed (the await below) are later than a shared `now`, and its history's windows
             # then scan instead of counting (core/history_windows.py)
@@ -178,7 +197,7 @@ async def flusher(server: QueueServer) -> None:
             spent += time.perf_counter() - t0
             # a request that arrived meanwhile goes first: the flush of a busy site is several ms
             # (200 consoles), and in one piece it was the largest wait a request could meet
-            await asyncio.sleep(0)
+            await give_way(server)
             t0 = time.perf_counter()
             hub = server.hubs[key]  # (a re-read may have replaced it meanwhile)
             consoles = [(client, hub.lobby.counters[client.counter].departments)
@@ -209,7 +228,7 @@ async def flush_queues(server: QueueServer, hub: SiteHub, consoles: list[tuple[C
             send_frame(server, clients[i:i + FAN_OUT_SLICE], frame)
             if i + FAN_OUT_SLICE < len(clients):
                 spent += time.perf_counter() - t0
-                await asyncio.sleep(0)
+                await give_way(server)
                 t0 = time.perf_counter()
     return spent + time.perf_counter() - t0
 

@@ -109,12 +109,18 @@ class Writer:
         self.storage = StorageHealth()
         self.busy_since: float | None = None  # monotonic time the current batch began
         self.batch_queued_at: float | None = None  # when the oldest request of that batch was queued
+        # set while no request waits for the writer and no batch is in hand: the pushes' fan-out
+        # (pushes.give_way) waits for it, so requests go first
+        self.quiet = asyncio.Event()
 
     # ------------------------------------------------------------------ tasks
     async def run(self) -> None:
         queue = self.server.queue
         while True:
+            if queue.empty():
+                self.quiet.set()
             jobs = [await queue.get()]
+            self.quiet.clear()
             while len(jobs) < MAX_BATCH and not queue.empty():
                 jobs.append(queue.get_nowait())
             self.busy_since = time.monotonic()
