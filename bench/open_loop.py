@@ -101,6 +101,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.hrtimer import HRTimer, TimerFD  # noqa: E402
+from bench.machine_probe import probe as machine_probe  # noqa: E402
 from bench.ws_client import WSClient, poller  # noqa: E402
 from bench.ws_client import connect as ws_connect  # noqa: E402
 from queue_server.config import load_city  # noqa: E402
@@ -957,6 +958,9 @@ def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: in
     server = ServerProc(cfg, db, secrets, core, floor_burn_ms=burn_ms).wait()
     try:
         commit = sqlite_commit(tmp, args.commits)
+        # the server's core as the machine gives it now (bench/machine_probe.py): the same run is
+        # twice as slow at p99 in some quarters of an hour as in others
+        machine = machine_probe(core, args.probe_seconds) if args.probe_seconds > 0 else None
         tag = f"ol{int(time.time() * 1000) % 10**9}"
         r = asyncio.run(run_load(server.url, read_tokens(secrets), sites=site_keys, consoles=consoles, boards=boards,
                                  kiosks=args.kiosks, rate=rate, seconds=args.seconds, backlog=args.backlog,
@@ -973,6 +977,8 @@ def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: in
     r["scenario"] = name
     r["database"] = db.name
     r["sqlite_commit"] = commit
+    if machine is not None:
+        r["machine_probe"] = machine
     if burn_ms is not None:
         r["burn_ms"] = burn_ms
     return r
@@ -1011,7 +1017,14 @@ def print_row(r: dict[str, Any]) -> None:
           f"{r['achieved_send_per_s']:>8.0f} {fmt(lat['p50_ms']):>8} {fmt(lat['p99_ms']):>8} {fmt(lat['max_ms']):>8} "
           f"{r['answered']:>6}/{r['offered']:<6} {fmt(r['latency_from_send']['p99_ms']):>8} {fmt(r['send_lag']['p99_ms']):>8} "
           f"{p['calls']:>5} {p['missing']:>4} {p['duplicated']:>4} {fmt(p['delay']['p50_ms']):>7} {fmt(p['delay']['p99_ms']):>7} "
-          f"{r['server_cpu']:>4.2f} {r['generator_cpu']:>4.2f} {fmt(r['sqlite_commit']['p99_ms'])} {closed:>4} {errs}")
+          f"{r['server_cpu']:>4.2f} {r['generator_cpu']:>4.2f} {fmt(r['sqlite_commit']['p99_ms'])} {closed:>4} "
+          f"{probe_text(r):>12} {errs}")
+
+
+def probe_text(r: dict[str, Any]) -> str:
+    """The machine probe before the run (bench/machine_probe.py): µs per unit / % of the core lost."""
+    m = r.get("machine_probe")
+    return f"{m['unit_us']:.0f}/{m['lost_pct']:.1f}%" if m else "-"
 
 
 def spread(runs: list[dict[str, Any]]) -> str:
@@ -1022,7 +1035,7 @@ def spread(runs: list[dict[str, Any]]) -> str:
         if "failed" not in r:
             groups.setdefault((run_name(r), r["sites"], r["consoles"], r["boards"], r["offered_per_s"]), []).append(r)
     out = ["| run | sites | consoles | boards | offered /s | rounds | p99 each round | p99 median | min–max "
-           "| p50 median | server CPU median |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| p50 median | server CPU median | core lost before each round |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (name, sites, consoles, boards, rate), rs in groups.items():
         p99 = [r["latency"]["p99_ms"] for r in rs if r["latency"]["p99_ms"] is not None]
         p50 = [r["latency"]["p50_ms"] for r in rs if r["latency"]["p50_ms"] is not None]
@@ -1030,7 +1043,8 @@ def spread(runs: list[dict[str, Any]]) -> str:
             continue
         out.append(f"| {name} | {sites} | {consoles} | {boards} | {rate:.0f} | {len(rs)} | "
                    f"{', '.join(fmt(x) for x in p99)} | {fmt(statistics.median(p99))} | {fmt(min(p99))}–{fmt(max(p99))} "
-                   f"| {fmt(statistics.median(p50))} | {statistics.median(r['server_cpu'] for r in rs):.2f} |")
+                   f"| {fmt(statistics.median(p50))} | {statistics.median(r['server_cpu'] for r in rs):.2f} "
+                   f"| {', '.join(probe_text(r).partition('/')[2] or '-' for r in rs)} |")
     return "\n".join(out)
 
 
@@ -1038,13 +1052,13 @@ def markdown(results: dict[str, Any]) -> str:
     """The runs as docs/benchmarks.md tables (`--markdown`, or `--from-json FILE --markdown`)."""
     out = ["| run | sites | consoles | boards | offered /s | sent /s | p50 | p99 | max | wire p99 | answered / offered "
            "| generator lag p99 | errors | closed by server | calls | missing | dup | push p50 | push p99 | server CPU | generator CPU "
-           "| SQLite commit p50 / p99 |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| SQLite commit p50 / p99 | probe µs / core lost |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     storms = []
     for r in results["runs"]:
         if "failed" in r:
             out.append(f"| {r['scenario']} | {r.get('sites')} | {r.get('consoles')} | {r.get('boards')} | {r.get('rate')} "
-                       f"| failed: {r['failed']} |" + " |" * 16)
+                       f"| failed: {r['failed']} |" + " |" * 17)
             continue
         lat, p, c = r["latency"], r["push"], r["sqlite_commit"]
         errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items())) or "0"
@@ -1056,7 +1070,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {fmt(r.get('generator_lag', {}).get('p99_ms'))} | {errs} | {closed} "
             f"| {p['calls']} | {p['missing']} | {p['duplicated']} | {fmt(p['delay']['p50_ms'])} "
             f"| {fmt(p['delay']['p99_ms'])} | {r['server_cpu']:.2f} | {r['generator_cpu']:.2f} "
-            f"| {fmt(c['p50_ms'])} / {fmt(c['p99_ms'])} |")
+            f"| {fmt(c['p50_ms'])} / {fmt(c['p99_ms'])} | {probe_text(r).replace('/', ' / ')} |")
         if "storm" in r:
             s = r["storm"]
             storms.append(f"| {s['clients']} | {r['offered_per_s']:.0f} | {s['resynced']} | {fmt(s['p50_ms'])} "
@@ -1083,6 +1097,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--storm-clients", type=int, default=250, help="consoles (4/5) and boards (1/5) that reconnect")
     ap.add_argument("--storm-rate", type=float, default=100.0)
     ap.add_argument("--commits", type=int, default=2000, help="raw SQLite commits measured per run")
+    ap.add_argument("--probe-seconds", type=float, default=2.0,
+                    help="seconds of bench/machine_probe.py on the server's core before each run (0: none)")
     ap.add_argument("--floor-burn-ms", type=float, nargs="+", default=[0.0, 1.5, 3.0],
                     help="CPU per request of the floor server in the `floor` scenario (bench/floor_server.py)")
     ap.add_argument("--repeat", type=int, default=1,
@@ -1100,6 +1116,7 @@ def main(argv: list[str] | None = None) -> int:
         args.consoles, args.boards, args.rates = [4], [2], [30]
         args.seconds, args.backlog, args.drain, args.commits, args.kiosks = 2.0, 10, 20.0, 200, 2
         args.storm_clients, args.storm_rate, args.sites = 10, 30.0, 4
+        args.probe_seconds = min(args.probe_seconds, 0.2)
     if not 1 <= args.sites <= len(SITES):
         ap.error(f"--sites must be 1–{len(SITES)}")
     server_core, gen_core = cores()
@@ -1116,7 +1133,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     header = (f"{'run':>6} {'sites':>5} {'consoles':>8} {'boards':>6} {'offered':>7} {'achieved':>8} {'p50':>8} {'p99':>8} "
               f"{'max':>8} {'answered/offered':>13} {'wire p99':>8} {'lag p99':>8} {'calls':>5} {'miss':>4} {'dup':>4} {'push50':>7} "
-              f"{'push99':>7} {'srv':>4} {'gen':>4} commit99 {'cls':>4} errors")
+              f"{'push99':>7} {'srv':>4} {'gen':>4} commit99 {'cls':>4} {'probe':>12} errors")
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

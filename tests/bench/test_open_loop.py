@@ -35,6 +35,9 @@ def test_quick_run_accounts_for_every_request_and_call(tmp_path: Path) -> None:
         assert r["sqlite_commit"]["n"] == 200, r["sqlite_commit"]
         assert r["pushes_received"].get("counter:queue", 0) > 0, r["pushes_received"]  # consoles read their pushes
         assert r["vm_steal_ms"] >= 0, r  # read from /proc/stat (0 on bare metal)
+        # the machine probe on the server's core before the run (bench/machine_probe.py)
+        m = r["machine_probe"]
+        assert m["units"] > 0 and m["unit_us"] > 0 and 0 <= m["lost_pct"] < 100 and m["stall_ms"] >= 0, m
         # the server's own split of its writer requests (/metrics madoguchi_request_stage_seconds)
         assert list(r["server_stages"]) == ["queued", "applied", "committed", "answered", "sent"], r["server_stages"]
         assert all(0 < v["n"] <= r["server_reply"]["n"] for v in r["server_stages"].values()), r["server_stages"]
@@ -67,3 +70,24 @@ def test_floor_server_run_accounts_for_every_request_and_call(tmp_path: Path) ->
         assert r["push"]["calls"] > 0 and r["push"]["missing"] == 0 and r["push"]["duplicated"] == 0, r["push"]
         assert r["server_reply"] == {"n": 0, "p50_le_ms": None, "p99_le_ms": None, "p999_le_ms": None}, r  # no /metrics
     assert "floor0.5" in p.stdout  # each run is named with its CPU per request
+
+
+def test_machine_probe_counts_a_stall_as_lost_time(monkeypatch) -> None:
+    """bench/machine_probe.measure: a piece of work that took far longer than the others (here a
+    sleep in one of them, as a stalled core would) is counted as lost time and as the stall."""
+    from bench import machine_probe
+
+    calls = [0]
+    real = machine_probe._unit
+
+    def unit() -> int:
+        calls[0] += 1
+        if calls[0] == 50:
+            import time
+            time.sleep(0.05)
+        return real()
+
+    monkeypatch.setattr(machine_probe, "_unit", unit)
+    m = machine_probe.measure(0.3)
+    assert m["stall_ms"] >= 45, m
+    assert m["lost_pct"] >= 45 / 300 * 100 * 0.9, m  # 50 ms of 300
