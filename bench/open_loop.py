@@ -60,6 +60,8 @@ own lag (`generator_lag`: dispatch − schedule, before any socket), its CPU use
 its core: the figures are the generator's, not the server's), its CPU per received message
 (`generator_us_per_message`) and how often other processes took its core (`generator_preempted`),
 and the CPU time the hypervisor took from the VM in the window (`vm_steal_ms`, from /proc/stat).
+Before each run, bench/machine_probe.py times a fixed piece of work on the server's core for
+`--probe-seconds` (`machine_probe`; column `probe`: µs per piece / share of the core lost).
 
 The generator must be lighter than what it measures. Its clients are bench/ws_client.py (all
 sockets in one epoll set read by one loop callback, frames parsed in that read, no task or future
