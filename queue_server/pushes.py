@@ -37,8 +37,8 @@ SLOW_CLOSE_REASON = "too slow: reconnect and resync"
 # Sockets written between two turns of the event loop in a fan-out (a flush's deltas, the boards'
 # round): a socket write costs this VM 20–80 µs, and 200 in one go held every request behind them
 FAN_OUT_SLICE = 25
-# The longest a slice of fan-out waits for the writer to be quiet (give_way): under a load that
-# keeps the writer busy, pushes still go, a slice at least every this many seconds
+# The longest a round of fan-out (a board round, a site's flush) gives way to the writer's
+# requests in all (give_way): under a load that keeps the writer busy, pushes are this much late
 MAX_GIVE_WAY = 0.02
 
 
@@ -117,31 +117,35 @@ async def board_sender(server: QueueServer) -> None:
     """Write the boards' queued pushes every BOARD_PUSH_INTERVAL (board_out.py)."""
     while True:
         await asyncio.sleep(BOARD_PUSH_INTERVAL)
-        await give_way(server)
         await flush_boards(server)
 
 
-async def give_way(server: QueueServer) -> None:
-    """Let requests go before the next slice of fan-out: one turn of the loop (frames read
-    meanwhile are seen), then wait while the writer has requests to apply, commit and answer —
-    at most MAX_GIVE_WAY. A request's reply then waits for at most one slice of pushes, not for
-    a flush to 200 consoles and a round to 50 boards that came between its stages."""
+async def give_way(server: QueueServer, since: float) -> None:
+    """Let requests go before the next slice of a round of fan-out that began at ``since``
+    (loop time): one turn of the loop (frames read meanwhile are seen), then wait while the writer
+    has requests to apply, commit and answer — until MAX_GIVE_WAY after ``since`` at most, for the
+    whole round. A request's reply then waits for at most one slice of pushes, not for a flush to
+    200 consoles and a round to 50 boards that came between its stages; and under a load that
+    never lets the writer rest, a round is MAX_GIVE_WAY late, not that much per slice."""
     await asyncio.sleep(0)
     quiet = server.writer.quiet
-    if not quiet.is_set():
+    if not quiet.is_set() and asyncio.get_running_loop().time() < since + MAX_GIVE_WAY:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(MAX_GIVE_WAY):
+            async with asyncio.timeout_at(since + MAX_GIVE_WAY):
                 await quiet.wait()
 
 
 async def flush_boards(server: QueueServer) -> None:
     """Each board's queued frames in one socket write (``send_frame``), a slice of boards at a
-    time (a board's later frames wait for the next round: each board hears them in order)."""
+    time (a board's later frames wait for the next round: each board hears them in order), each
+    slice after the writer's requests (give_way)."""
+    since = asyncio.get_running_loop().time()
+    await give_way(server, since)
     for n, (client, frames) in enumerate(server.board_out.take().items(), 1):
         if client in server.clients:  # (not one that left meanwhile)
             send_frame(server, [client], b"".join(frames), len(frames))
         if n % FAN_OUT_SLICE == 0:
-            await give_way(server)
+            await give_way(server, since)
 
 
 def push_storage(server: QueueServer) -> None:
@@ -174,7 +178,8 @@ async def flusher(server: QueueServer) -> None:
         sites, server.dirty = server.dirty, set()
         spent = 0.0
         for key in sites:
-            await give_way(server)
+            since = asyncio.get_running_loop().time()  # the site's round of fan-out (give_way)
+            await give_way(server, since)
             # each site's own instant: a site's events committed while an earlier site's waits were
             # computed (the await below) are later than a shared `now`, and its history's windows
             # then scan instead of counting (core/history_windows.py)
@@ -197,7 +202,7 @@ async def flusher(server: QueueServer) -> None:
             spent += time.perf_counter() - t0
             # a request that arrived meanwhile goes first: the flush of a busy site is several ms
             # (200 consoles), and in one piece it was the largest wait a request could meet
-            await give_way(server)
+            await give_way(server, since)
             t0 = time.perf_counter()
             hub = server.hubs[key]  # (a re-read may have replaced it meanwhile)
             consoles = [(client, hub.lobby.counters[client.counter].departments)
@@ -208,15 +213,17 @@ async def flusher(server: QueueServer) -> None:
                     _send_if_changed(server, last, client, "status", json.dumps(data, sort_keys=True, ensure_ascii=False),
                                      P.push("status", hub.key, hub.pushed_seq, data))
             spent += time.perf_counter() - t0
-            spent += await flush_queues(server, hub, consoles)
+            spent += await flush_queues(server, hub, consoles, since)
         server.metrics.flushes += 1
         server.metrics.flush_seconds += spent
 
 
-async def flush_queues(server: QueueServer, hub: SiteHub, consoles: list[tuple[Client, frozenset[str]]]) -> float:
+async def flush_queues(server: QueueServer, hub: SiteHub, consoles: list[tuple[Client, frozenset[str]]],
+                       since: float) -> float:
     """The consoles' queue pushes of one flush (feed.py): one delta per department set, encoded
     once and sent to all its consoles, and a full snapshot to each console that asked for one;
-    written a slice of consoles at a time. Returns the seconds spent (not the turns given away)."""
+    written a slice of consoles at a time, in the round of fan-out begun at ``since`` (give_way).
+    Returns the seconds spent (not the turns given away)."""
     t0 = time.perf_counter()
     spent = 0.0
     for clients, seq, data in server.feeds.flush(hub, consoles):
@@ -228,7 +235,7 @@ async def flush_queues(server: QueueServer, hub: SiteHub, consoles: list[tuple[C
             send_frame(server, clients[i:i + FAN_OUT_SLICE], frame)
             if i + FAN_OUT_SLICE < len(clients):
                 spent += time.perf_counter() - t0
-                await give_way(server)
+                await give_way(server, since)
                 t0 = time.perf_counter()
     return spent + time.perf_counter() - t0
 

@@ -132,3 +132,28 @@ def test_a_board_round_waits_for_the_writer(held, monkeypatch):
             await ws.close()
 
     asyncio.run(scenario())
+
+
+def test_the_bound_is_per_round_not_per_slice(monkeypatch):
+    """Beside the live tests: give_way on its own, with a writer that never rests. A round that
+    has already given way for MAX_GIVE_WAY goes on at once with its next slices; a round that has
+    just begun waits for the writer (here: until its bound, shortened for the test)."""
+    from types import SimpleNamespace
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        busy = SimpleNamespace(writer=SimpleNamespace(quiet=asyncio.Event()))  # never set
+        monkeypatch.setattr(pushes, "MAX_GIVE_WAY", 600.0)
+        async with asyncio.timeout(5):  # (a wait of 600 s would fail here, not hang)
+            await pushes.give_way(busy, since=loop.time() - 600.0)
+        monkeypatch.setattr(pushes, "MAX_GIVE_WAY", 0.2)
+        start = loop.time()
+        await pushes.give_way(busy, since=start)
+        assert loop.time() >= start + 0.19  # it did wait, up to the bound (timers may fire a hair early)
+        quiet = SimpleNamespace(writer=SimpleNamespace(quiet=asyncio.Event()))
+        quiet.writer.quiet.set()
+        monkeypatch.setattr(pushes, "MAX_GIVE_WAY", 600.0)
+        async with asyncio.timeout(5):  # a quiet writer: no wait at all
+            await pushes.give_way(quiet, since=loop.time())
+
+    asyncio.run(scenario())
