@@ -13,6 +13,11 @@ given core, in its own process, and reports:
   time every request in flight would have waited through);
 - ``stall_ms``: the longest single piece, less the median.
 
+Measured over 60 rounds (docs/benchmarks.md, "2026-12-01 (second session)"): the piece's speed
+follows the machine's stretch a little, ``lost_pct`` varies from second to second and does not
+predict the run that follows; the server's own CPU per request in the run tracks it better. The
+probe is a record of the core's speed beside each run, not a correction of its figures.
+
 Run it alone: ``.venv/bin/python bench/machine_probe.py [--core 0] [--seconds 1]``.
 """
 
