@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +84,6 @@ def test_machine_probe_counts_a_stall_as_lost_time(monkeypatch) -> None:
     def unit() -> int:
         calls[0] += 1
         if calls[0] == 50:
-            import time
             time.sleep(0.05)
         return real()
 

@@ -10,22 +10,16 @@ test wants.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 
 from queue_server import pushes
 
-from .test_outbox import _frames, _hello, _issue
+from .test_outbox import _frames, _frames_within, _hello, _issue
 
 
 async def _pushes_within(ws, seconds: float, kind: str) -> list[dict]:
     """The pushes of ``kind`` that arrive within ``seconds``."""
-    frames: list[dict] = []
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            while True:
-                frames.append(json.loads(await ws.recv()))
-    return [f for f in frames if f.get("push") == kind]
+    return [f for f in await _frames_within(ws, seconds) if f.get("push") == kind]
 
 
 async def _snapshot_within(ws, seconds: float) -> list[str] | None:

@@ -36,13 +36,18 @@ async def _frames(ws, n: int) -> list[dict]:
     return out
 
 
-async def _replies_within(ws, seconds: float) -> list[dict]:
+async def _frames_within(ws, seconds: float) -> list[dict]:
+    """Every frame (replies and pushes) that arrives within ``seconds``."""
     frames: list[dict] = []
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             while True:
                 frames.append(json.loads(await ws.recv()))
-    return [f for f in frames if "re" in f]
+    return frames
+
+
+async def _replies_within(ws, seconds: float) -> list[dict]:
+    return [f for f in await _frames_within(ws, seconds) if "re" in f]
 
 
 def _issue(key: str) -> dict:
