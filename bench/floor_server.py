@@ -13,6 +13,13 @@ after the hello: a server whose work is spread evenly, one request at a time, co
 Beside the real server's CPU per request, it tells how much of the real server's tail comes from
 the amount of its work and how much from how that work is bunched (batches, fan-outs, threads).
 
+`--work-pieces N` instead does a fixed amount of *work* on every request: N pieces of the kind
+the server does (dicts built, sorted, JSON-encoded and decoded; `bench/open_loop.py
+--floor-work-ms` times them once, before its first run, and passes the same N to every run). On this VM a slow stretch makes the same work take several times as much CPU (the
+server's `Store.write`: 0.5 ms of CPU at the median, 3–8.5 ms at its slowest), while `--burn-ms`
+spends the same CPU time whatever the core's speed; this is the floor that slows down as the
+server does.
+
     .venv/bin/python bench/floor_server.py --port 0 --burn-ms 1.5     # prints "listening on ws://…"
 """
 
@@ -37,9 +44,36 @@ def burn(seconds: float) -> None:
         pass
 
 
+def _piece(rows: list[dict[str, Any]]) -> int:
+    """One piece of server-like work: build, sort, encode and decode a small queue."""
+    queue = sorted(({"id": r["id"], "number": f"A{r['n']}", "wait": r["n"] * 7 % 31} for r in rows),
+                   key=lambda e: (e["wait"], e["id"]))
+    return len(json.loads(json.dumps(queue)))
+
+
+_ROWS = [{"id": f"t{i}", "n": i} for i in range(20)]
+
+
+def pieces_for(ms: float, samples: int = 300) -> int:
+    """How many pieces take ``ms`` at this core's pace now (the median of ``samples`` pieces)."""
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        _piece(_ROWS)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return max(1, round(ms / 1000.0 / times[len(times) // 2]))
+
+
+def work(pieces: int) -> None:
+    for _ in range(pieces):
+        _piece(_ROWS)
+
+
 class Floor:
-    def __init__(self, burn_ms: float):
+    def __init__(self, burn_ms: float, pieces: int = 0):
         self.burn = burn_ms / 1000.0
+        self.pieces = pieces
         self.boards: dict[str, set[ServerConnection]] = defaultdict(set)
         self.numbers = itertools.count(1)
         self.seq = itertools.count(1)
@@ -74,6 +108,8 @@ class Floor:
                     continue
                 if self.burn and msg.get("type") != "open":
                     burn(self.burn)
+                if self.pieces and msg.get("type") != "open":
+                    work(self.pieces)
                 result, push = self.answer(hello, msg)
                 await ws.send(json.dumps({"re": rid, "result": result}, separators=(",", ":")))
                 if push is not None:  # after the reply, as the server does
@@ -84,10 +120,11 @@ class Floor:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    floor = Floor(args.burn_ms)
+    floor = Floor(args.burn_ms, args.work_pieces)
     async with serve(floor.handler, args.host, args.port, compression=None, max_queue=None) as server:
         port = server.sockets[0].getsockname()[1]
-        print(f"floor server listening on ws://{args.host}:{port}/ws (burn {args.burn_ms} ms per request)", flush=True)
+        print(f"floor server listening on ws://{args.host}:{port}/ws (burn {args.burn_ms} ms, "
+              f"{floor.pieces} pieces of work per request)", flush=True)
         await asyncio.Future()
 
 
@@ -96,6 +133,8 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--burn-ms", type=float, default=0.0, help="CPU spent on each request before its reply")
+    ap.add_argument("--work-pieces", type=int, default=0,
+                    help="pieces of work done on each request before its reply (pieces_for: how many take X ms)")
     args = ap.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main_async(args))

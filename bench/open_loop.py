@@ -49,7 +49,8 @@ Scenarios: `matrix` (every consoles × boards × rates, one site), `sites` (the 
 and boards over `--sites` sites, every rate), `storm`, and `floor` (not in the default run): the
 largest consoles and boards at every rate against bench/floor_server.py instead of the server —
 the same library, connections and generator, every request answered at once (or after
-`--floor-burn-ms` of CPU each) and every call pushed to every board. It is what the machine gives
+`--floor-burn-ms` of CPU each, or `--floor-work-ms` of work that slows down with the core as the
+server's does) and every call pushed to every board. It is what the machine gives
 any server: the real server's figures are read beside it. `--repeat N` runs the whole plan N times,
 round after round, and ends with each kind of run's spread (p99 of every round, median, min–max).
 
@@ -102,6 +103,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.floor_server import pieces_for  # noqa: E402
 from bench.hrtimer import HRTimer, TimerFD  # noqa: E402
 from bench.machine_probe import probe as machine_probe  # noqa: E402
 from bench.ws_client import WSClient, poller  # noqa: E402
@@ -172,14 +174,16 @@ def make_config(tmp: Path, per_site: int, sites: int) -> Path:
 class ServerProc:
     """`run.py server` pinned to one core; a thread reads its output so it never blocks on a pipe."""
 
-    def __init__(self, cfg: Path, db: Path, secrets: Path, core: int | None, floor_burn_ms: float | None = None):
+    def __init__(self, cfg: Path, db: Path, secrets: Path, core: int | None, floor_burn_ms: float | None = None,
+                 floor_work_pieces: int = 0):
         cmd = [sys.executable, str(ROOT / "run.py"), "server", "--port", "0", "--db", f"sqlite:///{db}",
                "--secrets", str(secrets), "--config-dir", str(cfg), "--log-level", "WARNING"]
         self.floor = floor_burn_ms is not None
         if floor_burn_ms is not None:  # bench/floor_server.py: the machine's floor (no /metrics, no tokens checked)
             city = load_city(cfg / "site.toml")
             ensure_tokens(secrets, city)
-            cmd = [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--port", "0", "--burn-ms", str(floor_burn_ms)]
+            cmd = [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--port", "0", "--burn-ms", str(floor_burn_ms),
+                   "--work-pieces", str(floor_work_pieces)]
         if core is not None:
             cmd = ["taskset", "-c", str(core), *cmd]  # taskset execs: the pid is the server's
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -949,15 +953,16 @@ async def _storm(victims: list[Conn], at: float, rng: random.Random) -> None:
 # ---------------------------------------------------------------------------------- runs
 
 def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: int, boards: int, rate: float,
-             args: argparse.Namespace, storm: int = 0, burn_ms: float | None = None, rnd: int = 1) -> dict[str, Any]:
+             args: argparse.Namespace, storm: int = 0, burn_ms: float | None = None, work_ms: float = 0.0,
+             work_pieces: int = 0, rnd: int = 1) -> dict[str, Any]:
     site_keys = list(SITES[:sites])
     per_site = -(-consoles // sites)
     cfg = make_config(tmp, per_site, sites)
     # a fresh database for every run, every round too: a server started on an earlier run's
     # database loads its day, and the queue it left (hundreds more waiting) changes every figure
-    db = tmp / f"{name}-{sites}-{consoles}-{boards}-{int(rate)}-{burn_ms}-r{rnd}.db"
+    db = tmp / f"{name}-{sites}-{consoles}-{boards}-{int(rate)}-{burn_ms}-{work_ms}-r{rnd}.db"
     secrets = tmp / f"secrets-{per_site}-{sites}.toml"
-    server = ServerProc(cfg, db, secrets, core, floor_burn_ms=burn_ms).wait()
+    server = ServerProc(cfg, db, secrets, core, floor_burn_ms=burn_ms, floor_work_pieces=work_pieces).wait()
     try:
         commit = sqlite_commit(tmp, args.commits)
         # the server's core as the machine gives it now (bench/machine_probe.py): the same run is
@@ -983,6 +988,8 @@ def scenario(tmp: Path, core: int | None, name: str, *, sites: int, consoles: in
         r["machine_probe"] = machine
     if burn_ms is not None:
         r["burn_ms"] = burn_ms
+    if work_ms:
+        r["work_ms"], r["work_pieces"] = work_ms, work_pieces
     return r
 
 
@@ -1007,7 +1014,10 @@ def fmt(x: float | None, unit: str = "ms") -> str:
 
 
 def run_name(r: dict[str, Any]) -> str:
-    """The run's scenario, a floor run with its CPU per request (floor0, floor1.5: bench/floor_server.py)."""
+    """The run's scenario, a floor run with its CPU or work per request (floor0, floor1.5, floorw1:
+    bench/floor_server.py)."""
+    if r.get("work_ms"):
+        return f"floorw{r['work_ms']:g}"
     return f"floor{r['burn_ms']:g}" if r.get("burn_ms") is not None else r["scenario"]
 
 
@@ -1103,6 +1113,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds of bench/machine_probe.py on the server's core before each run (0: none)")
     ap.add_argument("--floor-burn-ms", type=float, nargs="+", default=[0.0, 1.5, 3.0],
                     help="CPU per request of the floor server in the `floor` scenario (bench/floor_server.py)")
+    ap.add_argument("--floor-work-ms", type=float, nargs="+", default=[],
+                    help="also floor runs doing this much work per request, as timed when the floor starts: "
+                         "work that slows down with the core, as the server's does (bench/floor_server.py)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run the whole plan this many times, round after round, and print each run's spread")
     ap.add_argument("--seed", type=int, default=20)
@@ -1149,6 +1162,11 @@ def main(argv: list[str] | None = None) -> int:
         if "floor" in args.scenario:  # the machine's own figures, beside the server's (bench/floor_server.py)
             plan += [("floor", {"sites": 1, "consoles": max(args.consoles), "boards": max(args.boards), "rate": r,
                                 "burn_ms": b}) for b in args.floor_burn_ms for r in args.rates]
+            # the pieces timed once, here, so that every round does the same work however fast the
+            # core is by then (timed in each floor, a slow start gave a lighter floor)
+            plan += [("floor", {"sites": 1, "consoles": max(args.consoles), "boards": max(args.boards), "rate": r,
+                                "burn_ms": 0.0, "work_ms": w, "work_pieces": pieces_for(w)})
+                     for w in args.floor_work_ms for r in args.rates]
         if "storm" in args.scenario:
             n = args.storm_clients
             plan.append(("storm", {"sites": 1, "consoles": n * 4 // 5, "boards": n - n * 4 // 5,

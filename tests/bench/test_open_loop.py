@@ -52,25 +52,39 @@ def test_quick_run_accounts_for_every_request_and_call(tmp_path: Path) -> None:
 
 def test_floor_server_run_accounts_for_every_request_and_call(tmp_path: Path) -> None:
     """The `floor` scenario (bench/floor_server.py) speaks enough of the protocol for the bench:
-    every request answered, every call on every board once, with and without CPU per request."""
+    every request answered, every call on every board once, with and without CPU per request, and
+    with a fixed amount of work per request (the same pieces in every round)."""
     out = tmp_path / "floor.json"
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "open_loop.py"), "--quick", "--scenario", "floor",
-                        "--floor-burn-ms", "0", "0.5", "--repeat", "2", "--json", str(out)],
+                        "--floor-burn-ms", "0", "0.5", "--floor-work-ms", "0.2", "--repeat", "2", "--json", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert p.returncode == 0, p.stdout + p.stderr
     runs = json.loads(out.read_text())["runs"]
     # --repeat 2: the whole plan twice, round after round
-    assert [(r["round"], r["burn_ms"]) for r in runs] == [(1, 0.0), (1, 0.5), (2, 0.0), (2, 0.5)], runs
+    assert [(r["round"], r["burn_ms"], r.get("work_ms")) for r in runs] == [
+        (1, 0.0, None), (1, 0.5, None), (1, 0.0, 0.2), (2, 0.0, None), (2, 0.5, None), (2, 0.0, 0.2)], runs
+    pieces = {r["work_pieces"] for r in runs if r.get("work_ms")}
+    assert len(pieces) == 1 and pieces.pop() >= 1, runs  # timed once: the same work in both rounds
     assert {r["scenario"] for r in runs} == {"floor"}
-    assert len({r["database"] for r in runs}) == 4, runs  # every run, every round on a fresh database
+    assert len({r["database"] for r in runs}) == 6, runs  # every run, every round on a fresh database
     spread = [line for line in p.stdout.splitlines() if line.startswith("| floor")]
-    assert [line.split("|")[1].strip() for line in spread] == ["floor0", "floor0.5"], p.stdout
+    assert [line.split("|")[1].strip() for line in spread] == ["floor0", "floor0.5", "floorw0.2"], p.stdout
     assert all(line.split("|")[6].strip() == "2" for line in spread), spread  # two rounds each
     for r in runs:
         assert r["answered"] == r["offered"] > 0 and r["latency"]["n"] == r["answered"], r
         assert r["push"]["calls"] > 0 and r["push"]["missing"] == 0 and r["push"]["duplicated"] == 0, r["push"]
         assert r["server_reply"] == {"n": 0, "p50_le_ms": None, "p99_le_ms": None, "p999_le_ms": None}, r  # no /metrics
     assert "floor0.5" in p.stdout  # each run is named with its CPU per request
+
+
+def test_floor_work_pieces_grow_with_the_time_asked_for() -> None:
+    """bench/floor_server.pieces_for: at least one piece, and more pieces for more time (a piece
+    takes tens of µs: 20 ms is many of them); work() does them."""
+    from bench import floor_server
+
+    assert floor_server.pieces_for(0.001) == 1
+    assert floor_server.pieces_for(20.0) > 10
+    floor_server.work(3)
 
 
 def test_machine_probe_counts_a_stall_as_lost_time(monkeypatch) -> None:
