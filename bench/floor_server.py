@@ -15,10 +15,10 @@ the amount of its work and how much from how that work is bunched (batches, fan-
 
 `--work-pieces N` instead does a fixed amount of *work* on every request: N pieces of the kind
 the server does (dicts built, sorted, JSON-encoded and decoded; `bench/open_loop.py
---floor-work-ms` times them once, before its first run, and passes the same N to every run). On this VM a slow stretch makes the same work take several times as much CPU (the
-server's `Store.write`: 0.5 ms of CPU at the median, 3–8.5 ms at its slowest), while `--burn-ms`
-spends the same CPU time whatever the core's speed; this is the floor that slows down as the
-server does.
+--floor-work-ms` times them once, before its first run, and passes the same N to every run).
+On this VM a slow stretch makes the same work take several times as much CPU (the server's
+`Store.write`: 0.5 ms of CPU at the median, 3–8.5 ms at its slowest), while `--burn-ms` spends the
+same CPU time whatever the core's speed; this is the floor that slows down as the server does.
 
     .venv/bin/python bench/floor_server.py --port 0 --burn-ms 1.5     # prints "listening on ws://…"
 """
@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import statistics
 import time
 from collections import defaultdict
 from typing import Any
@@ -61,8 +62,7 @@ def pieces_for(ms: float, samples: int = 300) -> int:
         t = time.perf_counter()
         _piece(_ROWS)
         times.append(time.perf_counter() - t)
-    times.sort()
-    return max(1, round(ms / 1000.0 / times[len(times) // 2]))
+    return max(1, round(ms / 1000.0 / statistics.median(times)))
 
 
 def work(pieces: int) -> None:
@@ -106,9 +106,9 @@ class Floor:
                         self.boards[msg.get("site") or ""].add(ws)
                     await ws.send(json.dumps({"re": rid, "result": {"seq": 0, "missed": 0}}, separators=(",", ":")))
                     continue
-                if self.burn and msg.get("type") != "open":
-                    burn(self.burn)
-                if self.pieces and msg.get("type") != "open":
+                if msg.get("type") != "open":
+                    if self.burn:  # (no clock read at all for the floor with none)
+                        burn(self.burn)
                     work(self.pieces)
                 result, push = self.answer(hello, msg)
                 await ws.send(json.dumps({"re": rid, "result": result}, separators=(",", ":")))

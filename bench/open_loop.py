@@ -1114,7 +1114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floor-burn-ms", type=float, nargs="+", default=[0.0, 1.5, 3.0],
                     help="CPU per request of the floor server in the `floor` scenario (bench/floor_server.py)")
     ap.add_argument("--floor-work-ms", type=float, nargs="+", default=[],
-                    help="also floor runs doing this much work per request, as timed when the floor starts: "
+                    help="also floor runs doing this much work per request, as timed once before the first run: "
                          "work that slows down with the core, as the server's does (bench/floor_server.py)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run the whole plan this many times, round after round, and print each run's spread")
