@@ -8,16 +8,16 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from . import planner_api
+from . import protocol as P
 from .core.estimators import wait_fields
 from .core.forms import forms_for
-from .core.journey import plan_to_dict
 from .core.lobby import log_only, with_payload
 from .core.model import Ticket
 from .core.numbering import number_prefix, ticket_kind
 from .core.transitions import new_ticket
 from .hub import SiteHub
 from .jobs import Client, Outcome, Reply
-from .plan_preview import first_wait, make_plan, rounded, visit
+from .plan_preview import first_wait, make_plan, plan_text, rounded, visit
 from .storage import Batch
 
 if TYPE_CHECKING:
@@ -82,15 +82,16 @@ def issue(server: QueueServer, hub: SiteHub, c: Client, b: dict[str, Any], now: 
     wait = min(firsts) if firsts else first_wait(route, waits)
     minutes = visit(route, waits)
     ch = with_payload(ch, {"wait_minutes": rounded(wait), "visit_minutes": rounded(minutes), "waits": shown})
-    result = {
-        "ticket": ticket_header(server, hub, ticket),
-        "route": route_view(hub, [r.department for r in route]),
-        "plan": plan_to_dict(plan),
+    # the reply as text, its plan encoded once per plan (plan_text): the same bytes as the dict
+    # {"ticket", "route", "plan", "wait_minutes", …} encoded whole (tests/queue_server/test_issue_reply.py)
+    head = P.dumps({"ticket": ticket_header(server, hub, ticket), "route": route_view(hub, [r.department for r in route])})
+    tail = P.dumps({
         "wait_minutes": rounded(wait),
         "visit_minutes": rounded(minutes),
         **wait_fields(wait, min((shown[d]["ahead"] or 0 for d in shown), default=0), 1.0),
         "prefilled": prefill is not None,
-    }
+    })
+    result = P.Encoded(f'{head[:-1]},"plan":{plan_text(server, plan)},{tail[1:]}')
 
     extra = Batch(new_tickets=[(ticket, prefill)], numbers={(hub.key, day, prefix): number})
     if reservation is not None:

@@ -59,6 +59,7 @@ class Metrics:
         self.batches = 0
         self.batched_jobs = 0
         self.commit_seconds = 0.0
+        self.slow_inline_commits = 0  # commits on the loop slower than writer.INLINE_SLOW (then in a thread a while)
         self.pushes = 0
         self.last_broadcast = (0, 0.0)  # (subscribers, seconds) of the latest fan-out
         self.flushes = 0  # flusher rounds that had changes to push (pushes.flusher)
@@ -127,6 +128,9 @@ class Metrics:
             "# HELP madoguchi_slow_clients_dropped_total Clients closed because they did not read their pushes.",
             "# TYPE madoguchi_slow_clients_dropped_total counter",
             f"madoguchi_slow_clients_dropped_total {self.slow_dropped}",
+            "# HELP madoguchi_slow_inline_commits_total Commits on the event loop that took too long (the next go to a thread).",
+            "# TYPE madoguchi_slow_inline_commits_total counter",
+            f"madoguchi_slow_inline_commits_total {self.slow_inline_commits}",
             "# HELP madoguchi_wal_checkpoints_total SQLite WAL checkpoints run beside the writer (never in a commit).",
             "# TYPE madoguchi_wal_checkpoints_total counter",
             f"madoguchi_wal_checkpoints_total {self.wal_checkpoints}",

@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import protocol as P
 from .core.estimate import visit_minutes
 from .core.estimators import wait_fields
 from .core.journey import Plan, PlanError, plan_to_dict, plan_visit, resolve_purpose
@@ -70,6 +71,26 @@ _PLAN_CACHES: weakref.WeakKeyDictionary[Any, dict[tuple, Plan]] = weakref.WeakKe
 def _plans(server: QueueServer) -> dict[tuple, Plan]:
     """The server's plan cache (keyed weakly by the server, as the planning page's cache)."""
     return _PLAN_CACHES.setdefault(server, {})
+
+
+_PLAN_TEXTS: weakref.WeakKeyDictionary[Any, dict[int, tuple[Plan, str]]] = weakref.WeakKeyDictionary()
+
+
+def plan_text(server: QueueServer, plan: Plan) -> str:
+    """``plan_to_dict(plan)`` as the JSON text a reply carries, encoded once per plan (a Plan is
+    frozen, and make_plan hands out the same object for the same request): an ``issue`` reply is
+    mostly its plan (about 10 KB of procedures, documents and sources), and building and encoding
+    it was a tenth of the writer's time on the event loop (bench/open_loop.py, issue 20).
+    ValueError or TypeError when it cannot be sent, as :func:`protocol.encode_result`."""
+    texts = _PLAN_TEXTS.setdefault(server, {})
+    hit = texts.get(id(plan))
+    if hit is not None and hit[0] is plan:  # (the plan is held: its id is not reused meanwhile)
+        return hit[1]
+    text = P.encode_result(plan_to_dict(plan))
+    if len(texts) >= PLAN_CACHE:
+        texts.clear()
+    texts[id(plan)] = (plan, text)
+    return text
 
 
 def first_wait(route: Sequence[Any], waits: Mapping[str, Any]) -> float | None:

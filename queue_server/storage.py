@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -374,6 +375,7 @@ class Store:
         # (statement, row keys) -> compiled for executemany, or None: that shape takes execute (_run)
         self._bulk: dict[tuple[str, tuple[str, ...]], BulkStatement | None] = {}
         self._writer_conn: Connection | None = None  # kept between writes (_writer_connection)
+        self._writer_waits = True  # the writer connection's busy timeout: SQLITE_BUSY_TIMEOUT, or none (inline)
         self._background_checkpoints = False  # queue_server/wal.py: the writer's commits never checkpoint
         self.restart_wal = False  # set by wal.py when the log grew too long: the next write restarts it
         # engine.dispose() means "no connection is kept": the writer's goes too
@@ -435,13 +437,20 @@ class Store:
                     else:
                         s.add(CounterRow(site=site.key, number=c.number, departments=list(c.departments), floor=c.floor))
 
-    def write(self, batch: Batch) -> None:
+    def write(self, batch: Batch, wait: bool = True) -> None:
         """One transaction: tickets, steps, counters, numbers, events, idempotent replies.
 
         Core statements with executemany, not ORM objects: this runs for every group commit.
+        ``wait=False`` (a write on the event loop, :meth:`writes_inline`): if another connection
+        holds the database's lock, fail at once (cause ``locked``) instead of waiting for it;
+        nothing is written then, and the caller writes again with ``wait=True`` off the loop.
         """
         conn = self._writer_connection()
         try:
+            if wait != self._writer_waits:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000 if wait else 0}")
+                conn.commit()  # (ends the transaction the statement began: the write begins its own)
+                self._writer_waits = wait
             with conn.begin():
                 self._write(conn, batch)
             if self.restart_wal:  # (committed already: a failure here is only logged)
@@ -464,7 +473,23 @@ class Store:
                 conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
                 conn.commit()  # (ends the transaction the statement began: each write begins its own)
             self._writer_conn = conn
+            self._writer_waits = True  # (the engine's connect argument: SQLITE_BUSY_TIMEOUT)
         return self._writer_conn
+
+    def writes_inline(self) -> bool:
+        """Whether a write may run on the event loop itself (``write(batch, wait=False)``) instead
+        of in a worker thread: SQLite that never syncs nor checkpoints in a commit. Such a commit
+        appends to the WAL in the page cache, a fraction of a millisecond of CPU (0.3 ms for a
+        call's rows, measured in bench/open_loop.py), while handing it to a thread and back cost
+        the loop more than the write (issue 20: ~7 % of the server's CPU, 0.5 ms of every reply).
+        FULL or EXTRA sync (an fsync per commit), a WAL that commits may checkpoint (no
+        background checkpointer: queue_server/wal.py), a restart of the log due (it waits for
+        readers), PostgreSQL (a round trip and the server's fsync): in a thread."""
+        if self.dialect != "sqlite" or self.restart_wal:
+            return False
+        if os.environ.get("MADOGUCHI_SQLITE_SYNC", "NORMAL").upper() not in ("NORMAL", "OFF", "0", "1"):
+            return False
+        return self._background_checkpoints or self.engine.url.database in (None, "", ":memory:")
 
     # ------------------------------------------------------------------ WAL checkpoints (wal.py)
     def checkpoint_in_background(self) -> bool:
@@ -502,8 +527,13 @@ class Store:
     def close_writer(self) -> None:
         if self._writer_conn is not None:
             with contextlib.suppress(Exception):
+                if not self._writer_waits:
+                    # no busy timeout (an inline write's): never back to the pool, where the next
+                    # user (the end of day's erase, a report) would fail at once on any lock
+                    self._writer_conn.invalidate()
                 self._writer_conn.close()
             self._writer_conn = None
+            self._writer_waits = True
 
     def _write(self, conn: Connection, batch: Batch) -> None:
         t_tickets, t_steps = TicketRow.__table__, StepRow.__table__

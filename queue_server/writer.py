@@ -44,6 +44,11 @@ MAX_BATCH = 256
 PROBE_INTERVAL = 2.0  # seconds between probe writes while storage is failing
 BEHIND_SECONDS = 5.0  # a request waiting longer than this for the writer: /healthz says behind
 BEHIND_DEPTH = 2000  # or this many requests queued
+# A commit on the event loop (Store.writes_inline) that takes longer than this — a disk that
+# stalls, a page cache under pressure — freezes every connection while it lasts: the commits of
+# the next INLINE_BACKOFF seconds go to a worker thread instead
+INLINE_SLOW = 0.05  # seconds
+INLINE_BACKOFF = 60.0  # seconds
 
 #: What staff read when a change could not be saved, by cause (the console shows its own
 #: translated banner from the ``storage`` push; this is the reply's plain message).
@@ -112,6 +117,7 @@ class Writer:
         # set while no request waits for the writer and no batch is in hand: the pushes' fan-out
         # (pushes.give_way) waits for it, so requests go first
         self.quiet = asyncio.Event()
+        self.inline_after = 0.0  # monotonic time before which commits stay off the loop (INLINE_SLOW)
 
     # ------------------------------------------------------------------ tasks
     async def run(self) -> None:
@@ -235,7 +241,7 @@ class Writer:
         applied_at = time.perf_counter()
         if batch:
             try:
-                await asyncio.to_thread(s.store.write, batch)
+                await self._commit(batch)
             except Exception as e:
                 await self._commit_failed(e, start, applied, followers, fresh, isolate)
                 return
@@ -282,6 +288,30 @@ class Writer:
                 log.exception("push after a committed %s failed (the request was answered)", a.job.req.type)
         for hub in s.hubs.values():
             hub.pushed_seq = hub.seq  # every committed event up to here has been pushed
+
+    async def _commit(self, batch: Batch) -> None:
+        """Write a batch: on the loop where that costs less than handing it to a thread
+        (Store.writes_inline), else — or when another connection holds the lock, or while the
+        disk is slow (INLINE_SLOW) — in a worker thread, waiting for the lock as long as storage
+        allows. A write that raises has written nothing."""
+        store = self.server.store
+        if store.writes_inline() and time.monotonic() >= self.inline_after:
+            t0 = time.perf_counter()
+            try:
+                store.write(batch, wait=False)
+                return
+            except Exception as e:
+                if error_cause(e) != "locked":
+                    raise
+                # another process writes (a CLI, a second tool): wait for its lock off the loop
+            finally:
+                spent = time.perf_counter() - t0
+                if spent > INLINE_SLOW:
+                    self.inline_after = time.monotonic() + INLINE_BACKOFF
+                    self.server.metrics.slow_inline_commits += 1
+                    log.warning("a commit on the event loop took %.0f ms: commits go to a worker thread for %.0f s",
+                                spent * 1000, INLINE_BACKOFF)
+        await asyncio.to_thread(store.write, batch)
 
     def _refusal(self, job: Job, e: Exception) -> str:
 

@@ -87,14 +87,6 @@ def lognormal(rng: random.Random, mean: float, cv: float) -> float:
     return rng.lognormvariate(math.log(mean) - s2 / 2, math.sqrt(s2))
 
 
-class NoVoice:
-    def request(self, number: str, counter: int) -> None:
-        return None
-
-    def stop(self) -> None:
-        pass
-
-
 class Clock:
     def __init__(self, t: float):
         self.t = t
@@ -233,7 +225,7 @@ async def produce_log(db_url: str, tmp: Path, n_days: int | None = None, compres
     tokens, _ = ensure_for_city(tmp / "secrets.toml", city)
     clock = Clock(dt.datetime.combine(DAYS[0], dt.time(8), TZ).timestamp())
     qs = QueueServer(city, Store(db_url), tokens, cat, clock=clock)
-    qs.announcer = NoVoice()  # no voice synthesis here (the real announcer starts a process)
+    qs.announcer = None  # no voice synthesis here (the real announcer starts a process)
     ready: asyncio.Future = asyncio.get_running_loop().create_future()
     stop: asyncio.Future = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(run_server(qs, "127.0.0.1", 0, ready.set_result, stop))

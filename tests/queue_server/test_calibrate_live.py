@@ -84,14 +84,6 @@ class ScaledClock:
         return self.base + (time.monotonic() - self.wall0) * self.speed
 
 
-class NoVoice:
-    def request(self, number: str, counter: int) -> None:
-        return None
-
-    def stop(self) -> None:
-        pass
-
-
 async def play(db_url: str, tmp: Path):
     from queue_server.server import QueueServer, run_server
     from simulation.live import run_live
@@ -106,7 +98,7 @@ async def play(db_url: str, tmp: Path):
     opening = dt.datetime.combine(DAY, dt.time(8, 30), TZ).timestamp()
     clock = ScaledClock(opening - 60, SPEED)  # the server starts a simulated minute before opening
     qs = QueueServer(city, Store(db_url), tokens, cat, clock=clock)
-    qs.announcer = NoVoice()
+    qs.announcer = None  # no voice synthesis here (boards chime only)
     ready: asyncio.Future = asyncio.get_running_loop().create_future()
     stop: asyncio.Future = asyncio.get_running_loop().create_future()
     server = asyncio.create_task(run_server(qs, "127.0.0.1", 0, ready.set_result, stop))

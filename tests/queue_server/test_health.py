@@ -88,11 +88,14 @@ def test_a_writer_that_is_behind_makes_health_red(tmp_path, monkeypatch):
     release = threading.Event()
     write = qs.store.write
 
-    def slow_write(batch):
+    def slow_write(batch, wait=True):
         release.wait(20)
-        write(batch)
+        write(batch, wait)
 
     qs.store.write = slow_write  # type: ignore[method-assign]
+    # commits in a worker thread, as with PostgreSQL or FULL sync: a commit stalled on the event
+    # loop itself would hold /healthz too (writer.INLINE_SLOW moves the next ones off the loop)
+    qs.store.writes_inline = lambda: False  # type: ignore[method-assign]
 
     async def body(port):
         url, http = f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}"

@@ -53,13 +53,13 @@ class FaultyStore(Store):
             self.fail_after, self._count = None, 0
             raise OperationalError(statement, None, sqlite3.OperationalError(self.fail_message))
 
-    def write(self, batch) -> None:
+    def write(self, batch, wait: bool = True) -> None:
         if self.poison is not None and any(e["payload"].get("reason") == self.poison for e in batch.events):
             if self.poison_error is IntegrityError:
                 raise IntegrityError("INSERT INTO events", None,
                                      sqlite3.IntegrityError("CHECK constraint failed: poisoned"))
             raise self.poison_error("poisoned row")
-        super().write(batch)
+        super().write(batch, wait)
 
 
 class Boom(QueueServer):
@@ -166,11 +166,16 @@ class HeldStore(Store):
     def release(self) -> None:
         self.open.set()
 
-    def write(self, batch) -> None:
+    def writes_inline(self) -> bool:
+        # a held commit is one that takes long: the writer waits for it in a worker thread (a
+        # commit held on the event loop would hold the whole server, not only the writer)
+        return self.open.is_set() and super().writes_inline()
+
+    def write(self, batch, wait: bool = True) -> None:
         if not self.open.is_set():
             self.entered.set()
             assert self.open.wait(60), "the test never released the writer"
-        super().write(batch)
+        super().write(batch, wait)
 
 
 class InProcess:
