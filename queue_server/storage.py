@@ -479,9 +479,9 @@ class Store:
     def writes_inline(self) -> bool:
         """Whether a write may run on the event loop itself (``write(batch, wait=False)``) instead
         of in a worker thread: SQLite that never syncs nor checkpoints in a commit. Such a commit
-        appends to the WAL in the page cache, a fraction of a millisecond of CPU (0.3 ms for a
-        call's rows, measured in bench/open_loop.py), while handing it to a thread and back cost
-        the loop more than the write (issue 20: ~7 % of the server's CPU, 0.5 ms of every reply).
+        appends to the WAL in the page cache, a fraction of a millisecond of CPU, while handing it
+        to a thread and back cost the loop more than the write itself (issue 20, docs/benchmarks.md:
+        ~7 % of the server's CPU at 100 req/s, 0.5 ms of every reply's median).
         FULL or EXTRA sync (an fsync per commit), a WAL that commits may checkpoint (no
         background checkpointer: queue_server/wal.py), a restart of the log due (it waits for
         readers), PostgreSQL (a round trip and the server's fsync): in a thread."""
