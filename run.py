@@ -46,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    from queue_server.core.problems import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:  # a command that met a bad setting: what and where, not a traceback
+        print(e, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -217,9 +217,32 @@ def default_url(var_dir: str | Path = "var") -> str:
     return f"sqlite:///{Path(var_dir) / 'madoguchi.db'}"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+SQLITE_SYNC_VAR = "MADOGUCHI_SQLITE_SYNC"
+SQLITE_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def sqlite_sync_mode() -> str:
+    """SQLite's ``synchronous`` mode for the server's database, from MADOGUCHI_SQLITE_SYNC
+    (default NORMAL). A value SQLite does not know is refused: SQLite itself takes any unknown
+    word as NORMAL, so a typo such as ``FUL`` would silently drop the power-loss durability the
+    operator asked for."""
+    given = os.environ.get(SQLITE_SYNC_VAR, "NORMAL")
+    mode = given.strip().upper()
+    if mode in ("0", "1", "2", "3"):
+        mode = SQLITE_SYNC_MODES[int(mode)]
+    if mode not in SQLITE_SYNC_MODES:
+        from .core.problems import ConfigError, Problem
+
+        raise ConfigError([Problem(SQLITE_SYNC_VAR, "environment", f"{given!r} is not a SQLite synchronous mode: "
+                                   f"{', '.join(SQLITE_SYNC_MODES)} (or 0–3)")])
+    return mode
+
+
+def make_engine(url: str, sync: str | None = None) -> Engine:
+    """An engine; SQLite gets WAL, a busy timeout and foreign keys on every connection, and the
+    synchronous mode ``sync`` (default: :func:`sqlite_sync_mode`, read once here)."""
     if url.startswith("sqlite"):
+        sync = sync or sqlite_sync_mode()
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -231,9 +254,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode loses nothing when the *process* dies (SIGKILL); FULL would also
             # survive power loss at ~2x the commit cost. Set MADOGUCHI_SQLITE_SYNC=FULL for that.
-            import os
-
-            cur.execute(f"PRAGMA synchronous={os.environ.get('MADOGUCHI_SQLITE_SYNC', 'NORMAL')}")
+            cur.execute(f"PRAGMA synchronous={sync}")  # (one of SQLITE_SYNC_MODES: checked)
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -368,7 +389,8 @@ class Store:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = make_engine(url)
+        self.sqlite_sync = sqlite_sync_mode() if url.startswith("sqlite") else None  # (read once: writes_inline)
+        self.engine = make_engine(url, self.sqlite_sync)
         self.dialect = self.engine.dialect.name
         self._upserts: dict[type, Any] = {}
         self._updates: dict[bool, Any] = {}  # closed? -> the tickets' UPDATE (_ticket_update)
@@ -487,7 +509,7 @@ class Store:
         readers), PostgreSQL (a round trip and the server's fsync): in a thread."""
         if self.dialect != "sqlite" or self.restart_wal:
             return False
-        if os.environ.get("MADOGUCHI_SQLITE_SYNC", "NORMAL").upper() not in ("NORMAL", "OFF", "0", "1"):
+        if self.sqlite_sync not in ("NORMAL", "OFF"):
             return False
         return self._background_checkpoints or self.engine.url.database in (None, "", ":memory:")
 

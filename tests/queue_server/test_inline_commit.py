@@ -39,9 +39,12 @@ def test_a_commit_runs_on_the_loop_only_where_it_neither_syncs_nor_checkpoints(t
     store.restart_wal = True  # the restart waits for readers
     assert not store.writes_inline()
     store.restart_wal = False
-    for mode, inline in (("FULL", False), ("extra", False), ("OFF", True), ("normal", True)):
+    for mode, inline in (("2", False), ("FULL", False), ("extra", False), ("OFF", True), ("normal", True)):
         monkeypatch.setenv("MADOGUCHI_SQLITE_SYNC", mode)
-        assert store.writes_inline() is inline, mode
+        other = Store(f"sqlite:///{tmp_path / 'b.db'}")  # the mode is read when the store is made
+        other.checkpoint_in_background()
+        assert other.writes_inline() is inline, mode
+        other.engine.dispose()
     assert Store("sqlite://").writes_inline()  # in memory: nothing to sync or checkpoint
 
 
