@@ -513,6 +513,9 @@ class KioskState:
     key_seq: int = 0  # last idempotency key number used
     plan_seq: int = 0  # to drop a plan reply that arrives after the citizen moved on
     reprint_jobs: tuple[str, ...] = ()  # the last reprint jobs taken: a job pushed twice prints once
+    # the server was told this kiosk's printer failed (a ticket or a job): its next success is
+    # reported too, so the server sends reprints here again (queue_server/reprint.py)
+    printer_down: bool = False
     last_activity: float = 0.0
 
     @property
@@ -608,6 +611,7 @@ class Kiosk:
             key_seq=state.key_seq,
             plan_seq=state.plan_seq + 1,  # a late plan reply for the last citizen is dropped
             reprint_jobs=state.reprint_jobs,
+            printer_down=state.printer_down,
             last_activity=state.last_activity if now is None else now,
         )
         return fresh, cmds
@@ -971,8 +975,10 @@ class Kiosk:
             return s, []
         s2 = replace(s, screen=Screen.DONE, printed=True, print_error=None, print_fault_sent=False)
         tid = _ticket_id(s)
-        if s.print_fault_sent and tid:  # 「もう一度印刷する」 worked: the console's flag goes
-            return s2, [ReportPrint(tid, True)]
+        if (s.print_fault_sent or s.printer_down) and tid:
+            # 「もう一度印刷する」 worked (the console's flag goes), or the first ticket since a
+            # failure here came out: either way the server learns that this printer works again
+            return replace(s2, printer_down=False), [ReportPrint(tid, True)]
         return s2, []
 
     def _on_PrintFailed(self, s: KioskState, e: PrintFailed) -> tuple[KioskState, list[Command]]:
@@ -987,7 +993,7 @@ class Kiosk:
         if tid:  # logged against the ticket: consoles flag it "not printed" and can print it again
             cmds.append(ReportPrint(tid, False, e.code))
         return replace(s, screen=Screen.DONE, printed=False, print_error=e.message_key,
-                       print_fault_sent=bool(tid)), cmds
+                       print_fault_sent=bool(tid), printer_down=s.printer_down or bool(tid)), cmds
 
     def _on_ReprintRequested(self, s: KioskState, e: ReprintRequested) -> tuple[KioskState, list[Command]]:
         tid = str((e.result.get("ticket") or {}).get("id") or "")
@@ -1000,6 +1006,7 @@ class Kiosk:
 
     def _on_ReprintFinished(self, s: KioskState, e: ReprintFinished) -> tuple[KioskState, list[Command]]:
         cmds: list[Command] = [ReportPrint(e.ticket, e.printed, "" if e.printed else e.code, e.job)]
+        s = replace(s, printer_down=not e.printed)  # (reported either way: the server knows)
         if e.printed and _ticket_id(s) == e.ticket and s.screen is Screen.DONE:
             # the citizen still at the done screen of that ticket: it came out after all
             return replace(s, printed=True, print_error=None, print_fault_sent=False), cmds

@@ -56,6 +56,9 @@ class SiteHub:
     queued_since_cache: dict[str, int] = field(default_factory=dict)  # department -> tickets queued since waits_cache
     # ticket id -> its last print failure, until a print succeeds (queue_server/reprint.py; from the event log)
     not_printed: dict[str, dict] = field(default_factory=dict)
+    # kiosk device -> its printer's last failure ({"code", "at"}), until that kiosk prints again:
+    # a reprint goes to a kiosk whose printer works (reprint.py; from the event log)
+    printers_down: dict[str, dict] = field(default_factory=dict)
     queue_replies: QueueReplies = field(default_factory=QueueReplies)  # `queue` reads' cached fragments
     places: dict[str, tuple[list[int], int]] = field(default_factory=dict, repr=False)  # department_place's
 

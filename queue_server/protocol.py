@@ -127,7 +127,8 @@ FIELDS: dict[str, dict[str, Field]] = {
     "form_values": {"values": _F(Map(Text(64, 1), Text(200), 100), True)},  # forms.MAX_VALUE characters
     "forms_printed": {"forms": _F(Array(Text(64, 1), 32, 1), True)},
     # counter: print a ticket again on a kiosk (same number, route and QR; reprint.py)
-    "reprint": {"ticket": _F(TICKET_ID, True), "idempotency_key": _F(KEY)},
+    "reprint": {"ticket": _F(TICKET_ID, True), "kiosk": _F(Text(32, 1, r"[^:]*", hint="text without `:`")),
+                "idempotency_key": _F(KEY)},
     # public
     "status": {},
     # admin
@@ -186,6 +187,7 @@ ERROR_CODES = {
     "ticket_closed": "the visit is over",
     "ticket_other_site": "the ticket was issued at another office",
     "no_kiosk": "no kiosk of this site is connected",
+    "kiosk_offline": "the kiosk asked for is not connected",
     "counter_busy": "the counter still has a ticket",
     "counter_not_open": "the counter is paused or closed",
     "no_current_ticket": "the counter has no ticket called or in service",

@@ -8,12 +8,14 @@ Two requests, applied by the writer:
   (ticket id, number, kiosk, error code: nothing personal), so the flag survives a restart; every
   console hears it as a ``print`` push.
 - ``reprint`` (counter): print the ticket again — same number, same route, same QR — on the kiosk
-  that issued it, or on another connected kiosk of the site when that one is offline. Logged as
+  that issued it, or on another connected kiosk of the site when that one is offline or its
+  printer failed last (:func:`choose_kiosk`), or on the kiosk the console names. Logged as
   ``reprint_requested``; the chosen kiosk gets a ``reprint`` push, prints, and answers with a
   ``print_result`` naming the job, which reaches the consoles as the outcome.
 
-The "not printed" flags live in ``SiteHub.not_printed`` (ticket id -> the last failure), rebuilt
-from the event log at start (:func:`replay`).
+The "not printed" flags live in ``SiteHub.not_printed`` (ticket id -> the last failure), the
+kiosks whose printer failed last in ``SiteHub.printers_down`` (device -> that failure, until the
+kiosk prints again), both rebuilt from the event log at start (:func:`replay`).
 """
 
 from __future__ import annotations
@@ -41,12 +43,16 @@ def replay(hub: SiteHub, ev: dict[str, Any]) -> None:
     tid = ev.get("ticket")
     if not tid:
         return
+    p = ev.get("payload") or {}
+    device = p.get("device", "")
     if ev["kind"] == "print_failed":
-        p = ev.get("payload") or {}
-        hub.not_printed[tid] = {"ticket": tid, "number": p.get("number", ""), "device": p.get("device", ""),
+        hub.not_printed[tid] = {"ticket": tid, "number": p.get("number", ""), "device": device,
                                 "code": p.get("code", ""), "at": ev["at"]}
+        if device:
+            hub.printers_down[device] = {"code": p.get("code", ""), "at": ev["at"]}
     elif ev["kind"] == "printed":
         hub.not_printed.pop(tid, None)
+        hub.printers_down.pop(device, None)  # that kiosk printed: its printer works again
 
 
 def print_result(hub: SiteHub, c: Client, b: dict[str, Any], now: float) -> Outcome:
@@ -59,13 +65,15 @@ def print_result(hub: SiteHub, c: Client, b: dict[str, Any], now: float) -> Outc
     payload = {"number": t.label, "device": c.device, "code": "" if printed else (b.get("code") or "printer_error"),
                "job": b.get("job") or ""}
     old = hub.not_printed.get(t.id)
+    old_printer = hub.printers_down.get(c.device)
     replay(hub, {"kind": kind, "ticket": t.id, "payload": payload, "at": now})
 
     def undo() -> None:
-        if old is None:
-            hub.not_printed.pop(t.id, None)
-        else:
-            hub.not_printed[t.id] = old
+        for flags, key, value in ((hub.not_printed, t.id, old), (hub.printers_down, c.device, old_printer)):
+            if value is None:
+                flags.pop(key, None)
+            else:
+                flags[key] = value
 
     push = {"ticket": t.id, **payload, "printed": printed, "at": now}
     return Outcome({"ok": True}, Change(events=(Event(kind, t.id, payload=payload),)),
@@ -85,19 +93,60 @@ def reprint(server: QueueServer, hub: SiteHub, c: Client, b: dict[str, Any], now
     if t.closed is not None:
         raise Reply("ticket_closed", f"ticket {t.label} is {t.closed.value}: the visit is over, "
                     "there is nothing to print again", "ticket")
-    kiosks = sorted({k.device for k in server.clients.of(hub.key, "kiosk") if k.device})
+    kiosks = connected_devices(server, hub)
     if not kiosks:
         raise Reply("no_kiosk", f"no kiosk of site {hub.key} is connected: ticket {t.label} cannot be printed "
                     "again until one is (check its network and power)", "ticket")
-    kiosk = t.device if t.device in kiosks else kiosks[0]
+    wanted = b.get("kiosk")
+    if wanted and wanted not in kiosks:
+        raise Reply("kiosk_offline", f"kiosk {wanted!r} of site {hub.key} is not connected; connected: "
+                    f"{', '.join(kiosks)}", "kiosk")
+    kiosk, why = (wanted, "chosen") if wanted else choose_kiosk(t.device, kiosks, hub.printers_down)
     job = uuid.uuid4().hex[:16]
-    # fallback: the issuing kiosk is offline (a kiosk that gave no device name has none to miss)
+    # fallback: not on the issuing kiosk, and not because the console asked (``why`` says why)
     result = {"job": job, "ticket": t.id, "number": t.label, "kiosk": kiosk, "issued_by": t.device,
-              "fallback": bool(t.device) and kiosk != t.device}
+              "fallback": why in ("offline", "printer"), "why": why, "kiosks": kiosk_views(kiosks, hub.printers_down)}
+    if why == "printer":
+        result["printer_code"] = hub.printers_down[t.device]["code"]
     payload = {"number": t.label, "job": job, "kiosk": kiosk}
     ev = Event("reprint_requested", t.id, counter=c.counter, payload=payload)
     data = {"job": job, "lang": t.lang, "result": printable(server, hub, t.id, now)}
     return Outcome(result, Change(events=(ev,)), pushes=[(f"kiosk:{kiosk}", "reprint", data)])
+
+
+def choose_kiosk(issued_by: str, kiosks: list[str], printers_down: dict[str, dict]) -> tuple[str, str | None]:
+    """The kiosk a reprint goes to, among the connected ``kiosks`` (sorted, at least one), and
+    why it is not the issuing one: None (it is), "offline" (that kiosk is not connected) or
+    "printer" (its printer failed last and has not printed since). A kiosk whose printer failed
+    is passed over while another's works: most reprints follow a failure at the issuing kiosk, and
+    sending the ticket back there only failed again (paper out is not fixed by asking twice).
+    When every connected printer has failed, the issuing kiosk (or the first) is tried anyway:
+    staff may have mended it."""
+    working = [k for k in kiosks if k not in printers_down]
+    if issued_by in working:
+        return issued_by, None
+    if working:
+        return working[0], ("printer" if issued_by in kiosks else "offline") if issued_by else None
+    if issued_by in kiosks:
+        return issued_by, None
+    return kiosks[0], "offline" if issued_by else None
+
+
+def connected_devices(server: QueueServer, hub: SiteHub) -> list[str]:
+    """The device names of the site's connected kiosks, sorted (a kiosk with no name is not one
+    a reprint can be sent to by name)."""
+    return sorted({k.device for k in server.clients.of(hub.key, "kiosk") if k.device})
+
+
+def connected_kiosks(server: QueueServer, hub: SiteHub) -> list[dict[str, Any]]:
+    """The site's connected kiosks with their printer's state (a console's hello)."""
+    return kiosk_views(connected_devices(server, hub), hub.printers_down)
+
+
+def kiosk_views(kiosks: list[str], printers_down: dict[str, dict]) -> list[dict[str, Any]]:
+    """The connected kiosks with their printer's state, for the console's choice."""
+    return [{"device": k, "printer": "ok" if k not in printers_down else printers_down[k]["code"] or "printer_error"}
+            for k in kiosks]
 
 
 def printable(server: QueueServer, hub: SiteHub, tid: str, now: float) -> dict[str, Any]:

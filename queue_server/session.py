@@ -278,6 +278,7 @@ def snapshot(server: QueueServer, hub: SiteHub, client: Client, now: float) -> d
             "current": hub.ticket_view(cur) if cur else None,
             "help": hub.help_alerts[-20:],
             "not_printed": reprint.not_printed_view(hub),  # tickets whose print failed
+            "kiosks": reprint.connected_kiosks(server, hub),  # where a reprint can go, with their printers
             "departments": {d: dict(n) for d, n in hub.config.department_names.items()},
             "board": hub.board_view(now),
             # what the console needs to enable exactly the buttons the server accepts

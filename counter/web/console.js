@@ -25,6 +25,7 @@ const S = {
   policy: null,         // {max_recalls} from the server
   offset: 0,            // server clock minus ours, seconds (the timers)
   notPrinted: [],       // tickets whose print failed at a kiosk: {ticket, number, device, code, at}
+  kiosks: [],           // the site's connected kiosks when last heard: {device, printer: "ok" | error code}
   reprints: {},         // reprint jobs this console asked for: job -> reply
   outcomes: {},         // print outcomes of jobs not (yet) known as ours: job -> push data
   answerWithin: 30000,  // ms: a kiosk that has not answered a reprint by then is named (tests shorten it)
@@ -404,10 +405,27 @@ function reprintButton(ticket, id) {
 
 function renderNotPrinted() {
   $("not-printed").hidden = !S.notPrinted.length;
+  renderKioskChoice();
   $("not-printed-list").replaceChildren(...S.notPrinted.map((x) => el("li", { class: "fault", dataset: { ticket: x.ticket } },
     el("span", {}, el("span", { class: "num" }, x.number), " ",
       t("console.not_printed_item", { device: x.device, reason: printReason(x.code) })),
     reprintButton(x.ticket))));
+}
+
+/** Where a reprint goes: "automatic" (the server picks the issuing kiosk, or one whose printer
+ * works: queue_server/reprint.py), or a kiosk staff name (one whose printer they just mended). */
+function renderKioskChoice() {
+  const select = $("reprint-kiosk");
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "" }, t("console.reprint_on_auto")),
+    ...S.kiosks.map((k) => el("option", { value: k.device },
+      k.printer === "ok" ? k.device : `${k.device}（${printReason(k.printer)}）`)));
+  select.value = S.kiosks.some((k) => k.device === chosen) ? chosen : "";
+}
+
+function kioskPrinter(device, printed, code) {
+  const k = S.kiosks.find((x) => x.device === device);
+  if (k) k.printer = printed ? "ok" : (code || "printer_error");
 }
 
 async function reprint(ticket) {
@@ -417,9 +435,12 @@ async function reprint(ticket) {
   try {
     // one key per press: should the request be sent twice, it prints once (the server keeps the first reply)
     const key = `rp-${COUNTER}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    const r = await S.link.request("reprint", { ticket, idempotency_key: key });
+    const kiosk = $("reprint-kiosk").value;
+    const r = await S.link.request("reprint", { ticket, idempotency_key: key, ...(kiosk ? { kiosk } : {}) });
     S.reprints[r.job] = r;
-    say(t(r.fallback ? "console.reprint_fallback" : "console.reprint_sent", r));
+    if (r.kiosks) S.kiosks = r.kiosks;
+    const why = { printer: "console.reprint_elsewhere", offline: "console.reprint_fallback" }[r.why];
+    say(t(why || "console.reprint_sent", { ...r, reason: printReason(r.printer_code) }));
     if (S.outcomes[r.job]) sayOutcome(S.outcomes[r.job]);  // the kiosk answered before the reply came
     // a kiosk that went away with the job (or hangs) never answers: say so, the answer may still come
     setTimeout(() => { if (S.reprints[r.job]) say(t("console.reprint_no_answer", r), "error"); }, S.answerWithin);
@@ -432,6 +453,7 @@ async function reprint(ticket) {
 }
 
 function onPrint(d) {
+  kioskPrinter(d.device, d.printed, d.code);
   S.notPrinted = S.notPrinted.filter((x) => x.ticket !== d.ticket);
   if (!d.printed) S.notPrinted.push({ ticket: d.ticket, number: d.number, device: d.device, code: d.code, at: d.at });
   if (S.current && S.current.id === d.ticket) S.current.not_printed = !d.printed;
@@ -544,7 +566,11 @@ async function signIn(e) {
   S.openOnReady = true;
   S.link = new Link({
     hello: () => ({ role: "counter", site: SITE, counter: COUNTER, token, staff: S.staff }),
-    onReady: (result) => { S.notPrinted = result.snapshot.not_printed || []; onReady(result); },
+    onReady: (result) => {
+      S.notPrinted = result.snapshot.not_printed || [];
+      S.kiosks = result.snapshot.kiosks || [];
+      onReady(result);
+    },
     onPush: (msg) => (msg.push === "print" ? onPrint(msg.data) : onPush(msg)),
     onState, onFatal,
   }).start();

@@ -74,3 +74,34 @@ def test_a_reprint_of_the_ticket_on_screen_clears_its_printer_error(catalogue):
     s, _ = run(kiosk, s, F.PrintFailed("paper_out", "error.paper_out"))
     s, cmds = run(kiosk, s, F.ReprintRequested("job-3", RESULT, "ja"), F.ReprintFinished("job-3", "t-5", True))
     assert s.screen is F.Screen.DONE and s.printed and s.print_error is None
+
+
+def _next_citizen_printing(kiosk, s, tid):
+    """The next citizen, on the same kiosk (its device fields kept), up to their ticket printing."""
+    s, _ = run(kiosk, s, F.Restart(), F.ChooseLanguage("ja"), F.ChoosePurpose("death"))
+    s, _ = answer_all(kiosk, s, DEATH_1)
+    s, _ = run(kiosk, s, F.TakeNumber())
+    s, _ = run(kiosk, s, F.IssueSucceeded(s.pending_key, {"ticket": {"id": tid, "number": tid}}))
+    assert s.screen is F.Screen.PRINTING
+    return s
+
+
+def test_the_first_ticket_that_prints_after_a_failure_tells_the_server_the_printer_works(catalogue):
+    kiosk, s = _at_printing(catalogue)
+    s, _ = run(kiosk, s, F.PrintFailed("paper_out", "error.paper_out"))  # the citizen leaves without a print
+    assert s.printer_down
+    s = _next_citizen_printing(kiosk, s, "t-6")  # staff put paper in; the next ticket comes out
+    s, cmds = run(kiosk, s, F.Printed())
+    assert cmds == [F.ReportPrint("t-6", True)] and not s.printer_down
+    s = _next_citizen_printing(kiosk, s, "t-7")  # and from then on nothing is reported again
+    assert run(kiosk, s, F.Printed())[1] == []
+
+
+def test_a_failed_reprint_job_marks_the_printer_down_until_a_ticket_prints(catalogue):
+    kiosk, s = make(catalogue, printer_enabled=True)
+    s, cmds = run(kiosk, s, F.ReprintRequested("job-4", RESULT, "ja"), F.ReprintFinished("job-4", "t-5", False, "cover_open"))
+    assert cmds[-1] == F.ReportPrint("t-5", False, "cover_open", "job-4") and s.printer_down
+    s = _next_citizen_printing(kiosk, s, "t-8")
+    assert run(kiosk, s, F.Printed())[1] == [F.ReportPrint("t-8", True)]
+    s, cmds = run(kiosk, s, F.ReprintRequested("job-5", RESULT, "ja"), F.ReprintFinished("job-5", "t-5", True))
+    assert cmds[-1] == F.ReportPrint("t-5", True, "", "job-5") and not s.printer_down

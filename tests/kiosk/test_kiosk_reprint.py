@@ -191,3 +191,68 @@ def test_a_ticket_that_went_offline_mid_job_is_flagged_and_reprinted_from_the_co
         if k.shell.root.parent is not None:
             _stop(k)
         printer.close()
+
+
+def _two_kiosks(live: LiveServer, ready: dict, leave: threading.Event) -> None:
+    """kiosk-a, whose printer ran out of paper on the ticket it issued, and kiosk-b, whose printer
+    works: both stay connected (in their own thread and loop) and keep the reprint jobs they get."""
+    async def go() -> None:
+        tok = live.tokens().roles["kiosk"]
+        a, _ = await Client.open(live.url, role="kiosk", device="kiosk-a", token=tok, site="honcho")
+        b, _ = await Client.open(live.url, role="kiosk", device="kiosk-b", token=tok, site="honcho")
+        issued = await a.ok("issue", purposes=["certificate"], answers={}, lang="ja",
+                            idempotency_key="two-kiosks-1")
+        await a.ok("print_result", ticket=issued["ticket"]["id"], printed=False, code="paper_out")
+        ready.update(issued=issued, jobs={"kiosk-a": a, "kiosk-b": b})
+        ready["event"].set()
+        while not leave.is_set():
+            await asyncio.sleep(0.05)
+        for c in (a, b):
+            await c.close()
+
+    asyncio.run(go())
+
+
+def test_a_reprint_goes_to_a_kiosk_whose_printer_works_or_to_the_one_staff_choose(live, page):
+    ready, leave = {"event": threading.Event()}, threading.Event()
+    kiosks = threading.Thread(target=_two_kiosks, args=(live, ready, leave), daemon=True)
+    kiosks.start()
+    try:
+        assert ready["event"].wait(20)
+        ticket = ready["issued"]["ticket"]
+        tid, number = ticket["id"], ticket["number"]
+        page.goto(console_url(live, ready["issued"]["route"][0]["counters"][0]))
+        page.fill("#staff", "佐藤")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f'#not-printed-list li[data-ticket="{tid}"]', timeout=20_000)
+        # the choice lists the connected kiosks with their printers (from the hello), automatic first
+        options = page.locator("#reprint-kiosk option").all_inner_texts()
+        assert options[0] == "自動（プリンターが使える発券機）", options
+        # (the kiosks of the test before may still be listed while the server notices they left)
+        assert [o for o in options if o.startswith(("kiosk-a", "kiosk-b"))] == ["kiosk-a（用紙切れ）", "kiosk-b"], options
+        assert page.locator("label[for=reprint-kiosk]").inner_text() == "印刷する発券機"
+
+        # automatic: not back to kiosk-a, out of paper, but to kiosk-b, and the console says why
+        page.locator(f'#not-printed-list li[data-ticket="{tid}"] button.reprint').click()
+        page.wait_for_function("!window.__console.reprinting")
+        assert page.locator("#message").inner_text() == (
+            f"発行した発券機 kiosk-a のプリンターが使えないため（用紙切れ）、{number} を発券機 kiosk-b で印刷しています…")
+        shot(page, "console-reprint-elsewhere")
+        jobs = ready["jobs"]
+        assert [p["data"]["result"]["ticket"]["number"] for p in jobs["kiosk-b"].pushes
+                if p.get("push") == "reprint"] == [number]
+
+        # staff refilled kiosk-a and choose it: the job goes there, as asked
+        page.select_option("#reprint-kiosk", "kiosk-a")
+        page.locator(f'#not-printed-list li[data-ticket="{tid}"] button.reprint').click()
+        page.wait_for_function("!window.__console.reprinting")
+        assert page.locator("#message").inner_text() == f"{number} を発券機 kiosk-a で印刷しています…"
+        for _ in range(100):  # (the push crosses the other thread's loop)
+            if [p for p in jobs["kiosk-a"].pushes if p.get("push") == "reprint"]:
+                break
+            page.wait_for_timeout(50)
+        assert [p["data"]["result"]["ticket"]["number"] for p in jobs["kiosk-a"].pushes
+                if p.get("push") == "reprint"] == [number]
+    finally:
+        leave.set()
+        kiosks.join(10)

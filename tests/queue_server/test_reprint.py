@@ -39,7 +39,7 @@ async def issue(k: Client, purposes=("certificate",)) -> dict:
     return await k.ok("issue", purposes=list(purposes), answers={}, lang="en", idempotency_key=f"rp-{next(_keys)}")
 
 
-def test_a_failed_print_is_flagged_reprinted_on_the_issuing_kiosk_once_and_cleared(live):
+def test_a_failed_print_is_flagged_reprinted_on_a_working_kiosk_once_and_cleared(live):
     async def go():
         ka = await kiosk(live, "kiosk-a")
         kb = await kiosk(live, "kiosk-b")
@@ -59,11 +59,15 @@ def test_a_failed_print_is_flagged_reprinted_on_the_issuing_kiosk_once_and_clear
         views = {x["id"]: x for x in (await admin.ok("snapshot"))["tickets"]}
         assert views[t["id"]]["not_printed"] is True
 
-        # reprint: to the kiosk that issued it, with the same number, QR and route
+        # reprint: not back to kiosk-a, whose printer has just failed, but to kiosk-b, whose works;
+        # the same number, QR and route; the reply says why and lists the kiosks
         key = f"c1-reprint-{next(_keys)}"
         r1 = await console.ok("reprint", ticket=t["id"], idempotency_key=key)
-        assert r1["kiosk"] == "kiosk-a" and r1["fallback"] is False and r1["number"] == t["number"]
-        job = await ka.wait_push(lambda p: p.get("push") == "reprint")
+        assert (r1["kiosk"], r1["fallback"], r1["why"], r1["printer_code"]) == ("kiosk-b", True, "printer", "offline")
+        assert r1["number"] == t["number"] and r1["issued_by"] == "kiosk-a"
+        mine = [k for k in r1["kiosks"] if k["device"] in ("kiosk-a", "kiosk-b")]
+        assert mine == [{"device": "kiosk-a", "printer": "offline"}, {"device": "kiosk-b", "printer": "ok"}]
+        job = await kb.wait_push(lambda p: p.get("push") == "reprint")
         data = job["data"]
         assert data["job"] == r1["job"] and data["lang"] == "en"
         again = data["result"]
@@ -77,21 +81,49 @@ def test_a_failed_print_is_flagged_reprinted_on_the_issuing_kiosk_once_and_clear
         assert await console.ok("reprint", ticket=t["id"], idempotency_key=key) == r1
         await ka.ok("ping")  # pushes sent before the reply above would be in front of this one
         await kb.ok("ping")
-        assert [p["data"]["job"] for p in ka.pushes if p.get("push") == "reprint"] == [r1["job"]]
-        assert not [p for p in kb.pushes if p.get("push") == "reprint"]
+        assert [p["data"]["job"] for p in kb.pushes if p.get("push") == "reprint"] == [r1["job"]]
+        assert not [p for p in ka.pushes if p.get("push") == "reprint"]
 
-        # the kiosk printed it: every console hears the outcome, the flag is gone
-        await ka.ok("print_result", ticket=t["id"], printed=True, job=r1["job"])
+        # kiosk-b is out of paper too; staff mended kiosk-a and ask for it by name
+        await kb.ok("print_result", ticket=t["id"], printed=False, code="paper_out", job=r1["job"])
+        r = await console.request("reprint", ticket=t["id"], kiosk="kiosk-zz")
+        assert r["error"]["code"] == "kiosk_offline" and r["error"]["field"] == "kiosk"
+        assert "kiosk-a" in r["error"]["message"] and "kiosk-b" in r["error"]["message"]
+        r2 = await console.ok("reprint", ticket=t["id"], kiosk="kiosk-a")
+        assert (r2["kiosk"], r2["fallback"], r2["why"]) == ("kiosk-a", False, "chosen") and "printer_code" not in r2
+        assert {k["device"]: k["printer"] for k in r2["kiosks"]}["kiosk-b"] == "paper_out"
+        job = await ka.wait_push(lambda p: p.get("push") == "reprint")
+        assert job["data"]["job"] == r2["job"]
+
+        # kiosk-a printed it: every console hears the outcome, the flag is gone, and kiosk-a's
+        # printer counts as working again (its next ticket's reprint goes back to it)
+        await ka.ok("print_result", ticket=t["id"], printed=True, job=r2["job"])
         done = await other.wait_push(lambda p: p.get("push") == "print" and p["data"]["printed"])
-        assert done["data"]["job"] == r1["job"] and done["data"]["ticket"] == t["id"]
+        assert done["data"]["job"] == r2["job"] and done["data"]["ticket"] == t["id"]
         _, snap = await counter(live, 3)
         assert snap["snapshot"]["not_printed"] == []
         views = {x["id"]: x for x in (await admin.ok("snapshot"))["tickets"]}
         assert views[t["id"]]["not_printed"] is False
+        t2 = (await issue(ka))["ticket"]
+        r3 = await console.ok("reprint", ticket=t2["id"])
+        assert (r3["kiosk"], r3["fallback"], r3["why"]) == ("kiosk-a", False, None)
         for c in (ka, kb, console, other, admin):
             await c.close()
 
     asyncio.run(go())
+
+
+def test_the_kiosk_a_reprint_goes_to():
+    from queue_server.reprint import choose_kiosk
+
+    down = {"k2": {"code": "paper_out", "at": 1.0}}
+    assert choose_kiosk("k1", ["k1", "k2", "k3"], down) == ("k1", None)  # the issuing kiosk, working
+    assert choose_kiosk("k2", ["k1", "k2", "k3"], down) == ("k1", "printer")  # its printer failed
+    assert choose_kiosk("k9", ["k2", "k3"], down) == ("k3", "offline")  # not connected: a working one
+    assert choose_kiosk("k2", ["k2"], down) == ("k2", None)  # no other: try it again (staff may have mended it)
+    assert choose_kiosk("k9", ["k2"], down) == ("k2", "offline")  # every connected printer failed
+    assert choose_kiosk("", ["k2", "k3"], down) == ("k3", None)  # a kiosk with no name has none to miss
+    assert choose_kiosk("", ["k2"], down) == ("k2", None)
 
 
 def test_an_offline_issuing_kiosk_falls_back_to_another_and_none_is_a_clear_error(live):
@@ -163,7 +195,10 @@ def test_the_not_printed_flag_survives_a_restart(tmp_path):
             await k.ok("print_result", ticket=t["id"], printed=False, code="paper_out")
             await k.ok("print_result", ticket=ok["id"], printed=False, code="cover_open")
             await k.ok("print_result", ticket=ok["id"], printed=True)  # 「もう一度印刷する」 worked
-            await k.close()
+            s = await kiosk(srv, "kiosk-s")
+            await s.ok("print_result", ticket=t["id"], printed=False, code="offline")  # a reprint failed there
+            for x in (k, s):
+                await x.close()
             return t
 
         t = asyncio.run(before())
@@ -172,10 +207,17 @@ def test_the_not_printed_flag_survives_a_restart(tmp_path):
 
         async def after():
             c, snap = await counter(srv)
-            await c.close()
-            return snap["snapshot"]["not_printed"]
+            k = await kiosk(srv, "kiosk-r")
+            s = await kiosk(srv, "kiosk-s")
+            r = await c.ok("reprint", ticket=t["id"])
+            for x in (c, k, s):
+                await x.close()
+            return snap["snapshot"]["not_printed"], r
 
-        flagged = asyncio.run(after())
-        assert [(x["ticket"], x["code"], x["device"]) for x in flagged] == [(t["id"], "paper_out", "kiosk-r")]
+        flagged, r = asyncio.run(after())
+        assert [(x["ticket"], x["code"], x["device"]) for x in flagged] == [(t["id"], "offline", "kiosk-s")]
+        # kiosk-r printed after its failure, kiosk-s failed last: the reprint goes to kiosk-r
+        assert (r["kiosk"], r["why"]) == ("kiosk-r", None)
+        assert [(x["device"], x["printer"]) for x in r["kiosks"]] == [("kiosk-r", "ok"), ("kiosk-s", "offline")]
     finally:
         srv.kill()
