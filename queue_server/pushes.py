@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.protocol import State
 
-from . import day_end
+from . import day_end, reprint
 from . import protocol as P
 from .board_out import BOARD_PUSH_INTERVAL, text_frame
 from .core.shown import shown_waits
@@ -207,6 +207,9 @@ async def flusher(server: QueueServer) -> None:
             hub = server.hubs[key]  # (a re-read may have replaced it meanwhile)
             consoles = [(client, hub.lobby.counters[client.counter].departments)
                         for client in server.clients.of(key, "counter") if client.counter in hub.lobby.counters]
+            if key in server.kiosks_changed:  # a kiosk came or left (reprint.kiosk_came_or_left)
+                server.kiosks_changed.discard(key)
+                push(server, hub, "counter", "kiosks", reprint.connected_kiosks(server, hub))
             for client in server.clients.of(key, "public"):
                 if client.ticket in hub.lobby.tickets:
                     data = hub.public_view(hub.lobby.tickets[client.ticket], now)

@@ -143,6 +143,15 @@ def connected_kiosks(server: QueueServer, hub: SiteHub) -> list[dict[str, Any]]:
     return kiosk_views(connected_devices(server, hub), hub.printers_down)
 
 
+def kiosk_came_or_left(server: QueueServer, client: Client) -> None:
+    """A named kiosk connected or left: the site's consoles get the list again at the next flush
+    (``kiosks`` push, pushes.flusher), so their choice of kiosk for a reprint holds the kiosks
+    there are now — once per flush, however many kiosks reconnect after a network blip."""
+    if client.role == "kiosk" and client.device and client.site in server.hubs:
+        server.kiosks_changed.add(client.site)
+        server.dirty.add(client.site)
+
+
 def kiosk_views(kiosks: list[str], printers_down: dict[str, dict]) -> list[dict[str, Any]]:
     """The connected kiosks with their printer's state, for the console's choice."""
     return [{"device": k, "printer": "ok" if k not in printers_down else printers_down[k]["code"] or "printer_error"}

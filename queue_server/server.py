@@ -76,6 +76,7 @@ class QueueServer:
         self.idem: dict[str, str] = {}  # scoped idempotency key -> the reply's result as JSON text
         self.metrics = Metrics()
         self.dirty: set[str] = set()
+        self.kiosks_changed: set[str] = set()  # sites whose consoles get the kiosks list at the next flush
         self.feeds = Feeds()  # the consoles' queue deltas (feed.py)
         self.board_out = BoardOut()  # the boards' pushes, coalesced (board_out.py)
         self._tasks: list[asyncio.Task] = []

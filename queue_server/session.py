@@ -69,6 +69,7 @@ async def handler(server: QueueServer, ws: ServerConnection) -> None:
         pass
     finally:
         server.clients.discard(client)
+        reprint.kiosk_came_or_left(server, client)  # (a kiosk left: the consoles' choice of kiosk without it)
 
 
 async def on_message(server: QueueServer, client: Client, raw: str | bytes) -> None:
@@ -215,6 +216,7 @@ async def hello(server: QueueServer, client: Client, req: P.Request) -> None:
         result["snapshot"] = snapshot(server, hub, client, now)
         reply = P.reply(req.id, result)
     await send(server, client, reply)  # outside the slot: a slow client's socket holds no other hello up
+    reprint.kiosk_came_or_left(server, client)  # (a kiosk came: the consoles' choice of kiosk with it)
     for msg in missed:
         await send(server, client, msg)
 

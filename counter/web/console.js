@@ -515,6 +515,9 @@ function onPush(msg) {
     renderStorage(msg.data);
   } else if (msg.push === "queue") {
     onQueue(msg.seq, msg.data);
+  } else if (msg.push === "kiosks") {
+    S.kiosks = msg.data;
+    renderKioskChoice();
   } else if (msg.push === "help") {
     S.alerts.unshift({ ...msg.data, fresh: true });
     renderAlerts();

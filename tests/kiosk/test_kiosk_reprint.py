@@ -253,6 +253,17 @@ def test_a_reprint_goes_to_a_kiosk_whose_printer_works_or_to_the_one_staff_choos
             page.wait_for_timeout(50)
         assert [p["data"]["result"]["ticket"]["number"] for p in jobs["kiosk-a"].pushes
                 if p.get("push") == "reprint"] == [number]
+
+        # a kiosk switched on now joins the choice, and leaves it when it goes (by push, no reload)
+        connected, gone = threading.Event(), threading.Event()
+        third = threading.Thread(target=_mute_kiosk, args=(live, "kiosk-c", connected, gone), daemon=True)
+        third.start()
+        assert connected.wait(20)
+        page.wait_for_selector('#reprint-kiosk option[value="kiosk-c"]', state="attached", timeout=10_000)
+        assert page.locator("#reprint-kiosk").input_value() == "kiosk-a"  # staff's choice is kept
+        gone.set()
+        third.join(10)
+        page.wait_for_selector('#reprint-kiosk option[value="kiosk-c"]', state="detached", timeout=10_000)
     finally:
         leave.set()
         kiosks.join(10)

@@ -113,6 +113,31 @@ def test_a_failed_print_is_flagged_reprinted_on_a_working_kiosk_once_and_cleared
     asyncio.run(go())
 
 
+def test_consoles_hear_which_kiosks_are_connected_with_their_printers(live):
+    def seen(console: Client, device: str) -> list[dict]:
+        return [p["data"] for p in console.pushes if p.get("push") == "kiosks"
+                and any(k["device"] == device for k in p["data"])]
+
+    async def go():
+        console, snap = await counter(live)
+        assert all(set(k) == {"device", "printer"} for k in snap["snapshot"]["kiosks"])
+        assert "kiosk-k" not in [k["device"] for k in snap["snapshot"]["kiosks"]]
+        kk = await kiosk(live, "kiosk-k")
+        came = await console.wait_push(lambda p: p.get("push") == "kiosks"
+                                       and {"device": "kiosk-k", "printer": "ok"} in p["data"])
+        assert came["site"] == "honcho"
+        t = (await issue(kk))["ticket"]
+        await kk.ok("print_result", ticket=t["id"], printed=False, code="cover_open")
+        _, again = await counter(live, 2)  # a console signing in now: kiosk-k with its printer's state
+        assert {"device": "kiosk-k", "printer": "cover_open"} in again["snapshot"]["kiosks"]
+        await kk.close()
+        await console.wait_push(lambda p: p.get("push") == "kiosks" and len(seen(console, "kiosk-k")) == 1
+                                and all(k["device"] != "kiosk-k" for k in p["data"]))
+        await console.close()
+
+    asyncio.run(go())
+
+
 def test_the_kiosk_a_reprint_goes_to():
     from queue_server.reprint import choose_kiosk
 
