@@ -419,7 +419,7 @@ function renderKioskChoice() {
   const chosen = select.value;
   select.replaceChildren(el("option", { value: "" }, t("console.reprint_on_auto")),
     ...S.kiosks.map((k) => el("option", { value: k.device },
-      k.printer === "ok" ? k.device : `${k.device}（${printReason(k.printer)}）`)));
+      k.printer === "ok" ? k.device : t("console.kiosk_printer_failed", { device: k.device, reason: printReason(k.printer) }))));
   select.value = S.kiosks.some((k) => k.device === chosen) ? chosen : "";
 }
 
