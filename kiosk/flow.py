@@ -72,6 +72,9 @@ PURPOSES: tuple[str, ...] = (
 MAX_STAFF_PIN_TRIES = 3
 MAX_NUMBER_DIGITS = 3
 RESERVATION_DIGITS = 6  # the server's booking codes (docs/protocol.md, reserve)
+# Life events one visit may add up on the kiosk (転入 and 出生 for a family moving in with a
+# newborn): one list, one ticket, no step twice. More than this is a visit for the counter.
+MAX_PURPOSES = 4
 #: Server refusals that mean "check the reservation code" rather than "ask staff".
 RESERVATION_ERRORS = frozenset({"unknown_reservation", "reservation_used", "booking_cancelled", "booking_other_day",
                                 "booking_other_site", "booking_expired"})  # bookings from /plan/ too
@@ -126,6 +129,11 @@ class AssistRequested:
 @dataclass(frozen=True)
 class ChoosePurpose:
     purpose: str
+
+
+@dataclass(frozen=True)
+class AddPurpose:
+    """「ほかの手続きも追加」 on the list: choose one more purpose for the same visit (one ticket)."""
 
 
 @dataclass(frozen=True)
@@ -328,7 +336,7 @@ class Scanned:
 
 Event = (
     Tick | Touched | ChooseLanguage | ToggleLargeText | ToggleHighContrast | HelpPressed | AssistRequested | ReadAloud
-    | ChoosePurpose | IssueBusy
+    | ChoosePurpose | AddPurpose | IssueBusy
     | ChooseReservation | PadDigit | PadDelete | PadDone | Answer | ToggleChoice | Back | Restart | TakeNumber
     | UseCard | SkipCard | CardEvent | PlanReceived | PlanFailed | Connected | Disconnected | StorageChanged
     | IssueSucceeded
@@ -487,6 +495,7 @@ class KioskState:
     assist: bool = False  # staff-assist mode: tickets get the assistance priority
     # --- what the citizen entered (personal: wiped by reset) ---
     purposes: tuple[str, ...] = ()
+    adding: bool = False  # the purpose screen adds one to ``purposes`` (AddPurpose) instead of starting over
     answers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (question id, value), in order
     question: str | None = None  # id of the question on screen
     entry: str = field(default="", repr=False)  # digits on the pad (number question, reservation code)
@@ -584,6 +593,16 @@ class Kiosk:
             n += 1
         return max(n, len(state.answers) + 1)
 
+    def addable_purposes(self, state: KioskState) -> tuple[str, ...]:
+        """The purposes the purpose screen offers when adding one to the visit (not those chosen)."""
+        return tuple(p for p in self.config.purposes if p not in state.purposes)
+
+    def can_add_purpose(self, state: KioskState) -> bool:
+        """Whether the list offers 「ほかの手続きも追加」: a walk-in's list (a booking's purposes
+        are the booking's), fewer than MAX_PURPOSES chosen, and another purpose left to choose."""
+        return (state.screen is Screen.PLAN and state.reservation_code is None and bool(state.purposes)
+                and len(state.purposes) < MAX_PURPOSES and bool(self.addable_purposes(state)))
+
     def convenience_items(self, state: KioskState) -> list[Mapping[str, Any]]:
         """Alternatives on the list that a convenience store offers (shown before the number)."""
         if not state.plan:
@@ -657,7 +676,8 @@ class Kiosk:
 
     def _on_AssistRequested(self, s: KioskState, e: AssistRequested) -> tuple[KioskState, list[Command]]:
         notice = "assist.called" if s.online else "help.queued"
-        if self.config.staff_pin and not s.assist and s.screen in (Screen.LANGUAGE, Screen.PURPOSE):
+        if self.config.staff_pin and not s.assist and s.screen in (Screen.LANGUAGE, Screen.PURPOSE) \
+                and not s.adding:  # (adding a purpose: a citizen mid-visit, not the first screens)
             return replace(s, screen=Screen.STAFF_PIN, staff_tries=0, notice=notice), [
                 SendHelp("assist_request"), WipeInput()]
         return replace(s, notice=notice), [SendHelp("assist_request")]
@@ -667,6 +687,8 @@ class Kiosk:
 
     def _on_Back(self, s: KioskState, e: Back) -> tuple[KioskState, list[Command]]:
         s = replace(s, notice=None)
+        if s.screen is Screen.PURPOSE and s.adding:  # nothing added: the list as it was
+            return replace(s, screen=Screen.PLAN, adding=False), []
         if s.screen is Screen.PURPOSE:
             return replace(s, screen=Screen.LANGUAGE), []
         if s.screen is Screen.RESERVATION:  # also while the booking is being looked up
@@ -699,10 +721,21 @@ class Kiosk:
     def _on_ChoosePurpose(self, s: KioskState, e: ChoosePurpose) -> tuple[KioskState, list[Command]]:
         if s.screen is not Screen.PURPOSE or e.purpose not in self.catalogue.purposes:
             return s, []
+        if s.adding:
+            if e.purpose in s.purposes:
+                return s, []
+            # the answers given so far stay: only the questions the new purpose adds are asked, and
+            # the list is planned for all purposes together (one step per department and procedure)
+            return self._advance(replace(s, purposes=(*s.purposes, e.purpose), adding=False, notice=None))
         return self._advance(replace(s, purposes=(e.purpose,), answers=(), notice=None))
 
+    def _on_AddPurpose(self, s: KioskState, e: AddPurpose) -> tuple[KioskState, list[Command]]:
+        if not self.can_add_purpose(s):
+            return s, []
+        return replace(s, screen=Screen.PURPOSE, adding=True, notice=None), []
+
     def _on_ChooseReservation(self, s: KioskState, e: ChooseReservation) -> tuple[KioskState, list[Command]]:
-        if s.screen is not Screen.PURPOSE:
+        if s.screen is not Screen.PURPOSE or s.adding:
             return s, []
         return replace(s, screen=Screen.RESERVATION, entry="", notice=None), []
 

@@ -65,7 +65,7 @@ def screen_phrases(kiosk: F.Kiosk, s: F.KioskState, messages: Messages, card_mes
                 for code in [event.lang]]  # type: ignore[union-attr]
         return out
     if screen is F.Screen.PURPOSE:
-        lines = [m.get("purpose.title", lang), *_option_lines(kiosk, s, m)]
+        lines = [m.get("purpose.add_title" if s.adding else "purpose.title", lang), *_option_lines(kiosk, s, m)]
     elif screen is F.Screen.QUESTION:
         q = kiosk.question_view(s)
         n, left = kiosk.progress(s)
@@ -93,10 +93,12 @@ def screen_phrases(kiosk: F.Kiosk, s: F.KioskState, messages: Messages, card_mes
     elif screen is F.Screen.PLAN:
         plan = s.plan or {}
         lines.append(pick(kiosk.catalogue.labels["plan_title"], lang))
+        # the stops in visiting order, said as stops ("1か所目"), not as keys: key 1 here may add a purpose
         for i, st in enumerate(plan.get("steps", []), start=1):
-            lines.append(m.get("audio.option", lang, n=i, label=st["department_name"]))
+            lines.append(m.get("audio.step", lang, n=i, label=st["department_name"]))
         if s.waits and s.waits.get("wait_minutes") is not None:
             lines.append(wait_words(m, lang, s.waits))
+        lines += _option_lines(kiosk, s, m)  # "1、ほかの手続きも追加。"
         lines.append(m.get("audio.enter_take_number", lang))
     elif screen is F.Screen.CARD_OFFER:
         lines = [m.get("card.offer.title", lang), *_option_lines(kiosk, s, m)]

@@ -112,10 +112,18 @@ def plan(ctx: ViewContext) -> Widget:
         summary.bind(height=lambda *_: setattr(head, "height", max(summary.height, title.height)))
         box.add_widget(head)
     box.add_widget(paged(ctx, plan_body(ctx), "plan"))
+    buttons = []
+    if ctx.kiosk.can_add_purpose(s):  # 転入 and 出生 on one list and one ticket (flow.AddPurpose)
+        buttons.append(ctx.button("＋ " + ctx.t("plan.add_purpose"), F.AddPurpose(), role="heading",
+                                  height=130, name="add-purpose"))
     if s.plan and s.plan.get("steps"):
-        take = ctx.button(ctx.t("plan.take_number") + " ▶", F.TakeNumber(), primary=True, role="title",
-                          height=130, name="take-number")
-        box.add_widget(take)
+        buttons.append(ctx.button(ctx.t("plan.take_number") + " ▶", F.TakeNumber(), primary=True, role="title",
+                                  height=130, name="take-number"))
+    if len(buttons) == 2:  # the number first in size: it is what most citizens came for
+        buttons[0].size_hint_x, buttons[1].size_hint_x = 0.38, 0.62
+        box.add_widget(hbox(*buttons, height=130))
+    elif buttons:
+        box.add_widget(buttons[0])
     return box
 
 

@@ -46,17 +46,19 @@ def purpose(ctx: ViewContext) -> Widget:
     """Life events, certificates, consultation and reservation check-in as big buttons."""
     th = ctx.theme
     box = BoxLayout(orientation="vertical", spacing=20)
-    box.add_widget(ctx.text(ctx.t("purpose.title"), "title"))
+    adding = ctx.state.adding  # one more purpose for this visit: those chosen are not offered again
+    box.add_widget(ctx.text(ctx.t("purpose.add_title" if adding else "purpose.title"), "title"))
     cols = 2 if th.portrait else 3
     grid = GridLayout(cols=cols, spacing=18)
-    for pid in ctx.kiosk.config.purposes:
+    for pid in ctx.kiosk.addable_purposes(ctx.state) if adding else ctx.kiosk.config.purposes:
         name = purpose_name(ctx, pid)
         # long names (相談（福祉・子ども・障がい・介護）) one size smaller, so they wrap cleanly
         role = "body" if len(name) > 16 and ctx.lang in ("ja", "ja-easy", "zh") else "heading"
         grid.add_widget(ctx.button(bracket_break(name), F.ChoosePurpose(pid), role=role, height=0,
                                    name=f"purpose-{pid}", icon=pid if pid in DRAWINGS else None))
-    grid.add_widget(ctx.button(ctx.t("purpose.reservation"), F.ChooseReservation(), role="heading", height=0,
-                               primary=True, name="purpose-reservation", icon="reservation"))
+    if not adding:  # (a booking is a visit of its own)
+        grid.add_widget(ctx.button(ctx.t("purpose.reservation"), F.ChooseReservation(), role="heading", height=0,
+                                   primary=True, name="purpose-reservation", icon="reservation"))
     box.add_widget(grid)
     return box
 

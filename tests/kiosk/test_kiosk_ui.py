@@ -946,3 +946,59 @@ def test_ruby_markup_shows_as_a_bracketed_reading_in_ja_easy_and_as_kanji_elsewh
     assert Text("{市民課|しみんか}", "ja", th).plain == "市民課"
     b = BigButton("{証明書|しょうめいしょ}", "ja-easy", th, lambda: None)
     assert b.plain == "証明書（しょうめいしょ）" and "|" not in b.text
+
+
+def _answer_plainly(k: Kiosk) -> None:
+    """Tap through the questions: "no", the first choice, or 2 on a number pad."""
+    while k.state.screen is F.Screen.QUESTION:
+        q = k.shell.kiosk.catalogue.questions[k.state.question]
+        before = len(k.state.answers)
+        if q.kind == "number":
+            k.tap("digit-2")
+            k.tap("pad-ok")
+        elif q.kind == "multi":
+            k.tap(f"choice-{q.choices[0]}")
+            k.tap("answer-next")
+        else:
+            k.tap("answer-no" if q.kind == "yesno" else f"answer-{q.choices[0]}")
+        assert len(k.state.answers) == before + 1, q.id
+
+
+def test_a_family_moving_in_with_a_newborn_gets_one_list_and_one_ticket(kiosk, live):
+    """転入 then 「ほかの手続きも追加」 出生: only the birth's own questions are asked, the list has both
+    (no stop twice), and one ticket routes the visit (screenshots ja-05-plan-add-purpose,
+    ja-03-purpose-adding, ja-05-plan-two-purposes)."""
+    before = len(run(admin_tickets(live)))
+    k = kiosk(device="kiosk-two")
+    k.tap("lang-ja")
+    k.tap("purpose-move_in")
+    _answer_plainly(k)
+    if k.state.screen is F.Screen.CONVENIENCE:
+        k.tap("take-number")
+    k.wait_screen(F.Screen.PLAN)
+    first = [st["department"] for st in k.state.plan["steps"]]
+    assert "ほかの手続きも追加" in k.button("add-purpose").text
+    k.shot("ja-05-plan-add-purpose")
+    k.tap("add-purpose")
+    k.wait_screen(F.Screen.PURPOSE)
+    names = [b.name for b in k.buttons()]
+    assert "purpose-birth" in names and "purpose-move_in" not in names and "purpose-reservation" not in names
+    assert "追加するご用件を選んでください" in k.texts()
+    k.shot("ja-03-purpose-adding")
+    asked_before = len(k.state.answers)
+    k.tap("purpose-birth")
+    _answer_plainly(k)
+    if k.state.screen is F.Screen.CONVENIENCE:
+        k.tap("take-number")
+    k.wait_screen(F.Screen.PLAN)
+    k.pump(lambda: k.state.waits is not None)
+    assert k.state.purposes == ("move_in", "birth") and len(k.state.answers) > asked_before
+    deps = [st["department"] for st in k.state.plan["steps"]]
+    assert len(deps) == len(set(deps)) and set(first) <= set(deps)
+    k.shot("ja-05-plan-two-purposes")
+    k.tap("take-number")
+    k.wait_screen(F.Screen.DONE)
+    tickets = run(admin_tickets(live))
+    assert len(tickets) == before + 1  # one ticket for the whole visit
+    mine = next(t for t in tickets if t["number"] == k.state.issue_result["ticket"]["number"])
+    assert {s["department"] for s in mine["steps"]} == set(deps)  # the server routed both purposes' stops
