@@ -119,11 +119,12 @@ def plan(ctx: ViewContext) -> Widget:
     if s.plan and s.plan.get("steps"):
         buttons.append(ctx.button(ctx.t("plan.take_number") + " ▶", F.TakeNumber(), primary=True, role="title",
                                   height=130, name="take-number"))
-    if len(buttons) == 2:  # the number first in size: it is what most citizens came for
+    if len(buttons) == 2 and not th.portrait:  # the number first in size: it is what most citizens came for
         buttons[0].size_hint_x, buttons[1].size_hint_x = 0.38, 0.62
         box.add_widget(hbox(*buttons, height=130))
-    elif buttons:
-        box.add_widget(buttons[0])
+    else:  # portrait: a third of its narrow width cut "Add another purpose" in large text: one per row
+        for b in buttons:
+            box.add_widget(b)
     return box
 
 

@@ -1002,3 +1002,44 @@ def test_a_family_moving_in_with_a_newborn_gets_one_list_and_one_ticket(kiosk, l
     assert len(tickets) == before + 1  # one ticket for the whole visit
     mine = next(t for t in tickets if t["number"] == k.state.issue_result["ticket"]["number"])
     assert {s["department"] for s in mine["steps"]} == set(deps)  # the server routed both purposes' stops
+
+
+def _words_fit(b: BigButton) -> bool:
+    """The button's words, wrapped at its width, take no more than its height (Kivy would cut them)."""
+    from kivy.core.text.markup import MarkupLabel  # (the kiosk's text carries [font] tags per script)
+
+    label = MarkupLabel(text=b.text, font_size=b.font_size, font_name=b.font_name, halign="center",
+                        text_size=(b.width - 24, None))
+    label.refresh()
+    return label.texture.size[1] <= b.height - 12
+
+
+def test_the_add_purpose_button_words_fit_in_every_language_large_text_and_both_orientations(kiosk):
+    k = kiosk()
+    cut = []
+    try:
+        for size in ((1920, 1080), (1080, 1920)):
+            Window.size = size
+            k.pump(frames=2)
+            k.shell.render(force=True)
+            for large in (False, True):
+                if large != k.state.large_text:
+                    k.tap("toggle-large")
+                for lang in ("ja", "en", "zh", "ko", "vi", "pt", "ja-easy"):
+                    k.tap(f"lang-{lang}")
+                    k.tap("purpose-certificate")
+                    k.tap("choice-juminhyo")
+                    k.tap("answer-next")
+                    k.pump(lambda: k.state.screen in (F.Screen.CONVENIENCE, F.Screen.PLAN))
+                    if k.state.screen is F.Screen.CONVENIENCE:
+                        k.tap("convenience-continue")
+                    k.wait_screen(F.Screen.PLAN)
+                    k.pump(frames=2)
+                    for name in ("add-purpose", "take-number"):
+                        if not _words_fit(k.button(name)):
+                            cut.append((size, large, lang, name, k.button(name).text))
+                    k.tap("restart")
+        assert not cut, cut
+    finally:
+        Window.size = (1920, 1080)
+        k.pump(frames=2)
