@@ -593,15 +593,18 @@ class Kiosk:
             n += 1
         return max(n, len(state.answers) + 1)
 
-    def addable_purposes(self, state: KioskState) -> tuple[str, ...]:
-        """The purposes the purpose screen offers when adding one to the visit (not those chosen)."""
+    def offered_purposes(self, state: KioskState) -> tuple[str, ...]:
+        """The purposes the purpose screen offers: all of them, or, when adding one to the visit,
+        those not chosen yet (the screen, the keypad and the speech all list these)."""
+        if not state.adding:
+            return self.config.purposes
         return tuple(p for p in self.config.purposes if p not in state.purposes)
 
     def can_add_purpose(self, state: KioskState) -> bool:
         """Whether the list offers 「ほかの手続きも追加」: a walk-in's list (a booking's purposes
         are the booking's), fewer than MAX_PURPOSES chosen, and another purpose left to choose."""
         return (state.screen is Screen.PLAN and state.reservation_code is None and bool(state.purposes)
-                and len(state.purposes) < MAX_PURPOSES and bool(self.addable_purposes(state)))
+                and len(state.purposes) < MAX_PURPOSES and any(p not in state.purposes for p in self.config.purposes))
 
     def convenience_items(self, state: KioskState) -> list[Mapping[str, Any]]:
         """Alternatives on the list that a convenience store offers (shown before the number)."""

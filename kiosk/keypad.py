@@ -50,11 +50,11 @@ def options(kiosk: F.Kiosk, s: F.KioskState, messages: Messages) -> list[tuple[s
     lang = s.lang
     if s.screen is F.Screen.LANGUAGE:
         return [(LANGUAGE_NAMES[c], F.ChooseLanguage(c)) for c in LANGUAGES]
-    if s.screen is F.Screen.PURPOSE and s.adding:  # one more purpose for this visit: no booking here
-        return [(purpose_label(kiosk, messages, p, lang), F.ChoosePurpose(p)) for p in kiosk.addable_purposes(s)]
     if s.screen is F.Screen.PURPOSE:
-        return [(purpose_label(kiosk, messages, p, lang), F.ChoosePurpose(p)) for p in kiosk.config.purposes] + [
-            (messages.get("purpose.reservation", lang), F.ChooseReservation())]
+        chosen = [(purpose_label(kiosk, messages, p, lang), F.ChoosePurpose(p)) for p in kiosk.offered_purposes(s)]
+        if s.adding:  # one more purpose for this visit: a booking is a visit of its own
+            return chosen
+        return chosen + [(messages.get("purpose.reservation", lang), F.ChooseReservation())]
     if s.screen is F.Screen.PLAN and kiosk.can_add_purpose(s):  # (Enter takes the number)
         return [(messages.get("plan.add_purpose", lang), F.AddPurpose())]
     if s.screen is F.Screen.QUESTION and not _entry_screen(kiosk, s):

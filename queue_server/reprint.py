@@ -123,13 +123,11 @@ def choose_kiosk(issued_by: str, kiosks: list[str], printers_down: dict[str, dic
     When every connected printer has failed, the issuing kiosk (or the first) is tried anyway:
     staff may have mended it."""
     working = [k for k in kiosks if k not in printers_down]
-    if issued_by in working:
+    if issued_by in working or (not working and issued_by in kiosks):
         return issued_by, None
-    if working:
-        return working[0], ("printer" if issued_by in kiosks else "offline") if issued_by else None
-    if issued_by in kiosks:
-        return issued_by, None
-    return kiosks[0], "offline" if issued_by else None
+    # (a kiosk that gave no device name has none to miss)
+    why = ("printer" if issued_by in kiosks else "offline") if issued_by else None
+    return (working or kiosks)[0], why
 
 
 def connected_devices(server: QueueServer, hub: SiteHub) -> list[str]:

@@ -50,7 +50,7 @@ def purpose(ctx: ViewContext) -> Widget:
     box.add_widget(ctx.text(ctx.t("purpose.add_title" if adding else "purpose.title"), "title"))
     cols = 2 if th.portrait else 3
     grid = GridLayout(cols=cols, spacing=18)
-    for pid in ctx.kiosk.addable_purposes(ctx.state) if adding else ctx.kiosk.config.purposes:
+    for pid in ctx.kiosk.offered_purposes(ctx.state):
         name = purpose_name(ctx, pid)
         # long names (相談（福祉・子ども・障がい・介護）) one size smaller, so they wrap cleanly
         role = "body" if len(name) > 16 and ctx.lang in ("ja", "ja-easy", "zh") else "heading"
